@@ -1,0 +1,5 @@
+//! The edge of each Lambda: decoding its trigger, calling the library, shaping the answer.
+//! Binaries in `src/bin/` are wiring only.
+
+pub mod app;
+pub mod sync_worker;

@@ -1,0 +1,11 @@
+//! The pieces the local stack and the tests share: the table definition read from
+//! `template.yaml`, the embedded DynamoDB (dynoxide) and moto in server mode, all on loopback.
+
+pub mod dynoxide;
+pub mod moto;
+pub mod table;
+
+/// The workspace root, where `template.yaml`, `.venv` and `local/` live.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("local/ sits in the workspace").to_path_buf()
+}

@@ -1,0 +1,56 @@
+//! Counts SDK operations by name, for tests and benchmarks ("zero writes", "one transaction").
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_types::config_bag::ConfigBag;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// An SDK interceptor that counts operations (`GetItem`, `TransactWriteItems`, `PutEvents`…).
+/// Clones share one count.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+/// Operations that write to DynamoDB.
+const WRITES: [&str; 6] = ["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem", "ExecuteStatement"];
+
+impl RequestCounter {
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, operation: &str) -> u64 {
+        self.0.lock().unwrap().get(operation).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.lock().unwrap().values().sum()
+    }
+
+    /// DynamoDB write requests of any kind.
+    pub fn writes(&self) -> u64 {
+        WRITES.iter().map(|op| self.count(op)).sum()
+    }
+
+    pub fn reset(&self) {
+        self.0.lock().unwrap().clear();
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let name = cfg.load::<Metadata>().map_or("unknown", |m| m.name()).to_owned();
+        *self.0.lock().unwrap().entry(name).or_default() += 1;
+        Ok(())
+    }
+}

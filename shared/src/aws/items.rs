@@ -1,0 +1,316 @@
+//! How domain values become DynamoDB items and back. Keys follow the one-table design:
+//! `USER#{user}` holds a person's profile, connections and days; `CHAL#{id}` a challenge and
+//! its participants; `PACCT#{provider}#{account}` who owns a provider account.
+
+use crate::domain::{
+    Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LastError, LocalDate, Membership,
+    Participant, ParticipantTotals, Provider, SourceValue, StepCount, UserId, UserProfile,
+};
+use crate::ports::StoreError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const PROFILE_SK: &str = "PROFILE";
+pub const META_SK: &str = "META";
+pub const OWNER_SK: &str = "OWNER";
+/// Connections are spread over this many scheduler shards (GSI1 `DUE#{shard}`).
+pub const DUE_SHARDS: u16 = 16;
+
+pub fn user_pk(user: &UserId) -> String {
+    format!("USER#{user}")
+}
+pub fn day_sk(date: LocalDate) -> String {
+    format!("DAY#{date}")
+}
+pub fn conn_sk(provider: Provider) -> String {
+    format!("CONN#{provider}")
+}
+pub fn challenge_pk(id: &ChallengeId) -> String {
+    format!("CHAL#{id}")
+}
+pub fn participant_sk(user: &UserId) -> String {
+    format!("PART#{user}")
+}
+pub fn account_pk(provider: Provider, account: &str) -> String {
+    format!("PACCT#{provider}#{account}")
+}
+
+pub fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.into()))])
+}
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+pub fn n(v: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(format!("cannot map item: {e}")))
+}
+
+pub fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("cannot read item: {e}")))
+}
+
+/// The scheduler shard of a connection: stable, spread by a simple string hash.
+pub fn shard_of(user: &UserId, provider: Provider) -> u16 {
+    let h = user.as_str().bytes().chain(provider.as_str().bytes()).fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    (h % u32::from(DUE_SHARDS)) as u16
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct DayItem {
+    pub pk: String,
+    pub sk: String,
+    pub user: UserId,
+    pub date: LocalDate,
+    pub total: u32,
+    pub version: u64,
+    /// Provider id → that source's latest value.
+    pub sources: BTreeMap<String, SourceValue>,
+    pub updated_at: Timestamp,
+}
+
+impl DayItem {
+    pub fn from_record(record: &DayRecord, now: Timestamp) -> Self {
+        Self {
+            pk: user_pk(&record.user),
+            sk: day_sk(record.date),
+            user: record.user.clone(),
+            date: record.date,
+            total: record.total.get(),
+            version: record.version,
+            sources: record.sources.iter().map(|(p, v)| (p.as_str().to_owned(), *v)).collect(),
+            updated_at: now,
+        }
+    }
+
+    pub fn into_record(self) -> Result<DayRecord, StoreError> {
+        let sources = self
+            .sources
+            .into_iter()
+            .map(|(p, v)| p.parse::<Provider>().map(|p| (p, v)))
+            .collect::<Result<BTreeMap<_, _>, _>>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(DayRecord {
+            user: self.user,
+            date: self.date,
+            sources,
+            total: StepCount::from_stored(self.total),
+            version: self.version,
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ProfileItem {
+    pub pk: String,
+    pub sk: String,
+    #[serde(default)]
+    pub rev: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<Provider>,
+    #[serde(default)]
+    pub memberships: BTreeMap<String, Membership>,
+}
+
+impl ProfileItem {
+    pub fn from_profile(user: &UserId, profile: &UserProfile) -> Self {
+        Self {
+            pk: user_pk(user),
+            sk: PROFILE_SK.to_owned(),
+            rev: profile.rev,
+            primary: profile.primary,
+            memberships: profile.memberships.iter().map(|(id, m)| (id.as_str().to_owned(), *m)).collect(),
+        }
+    }
+
+    pub fn into_profile(self) -> Result<UserProfile, StoreError> {
+        let memberships = self
+            .memberships
+            .into_iter()
+            .map(|(id, m)| ChallengeId::parse(&id).map(|id| (id, m)))
+            .collect::<Result<BTreeMap<_, _>, _>>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(UserProfile { primary: self.primary, memberships, rev: self.rev })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ChallengeItem {
+    pub pk: String,
+    pub sk: String,
+    pub id: ChallengeId,
+    pub name: String,
+    pub start: LocalDate,
+    pub end: LocalDate,
+    pub time_zone: String,
+    pub grace_days: u32,
+}
+
+impl ChallengeItem {
+    pub fn from_challenge(c: &Challenge) -> Self {
+        Self {
+            pk: challenge_pk(&c.id),
+            sk: META_SK.to_owned(),
+            id: c.id.clone(),
+            name: c.name.clone(),
+            start: c.start,
+            end: c.end,
+            time_zone: c.time_zone.clone(),
+            grace_days: c.grace_days,
+        }
+    }
+
+    pub fn into_challenge(self) -> Challenge {
+        Challenge {
+            id: self.id,
+            name: self.name,
+            start: self.start,
+            end: self.end,
+            time_zone: self.time_zone,
+            grace_days: self.grace_days,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ParticipantItem {
+    pub pk: String,
+    pub sk: String,
+    pub challenge: ChallengeId,
+    pub user: UserId,
+    pub total: u64,
+    pub days: u32,
+    pub joined_at: Timestamp,
+    /// Epoch seconds after which the challenge is final: day writes are conditioned on it.
+    pub closes_at: i64,
+}
+
+impl ParticipantItem {
+    pub fn from_participant(p: &Participant, closes_at: Timestamp) -> Self {
+        Self {
+            pk: challenge_pk(&p.challenge),
+            sk: participant_sk(&p.user),
+            challenge: p.challenge.clone(),
+            user: p.user.clone(),
+            total: p.totals.total,
+            days: p.totals.days,
+            joined_at: p.joined_at,
+            closes_at: closes_at.as_second(),
+        }
+    }
+
+    pub fn into_participant(self) -> Participant {
+        Participant {
+            challenge: self.challenge,
+            user: self.user,
+            totals: ParticipantTotals { total: self.total, days: self.days },
+            joined_at: self.joined_at,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ConnectionItem {
+    pub pk: String,
+    pub sk: String,
+    pub user: UserId,
+    pub provider: Provider,
+    pub status: ConnectionStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<EncryptedTokens>,
+    #[serde(default)]
+    pub token_version: u64,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_data_date: Option<LocalDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_device_sync_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_sync_at: Option<Timestamp>,
+    /// GSI1: present only while the connection is active and scheduled (a sparse index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+}
+
+impl ConnectionItem {
+    pub fn from_connection(c: &Connection) -> Self {
+        let due = (c.status == ConnectionStatus::Active).then_some(c.next_sync_at).flatten();
+        Self {
+            pk: user_pk(&c.user),
+            sk: conn_sk(c.provider),
+            user: c.user.clone(),
+            provider: c.provider,
+            status: c.status,
+            provider_user_id: c.provider_user_id.clone(),
+            time_zone: c.time_zone.clone(),
+            tokens: c.tokens.clone(),
+            token_version: c.token_version,
+            created_at: c.created_at,
+            last_attempt_at: c.last_attempt_at,
+            last_success_at: c.last_success_at,
+            last_data_date: c.last_data_date,
+            last_device_sync_at: c.last_device_sync_at,
+            last_error: c.last_error.clone(),
+            next_sync_at: c.next_sync_at,
+            gsi1pk: due.map(|_| due_pk(shard_of(&c.user, c.provider))),
+            gsi1sk: due.map(due_sk),
+        }
+    }
+
+    pub fn into_connection(self) -> Connection {
+        Connection {
+            user: self.user,
+            provider: self.provider,
+            status: self.status,
+            provider_user_id: self.provider_user_id,
+            time_zone: self.time_zone,
+            tokens: self.tokens,
+            token_version: self.token_version,
+            created_at: self.created_at,
+            last_attempt_at: self.last_attempt_at,
+            last_success_at: self.last_success_at,
+            last_data_date: self.last_data_date,
+            last_device_sync_at: self.last_device_sync_at,
+            last_error: self.last_error,
+            next_sync_at: self.next_sync_at,
+        }
+    }
+}
+
+pub fn due_pk(shard: u16) -> String {
+    format!("DUE#{shard}")
+}
+
+/// Sortable due time: RFC 3339 in UTC with fixed-width fractional seconds.
+pub fn due_sk(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct OwnerItem {
+    pub pk: String,
+    pub sk: String,
+    pub user: UserId,
+    pub provider: Provider,
+    pub account: String,
+}

@@ -1,0 +1,32 @@
+//! The only code that imports `aws_sdk_*`: the DynamoDB store, the EventBridge publisher,
+//! SDK configuration and a request counter.
+
+mod counter;
+mod dynamo;
+mod eventbridge;
+mod items;
+
+pub use counter::RequestCounter;
+pub use dynamo::DynamoStore;
+pub use eventbridge::{EventBridgePublisher, PutEventsApi};
+
+pub use aws_config::SdkConfig;
+use aws_config::BehaviorVersion;
+
+/// SDK configuration from the usual AWS settings (region, credentials, `AWS_ENDPOINT_URL*`).
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// SDK configuration for a local AWS-compatible endpoint on loopback: dummy credentials and a
+/// fixed region, so the SDK never looks for real ones (or probes the metadata address).
+pub fn local_sdk_config(endpoint: &str) -> SdkConfig {
+    use aws_config::Region;
+    use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "local")))
+        .endpoint_url(endpoint)
+        .build()
+}

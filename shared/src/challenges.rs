@@ -1,0 +1,227 @@
+//! Joining, leaving, ranking and recomputing: challenge logic over the store ports.
+
+use crate::domain::{
+    Challenge, ChallengeId, ChallengeState, LeaderboardEntry, LeaderboardPage, Participant, ParticipantTotals, UserId,
+};
+use crate::ports::{ChallengeStore, JoinWrite, LeaveWrite, StepStore, StoreError, UserDays};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jiff::Timestamp;
+
+/// Re-read rounds a join or leave takes against concurrent day writes before giving up.
+const MAX_ROUNDS: u32 = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChallengeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("challenge not found")]
+    NotFound,
+    #[error("the challenge is final; it can no longer be joined or left")]
+    Final,
+    #[error("not a participant of this challenge")]
+    NotParticipant,
+    #[error("the leaderboard cursor is not valid")]
+    BadCursor,
+}
+
+/// A person's numbers in a challenge, straight from their day records.
+pub fn totals_in_window(challenge: &Challenge, window: &UserDays) -> ParticipantTotals {
+    window
+        .days
+        .values()
+        .filter(|d| challenge.start <= d.date && d.date <= challenge.end)
+        .fold(ParticipantTotals::default(), |acc, d| ParticipantTotals {
+            total: acc.total + u64::from(d.total.get()),
+            days: acc.days + u32::from(d.total.get() > 0),
+        })
+}
+
+pub struct Challenges<'a> {
+    pub steps: &'a dyn StepStore,
+    pub store: &'a dyn ChallengeStore,
+}
+
+impl Challenges<'_> {
+    async fn load(&self, id: &ChallengeId) -> Result<Challenge, ChallengeError> {
+        self.store.get_challenge(id).await?.ok_or(ChallengeError::NotFound)
+    }
+
+    /// Joins `user` to the challenge, starting from the day records already in the window.
+    /// Joining twice returns the existing participant. The write is conditioned on the
+    /// profile's rev, which every day write moves, so a racing day write is never missed.
+    pub async fn join(&self, id: &ChallengeId, user: &UserId, now: Timestamp) -> Result<Participant, ChallengeError> {
+        let challenge = self.load(id).await?;
+        if challenge.state(now) == ChallengeState::Final {
+            return Err(ChallengeError::Final);
+        }
+        for _ in 0..MAX_ROUNDS {
+            let window = self.steps.load_user_window(user, challenge.start, challenge.end).await?;
+            if window.profile.memberships.contains_key(id) {
+                return self.store.participant(id, user).await?.ok_or(ChallengeError::NotParticipant);
+            }
+            let participant = Participant {
+                challenge: id.clone(),
+                user: user.clone(),
+                totals: totals_in_window(&challenge, &window),
+                joined_at: now,
+            };
+            let mut profile = window.profile.clone();
+            profile.memberships.insert(id.clone(), challenge.membership());
+            profile.rev += 1;
+            let write = JoinWrite { participant: participant.clone(), profile, expected_rev: window.profile.rev };
+            match self.store.commit_join(&write).await {
+                Ok(()) => return Ok(participant),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Unavailable("too many concurrent changes while joining".into()).into())
+    }
+
+    /// Leaves the challenge; the person's days stay. A final challenge keeps its standings.
+    pub async fn leave(&self, id: &ChallengeId, user: &UserId, now: Timestamp) -> Result<(), ChallengeError> {
+        let challenge = self.load(id).await?;
+        if challenge.state(now) == ChallengeState::Final {
+            return Err(ChallengeError::Final);
+        }
+        for _ in 0..MAX_ROUNDS {
+            let current = self.steps.load_user_days(user, &[]).await?.profile;
+            if !current.memberships.contains_key(id) {
+                return Err(ChallengeError::NotParticipant);
+            }
+            let mut profile = current.clone();
+            profile.memberships.remove(id);
+            profile.rev += 1;
+            let write = LeaveWrite { challenge: id.clone(), user: user.clone(), profile, expected_rev: current.rev };
+            match self.store.commit_leave(&write).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Unavailable("too many concurrent changes while leaving".into()).into())
+    }
+
+    /// What the participant's numbers should be, rebuilt from the day records.
+    pub async fn recompute(&self, id: &ChallengeId, user: &UserId) -> Result<ParticipantTotals, ChallengeError> {
+        let challenge = self.load(id).await?;
+        let window = self.steps.load_user_window(user, challenge.start, challenge.end).await?;
+        Ok(totals_in_window(&challenge, &window))
+    }
+
+    /// Rewrites the participant's numbers from the day records (the reconcile job's repair);
+    /// returns the rebuilt totals. A final challenge is left as it is.
+    pub async fn rebuild(&self, id: &ChallengeId, user: &UserId, now: Timestamp) -> Result<ParticipantTotals, ChallengeError> {
+        let challenge = self.load(id).await?;
+        if challenge.state(now) == ChallengeState::Final {
+            return Err(ChallengeError::Final);
+        }
+        for _ in 0..MAX_ROUNDS {
+            let window = self.steps.load_user_window(user, challenge.start, challenge.end).await?;
+            if !window.profile.memberships.contains_key(id) {
+                return Err(ChallengeError::NotParticipant);
+            }
+            let totals = totals_in_window(&challenge, &window);
+            match self.store.commit_totals(id, user, totals, window.profile.rev).await {
+                Ok(()) => return Ok(totals),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Unavailable("too many concurrent changes while rebuilding".into()).into())
+    }
+
+    /// One page of the ranked leaderboard: highest total first, ties by user id.
+    pub async fn leaderboard(
+        &self,
+        id: &ChallengeId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<LeaderboardPage, ChallengeError> {
+        self.load(id).await?;
+        let participants = self.store.participants(id).await?;
+        rank(participants, limit, cursor)
+    }
+}
+
+/// Ranks participants and cuts one page. The cursor names the last entry shown, so a page
+/// boundary stays put when totals elsewhere in the list move.
+pub fn rank(mut participants: Vec<Participant>, limit: usize, cursor: Option<&str>) -> Result<LeaderboardPage, ChallengeError> {
+    participants.sort_by(|a, b| b.totals.total.cmp(&a.totals.total).then_with(|| a.user.cmp(&b.user)));
+    let after = cursor.map(decode_cursor).transpose()?;
+    let count = participants.len() as u32;
+    let mut entries = Vec::new();
+    let mut rank = 0u32;
+    let mut previous_total = None;
+    let mut more = false;
+    for (position, p) in participants.iter().enumerate() {
+        if previous_total != Some(p.totals.total) {
+            rank = position as u32 + 1;
+            previous_total = Some(p.totals.total);
+        }
+        if let Some((total, user)) = &after {
+            let is_after = p.totals.total < *total || (p.totals.total == *total && p.user.as_str() > user.as_str());
+            if !is_after {
+                continue;
+            }
+        }
+        if entries.len() == limit.max(1) {
+            more = true;
+            break;
+        }
+        entries.push(LeaderboardEntry { rank, user: p.user.clone(), total: p.totals.total, days: p.totals.days });
+    }
+    let next = more.then(|| entries.last().map(|e| encode_cursor(e.total, &e.user))).flatten();
+    Ok(LeaderboardPage { entries, next, participants: count })
+}
+
+fn encode_cursor(total: u64, user: &UserId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{total}:{user}"))
+}
+
+fn decode_cursor(raw: &str) -> Result<(u64, UserId), ChallengeError> {
+    let text = URL_SAFE_NO_PAD.decode(raw).ok().and_then(|b| String::from_utf8(b).ok()).ok_or(ChallengeError::BadCursor)?;
+    let (total, user) = text.split_once(':').ok_or(ChallengeError::BadCursor)?;
+    Ok((
+        total.parse().map_err(|_| ChallengeError::BadCursor)?,
+        UserId::parse(user).map_err(|_| ChallengeError::BadCursor)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(user: &str, total: u64) -> Participant {
+        Participant {
+            challenge: ChallengeId::parse("c").unwrap(),
+            user: UserId::parse(user).unwrap(),
+            totals: ParticipantTotals { total, days: 1 },
+            joined_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn ties_share_a_rank_and_are_listed_by_user() {
+        let page = rank(vec![p("d", 5), p("b", 9), p("c", 9), p("a", 1)], 10, None).unwrap();
+        let got: Vec<_> = page.entries.iter().map(|e| (e.rank, e.user.as_str())).collect();
+        assert_eq!(got, [(1, "b"), (1, "c"), (3, "d"), (4, "a")]);
+        assert!(page.next.is_none());
+    }
+
+    #[test]
+    fn pages_continue_after_the_cursor() {
+        let all = vec![p("a", 3), p("b", 3), p("c", 2), p("d", 1), p("e", 0)];
+        let first = rank(all.clone(), 2, None).unwrap();
+        assert_eq!(first.entries.len(), 2);
+        let second = rank(all.clone(), 2, first.next.as_deref()).unwrap();
+        let users: Vec<_> = second.entries.iter().map(|e| e.user.as_str()).collect();
+        assert_eq!(users, ["c", "d"]);
+        assert_eq!(second.entries[0].rank, 3);
+        let third = rank(all, 2, second.next.as_deref()).unwrap();
+        assert_eq!(third.entries.len(), 1);
+        assert!(third.next.is_none());
+        assert!(matches!(rank(vec![], 2, Some("!!")), Err(ChallengeError::BadCursor)));
+    }
+}

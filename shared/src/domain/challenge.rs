@@ -1,0 +1,204 @@
+//! Challenges, their windows and states, participants and the leaderboard.
+
+use super::{ChallengeId, LocalDate, ParseError, Provider, UserId};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Longest challenge window we accept, in days.
+pub const MAX_CHALLENGE_DAYS: i32 = 366;
+/// Longest grace period after the window, in days.
+pub const MAX_GRACE_DAYS: u32 = 14;
+
+/// A step challenge: a window of local dates in one time zone, then a grace period for late
+/// uploads, then final (totals frozen).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    pub id: ChallengeId,
+    pub name: String,
+    pub start: LocalDate,
+    pub end: LocalDate,
+    pub time_zone: String,
+    pub grace_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChallengeState {
+    Upcoming,
+    Active,
+    Grace,
+    Final,
+}
+
+impl Challenge {
+    pub fn new(
+        id: ChallengeId,
+        name: &str,
+        start: LocalDate,
+        end: LocalDate,
+        time_zone: &str,
+        grace_days: u32,
+    ) -> Result<Self, ParseError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 120 {
+            return Err(ParseError::new("name", "must be 1 to 120 characters"));
+        }
+        if end < start {
+            return Err(ParseError::new("end", "must not be before start"));
+        }
+        if start.add_days(MAX_CHALLENGE_DAYS - 1) < end {
+            return Err(ParseError::new("end", format!("a challenge lasts at most {MAX_CHALLENGE_DAYS} days")));
+        }
+        if grace_days > MAX_GRACE_DAYS {
+            return Err(ParseError::new("grace_days", format!("must be at most {MAX_GRACE_DAYS}")));
+        }
+        TimeZone::get(time_zone).map_err(|_| ParseError::new("time_zone", format!("unknown time zone {time_zone:?}")))?;
+        Ok(Self { id, name: name.to_owned(), start, end, time_zone: time_zone.to_owned(), grace_days })
+    }
+
+    fn tz(&self) -> TimeZone {
+        // Validated in `new`; a zone removed from the database later falls back to UTC.
+        TimeZone::get(&self.time_zone).unwrap_or(TimeZone::UTC)
+    }
+
+    fn start_of(&self, date: LocalDate) -> Timestamp {
+        date.date()
+            .to_zoned_datetime(self.tz())
+            .map(|z| z.timestamp())
+            .unwrap_or(Timestamp::MAX)
+    }
+
+    pub fn starts_at(&self) -> Timestamp {
+        self.start_of(self.start)
+    }
+
+    /// The end of the window: midnight after the last day.
+    pub fn ends_at(&self) -> Timestamp {
+        self.start_of(self.end.add_days(1))
+    }
+
+    /// After this instant the challenge is final and its totals never change.
+    pub fn closes_at(&self) -> Timestamp {
+        self.start_of(self.end.add_days(1 + self.grace_days as i32))
+    }
+
+    pub fn state(&self, now: Timestamp) -> ChallengeState {
+        if now < self.starts_at() {
+            ChallengeState::Upcoming
+        } else if now < self.ends_at() {
+            ChallengeState::Active
+        } else if now < self.closes_at() {
+            ChallengeState::Grace
+        } else {
+            ChallengeState::Final
+        }
+    }
+
+    pub fn membership(&self) -> Membership {
+        Membership { start: self.start, end: self.end, closes_at: self.closes_at() }
+    }
+}
+
+/// What a person's profile keeps of each challenge they joined: enough for a day write to
+/// find the participant totals it moves without another read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    pub start: LocalDate,
+    pub end: LocalDate,
+    pub closes_at: Timestamp,
+}
+
+impl Membership {
+    pub fn covers(&self, date: LocalDate) -> bool {
+        self.start <= date && date <= self.end
+    }
+
+    pub fn is_final(&self, now: Timestamp) -> bool {
+        now >= self.closes_at
+    }
+}
+
+/// The item behind `USER#{user}` / `PROFILE`: the person's choices and memberships, and `rev`,
+/// the per-person revision that every day write and every join or leave moves. Conditioning
+/// on it makes a day write and a join serialise, so a join racing a day write stays exact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserProfile {
+    pub primary: Option<Provider>,
+    pub memberships: BTreeMap<ChallengeId, Membership>,
+    pub rev: u64,
+}
+
+/// A participant's running numbers in one challenge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantTotals {
+    pub total: u64,
+    /// Days in the window with more than zero steps.
+    pub days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub challenge: ChallengeId,
+    pub user: UserId,
+    pub totals: ParticipantTotals,
+    pub joined_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderboardEntry {
+    /// Competition rank: ties share a rank (1, 2, 2, 4); ties are listed by user id.
+    pub rank: u32,
+    pub user: UserId,
+    pub total: u64,
+    pub days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderboardPage {
+    pub entries: Vec<LeaderboardEntry>,
+    /// Opaque cursor for the next page; absent on the last page.
+    pub next: Option<String>,
+    pub participants: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(grace: u32) -> Challenge {
+        Challenge::new(
+            ChallengeId::parse("c1").unwrap(),
+            "November walk",
+            LocalDate::parse("2026-11-01").unwrap(),
+            LocalDate::parse("2026-11-30").unwrap(),
+            "America/Chicago",
+            grace,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn states_follow_the_window_in_the_challenge_time_zone() {
+        let c = challenge(3);
+        let ts = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(c.state(ts("2026-11-01T05:59:59Z")), ChallengeState::Upcoming);
+        assert_eq!(c.state(ts("2026-11-01T06:00:00Z")), ChallengeState::Active);
+        assert_eq!(c.state(ts("2026-12-01T06:00:00Z")), ChallengeState::Grace);
+        assert_eq!(c.state(ts("2026-12-04T05:59:59Z")), ChallengeState::Grace);
+        assert_eq!(c.state(ts("2026-12-04T06:00:00Z")), ChallengeState::Final);
+    }
+
+    #[test]
+    fn bad_windows_are_refused_with_the_field_named() {
+        let id = ChallengeId::parse("c").unwrap();
+        let d = |s: &str| LocalDate::parse(s).unwrap();
+        let err = Challenge::new(id.clone(), "x", d("2026-11-02"), d("2026-11-01"), "UTC", 0).unwrap_err();
+        assert_eq!(err.field, "end");
+        let err = Challenge::new(id.clone(), "x", d("2026-11-01"), d("2026-11-02"), "Mars/Base", 0).unwrap_err();
+        assert_eq!(err.field, "time_zone");
+        let err = Challenge::new(id, " ", d("2026-11-01"), d("2026-11-02"), "UTC", 0).unwrap_err();
+        assert_eq!(err.field, "name");
+    }
+}

@@ -1,0 +1,131 @@
+//! One person's steps for one local day: a value per source and the resolved total.
+
+use super::{LocalDate, Provider, StepCount, UserId};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The latest value one source reported for the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceValue {
+    pub steps: StepCount,
+    /// The provider's time for the value, where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<Timestamp>,
+}
+
+impl SourceValue {
+    /// Whether `incoming` should replace `self` ("latest wins per source").
+    ///
+    /// With provider times on both sides the later time wins, so any arrival order gives the
+    /// same result; equal times fall back to the larger count to stay order-independent.
+    /// Without a provider time, the value that arrives last wins. Replacing a value with an
+    /// identical one is never a change, so re-applying costs no write.
+    pub fn is_replaced_by(&self, incoming: &SourceValue) -> bool {
+        if self == incoming {
+            return false;
+        }
+        match (self.observed_at, incoming.observed_at) {
+            (Some(old), Some(new)) => (new, incoming.steps) > (old, self.steps),
+            _ => self.steps != incoming.steps || incoming.observed_at.is_some(),
+        }
+    }
+}
+
+/// The item behind `USER#{user}` / `DAY#{date}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayRecord {
+    pub user: UserId,
+    pub date: LocalDate,
+    pub sources: BTreeMap<Provider, SourceValue>,
+    pub total: StepCount,
+    /// 0 for a day never stored; each write stores `version + 1`, conditioned on `version`.
+    pub version: u64,
+}
+
+impl DayRecord {
+    pub fn empty(user: UserId, date: LocalDate) -> Self {
+        Self { user, date, sources: BTreeMap::new(), total: StepCount::ZERO, version: 0 }
+    }
+
+    /// Merges one source's value; returns whether the record changed.
+    pub fn merge(&mut self, source: Provider, incoming: SourceValue, primary: Option<Provider>) -> bool {
+        let replace = self.sources.get(&source).is_none_or(|current| current.is_replaced_by(&incoming));
+        if replace {
+            self.sources.insert(source, incoming);
+            self.total = resolve_total(&self.sources, primary);
+        }
+        replace
+    }
+
+    /// Re-resolves the total, e.g. after the person chose another primary source.
+    pub fn resolve(&mut self, primary: Option<Provider>) -> bool {
+        let total = resolve_total(&self.sources, primary);
+        let changed = total != self.total;
+        self.total = total;
+        changed
+    }
+}
+
+/// The day's total: the primary source's value when it has one for the day, otherwise the
+/// largest value of any source. Sources are never added together (a phone and a watch count
+/// the same walk).
+pub fn resolve_total(sources: &BTreeMap<Provider, SourceValue>, primary: Option<Provider>) -> StepCount {
+    primary
+        .and_then(|p| sources.get(&p))
+        .map(|v| v.steps)
+        .or_else(|| sources.values().map(|v| v.steps).max())
+        .unwrap_or(StepCount::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> Option<Timestamp> {
+        Some(Timestamp::from_second(secs).unwrap())
+    }
+
+    fn sv(steps: u32, observed_at: Option<Timestamp>) -> SourceValue {
+        SourceValue { steps: StepCount::from_stored(steps), observed_at }
+    }
+
+    fn day() -> DayRecord {
+        DayRecord::empty(UserId::parse("u1").unwrap(), LocalDate::parse("2026-11-24").unwrap())
+    }
+
+    #[test]
+    fn sources_never_add_up_the_total_is_the_maximum() {
+        let mut d = day();
+        assert!(d.merge(Provider::AppleHealth, sv(8000, None), None));
+        assert!(d.merge(Provider::GoogleHealth, sv(7500, None), None));
+        assert_eq!(d.total.get(), 8000);
+    }
+
+    #[test]
+    fn the_primary_source_decides_when_it_has_a_value() {
+        let mut d = day();
+        d.merge(Provider::AppleHealth, sv(8000, None), Some(Provider::GoogleHealth));
+        assert_eq!(d.total.get(), 8000, "no primary value yet: maximum");
+        d.merge(Provider::GoogleHealth, sv(7500, None), Some(Provider::GoogleHealth));
+        assert_eq!(d.total.get(), 7500);
+    }
+
+    #[test]
+    fn an_older_provider_value_never_replaces_a_newer_one() {
+        let mut d = day();
+        assert!(d.merge(Provider::GoogleHealth, sv(900, at(20)), None));
+        assert!(!d.merge(Provider::GoogleHealth, sv(1200, at(10)), None));
+        assert_eq!(d.total.get(), 900);
+        assert!(d.merge(Provider::GoogleHealth, sv(800, at(30)), None), "corrections may go down");
+        assert_eq!(d.total.get(), 800);
+    }
+
+    #[test]
+    fn the_same_value_again_is_not_a_change() {
+        let mut d = day();
+        assert!(d.merge(Provider::Misfit, sv(500, None), None));
+        assert!(!d.merge(Provider::Misfit, sv(500, None), None));
+        assert!(d.merge(Provider::Misfit, sv(400, None), None), "without times the last arrival wins");
+    }
+}

@@ -1,0 +1,28 @@
+//! Typed values parsed once at the edge: ids, dates, step counts, day records, challenges and
+//! connections.
+
+mod challenge;
+mod connection;
+mod day;
+mod ids;
+mod steps;
+
+pub use challenge::{Challenge, ChallengeState, LeaderboardEntry, LeaderboardPage, Membership, Participant, ParticipantTotals, UserProfile};
+pub use connection::{Connection, ConnectionStatus, EncryptedTokens, LastError, TokenSet, local_today};
+pub use day::{DayRecord, SourceValue, resolve_total};
+pub use ids::{ChallengeId, LocalDate, Provider, UserId};
+pub use steps::{DailyValue, StepCount, StepLimits, ValueError};
+
+/// A value that failed to parse at the edge, with a message a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ParseError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl ParseError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+}

@@ -1,0 +1,107 @@
+//! StepSync's EventBridge events (source `stepsync`): one type per detail-type.
+
+use crate::domain::{ConnectionStatus, LocalDate, Provider, UserId};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The `source` of every event StepSync puts on the bus.
+pub const EVENT_SOURCE: &str = "stepsync";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncReason {
+    Schedule,
+    Manual,
+    Webhook,
+    Connect,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRequested {
+    pub user: UserId,
+    pub provider: Provider,
+    pub reason: SyncReason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<LocalDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<LocalDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncShard {
+    pub shard: u16,
+    pub tick: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepsUpdated {
+    pub user: UserId,
+    pub date: LocalDate,
+    pub old_total: u32,
+    pub new_total: u32,
+    pub source: Provider,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionStatusChanged {
+    pub user: UserId,
+    pub provider: Provider,
+    pub old_status: ConnectionStatus,
+    pub new_status: ConnectionStatus,
+    pub reason: String,
+    /// What the person should do, in plain words.
+    pub action: String,
+}
+
+/// An event as it travels: the variant is the EventBridge `detail-type`, the payload its
+/// `detail`. Deserialising an EventBridge envelope (which has more fields) gives the same value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "detail-type", content = "detail")]
+pub enum Event {
+    SyncRequested(SyncRequested),
+    SyncShard(SyncShard),
+    StepsUpdated(StepsUpdated),
+    ConnectionStatusChanged(ConnectionStatusChanged),
+}
+
+impl Event {
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            Event::SyncRequested(_) => "SyncRequested",
+            Event::SyncShard(_) => "SyncShard",
+            Event::StepsUpdated(_) => "StepsUpdated",
+            Event::ConnectionStatusChanged(_) => "ConnectionStatusChanged",
+        }
+    }
+
+    pub fn detail_json(&self) -> String {
+        let detail = match self {
+            Event::SyncRequested(d) => serde_json::to_string(d),
+            Event::SyncShard(d) => serde_json::to_string(d),
+            Event::StepsUpdated(d) => serde_json::to_string(d),
+            Event::ConnectionStatusChanged(d) => serde_json::to_string(d),
+        };
+        // Plain structs of strings and numbers always serialise.
+        detail.unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_eventbridge_envelope_parses_into_the_event() {
+        let envelope = serde_json::json!({
+            "version": "0", "id": "6a7e8feb", "detail-type": "SyncRequested", "source": "stepsync",
+            "account": "123456789012", "time": "2026-11-25T12:00:00Z", "region": "us-east-1",
+            "resources": [],
+            "detail": {"user": "u1", "provider": "google_health", "reason": "webhook", "start": "2026-11-24", "end": "2026-11-24"}
+        });
+        let event: Event = serde_json::from_value(envelope).unwrap();
+        let Event::SyncRequested(req) = &event else { panic!("wrong variant: {event:?}") };
+        assert_eq!(req.reason, SyncReason::Webhook);
+        assert_eq!(event.detail_type(), "SyncRequested");
+        assert!(event.detail_json().contains("\"google_health\""));
+    }
+}

@@ -1,0 +1,233 @@
+//! Narrow traits the engine works through. Adapters are named for their technology
+//! (`aws::DynamoStore`, `aws::EventBridgePublisher`); in-memory fakes live in `testing`.
+
+use crate::domain::{
+    Challenge, ChallengeId, Connection, ConnectionStatus, DailyValue, DayRecord, EncryptedTokens, LastError, LocalDate,
+    Participant, ParticipantTotals, Provider, TokenSet, UserId, UserProfile,
+};
+use crate::events::Event;
+use async_trait::async_trait;
+use jiff::Timestamp;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// What went wrong in a store; `is_retryable` says whether the same call can succeed later.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition failed: someone wrote the item since it was read. Re-read and re-apply.
+    #[error("the item changed since it was read")]
+    Conflict,
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("this provider account is already connected to another person")]
+    AccountOwnedByAnother,
+    #[error("the challenge is final; its totals no longer change")]
+    ChallengeFinal,
+    #[error("the connection is disconnected")]
+    Disconnected,
+    #[error("a stored item is malformed: {0}")]
+    Corrupt(String),
+    /// Throttling, a timeout, a 5xx: the same call may succeed later.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Conflict | StoreError::Unavailable(_))
+    }
+}
+
+/// A person's profile and the stored days among the dates asked for.
+#[derive(Debug, Clone, Default)]
+pub struct UserDays {
+    pub profile: UserProfile,
+    pub days: BTreeMap<LocalDate, DayRecord>,
+}
+
+/// How one changed day moves one participant's numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantDelta {
+    pub challenge: ChallengeId,
+    pub total: i64,
+    pub days: i64,
+}
+
+/// One changed day and everything it moves, written atomically: the day (conditioned on its
+/// version), each participant delta (only while the challenge is not final), and the
+/// profile's `rev` (conditioned, then moved on).
+#[derive(Debug, Clone)]
+pub struct DayWrite {
+    pub record: DayRecord,
+    pub expected_version: u64,
+    pub expected_rev: u64,
+    pub deltas: Vec<ParticipantDelta>,
+    pub now: Timestamp,
+}
+
+/// A join: the new participant and the profile with the membership added (its `rev` one
+/// past `expected_rev`), written atomically, conditioned on `expected_rev`.
+#[derive(Debug, Clone)]
+pub struct JoinWrite {
+    pub participant: Participant,
+    pub profile: UserProfile,
+    pub expected_rev: u64,
+}
+
+/// A leave: the participant removed and the profile without the membership, atomically.
+#[derive(Debug, Clone)]
+pub struct LeaveWrite {
+    pub challenge: ChallengeId,
+    pub user: UserId,
+    pub profile: UserProfile,
+    pub expected_rev: u64,
+}
+
+#[async_trait]
+pub trait StepStore: Send + Sync {
+    /// The profile and the stored days among `dates`, read consistently.
+    async fn load_user_days(&self, user: &UserId, dates: &[LocalDate]) -> Result<UserDays, StoreError>;
+    /// The profile and every stored day from `start` to `end`, read consistently.
+    async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError>;
+    /// `StoreError::Conflict` when the day's version or the profile's rev moved.
+    async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError>;
+    /// Sets or clears the primary source; conditioned on `expected_rev`.
+    async fn set_primary_source(&self, user: &UserId, primary: Option<Provider>, expected_rev: u64) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait ChallengeStore: Send + Sync {
+    async fn create_challenge(&self, challenge: &Challenge) -> Result<(), StoreError>;
+    async fn get_challenge(&self, id: &ChallengeId) -> Result<Option<Challenge>, StoreError>;
+    /// `StoreError::Conflict` when the profile's rev moved; `AlreadyExists` when already joined.
+    async fn commit_join(&self, write: &JoinWrite) -> Result<(), StoreError>;
+    /// `StoreError::Conflict` when the profile's rev moved.
+    async fn commit_leave(&self, write: &LeaveWrite) -> Result<(), StoreError>;
+    /// Overwrites a participant's numbers (a rebuild); conditioned on `expected_rev`.
+    async fn commit_totals(
+        &self,
+        challenge: &ChallengeId,
+        user: &UserId,
+        totals: ParticipantTotals,
+        expected_rev: u64,
+    ) -> Result<(), StoreError>;
+    async fn participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Participant>, StoreError>;
+    async fn participants(&self, challenge: &ChallengeId) -> Result<Vec<Participant>, StoreError>;
+}
+
+/// What a sync attempt records on its connection.
+#[derive(Debug, Clone, Default)]
+pub struct SyncRecord {
+    pub attempted_at: Option<Timestamp>,
+    pub succeeded_at: Option<Timestamp>,
+    pub last_data_date: Option<LocalDate>,
+    pub last_device_sync_at: Option<Timestamp>,
+    /// `Some(None)` clears the last error; `None` leaves it.
+    pub last_error: Option<Option<LastError>>,
+    pub status: Option<ConnectionStatus>,
+    pub next_sync_at: Option<Timestamp>,
+}
+
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    async fn get_connection(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError>;
+    /// Creates the connection; `AlreadyExists` when there is one.
+    async fn create_connection(&self, connection: &Connection) -> Result<(), StoreError>;
+    /// Replaces the tokens when `token_version` is still `expected_version` and the connection
+    /// is not disconnected; returns the new version. A stale writer gets `Conflict` or
+    /// `Disconnected`, so it can never overwrite a newer token.
+    async fn store_tokens(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        tokens: &EncryptedTokens,
+        expected_version: u64,
+    ) -> Result<u64, StoreError>;
+    /// Takes the refresh lease if it is free, expired, or already ours.
+    async fn acquire_lease(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+    async fn release_lease(&self, user: &UserId, provider: Provider, holder: &str) -> Result<(), StoreError>;
+    /// Records a sync's outcome; refused with `Disconnected` once the person disconnected, so
+    /// a late sync never reactivates a connection.
+    async fn record_sync(&self, user: &UserId, provider: Provider, record: &SyncRecord) -> Result<(), StoreError>;
+    /// Claims a provider account for `user`; `AccountOwnedByAnother` when someone else has it.
+    async fn claim_provider_account(&self, provider: Provider, account: &str, user: &UserId) -> Result<(), StoreError>;
+    async fn release_provider_account(&self, provider: Provider, account: &str, user: &UserId) -> Result<(), StoreError>;
+    async fn provider_account_owner(&self, provider: Provider, account: &str) -> Result<Option<UserId>, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{failed} of {total} events could not be published: {reason}")]
+    Failed { failed: usize, total: usize, reason: String },
+}
+
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, events: &[Event]) -> Result<(), PublishError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CipherError {
+    #[error("the tokens could not be encrypted")]
+    Encrypt,
+    /// Wrong key, wrong person or provider, or tampered ciphertext.
+    #[error("the tokens could not be decrypted")]
+    Decrypt,
+}
+
+/// Encrypts tokens before they reach the store, bound to the person and the provider.
+pub trait TokenCipher: Send + Sync {
+    fn encrypt(&self, user: &UserId, provider: Provider, tokens: &TokenSet) -> Result<EncryptedTokens, CipherError>;
+    fn decrypt(&self, user: &UserId, provider: Provider, tokens: &EncryptedTokens) -> Result<TokenSet, CipherError>;
+}
+
+/// Why a provider call failed, and what that means for retrying.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    #[error("rate limited by the provider")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+    /// The access token was refused; a refresh may help once.
+    #[error("the provider refused the access token")]
+    Unauthorized,
+    /// Revoked or expired grant, missing permission: only the person can fix it.
+    #[error("the person must reconnect: {reason}")]
+    ReconnectRequired { reason: String },
+    #[error("a permission is missing: {scope}")]
+    MissingScope { scope: String },
+    /// The provider's API is gone (legacy Fitbit, Misfit).
+    #[error("the provider's API is retired")]
+    Retired,
+    #[error("the provider refused the request: {0}")]
+    BadRequest(String),
+}
+
+impl ProviderError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ProviderError::RateLimited { .. } | ProviderError::Unavailable(_))
+    }
+}
+
+/// One step source's server API, as far as the engine needs it to read daily totals.
+#[async_trait]
+pub trait StepProvider: Send + Sync {
+    fn provider(&self) -> Provider;
+    /// Daily totals for the civil dates `start..=end`; a date with no data is absent.
+    async fn daily_steps(
+        &self,
+        connection: &Connection,
+        tokens: Option<&TokenSet>,
+        start: LocalDate,
+        end: LocalDate,
+    ) -> Result<Vec<DailyValue>, ProviderError>;
+}

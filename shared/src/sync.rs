@@ -1,0 +1,475 @@
+//! The sync engine: validated daily values in, day records and challenge totals out, never
+//! counting a step twice. Pure logic over the ports in `crate::ports`.
+
+use crate::clock::Clock;
+use crate::domain::{
+    Connection, ConnectionStatus, DailyValue, DayRecord, LastError, LocalDate, Provider, SourceValue, StepLimits,
+    UserId, ValueError, local_today,
+};
+use crate::events::{ConnectionStatusChanged, Event, StepsUpdated};
+use crate::ports::{
+    ConnectionStore, DayWrite, EventPublisher, ParticipantDelta, ProviderError, StepProvider, StepStore, StoreError,
+    SyncRecord, TokenCipher, UserDays,
+};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often one apply re-reads and re-applies after losing a race before giving up.
+const MAX_CONFLICT_ROUNDS: u32 = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("gave up after {0} rounds of concurrent changes to the same days")]
+    TooManyConflicts(u32),
+    #[error("the stored tokens could not be read")]
+    Tokens,
+}
+
+impl SyncError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SyncError::Store(e) => e.is_retryable(),
+            SyncError::Provider(e) => e.is_retryable(),
+            SyncError::TooManyConflicts(_) => true,
+            SyncError::Tokens => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayChange {
+    pub date: LocalDate,
+    pub old_total: u32,
+    pub new_total: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedValue {
+    pub date: LocalDate,
+    pub error: ValueError,
+}
+
+/// What one apply did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub changed: Vec<DayChange>,
+    pub unchanged: usize,
+    pub rejected: Vec<RejectedValue>,
+}
+
+/// How a connection's sync ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncOutcome {
+    Synced(ApplyReport),
+    /// Not active (disconnected or waiting for a reconnect): nothing was fetched.
+    Skipped(ConnectionStatus),
+    /// The provider failed; `status` is the connection's status afterwards.
+    Failed { error: LastError, status: ConnectionStatus, retry_after: Option<Duration> },
+}
+
+pub struct SyncEngine {
+    pub steps: Arc<dyn StepStore>,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub publisher: Arc<dyn EventPublisher>,
+    pub cipher: Arc<dyn TokenCipher>,
+    pub clock: Arc<dyn Clock>,
+    pub limits: StepLimits,
+}
+
+impl SyncEngine {
+    /// Validates `values` from `source` and merges them into `user`'s day records, writing
+    /// only days that changed, each in one conditional transaction with the participant
+    /// totals it moves. `tz` is the person's zone, for "not after local tomorrow".
+    pub async fn apply(
+        &self,
+        user: &UserId,
+        source: Provider,
+        tz: &TimeZone,
+        values: &[DailyValue],
+    ) -> Result<ApplyReport, SyncError> {
+        let now = self.clock.now();
+        let today = local_today(now, tz);
+        let mut report = ApplyReport::default();
+        let mut pending: BTreeMap<LocalDate, SourceValue> = BTreeMap::new();
+        for value in values {
+            match self.limits.validate(value, today) {
+                Ok(steps) => {
+                    let incoming = SourceValue { steps, observed_at: value.observed_at };
+                    // Within one batch the same rule picks the latest value per date.
+                    let keep = pending.get(&value.date).is_none_or(|current| current.is_replaced_by(&incoming));
+                    if keep {
+                        pending.insert(value.date, incoming);
+                    }
+                }
+                Err(error) => {
+                    tracing::info!(user = %user, source = %source, date = %value.date, code = error.code(), "daily value rejected");
+                    report.rejected.push(RejectedValue { date: value.date, error });
+                }
+            }
+        }
+
+        let mut round = 0;
+        while !pending.is_empty() {
+            round += 1;
+            if round > MAX_CONFLICT_ROUNDS {
+                return Err(SyncError::TooManyConflicts(MAX_CONFLICT_ROUNDS));
+            }
+            let dates: Vec<LocalDate> = pending.keys().copied().collect();
+            let snapshot = self.steps.load_user_days(user, &dates).await?;
+            match self.write_changed_days(user, source, &snapshot, &mut pending, &mut report, now).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => backoff(round).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+
+        self.publish_changes(user, source, &report.changed).await;
+        Ok(report)
+    }
+
+    /// Writes each pending day that the snapshot shows would change, removing it from
+    /// `pending` once done. Stops at the first conflict; the caller re-reads.
+    async fn write_changed_days(
+        &self,
+        user: &UserId,
+        source: Provider,
+        snapshot: &UserDays,
+        pending: &mut BTreeMap<LocalDate, SourceValue>,
+        report: &mut ApplyReport,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut rev = snapshot.profile.rev;
+        for (date, value) in pending.clone() {
+            let current = snapshot.days.get(&date).cloned().unwrap_or_else(|| DayRecord::empty(user.clone(), date));
+            let mut next = current.clone();
+            if !next.merge(source, value, snapshot.profile.primary) {
+                report.unchanged += 1;
+                pending.remove(&date);
+                continue;
+            }
+            next.version = current.version + 1;
+            let deltas = participant_deltas(snapshot, date, current.total.get(), next.total.get(), now);
+            let write = DayWrite { record: next, expected_version: current.version, expected_rev: rev, deltas, now };
+            self.steps.commit_day(&write).await?;
+            rev += 1;
+            pending.remove(&date);
+            report.changed.push(DayChange { date, old_total: current.total.get(), new_total: write.record.total.get() });
+        }
+        Ok(())
+    }
+
+    async fn publish_changes(&self, user: &UserId, source: Provider, changes: &[DayChange]) {
+        let events: Vec<Event> = changes
+            .iter()
+            .filter(|c| c.old_total != c.new_total)
+            .map(|c| {
+                Event::StepsUpdated(StepsUpdated {
+                    user: user.clone(),
+                    date: c.date,
+                    old_total: c.old_total,
+                    new_total: c.new_total,
+                    source,
+                })
+            })
+            .collect();
+        self.publish(&events).await;
+    }
+
+    /// Events tell the company's app; the steps are already counted, so a failure to publish
+    /// (after the publisher's own retries) is logged, not returned.
+    async fn publish(&self, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(error) = self.publisher.publish(events).await {
+            tracing::error!(%error, "events not published");
+        }
+    }
+
+    /// Pulls the connection's provider for `start..=end`, applies the values and records the
+    /// outcome on the connection.
+    pub async fn sync_connection(
+        &self,
+        connection: &Connection,
+        provider: &dyn StepProvider,
+        start: LocalDate,
+        end: LocalDate,
+    ) -> Result<SyncOutcome, SyncError> {
+        if connection.status != ConnectionStatus::Active {
+            return Ok(SyncOutcome::Skipped(connection.status));
+        }
+        let now = self.clock.now();
+        let tokens = match &connection.tokens {
+            Some(sealed) => Some(
+                self.cipher
+                    .decrypt(&connection.user, connection.provider, sealed)
+                    .map_err(|_| SyncError::Tokens)?,
+            ),
+            None => None,
+        };
+        match provider.daily_steps(connection, tokens.as_ref(), start, end).await {
+            Ok(values) => {
+                let report = self.apply(&connection.user, connection.provider, &connection.tz(), &values).await?;
+                let record = SyncRecord {
+                    attempted_at: Some(now),
+                    succeeded_at: Some(now),
+                    last_data_date: values.iter().filter(|v| v.steps > 0).map(|v| v.date).max(),
+                    last_error: Some(None),
+                    ..SyncRecord::default()
+                };
+                self.record(connection, &record).await?;
+                Ok(SyncOutcome::Synced(report))
+            }
+            Err(error) => self.record_failure(connection, error, now).await,
+        }
+    }
+
+    async fn record_failure(
+        &self,
+        connection: &Connection,
+        error: ProviderError,
+        now: Timestamp,
+    ) -> Result<SyncOutcome, SyncError> {
+        let (code, action) = failure_code(&error, connection.provider);
+        let status = match error {
+            ProviderError::ReconnectRequired { .. } | ProviderError::Retired | ProviderError::MissingScope { .. } => {
+                ConnectionStatus::ReconnectRequired
+            }
+            _ => connection.status,
+        };
+        let retry_after = match &error {
+            ProviderError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        };
+        tracing::warn!(user = %connection.user, provider = %connection.provider, code, %error, "sync failed");
+        let last_error = LastError { code: code.to_owned(), message: action.clone() };
+        let record = SyncRecord {
+            attempted_at: Some(now),
+            last_error: Some(Some(last_error.clone())),
+            status: (status != connection.status).then_some(status),
+            ..SyncRecord::default()
+        };
+        self.record(connection, &record).await?;
+        if status != connection.status {
+            self.publish(&[Event::ConnectionStatusChanged(ConnectionStatusChanged {
+                user: connection.user.clone(),
+                provider: connection.provider,
+                old_status: connection.status,
+                new_status: status,
+                reason: code.to_owned(),
+                action,
+            })])
+            .await;
+        }
+        Ok(SyncOutcome::Failed { error: last_error, status, retry_after })
+    }
+
+    /// A connection disconnected meanwhile refuses the record; that is the person's choice
+    /// winning over a late sync, not an error.
+    async fn record(&self, connection: &Connection, record: &SyncRecord) -> Result<(), SyncError> {
+        match self.connections.record_sync(&connection.user, connection.provider, record).await {
+            Ok(()) | Err(StoreError::Disconnected) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The participant deltas a change of one day's total causes: every membership whose window
+/// covers the date and whose challenge is not final.
+fn participant_deltas(snapshot: &UserDays, date: LocalDate, old: u32, new: u32, now: Timestamp) -> Vec<ParticipantDelta> {
+    let total = i64::from(new) - i64::from(old);
+    let days = i64::from(new > 0) - i64::from(old > 0);
+    if total == 0 && days == 0 {
+        return Vec::new();
+    }
+    snapshot
+        .profile
+        .memberships
+        .iter()
+        .filter(|(_, m)| m.covers(date) && !m.is_final(now))
+        .map(|(challenge, _)| ParticipantDelta { challenge: challenge.clone(), total, days })
+        .collect()
+}
+
+/// A stable code and the sentence that tells the person what to do.
+fn failure_code(error: &ProviderError, provider: Provider) -> (&'static str, String) {
+    let name = provider_name(provider);
+    match error {
+        ProviderError::Retired if provider == Provider::Fitbit => {
+            ("legacy_retired", "Reconnect Fitbit through Google: the old Fitbit connection no longer works.".to_owned())
+        }
+        ProviderError::Retired => ("provider_retired", format!("{name} no longer answers. Reconnect or choose another step source.")),
+        ProviderError::ReconnectRequired { .. } => ("reconnect_required", format!("Reconnect {name}: its permission was revoked or expired.")),
+        ProviderError::MissingScope { .. } => ("missing_permission", format!("Reconnect {name} and allow access to activity data.")),
+        ProviderError::RateLimited { .. } => ("rate_limited", format!("{name} asked us to slow down; we will try again shortly.")),
+        ProviderError::Unavailable(_) => ("provider_unavailable", format!("{name} is not answering right now; we will try again.")),
+        ProviderError::Unauthorized => ("token_refused", format!("{name} refused our access; we will refresh it and try again.")),
+        ProviderError::BadRequest(_) => ("provider_refused", format!("{name} refused the request; we will try again later.")),
+    }
+}
+
+pub fn provider_name(provider: Provider) -> &'static str {
+    match provider {
+        Provider::GoogleHealth => "Fitbit / Google Health",
+        Provider::Fitbit => "Fitbit",
+        Provider::Misfit => "Misfit",
+        Provider::AppleHealth => "Apple Health",
+        Provider::HealthConnect => "Health Connect",
+    }
+}
+
+/// Short randomised sleep after a lost race, growing with the round, capped at ~64 ms.
+async fn backoff(round: u32) {
+    use rand::Rng;
+    let cap_ms = 1u64 << round.min(6);
+    let ms = rand::rng().random_range(0..=cap_ms);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::challenges::Challenges;
+    use crate::crypto::AesGcmTokenCipher;
+    use crate::domain::{Challenge, ChallengeId};
+    use crate::ports::{ChallengeStore, ConnectionStore};
+    use crate::testing::{FixedClock, InMemoryStore, RecordingPublisher, ScriptedProvider};
+
+    struct World {
+        store: Arc<InMemoryStore>,
+        publisher: Arc<RecordingPublisher>,
+        engine: SyncEngine,
+    }
+
+    fn world() -> World {
+        let store = Arc::new(InMemoryStore::default());
+        let publisher = Arc::new(RecordingPublisher::default());
+        let engine = SyncEngine {
+            steps: store.clone(),
+            connections: store.clone(),
+            publisher: publisher.clone(),
+            cipher: Arc::new(AesGcmTokenCipher::new(&[1; 32])),
+            clock: Arc::new(FixedClock::at("2026-11-25T18:00:00Z")),
+            limits: StepLimits::default(),
+        };
+        World { store, publisher, engine }
+    }
+
+    fn d(raw: &str) -> LocalDate {
+        LocalDate::parse(raw).unwrap()
+    }
+
+    fn v(date: &str, steps: i64) -> DailyValue {
+        DailyValue { date: d(date), steps, observed_at: None }
+    }
+
+    fn alice() -> UserId {
+        UserId::parse("alice").unwrap()
+    }
+
+    async fn joined(w: &World, id: &str, start: &str, end: &str) -> ChallengeId {
+        let id = ChallengeId::parse(id).unwrap();
+        let c = Challenge::new(id.clone(), "walk", d(start), d(end), "UTC", 0).unwrap();
+        w.store.create_challenge(&c).await.unwrap();
+        let challenges = Challenges { steps: w.store.as_ref(), store: w.store.as_ref() };
+        challenges.join(&id, &alice(), w.engine.clock.now()).await.unwrap();
+        id
+    }
+
+    async fn total(w: &World, id: &ChallengeId) -> u64 {
+        w.store.participant(id, &alice()).await.unwrap().unwrap().totals.total
+    }
+
+    #[tokio::test]
+    async fn invalid_values_are_reported_and_the_previous_value_stays() {
+        let w = world();
+        w.engine.apply(&alice(), Provider::Misfit, &TimeZone::UTC, &[v("2026-11-24", 5000)]).await.unwrap();
+        let report = w
+            .engine
+            .apply(
+                &alice(),
+                Provider::Misfit,
+                &TimeZone::UTC,
+                &[v("2026-11-24", -3), v("2026-11-24", 250_000), v("2026-11-28", 10)],
+            )
+            .await
+            .unwrap();
+        let codes: Vec<_> = report.rejected.iter().map(|r| r.error.code()).collect();
+        assert_eq!(codes, ["negative", "above_cap", "future_date"]);
+        assert_eq!(w.store.day(&alice(), d("2026-11-24")).unwrap().total.get(), 5000);
+    }
+
+    #[tokio::test]
+    async fn the_last_of_a_batch_wins_and_unchanged_days_cost_no_write() {
+        let w = world();
+        let c = joined(&w, "c", "2026-11-01", "2026-11-30").await;
+        let writes_before = w.store.writes();
+        let report = w
+            .engine
+            .apply(&alice(), Provider::AppleHealth, &TimeZone::UTC, &[v("2026-11-23", 100), v("2026-11-23", 300)])
+            .await
+            .unwrap();
+        assert_eq!(report.changed, [DayChange { date: d("2026-11-23"), old_total: 0, new_total: 300 }]);
+        assert_eq!(w.store.writes() - writes_before, 1);
+        assert_eq!(total(&w, &c).await, 300);
+        let again = w.engine.apply(&alice(), Provider::AppleHealth, &TimeZone::UTC, &[v("2026-11-23", 300)]).await.unwrap();
+        assert_eq!(again.unchanged, 1);
+        assert_eq!(w.store.writes() - writes_before, 1, "no write for an unchanged day");
+    }
+
+    #[tokio::test]
+    async fn two_sources_resolve_to_the_maximum_and_publish_the_change() {
+        let w = world();
+        let c = joined(&w, "c", "2026-11-01", "2026-11-30").await;
+        w.engine.apply(&alice(), Provider::AppleHealth, &TimeZone::UTC, &[v("2026-11-24", 8000)]).await.unwrap();
+        w.engine.apply(&alice(), Provider::GoogleHealth, &TimeZone::UTC, &[v("2026-11-24", 7600)]).await.unwrap();
+        assert_eq!(total(&w, &c).await, 8000, "never 15600");
+        let updates: Vec<_> = w
+            .publisher
+            .events()
+            .into_iter()
+            .filter_map(|e| if let Event::StepsUpdated(s) = e { Some((s.old_total, s.new_total)) } else { None })
+            .collect();
+        assert_eq!(updates, [(0, 8000)], "the second source moved no total, so no event");
+    }
+
+    #[tokio::test]
+    async fn the_primary_source_decides_the_total() {
+        let w = world();
+        w.store.set_primary_source(&alice(), Some(Provider::GoogleHealth), 0).await.unwrap();
+        w.engine.apply(&alice(), Provider::AppleHealth, &TimeZone::UTC, &[v("2026-11-24", 8000)]).await.unwrap();
+        w.engine.apply(&alice(), Provider::GoogleHealth, &TimeZone::UTC, &[v("2026-11-24", 7600)]).await.unwrap();
+        assert_eq!(w.store.day(&alice(), d("2026-11-24")).unwrap().total.get(), 7600);
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_is_recorded_without_changing_the_status() {
+        let w = world();
+        let mut connection = Connection::new(alice(), Provider::GoogleHealth, w.engine.clock.now());
+        w.store.create_connection(&connection).await.unwrap();
+        let limited = ScriptedProvider::new(
+            Provider::GoogleHealth,
+            Err(ProviderError::RateLimited { retry_after: Some(Duration::from_secs(30)) }),
+        );
+        let outcome = w.engine.sync_connection(&connection, &limited, d("2026-11-19"), d("2026-11-25")).await.unwrap();
+        let SyncOutcome::Failed { status, retry_after, error } = outcome else { panic!("{outcome:?}") };
+        assert_eq!((status, retry_after), (ConnectionStatus::Active, Some(Duration::from_secs(30))));
+        assert_eq!(error.code, "rate_limited");
+        assert!(w.publisher.events().is_empty(), "no status change, no event");
+
+        connection = w.store.get_connection(&alice(), Provider::GoogleHealth).await.unwrap().unwrap();
+        let ok = ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![v("2026-11-24", 4200)]));
+        let outcome = w.engine.sync_connection(&connection, &ok, d("2026-11-19"), d("2026-11-25")).await.unwrap();
+        assert!(matches!(outcome, SyncOutcome::Synced(ref r) if r.changed.len() == 1));
+        let stored = w.store.get_connection(&alice(), Provider::GoogleHealth).await.unwrap().unwrap();
+        assert_eq!(stored.last_error, None, "a success clears the last error");
+        assert_eq!(stored.last_data_date, Some(d("2026-11-24")));
+    }
+}

@@ -1,0 +1,287 @@
+//! `InMemoryStore`: every port's store in one map behind one lock.
+
+use crate::domain::{
+    Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate, Participant,
+    ParticipantTotals, Provider, UserId, UserProfile,
+};
+use crate::ports::{
+    ChallengeStore, ConnectionStore, DayWrite, JoinWrite, LeaveWrite, StepStore, StoreError, SyncRecord, UserDays,
+};
+use async_trait::async_trait;
+use jiff::Timestamp;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Default)]
+struct State {
+    profiles: HashMap<UserId, UserProfile>,
+    days: BTreeMap<(UserId, LocalDate), DayRecord>,
+    challenges: HashMap<ChallengeId, Challenge>,
+    participants: BTreeMap<(ChallengeId, UserId), Participant>,
+    connections: HashMap<(UserId, Provider), (Connection, Option<(String, Timestamp)>)>,
+    owners: HashMap<(Provider, String), UserId>,
+    writes: u64,
+}
+
+#[derive(Default)]
+pub struct InMemoryStore {
+    state: Mutex<State>,
+}
+
+impl InMemoryStore {
+    /// Successful write requests so far (a transaction counts once).
+    pub fn writes(&self) -> u64 {
+        self.state.lock().unwrap().writes
+    }
+
+    pub fn day(&self, user: &UserId, date: LocalDate) -> Option<DayRecord> {
+        self.state.lock().unwrap().days.get(&(user.clone(), date)).cloned()
+    }
+}
+
+fn check_rev(state: &State, user: &UserId, expected: u64) -> Result<(), StoreError> {
+    let rev = state.profiles.get(user).map_or(0, |p| p.rev);
+    if rev == expected { Ok(()) } else { Err(StoreError::Conflict) }
+}
+
+#[async_trait]
+impl StepStore for InMemoryStore {
+    async fn load_user_days(&self, user: &UserId, dates: &[LocalDate]) -> Result<UserDays, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(UserDays {
+            profile: state.profiles.get(user).cloned().unwrap_or_default(),
+            days: dates
+                .iter()
+                .filter_map(|d| state.days.get(&(user.clone(), *d)).map(|r| (*d, r.clone())))
+                .collect(),
+        })
+    }
+
+    async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(UserDays {
+            profile: state.profiles.get(user).cloned().unwrap_or_default(),
+            days: state
+                .days
+                .range((user.clone(), start)..=(user.clone(), end))
+                .map(|((_, d), r)| (*d, r.clone()))
+                .collect(),
+        })
+    }
+
+    async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let user = &write.record.user;
+        let key = (user.clone(), write.record.date);
+        let version = state.days.get(&key).map_or(0, |d| d.version);
+        if version != write.expected_version {
+            return Err(StoreError::Conflict);
+        }
+        check_rev(&state, user, write.expected_rev)?;
+        for delta in &write.deltas {
+            let challenge = state.challenges.get(&delta.challenge).ok_or(StoreError::Conflict)?;
+            let open = write.now < challenge.closes_at();
+            if !open || !state.participants.contains_key(&(delta.challenge.clone(), user.clone())) {
+                return Err(StoreError::Conflict);
+            }
+        }
+        for delta in &write.deltas {
+            let p = state.participants.get_mut(&(delta.challenge.clone(), user.clone())).expect("checked");
+            p.totals.total = (p.totals.total as i64 + delta.total) as u64;
+            p.totals.days = (p.totals.days as i64 + delta.days) as u32;
+        }
+        state.days.insert(key, write.record.clone());
+        state.profiles.entry(user.clone()).or_default().rev = write.expected_rev + 1;
+        state.writes += 1;
+        Ok(())
+    }
+
+    async fn set_primary_source(&self, user: &UserId, primary: Option<Provider>, expected_rev: u64) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        check_rev(&state, user, expected_rev)?;
+        let profile = state.profiles.entry(user.clone()).or_default();
+        profile.primary = primary;
+        profile.rev = expected_rev + 1;
+        state.writes += 1;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ChallengeStore for InMemoryStore {
+    async fn create_challenge(&self, challenge: &Challenge) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        if state.challenges.contains_key(&challenge.id) {
+            return Err(StoreError::AlreadyExists("challenge"));
+        }
+        state.challenges.insert(challenge.id.clone(), challenge.clone());
+        state.writes += 1;
+        Ok(())
+    }
+
+    async fn get_challenge(&self, id: &ChallengeId) -> Result<Option<Challenge>, StoreError> {
+        Ok(self.state.lock().unwrap().challenges.get(id).cloned())
+    }
+
+    async fn commit_join(&self, write: &JoinWrite) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let p = &write.participant;
+        let key = (p.challenge.clone(), p.user.clone());
+        if state.participants.contains_key(&key) {
+            return Err(StoreError::AlreadyExists("participant"));
+        }
+        check_rev(&state, &p.user, write.expected_rev)?;
+        state.participants.insert(key, p.clone());
+        state.profiles.insert(p.user.clone(), write.profile.clone());
+        state.writes += 1;
+        Ok(())
+    }
+
+    async fn commit_leave(&self, write: &LeaveWrite) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        check_rev(&state, &write.user, write.expected_rev)?;
+        state.participants.remove(&(write.challenge.clone(), write.user.clone()));
+        state.profiles.insert(write.user.clone(), write.profile.clone());
+        state.writes += 1;
+        Ok(())
+    }
+
+    async fn commit_totals(
+        &self,
+        challenge: &ChallengeId,
+        user: &UserId,
+        totals: ParticipantTotals,
+        expected_rev: u64,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        check_rev(&state, user, expected_rev)?;
+        let p = state
+            .participants
+            .get_mut(&(challenge.clone(), user.clone()))
+            .ok_or(StoreError::NotFound("participant"))?;
+        p.totals = totals;
+        state.writes += 1;
+        Ok(())
+    }
+
+    async fn participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Participant>, StoreError> {
+        Ok(self.state.lock().unwrap().participants.get(&(challenge.clone(), user.clone())).cloned())
+    }
+
+    async fn participants(&self, challenge: &ChallengeId) -> Result<Vec<Participant>, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(state.participants.values().filter(|p| &p.challenge == challenge).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for InMemoryStore {
+    async fn get_connection(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError> {
+        Ok(self.state.lock().unwrap().connections.get(&(user.clone(), provider)).map(|(c, _)| c.clone()))
+    }
+
+    async fn create_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let key = (connection.user.clone(), connection.provider);
+        if state.connections.contains_key(&key) {
+            return Err(StoreError::AlreadyExists("connection"));
+        }
+        state.connections.insert(key, (connection.clone(), None));
+        state.writes += 1;
+        Ok(())
+    }
+
+    async fn store_tokens(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        tokens: &EncryptedTokens,
+        expected_version: u64,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let (conn, _) = state.connections.get_mut(&(user.clone(), provider)).ok_or(StoreError::NotFound("connection"))?;
+        if conn.status == ConnectionStatus::Disconnected {
+            return Err(StoreError::Disconnected);
+        }
+        if conn.token_version != expected_version {
+            return Err(StoreError::Conflict);
+        }
+        conn.tokens = Some(tokens.clone());
+        conn.token_version += 1;
+        let version = conn.token_version;
+        state.writes += 1;
+        Ok(version)
+    }
+
+    async fn acquire_lease(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let (_, lease) = state.connections.get_mut(&(user.clone(), provider)).ok_or(StoreError::NotFound("connection"))?;
+        let free = lease.as_ref().is_none_or(|(h, expires)| *expires <= now || h == holder);
+        if free {
+            *lease = Some((holder.to_owned(), now.checked_add(ttl).unwrap_or(Timestamp::MAX)));
+        }
+        Ok(free)
+    }
+
+    async fn release_lease(&self, user: &UserId, provider: Provider, holder: &str) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        if let Some((_, lease)) = state.connections.get_mut(&(user.clone(), provider)) {
+            if lease.as_ref().is_some_and(|(h, _)| h == holder) {
+                *lease = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_sync(&self, user: &UserId, provider: Provider, record: &SyncRecord) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let (conn, _) = state.connections.get_mut(&(user.clone(), provider)).ok_or(StoreError::NotFound("connection"))?;
+        if conn.status == ConnectionStatus::Disconnected {
+            return Err(StoreError::Disconnected);
+        }
+        conn.last_attempt_at = record.attempted_at.or(conn.last_attempt_at);
+        conn.last_success_at = record.succeeded_at.or(conn.last_success_at);
+        conn.last_data_date = record.last_data_date.max(conn.last_data_date);
+        conn.last_device_sync_at = record.last_device_sync_at.or(conn.last_device_sync_at);
+        if let Some(error) = &record.last_error {
+            conn.last_error = error.clone();
+        }
+        conn.status = record.status.unwrap_or(conn.status);
+        conn.next_sync_at = record.next_sync_at.or(conn.next_sync_at);
+        state.writes += 1;
+        Ok(())
+    }
+
+    async fn claim_provider_account(&self, provider: Provider, account: &str, user: &UserId) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        match state.owners.get(&(provider, account.to_owned())) {
+            Some(owner) if owner != user => Err(StoreError::AccountOwnedByAnother),
+            _ => {
+                state.owners.insert((provider, account.to_owned()), user.clone());
+                state.writes += 1;
+                Ok(())
+            }
+        }
+    }
+
+    async fn release_provider_account(&self, provider: Provider, account: &str, user: &UserId) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        if state.owners.get(&(provider, account.to_owned())) == Some(user) {
+            state.owners.remove(&(provider, account.to_owned()));
+            state.writes += 1;
+        }
+        Ok(())
+    }
+
+    async fn provider_account_owner(&self, provider: Provider, account: &str) -> Result<Option<UserId>, StoreError> {
+        Ok(self.state.lock().unwrap().owners.get(&(provider, account.to_owned())).cloned())
+    }
+}

@@ -1,0 +1,324 @@
+//! The sync engine through the real DynamoDB adapter, on both local implementations: exact
+//! totals under concurrency, order-independence, zero writes for unchanged days, challenge
+//! windows and states, joins racing day writes.
+
+use futures::future::join_all;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use proptest::prelude::*;
+use rand::Rng;
+use std::collections::BTreeMap;
+use stepsync::domain::{
+    ChallengeId, Connection, ConnectionStatus, DailyValue, LocalDate, ParticipantTotals, Provider, UserId,
+};
+use stepsync::events::Event;
+use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
+use stepsync::providers::FitbitLegacy;
+use stepsync::sync::SyncOutcome;
+use support::{Backend, TestEnv, date, on_both_backends, unique};
+
+on_both_backends!(
+    fifty_concurrent_merges_from_two_sources_end_exact,
+    reapplying_the_same_values_sends_zero_writes,
+    a_day_moves_exactly_the_challenges_whose_window_covers_it,
+    a_final_challenge_never_changes,
+    joining_after_data_exists_starts_at_the_right_total,
+    a_join_racing_day_writes_ends_exact,
+    leaving_stops_the_totals_and_keeps_the_days,
+    a_legacy_fitbit_sync_asks_to_reconnect_through_google,
+);
+
+const SOURCES: [Provider; 2] = [Provider::AppleHealth, Provider::GoogleHealth];
+
+fn user() -> UserId {
+    UserId::parse(&unique("walker")).unwrap()
+}
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_790_000_000 + secs).unwrap()
+}
+
+fn value(day: &str, steps: i64, observed: Option<i64>) -> DailyValue {
+    DailyValue { date: date(day), steps, observed_at: observed.map(at) }
+}
+
+async fn participant_totals(env: &TestEnv, challenge: &ChallengeId, user: &UserId) -> Option<ParticipantTotals> {
+    env.store.participant(challenge, user).await.unwrap().map(|p| p.totals)
+}
+
+/// The participant's stored numbers equal what the day records say.
+async fn assert_exact(env: &TestEnv, challenge: &ChallengeId, user: &UserId) -> ParticipantTotals {
+    let stored = participant_totals(env, challenge, user).await.expect("a participant");
+    let recomputed = env.challenges().recompute(challenge, user).await.unwrap();
+    assert_eq!(stored, recomputed, "{:?}: stored totals differ from recompute", env.backend);
+    stored
+}
+
+async fn fifty_concurrent_merges_from_two_sources_end_exact(env: TestEnv) {
+    let walker = user();
+    let month = env.challenge("2026-11-01", "2026-11-30").await;
+    let one_day = env.challenge("2026-11-24", "2026-11-24").await;
+    for c in [&month, &one_day] {
+        env.challenges().join(c, &walker, env.now()).await.unwrap();
+    }
+    let mut rng = rand::rng();
+    let values: Vec<(Provider, DailyValue)> = (0..50)
+        .map(|i| {
+            // Distinct provider times: the latest per source must win whatever the arrival order.
+            let observed = i64::from(rng.random_range(0..1000u32)) * 100 + i;
+            (SOURCES[i as usize % 2], value("2026-11-24", rng.random_range(0..30_000), Some(observed)))
+        })
+        .collect();
+    let utc = TimeZone::UTC;
+    let merges = values.iter().map(|(source, v)| env.engine.apply(&walker, *source, &utc, std::slice::from_ref(v)));
+    for result in join_all(merges).await {
+        result.expect("every merge lands, after re-reads if it lost a race");
+    }
+
+    let latest = |source: Provider| {
+        values.iter().filter(|(s, _)| *s == source).max_by_key(|(_, v)| v.observed_at).map(|(_, v)| v.steps as u32).unwrap()
+    };
+    let expected = latest(Provider::AppleHealth).max(latest(Provider::GoogleHealth));
+    let day = env.store.load_user_days(&walker, &[date("2026-11-24")]).await.unwrap().days[&date("2026-11-24")].clone();
+    assert_eq!(day.sources[&Provider::AppleHealth].steps.get(), latest(Provider::AppleHealth));
+    assert_eq!(day.sources[&Provider::GoogleHealth].steps.get(), latest(Provider::GoogleHealth));
+    assert_eq!(day.total.get(), expected, "the resolved total is the larger source, never a sum");
+    for c in [&month, &one_day] {
+        assert_eq!(assert_exact(&env, c, &walker).await.total, u64::from(expected));
+    }
+}
+
+async fn reapplying_the_same_values_sends_zero_writes(env: TestEnv) {
+    let walker = user();
+    let c = env.challenge("2026-11-01", "2026-11-30").await;
+    env.challenges().join(&c, &walker, env.now()).await.unwrap();
+    let week = [value("2026-11-22", 8000, None), value("2026-11-23", 0, None), value("2026-11-24", 12_345, None)];
+    env.engine.apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &week).await.unwrap();
+
+    env.counter.reset();
+    let report = env.engine.apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &week).await.unwrap();
+    assert_eq!(report.unchanged, 3);
+    assert!(report.changed.is_empty());
+    assert_eq!(env.counter.writes(), 0, "requests: {:?}", env.counter.snapshot());
+    assert_eq!(env.counter.total(), 1, "one read for the whole window: {:?}", env.counter.snapshot());
+
+    env.counter.reset();
+    env.engine.apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-24", 12_400, None)]).await.unwrap();
+    assert_eq!(env.counter.count("TransactWriteItems"), 1, "one changed day is one transaction");
+    assert_eq!(env.counter.writes(), 1, "requests: {:?}", env.counter.snapshot());
+    assert_eq!(assert_exact(&env, &c, &walker).await.total, 8000 + 12_400);
+}
+
+async fn a_day_moves_exactly_the_challenges_whose_window_covers_it(env: TestEnv) {
+    let walker = user();
+    let early = env.challenge("2026-11-20", "2026-11-22").await;
+    let late = env.challenge("2026-11-22", "2026-11-25").await;
+    for c in [&early, &late] {
+        env.challenges().join(c, &walker, env.now()).await.unwrap();
+    }
+    let apply = |day: &'static str, steps| {
+        let walker = walker.clone();
+        let env = &env;
+        async move { env.engine.apply(&walker, Provider::Misfit, &TimeZone::UTC, &[value(day, steps, None)]).await.unwrap() }
+    };
+    apply("2026-11-19", 5000).await;
+    assert_eq!(participant_totals(&env, &early, &walker).await.unwrap().total, 0, "outside every window");
+    assert_eq!(participant_totals(&env, &late, &walker).await.unwrap().total, 0);
+    apply("2026-11-22", 700).await;
+    assert_eq!(participant_totals(&env, &early, &walker).await.unwrap(), ParticipantTotals { total: 700, days: 1 });
+    assert_eq!(participant_totals(&env, &late, &walker).await.unwrap(), ParticipantTotals { total: 700, days: 1 });
+    apply("2026-11-24", 300).await;
+    assert_eq!(participant_totals(&env, &early, &walker).await.unwrap().total, 700);
+    assert_eq!(participant_totals(&env, &late, &walker).await.unwrap().total, 1000);
+    apply("2026-11-22", 0).await;
+    assert_eq!(participant_totals(&env, &early, &walker).await.unwrap(), ParticipantTotals { total: 0, days: 0 });
+    for c in [&early, &late] {
+        assert_exact(&env, c, &walker).await;
+    }
+}
+
+async fn a_final_challenge_never_changes(env: TestEnv) {
+    let walker = user();
+    let finished = env.challenge_with("2026-11-01", "2026-11-10", 2).await; // final from 11-13
+    let month = env.challenge("2026-11-01", "2026-11-30").await;
+    env.clock.set("2026-11-05T12:00:00Z".parse().unwrap());
+    for c in [&finished, &month] {
+        env.challenges().join(c, &walker, env.now()).await.unwrap();
+    }
+    env.engine.apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-05", 4000, None)]).await.unwrap();
+
+    env.clock.set("2026-11-12T12:00:00Z".parse().unwrap()); // grace: late uploads still count
+    env.engine.apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-05", 4500, None)]).await.unwrap();
+    assert_eq!(participant_totals(&env, &finished, &walker).await.unwrap().total, 4500);
+
+    env.clock.set("2026-11-13T00:00:00Z".parse().unwrap()); // final
+    let report = env
+        .engine
+        .apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-05", 9000, None)])
+        .await
+        .unwrap();
+    assert_eq!(report.changed.len(), 1, "the day itself still records the correction");
+    assert_eq!(participant_totals(&env, &finished, &walker).await.unwrap().total, 4500, "final: frozen");
+    assert_eq!(participant_totals(&env, &month, &walker).await.unwrap().total, 9000);
+    assert!(env.challenges().join(&finished, &user(), env.now()).await.is_err(), "a final challenge takes no one");
+}
+
+async fn joining_after_data_exists_starts_at_the_right_total(env: TestEnv) {
+    let walker = user();
+    let values = [value("2026-11-19", 900, None), value("2026-11-21", 500, None), value("2026-11-22", 700, None)];
+    env.engine.apply(&walker, Provider::AppleHealth, &TimeZone::UTC, &values).await.unwrap();
+    env.engine.apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-22", 650, None)]).await.unwrap();
+    let c = env.challenge("2026-11-20", "2026-11-25").await;
+    let joined = env.challenges().join(&c, &walker, env.now()).await.unwrap();
+    assert_eq!(joined.totals, ParticipantTotals { total: 1200, days: 2 });
+    let again = env.challenges().join(&c, &walker, env.now()).await.unwrap();
+    assert_eq!(again.totals, joined.totals, "joining twice is a no-op");
+    assert_exact(&env, &c, &walker).await;
+}
+
+async fn a_join_racing_day_writes_ends_exact(env: TestEnv) {
+    let c = env.challenge("2026-11-01", "2026-11-30").await;
+    for _ in 0..4 {
+        let walker = user();
+        env.engine.apply(&walker, Provider::AppleHealth, &TimeZone::UTC, &[value("2026-11-02", 1000, None)]).await.unwrap();
+        let writes = (0..12).map(|i| {
+            let walker = walker.clone();
+            let env = &env;
+            async move {
+                let day = format!("2026-11-{:02}", 1 + i % 6);
+                let v = DailyValue { date: date(&day), steps: 100 * i64::from(i + 1), observed_at: None };
+                env.engine.apply(&walker, SOURCES[i as usize % 2], &TimeZone::UTC, &[v]).await.unwrap();
+            }
+        });
+        let challenges = env.challenges();
+        let (joined, _) = tokio::join!(challenges.join(&c, &walker, env.now()), join_all(writes));
+        joined.unwrap();
+        assert_exact(&env, &c, &walker).await;
+    }
+}
+
+async fn leaving_stops_the_totals_and_keeps_the_days(env: TestEnv) {
+    let walker = user();
+    let c = env.challenge("2026-11-01", "2026-11-30").await;
+    env.challenges().join(&c, &walker, env.now()).await.unwrap();
+    env.engine.apply(&walker, Provider::Misfit, &TimeZone::UTC, &[value("2026-11-03", 3000, None)]).await.unwrap();
+    env.challenges().leave(&c, &walker, env.now()).await.unwrap();
+    assert!(env.store.participant(&c, &walker).await.unwrap().is_none());
+    env.engine.apply(&walker, Provider::Misfit, &TimeZone::UTC, &[value("2026-11-04", 2000, None)]).await.unwrap();
+    assert!(env.store.participant(&c, &walker).await.unwrap().is_none(), "a day write never resurrects a participant");
+    let days = env.store.load_user_days(&walker, &[date("2026-11-03"), date("2026-11-04")]).await.unwrap().days;
+    assert_eq!(days.len(), 2, "history stays");
+    let back = env.challenges().join(&c, &walker, env.now()).await.unwrap();
+    assert_eq!(back.totals.total, 5000, "rejoining starts from the days");
+}
+
+async fn a_legacy_fitbit_sync_asks_to_reconnect_through_google(env: TestEnv) {
+    let walker = user();
+    env.store.create_connection(&Connection::new(walker.clone(), Provider::Fitbit, env.now())).await.unwrap();
+    let connection = env.store.get_connection(&walker, Provider::Fitbit).await.unwrap().unwrap();
+    let outcome = env
+        .engine
+        .sync_connection(&connection, &FitbitLegacy, date("2026-11-19"), date("2026-11-25"))
+        .await
+        .unwrap();
+    let SyncOutcome::Failed { error, status, .. } = outcome else { panic!("expected a failure, got {outcome:?}") };
+    assert_eq!(status, ConnectionStatus::ReconnectRequired);
+    assert!(error.message.contains("through Google"), "{}", error.message);
+    let stored = env.store.get_connection(&walker, Provider::Fitbit).await.unwrap().unwrap();
+    assert_eq!(stored.status, ConnectionStatus::ReconnectRequired);
+    assert_eq!(stored.last_error.unwrap().code, "legacy_retired");
+    let changed: Vec<_> = env
+        .publisher
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::ConnectionStatusChanged(c) if c.user == walker => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].new_status, ConnectionStatus::ReconnectRequired);
+    let again = env.engine.sync_connection(&stored_connection(&env, &walker).await, &FitbitLegacy, date("2026-11-19"), date("2026-11-25")).await;
+    assert_eq!(again.unwrap(), SyncOutcome::Skipped(ConnectionStatus::ReconnectRequired));
+}
+
+async fn stored_connection(env: &TestEnv, walker: &UserId) -> Connection {
+    env.store.get_connection(walker, Provider::Fitbit).await.unwrap().unwrap()
+}
+
+// Property: any shuffled, duplicated sequence of per-source daily values gives the same day
+// records and participant totals as applying only the latest value per (source, date).
+
+type Raw = (usize, i32, i64, i64); // (source, day offset from 2026-11-20, steps, provider time)
+
+fn sequences() -> impl Strategy<Value = (Vec<Raw>, Vec<Raw>)> {
+    prop::collection::vec((0usize..2, 0i32..4, 0i64..20_000, 0i64..40), 1..10)
+        .prop_flat_map(|base| {
+            let dups = prop::collection::vec(any::<prop::sample::Index>(), 0..10);
+            (Just(base), dups)
+        })
+        .prop_flat_map(|(base, dups)| {
+            let mut sequence = base.clone();
+            sequence.extend(dups.iter().map(|i| base[i.index(base.len())]));
+            (Just(base), Just(sequence).prop_shuffle())
+        })
+}
+
+fn to_value(raw: &Raw) -> (Provider, DailyValue) {
+    let (source, offset, steps, observed) = *raw;
+    let day = LocalDate::parse("2026-11-20").unwrap().add_days(offset);
+    (SOURCES[source], DailyValue { date: day, steps, observed_at: Some(at(observed)) })
+}
+
+fn order_independence(backend: Backend) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let env = runtime.block_on(TestEnv::new(backend));
+    let challenge = runtime.block_on(env.challenge("2026-11-21", "2026-11-23"));
+    let config = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
+    proptest!(config, |((base, shuffled) in sequences())| {
+        runtime.block_on(async {
+            let (replayed, latest_only) = (user(), user());
+            for u in [&replayed, &latest_only] {
+                env.challenges().join(&challenge, u, env.now()).await.unwrap();
+            }
+            for raw in &shuffled {
+                let (source, v) = to_value(raw);
+                env.engine.apply(&replayed, source, &TimeZone::UTC, &[v]).await.unwrap();
+            }
+            let mut latest: BTreeMap<(Provider, LocalDate), DailyValue> = BTreeMap::new();
+            for raw in &base {
+                let (source, v) = to_value(raw);
+                let newer = latest
+                    .get(&(source, v.date))
+                    .is_none_or(|cur| (v.observed_at, v.steps) > (cur.observed_at, cur.steps));
+                if newer {
+                    latest.insert((source, v.date), v);
+                }
+            }
+            for ((source, _), v) in &latest {
+                env.engine.apply(&latest_only, *source, &TimeZone::UTC, std::slice::from_ref(v)).await.unwrap();
+            }
+            let dates: Vec<LocalDate> = (0..4).map(|d| LocalDate::parse("2026-11-20").unwrap().add_days(d)).collect();
+            let a = env.store.load_user_days(&replayed, &dates).await.unwrap().days;
+            let b = env.store.load_user_days(&latest_only, &dates).await.unwrap().days;
+            assert_eq!(a.len(), b.len());
+            for (day, record) in &a {
+                assert_eq!(record.sources, b[day].sources, "sources on {day}");
+                assert_eq!(record.total, b[day].total, "total on {day}");
+            }
+            let ta = assert_exact(&env, &challenge, &replayed).await;
+            let tb = assert_exact(&env, &challenge, &latest_only).await;
+            assert_eq!(ta, tb);
+        });
+    });
+}
+
+#[test]
+fn shuffled_duplicated_values_give_the_latest_only_result_on_dynoxide() {
+    order_independence(Backend::Dynoxide);
+}
+
+#[test]
+fn shuffled_duplicated_values_give_the_latest_only_result_on_moto() {
+    order_independence(Backend::Moto);
+}

@@ -1,0 +1,169 @@
+//! The DynamoDB adapter's store guarantees, on both local implementations: atomic conditional
+//! writes (checked first, since every other concurrency test stands on them), encrypted
+//! tokens, provider-account ownership and the refresh lease.
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use futures::future::join_all;
+use secrecy::{ExposeSecret, SecretString};
+use std::time::Duration;
+use stepsync::crypto::AesGcmTokenCipher;
+use stepsync::domain::{Connection, Provider, TokenSet, UserId};
+use stepsync::ports::{ConnectionStore, StoreError, TokenCipher};
+use support::{TestEnv, on_both_backends, unique};
+
+on_both_backends!(
+    conditional_writes_and_transactions_are_atomic,
+    stored_tokens_are_ciphertext_bound_to_their_owner,
+    a_provider_account_feeds_one_person_only,
+    exactly_one_of_ten_concurrent_lease_attempts_wins,
+    a_stale_token_write_never_overwrites_a_newer_one,
+);
+
+fn user(name: &str) -> UserId {
+    UserId::parse(&unique(name)).unwrap()
+}
+
+/// Given many writers racing on one key, when each puts conditionally (alone, or inside a
+/// transaction), then exactly one wins each round. An emulator that checks and writes in two
+/// steps lets several win, and every later concurrency result on it would mean nothing.
+async fn conditional_writes_and_transactions_are_atomic(env: TestEnv) {
+    let client = env.store.client().clone();
+    for round in 0..5 {
+        let pk = format!("RACE#{round}");
+        let puts = (0..16).map(|writer| {
+            let client = client.clone();
+            let (table, pk) = (env.table.clone(), pk.clone());
+            async move {
+                client
+                    .put_item()
+                    .table_name(table)
+                    .item("pk", AttributeValue::S(pk))
+                    .item("sk", AttributeValue::S("X".into()))
+                    .item("writer", AttributeValue::N(writer.to_string()))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .send()
+                    .await
+                    .is_ok()
+            }
+        });
+        let wins = join_all(puts).await.into_iter().filter(|won| *won).count();
+        assert_eq!(wins, 1, "{:?}: conditional PutItem round {round}", env.backend);
+
+        let transactions = (0..16).map(|writer| {
+            let client = client.clone();
+            let (table, pk) = (env.table.clone(), pk.clone());
+            async move {
+                let put = |sk: &str| {
+                    Put::builder()
+                        .table_name(&table)
+                        .item("pk", AttributeValue::S(pk.clone()))
+                        .item("sk", AttributeValue::S(sk.into()))
+                        .item("writer", AttributeValue::N(writer.to_string()))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .unwrap()
+                };
+                client
+                    .transact_write_items()
+                    .transact_items(TransactWriteItem::builder().put(put("T1")).build())
+                    .transact_items(TransactWriteItem::builder().put(put("T2")).build())
+                    .send()
+                    .await
+                    .is_ok()
+            }
+        });
+        let wins = join_all(transactions).await.into_iter().filter(|won| *won).count();
+        assert_eq!(wins, 1, "{:?}: TransactWriteItems round {round}", env.backend);
+    }
+}
+
+fn tokens(access: &str) -> TokenSet {
+    TokenSet {
+        access_token: SecretString::from(access.to_owned()),
+        refresh_token: Some(SecretString::from("1//refresh-token-PLAINTEXT")),
+        expires_at: "2026-11-25T19:00:00Z".parse().unwrap(),
+        scope: None,
+    }
+}
+
+async fn stored_tokens_are_ciphertext_bound_to_their_owner(env: TestEnv) {
+    let cipher = AesGcmTokenCipher::new(&[9u8; 32]);
+    let alice = user("alice");
+    let mallory = user("mallory");
+    env.store.create_connection(&Connection::new(alice.clone(), Provider::GoogleHealth, env.now())).await.unwrap();
+    let sealed = cipher.encrypt(&alice, Provider::GoogleHealth, &tokens("ya29.access-PLAINTEXT")).unwrap();
+    let version = env.store.store_tokens(&alice, Provider::GoogleHealth, &sealed, 0).await.unwrap();
+    assert_eq!(version, 1);
+
+    let raw = env
+        .store
+        .client()
+        .get_item()
+        .table_name(&env.table)
+        .key("pk", AttributeValue::S(format!("USER#{alice}")))
+        .key("sk", AttributeValue::S("CONN#google_health".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let everything = format!("{raw:?}");
+    assert!(!everything.contains("PLAINTEXT"), "plaintext token in the stored item");
+
+    let stored = env.store.get_connection(&alice, Provider::GoogleHealth).await.unwrap().unwrap();
+    let sealed = stored.tokens.unwrap();
+    let opened = cipher.decrypt(&alice, Provider::GoogleHealth, &sealed).unwrap();
+    assert_eq!(opened.access_token.expose_secret(), "ya29.access-PLAINTEXT");
+    assert!(cipher.decrypt(&mallory, Provider::GoogleHealth, &sealed).is_err(), "decrypts as another user");
+}
+
+async fn a_provider_account_feeds_one_person_only(env: TestEnv) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let account = unique("health-user");
+    env.store.claim_provider_account(Provider::GoogleHealth, &account, &alice).await.unwrap();
+    env.store.claim_provider_account(Provider::GoogleHealth, &account, &alice).await.expect("re-claim by the owner");
+    let err = env.store.claim_provider_account(Provider::GoogleHealth, &account, &bob).await.unwrap_err();
+    assert!(matches!(err, StoreError::AccountOwnedByAnother), "got {err:?}");
+    assert_eq!(env.store.provider_account_owner(Provider::GoogleHealth, &account).await.unwrap(), Some(alice.clone()));
+
+    // Bob releasing what he does not own changes nothing; Alice releasing frees it for Bob.
+    env.store.release_provider_account(Provider::GoogleHealth, &account, &bob).await.unwrap();
+    assert_eq!(env.store.provider_account_owner(Provider::GoogleHealth, &account).await.unwrap(), Some(alice.clone()));
+    env.store.release_provider_account(Provider::GoogleHealth, &account, &alice).await.unwrap();
+    env.store.claim_provider_account(Provider::GoogleHealth, &account, &bob).await.unwrap();
+}
+
+async fn exactly_one_of_ten_concurrent_lease_attempts_wins(env: TestEnv) {
+    let alice = user("alice");
+    env.store.create_connection(&Connection::new(alice.clone(), Provider::GoogleHealth, env.now())).await.unwrap();
+    let now = env.now();
+    let ttl = Duration::from_secs(30);
+    let attempts = (0..10).map(|i| {
+        let store = env.store.clone();
+        let alice = alice.clone();
+        async move { store.acquire_lease(&alice, Provider::GoogleHealth, &format!("lambda-{i}"), now, ttl).await.unwrap() }
+    });
+    let holders = join_all(attempts).await.into_iter().filter(|won| *won).count();
+    assert_eq!(holders, 1);
+
+    let later = now.checked_add(Duration::from_secs(29)).unwrap();
+    assert!(!env.store.acquire_lease(&alice, Provider::GoogleHealth, "late", later, ttl).await.unwrap());
+    let expired = now.checked_add(Duration::from_secs(31)).unwrap();
+    assert!(env.store.acquire_lease(&alice, Provider::GoogleHealth, "late", expired, ttl).await.unwrap(), "expired lease taken over");
+    env.store.release_lease(&alice, Provider::GoogleHealth, "late").await.unwrap();
+    assert!(env.store.acquire_lease(&alice, Provider::GoogleHealth, "next", expired, ttl).await.unwrap(), "released lease is free");
+}
+
+async fn a_stale_token_write_never_overwrites_a_newer_one(env: TestEnv) {
+    let alice = user("alice");
+    let cipher = AesGcmTokenCipher::new(&[9u8; 32]);
+    env.store.create_connection(&Connection::new(alice.clone(), Provider::GoogleHealth, env.now())).await.unwrap();
+    let first = cipher.encrypt(&alice, Provider::GoogleHealth, &tokens("first")).unwrap();
+    let second = cipher.encrypt(&alice, Provider::GoogleHealth, &tokens("second")).unwrap();
+    assert_eq!(env.store.store_tokens(&alice, Provider::GoogleHealth, &first, 0).await.unwrap(), 1);
+    let stale = env.store.store_tokens(&alice, Provider::GoogleHealth, &second, 0).await.unwrap_err();
+    assert!(matches!(stale, StoreError::Conflict), "got {stale:?}");
+    let kept = env.store.get_connection(&alice, Provider::GoogleHealth).await.unwrap().unwrap();
+    assert_eq!(kept.tokens, Some(first));
+    assert_eq!(kept.token_version, 1);
+}
