@@ -104,7 +104,7 @@ async fn reapplying_the_same_values_sends_zero_writes(env: TestEnv) {
 
     env.counter.reset();
     env.engine.apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-24", 12_400, None)]).await.unwrap();
-    assert_eq!(env.counter.count("TransactWriteItems"), 1, "one changed day is one transaction");
+    assert_eq!(env.counter.count("TransactWriteItems"), 1, "one changed day is one transaction: {:?}", env.counter.snapshot());
     assert_eq!(env.counter.writes(), 1, "requests: {:?}", env.counter.snapshot());
     assert_eq!(assert_exact(&env, &c, &walker).await.total, 8000 + 12_400);
 }

@@ -33,10 +33,11 @@ impl Intercept for BreakTwoEntriesOnce {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if self.0.swap(true, Ordering::SeqCst) {
+        let request = context.request_mut();
+        let is_put_events = request.headers().get("x-amz-target").is_some_and(|t| t.ends_with(".PutEvents"));
+        if !is_put_events || self.0.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let request = context.request_mut();
         let mut body: serde_json::Value = serde_json::from_slice(request.body().bytes().ok_or("streaming body")?)?;
         for i in [1, 4] {
             body["Entries"][i]["Detail"] = serde_json::Value::String("{not json".into());

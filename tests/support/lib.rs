@@ -78,9 +78,10 @@ impl TestEnv {
         Challenges { steps: self.store.as_ref(), store: self.store.as_ref() }
     }
 
-    /// Creates a challenge over `start..=end` (UTC, no grace) and returns its id.
+    /// Creates a challenge over `start..=end` (UTC, a week of grace, so none of the test
+    /// dates' challenges is final at `NOW`) and returns its id.
     pub async fn challenge(&self, start: &str, end: &str) -> ChallengeId {
-        self.challenge_with(start, end, 0).await
+        self.challenge_with(start, end, 7).await
     }
 
     pub async fn challenge_with(&self, start: &str, end: &str, grace_days: u32) -> ChallengeId {

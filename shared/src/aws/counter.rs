@@ -2,8 +2,8 @@
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -44,12 +44,16 @@ impl Intercept for RequestCounter {
         "RequestCounter"
     }
 
-    fn read_before_execution(
+    /// Counts each request sent (a retried attempt counts again), named after the JSON
+    /// protocols' `X-Amz-Target` header (`DynamoDB_20120810.GetItem` → `GetItem`).
+    fn read_before_transmit(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut ConfigBag,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let name = cfg.load::<Metadata>().map_or("unknown", |m| m.name()).to_owned();
+        let target = context.request().headers().get("x-amz-target").unwrap_or("unknown.unknown");
+        let name = target.rsplit('.').next().unwrap_or(target).to_owned();
         *self.0.lock().unwrap().entry(name).or_default() += 1;
         Ok(())
     }

@@ -275,7 +275,8 @@ impl StepStore for DynamoStore {
         day = if write.expected_version == 0 {
             day.condition_expression("attribute_not_exists(pk)")
         } else {
-            day.condition_expression("version = :version")
+            day.condition_expression("#version = :version")
+                .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":version", n(write.expected_version))
         };
         let mut items = vec![
@@ -286,7 +287,9 @@ impl StepStore for DynamoStore {
             let update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(challenge_pk(&delta.challenge), participant_sk(user))))
-                .update_expression("ADD total :total, days :days")
+                .update_expression("ADD #total :total, #days :days")
+                .expression_attribute_names("#total", "total")
+                .expression_attribute_names("#days", "days")
                 // Never create a participant (one who left), never move a final challenge.
                 .condition_expression("attribute_exists(pk) AND closes_at > :now")
                 .expression_attribute_values(":total", n(delta.total))
@@ -387,7 +390,9 @@ impl ChallengeStore for DynamoStore {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(challenge_pk(challenge), participant_sk(user))))
-            .update_expression("SET total = :total, days = :days")
+            .update_expression("SET #total = :total, #days = :days")
+            .expression_attribute_names("#total", "total")
+            .expression_attribute_names("#days", "days")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":total", n(totals.total))
             .expression_attribute_values(":days", n(totals.days))

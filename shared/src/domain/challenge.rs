@@ -183,8 +183,9 @@ mod tests {
     fn states_follow_the_window_in_the_challenge_time_zone() {
         let c = challenge(3);
         let ts = |s: &str| s.parse::<Timestamp>().unwrap();
-        assert_eq!(c.state(ts("2026-11-01T05:59:59Z")), ChallengeState::Upcoming);
-        assert_eq!(c.state(ts("2026-11-01T06:00:00Z")), ChallengeState::Active);
+        // 1 November 2026 starts in daylight time (-05:00); the window ends in standard time.
+        assert_eq!(c.state(ts("2026-11-01T04:59:59Z")), ChallengeState::Upcoming);
+        assert_eq!(c.state(ts("2026-11-01T05:00:00Z")), ChallengeState::Active);
         assert_eq!(c.state(ts("2026-12-01T06:00:00Z")), ChallengeState::Grace);
         assert_eq!(c.state(ts("2026-12-04T05:59:59Z")), ChallengeState::Grace);
         assert_eq!(c.state(ts("2026-12-04T06:00:00Z")), ChallengeState::Final);
