@@ -76,7 +76,12 @@ async fn fifty_concurrent_merges_from_two_sources_end_exact(env: TestEnv) {
     }
 
     let latest = |source: Provider| {
-        values.iter().filter(|(s, _)| *s == source).max_by_key(|(_, v)| v.observed_at).map(|(_, v)| v.steps as u32).unwrap()
+        values
+            .iter()
+            .filter(|(s, _)| *s == source)
+            .max_by_key(|(_, v)| v.observed_at)
+            .map(|(_, v)| v.steps as u32)
+            .unwrap()
     };
     let expected = latest(Provider::AppleHealth).max(latest(Provider::GoogleHealth));
     let day = env.store.load_user_days(&walker, &[date("2026-11-24")]).await.unwrap().days[&date("2026-11-24")].clone();
@@ -103,8 +108,16 @@ async fn reapplying_the_same_values_sends_zero_writes(env: TestEnv) {
     assert_eq!(env.counter.total(), 1, "one read for the whole window: {:?}", env.counter.snapshot());
 
     env.counter.reset();
-    env.engine.apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-24", 12_400, None)]).await.unwrap();
-    assert_eq!(env.counter.count("TransactWriteItems"), 1, "one changed day is one transaction: {:?}", env.counter.snapshot());
+    env.engine
+        .apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-24", 12_400, None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        env.counter.count("TransactWriteItems"),
+        1,
+        "one changed day is one transaction: {:?}",
+        env.counter.snapshot()
+    );
     assert_eq!(env.counter.writes(), 1, "requests: {:?}", env.counter.snapshot());
     assert_eq!(assert_exact(&env, &c, &walker).await.total, 8000 + 12_400);
 }
@@ -145,10 +158,16 @@ async fn a_final_challenge_never_changes(env: TestEnv) {
     for c in [&finished, &month] {
         env.challenges().join(c, &walker, env.now()).await.unwrap();
     }
-    env.engine.apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-05", 4000, None)]).await.unwrap();
+    env.engine
+        .apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-05", 4000, None)])
+        .await
+        .unwrap();
 
     env.clock.set("2026-11-12T12:00:00Z".parse().unwrap()); // grace: late uploads still count
-    env.engine.apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-05", 4500, None)]).await.unwrap();
+    env.engine
+        .apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-05", 4500, None)])
+        .await
+        .unwrap();
     assert_eq!(participant_totals(&env, &finished, &walker).await.unwrap().total, 4500);
 
     env.clock.set("2026-11-13T00:00:00Z".parse().unwrap()); // final
@@ -180,7 +199,10 @@ async fn a_join_racing_day_writes_ends_exact(env: TestEnv) {
     let c = env.challenge("2026-11-01", "2026-11-30").await;
     for _ in 0..4 {
         let walker = user();
-        env.engine.apply(&walker, Provider::AppleHealth, &TimeZone::UTC, &[value("2026-11-02", 1000, None)]).await.unwrap();
+        env.engine
+            .apply(&walker, Provider::AppleHealth, &TimeZone::UTC, &[value("2026-11-02", 1000, None)])
+            .await
+            .unwrap();
         let writes = (0..12).map(|i| {
             let walker = walker.clone();
             let env = &env;
@@ -216,11 +238,8 @@ async fn a_legacy_fitbit_sync_asks_to_reconnect_through_google(env: TestEnv) {
     let walker = user();
     env.store.create_connection(&Connection::new(walker.clone(), Provider::Fitbit, env.now())).await.unwrap();
     let connection = env.store.get_connection(&walker, Provider::Fitbit).await.unwrap().unwrap();
-    let outcome = env
-        .engine
-        .sync_connection(&connection, &FitbitLegacy, date("2026-11-19"), date("2026-11-25"))
-        .await
-        .unwrap();
+    let outcome =
+        env.engine.sync_connection(&connection, &FitbitLegacy, date("2026-11-19"), date("2026-11-25")).await.unwrap();
     let SyncOutcome::Failed { error, status, .. } = outcome else { panic!("expected a failure, got {outcome:?}") };
     assert_eq!(status, ConnectionStatus::ReconnectRequired);
     assert!(error.message.contains("through Google"), "{}", error.message);
@@ -238,7 +257,10 @@ async fn a_legacy_fitbit_sync_asks_to_reconnect_through_google(env: TestEnv) {
         .collect();
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].new_status, ConnectionStatus::ReconnectRequired);
-    let again = env.engine.sync_connection(&stored_connection(&env, &walker).await, &FitbitLegacy, date("2026-11-19"), date("2026-11-25")).await;
+    let again = env
+        .engine
+        .sync_connection(&stored_connection(&env, &walker).await, &FitbitLegacy, date("2026-11-19"), date("2026-11-25"))
+        .await;
     assert_eq!(again.unwrap(), SyncOutcome::Skipped(ConnectionStatus::ReconnectRequired));
 }
 

@@ -138,20 +138,29 @@ async fn exactly_one_of_ten_concurrent_lease_attempts_wins(env: TestEnv) {
     env.store.create_connection(&Connection::new(alice.clone(), Provider::GoogleHealth, env.now())).await.unwrap();
     let now = env.now();
     let ttl = Duration::from_secs(30);
-    let attempts = (0..10).map(|i| {
-        let store = env.store.clone();
-        let alice = alice.clone();
-        async move { store.acquire_lease(&alice, Provider::GoogleHealth, &format!("lambda-{i}"), now, ttl).await.unwrap() }
-    });
+    let attempts =
+        (0..10).map(|i| {
+            let store = env.store.clone();
+            let alice = alice.clone();
+            async move {
+                store.acquire_lease(&alice, Provider::GoogleHealth, &format!("lambda-{i}"), now, ttl).await.unwrap()
+            }
+        });
     let holders = join_all(attempts).await.into_iter().filter(|won| *won).count();
     assert_eq!(holders, 1);
 
     let later = now.checked_add(Duration::from_secs(29)).unwrap();
     assert!(!env.store.acquire_lease(&alice, Provider::GoogleHealth, "late", later, ttl).await.unwrap());
     let expired = now.checked_add(Duration::from_secs(31)).unwrap();
-    assert!(env.store.acquire_lease(&alice, Provider::GoogleHealth, "late", expired, ttl).await.unwrap(), "expired lease taken over");
+    assert!(
+        env.store.acquire_lease(&alice, Provider::GoogleHealth, "late", expired, ttl).await.unwrap(),
+        "expired lease taken over"
+    );
     env.store.release_lease(&alice, Provider::GoogleHealth, "late").await.unwrap();
-    assert!(env.store.acquire_lease(&alice, Provider::GoogleHealth, "next", expired, ttl).await.unwrap(), "released lease is free");
+    assert!(
+        env.store.acquire_lease(&alice, Provider::GoogleHealth, "next", expired, ttl).await.unwrap(),
+        "released lease is free"
+    );
 }
 
 async fn a_stale_token_write_never_overwrites_a_newer_one(env: TestEnv) {

@@ -27,14 +27,13 @@ pub enum ChallengeError {
 
 /// A person's numbers in a challenge, straight from their day records.
 pub fn totals_in_window(challenge: &Challenge, window: &UserDays) -> ParticipantTotals {
-    window
-        .days
-        .values()
-        .filter(|d| challenge.start <= d.date && d.date <= challenge.end)
-        .fold(ParticipantTotals::default(), |acc, d| ParticipantTotals {
+    window.days.values().filter(|d| challenge.start <= d.date && d.date <= challenge.end).fold(
+        ParticipantTotals::default(),
+        |acc, d| ParticipantTotals {
             total: acc.total + u64::from(d.total.get()),
             days: acc.days + u32::from(d.total.get() > 0),
-        })
+        },
+    )
 }
 
 pub struct Challenges<'a> {
@@ -112,7 +111,12 @@ impl Challenges<'_> {
 
     /// Rewrites the participant's numbers from the day records (the reconcile job's repair);
     /// returns the rebuilt totals. A final challenge is left as it is.
-    pub async fn rebuild(&self, id: &ChallengeId, user: &UserId, now: Timestamp) -> Result<ParticipantTotals, ChallengeError> {
+    pub async fn rebuild(
+        &self,
+        id: &ChallengeId,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<ParticipantTotals, ChallengeError> {
         let challenge = self.load(id).await?;
         if challenge.state(now) == ChallengeState::Final {
             return Err(ChallengeError::Final);
@@ -147,7 +151,11 @@ impl Challenges<'_> {
 
 /// Ranks participants and cuts one page. The cursor names the last entry shown, so a page
 /// boundary stays put when totals elsewhere in the list move.
-pub fn rank(mut participants: Vec<Participant>, limit: usize, cursor: Option<&str>) -> Result<LeaderboardPage, ChallengeError> {
+pub fn rank(
+    mut participants: Vec<Participant>,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<LeaderboardPage, ChallengeError> {
     participants.sort_by(|a, b| b.totals.total.cmp(&a.totals.total).then_with(|| a.user.cmp(&b.user)));
     let after = cursor.map(decode_cursor).transpose()?;
     let count = participants.len() as u32;
@@ -181,7 +189,8 @@ fn encode_cursor(total: u64, user: &UserId) -> String {
 }
 
 fn decode_cursor(raw: &str) -> Result<(u64, UserId), ChallengeError> {
-    let text = URL_SAFE_NO_PAD.decode(raw).ok().and_then(|b| String::from_utf8(b).ok()).ok_or(ChallengeError::BadCursor)?;
+    let text =
+        URL_SAFE_NO_PAD.decode(raw).ok().and_then(|b| String::from_utf8(b).ok()).ok_or(ChallengeError::BadCursor)?;
     let (total, user) = text.split_once(':').ok_or(ChallengeError::BadCursor)?;
     Ok((
         total.parse().map_err(|_| ChallengeError::BadCursor)?,

@@ -73,9 +73,8 @@ fn parse_key(raw: &str) -> Result<SecretBox<[u8; 32]>, ConfigError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(raw.trim())
         .map_err(|_| ConfigError::new("STEPSYNC_TOKEN_KEY", "must be base64"))?;
-    let key: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| ConfigError::new("STEPSYNC_TOKEN_KEY", "must decode to exactly 32 bytes"))?;
+    let key: [u8; 32] =
+        bytes.try_into().map_err(|_| ConfigError::new("STEPSYNC_TOKEN_KEY", "must decode to exactly 32 bytes"))?;
     Ok(SecretBox::new(Box::new(key)))
 }
 

@@ -94,7 +94,12 @@ pub trait StepStore: Send + Sync {
     /// `StoreError::Conflict` when the day's version or the profile's rev moved.
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError>;
     /// Sets or clears the primary source; conditioned on `expected_rev`.
-    async fn set_primary_source(&self, user: &UserId, primary: Option<Provider>, expected_rev: u64) -> Result<(), StoreError>;
+    async fn set_primary_source(
+        &self,
+        user: &UserId,
+        primary: Option<Provider>,
+        expected_rev: u64,
+    ) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -160,7 +165,12 @@ pub trait ConnectionStore: Send + Sync {
     async fn record_sync(&self, user: &UserId, provider: Provider, record: &SyncRecord) -> Result<(), StoreError>;
     /// Claims a provider account for `user`; `AccountOwnedByAnother` when someone else has it.
     async fn claim_provider_account(&self, provider: Provider, account: &str, user: &UserId) -> Result<(), StoreError>;
-    async fn release_provider_account(&self, provider: Provider, account: &str, user: &UserId) -> Result<(), StoreError>;
+    async fn release_provider_account(
+        &self,
+        provider: Provider,
+        account: &str,
+        user: &UserId,
+    ) -> Result<(), StoreError>;
     async fn provider_account_owner(&self, provider: Provider, account: &str) -> Result<Option<UserId>, StoreError>;
 }
 

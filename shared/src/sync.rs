@@ -71,7 +71,11 @@ pub enum SyncOutcome {
     /// Not active (disconnected or waiting for a reconnect): nothing was fetched.
     Skipped(ConnectionStatus),
     /// The provider failed; `status` is the connection's status afterwards.
-    Failed { error: LastError, status: ConnectionStatus, retry_after: Option<Duration> },
+    Failed {
+        error: LastError,
+        status: ConnectionStatus,
+        retry_after: Option<Duration>,
+    },
 }
 
 pub struct SyncEngine {
@@ -160,7 +164,11 @@ impl SyncEngine {
             self.steps.commit_day(&write).await?;
             rev += 1;
             pending.remove(&date);
-            report.changed.push(DayChange { date, old_total: current.total.get(), new_total: write.record.total.get() });
+            report.changed.push(DayChange {
+                date,
+                old_total: current.total.get(),
+                new_total: write.record.total.get(),
+            });
         }
         Ok(())
     }
@@ -208,9 +216,7 @@ impl SyncEngine {
         let now = self.clock.now();
         let tokens = match &connection.tokens {
             Some(sealed) => Some(
-                self.cipher
-                    .decrypt(&connection.user, connection.provider, sealed)
-                    .map_err(|_| SyncError::Tokens)?,
+                self.cipher.decrypt(&connection.user, connection.provider, sealed).map_err(|_| SyncError::Tokens)?,
             ),
             None => None,
         };
@@ -283,7 +289,13 @@ impl SyncEngine {
 
 /// The participant deltas a change of one day's total causes: every membership whose window
 /// covers the date and whose challenge is not final.
-fn participant_deltas(snapshot: &UserDays, date: LocalDate, old: u32, new: u32, now: Timestamp) -> Vec<ParticipantDelta> {
+fn participant_deltas(
+    snapshot: &UserDays,
+    date: LocalDate,
+    old: u32,
+    new: u32,
+    now: Timestamp,
+) -> Vec<ParticipantDelta> {
     let total = i64::from(new) - i64::from(old);
     let days = i64::from(new > 0) - i64::from(old > 0);
     if total == 0 && days == 0 {
@@ -305,13 +317,27 @@ fn failure_code(error: &ProviderError, provider: Provider) -> (&'static str, Str
         ProviderError::Retired if provider == Provider::Fitbit => {
             ("legacy_retired", "Reconnect Fitbit through Google: the old Fitbit connection no longer works.".to_owned())
         }
-        ProviderError::Retired => ("provider_retired", format!("{name} no longer answers. Reconnect or choose another step source.")),
-        ProviderError::ReconnectRequired { .. } => ("reconnect_required", format!("Reconnect {name}: its permission was revoked or expired.")),
-        ProviderError::MissingScope { .. } => ("missing_permission", format!("Reconnect {name} and allow access to activity data.")),
-        ProviderError::RateLimited { .. } => ("rate_limited", format!("{name} asked us to slow down; we will try again shortly.")),
-        ProviderError::Unavailable(_) => ("provider_unavailable", format!("{name} is not answering right now; we will try again.")),
-        ProviderError::Unauthorized => ("token_refused", format!("{name} refused our access; we will refresh it and try again.")),
-        ProviderError::BadRequest(_) => ("provider_refused", format!("{name} refused the request; we will try again later.")),
+        ProviderError::Retired => {
+            ("provider_retired", format!("{name} no longer answers. Reconnect or choose another step source."))
+        }
+        ProviderError::ReconnectRequired { .. } => {
+            ("reconnect_required", format!("Reconnect {name}: its permission was revoked or expired."))
+        }
+        ProviderError::MissingScope { .. } => {
+            ("missing_permission", format!("Reconnect {name} and allow access to activity data."))
+        }
+        ProviderError::RateLimited { .. } => {
+            ("rate_limited", format!("{name} asked us to slow down; we will try again shortly."))
+        }
+        ProviderError::Unavailable(_) => {
+            ("provider_unavailable", format!("{name} is not answering right now; we will try again."))
+        }
+        ProviderError::Unauthorized => {
+            ("token_refused", format!("{name} refused our access; we will refresh it and try again."))
+        }
+        ProviderError::BadRequest(_) => {
+            ("provider_refused", format!("{name} refused the request; we will try again later."))
+        }
     }
 }
 
@@ -419,7 +445,8 @@ mod tests {
         assert_eq!(report.changed, [DayChange { date: d("2026-11-23"), old_total: 0, new_total: 300 }]);
         assert_eq!(w.store.writes() - writes_before, 1);
         assert_eq!(total(&w, &c).await, 300);
-        let again = w.engine.apply(&alice(), Provider::AppleHealth, &TimeZone::UTC, &[v("2026-11-23", 300)]).await.unwrap();
+        let again =
+            w.engine.apply(&alice(), Provider::AppleHealth, &TimeZone::UTC, &[v("2026-11-23", 300)]).await.unwrap();
         assert_eq!(again.unchanged, 1);
         assert_eq!(w.store.writes() - writes_before, 1, "no write for an unchanged day");
     }

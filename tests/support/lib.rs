@@ -49,7 +49,9 @@ impl TestEnv {
                 let db = EmbeddedDynamo::in_memory().await.expect("embedded DynamoDB starts");
                 (db.endpoint().to_owned(), Some(db))
             }
-            Backend::Moto => (MotoServer::shared().expect("moto starts (make test installs it)").endpoint().to_owned(), None),
+            Backend::Moto => {
+                (MotoServer::shared().expect("moto starts (make test installs it)").endpoint().to_owned(), None)
+            }
         };
         let counter = RequestCounter::default();
         let sdk = local_sdk_config(&endpoint);

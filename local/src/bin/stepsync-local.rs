@@ -7,7 +7,8 @@ use stepsync_local::table;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    stepsync::logging::init();
+    // dynoxide logs every refused request (e.g. DescribeTable of a missing table) as a warning.
+    stepsync::logging::init_with_default("info,dynoxide=error");
     let root = stepsync_local::workspace_root();
     let data = std::env::var_os("STEPSYNC_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| root.join(".data"));
     let port: u16 = std::env::var("STEPSYNC_DYNAMO_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(0);

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
 
 /// Operations that write to DynamoDB.
-const WRITES: [&str; 6] = ["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem", "ExecuteStatement"];
+const WRITES: [&str; 6] =
+    ["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem", "ExecuteStatement"];
 
 impl RequestCounter {
     pub fn snapshot(&self) -> BTreeMap<String, u64> {

@@ -127,7 +127,12 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update.build().map_err(build_error)?).build())
     }
 
-    fn profile_put(&self, user: &UserId, profile: &UserProfile, expected_rev: u64) -> Result<TransactWriteItem, StoreError> {
+    fn profile_put(
+        &self,
+        user: &UserId,
+        profile: &UserProfile,
+        expected_rev: u64,
+    ) -> Result<TransactWriteItem, StoreError> {
         let (condition, values) = rev_condition(expected_rev);
         let put = Put::builder()
             .table_name(&self.table)
@@ -178,10 +183,12 @@ where
     let code = err.code().unwrap_or("").to_owned();
     match code.as_str() {
         "ConditionalCheckFailedException" => StoreError::Conflict,
-        "ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded"
-        | "InternalServerError" | "ServiceUnavailable" | "TransactionInProgressException" => {
-            StoreError::Unavailable(code)
-        }
+        "ProvisionedThroughputExceededException"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "InternalServerError"
+        | "ServiceUnavailable"
+        | "TransactionInProgressException" => StoreError::Unavailable(code),
         "" => StoreError::Unavailable(format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err))),
         _ => {
             let message = err.message().unwrap_or("").to_owned();
@@ -199,7 +206,10 @@ enum TransactFailure {
 }
 
 fn transact_failure(
-    err: SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, aws_smithy_runtime_api::http::Response>,
+    err: SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_smithy_runtime_api::http::Response,
+    >,
 ) -> TransactFailure {
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
     if let Some(E::TransactionCanceledException(cancelled)) = err.as_service_error() {
@@ -302,7 +312,12 @@ impl StepStore for DynamoStore {
         self.transact(items).await.map_err(StoreError::from)
     }
 
-    async fn set_primary_source(&self, user: &UserId, primary: Option<Provider>, expected_rev: u64) -> Result<(), StoreError> {
+    async fn set_primary_source(
+        &self,
+        user: &UserId,
+        primary: Option<Provider>,
+        expected_rev: u64,
+    ) -> Result<(), StoreError> {
         let (condition, values) = rev_condition(expected_rev);
         let mut update = self
             .client
@@ -362,7 +377,9 @@ impl ChallengeStore for DynamoStore {
         ];
         match self.transact(items).await {
             Ok(()) => Ok(()),
-            Err(TransactFailure::Cancelled(failed)) if failed.contains(&0) => Err(StoreError::AlreadyExists("participant")),
+            Err(TransactFailure::Cancelled(failed)) if failed.contains(&0) => {
+                Err(StoreError::AlreadyExists("participant"))
+            }
             Err(other) => Err(other.into()),
         }
     }
@@ -627,7 +644,12 @@ impl ConnectionStore for DynamoStore {
         }
     }
 
-    async fn release_provider_account(&self, provider: Provider, account: &str, user: &UserId) -> Result<(), StoreError> {
+    async fn release_provider_account(
+        &self,
+        provider: Provider,
+        account: &str,
+        user: &UserId,
+    ) -> Result<(), StoreError> {
         let result = self
             .client
             .delete_item()
@@ -651,4 +673,3 @@ impl ConnectionStore for DynamoStore {
             .transpose()
     }
 }
-

@@ -65,11 +65,8 @@ impl<A: PutEventsApi> EventBridgePublisher<A> {
             }
             match self.api.put_events(pending.clone()).await {
                 Ok(codes) => {
-                    let failed: Vec<(PutEventsRequestEntry, String)> = pending
-                        .into_iter()
-                        .zip(codes)
-                        .filter_map(|(entry, code)| code.map(|c| (entry, c)))
-                        .collect();
+                    let failed: Vec<(PutEventsRequestEntry, String)> =
+                        pending.into_iter().zip(codes).filter_map(|(entry, code)| code.map(|c| (entry, c))).collect();
                     if failed.is_empty() {
                         return Ok(());
                     }
@@ -98,10 +95,6 @@ impl<A: PutEventsApi> EventPublisher for EventBridgePublisher<A> {
                 reason = why;
             }
         }
-        if failed == 0 {
-            Ok(())
-        } else {
-            Err(PublishError::Failed { failed, total: events.len(), reason })
-        }
+        if failed == 0 { Ok(()) } else { Err(PublishError::Failed { failed, total: events.len(), reason }) }
     }
 }

@@ -60,7 +60,11 @@ pub fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreErr
 
 /// The scheduler shard of a connection: stable, spread by a simple string hash.
 pub fn shard_of(user: &UserId, provider: Provider) -> u16 {
-    let h = user.as_str().bytes().chain(provider.as_str().bytes()).fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let h = user
+        .as_str()
+        .bytes()
+        .chain(provider.as_str().bytes())
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
     (h % u32::from(DUE_SHARDS)) as u16
 }
 

@@ -10,8 +10,8 @@ pub use counter::RequestCounter;
 pub use dynamo::DynamoStore;
 pub use eventbridge::{EventBridgePublisher, PutEventsApi};
 
-pub use aws_config::SdkConfig;
 use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
 
 /// SDK configuration from the usual AWS settings (region, credentials, `AWS_ENDPOINT_URL*`).
 pub async fn load_sdk_config() -> SdkConfig {

@@ -54,7 +54,8 @@ impl Challenge {
         if grace_days > MAX_GRACE_DAYS {
             return Err(ParseError::new("grace_days", format!("must be at most {MAX_GRACE_DAYS}")));
         }
-        TimeZone::get(time_zone).map_err(|_| ParseError::new("time_zone", format!("unknown time zone {time_zone:?}")))?;
+        TimeZone::get(time_zone)
+            .map_err(|_| ParseError::new("time_zone", format!("unknown time zone {time_zone:?}")))?;
         Ok(Self { id, name: name.to_owned(), start, end, time_zone: time_zone.to_owned(), grace_days })
     }
 
@@ -64,10 +65,7 @@ impl Challenge {
     }
 
     fn start_of(&self, date: LocalDate) -> Timestamp {
-        date.date()
-            .to_zoned_datetime(self.tz())
-            .map(|z| z.timestamp())
-            .unwrap_or(Timestamp::MAX)
+        date.date().to_zoned_datetime(self.tz()).map(|z| z.timestamp()).unwrap_or(Timestamp::MAX)
     }
 
     pub fn starts_at(&self) -> Timestamp {

@@ -104,10 +104,7 @@ impl Connection {
 
     /// The person's time zone, UTC when unknown or no longer in the database.
     pub fn tz(&self) -> jiff::tz::TimeZone {
-        self.time_zone
-            .as_deref()
-            .and_then(|name| jiff::tz::TimeZone::get(name).ok())
-            .unwrap_or(jiff::tz::TimeZone::UTC)
+        self.time_zone.as_deref().and_then(|name| jiff::tz::TimeZone::get(name).ok()).unwrap_or(jiff::tz::TimeZone::UTC)
     }
 }
 

@@ -76,13 +76,8 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub const ALL: [Provider; 5] = [
-        Provider::GoogleHealth,
-        Provider::Fitbit,
-        Provider::Misfit,
-        Provider::AppleHealth,
-        Provider::HealthConnect,
-    ];
+    pub const ALL: [Provider; 5] =
+        [Provider::GoogleHealth, Provider::Fitbit, Provider::Misfit, Provider::AppleHealth, Provider::HealthConnect];
 
     pub fn as_str(self) -> &'static str {
         match self {

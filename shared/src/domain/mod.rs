@@ -7,7 +7,10 @@ mod day;
 mod ids;
 mod steps;
 
-pub use challenge::{Challenge, ChallengeState, LeaderboardEntry, LeaderboardPage, Membership, Participant, ParticipantTotals, UserProfile};
+pub use challenge::{
+    Challenge, ChallengeState, LeaderboardEntry, LeaderboardPage, Membership, Participant, ParticipantTotals,
+    UserProfile,
+};
 pub use connection::{Connection, ConnectionStatus, EncryptedTokens, LastError, TokenSet, local_today};
 pub use day::{DayRecord, SourceValue, resolve_total};
 pub use ids::{ChallengeId, LocalDate, Provider, UserId};

@@ -13,13 +13,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// A refresh lease: holder and expiry.
+type Lease = Option<(String, Timestamp)>;
+
 #[derive(Default)]
 struct State {
     profiles: HashMap<UserId, UserProfile>,
     days: BTreeMap<(UserId, LocalDate), DayRecord>,
     challenges: HashMap<ChallengeId, Challenge>,
     participants: BTreeMap<(ChallengeId, UserId), Participant>,
-    connections: HashMap<(UserId, Provider), (Connection, Option<(String, Timestamp)>)>,
+    connections: HashMap<(UserId, Provider), (Connection, Lease)>,
     owners: HashMap<(Provider, String), UserId>,
     writes: u64,
 }
@@ -51,10 +54,7 @@ impl StepStore for InMemoryStore {
         let state = self.state.lock().unwrap();
         Ok(UserDays {
             profile: state.profiles.get(user).cloned().unwrap_or_default(),
-            days: dates
-                .iter()
-                .filter_map(|d| state.days.get(&(user.clone(), *d)).map(|r| (*d, r.clone())))
-                .collect(),
+            days: dates.iter().filter_map(|d| state.days.get(&(user.clone(), *d)).map(|r| (*d, r.clone()))).collect(),
         })
     }
 
@@ -97,7 +97,12 @@ impl StepStore for InMemoryStore {
         Ok(())
     }
 
-    async fn set_primary_source(&self, user: &UserId, primary: Option<Provider>, expected_rev: u64) -> Result<(), StoreError> {
+    async fn set_primary_source(
+        &self,
+        user: &UserId,
+        primary: Option<Provider>,
+        expected_rev: u64,
+    ) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
         check_rev(&state, user, expected_rev)?;
         let profile = state.profiles.entry(user.clone()).or_default();
@@ -200,7 +205,8 @@ impl ConnectionStore for InMemoryStore {
         expected_version: u64,
     ) -> Result<u64, StoreError> {
         let mut state = self.state.lock().unwrap();
-        let (conn, _) = state.connections.get_mut(&(user.clone(), provider)).ok_or(StoreError::NotFound("connection"))?;
+        let (conn, _) =
+            state.connections.get_mut(&(user.clone(), provider)).ok_or(StoreError::NotFound("connection"))?;
         if conn.status == ConnectionStatus::Disconnected {
             return Err(StoreError::Disconnected);
         }
@@ -223,7 +229,8 @@ impl ConnectionStore for InMemoryStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let mut state = self.state.lock().unwrap();
-        let (_, lease) = state.connections.get_mut(&(user.clone(), provider)).ok_or(StoreError::NotFound("connection"))?;
+        let (_, lease) =
+            state.connections.get_mut(&(user.clone(), provider)).ok_or(StoreError::NotFound("connection"))?;
         let free = lease.as_ref().is_none_or(|(h, expires)| *expires <= now || h == holder);
         if free {
             *lease = Some((holder.to_owned(), now.checked_add(ttl).unwrap_or(Timestamp::MAX)));
@@ -233,17 +240,18 @@ impl ConnectionStore for InMemoryStore {
 
     async fn release_lease(&self, user: &UserId, provider: Provider, holder: &str) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
-        if let Some((_, lease)) = state.connections.get_mut(&(user.clone(), provider)) {
-            if lease.as_ref().is_some_and(|(h, _)| h == holder) {
-                *lease = None;
-            }
+        if let Some((_, lease)) = state.connections.get_mut(&(user.clone(), provider))
+            && lease.as_ref().is_some_and(|(h, _)| h == holder)
+        {
+            *lease = None;
         }
         Ok(())
     }
 
     async fn record_sync(&self, user: &UserId, provider: Provider, record: &SyncRecord) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
-        let (conn, _) = state.connections.get_mut(&(user.clone(), provider)).ok_or(StoreError::NotFound("connection"))?;
+        let (conn, _) =
+            state.connections.get_mut(&(user.clone(), provider)).ok_or(StoreError::NotFound("connection"))?;
         if conn.status == ConnectionStatus::Disconnected {
             return Err(StoreError::Disconnected);
         }
@@ -272,7 +280,12 @@ impl ConnectionStore for InMemoryStore {
         }
     }
 
-    async fn release_provider_account(&self, provider: Provider, account: &str, user: &UserId) -> Result<(), StoreError> {
+    async fn release_provider_account(
+        &self,
+        provider: Provider,
+        account: &str,
+        user: &UserId,
+    ) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
         if state.owners.get(&(provider, account.to_owned())) == Some(user) {
             state.owners.remove(&(provider, account.to_owned()));
