@@ -210,6 +210,10 @@ pub enum ProviderError {
     /// The access token was refused; a refresh may help once.
     #[error("the provider refused the access token")]
     Unauthorized,
+    /// The token endpoint refused the refresh token (`invalid_grant`): revoked, expired, or
+    /// already replaced by a peer's refresh. The engine re-reads before deciding.
+    #[error("the provider refused the refresh token")]
+    InvalidGrant,
     /// Revoked or expired grant, missing permission: only the person can fix it.
     #[error("the person must reconnect: {reason}")]
     ReconnectRequired { reason: String },
@@ -228,10 +232,92 @@ impl ProviderError {
     }
 }
 
-/// One step source's server API, as far as the engine needs it to read daily totals.
+/// What the authorize redirect carries.
+#[derive(Debug, Clone)]
+pub struct AuthorizeRequest {
+    pub state: String,
+    /// base64url(SHA-256(verifier)), for PKCE S256.
+    pub code_challenge: String,
+    pub redirect_uri: String,
+}
+
+/// Who the person is at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderIdentity {
+    /// The stable id webhooks name (Google's `healthUserId`).
+    pub account_id: String,
+    /// The legacy Fitbit user id, for joining an old `fitbit` connection; absent if none.
+    pub legacy_account_id: Option<String>,
+    /// IANA time zone, where the provider tells it.
+    pub time_zone: Option<String>,
+}
+
+/// Why a webhook request was refused. The answer is a 4xx; nothing was parsed or acted on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the signature header is missing")]
+    MissingSignature,
+    #[error("the signature does not verify")]
+    BadSignature,
+    #[error("the signing key is unknown")]
+    UnknownKey,
+    #[error("the request is not authorized")]
+    Unauthorized,
+    #[error("the body is too large")]
+    TooLarge,
+    #[error("the body is malformed: {0}")]
+    Malformed(String),
+    /// The verifier could not get what it needs (e.g. the published keys); a retry may help.
+    #[error("webhook verification is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A provider's "there is new data" notice, after verification: whose data, which civil dates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataNotice {
+    pub account_id: String,
+    pub dates: Vec<LocalDate>,
+    /// `true` for deletions (counts may drop; consent may be gone).
+    pub deleted: bool,
+}
+
+/// What a verified webhook request says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookMessage {
+    /// A subscription handshake: answer with this status and body.
+    Handshake { status: u16, body: String },
+    Notices(Vec<DataNotice>),
+}
+
+/// One step source's server API: OAuth, identity, daily totals, revocation and webhooks.
+/// Capabilities a source lacks answer `ProviderError::BadRequest` (never panic).
 #[async_trait]
 pub trait StepProvider: Send + Sync {
     fn provider(&self) -> Provider;
+
+    /// The consent page URL to redirect the person to.
+    fn authorize_url(&self, _request: &AuthorizeRequest) -> Result<String, ProviderError> {
+        Err(ProviderError::BadRequest("this source has no OAuth".into()))
+    }
+
+    /// Scopes that must be granted for the connection to work.
+    fn required_scopes(&self) -> &[&str] {
+        &[]
+    }
+
+    async fn exchange_code(&self, _code: &str, _verifier: &str, _redirect_uri: &str) -> Result<TokenSet, ProviderError> {
+        Err(ProviderError::BadRequest("this source has no OAuth".into()))
+    }
+
+    /// A new access token; keeps the old refresh token when the provider sends none.
+    async fn refresh(&self, _tokens: &TokenSet) -> Result<TokenSet, ProviderError> {
+        Err(ProviderError::BadRequest("this source has no OAuth".into()))
+    }
+
+    async fn identity(&self, _tokens: &TokenSet) -> Result<ProviderIdentity, ProviderError> {
+        Err(ProviderError::BadRequest("this source has no identity endpoint".into()))
+    }
+
     /// Daily totals for the civil dates `start..=end`; a date with no data is absent.
     async fn daily_steps(
         &self,
@@ -240,4 +326,20 @@ pub trait StepProvider: Send + Sync {
         start: LocalDate,
         end: LocalDate,
     ) -> Result<Vec<DailyValue>, ProviderError>;
+
+    /// Best effort: revokes the grant at the provider.
+    async fn revoke(&self, _tokens: &TokenSet) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// Verifies a webhook request on its raw bytes, then parses it. `headers` as received
+    /// (names in any case).
+    async fn verify_webhook(
+        &self,
+        _method: &str,
+        _headers: &[(String, String)],
+        _body: &[u8],
+    ) -> Result<WebhookMessage, WebhookError> {
+        Err(WebhookError::Unauthorized)
+    }
 }

@@ -245,7 +245,10 @@ impl SyncEngine {
     ) -> Result<SyncOutcome, SyncError> {
         let (code, action) = failure_code(&error, connection.provider);
         let status = match error {
-            ProviderError::ReconnectRequired { .. } | ProviderError::Retired | ProviderError::MissingScope { .. } => {
+            ProviderError::ReconnectRequired { .. }
+            | ProviderError::InvalidGrant
+            | ProviderError::Retired
+            | ProviderError::MissingScope { .. } => {
                 ConnectionStatus::ReconnectRequired
             }
             _ => connection.status,

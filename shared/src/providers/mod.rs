@@ -1,6 +1,7 @@
 //! One module per step source behind `StepProvider`, and the registry the worker picks from.
 
 mod fitbit_legacy;
+pub mod google_health;
 
 pub use fitbit_legacy::FitbitLegacy;
 

@@ -1,0 +1,1 @@
+//! Fake provider servers on loopback, faithful to ../shared/PROVIDERS.md (being written).

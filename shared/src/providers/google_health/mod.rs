@@ -1,0 +1,1 @@
+//! Fitbit and Pixel through the Google Health API (being written).
