@@ -323,7 +323,7 @@ fn failure_code(error: &ProviderError, provider: Provider) -> (&'static str, Str
         ProviderError::Retired => {
             ("provider_retired", format!("{name} no longer answers. Reconnect or choose another step source."))
         }
-        ProviderError::ReconnectRequired { .. } => {
+        ProviderError::ReconnectRequired { .. } | ProviderError::InvalidGrant => {
             ("reconnect_required", format!("Reconnect {name}: its permission was revoked or expired."))
         }
         ProviderError::MissingScope { .. } => {
