@@ -238,8 +238,11 @@ async fn a_legacy_fitbit_sync_asks_to_reconnect_through_google(env: TestEnv) {
     let walker = user();
     env.store.create_connection(&Connection::new(walker.clone(), Provider::Fitbit, env.now())).await.unwrap();
     let connection = env.store.get_connection(&walker, Provider::Fitbit).await.unwrap().unwrap();
-    let outcome =
-        env.engine.sync_connection(&connection, &FitbitLegacy, date("2026-11-19"), date("2026-11-25")).await.unwrap();
+    let outcome = env
+        .engine
+        .sync_connection(&connection, &FitbitLegacy::default(), date("2026-11-19"), date("2026-11-25"))
+        .await
+        .unwrap();
     let SyncOutcome::Failed { error, status, .. } = outcome else { panic!("expected a failure, got {outcome:?}") };
     assert_eq!(status, ConnectionStatus::ReconnectRequired);
     assert!(error.message.contains("through Google"), "{}", error.message);
@@ -259,7 +262,12 @@ async fn a_legacy_fitbit_sync_asks_to_reconnect_through_google(env: TestEnv) {
     assert_eq!(changed[0].new_status, ConnectionStatus::ReconnectRequired);
     let again = env
         .engine
-        .sync_connection(&stored_connection(&env, &walker).await, &FitbitLegacy, date("2026-11-19"), date("2026-11-25"))
+        .sync_connection(
+            &stored_connection(&env, &walker).await,
+            &FitbitLegacy::default(),
+            date("2026-11-19"),
+            date("2026-11-25"),
+        )
         .await;
     assert_eq!(again.unwrap(), SyncOutcome::Skipped(ConnectionStatus::ReconnectRequired));
 }

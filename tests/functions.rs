@@ -22,7 +22,7 @@ fn app(env: &TestEnv) -> App {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let config = Config::from_vars(&vars).unwrap();
-    App::from_parts(config, env.store.clone(), env.publisher.clone(), env.clock.clone())
+    App::from_parts(config, env.store.clone(), env.publisher.clone(), env.clock.clone()).unwrap()
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use stepsync::clock::{Clock, SystemClock};
 use stepsync::config::Config;
 use stepsync::crypto::AesGcmTokenCipher;
 use stepsync::ports::EventPublisher;
+use stepsync::providers::google_health::{GoogleHealthClient, GoogleHealthSettings};
 use stepsync::providers::{FitbitLegacy, ProviderRegistry};
 use stepsync::sync::SyncEngine;
 
@@ -22,10 +23,10 @@ impl App {
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let config = Config::from_env()?;
         let sdk = stepsync::aws::load_sdk_config().await;
-        Ok(Self::new(config, &sdk))
+        Self::new(config, &sdk)
     }
 
-    pub fn new(config: Config, sdk: &SdkConfig) -> Self {
+    pub fn new(config: Config, sdk: &SdkConfig) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name.clone()));
         let publisher =
             Arc::new(EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), config.event_bus_name.clone()));
@@ -38,7 +39,8 @@ impl App {
         store: Arc<DynamoStore>,
         publisher: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
-    ) -> Self {
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let providers = providers(&config, clock.clone())?;
         let engine = SyncEngine {
             steps: store.clone(),
             connections: store.clone(),
@@ -47,7 +49,36 @@ impl App {
             clock,
             limits: config.limits,
         };
-        let providers = ProviderRegistry::default().with(Arc::new(FitbitLegacy));
-        Self { config, store, engine, providers }
+        Ok(Self { config, store, engine, providers })
     }
+}
+
+/// The provider clients this configuration turns on.
+fn providers(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<ProviderRegistry, Box<dyn std::error::Error + Send + Sync>> {
+    let mut registry = ProviderRegistry::default().with(Arc::new(FitbitLegacy::default()));
+    if let Some(google) = &config.google {
+        let mut settings = GoogleHealthSettings::new(
+            google.client_id.clone(),
+            google.client_secret.clone(),
+            google.keyset_url.clone(),
+        );
+        let urls = [
+            (&mut settings.auth_url, &google.auth_url),
+            (&mut settings.token_url, &google.token_url),
+            (&mut settings.revoke_url, &google.revoke_url),
+            (&mut settings.api_base, &google.api_base),
+        ];
+        for (setting, configured) in urls {
+            if let Some(url) = configured {
+                setting.clone_from(url);
+            }
+        }
+        settings.webhook_secret = google.webhook_secret.clone();
+        settings.require_authorization = google.require_authorization;
+        registry = registry.with(Arc::new(GoogleHealthClient::new(settings, clock)?));
+    }
+    Ok(registry)
 }

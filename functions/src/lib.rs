@@ -2,4 +2,7 @@
 //! Binaries in `src/bin/` are wiring only.
 
 pub mod app;
+pub mod http;
+pub mod oauth;
 pub mod sync_worker;
+pub mod webhook;

@@ -2,7 +2,7 @@
 
 use crate::domain::StepLimits;
 use base64::Engine;
-use secrecy::{ExposeSecret, SecretBox};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,36 @@ pub struct Config {
     pub limits: StepLimits,
     /// `STEPSYNC_SYNC_WINDOW_DAYS` (default 7): the default pull window, in local days.
     pub sync_window_days: u32,
+    /// `STEPSYNC_BACKFILL_DAYS` (default 30): what a new connection pulls when the person is
+    /// in no active challenge.
+    pub backfill_days: u32,
+    /// `STEPSYNC_PUBLIC_URL`: the API's public base URL; OAuth redirect URIs hang off it.
+    pub public_url: String,
+    /// `STEPSYNC_RETURN_TO_ALLOWLIST`: comma-separated URL prefixes a person may be sent
+    /// back to after connecting; the first is the default.
+    pub return_to_allowlist: Vec<String>,
+    /// `STEPSYNC_WEBHOOK_COALESCE_SECONDS` (default 60): duplicate notices for one person and
+    /// day within this window cause one sync.
+    pub webhook_coalesce_seconds: u32,
+    /// `STEPSYNC_GOOGLE_*`: the Google Health API client, when configured.
+    pub google: Option<GoogleConfig>,
+}
+
+/// `STEPSYNC_GOOGLE_CLIENT_ID` and `..._CLIENT_SECRET` turn it on; every URL can be pointed
+/// elsewhere (`..._AUTH_URL`, `..._TOKEN_URL`, `..._REVOKE_URL`, `..._API_BASE`,
+/// `..._KEYSET_URL`); `..._WEBHOOK_SECRET` is the subscriber's endpoint secret and
+/// `..._REQUIRE_AUTHORIZATION` (default false) makes notifications carry it too.
+pub struct GoogleConfig {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub webhook_secret: Option<SecretString>,
+    pub require_authorization: bool,
+    pub auth_url: Option<String>,
+    pub token_url: Option<String>,
+    pub revoke_url: Option<String>,
+    pub api_base: Option<String>,
+    /// Required with Google: where its Tink keyset for webhook signatures is published.
+    pub keyset_url: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -39,6 +69,9 @@ impl std::fmt::Debug for Config {
             .field("token_key", &"[REDACTED]")
             .field("limits", &self.limits)
             .field("sync_window_days", &self.sync_window_days)
+            .field("public_url", &self.public_url)
+            .field("return_to_allowlist", &self.return_to_allowlist)
+            .field("google", &self.google.as_ref().map(|g| &g.client_id))
             .finish()
     }
 }
@@ -61,6 +94,36 @@ impl Config {
             token_key: parse_key(required("STEPSYNC_TOKEN_KEY")?)?,
             limits: StepLimits { max_daily_steps: number("STEPSYNC_MAX_DAILY_STEPS", 100_000)? },
             sync_window_days: number("STEPSYNC_SYNC_WINDOW_DAYS", 7)?.clamp(1, 90),
+            backfill_days: number("STEPSYNC_BACKFILL_DAYS", 30)?.clamp(1, 366),
+            public_url: get("STEPSYNC_PUBLIC_URL").unwrap_or("http://127.0.0.1:3000").trim_end_matches('/').to_owned(),
+            return_to_allowlist: get("STEPSYNC_RETURN_TO_ALLOWLIST")
+                .unwrap_or("http://127.0.0.1:3000/")
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            webhook_coalesce_seconds: number("STEPSYNC_WEBHOOK_COALESCE_SECONDS", 60)?,
+            google: match (get("STEPSYNC_GOOGLE_CLIENT_ID"), get("STEPSYNC_GOOGLE_CLIENT_SECRET")) {
+                (Some(id), Some(secret)) => Some(GoogleConfig {
+                    client_id: id.to_owned(),
+                    client_secret: SecretString::from(secret.to_owned()),
+                    webhook_secret: get("STEPSYNC_GOOGLE_WEBHOOK_SECRET").map(|s| SecretString::from(s.to_owned())),
+                    require_authorization: get("STEPSYNC_GOOGLE_REQUIRE_AUTHORIZATION")
+                        .is_some_and(|v| matches!(v, "1" | "true" | "yes")),
+                    auth_url: get("STEPSYNC_GOOGLE_AUTH_URL").map(str::to_owned),
+                    token_url: get("STEPSYNC_GOOGLE_TOKEN_URL").map(str::to_owned),
+                    revoke_url: get("STEPSYNC_GOOGLE_REVOKE_URL").map(str::to_owned),
+                    api_base: get("STEPSYNC_GOOGLE_API_BASE").map(str::to_owned),
+                    keyset_url: required("STEPSYNC_GOOGLE_KEYSET_URL")?.to_owned(),
+                }),
+                (None, None) => None,
+                _ => {
+                    return Err(ConfigError::new(
+                        "STEPSYNC_GOOGLE_CLIENT_ID",
+                        "set both STEPSYNC_GOOGLE_CLIENT_ID and STEPSYNC_GOOGLE_CLIENT_SECRET, or neither",
+                    ));
+                }
+            },
         })
     }
 

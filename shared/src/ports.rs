@@ -3,7 +3,7 @@
 
 use crate::domain::{
     Challenge, ChallengeId, Connection, ConnectionStatus, DailyValue, DayRecord, EncryptedTokens, LastError, LocalDate,
-    Participant, ParticipantTotals, Provider, TokenSet, UserId, UserProfile,
+    OAuthState, Participant, ParticipantTotals, Provider, TokenSet, UserId, UserProfile,
 };
 use crate::events::Event;
 use async_trait::async_trait;
@@ -172,6 +172,26 @@ pub trait ConnectionStore: Send + Sync {
         user: &UserId,
     ) -> Result<(), StoreError>;
     async fn provider_account_owner(&self, provider: Provider, account: &str) -> Result<Option<UserId>, StoreError>;
+    /// Writes a whole connection on connect or reconnect: created when `expected_version` is
+    /// `None`, else replaced only while `token_version` is still `expected_version`. The item
+    /// written carries `connection.token_version` (the caller moves it on).
+    async fn save_connection(&self, connection: &Connection, expected_version: Option<u64>) -> Result<(), StoreError>;
+    /// Marks the connection disconnected, drops its tokens and moves `token_version` on, so
+    /// a refresh or sync still in flight can neither store tokens nor reactivate it.
+    /// Returns the connection as it was.
+    async fn disconnect(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError>;
+}
+
+/// Short-lived, single-use records: OAuth states and webhook de-duplication keys.
+#[async_trait]
+pub trait EphemeralStore: Send + Sync {
+    async fn put_oauth_state(&self, state: &OAuthState) -> Result<(), StoreError>;
+    /// Removes and returns the state in one conditional step: a second take finds nothing.
+    async fn take_oauth_state(&self, id: &str) -> Result<Option<OAuthState>, StoreError>;
+    /// `true` for the first claim of `key` until `ttl` passes; `false` for every other.
+    async fn claim_once(&self, key: &str, now: Timestamp, ttl: Duration) -> Result<bool, StoreError>;
+    /// Gives a claim back (its work could not be handed on), so a retry is not swallowed.
+    async fn release_claim(&self, key: &str) -> Result<(), StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -285,7 +305,10 @@ pub struct DataNotice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookMessage {
     /// A subscription handshake: answer with this status and body.
-    Handshake { status: u16, body: String },
+    Handshake {
+        status: u16,
+        body: String,
+    },
     Notices(Vec<DataNotice>),
 }
 
@@ -305,7 +328,12 @@ pub trait StepProvider: Send + Sync {
         &[]
     }
 
-    async fn exchange_code(&self, _code: &str, _verifier: &str, _redirect_uri: &str) -> Result<TokenSet, ProviderError> {
+    async fn exchange_code(
+        &self,
+        _code: &str,
+        _verifier: &str,
+        _redirect_uri: &str,
+    ) -> Result<TokenSet, ProviderError> {
         Err(ProviderError::BadRequest("this source has no OAuth".into()))
     }
 

@@ -4,7 +4,7 @@
 use crate::clock::Clock;
 use crate::domain::{
     Connection, ConnectionStatus, DailyValue, DayRecord, LastError, LocalDate, Provider, SourceValue, StepLimits,
-    UserId, ValueError, local_today,
+    TokenSet, UserId, ValueError, local_today,
 };
 use crate::events::{ConnectionStatusChanged, Event, StepsUpdated};
 use crate::ports::{
@@ -19,6 +19,25 @@ use std::time::Duration;
 
 /// How often one apply re-reads and re-applies after losing a race before giving up.
 const MAX_CONFLICT_ROUNDS: u32 = 100;
+/// Tokens expiring within this margin are refreshed before use.
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// When the provider failed without saying when to come back, try again after this.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(300);
+/// How long a refresh lease lasts; a holder that dies frees it after this.
+const REFRESH_LEASE: Duration = Duration::from_secs(30);
+/// How many times a sync looks again for a peer's refreshed tokens before giving up.
+const LEASE_WAIT_ROUNDS: u32 = 60;
+
+/// Tokens ready for a provider call, or the outcome that ends the sync instead.
+enum Tokens {
+    Ready(Box<Connection>, Option<TokenSet>),
+    Stop(SyncOutcome),
+}
+
+fn lease_holder_id() -> String {
+    use rand::Rng;
+    format!("{:016x}", rand::rng().random::<u64>())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -202,7 +221,8 @@ impl SyncEngine {
     }
 
     /// Pulls the connection's provider for `start..=end`, applies the values and records the
-    /// outcome on the connection.
+    /// outcome on the connection. Tokens are refreshed first when they expire within five
+    /// minutes, and once more if the provider refuses the access token.
     pub async fn sync_connection(
         &self,
         connection: &Connection,
@@ -214,13 +234,19 @@ impl SyncEngine {
             return Ok(SyncOutcome::Skipped(connection.status));
         }
         let now = self.clock.now();
-        let tokens = match &connection.tokens {
-            Some(sealed) => Some(
-                self.cipher.decrypt(&connection.user, connection.provider, sealed).map_err(|_| SyncError::Tokens)?,
-            ),
-            None => None,
+        let (mut connection, mut tokens) = match self.usable_tokens(connection, provider, false).await? {
+            Tokens::Ready(c, t) => (*c, t),
+            Tokens::Stop(outcome) => return Ok(outcome),
         };
-        match provider.daily_steps(connection, tokens.as_ref(), start, end).await {
+        let mut fetched = provider.daily_steps(&connection, tokens.as_ref(), start, end).await;
+        if matches!(fetched, Err(ProviderError::Unauthorized)) && tokens.is_some() {
+            (connection, tokens) = match self.usable_tokens(&connection, provider, true).await? {
+                Tokens::Ready(c, t) => (*c, t),
+                Tokens::Stop(outcome) => return Ok(outcome),
+            };
+            fetched = provider.daily_steps(&connection, tokens.as_ref(), start, end).await;
+        }
+        match fetched {
             Ok(values) => {
                 let report = self.apply(&connection.user, connection.provider, &connection.tz(), &values).await?;
                 let record = SyncRecord {
@@ -230,11 +256,125 @@ impl SyncEngine {
                     last_error: Some(None),
                     ..SyncRecord::default()
                 };
-                self.record(connection, &record).await?;
+                self.record(&connection, &record).await?;
                 Ok(SyncOutcome::Synced(report))
             }
-            Err(error) => self.record_failure(connection, error, now).await,
+            Err(error) => self.record_failure(&connection, error, now).await,
         }
+    }
+
+    /// The tokens to call the provider with: the stored ones while they are fresh, else new
+    /// ones from a refresh that is single-flight across every Lambda (the connection's lease).
+    async fn usable_tokens(
+        &self,
+        connection: &Connection,
+        provider: &dyn StepProvider,
+        force: bool,
+    ) -> Result<Tokens, SyncError> {
+        let Some(tokens) = self.open_tokens(connection)? else {
+            return Ok(Tokens::Ready(Box::new(connection.clone()), None));
+        };
+        let now = self.clock.now();
+        if !force && tokens.expires_at > now + REFRESH_MARGIN {
+            return Ok(Tokens::Ready(Box::new(connection.clone()), Some(tokens)));
+        }
+        let holder = lease_holder_id();
+        let (user, source) = (&connection.user, connection.provider);
+        for round in 0..LEASE_WAIT_ROUNDS {
+            if self.connections.acquire_lease(user, source, &holder, now, REFRESH_LEASE).await? {
+                let result = self.refresh_holding_lease(connection, provider, force).await;
+                if let Err(error) = self.connections.release_lease(user, source, &holder).await {
+                    tracing::warn!(%error, "refresh lease not released; it expires by itself");
+                }
+                return result;
+            }
+            // A peer is refreshing: wait for the tokens it stores.
+            tokio::time::sleep(Duration::from_millis(50 + 25 * u64::from(round.min(8)))).await;
+            match self.connections.get_connection(user, source).await? {
+                None => return Ok(Tokens::Stop(SyncOutcome::Skipped(ConnectionStatus::Disconnected))),
+                Some(latest) if latest.status != ConnectionStatus::Active => {
+                    return Ok(Tokens::Stop(SyncOutcome::Skipped(latest.status)));
+                }
+                Some(latest) if latest.token_version != connection.token_version => {
+                    let tokens = self.open_tokens(&latest)?;
+                    return Ok(Tokens::Ready(Box::new(latest), tokens));
+                }
+                Some(_) => {}
+            }
+        }
+        Err(StoreError::Unavailable("another sync held the refresh lease too long".into()).into())
+    }
+
+    async fn refresh_holding_lease(
+        &self,
+        read: &Connection,
+        provider: &dyn StepProvider,
+        force: bool,
+    ) -> Result<Tokens, SyncError> {
+        let Some(latest) = self.connections.get_connection(&read.user, read.provider).await? else {
+            return Ok(Tokens::Stop(SyncOutcome::Skipped(ConnectionStatus::Disconnected)));
+        };
+        if latest.status != ConnectionStatus::Active {
+            return Ok(Tokens::Stop(SyncOutcome::Skipped(latest.status)));
+        }
+        let current = self.open_tokens(&latest)?;
+        let Some(current) = current else { return Ok(Tokens::Ready(Box::new(latest), None)) };
+        let now = self.clock.now();
+        if latest.token_version != read.token_version || (!force && current.expires_at > now + REFRESH_MARGIN) {
+            // A peer refreshed between our read and our lease.
+            return Ok(Tokens::Ready(Box::new(latest), Some(current)));
+        }
+        match provider.refresh(&current).await {
+            Ok(fresh) => {
+                let sealed =
+                    self.cipher.encrypt(&latest.user, latest.provider, &fresh).map_err(|_| SyncError::Tokens)?;
+                match self.connections.store_tokens(&latest.user, latest.provider, &sealed, latest.token_version).await
+                {
+                    Ok(version) => {
+                        tracing::info!(user = %latest.user, provider = %latest.provider, version, "tokens refreshed");
+                        let stored = Connection { tokens: Some(sealed), token_version: version, ..latest };
+                        Ok(Tokens::Ready(Box::new(stored), Some(fresh)))
+                    }
+                    Err(StoreError::Disconnected | StoreError::NotFound(_)) => {
+                        Ok(Tokens::Stop(SyncOutcome::Skipped(ConnectionStatus::Disconnected)))
+                    }
+                    Err(StoreError::Conflict) => self.peer_tokens(&latest).await,
+                    Err(e) => Err(e.into()),
+                }
+            }
+            // Refresh tokens can be single-use elsewhere, and a disconnect or reconnect may
+            // have replaced ours: only a refusal of the token still stored means "reconnect".
+            Err(ProviderError::InvalidGrant) => match self.peer_tokens(&latest).await? {
+                Tokens::Ready(c, t) if c.token_version != latest.token_version => Ok(Tokens::Ready(c, t)),
+                Tokens::Ready(..) => {
+                    let outcome = self.record_failure(&latest, ProviderError::InvalidGrant, now).await?;
+                    Ok(Tokens::Stop(outcome))
+                }
+                stop @ Tokens::Stop(_) => Ok(stop),
+            },
+            Err(error) => Ok(Tokens::Stop(self.record_failure(&latest, error, now).await?)),
+        }
+    }
+
+    /// Re-reads the connection after a lost race: its current tokens, or why to stop.
+    async fn peer_tokens(&self, read: &Connection) -> Result<Tokens, SyncError> {
+        match self.connections.get_connection(&read.user, read.provider).await? {
+            Some(latest) if latest.status == ConnectionStatus::Active => {
+                let tokens = self.open_tokens(&latest)?;
+                Ok(Tokens::Ready(Box::new(latest), tokens))
+            }
+            Some(latest) => Ok(Tokens::Stop(SyncOutcome::Skipped(latest.status))),
+            None => Ok(Tokens::Stop(SyncOutcome::Skipped(ConnectionStatus::Disconnected))),
+        }
+    }
+
+    fn open_tokens(&self, connection: &Connection) -> Result<Option<TokenSet>, SyncError> {
+        connection
+            .tokens
+            .as_ref()
+            .map(|sealed| self.cipher.decrypt(&connection.user, connection.provider, sealed))
+            .transpose()
+            .map_err(|_| SyncError::Tokens)
     }
 
     async fn record_failure(
@@ -248,9 +388,7 @@ impl SyncEngine {
             ProviderError::ReconnectRequired { .. }
             | ProviderError::InvalidGrant
             | ProviderError::Retired
-            | ProviderError::MissingScope { .. } => {
-                ConnectionStatus::ReconnectRequired
-            }
+            | ProviderError::MissingScope { .. } => ConnectionStatus::ReconnectRequired,
             _ => connection.status,
         };
         let retry_after = match &error {
@@ -259,10 +397,13 @@ impl SyncEngine {
         };
         tracing::warn!(user = %connection.user, provider = %connection.provider, code, %error, "sync failed");
         let last_error = LastError { code: code.to_owned(), message: action.clone() };
+        // Back off: what the provider asked for, else a few minutes; nothing hammers it.
+        let wait = retry_after.unwrap_or(FAILURE_BACKOFF);
         let record = SyncRecord {
             attempted_at: Some(now),
             last_error: Some(Some(last_error.clone())),
             status: (status != connection.status).then_some(status),
+            next_sync_at: (status == ConnectionStatus::Active).then(|| now.checked_add(wait).ok()).flatten(),
             ..SyncRecord::default()
         };
         self.record(connection, &record).await?;

@@ -1,1 +1,3 @@
-//! Fake provider servers on loopback, faithful to ../shared/PROVIDERS.md (being written).
+//! Fake provider servers on loopback, faithful to ../shared/PROVIDERS.md, for tests and the local stack.
+
+pub mod google_health;

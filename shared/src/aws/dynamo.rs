@@ -3,17 +3,18 @@
 
 use super::items::*;
 use crate::domain::{
-    Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate, Participant,
-    ParticipantTotals, Provider, UserId, UserProfile,
+    Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate, OAuthState,
+    Participant, ParticipantTotals, Provider, UserId, UserProfile,
 };
 use crate::ports::{
-    ChallengeStore, ConnectionStore, DayWrite, JoinWrite, LeaveWrite, StepStore, StoreError, SyncRecord, UserDays,
+    ChallengeStore, ConnectionStore, DayWrite, EphemeralStore, JoinWrite, LeaveWrite, StepStore, StoreError,
+    SyncRecord, UserDays,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
 };
 use jiff::Timestamp;
 use std::collections::HashMap;
@@ -671,5 +672,115 @@ impl ConnectionStore for DynamoStore {
             .await?
             .map(|item| from_item::<OwnerItem>(item).map(|o| o.user))
             .transpose()
+    }
+
+    async fn save_connection(&self, connection: &Connection, expected_version: Option<u64>) -> Result<(), StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&ConnectionItem::from_connection(connection))?));
+        let put = match expected_version {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => {
+                put.condition_expression("token_version = :expected").expression_attribute_values(":expected", n(v))
+            }
+        };
+        match put.send().await.map_err(store_error) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict) if expected_version.is_none() => Err(StoreError::AlreadyExists("connection")),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn disconnect(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), conn_sk(provider))))
+            .update_expression(
+                "SET #status = :disconnected, token_version = token_version + :one \
+                 REMOVE tokens, gsi1pk, gsi1sk, next_sync_at, lease_holder, lease_expires_at",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":disconnected", s(ConnectionStatus::Disconnected.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result.map_err(store_error) {
+            Ok(out) => out
+                .attributes
+                .map(|item| from_item::<ConnectionItem>(item).map(ConnectionItem::into_connection))
+                .transpose(),
+            Err(StoreError::Conflict) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl EphemeralStore for DynamoStore {
+    async fn put_oauth_state(&self, state: &OAuthState) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&OAuthStateItem::from_state(state))?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn take_oauth_state(&self, id: &str) -> Result<Option<OAuthState>, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(oauth_pk(id), OAUTH_SK)))
+            .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result.map_err(store_error) {
+            Ok(out) => out.attributes.map(|item| from_item::<OAuthStateItem>(item)?.into_state()).transpose(),
+            Err(StoreError::Conflict) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn claim_once(&self, key_name: &str, now: Timestamp, ttl: Duration) -> Result<bool, StoreError> {
+        let expires = now.checked_add(ttl).unwrap_or(Timestamp::MAX);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(dedupe_pk(key_name)))
+            .item("sk", s(DEDUPE_SK))
+            .item("expires_at", n(expires.as_second()))
+            // TTL deletion lags: an expired record still in the table counts as absent.
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(now.as_second()))
+            .send()
+            .await;
+        match result.map_err(store_error) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn release_claim(&self, key_name: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(dedupe_pk(key_name), DEDUPE_SK)))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::domain::{
     Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LastError, LocalDate, Membership,
-    Participant, ParticipantTotals, Provider, SourceValue, StepCount, UserId, UserProfile,
+    OAuthState, Participant, ParticipantTotals, Provider, SourceValue, StepCount, UserId, UserProfile,
 };
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -317,4 +317,53 @@ pub struct OwnerItem {
     pub user: UserId,
     pub provider: Provider,
     pub account: String,
+}
+
+pub fn oauth_pk(id: &str) -> String {
+    format!("OAUTH#{id}")
+}
+pub const OAUTH_SK: &str = "STATE";
+
+pub fn dedupe_pk(key: &str) -> String {
+    format!("DEDUPE#{key}")
+}
+pub const DEDUPE_SK: &str = "DEDUPE";
+
+#[derive(Serialize, Deserialize)]
+pub struct OAuthStateItem {
+    pub pk: String,
+    pub sk: String,
+    pub user: UserId,
+    pub provider: Provider,
+    pub verifier: String,
+    pub return_to: String,
+    /// Epoch seconds: the table's TTL attribute (expiry is also checked in code).
+    pub expires_at: i64,
+}
+
+impl OAuthStateItem {
+    pub fn from_state(state: &OAuthState) -> Self {
+        use secrecy::ExposeSecret;
+        Self {
+            pk: oauth_pk(&state.id),
+            sk: OAUTH_SK.to_owned(),
+            user: state.user.clone(),
+            provider: state.provider,
+            verifier: state.verifier.expose_secret().to_owned(),
+            return_to: state.return_to.clone(),
+            expires_at: state.expires_at.as_second(),
+        }
+    }
+
+    pub fn into_state(self) -> Result<OAuthState, StoreError> {
+        let id = self.pk.strip_prefix("OAUTH#").unwrap_or_default().to_owned();
+        Ok(OAuthState {
+            id,
+            user: self.user,
+            provider: self.provider,
+            verifier: self.verifier.into(),
+            return_to: self.return_to,
+            expires_at: Timestamp::from_second(self.expires_at).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        })
+    }
 }

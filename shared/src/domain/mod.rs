@@ -5,6 +5,7 @@ mod challenge;
 mod connection;
 mod day;
 mod ids;
+mod oauth;
 mod steps;
 
 pub use challenge::{
@@ -14,6 +15,7 @@ pub use challenge::{
 pub use connection::{Connection, ConnectionStatus, EncryptedTokens, LastError, TokenSet, local_today};
 pub use day::{DayRecord, SourceValue, resolve_total};
 pub use ids::{ChallengeId, LocalDate, Provider, UserId};
+pub use oauth::{OAUTH_STATE_TTL, OAuthState};
 pub use steps::{DailyValue, StepCount, StepLimits, ValueError};
 
 /// A value that failed to parse at the edge, with a message a person can act on.

@@ -1,11 +1,12 @@
 //! `InMemoryStore`: every port's store in one map behind one lock.
 
 use crate::domain::{
-    Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate, Participant,
-    ParticipantTotals, Provider, UserId, UserProfile,
+    Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate, OAuthState,
+    Participant, ParticipantTotals, Provider, UserId, UserProfile,
 };
 use crate::ports::{
-    ChallengeStore, ConnectionStore, DayWrite, JoinWrite, LeaveWrite, StepStore, StoreError, SyncRecord, UserDays,
+    ChallengeStore, ConnectionStore, DayWrite, EphemeralStore, JoinWrite, LeaveWrite, StepStore, StoreError,
+    SyncRecord, UserDays,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -24,6 +25,8 @@ struct State {
     participants: BTreeMap<(ChallengeId, UserId), Participant>,
     connections: HashMap<(UserId, Provider), (Connection, Lease)>,
     owners: HashMap<(Provider, String), UserId>,
+    oauth: HashMap<String, OAuthState>,
+    dedupe: HashMap<String, Timestamp>,
     writes: u64,
 }
 
@@ -296,5 +299,64 @@ impl ConnectionStore for InMemoryStore {
 
     async fn provider_account_owner(&self, provider: Provider, account: &str) -> Result<Option<UserId>, StoreError> {
         Ok(self.state.lock().unwrap().owners.get(&(provider, account.to_owned())).cloned())
+    }
+
+    async fn save_connection(&self, connection: &Connection, expected_version: Option<u64>) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let key = (connection.user.clone(), connection.provider);
+        match (state.connections.get(&key), expected_version) {
+            (None, None) => {}
+            (Some(_), None) => return Err(StoreError::AlreadyExists("connection")),
+            (Some((current, _)), Some(v)) if current.token_version == v => {}
+            _ => return Err(StoreError::Conflict),
+        }
+        state.connections.insert(key, (connection.clone(), None));
+        state.writes += 1;
+        Ok(())
+    }
+
+    async fn disconnect(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let Some((conn, lease)) = state.connections.get_mut(&(user.clone(), provider)) else {
+            return Ok(None);
+        };
+        let before = conn.clone();
+        conn.status = ConnectionStatus::Disconnected;
+        conn.tokens = None;
+        conn.token_version += 1;
+        conn.next_sync_at = None;
+        *lease = None;
+        state.writes += 1;
+        Ok(Some(before))
+    }
+}
+
+#[async_trait]
+impl EphemeralStore for InMemoryStore {
+    async fn put_oauth_state(&self, oauth: &OAuthState) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        if state.oauth.contains_key(&oauth.id) {
+            return Err(StoreError::AlreadyExists("oauth state"));
+        }
+        state.oauth.insert(oauth.id.clone(), oauth.clone());
+        Ok(())
+    }
+
+    async fn take_oauth_state(&self, id: &str) -> Result<Option<OAuthState>, StoreError> {
+        Ok(self.state.lock().unwrap().oauth.remove(id))
+    }
+
+    async fn claim_once(&self, key: &str, now: Timestamp, ttl: Duration) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let free = state.dedupe.get(key).is_none_or(|expires| *expires <= now);
+        if free {
+            state.dedupe.insert(key.to_owned(), now.checked_add(ttl).unwrap_or(Timestamp::MAX));
+        }
+        Ok(free)
+    }
+
+    async fn release_claim(&self, key: &str) -> Result<(), StoreError> {
+        self.state.lock().unwrap().dedupe.remove(key);
+        Ok(())
     }
 }

@@ -1,0 +1,154 @@
+//! The HTTP edge shared by every API function: the one error type and its status table, the
+//! caller's identity from the verified JWT claims, and small request/response helpers.
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use stepsync::domain::{ParseError, Provider, UserId};
+
+/// Every way an API request can fail, mapped to one status in one place. Messages are for
+/// people; internal details go to the log, never into the body.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("invalid {field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("sign in first")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is too large")]
+    TooLarge,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("something went wrong on our side; try again")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Invalid { .. } => 400,
+            ApiError::Unauthenticated => 401,
+            ApiError::Forbidden(_) => 403,
+            ApiError::NotFound(_) => 404,
+            ApiError::Conflict(_) => 409,
+            ApiError::TooLarge => 413,
+            ApiError::Unavailable(_) => 503,
+            ApiError::Internal => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Invalid { .. } => "invalid",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooLarge => "too_large",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal => "internal",
+        }
+    }
+
+    /// Logs an unexpected error with what the person may not see, and hides it.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        ApiError::Internal
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let field = match &self {
+            ApiError::Invalid { field, .. } => Some(*field),
+            _ => None,
+        };
+        json(
+            self.status(),
+            &serde_json::json!({"error": {"code": self.code(), "message": self.to_string(), "field": field}}),
+        )
+    }
+}
+
+impl From<ParseError> for ApiError {
+    fn from(e: ParseError) -> Self {
+        ApiError::Invalid { field: e.field, message: e.message }
+    }
+}
+
+pub fn json(status: u16, body: &impl Serialize) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(text))
+        .unwrap_or_default()
+}
+
+pub fn empty(status: u16) -> Response<Body> {
+    Response::builder().status(status).body(Body::Empty).unwrap_or_default()
+}
+
+pub fn redirect(location: &str, set_cookie: Option<&str>) -> Response<Body> {
+    let mut builder = Response::builder().status(302).header("location", location).header("cache-control", "no-store");
+    if let Some(cookie) = set_cookie {
+        builder = builder.header("set-cookie", cookie);
+    }
+    builder.body(Body::Empty).unwrap_or_default()
+}
+
+/// The caller, from the claims the HttpApi JWT authorizer verified (`sub`). Never from the
+/// body or the path.
+pub fn caller(req: &Request) -> Result<UserId, ApiError> {
+    let sub = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).and_then(|jwt| jwt.claims.get("sub")).cloned()
+        }
+        _ => None,
+    };
+    let sub = sub.ok_or(ApiError::Unauthenticated)?;
+    UserId::parse(&sub).map_err(|_| ApiError::Unauthenticated)
+}
+
+/// The `{provider}` path segment.
+pub fn provider_param(req: &Request) -> Result<Provider, ApiError> {
+    let raw = req.path_parameters_ref().and_then(|p| p.first("provider")).ok_or(ApiError::NotFound("route".into()))?;
+    raw.parse::<Provider>().map_err(|_| ApiError::NotFound(format!("provider {raw:?}")))
+}
+
+pub fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name))
+}
+
+/// A cookie's value from the `Cookie` header(s) (API Gateway v2 folds `cookies` into it).
+pub fn cookie(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Header name/value pairs as received, for verifiers that read headers in any case.
+pub fn header_pairs(req: &Request) -> Vec<(String, String)> {
+    req.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned()))).collect()
+}
+
+/// The raw body bytes (base64-encoded bodies are decoded by lambda_http already).
+pub fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    }
+}

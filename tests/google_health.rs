@@ -1,0 +1,530 @@
+//! Fitbit and Pixel through the Google Health API, end to end: the real `oauth`,
+//! `provider-webhook` and `sync-worker` handlers, fed `lambda_http` requests built from the
+//! samples in `events/`, against the fake Google Health server and local DynamoDB.
+
+mod log_capture;
+
+use functions::app::App;
+
+use lambda_http::{Body, Request, Response};
+use secrecy::ExposeSecret;
+use std::collections::HashMap;
+
+use std::time::Duration;
+use stepsync::domain::{ChallengeId, ConnectionStatus, Provider, UserId};
+use stepsync::events::{Event, SyncReason, SyncRequested};
+use stepsync::ports::{ConnectionStore, StepStore};
+use stepsync_local::fakes::google_health::{FakeGoogleHealth, Fault, FaultTarget, Notification};
+use support::{TestEnv, date, on_both_backends, unique};
+
+on_both_backends!(
+    connect_callback_backfill_and_leaderboard_are_exact,
+    the_callback_refuses_bad_states_and_stores_nothing,
+    the_callback_refuses_denied_consent_missing_scope_and_token_errors,
+    reconnecting_keeps_history_and_moves_the_token_version,
+    a_second_person_cannot_connect_the_same_google_account,
+    webhook_accepts_valid_signatures_and_refuses_the_rest,
+    twenty_duplicate_notifications_cause_one_provider_fetch,
+    ten_concurrent_refreshes_make_one_token_call,
+    a_revoked_refresh_token_asks_the_person_to_reconnect,
+    rate_limits_back_off_without_a_hot_loop,
+    a_disconnect_during_a_sync_stays_disconnected,
+    connecting_through_google_retires_the_legacy_fitbit_connection,
+);
+
+const WEBHOOK_SECRET: &str = "hook-secret-do-not-log";
+const TOKEN_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+const RETURN_TO: &str = "http://127.0.0.1:3000/challenges/nov-walk";
+
+struct World {
+    env: TestEnv,
+    fake: FakeGoogleHealth,
+    app: App,
+    user: UserId,
+    health_id: String,
+}
+
+impl World {
+    async fn new(env: TestEnv) -> Self {
+        log_capture::install();
+        let fake = FakeGoogleHealth::start().await;
+        let health_id = unique("health");
+        fake.add_person(&health_id, None);
+        let vars: HashMap<String, String> = [
+            ("STEPSYNC_TABLE", env.table.clone()),
+            ("STEPSYNC_TOKEN_KEY", TOKEN_KEY.into()),
+            ("STEPSYNC_PUBLIC_URL", "https://api.stepsync.example".into()),
+            ("STEPSYNC_RETURN_TO_ALLOWLIST", "http://127.0.0.1:3000/".into()),
+            ("STEPSYNC_GOOGLE_CLIENT_ID", fake.client_id()),
+            ("STEPSYNC_GOOGLE_CLIENT_SECRET", fake.client_secret()),
+            ("STEPSYNC_GOOGLE_AUTH_URL", fake.auth_url()),
+            ("STEPSYNC_GOOGLE_TOKEN_URL", fake.token_url()),
+            ("STEPSYNC_GOOGLE_REVOKE_URL", fake.revoke_url()),
+            ("STEPSYNC_GOOGLE_API_BASE", fake.api_base().to_owned()),
+            ("STEPSYNC_GOOGLE_KEYSET_URL", fake.keyset_url()),
+            ("STEPSYNC_GOOGLE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let config = stepsync::config::Config::from_vars(&vars).unwrap();
+        let app = App::from_parts(config, env.store.clone(), env.publisher.clone(), env.clock.clone()).unwrap();
+        let user = UserId::parse(&unique("walker")).unwrap();
+        Self { env, fake, app, user, health_id }
+    }
+
+    fn request(&self, sample: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Request {
+        let path = stepsync_local::workspace_root().join("events").join(sample);
+        let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        if event["requestContext"]["authorizer"].is_object() {
+            event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = self.user.as_str().into();
+        }
+        edit(&mut event);
+        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
+    }
+
+    async fn authorize(&self) -> (String, String) {
+        let req = self.request("oauth_authorize.json", |_| {});
+        let res = functions::oauth::handle(&self.app, req).await;
+        assert_eq!(res.status(), 302, "{}", body_text(&res));
+        let cookie = header(&res, "set-cookie");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+        let state_cookie = cookie.split(';').next().unwrap().to_owned();
+        (header(&res, "location"), state_cookie)
+    }
+
+    /// The callback request the browser makes after the consent page redirected it.
+    fn callback_request(&self, redirect: &str, cookie: Option<&str>) -> Request {
+        let url = reqwest::Url::parse(redirect).unwrap();
+        let query: serde_json::Map<String, serde_json::Value> =
+            url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned().into())).collect();
+        let raw_query = url.query().unwrap_or("").to_owned();
+        let cookie = cookie.map(str::to_owned);
+        self.request("oauth_callback.json", move |e| {
+            e["queryStringParameters"] = query.into();
+            e["rawQueryString"] = raw_query.into();
+            match cookie {
+                Some(c) => e["cookies"] = serde_json::json!([c]),
+                None => e.as_object_mut().unwrap().remove("cookies").map(|_| ()).unwrap_or(()),
+            }
+        })
+    }
+
+    /// Authorize, approve at the fake consent page, and return the callback's answer.
+    async fn connect(&self) -> Response<Body> {
+        let (location, cookie) = self.authorize().await;
+        let redirect = self.fake.approve(&location, &self.health_id);
+        functions::oauth::handle(&self.app, self.callback_request(&redirect, Some(&cookie))).await
+    }
+
+    /// Runs every `SyncRequested` published so far (and not yet run) through the worker.
+    async fn run_sync_requests(&self, already: &mut usize) -> usize {
+        let events = self.env.publisher.events();
+        let mut ran = 0;
+        for event in &events[*already..] {
+            if let Event::SyncRequested(_) = event {
+                functions::sync_worker::handle(&self.app, serde_json::to_value(event).unwrap()).await.unwrap();
+                ran += 1;
+            }
+        }
+        *already = events.len();
+        ran
+    }
+
+    fn sync_requests(&self) -> Vec<SyncRequested> {
+        self.env
+            .publisher
+            .events()
+            .into_iter()
+            .filter_map(|e| if let Event::SyncRequested(r) = e { Some(r) } else { None })
+            .collect()
+    }
+
+    async fn connection(&self) -> Option<stepsync::domain::Connection> {
+        self.env.store.get_connection(&self.user, Provider::GoogleHealth).await.unwrap()
+    }
+
+    async fn sync_now(&self) -> functions::sync_worker::WorkerResult {
+        let event = Event::SyncRequested(SyncRequested {
+            user: self.user.clone(),
+            provider: Provider::GoogleHealth,
+            reason: SyncReason::Schedule,
+            start: Some(date("2026-11-20")),
+            end: Some(date("2026-11-25")),
+        });
+        functions::sync_worker::handle(&self.app, serde_json::to_value(&event).unwrap()).await.unwrap()
+    }
+
+    async fn webhook(&self, body: &[u8], headers: &[(&str, &str)]) -> Response<Body> {
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let req = self.request("webhook_google_health_notification.json", move |e| {
+            let map = e["headers"].as_object_mut().unwrap();
+            map.remove("x-healthapi-signature");
+            for (k, v) in headers {
+                map.insert(k, v.into());
+            }
+            e["body"] = body.into();
+        });
+        functions::webhook::handle(&self.app, req).await
+    }
+
+    /// Secrets this test saw, which must appear in no log line.
+    async fn secrets(&self) -> Vec<String> {
+        let mut secrets = vec![WEBHOOK_SECRET.to_owned(), self.fake.client_secret()];
+        if let Some(sealed) = self.connection().await.and_then(|c| c.tokens) {
+            let tokens = self.app.engine.cipher.decrypt(&self.user, Provider::GoogleHealth, &sealed).unwrap();
+            secrets.push(tokens.access_token.expose_secret().to_owned());
+            secrets.extend(tokens.refresh_token.map(|t| t.expose_secret().to_owned()));
+        }
+        secrets
+    }
+
+    async fn assert_no_secret_logged(&self, extra: &[String]) {
+        let mut secrets = self.secrets().await;
+        secrets.extend(extra.iter().cloned());
+        log_capture::assert_absent(&secrets);
+    }
+}
+
+fn header(res: &Response<Body>, name: &str) -> String {
+    res.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+fn body_text(res: &Response<Body>) -> String {
+    match res.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    }
+}
+
+fn query_of(location: &str, name: &str) -> Option<String> {
+    reqwest::Url::parse(location).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+async fn join(world: &World, start: &str, end: &str) -> ChallengeId {
+    let c = world.env.challenge(start, end).await;
+    world.env.challenges().join(&c, &world.user, world.env.now()).await.unwrap();
+    c
+}
+
+async fn connect_callback_backfill_and_leaderboard_are_exact(env: TestEnv) {
+    let w = World::new(env).await;
+    let challenge = join(&w, "2026-11-01", "2026-11-30").await;
+    for (day, steps) in [("2026-10-30", 5000), ("2026-11-20", 8000), ("2026-11-21", 0), ("2026-11-24", 12_345)] {
+        w.fake.set_steps(&w.health_id, day, steps);
+    }
+    let res = w.connect().await;
+    assert_eq!(res.status(), 302);
+    let location = header(&res, "location");
+    assert_eq!(query_of(&location, "connected").as_deref(), Some("google_health"), "{location}");
+    assert!(location.starts_with(RETURN_TO));
+    assert!(header(&res, "set-cookie").contains("Max-Age=0"), "the state cookie is cleared");
+
+    let connection = w.connection().await.unwrap();
+    assert_eq!(connection.status, ConnectionStatus::Active);
+    assert_eq!(connection.provider_user_id.as_deref(), Some(w.health_id.as_str()));
+    assert_eq!(connection.token_version, 1);
+    let backfill = w.sync_requests();
+    assert_eq!(backfill.len(), 1);
+    assert_eq!((backfill[0].reason, backfill[0].start), (SyncReason::Connect, Some(date("2026-11-01"))));
+
+    assert_eq!(w.run_sync_requests(&mut 0).await, 1);
+    let days = w.env.store.load_user_window(&w.user, date("2026-10-01"), date("2026-11-30")).await.unwrap().days;
+    let got: Vec<(String, u32)> = days.values().map(|d| (d.date.to_string(), d.total.get())).collect();
+    assert_eq!(got, [("2026-11-20".to_owned(), 8000), ("2026-11-21".to_owned(), 0), ("2026-11-24".to_owned(), 12_345)]);
+    let board = w.env.challenges().leaderboard(&challenge, 10, None).await.unwrap();
+    assert_eq!(board.entries[0].total, 20_345);
+    assert_eq!(board.entries[0].days, 2);
+    assert_eq!(w.env.challenges().recompute(&challenge, &w.user).await.unwrap().total, 20_345);
+    w.assert_no_secret_logged(&[query_of(&w.fake.approve(&w.authorize().await.0, &w.health_id), "code").unwrap()])
+        .await;
+}
+
+/// Nothing of the connection was stored: no connection item, no account owner.
+async fn assert_nothing_stored(w: &World) {
+    assert!(w.connection().await.is_none(), "a connection was stored");
+    let owner = w.env.store.provider_account_owner(Provider::GoogleHealth, &w.health_id).await.unwrap();
+    assert!(owner.is_none(), "the account was claimed");
+}
+
+async fn the_callback_refuses_bad_states_and_stores_nothing(env: TestEnv) {
+    let w = World::new(env).await;
+    let (location, cookie) = w.authorize().await;
+    let redirect = w.fake.approve(&location, &w.health_id);
+    let state = query_of(&redirect, "state").unwrap();
+
+    let expect_400 = |res: Response<Body>, why: &str| {
+        assert_eq!(res.status(), 400, "{why}: {}", body_text(&res));
+        let body: serde_json::Value = serde_json::from_str(&body_text(&res)).unwrap();
+        assert_eq!(body["error"]["field"], "state", "{why}");
+        assert!(!body_text(&res).contains(&state), "{why}: the error echoes the state");
+    };
+    let missing = redirect.replace(&format!("state={state}"), "state=");
+    expect_400(functions::oauth::handle(&w.app, w.callback_request(&missing, Some(&cookie))).await, "missing state");
+    let forged = redirect.replace(&state, "forged-state");
+    let res =
+        functions::oauth::handle(&w.app, w.callback_request(&forged, Some("stepsync_oauth_state=forged-state"))).await;
+    expect_400(res, "forged state");
+    expect_400(functions::oauth::handle(&w.app, w.callback_request(&redirect, None)).await, "missing cookie");
+    let res = functions::oauth::handle(&w.app, w.callback_request(&redirect, Some("stepsync_oauth_state=other"))).await;
+    expect_400(res, "wrong cookie");
+    assert_nothing_stored(&w).await;
+
+    // Expired: eleven minutes on the consent page.
+    w.env.clock.advance(Duration::from_secs(11 * 60));
+    expect_400(functions::oauth::handle(&w.app, w.callback_request(&redirect, Some(&cookie))).await, "expired state");
+    assert_nothing_stored(&w).await;
+    w.env.clock.set(support::NOW.parse().unwrap());
+
+    // Reused: the first use connects, the second is refused.
+    let (location, cookie) = w.authorize().await;
+    let redirect = w.fake.approve(&location, &w.health_id);
+    assert_eq!(functions::oauth::handle(&w.app, w.callback_request(&redirect, Some(&cookie))).await.status(), 302);
+    let state = query_of(&redirect, "state").unwrap();
+    let res = functions::oauth::handle(&w.app, w.callback_request(&redirect, Some(&cookie))).await;
+    assert_eq!(res.status(), 400, "reused state");
+    assert!(!body_text(&res).contains(&state));
+    w.assert_no_secret_logged(&[query_of(&redirect, "code").unwrap()]).await;
+}
+
+async fn the_callback_refuses_denied_consent_missing_scope_and_token_errors(env: TestEnv) {
+    let w = World::new(env).await;
+    let error_of = |res: &Response<Body>| query_of(&header(res, "location"), "error");
+
+    let (location, cookie) = w.authorize().await;
+    let res = functions::oauth::handle(&w.app, w.callback_request(&w.fake.deny(&location), Some(&cookie))).await;
+    assert_eq!((res.status().as_u16(), error_of(&res).as_deref()), (302, Some("access_denied")));
+
+    let (location, cookie) = w.authorize().await;
+    let unticked = w.fake.approve_with_scopes(&location, &w.health_id, &[]);
+    let res = functions::oauth::handle(&w.app, w.callback_request(&unticked, Some(&cookie))).await;
+    assert_eq!((res.status().as_u16(), error_of(&res).as_deref()), (302, Some("missing_permission")));
+
+    let (location, cookie) = w.authorize().await;
+    let redirect = w.fake.approve(&location, &w.health_id);
+    w.fake.fail_next(FaultTarget::Token, Fault::ServerError, 1);
+    let res = functions::oauth::handle(&w.app, w.callback_request(&redirect, Some(&cookie))).await;
+    assert_eq!((res.status().as_u16(), error_of(&res).as_deref()), (302, Some("provider_error")));
+    assert!(header(&res, "location").starts_with(RETURN_TO));
+    assert_nothing_stored(&w).await;
+    assert!(w.sync_requests().is_empty());
+    w.assert_no_secret_logged(&[query_of(&redirect, "code").unwrap()]).await;
+}
+
+async fn reconnecting_keeps_history_and_moves_the_token_version(env: TestEnv) {
+    let w = World::new(env).await;
+    w.fake.set_steps(&w.health_id, "2026-11-24", 4000);
+    assert_eq!(w.connect().await.status(), 302);
+    w.run_sync_requests(&mut 0).await;
+    let first = w.connection().await.unwrap();
+    assert_eq!(w.connect().await.status(), 302);
+    let second = w.connection().await.unwrap();
+    assert_eq!(second.token_version, first.token_version + 1);
+    assert_ne!(second.tokens, first.tokens);
+    let days = w.env.store.load_user_days(&w.user, &[date("2026-11-24")]).await.unwrap().days;
+    assert_eq!(days[&date("2026-11-24")].total.get(), 4000, "history kept");
+}
+
+async fn a_second_person_cannot_connect_the_same_google_account(env: TestEnv) {
+    let mut w = World::new(env).await;
+    assert_eq!(w.connect().await.status(), 302);
+    let first = w.user.clone();
+    w.user = UserId::parse(&unique("other")).unwrap();
+    let res = w.connect().await;
+    assert_eq!(query_of(&header(&res, "location"), "error").as_deref(), Some("account_in_use"));
+    assert!(w.connection().await.is_none());
+    let owner = w.env.store.provider_account_owner(Provider::GoogleHealth, &w.health_id).await.unwrap();
+    assert_eq!(owner, Some(first));
+}
+
+async fn webhook_accepts_valid_signatures_and_refuses_the_rest(env: TestEnv) {
+    let w = World::new(env).await;
+    assert_eq!(w.connect().await.status(), 302);
+
+    // The handshake, both ways.
+    let verification = br#"{"type": "verification"}"#;
+    assert_eq!(w.webhook(verification, &[("authorization", WEBHOOK_SECRET)]).await.status(), 201);
+    assert_eq!(w.webhook(verification, &[]).await.status(), 401);
+    assert_eq!(w.webhook(verification, &[("authorization", "wrong")]).await.status(), 401);
+
+    let array = Notification::upsert(&w.health_id, ["2026-11-24"]);
+    let object = Notification::upsert(&w.health_id, ["2026-11-23"]).single_object();
+    for (body, header_name) in [(array.body(), "X-HEALTHAPI-SIGNATURE"), (object.body(), "google-health-api-signature")]
+    {
+        let signature = w.fake.sign(&body);
+        let res = w.webhook(&body, &[(header_name, &signature)]).await;
+        assert_eq!(res.status(), 204, "{header_name}: {}", body_text(&res));
+    }
+    let dates: Vec<_> = w.sync_requests().iter().filter(|r| r.reason == SyncReason::Webhook).map(|r| r.start).collect();
+    assert_eq!(dates, [Some(date("2026-11-24")), Some(date("2026-11-23"))]);
+
+    let body = Notification::upsert(&w.health_id, ["2026-11-22"]).body();
+    let signature = w.fake.sign(&body);
+    let forged = w.fake.sign(b"something else");
+    assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &forged)]).await.status(), 401, "forged");
+    let reserialised = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&body).unwrap()).unwrap();
+    assert_eq!(w.webhook(&reserialised, &[("x-healthapi-signature", &signature)]).await.status(), 401, "re-serialised");
+    assert_eq!(w.webhook(&body, &[]).await.status(), 401, "missing signature");
+    let huge = vec![b' '; 300 * 1024];
+    assert_eq!(w.webhook(&huge, &[("x-healthapi-signature", &w.fake.sign(&huge))]).await.status(), 413, "oversized");
+    let garbage = b"{not json";
+    assert_eq!(
+        w.webhook(garbage, &[("x-healthapi-signature", &w.fake.sign(garbage))]).await.status(),
+        400,
+        "malformed"
+    );
+    assert_eq!(w.sync_requests().len(), 3, "no refused request asked for a sync");
+
+    // A key the verifier has not seen: exactly one refetch of the keyset, then accepted.
+    let before = w.fake.calls("keyset");
+    w.fake.rotate_key();
+    let body = Notification::upsert(&w.health_id, ["2026-11-21"]).body();
+    assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &w.fake.sign(&body))]).await.status(), 204);
+    assert_eq!(w.fake.calls("keyset") - before, 1);
+    // A key nobody publishes: one refetch, then refused.
+    w.fake.set_publish_newest_key(false);
+    w.fake.rotate_key();
+    let before = w.fake.calls("keyset");
+    let body = Notification::upsert(&w.health_id, ["2026-11-20"]).body();
+    assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &w.fake.sign(&body))]).await.status(), 401);
+    assert_eq!(w.fake.calls("keyset") - before, 1);
+    w.assert_no_secret_logged(&[signature, forged]).await;
+}
+
+async fn twenty_duplicate_notifications_cause_one_provider_fetch(env: TestEnv) {
+    let w = World::new(env).await;
+    assert_eq!(w.connect().await.status(), 302);
+    let mut ran = w.env.publisher.events().len();
+    w.fake.set_steps(&w.health_id, "2026-11-24", 7777);
+    let body = Notification::upsert(&w.health_id, ["2026-11-24"]).body();
+    let signature = w.fake.sign(&body);
+    for _ in 0..20 {
+        assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &signature)]).await.status(), 204);
+    }
+    w.fake.reset_calls();
+    assert_eq!(w.run_sync_requests(&mut ran).await, 1);
+    assert_eq!(w.fake.calls("rollup"), 1);
+    let days = w.env.store.load_user_days(&w.user, &[date("2026-11-24")]).await.unwrap().days;
+    assert_eq!(days[&date("2026-11-24")].total.get(), 7777);
+
+    // An account nobody connected: accepted, ignored.
+    let stranger = Notification::upsert("nobody-we-know", ["2026-11-24"]).body();
+    assert_eq!(w.webhook(&stranger, &[("x-healthapi-signature", &w.fake.sign(&stranger))]).await.status(), 204);
+    assert_eq!(w.run_sync_requests(&mut ran).await, 0);
+}
+
+async fn ten_concurrent_refreshes_make_one_token_call(env: TestEnv) {
+    let w = World::new(env).await;
+    assert_eq!(w.connect().await.status(), 302);
+    w.fake.set_steps(&w.health_id, "2026-11-24", 1234);
+    w.env.clock.advance(Duration::from_secs(3600)); // our copy of the access token expired
+    w.fake.reset_calls();
+    let syncs = (0..10).map(|_| w.sync_now());
+    let results = futures::future::join_all(syncs).await;
+    assert_eq!(w.fake.calls("token_refresh"), 1, "single flight across concurrent syncs");
+    for result in results {
+        assert!(matches!(result, functions::sync_worker::WorkerResult::Synced { .. }), "{result:?}");
+    }
+    let connection = w.connection().await.unwrap();
+    assert_eq!(connection.status, ConnectionStatus::Active, "no false reconnect_required");
+    assert_eq!(connection.token_version, 2);
+    w.assert_no_secret_logged(&[]).await;
+}
+
+async fn a_revoked_refresh_token_asks_the_person_to_reconnect(env: TestEnv) {
+    let w = World::new(env).await;
+    assert_eq!(w.connect().await.status(), 302);
+    w.fake.revoke_grant(&w.health_id);
+    w.env.clock.advance(Duration::from_secs(3600));
+    let result = w.sync_now().await;
+    assert_eq!(result, functions::sync_worker::WorkerResult::Failed { code: "reconnect_required".into() });
+    let connection = w.connection().await.unwrap();
+    assert_eq!(connection.status, ConnectionStatus::ReconnectRequired);
+    let changed: Vec<_> = w
+        .env
+        .publisher
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::ConnectionStatusChanged(c) if c.new_status == ConnectionStatus::ReconnectRequired => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changed.len(), 1);
+    assert!(changed[0].action.contains("Reconnect"), "{}", changed[0].action);
+}
+
+async fn rate_limits_back_off_without_a_hot_loop(env: TestEnv) {
+    let w = World::new(env).await;
+    assert_eq!(w.connect().await.status(), 302);
+    for retry_after in [Some(30), None] {
+        w.fake.reset_calls();
+        w.fake.fail_next(FaultTarget::Api, Fault::RateLimited { retry_after }, 1);
+        let result = w.sync_now().await;
+        assert_eq!(result, functions::sync_worker::WorkerResult::Failed { code: "rate_limited".into() });
+        assert_eq!(w.fake.calls("rollup"), 1, "one call, no retry loop");
+        let connection = w.connection().await.unwrap();
+        assert_eq!(connection.status, ConnectionStatus::Active);
+        let wait = retry_after.unwrap_or(300) as i64;
+        let next = connection.next_sync_at.expect("the next try is scheduled");
+        assert!(next >= w.env.now() + jiff::SignedDuration::from_secs(wait), "{next} for {retry_after:?}");
+    }
+}
+
+async fn a_disconnect_during_a_sync_stays_disconnected(env: TestEnv) {
+    let w = World::new(env).await;
+    assert_eq!(w.connect().await.status(), 302);
+    w.env.clock.advance(Duration::from_secs(3600)); // the sync will refresh
+    w.fake.fail_next(FaultTarget::Token, Fault::Slow(Duration::from_millis(600)), 1);
+    let disconnect = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        functions::oauth::handle(&w.app, w.request("oauth_disconnect.json", |_| {})).await
+    };
+    let (sync, res) = tokio::join!(w.sync_now(), disconnect);
+    assert_eq!(res.status(), 204);
+    let connection = w.connection().await.unwrap();
+    assert_eq!(connection.status, ConnectionStatus::Disconnected, "the late sync did not reactivate it ({sync:?})");
+    assert!(connection.tokens.is_none(), "the late refresh did not resurrect tokens");
+    assert!(w.env.store.provider_account_owner(Provider::GoogleHealth, &w.health_id).await.unwrap().is_none());
+    assert!(w.fake.calls("revoke") >= 1, "revoked at the provider");
+    let again = w.sync_now().await;
+    assert!(matches!(again, functions::sync_worker::WorkerResult::Skipped { .. }), "{again:?}");
+}
+
+async fn connecting_through_google_retires_the_legacy_fitbit_connection(env: TestEnv) {
+    let w = World::new(env).await;
+    let legacy = unique("228S");
+    let health = unique("health-legacy");
+    w.fake.add_person(&health, Some(&legacy));
+    let fitbit = stepsync::domain::Connection {
+        provider_user_id: Some(legacy.clone()),
+        ..stepsync::domain::Connection::new(w.user.clone(), Provider::Fitbit, w.env.now())
+    };
+    w.env.store.create_connection(&fitbit).await.unwrap();
+    w.env.store.claim_provider_account(Provider::Fitbit, &legacy, &w.user).await.unwrap();
+    w.env
+        .engine
+        .apply(
+            &w.user,
+            Provider::Fitbit,
+            &jiff::tz::TimeZone::UTC,
+            &[stepsync::domain::DailyValue { date: date("2026-11-02"), steps: 3210, observed_at: None }],
+        )
+        .await
+        .unwrap();
+
+    let (location, cookie) = w.authorize().await;
+    let redirect = w.fake.approve(&location, &health);
+    let res = functions::oauth::handle(&w.app, w.callback_request(&redirect, Some(&cookie))).await;
+    assert_eq!(query_of(&header(&res, "location"), "connected").as_deref(), Some("google_health"));
+    let old = w.env.store.get_connection(&w.user, Provider::Fitbit).await.unwrap().unwrap();
+    assert_eq!(old.status, ConnectionStatus::Disconnected, "retired");
+    assert!(w.env.store.provider_account_owner(Provider::Fitbit, &legacy).await.unwrap().is_none());
+    let days = w.env.store.load_user_days(&w.user, &[date("2026-11-02")]).await.unwrap().days;
+    assert_eq!(days[&date("2026-11-02")].total.get(), 3210, "history kept");
+}
