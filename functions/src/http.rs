@@ -103,17 +103,50 @@ pub fn redirect(location: &str, set_cookie: Option<&str>) -> Response<Body> {
     builder.body(Body::Empty).unwrap_or_default()
 }
 
-/// The caller, from the claims the HttpApi JWT authorizer verified (`sub`). Never from the
-/// body or the path.
-pub fn caller(req: &Request) -> Result<UserId, ApiError> {
-    let sub = match req.request_context_ref() {
+/// Who is calling, from the claims the HttpApi JWT authorizer verified. Never from the body
+/// or the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user: UserId,
+    /// The `admin` claim is `true` (company administrators create challenges).
+    pub admin: bool,
+}
+
+fn claim(req: &Request, name: &str) -> Option<String> {
+    match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => {
-            ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).and_then(|jwt| jwt.claims.get("sub")).cloned()
+            ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).and_then(|jwt| jwt.claims.get(name)).cloned()
         }
         _ => None,
-    };
-    let sub = sub.ok_or(ApiError::Unauthenticated)?;
-    UserId::parse(&sub).map_err(|_| ApiError::Unauthenticated)
+    }
+}
+
+/// The caller's identity (`sub`) and role; 401 without verified claims.
+pub fn caller_with_role(req: &Request) -> Result<Caller, ApiError> {
+    let sub = claim(req, "sub").ok_or(ApiError::Unauthenticated)?;
+    let user = UserId::parse(&sub).map_err(|_| ApiError::Unauthenticated)?;
+    let admin = claim(req, "admin").is_some_and(|v| v == "true");
+    Ok(Caller { user, admin })
+}
+
+/// The caller's user id (`sub`); 401 without verified claims.
+pub fn caller(req: &Request) -> Result<UserId, ApiError> {
+    caller_with_role(req).map(|c| c.user)
+}
+
+/// Parses a JSON body into `T`, with a 400 that says what is wrong.
+pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes = body_bytes(req);
+    if bytes.is_empty() {
+        return Err(ApiError::BadRequest("a JSON body is required".into()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// The path split into segments, for matching routes the same way behind API Gateway and the
+/// local router.
+pub fn segments(req: &Request) -> Vec<String> {
+    req.uri().path().trim_matches('/').split('/').map(str::to_owned).collect()
 }
 
 /// The `{provider}` path segment.

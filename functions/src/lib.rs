@@ -2,7 +2,10 @@
 //! Binaries in `src/bin/` are wiring only.
 
 pub mod app;
+pub mod challenges;
 pub mod http;
+pub mod manual_sync;
 pub mod oauth;
+pub mod scheduled_sync;
 pub mod sync_worker;
 pub mod webhook;

@@ -106,6 +106,8 @@ pub trait StepStore: Send + Sync {
 pub trait ChallengeStore: Send + Sync {
     async fn create_challenge(&self, challenge: &Challenge) -> Result<(), StoreError>;
     async fn get_challenge(&self, id: &ChallengeId) -> Result<Option<Challenge>, StoreError>;
+    /// Every challenge whose window ends on or after `ending_from`, by end date.
+    async fn list_challenges(&self, ending_from: LocalDate) -> Result<Vec<Challenge>, StoreError>;
     /// `StoreError::Conflict` when the profile's rev moved; `AlreadyExists` when already joined.
     async fn commit_join(&self, write: &JoinWrite) -> Result<(), StoreError>;
     /// `StoreError::Conflict` when the profile's rev moved.
@@ -138,6 +140,11 @@ pub struct SyncRecord {
 #[async_trait]
 pub trait ConnectionStore: Send + Sync {
     async fn get_connection(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError>;
+    /// Every connection of one person, in any status.
+    async fn list_connections(&self, user: &UserId) -> Result<Vec<Connection>, StoreError>;
+    /// Up to `limit` active connections of `shard` whose `next_sync_at` is at or before `now`,
+    /// most overdue first.
+    async fn due_connections(&self, shard: u16, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError>;
     /// Creates the connection; `AlreadyExists` when there is one.
     async fn create_connection(&self, connection: &Connection) -> Result<(), StoreError>;
     /// Replaces the tokens when `token_version` is still `expected_version` and the connection
@@ -190,6 +197,8 @@ pub trait EphemeralStore: Send + Sync {
     async fn take_oauth_state(&self, id: &str) -> Result<Option<OAuthState>, StoreError>;
     /// `true` for the first claim of `key` until `ttl` passes; `false` for every other.
     async fn claim_once(&self, key: &str, now: Timestamp, ttl: Duration) -> Result<bool, StoreError>;
+    /// When the current claim on `key` runs out, if there is one.
+    async fn claim_expiry(&self, key: &str) -> Result<Option<Timestamp>, StoreError>;
     /// Gives a claim back (its work could not be handed on), so a retry is not swallowed.
     async fn release_claim(&self, key: &str) -> Result<(), StoreError>;
 }

@@ -20,6 +20,8 @@ use jiff::Timestamp;
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// The one global secondary index (scheduler shards, the challenge directory).
+const GSI1: &str = "GSI1";
 /// BatchGetItem takes at most this many keys per request.
 const BATCH_GET_LIMIT: usize = 100;
 
@@ -363,6 +365,32 @@ impl ChallengeStore for DynamoStore {
             .transpose()
     }
 
+    async fn list_challenges(&self, ending_from: LocalDate) -> Result<Vec<Challenge>, StoreError> {
+        let mut challenges = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk >= :from")
+                .expression_attribute_values(":pk", s(CHALLENGES_GSI_PK))
+                .expression_attribute_values(":from", s(ending_from.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in out.items.unwrap_or_default() {
+                challenges.push(from_item::<ChallengeItem>(item)?.into_challenge());
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(challenges),
+            }
+        }
+    }
+
     async fn commit_join(&self, write: &JoinWrite) -> Result<(), StoreError> {
         let p = &write.participant;
         let closes_at = self.participant_closes_at(&p.challenge).await?;
@@ -455,6 +483,43 @@ impl ConnectionStore for DynamoStore {
             .await?
             .map(|item| from_item::<ConnectionItem>(item).map(ConnectionItem::into_connection))
             .transpose()
+    }
+
+    async fn list_connections(&self, user: &UserId) -> Result<Vec<Connection>, StoreError> {
+        // `CONN#` up to `CONN$`: every key with the prefix ('$' follows '#').
+        self.query_all(user_pk(user), "CONN#".to_owned(), "CONN$".to_owned())
+            .await?
+            .into_iter()
+            .map(|item| from_item::<ConnectionItem>(item).map(ConnectionItem::into_connection))
+            .collect()
+    }
+
+    async fn due_connections(&self, shard: u16, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError> {
+        let mut due = Vec::new();
+        let mut start: Option<Item> = None;
+        while due.len() < limit {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk <= :now")
+                .expression_attribute_values(":pk", s(due_pk(shard)))
+                .expression_attribute_values(":now", s(due_sk(now)))
+                .limit(i32::try_from(limit - due.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in out.items.unwrap_or_default() {
+                due.push(from_item::<ConnectionItem>(item)?.into_connection());
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(due)
     }
 
     async fn create_connection(&self, connection: &Connection) -> Result<(), StoreError> {
@@ -771,6 +836,12 @@ impl EphemeralStore for DynamoStore {
             Err(StoreError::Conflict) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    async fn claim_expiry(&self, key_name: &str) -> Result<Option<Timestamp>, StoreError> {
+        let Some(item) = self.get(dedupe_pk(key_name), DEDUPE_SK).await? else { return Ok(None) };
+        let seconds = item.get("expires_at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+        Ok(seconds.and_then(|s| Timestamp::from_second(s).ok()))
     }
 
     async fn release_claim(&self, key_name: &str) -> Result<(), StoreError> {

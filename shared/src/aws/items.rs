@@ -156,7 +156,15 @@ pub struct ChallengeItem {
     pub end: LocalDate,
     pub time_zone: String,
     pub grace_days: u32,
+    /// GSI1 `CHALLENGES` / `{end}#{id}`: every challenge, newest window last.
+    #[serde(default)]
+    pub gsi1pk: Option<String>,
+    #[serde(default)]
+    pub gsi1sk: Option<String>,
 }
+
+/// GSI1 partition holding every challenge (a directory; challenges are few).
+pub const CHALLENGES_GSI_PK: &str = "CHALLENGES";
 
 impl ChallengeItem {
     pub fn from_challenge(c: &Challenge) -> Self {
@@ -169,6 +177,8 @@ impl ChallengeItem {
             end: c.end,
             time_zone: c.time_zone.clone(),
             grace_days: c.grace_days,
+            gsi1pk: Some(CHALLENGES_GSI_PK.to_owned()),
+            gsi1sk: Some(format!("{}#{}", c.end, c.id)),
         }
     }
 

@@ -8,6 +8,7 @@ mod items;
 
 pub use counter::RequestCounter;
 pub use dynamo::DynamoStore;
+pub use items::{DUE_SHARDS, shard_of};
 pub use eventbridge::{EventBridgePublisher, PutEventsApi};
 
 use aws_config::BehaviorVersion;

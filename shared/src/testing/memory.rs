@@ -132,6 +132,13 @@ impl ChallengeStore for InMemoryStore {
         Ok(self.state.lock().unwrap().challenges.get(id).cloned())
     }
 
+    async fn list_challenges(&self, ending_from: LocalDate) -> Result<Vec<Challenge>, StoreError> {
+        let state = self.state.lock().unwrap();
+        let mut all: Vec<Challenge> = state.challenges.values().filter(|c| c.end >= ending_from).cloned().collect();
+        all.sort_by(|a, b| (a.end, &a.id).cmp(&(b.end, &b.id)));
+        Ok(all)
+    }
+
     async fn commit_join(&self, write: &JoinWrite) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
         let p = &write.participant;
@@ -187,6 +194,29 @@ impl ChallengeStore for InMemoryStore {
 impl ConnectionStore for InMemoryStore {
     async fn get_connection(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError> {
         Ok(self.state.lock().unwrap().connections.get(&(user.clone(), provider)).map(|(c, _)| c.clone()))
+    }
+
+    async fn list_connections(&self, user: &UserId) -> Result<Vec<Connection>, StoreError> {
+        let state = self.state.lock().unwrap();
+        let mut all: Vec<Connection> =
+            state.connections.values().filter(|(c, _)| &c.user == user).map(|(c, _)| c.clone()).collect();
+        all.sort_by_key(|c| c.provider);
+        Ok(all)
+    }
+
+    async fn due_connections(&self, shard: u16, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError> {
+        let state = self.state.lock().unwrap();
+        let mut due: Vec<Connection> = state
+            .connections
+            .values()
+            .map(|(c, _)| c)
+            .filter(|c| c.status == ConnectionStatus::Active && crate::aws::shard_of(&c.user, c.provider) == shard)
+            .filter(|c| c.next_sync_at.is_some_and(|at| at <= now))
+            .cloned()
+            .collect();
+        due.sort_by_key(|c| c.next_sync_at);
+        due.truncate(limit);
+        Ok(due)
     }
 
     async fn create_connection(&self, connection: &Connection) -> Result<(), StoreError> {
@@ -353,6 +383,10 @@ impl EphemeralStore for InMemoryStore {
             state.dedupe.insert(key.to_owned(), now.checked_add(ttl).unwrap_or(Timestamp::MAX));
         }
         Ok(free)
+    }
+
+    async fn claim_expiry(&self, key: &str) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.state.lock().unwrap().dedupe.get(key).copied())
     }
 
     async fn release_claim(&self, key: &str) -> Result<(), StoreError> {

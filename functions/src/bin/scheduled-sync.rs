@@ -1,0 +1,3 @@
+//! Lambda entry point for `scheduled-sync` (being written).
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! `scheduled-sync` (being written).
