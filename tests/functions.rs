@@ -2,8 +2,6 @@
 
 use functions::app::App;
 use functions::sync_worker::{WorkerError, WorkerResult, handle};
-use std::collections::HashMap;
-use stepsync::config::Config;
 use stepsync::domain::{Connection, ConnectionStatus, Provider, UserId};
 use stepsync::ports::ConnectionStore;
 use support::{Backend, TestEnv};
@@ -14,15 +12,7 @@ fn sample(name: &str) -> serde_json::Value {
 }
 
 fn app(env: &TestEnv) -> App {
-    let vars: HashMap<String, String> = [
-        ("STEPSYNC_TABLE", env.table.as_str()),
-        ("STEPSYNC_TOKEN_KEY", "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio="),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let config = Config::from_vars(&vars).unwrap();
-    App::from_parts(config, env.store.clone(), env.publisher.clone(), env.clock.clone()).unwrap()
+    support::app(env, vec![])
 }
 
 #[tokio::test]

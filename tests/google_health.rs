@@ -8,7 +8,6 @@ use functions::app::App;
 
 use lambda_http::{Body, Request, Response};
 use secrecy::ExposeSecret;
-use std::collections::HashMap;
 
 use std::time::Duration;
 use stepsync::domain::{ChallengeId, ConnectionStatus, Provider, UserId};
@@ -32,8 +31,7 @@ on_both_backends!(
     connecting_through_google_retires_the_legacy_fitbit_connection,
 );
 
-const WEBHOOK_SECRET: &str = "hook-secret-do-not-log";
-const TOKEN_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+const WEBHOOK_SECRET: &str = support::TEST_WEBHOOK_SECRET;
 const RETURN_TO: &str = "http://127.0.0.1:3000/challenges/nov-walk";
 
 struct World {
@@ -50,37 +48,15 @@ impl World {
         let fake = FakeGoogleHealth::start().await;
         let health_id = unique("health");
         fake.add_person(&health_id, None);
-        let vars: HashMap<String, String> = [
-            ("STEPSYNC_TABLE", env.table.clone()),
-            ("STEPSYNC_TOKEN_KEY", TOKEN_KEY.into()),
-            ("STEPSYNC_PUBLIC_URL", "https://api.stepsync.example".into()),
-            ("STEPSYNC_RETURN_TO_ALLOWLIST", "http://127.0.0.1:3000/".into()),
-            ("STEPSYNC_GOOGLE_CLIENT_ID", fake.client_id()),
-            ("STEPSYNC_GOOGLE_CLIENT_SECRET", fake.client_secret()),
-            ("STEPSYNC_GOOGLE_AUTH_URL", fake.auth_url()),
-            ("STEPSYNC_GOOGLE_TOKEN_URL", fake.token_url()),
-            ("STEPSYNC_GOOGLE_REVOKE_URL", fake.revoke_url()),
-            ("STEPSYNC_GOOGLE_API_BASE", fake.api_base().to_owned()),
-            ("STEPSYNC_GOOGLE_KEYSET_URL", fake.keyset_url()),
-            ("STEPSYNC_GOOGLE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let config = stepsync::config::Config::from_vars(&vars).unwrap();
-        let app = App::from_parts(config, env.store.clone(), env.publisher.clone(), env.clock.clone()).unwrap();
+        let app = support::app(&env, support::google_vars(&fake));
         let user = UserId::parse(&unique("walker")).unwrap();
         Self { env, fake, app, user, health_id }
     }
 
     fn request(&self, sample: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Request {
-        let path = stepsync_local::workspace_root().join("events").join(sample);
-        let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        if event["requestContext"]["authorizer"].is_object() {
-            event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = self.user.as_str().into();
-        }
-        edit(&mut event);
-        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
+        // Samples without a JWT (the callback, webhooks) stay without one.
+        let has_claims = sample.starts_with("oauth_authorize") || sample.starts_with("oauth_disconnect");
+        support::request_from_sample(sample, has_claims.then_some(&self.user), edit)
     }
 
     async fn authorize(&self) -> (String, String) {

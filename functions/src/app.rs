@@ -48,6 +48,7 @@ impl App {
             cipher: Arc::new(AesGcmTokenCipher::new(config.token_key())),
             clock,
             limits: config.limits,
+            schedule: config.schedule.clone(),
         };
         Ok(Self { config, store, engine, providers })
     }

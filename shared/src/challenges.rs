@@ -71,7 +71,8 @@ impl Challenges<'_> {
             let write = JoinWrite { participant: participant.clone(), profile, expected_rev: window.profile.rev };
             match self.store.commit_join(&write).await {
                 Ok(()) => return Ok(participant),
-                Err(StoreError::Conflict) => continue,
+                // A racing join of the same person won: the next round reads its membership.
+                Err(StoreError::Conflict | StoreError::AlreadyExists(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
         }

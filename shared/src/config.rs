@@ -1,9 +1,11 @@
 //! Settings read once from the environment into a typed struct; no `env::var` elsewhere.
 
 use crate::domain::StepLimits;
+use crate::sync::Schedule;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use std::collections::HashMap;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration {name}: {message}")]
@@ -42,6 +44,14 @@ pub struct Config {
     pub webhook_coalesce_seconds: u32,
     /// `STEPSYNC_GOOGLE_*`: the Google Health API client, when configured.
     pub google: Option<GoogleConfig>,
+    /// `STEPSYNC_RECONCILE_MINUTES` (360) and `STEPSYNC_PULL_MINUTES` (30).
+    pub schedule: Schedule,
+    /// `STEPSYNC_MANUAL_COOLDOWN_SECONDS` (default 60): one "Sync steps" per person per window.
+    pub manual_cooldown_seconds: u32,
+    /// `STEPSYNC_MANUAL_DEADLINE_MS` (default 8000): how long "Sync steps" waits inline.
+    pub manual_deadline_ms: u32,
+    /// `STEPSYNC_WORKER_CONCURRENCY` (default 8): connections one worker syncs at once.
+    pub worker_concurrency: u32,
 }
 
 /// `STEPSYNC_GOOGLE_CLIENT_ID` and `..._CLIENT_SECRET` turn it on; every URL can be pointed
@@ -103,6 +113,16 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .collect(),
             webhook_coalesce_seconds: number("STEPSYNC_WEBHOOK_COALESCE_SECONDS", 60)?,
+            schedule: Schedule {
+                webhook_interval: Duration::from_secs(
+                    60 * u64::from(number("STEPSYNC_RECONCILE_MINUTES", 360)?.max(1)),
+                ),
+                pull_interval: Duration::from_secs(60 * u64::from(number("STEPSYNC_PULL_MINUTES", 30)?.max(1))),
+                ..Schedule::default()
+            },
+            manual_cooldown_seconds: number("STEPSYNC_MANUAL_COOLDOWN_SECONDS", 60)?,
+            manual_deadline_ms: number("STEPSYNC_MANUAL_DEADLINE_MS", 8000)?,
+            worker_concurrency: number("STEPSYNC_WORKER_CONCURRENCY", 8)?.clamp(1, 64),
             google: match (get("STEPSYNC_GOOGLE_CLIENT_ID"), get("STEPSYNC_GOOGLE_CLIENT_SECRET")) {
                 (Some(id), Some(secret)) => Some(GoogleConfig {
                     client_id: id.to_owned(),

@@ -11,6 +11,7 @@ pub mod events;
 pub mod logging;
 pub mod ports;
 pub mod providers;
+pub mod status;
 pub mod sync;
 
 #[cfg(any(test, feature = "test-util"))]

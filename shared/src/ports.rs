@@ -131,6 +131,7 @@ pub struct SyncRecord {
     pub succeeded_at: Option<Timestamp>,
     pub last_data_date: Option<LocalDate>,
     pub last_device_sync_at: Option<Timestamp>,
+    pub last_new_data_at: Option<Timestamp>,
     /// `Some(None)` clears the last error; `None` leaves it.
     pub last_error: Option<Option<LastError>>,
     pub status: Option<ConnectionStatus>,

@@ -104,6 +104,46 @@ pub struct SyncEngine {
     pub cipher: Arc<dyn TokenCipher>,
     pub clock: Arc<dyn Clock>,
     pub limits: StepLimits,
+    pub schedule: Schedule,
+}
+
+/// When a connection is next due for a pull.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Sources whose webhooks keep them fresh: the sweep only reconciles them.
+    pub webhook_fed: Vec<Provider>,
+    /// `STEPSYNC_RECONCILE_MINUTES` (default 360).
+    pub webhook_interval: Duration,
+    /// `STEPSYNC_PULL_MINUTES` (default 30).
+    pub pull_interval: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            webhook_fed: vec![Provider::GoogleHealth, Provider::Misfit],
+            webhook_interval: Duration::from_secs(6 * 3600),
+            pull_interval: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl Schedule {
+    /// The next pull after a success: the interval for this source, give or take 10 % so
+    /// connections made together do not stay in lockstep. Phone sources are never pulled.
+    pub fn next_after_success(&self, provider: Provider, now: Timestamp) -> Option<Timestamp> {
+        if provider.is_phone_upload() {
+            return None;
+        }
+        let base = if self.webhook_fed.contains(&provider) { self.webhook_interval } else { self.pull_interval };
+        now.checked_add(jittered(base)).ok()
+    }
+}
+
+fn jittered(base: Duration) -> Duration {
+    use rand::Rng;
+    let spread = base.as_secs_f64() * 0.1;
+    Duration::from_secs_f64((base.as_secs_f64() + rand::rng().random_range(-spread..=spread)).max(1.0))
 }
 
 impl SyncEngine {
@@ -253,7 +293,9 @@ impl SyncEngine {
                     attempted_at: Some(now),
                     succeeded_at: Some(now),
                     last_data_date: values.iter().filter(|v| v.steps > 0).map(|v| v.date).max(),
+                    last_new_data_at: (!report.changed.is_empty()).then_some(now),
                     last_error: Some(None),
+                    next_sync_at: self.schedule.next_after_success(connection.provider, now),
                     ..SyncRecord::default()
                 };
                 self.record(&connection, &record).await?;
@@ -398,7 +440,7 @@ impl SyncEngine {
         tracing::warn!(user = %connection.user, provider = %connection.provider, code, %error, "sync failed");
         let last_error = LastError { code: code.to_owned(), message: action.clone() };
         // Back off: what the provider asked for, else a few minutes; nothing hammers it.
-        let wait = retry_after.unwrap_or(FAILURE_BACKOFF);
+        let wait = retry_after.unwrap_or_else(|| jittered(FAILURE_BACKOFF));
         let record = SyncRecord {
             attempted_at: Some(now),
             last_error: Some(Some(last_error.clone())),
@@ -528,6 +570,7 @@ mod tests {
             cipher: Arc::new(AesGcmTokenCipher::new(&[1; 32])),
             clock: Arc::new(FixedClock::at("2026-11-25T18:00:00Z")),
             limits: StepLimits::default(),
+            schedule: Schedule::default(),
         };
         World { store, publisher, engine }
     }

@@ -72,6 +72,7 @@ impl TestEnv {
             cipher: Arc::new(AesGcmTokenCipher::new(&[42u8; 32])),
             clock: clock.clone(),
             limits: StepLimits::default(),
+            schedule: stepsync::sync::Schedule::default(),
         };
         Self { backend, endpoint, table, store, counter, clock, publisher, engine, _embedded: embedded }
     }
@@ -96,6 +97,72 @@ impl TestEnv {
     pub fn now(&self) -> jiff::Timestamp {
         use stepsync::clock::Clock;
         self.clock.now()
+    }
+}
+
+/// The 32-byte token key the tests' apps use (base64).
+pub const TEST_TOKEN_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+/// The webhook secret the tests' Google subscriber uses.
+pub const TEST_WEBHOOK_SECRET: &str = "hook-secret-do-not-log";
+
+/// The settings that point an app's Google Health client at the fake server.
+pub fn google_vars(fake: &stepsync_local::fakes::google_health::FakeGoogleHealth) -> Vec<(&'static str, String)> {
+    vec![
+        ("STEPSYNC_GOOGLE_CLIENT_ID", fake.client_id()),
+        ("STEPSYNC_GOOGLE_CLIENT_SECRET", fake.client_secret()),
+        ("STEPSYNC_GOOGLE_AUTH_URL", fake.auth_url()),
+        ("STEPSYNC_GOOGLE_TOKEN_URL", fake.token_url()),
+        ("STEPSYNC_GOOGLE_REVOKE_URL", fake.revoke_url()),
+        ("STEPSYNC_GOOGLE_API_BASE", fake.api_base().to_owned()),
+        ("STEPSYNC_GOOGLE_KEYSET_URL", fake.keyset_url()),
+        ("STEPSYNC_GOOGLE_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET.to_owned()),
+    ]
+}
+
+/// The real functions' `App` over this test's table, publisher and clock, with `extra`
+/// settings on top of the defaults.
+pub fn app(env: &TestEnv, extra: Vec<(&'static str, String)>) -> functions::app::App {
+    let mut vars: std::collections::HashMap<String, String> = [
+        ("STEPSYNC_TABLE", env.table.clone()),
+        ("STEPSYNC_TOKEN_KEY", TEST_TOKEN_KEY.to_owned()),
+        ("STEPSYNC_PUBLIC_URL", "https://api.stepsync.example".to_owned()),
+        ("STEPSYNC_RETURN_TO_ALLOWLIST", "http://127.0.0.1:3000/".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    vars.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    let config = stepsync::config::Config::from_vars(&vars).expect("test configuration");
+    functions::app::App::from_parts(config, env.store.clone(), env.publisher.clone(), env.clock.clone())
+        .expect("the app builds")
+}
+
+/// A `lambda_http` request from a sample in `events/`, as `user` (no claims for `None`),
+/// after `edit` changed the JSON.
+pub fn request_from_sample(
+    sample: &str,
+    user: Option<&stepsync::domain::UserId>,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> lambda_http::Request {
+    let path = stepsync_local::workspace_root().join("events").join(sample);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut event: serde_json::Value = serde_json::from_str(&text).unwrap();
+    match user {
+        Some(user) => event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = user.as_str().into(),
+        None => {
+            event["requestContext"].as_object_mut().unwrap().remove("authorizer");
+        }
+    }
+    edit(&mut event);
+    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
+}
+
+/// A response body as JSON (`null` when empty).
+pub fn body_json(res: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {
+    match res.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(serde_json::Value::Null),
+        lambda_http::Body::Binary(b) => serde_json::from_slice(b).unwrap_or(serde_json::Value::Null),
+        _ => serde_json::Value::Null,
     }
 }
 

@@ -629,6 +629,7 @@ impl ConnectionStore for DynamoStore {
         stamp("last_attempt_at", record.attempted_at);
         stamp("last_success_at", record.succeeded_at);
         stamp("last_device_sync_at", record.last_device_sync_at);
+        stamp("last_new_data_at", record.last_new_data_at);
         stamp("next_sync_at", record.next_sync_at);
         if let Some(date) = record.last_data_date {
             sets.push(("last_data_date", s(date.to_string())));

@@ -18,7 +18,7 @@ pub const PROFILE_SK: &str = "PROFILE";
 pub const META_SK: &str = "META";
 pub const OWNER_SK: &str = "OWNER";
 /// Connections are spread over this many scheduler shards (GSI1 `DUE#{shard}`).
-pub const DUE_SHARDS: u16 = 16;
+pub const DUE_SHARDS: u16 = 8;
 
 pub fn user_pk(user: &UserId) -> String {
     format!("USER#{user}")
@@ -256,6 +256,8 @@ pub struct ConnectionItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_device_sync_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_new_data_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_sync_at: Option<Timestamp>,
@@ -284,6 +286,7 @@ impl ConnectionItem {
             last_success_at: c.last_success_at,
             last_data_date: c.last_data_date,
             last_device_sync_at: c.last_device_sync_at,
+            last_new_data_at: c.last_new_data_at,
             last_error: c.last_error.clone(),
             next_sync_at: c.next_sync_at,
             gsi1pk: due.map(|_| due_pk(shard_of(&c.user, c.provider))),
@@ -305,6 +308,7 @@ impl ConnectionItem {
             last_success_at: self.last_success_at,
             last_data_date: self.last_data_date,
             last_device_sync_at: self.last_device_sync_at,
+            last_new_data_at: self.last_new_data_at,
             last_error: self.last_error,
             next_sync_at: self.next_sync_at,
         }

@@ -8,8 +8,8 @@ mod items;
 
 pub use counter::RequestCounter;
 pub use dynamo::DynamoStore;
-pub use items::{DUE_SHARDS, shard_of};
 pub use eventbridge::{EventBridgePublisher, PutEventsApi};
+pub use items::{DUE_SHARDS, shard_of};
 
 use aws_config::BehaviorVersion;
 pub use aws_config::SdkConfig;

@@ -78,6 +78,8 @@ pub struct Connection {
     pub last_success_at: Option<Timestamp>,
     pub last_data_date: Option<LocalDate>,
     pub last_device_sync_at: Option<Timestamp>,
+    /// The last time a sync changed a day: "no new data for a day" means a device not syncing.
+    pub last_new_data_at: Option<Timestamp>,
     pub last_error: Option<LastError>,
     pub next_sync_at: Option<Timestamp>,
 }
@@ -97,6 +99,7 @@ impl Connection {
             last_success_at: None,
             last_data_date: None,
             last_device_sync_at: None,
+            last_new_data_at: None,
             last_error: None,
             next_sync_at: None,
         }

@@ -9,8 +9,8 @@ mod oauth;
 mod steps;
 
 pub use challenge::{
-    Challenge, ChallengeState, LeaderboardEntry, LeaderboardPage, Membership, Participant, ParticipantTotals,
-    UserProfile,
+    Challenge, ChallengeState, LeaderboardEntry, LeaderboardPage, MAX_CHALLENGE_DAYS, MAX_GRACE_DAYS, Membership,
+    Participant, ParticipantTotals, UserProfile,
 };
 pub use connection::{Connection, ConnectionStatus, EncryptedTokens, LastError, TokenSet, local_today};
 pub use day::{DayRecord, SourceValue, resolve_total};

@@ -292,6 +292,7 @@ impl ConnectionStore for InMemoryStore {
         conn.last_success_at = record.succeeded_at.or(conn.last_success_at);
         conn.last_data_date = record.last_data_date.max(conn.last_data_date);
         conn.last_device_sync_at = record.last_device_sync_at.or(conn.last_device_sync_at);
+        conn.last_new_data_at = record.last_new_data_at.or(conn.last_new_data_at);
         if let Some(error) = &record.last_error {
             conn.last_error = error.clone();
         }

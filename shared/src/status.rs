@@ -1,0 +1,153 @@
+//! Why a person's steps are (not) syncing, and the one thing that fixes it: a diagnosis per
+//! connection from a fixed catalogue of actions, in plain language.
+
+use crate::domain::{Connection, ConnectionStatus, Provider};
+use crate::sync::provider_name;
+use jiff::Timestamp;
+use serde::Serialize;
+use std::time::Duration;
+
+/// A phone source silent this long probably lost its Health permission (HealthKit never
+/// says so: queries just come back empty).
+pub const PHONE_SILENCE: Duration = Duration::from_secs(48 * 3600);
+/// A healthy connection with no new data this long points at a device that is not syncing.
+pub const NO_NEW_DATA: Duration = Duration::from_secs(24 * 3600);
+
+/// The fixed catalogue of things a person can be asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Reconnect,
+    GrantPermission,
+    SyncDevice,
+    Wait,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnosis {
+    /// What is going on, as a stable code (`healthy`, `token_revoked`, `phone_silent`, ...).
+    pub code: &'static str,
+    pub action: Action,
+    pub message: String,
+    /// For `wait`: when the next try is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Timestamp>,
+}
+
+fn diagnosis(code: &'static str, action: Action, message: String) -> Diagnosis {
+    Diagnosis { code, action, message, retry_at: None }
+}
+
+fn older_than(at: Option<Timestamp>, age: Duration, now: Timestamp) -> bool {
+    at.is_none_or(|at| now.duration_since(at).unsigned_abs() >= age && at <= now)
+}
+
+/// The diagnosis for one connection at `now`.
+pub fn diagnose(connection: &Connection, now: Timestamp) -> Diagnosis {
+    let name = provider_name(connection.provider);
+    let error_code = connection.last_error.as_ref().map(|e| e.code.as_str());
+    match connection.status {
+        ConnectionStatus::Disconnected => {
+            diagnosis("disconnected", Action::Reconnect, format!("{name} is disconnected. Connect it again to sync its steps."))
+        }
+        ConnectionStatus::ReconnectRequired => match error_code {
+            Some("legacy_retired") => diagnosis(
+                "legacy_retired",
+                Action::Reconnect,
+                "The old Fitbit connection stopped working when Fitbit moved to Google. Reconnect Fitbit through Google."
+                    .to_owned(),
+            ),
+            Some("missing_permission") => diagnosis(
+                "missing_permission",
+                Action::GrantPermission,
+                format!("{name} did not give us access to your activity. Reconnect and allow activity data."),
+            ),
+            Some("provider_retired") => {
+                diagnosis("provider_retired", Action::Reconnect, format!("{name} no longer answers. Connect another step source."))
+            }
+            _ => diagnosis(
+                "token_revoked",
+                Action::Reconnect,
+                format!("{name} access was revoked or expired. Reconnect {name} to keep your steps syncing."),
+            ),
+        },
+        ConnectionStatus::Active => match error_code {
+            Some(code @ ("rate_limited" | "provider_unavailable" | "token_refused" | "provider_refused")) => Diagnosis {
+                code: if code == "rate_limited" { "rate_limited" } else { "provider_unavailable" },
+                action: Action::Wait,
+                message: format!("{name} is not answering right now. Nothing to do: we will try again automatically."),
+                retry_at: connection.next_sync_at,
+            },
+            _ if connection.provider.is_phone_upload() => {
+                if older_than(connection.last_success_at.or(Some(connection.created_at)), PHONE_SILENCE, now) {
+                    diagnosis(
+                        "phone_silent",
+                        Action::GrantPermission,
+                        format!(
+                            "We have not heard from {name} for 2 days. Open the app and allow {} access to your steps.",
+                            if connection.provider == Provider::AppleHealth { "Health" } else { "Health Connect" }
+                        ),
+                    )
+                } else {
+                    diagnosis("healthy", Action::None, format!("{name} is syncing."))
+                }
+            }
+            _ if older_than(connection.last_new_data_at.or(Some(connection.created_at)), NO_NEW_DATA, now) => diagnosis(
+                "no_new_data",
+                Action::SyncDevice,
+                format!("{name} has sent no new steps for a day. Open its app so your tracker syncs."),
+            ),
+            _ => diagnosis("healthy", Action::None, format!("{name} is syncing.")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{LastError, UserId};
+
+    const NOW: &str = "2026-11-25T18:00:00Z";
+
+    fn connection(provider: Provider, status: ConnectionStatus, error: Option<&str>) -> Connection {
+        let now: Timestamp = NOW.parse().unwrap();
+        Connection {
+            status,
+            last_error: error.map(|c| LastError { code: c.into(), message: String::new() }),
+            last_success_at: Some(now),
+            last_new_data_at: Some(now),
+            ..Connection::new(UserId::parse("u").unwrap(), provider, now - jiff::SignedDuration::from_hours(72))
+        }
+    }
+
+    fn action(c: &Connection, at: &str) -> (&'static str, Action) {
+        let d = diagnose(c, at.parse().unwrap());
+        (d.code, d.action)
+    }
+
+    #[test]
+    fn every_state_gets_one_action_from_the_catalogue() {
+        use ConnectionStatus::*;
+        let g = Provider::GoogleHealth;
+        assert_eq!(action(&connection(g, Active, None), NOW), ("healthy", Action::None));
+        assert_eq!(
+            action(&connection(g, ReconnectRequired, Some("reconnect_required")), NOW),
+            ("token_revoked", Action::Reconnect)
+        );
+        assert_eq!(
+            action(&connection(g, ReconnectRequired, Some("missing_permission")), NOW),
+            ("missing_permission", Action::GrantPermission)
+        );
+        assert_eq!(
+            action(&connection(Provider::Fitbit, ReconnectRequired, Some("legacy_retired")), NOW),
+            ("legacy_retired", Action::Reconnect)
+        );
+        assert_eq!(action(&connection(g, Active, Some("rate_limited")), NOW), ("rate_limited", Action::Wait));
+        assert_eq!(action(&connection(g, Active, None), "2026-11-26T18:00:01Z"), ("no_new_data", Action::SyncDevice));
+        let phone = connection(Provider::AppleHealth, Active, None);
+        assert_eq!(action(&phone, "2026-11-27T17:59:00Z"), ("healthy", Action::None));
+        assert_eq!(action(&phone, "2026-11-27T18:00:00Z"), ("phone_silent", Action::GrantPermission));
+        assert!(diagnose(&phone, "2026-11-28T00:00:00Z".parse().unwrap()).message.contains("allow Health access"));
+    }
+}
