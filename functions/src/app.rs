@@ -7,6 +7,7 @@ use stepsync::config::Config;
 use stepsync::crypto::AesGcmTokenCipher;
 use stepsync::ports::EventPublisher;
 use stepsync::providers::google_health::{GoogleHealthClient, GoogleHealthSettings};
+use stepsync::providers::misfit::{MisfitClient, MisfitSettings};
 use stepsync::providers::{FitbitLegacy, ProviderRegistry};
 use stepsync::sync::SyncEngine;
 
@@ -79,7 +80,18 @@ fn providers(
         }
         settings.webhook_secret = google.webhook_secret.clone();
         settings.require_authorization = google.require_authorization;
-        registry = registry.with(Arc::new(GoogleHealthClient::new(settings, clock)?));
+        registry = registry.with(Arc::new(GoogleHealthClient::new(settings, clock.clone())?));
+    }
+    if let Some(misfit) = &config.misfit {
+        let mut settings = MisfitSettings::new(misfit.client_id.clone(), misfit.client_secret.clone());
+        if let Some(url) = &misfit.base_url {
+            settings.base_url.clone_from(url);
+        }
+        settings.allowed_sns_hosts.clone_from(&misfit.sns_hosts);
+        settings.allow_aws_sns_hosts = misfit.allow_aws_sns;
+        settings.allowed_topic_arns.clone_from(&misfit.topic_arns);
+        settings.cert_url_rewrites.clone_from(&misfit.sns_url_rewrites);
+        registry = registry.with(Arc::new(MisfitClient::new(settings, clock)?));
     }
     Ok(registry)
 }

@@ -36,6 +36,16 @@ const MAX_PAGE_LIMIT: usize = 200;
 /// up to `MAX_GRACE_DAYS` after its last day, and its zone may be a day off UTC.
 const LIST_LOOKBACK_DAYS: i32 = MAX_GRACE_DAYS as i32 + 2;
 
+/// The routes this handler serves (method, HttpApi path); `template.yaml` must list the same.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/challenges"),
+    ("GET", "/v1/challenges"),
+    ("GET", "/v1/challenges/{id}"),
+    ("POST", "/v1/challenges/{id}/join"),
+    ("DELETE", "/v1/challenges/{id}/join"),
+    ("GET", "/v1/challenges/{id}/leaderboard"),
+];
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let segments = segments(&req);
     let path: Vec<&str> = segments.iter().map(String::as_str).collect();

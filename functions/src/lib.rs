@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod challenges;
+pub mod device_upload;
 pub mod http;
 pub mod manual_sync;
 pub mod oauth;

@@ -1,5 +1,6 @@
 //! `manual-sync`: "Sync steps" (`POST /v1/sync`), the per-connection diagnosis
-//! (`GET /v1/sync/status`) and the person's own day records (`GET /v1/steps`).
+//! (`GET /v1/sync/status`), the person's own day records (`GET /v1/steps`) and the phone's
+//! Apple Health / Health Connect uploads (`POST /v1/steps/device-upload`, in `device_upload`).
 
 use crate::app::App;
 use crate::http::{ApiError, caller, json, query, segments};
@@ -18,6 +19,10 @@ use stepsync::sync::SyncOutcome;
 /// The longest range `GET /v1/steps` answers, in days.
 pub const MAX_STEPS_RANGE_DAYS: i32 = 93;
 
+/// The routes this handler serves (method, HttpApi path); `template.yaml` must list the same.
+pub const ROUTES: &[(&str, &str)] =
+    &[("POST", "/v1/sync"), ("GET", "/v1/sync/status"), ("GET", "/v1/steps"), ("POST", "/v1/steps/device-upload")];
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let segments = segments(&req);
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -25,6 +30,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         ("POST", ["v1", "sync"]) => sync_now(app, &req).await,
         ("GET", ["v1", "sync", "status"]) => status(app, &req).await,
         ("GET", ["v1", "steps"]) => steps(app, &req).await,
+        ("POST", ["v1", "steps", "device-upload"]) => crate::device_upload::upload(app, &req).await,
         _ => Err(ApiError::NotFound("route".into())),
     };
     result.unwrap_or_else(ApiError::into_response)

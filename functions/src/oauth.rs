@@ -23,6 +23,13 @@ use stepsync::ports::{AuthorizeRequest, ConnectionStore, EphemeralStore, StepPro
 /// The cookie that ties a `state` to the browser that started the flow.
 pub const STATE_COOKIE: &str = "stepsync_oauth_state";
 
+/// The routes this handler serves (method, HttpApi path); `template.yaml` must list the same.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/connections/{provider}/authorize"),
+    ("GET", "/oauth/{provider}/callback"),
+    ("DELETE", "/v1/connections/{provider}"),
+];
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();

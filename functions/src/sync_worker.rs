@@ -8,8 +8,8 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::time::Instant;
 use stepsync::domain::{Connection, LocalDate, local_today};
-use stepsync::events::{Event, SyncRequested, SyncShard};
-use stepsync::ports::{ConnectionStore, StoreError};
+use stepsync::events::{Event, SyncReason, SyncRequested, SyncShard};
+use stepsync::ports::{ConnectionStore, EphemeralStore, StoreError};
 use stepsync::sync::{SyncError, SyncOutcome};
 
 /// Due connections read per query of a shard.
@@ -137,6 +137,12 @@ async fn sync_one(app: &App, request: &SyncRequested) -> Result<WorkerResult, Wo
     };
     if app.providers.get(request.provider).is_none() {
         return Ok(WorkerResult::Skipped { why: format!("{} is not pulled by the server", request.provider) });
+    }
+    if let (SyncReason::Webhook, Some(start), Some(end)) = (request.reason, request.start, request.end) {
+        for date in start.through(end) {
+            let key = crate::webhook::coalesce_key(request.provider, &request.user, date);
+            app.store.release_claim(&key).await.map_err(retryable)?;
+        }
     }
     let outcome = sync_connection(app, &connection, request.start, request.end).await;
     let result = match outcome {

@@ -15,6 +15,10 @@ use stepsync::ports::{ConnectionStore, DataNotice, EphemeralStore, WebhookError,
 /// Hard cap before any provider-specific check: nothing legitimate comes near it.
 pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
 
+/// The routes this handler serves (method, HttpApi path); `template.yaml` must list the same.
+pub const ROUTES: &[(&str, &str)] =
+    &[("GET", "/webhooks/{provider}"), ("POST", "/webhooks/{provider}"), ("HEAD", "/webhooks/{provider}")];
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -62,6 +66,13 @@ async fn webhook(app: &App, req: &Request, raw: &str) -> Result<Response<Body>, 
     }
 }
 
+/// The de-duplication key of one person's day at one provider. A notice claims it; the
+/// worker gives it back when the sync starts, so a notice arriving after the fetch began
+/// (a deletion, a late upload) asks for a sync of its own.
+pub fn coalesce_key(provider: Provider, user: &UserId, date: LocalDate) -> String {
+    format!("{provider}#{user}#{date}")
+}
+
 /// One `SyncRequested` per person over the dates nobody asked for within the coalescing
 /// window. Notices for accounts no one connected are ignored.
 async fn request_syncs(app: &App, provider: Provider, notices: Vec<DataNotice>) -> Result<usize, ApiError> {
@@ -77,7 +88,7 @@ async fn request_syncs(app: &App, provider: Provider, notices: Vec<DataNotice>) 
             continue;
         };
         for date in notice.dates {
-            let key = format!("{provider}#{user}#{date}");
+            let key = coalesce_key(provider, &user, date);
             if app.store.claim_once(&key, now, window).await.map_err(ApiError::internal)? {
                 wanted.entry(user.clone()).or_default().push(date);
                 claims.push(key);

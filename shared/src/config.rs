@@ -44,6 +44,8 @@ pub struct Config {
     pub webhook_coalesce_seconds: u32,
     /// `STEPSYNC_GOOGLE_*`: the Google Health API client, when configured.
     pub google: Option<GoogleConfig>,
+    /// `STEPSYNC_MISFIT_*`: the Misfit client, when configured.
+    pub misfit: Option<MisfitConfig>,
     /// `STEPSYNC_RECONCILE_MINUTES` (360) and `STEPSYNC_PULL_MINUTES` (30).
     pub schedule: Schedule,
     /// `STEPSYNC_MANUAL_COOLDOWN_SECONDS` (default 60): one "Sync steps" per person per window.
@@ -52,6 +54,21 @@ pub struct Config {
     pub manual_deadline_ms: u32,
     /// `STEPSYNC_WORKER_CONCURRENCY` (default 8): connections one worker syncs at once.
     pub worker_concurrency: u32,
+}
+
+/// `STEPSYNC_MISFIT_CLIENT_ID` and `..._CLIENT_SECRET` turn it on; `..._BASE_URL` points it
+/// elsewhere; `..._SNS_HOSTS` (comma-separated) are SNS hosts allowed besides AWS's own
+/// (`..._ALLOW_AWS_SNS`, default true); `..._TOPIC_ARNS` limits the topics accepted;
+/// `..._SNS_URL_REWRITES` (`from|to,...`) maps allowed SNS URLs to where a local stack serves
+/// them.
+pub struct MisfitConfig {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub base_url: Option<String>,
+    pub sns_hosts: Vec<String>,
+    pub allow_aws_sns: bool,
+    pub topic_arns: Vec<String>,
+    pub sns_url_rewrites: Vec<(String, String)>,
 }
 
 /// `STEPSYNC_GOOGLE_CLIENT_ID` and `..._CLIENT_SECRET` turn it on; every URL can be pointed
@@ -106,13 +123,34 @@ impl Config {
             sync_window_days: number("STEPSYNC_SYNC_WINDOW_DAYS", 7)?.clamp(1, 90),
             backfill_days: number("STEPSYNC_BACKFILL_DAYS", 30)?.clamp(1, 366),
             public_url: get("STEPSYNC_PUBLIC_URL").unwrap_or("http://127.0.0.1:3000").trim_end_matches('/').to_owned(),
-            return_to_allowlist: get("STEPSYNC_RETURN_TO_ALLOWLIST")
-                .unwrap_or("http://127.0.0.1:3000/")
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            return_to_allowlist: list(Some(get("STEPSYNC_RETURN_TO_ALLOWLIST").unwrap_or("http://127.0.0.1:3000/"))),
             webhook_coalesce_seconds: number("STEPSYNC_WEBHOOK_COALESCE_SECONDS", 60)?,
+            misfit: match (get("STEPSYNC_MISFIT_CLIENT_ID"), get("STEPSYNC_MISFIT_CLIENT_SECRET")) {
+                (Some(id), Some(secret)) => Some(MisfitConfig {
+                    client_id: id.to_owned(),
+                    client_secret: SecretString::from(secret.to_owned()),
+                    base_url: get("STEPSYNC_MISFIT_BASE_URL").map(str::to_owned),
+                    sns_hosts: list(get("STEPSYNC_MISFIT_SNS_HOSTS")),
+                    allow_aws_sns: get("STEPSYNC_MISFIT_ALLOW_AWS_SNS")
+                        .is_none_or(|v| !matches!(v, "0" | "false" | "no")),
+                    topic_arns: list(get("STEPSYNC_MISFIT_TOPIC_ARNS")),
+                    sns_url_rewrites: list(get("STEPSYNC_MISFIT_SNS_URL_REWRITES"))
+                        .iter()
+                        .map(|pair| {
+                            pair.split_once('|').map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| {
+                                ConfigError::new("STEPSYNC_MISFIT_SNS_URL_REWRITES", "each entry is from|to")
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                }),
+                (None, None) => None,
+                _ => {
+                    return Err(ConfigError::new(
+                        "STEPSYNC_MISFIT_CLIENT_ID",
+                        "set both STEPSYNC_MISFIT_CLIENT_ID and STEPSYNC_MISFIT_CLIENT_SECRET, or neither",
+                    ));
+                }
+            },
             schedule: Schedule {
                 webhook_interval: Duration::from_secs(
                     60 * u64::from(number("STEPSYNC_RECONCILE_MINUTES", 360)?.max(1)),
@@ -150,6 +188,11 @@ impl Config {
     pub fn token_key(&self) -> &[u8; 32] {
         self.token_key.expose_secret()
     }
+}
+
+/// A comma-separated setting as a list (empty entries dropped).
+fn list(raw: Option<&str>) -> Vec<String> {
+    raw.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 fn parse_key(raw: &str) -> Result<SecretBox<[u8; 32]>, ConfigError> {

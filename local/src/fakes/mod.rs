@@ -1,3 +1,4 @@
 //! Fake provider servers on loopback, faithful to ../shared/PROVIDERS.md, for tests and the local stack.
 
 pub mod google_health;
+pub mod misfit;

@@ -2,6 +2,7 @@
 
 mod fitbit_legacy;
 pub mod google_health;
+pub mod misfit;
 
 pub use fitbit_legacy::FitbitLegacy;
 

@@ -1,0 +1,71 @@
+//! Misfit (legacy): OAuth without refresh tokens, the profile as identity, daily activity
+//! summaries, and notifications delivered as Amazon SNS messages signed with AWS's
+//! certificates. The cloud API's status is unknown since 2023, so a dead endpoint is read as
+//! `ProviderError::Retired` rather than retried forever.
+
+mod client;
+mod http;
+mod sns;
+#[cfg(test)]
+mod test_server;
+mod webhook;
+
+pub use client::{MisfitClient, SetupError};
+
+use secrecy::SecretString;
+use std::time::Duration;
+
+/// The scope that carries activity summaries; the connection is useless without it.
+pub const TRACKING_SCOPE: &str = "tracking";
+
+pub const DEFAULT_BASE_URL: &str = "https://api.misfitwearables.com";
+
+/// What Misfit's client libraries asked for; only `tracking` is needed for steps, the rest
+/// kept so that a consent page looks the way it always did.
+pub const DEFAULT_SCOPES: [&str; 6] = ["public", "birthday", "email", "tracking", "session", "sleeps"];
+
+/// What the client needs to know, read once from configuration.
+#[derive(Debug, Clone)]
+pub struct MisfitSettings {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// Scheme and host of the API; `/auth/...` and `/move/resource/v1/...` are appended.
+    pub base_url: String,
+    /// Scopes to ask for; sent comma-separated, as Misfit expects. Must include `tracking`.
+    pub scopes: Vec<String>,
+    /// Exact hosts (lower case, no port) allowed for `SigningCertURL` and `SubscribeURL`.
+    pub allowed_sns_hosts: Vec<String>,
+    /// Whether AWS's own `sns.<region>.amazonaws.com` hosts are allowed too.
+    pub allow_aws_sns_hosts: bool,
+    /// Topic ARNs whose messages are accepted; empty accepts any topic. A valid SNS signature
+    /// only proves that AWS sent a message, not whose topic it came from: set this once
+    /// Misfit's topic is known.
+    pub allowed_topic_arns: Vec<String>,
+    /// `(prefix, replacement)` applied to certificate and subscribe URLs *after* they passed
+    /// the allow-list, first match wins: lets a local stack or a test serve them on 127.0.0.1.
+    /// Both end in `/`, e.g. `("https://sns.fixture.test/", "http://127.0.0.1:9000/")`.
+    pub cert_url_rewrites: Vec<(String, String)>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// The largest webhook body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl MisfitSettings {
+    /// Settings for Misfit's real API and AWS's SNS hosts.
+    pub fn new(client_id: impl Into<String>, client_secret: SecretString) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret,
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            scopes: DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            allowed_sns_hosts: Vec::new(),
+            allow_aws_sns_hosts: true,
+            allowed_topic_arns: Vec::new(),
+            cert_url_rewrites: Vec::new(),
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(10),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}

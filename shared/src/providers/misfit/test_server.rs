@@ -1,0 +1,128 @@
+//! A tiny HTTP server for the Misfit tests: answers from a script and records every request,
+//! so a test can say what was fetched and how often.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A Misfit fixture file from `../shared/fixtures/misfit/`.
+pub(super) fn fixture(name: &str) -> String {
+    let path = format!("{}/../../shared/fixtures/misfit/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub(super) struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What the server answers.
+#[derive(Debug, Clone)]
+pub(super) struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+    delay: Option<Duration>,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: impl Into<String>) -> Self {
+        Self { status, headers: Vec::new(), body: body.into(), delay: None }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Answers only after `delay`, to trip the client's timeout.
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+}
+
+type Script = dyn Fn(&Recorded) -> Reply + Send + Sync;
+
+#[derive(Clone)]
+struct ServerState {
+    script: Arc<Script>,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+pub(super) struct TestServer {
+    /// `http://127.0.0.1:{port}`, no trailing slash.
+    pub base: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl TestServer {
+    pub async fn start(script: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Self {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let state = ServerState { script: Arc::new(script), requests: requests.clone() };
+        let router = axum::Router::new().fallback(answer).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free local port");
+        let base = format!("http://{}", listener.local_addr().expect("a bound address"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { base, requests }
+    }
+
+    /// A server that answers every request with one status and body.
+    pub async fn answering(status: u16, body: impl Into<String>) -> Self {
+        let body = body.into();
+        Self::start(move |_| Reply::new(status, body.clone())).await
+    }
+
+    /// A base URL where nothing listens.
+    pub async fn closed_port() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free local port");
+        let base = format!("http://{}", listener.local_addr().expect("a bound address"));
+        drop(listener);
+        base
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().expect("not poisoned").clone()
+    }
+}
+
+async fn answer(
+    State(state): State<ServerState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let recorded = Recorded {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
+        headers,
+        body: body.to_vec(),
+    };
+    let reply = (state.script)(&recorded);
+    state.requests.lock().expect("not poisoned").push(recorded);
+    if let Some(delay) = reply.delay {
+        tokio::time::sleep(delay).await;
+    }
+    let mut response = (StatusCode::from_u16(reply.status).expect("a valid status"), reply.body).into_response();
+    for (name, value) in reply.headers {
+        let name = HeaderName::try_from(name).expect("a valid header name");
+        response.headers_mut().insert(name, HeaderValue::from_str(&value).expect("a valid header value"));
+    }
+    response
+}

@@ -1,0 +1,174 @@
+//! Apple Health and Health Connect totals uploaded by the phone, through the real
+//! `manual-sync` handler, on both local DynamoDB implementations.
+
+use jiff::tz::TimeZone;
+use serde_json::{Value, json};
+use stepsync::domain::{DailyValue, Provider, UserId};
+use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
+use support::{TestEnv, body_json, date, on_both_backends, request_from_sample, unique};
+
+on_both_backends!(
+    reuploading_the_same_days_sends_zero_writes_and_two_phones_never_add_up,
+    phone_and_google_resolve_by_primary_or_maximum_and_the_leaderboard_stays_exact,
+    bad_uploads_get_field_errors_and_mixed_uploads_keep_their_valid_days,
+);
+
+fn user() -> UserId {
+    UserId::parse(&unique("walker")).unwrap()
+}
+
+async fn upload(app: &functions::app::App, user: &UserId, body: Value) -> (u16, Value) {
+    let text = body.to_string();
+    let req = request_from_sample("device_upload.json", Some(user), |e| e["body"] = text.into());
+    let res = functions::manual_sync::handle(app, req).await;
+    (res.status().as_u16(), body_json(&res))
+}
+
+fn days(pairs: &[(&str, i64)]) -> Value {
+    Value::Array(pairs.iter().map(|(d, s)| json!({"local_date": d, "steps": s})).collect())
+}
+
+fn phone(install: &str, pairs: &[(&str, i64)]) -> Value {
+    json!({"platform": "apple_health", "install_id": install, "time_zone": "America/Chicago", "days": days(pairs)})
+}
+
+async fn reuploading_the_same_days_sends_zero_writes_and_two_phones_never_add_up(env: TestEnv) {
+    let app = support::app(&env, vec![]);
+    let walker = user();
+    let c = env.challenge("2026-11-01", "2026-11-30").await;
+    env.challenges().join(&c, &walker, env.now()).await.unwrap();
+    let week = [("2026-11-22", 9000), ("2026-11-23", 10_212), ("2026-11-24", 8421)];
+    let (status, body) = upload(&app, &walker, phone("iphone", &week)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["applied"].as_array().unwrap().len(), 3);
+    let connection =
+        env.store.get_connection(&walker, Provider::AppleHealth).await.unwrap().expect("created on the first upload");
+    assert_eq!(connection.time_zone.as_deref(), Some("America/Chicago"));
+
+    env.counter.reset();
+    let (status, _) = upload(&app, &walker, phone("iphone", &week)).await;
+    assert_eq!(status, 200);
+    let day_writes = env.counter.count("TransactWriteItems");
+    assert_eq!(day_writes, 0, "re-uploading the same days writes no day: {:?}", env.counter.snapshot());
+
+    // A second phone on the same Apple ID uploads the same totals: still one count.
+    let (status, _) = upload(&app, &walker, phone("ipad", &week)).await;
+    assert_eq!(status, 200);
+    let totals = env.challenges().recompute(&c, &walker).await.unwrap();
+    assert_eq!(totals.total, 9000 + 10_212 + 8421);
+    assert_eq!(env.store.participant(&c, &walker).await.unwrap().unwrap().totals, totals);
+    // A later upload overwrites (the phone recounted), never adds.
+    upload(&app, &walker, phone("ipad", &[("2026-11-24", 8500)])).await;
+    assert_eq!(env.challenges().recompute(&c, &walker).await.unwrap().total, 9000 + 10_212 + 8500);
+    assert_eq!(env.store.participant(&c, &walker).await.unwrap().unwrap().totals.total, 9000 + 10_212 + 8500);
+}
+
+async fn phone_and_google_resolve_by_primary_or_maximum_and_the_leaderboard_stays_exact(env: TestEnv) {
+    let app = support::app(&env, vec![]);
+    let walker = user();
+    let c = env.challenge("2026-11-01", "2026-11-30").await;
+    env.challenges().join(&c, &walker, env.now()).await.unwrap();
+    upload(&app, &walker, phone("iphone", &[("2026-11-24", 8421)])).await;
+    env.engine
+        .apply(
+            &walker,
+            Provider::GoogleHealth,
+            &TimeZone::UTC,
+            &[DailyValue { date: date("2026-11-24"), steps: 7900, observed_at: None }],
+        )
+        .await
+        .unwrap();
+    let day = env.store.load_user_days(&walker, &[date("2026-11-24")]).await.unwrap().days[&date("2026-11-24")].clone();
+    assert_eq!(day.total.get(), 8421, "the larger of the two, never 16321");
+    assert_eq!(env.store.participant(&c, &walker).await.unwrap().unwrap().totals.total, 8421);
+
+    // With Google as the primary source, its value decides the next time the day moves.
+    let rev = env.store.load_user_days(&walker, &[]).await.unwrap().profile.rev;
+    env.store.set_primary_source(&walker, Some(Provider::GoogleHealth), rev).await.unwrap();
+    env.engine
+        .apply(
+            &walker,
+            Provider::GoogleHealth,
+            &TimeZone::UTC,
+            &[DailyValue { date: date("2026-11-24"), steps: 7950, observed_at: None }],
+        )
+        .await
+        .unwrap();
+    let day = env.store.load_user_days(&walker, &[date("2026-11-24")]).await.unwrap().days[&date("2026-11-24")].clone();
+    assert_eq!(day.total.get(), 7950);
+    let stored = env.store.participant(&c, &walker).await.unwrap().unwrap().totals;
+    assert_eq!(stored, env.challenges().recompute(&c, &walker).await.unwrap(), "the leaderboard stays exact");
+    assert_eq!(stored.total, 7950);
+}
+
+async fn bad_uploads_get_field_errors_and_mixed_uploads_keep_their_valid_days(env: TestEnv) {
+    let app = support::app(&env, vec![]);
+    let walker = user();
+    let field_of = |body: &Value| body["error"]["field"].as_str().map(str::to_owned);
+    let cases = [
+        (json!("not an object"), "body"),
+        (
+            json!({"platform": "fitbit", "install_id": "x", "time_zone": "UTC", "days": days(&[("2026-11-24", 1)])}),
+            "platform",
+        ),
+        (json!({"platform": "apple_health", "time_zone": "UTC", "days": days(&[("2026-11-24", 1)])}), "install_id"),
+        (
+            json!({"platform": "apple_health", "install_id": "x", "time_zone": "Mars/Olympus", "days": days(&[("2026-11-24", 1)])}),
+            "time_zone",
+        ),
+        (json!({"platform": "apple_health", "install_id": "x", "time_zone": "UTC", "days": []}), "days"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = upload(&app, &walker, body.clone()).await;
+        assert_eq!((status, field_of(&answer).as_deref()), (400, Some(field)), "{body}: {answer}");
+    }
+    let month: Vec<(String, i64)> = (0..32).map(|i| (date("2026-10-20").add_days(i).to_string(), 100)).collect();
+    let pairs: Vec<(&str, i64)> = month.iter().map(|(d, s)| (d.as_str(), *s)).collect();
+    let (status, answer) = upload(&app, &walker, phone("iphone", &pairs)).await;
+    assert_eq!((status, field_of(&answer).as_deref()), (400, Some("days")), "32 days: {answer}");
+    let req = request_from_sample("device_upload.json", Some(&walker), |e| e["body"] = "{not json".into());
+    assert_eq!(functions::manual_sync::handle(&app, req).await.status(), 400, "malformed JSON");
+    let (status, answer) = upload(&app, &walker, phone("iphone", &[("2026-11-28", 500)])).await;
+    assert_eq!(status, 400, "only a future date: {answer}");
+    assert_eq!(answer["rejected"], json!([{"local_date": "2026-11-28", "error": "future_date"}]));
+    assert!(env.store.load_user_days(&walker, &[date("2026-11-28")]).await.unwrap().days.is_empty());
+
+    // A mixed upload: the valid days are kept, each invalid one says why.
+    let mixed = json!({"platform": "health_connect", "install_id": "pixel", "time_zone": "Europe/Berlin", "days": [
+        {"local_date": "2026-11-20", "steps": 6000},
+        {"local_date": "2026-11-21", "steps": -5},
+        {"local_date": "2026-11-22", "steps": 250000},
+        {"local_date": "2026-11-23", "steps": 12.5},
+        {"local_date": "2026-11-24", "steps": 300},
+        {"local_date": "2026-11-24", "steps": 400},
+        {"local_date": "24/11/2026", "steps": 1},
+        {"local_date": "2026-11-25", "steps": 7000},
+    ]});
+    let (status, answer) = upload(&app, &walker, mixed).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["applied"],
+        json!([{"local_date": "2026-11-20", "steps": 6000}, {"local_date": "2026-11-25", "steps": 7000}])
+    );
+    let mut errors: Vec<(String, String)> = answer["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["local_date"].as_str().unwrap().to_owned(), r["error"].as_str().unwrap().to_owned()))
+        .collect();
+    errors.sort();
+    assert_eq!(
+        errors,
+        [
+            ("2026-11-21".to_owned(), "negative".to_owned()),
+            ("2026-11-22".to_owned(), "above_cap".to_owned()),
+            ("2026-11-23".to_owned(), "not_an_integer".to_owned()),
+            ("2026-11-24".to_owned(), "duplicate_date".to_owned()),
+            ("2026-11-24".to_owned(), "duplicate_date".to_owned()),
+            ("24/11/2026".to_owned(), "invalid_date".to_owned()),
+        ]
+    );
+    let stored = env.store.load_user_window(&walker, date("2026-11-19"), date("2026-11-26")).await.unwrap().days;
+    let kept: Vec<(String, u32)> = stored.values().map(|d| (d.date.to_string(), d.total.get())).collect();
+    assert_eq!(kept, [("2026-11-20".to_owned(), 6000), ("2026-11-25".to_owned(), 7000)]);
+}

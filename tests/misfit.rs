@@ -1,0 +1,200 @@
+//! Misfit end to end: connect, an SNS notification, the fetch, the leaderboard; and the SNS
+//! checks that keep forged or foreign messages out. Real handlers, the fake Misfit cloud and
+//! a fake SNS that signs with its own certificate.
+
+use functions::app::App;
+use jiff::Timestamp;
+use lambda_http::{Body, Response};
+use stepsync::domain::{ConnectionStatus, Provider, UserId};
+use stepsync::events::Event;
+use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
+use stepsync_local::fakes::misfit::{EventAction, FakeMisfit, FakeSns, Fault, MisfitEvent};
+use support::{TestEnv, date, on_both_backends, request_from_sample, unique};
+
+on_both_backends!(
+    connect_notify_fetch_and_leaderboard,
+    forged_and_foreign_sns_messages_are_refused_and_nothing_is_fetched,
+    a_rate_limit_with_its_reset_time_is_honoured,
+);
+
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:misfit-fake";
+
+struct World {
+    env: TestEnv,
+    fake: FakeMisfit,
+    sns: FakeSns,
+    app: App,
+    user: UserId,
+    misfit_id: String,
+}
+
+impl World {
+    async fn new(env: TestEnv) -> Self {
+        let fake = FakeMisfit::start().await;
+        let mut sns = FakeSns::start().await;
+        // Messages name an https host, as real SNS does; the app maps it to the loopback fake.
+        sns.advertise_as("https://sns.fake.test");
+        let app = support::app(
+            &env,
+            vec![
+                ("STEPSYNC_MISFIT_CLIENT_ID", fake.client_id()),
+                ("STEPSYNC_MISFIT_CLIENT_SECRET", fake.client_secret()),
+                ("STEPSYNC_MISFIT_BASE_URL", fake.base_url().to_owned()),
+                ("STEPSYNC_MISFIT_SNS_HOSTS", "sns.fake.test".to_owned()),
+                ("STEPSYNC_MISFIT_ALLOW_AWS_SNS", "false".to_owned()),
+                ("STEPSYNC_MISFIT_SNS_URL_REWRITES", format!("https://sns.fake.test/|{}/", sns.base_url())),
+            ],
+        );
+        let misfit_id = unique("misfit");
+        fake.add_person(&misfit_id);
+        Self { env, fake, sns, app, user: UserId::parse(&unique("walker")).unwrap(), misfit_id }
+    }
+
+    async fn connect(&self) -> Response<Body> {
+        let req = request_from_sample("oauth_authorize.json", Some(&self.user), |e| {
+            e["rawPath"] = "/v1/connections/misfit/authorize".into();
+            e["requestContext"]["http"]["path"] = "/v1/connections/misfit/authorize".into();
+            e["pathParameters"]["provider"] = "misfit".into();
+        });
+        let res = functions::oauth::handle(&self.app, req).await;
+        assert_eq!(res.status(), 302);
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let redirect = self.fake.approve(&location, &self.misfit_id);
+        let url = reqwest::Url::parse(&redirect).unwrap();
+        let query: serde_json::Map<String, serde_json::Value> =
+            url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned().into())).collect();
+        let raw = url.query().unwrap_or("").to_owned();
+        let req = request_from_sample("oauth_callback.json", None, |e| {
+            e["rawPath"] = "/oauth/misfit/callback".into();
+            e["requestContext"]["http"]["path"] = "/oauth/misfit/callback".into();
+            e["pathParameters"]["provider"] = "misfit".into();
+            e["queryStringParameters"] = query.into();
+            e["rawQueryString"] = raw.into();
+            e["cookies"] = serde_json::json!([cookie]);
+        });
+        functions::oauth::handle(&self.app, req).await
+    }
+
+    async fn deliver(&self, body: &str, message_type: &str) -> u16 {
+        let body = body.to_owned();
+        let message_type = message_type.to_owned();
+        let req = request_from_sample("webhook_google_health_notification.json", None, |e| {
+            e["rawPath"] = "/webhooks/misfit".into();
+            e["requestContext"]["http"]["path"] = "/webhooks/misfit".into();
+            e["pathParameters"]["provider"] = "misfit".into();
+            let headers = e["headers"].as_object_mut().unwrap();
+            headers.remove("x-healthapi-signature");
+            headers.insert("content-type".into(), "text/plain; charset=UTF-8".into());
+            headers.insert("x-amz-sns-message-type".into(), message_type.into());
+            e["body"] = body.into();
+        });
+        functions::webhook::handle(&self.app, req).await.status().as_u16()
+    }
+
+    /// Runs the `SyncRequested` events published since `*from` through the worker.
+    async fn run_syncs(&self, from: &mut usize) -> usize {
+        let events = self.env.publisher.events();
+        let mut ran = 0;
+        for event in &events[*from..] {
+            if matches!(event, Event::SyncRequested(_)) {
+                functions::sync_worker::handle(&self.app, serde_json::to_value(event).unwrap()).await.unwrap();
+                ran += 1;
+            }
+        }
+        *from = events.len();
+        ran
+    }
+
+    fn event(&self, action: EventAction) -> MisfitEvent {
+        MisfitEvent {
+            updated_at: self.env.now(),
+            ..MisfitEvent::new("activities", &unique("a"), &self.misfit_id, action)
+        }
+    }
+}
+
+async fn connect_notify_fetch_and_leaderboard(env: TestEnv) {
+    let w = World::new(env).await;
+    let challenge = w.env.challenge("2026-11-01", "2026-11-30").await;
+    w.env.challenges().join(&challenge, &w.user, w.env.now()).await.unwrap();
+    w.fake.set_steps(&w.misfit_id, "2026-11-22", 9823);
+    let res = w.connect().await;
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("connected=misfit"), "{location}");
+    let mut seen = 0;
+    assert_eq!(w.run_syncs(&mut seen).await, 1, "the backfill");
+    assert_eq!(w.env.challenges().recompute(&challenge, &w.user).await.unwrap().total, 9823);
+
+    // The subscription handshake, then a notification about today.
+    let status = w.deliver(&w.sns.subscription_confirmation(TOPIC), "SubscriptionConfirmation").await;
+    assert_eq!(status, 200);
+    assert_eq!(w.sns.confirmed().len(), 1, "confirmed at the allow-listed host");
+    w.fake.set_steps(&w.misfit_id, "2026-11-25", 3011);
+    let before = w.fake.calls("summary");
+    assert_eq!(w.deliver(&w.sns.notification(TOPIC, &[w.event(EventAction::Updated)]), "Notification").await, 204);
+    assert_eq!(w.run_syncs(&mut seen).await, 1);
+    assert_eq!(w.fake.calls("summary") - before, 1, "one fetch for the notice");
+    let day = w.env.store.load_user_days(&w.user, &[date("2026-11-25")]).await.unwrap().days;
+    assert_eq!(day[&date("2026-11-25")].total.get(), 3011);
+    let board = w.env.challenges().leaderboard(&challenge, 10, None).await.unwrap();
+    assert_eq!(board.entries[0].total, 9823 + 3011);
+    assert_eq!(
+        w.env.store.participant(&challenge, &w.user).await.unwrap().unwrap().totals,
+        w.env.challenges().recompute(&challenge, &w.user).await.unwrap()
+    );
+
+    // A deleted activity re-reads the days: the count may drop.
+    w.fake.set_steps(&w.misfit_id, "2026-11-25", 2000);
+    // Inside the coalescing window, but after the last sync started: it asks for its own sync.
+    assert_eq!(w.deliver(&w.sns.notification(TOPIC, &[w.event(EventAction::Deleted)]), "Notification").await, 204);
+    assert_eq!(w.run_syncs(&mut seen).await, 1);
+    assert_eq!(w.env.challenges().leaderboard(&challenge, 10, None).await.unwrap().entries[0].total, 9823 + 2000);
+}
+
+async fn forged_and_foreign_sns_messages_are_refused_and_nothing_is_fetched(env: TestEnv) {
+    let w = World::new(env).await;
+    w.connect().await;
+    let published = w.env.publisher.events().len();
+    let certs = w.sns.calls("cert");
+
+    let genuine = w.sns.notification(TOPIC, &[w.event(EventAction::Updated)]);
+    assert_eq!(w.deliver(&w.sns.forge(&genuine), "Notification").await, 401, "forged signature");
+
+    let mut foreign: serde_json::Value = serde_json::from_str(&genuine).unwrap();
+    foreign["SigningCertURL"] = "https://evil.example/SimpleNotificationService-evil.pem".into();
+    assert_eq!(w.deliver(&foreign.to_string(), "Notification").await, 401, "certificate off the allow-list");
+
+    let mut confirmation: serde_json::Value = serde_json::from_str(&w.sns.subscription_confirmation(TOPIC)).unwrap();
+    confirmation["SubscribeURL"] = "https://evil.example/?Action=ConfirmSubscription&Token=abc".into();
+    assert_eq!(
+        w.deliver(&confirmation.to_string(), "SubscriptionConfirmation").await,
+        401,
+        "SubscribeURL off the allow-list"
+    );
+
+    assert!(w.sns.confirmed().is_empty(), "nothing confirmed");
+    assert!(w.sns.calls("cert") <= certs + 1, "at most the one allowed certificate was fetched");
+    let new: Vec<_> = w.env.publisher.events()[published..].to_vec();
+    assert!(new.iter().all(|e| !matches!(e, Event::SyncRequested(_))), "nothing was synced: {new:?}");
+}
+
+async fn a_rate_limit_with_its_reset_time_is_honoured(env: TestEnv) {
+    let w = World::new(env).await;
+    w.connect().await;
+    w.env.clock.set(Timestamp::now());
+    w.fake.fail_next(Fault::RateLimited { reset_in_secs: 120 }, 1);
+    let event = Event::SyncRequested(stepsync::events::SyncRequested {
+        user: w.user.clone(),
+        provider: Provider::Misfit,
+        reason: stepsync::events::SyncReason::Schedule,
+        start: None,
+        end: None,
+    });
+    let result = functions::sync_worker::handle(&w.app, serde_json::to_value(&event).unwrap()).await.unwrap();
+    assert_eq!(result, functions::sync_worker::WorkerResult::Failed { code: "rate_limited".into() });
+    let connection = w.env.store.get_connection(&w.user, Provider::Misfit).await.unwrap().unwrap();
+    assert_eq!(connection.status, ConnectionStatus::Active);
+    let wait = connection.next_sync_at.unwrap().duration_since(w.env.now()).as_secs();
+    assert!((100..=125).contains(&wait), "the next try waits for the reset: {wait} s");
+}
