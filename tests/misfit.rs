@@ -8,11 +8,12 @@ use lambda_http::{Body, Response};
 use stepsync::domain::{ConnectionStatus, Provider, UserId};
 use stepsync::events::Event;
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
-use stepsync_local::fakes::misfit::{EventAction, FakeMisfit, FakeSns, Fault, MisfitEvent};
+use stepsync_local::fakes::misfit::{Dead, EventAction, FakeMisfit, FakeSns, Fault, MisfitEvent};
 use support::{TestEnv, date, on_both_backends, request_from_sample, unique};
 
 on_both_backends!(
     connect_notify_fetch_and_leaderboard,
+    a_dead_misfit_cloud_asks_the_person_to_reconnect,
     forged_and_foreign_sns_messages_are_refused_and_nothing_is_fetched,
     a_rate_limit_with_its_reset_time_is_honoured,
 );
@@ -197,4 +198,32 @@ async fn a_rate_limit_with_its_reset_time_is_honoured(env: TestEnv) {
     assert_eq!(connection.status, ConnectionStatus::Active);
     let wait = connection.next_sync_at.unwrap().duration_since(w.env.now()).as_secs();
     assert!((100..=125).contains(&wait), "the next try waits for the reset: {wait} s");
+}
+
+async fn a_dead_misfit_cloud_asks_the_person_to_reconnect(env: TestEnv) {
+    let w = World::new(env).await;
+    w.connect().await;
+    for dead in [Dead::Gone, Dead::NotFound, Dead::Refused] {
+        w.fake.set_dead(Some(dead)).await;
+        let event = Event::SyncRequested(stepsync::events::SyncRequested {
+            user: w.user.clone(),
+            provider: Provider::Misfit,
+            reason: stepsync::events::SyncReason::Schedule,
+            start: None,
+            end: None,
+        });
+        let result = functions::sync_worker::handle(&w.app, serde_json::to_value(&event).unwrap()).await.unwrap();
+        assert_eq!(
+            result,
+            functions::sync_worker::WorkerResult::Failed { code: "provider_retired".into() },
+            "{dead:?}"
+        );
+        let connection = w.env.store.get_connection(&w.user, Provider::Misfit).await.unwrap().unwrap();
+        assert_eq!(connection.status, ConnectionStatus::ReconnectRequired);
+        let diagnosis = stepsync::status::diagnose(&connection, w.env.now());
+        assert_eq!(diagnosis.action, stepsync::status::Action::Reconnect);
+        // Reconnect for the next round.
+        w.fake.set_dead(None).await;
+        w.connect().await;
+    }
 }

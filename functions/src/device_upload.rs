@@ -106,7 +106,7 @@ pub async fn upload(
         ));
     }
     let (zone, tz) = &envelope.time_zone;
-    ensure_connection(app, &user, envelope.platform, zone).await?;
+    let last_heard = ensure_connection(app, &user, envelope.platform, zone).await?;
     let report = app.engine.apply(&user, envelope.platform, tz, &values).await.map_err(ApiError::internal)?;
     let refused: Vec<LocalDate> = report.rejected.iter().map(|r| r.date).collect();
     rejected.extend(
@@ -122,6 +122,13 @@ pub async fn upload(
         .collect();
 
     let now = app.engine.clock.now();
+    // Re-uploading unchanged days costs no write: the "last heard" stamp is refreshed only
+    // when something changed or it is more than an hour old (the 48-hour silence check
+    // needs no finer grain).
+    let stale = last_heard.is_none_or(|at| now.duration_since(at).as_secs() >= 3600);
+    if report.changed.is_empty() && !stale {
+        return Ok(json(200, &serde_json::json!({"applied": applied, "rejected": rejected})));
+    }
     let record = SyncRecord {
         attempted_at: Some(now),
         succeeded_at: Some(now),
@@ -149,14 +156,22 @@ pub async fn upload(
 }
 
 /// The phone source's connection: created on the first upload, and active again after the
-/// person turned it off and the app uploads anew (the upload is the person's act).
-async fn ensure_connection(app: &App, user: &UserId, platform: Provider, zone: &str) -> Result<(), ApiError> {
+/// person turned it off and the app uploads anew (the upload is the person's act). Returns
+/// when the source was last heard from.
+async fn ensure_connection(
+    app: &App,
+    user: &UserId,
+    platform: Provider,
+    zone: &str,
+) -> Result<Option<jiff::Timestamp>, ApiError> {
     let now = app.engine.clock.now();
     let existing = app.store.get_connection(user, platform).await.map_err(ApiError::internal)?;
     let fresh = Connection { time_zone: Some(zone.to_owned()), ..Connection::new(user.clone(), platform, now) };
     let result = match existing {
         None => app.store.create_connection(&fresh).await,
-        Some(c) if c.status == ConnectionStatus::Active && c.time_zone.as_deref() == Some(zone) => return Ok(()),
+        Some(c) if c.status == ConnectionStatus::Active && c.time_zone.as_deref() == Some(zone) => {
+            return Ok(c.last_success_at);
+        }
         Some(c) => {
             let updated = Connection {
                 status: ConnectionStatus::Active,
@@ -169,7 +184,7 @@ async fn ensure_connection(app: &App, user: &UserId, platform: Provider, zone: &
     };
     match result {
         // A concurrent upload made or changed it: either way there is one now.
-        Ok(()) | Err(StoreError::AlreadyExists(_)) | Err(StoreError::Conflict) => Ok(()),
+        Ok(()) | Err(StoreError::AlreadyExists(_)) | Err(StoreError::Conflict) => Ok(None),
         Err(e) => Err(ApiError::internal(e)),
     }
 }
