@@ -39,3 +39,38 @@ async fn an_unknown_event_is_a_typed_error_not_a_panic() {
     event["detail"]["user"] = serde_json::json!("bad#id");
     assert!(matches!(handle(&app, event).await.unwrap_err(), WorkerError::BadEvent(_)));
 }
+
+/// Deployed, secrets come from SSM SecureString parameters (moto's SSM here), fetched in one
+/// call and never from plain environment values.
+#[tokio::test]
+async fn secrets_are_read_from_ssm_parameters() {
+    let moto = stepsync_local::moto::MotoServer::shared().expect("moto starts (make test installs it)");
+    let ssm = aws_sdk_ssm::Client::new(&stepsync::aws::local_sdk_config(moto.endpoint()));
+    let prefix = format!("/{}", support::unique("stepsync"));
+    for (name, value) in [("token-key", support::TEST_TOKEN_KEY), ("google-secret", "g-secret"), ("hook", "h-secret")] {
+        ssm.put_parameter()
+            .name(format!("{prefix}/{name}"))
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut vars: std::collections::HashMap<String, String> = [
+        ("STEPSYNC_TOKEN_KEY_PARAMETER", format!("{prefix}/token-key")),
+        ("STEPSYNC_GOOGLE_CLIENT_SECRET_PARAMETER", format!("{prefix}/google-secret")),
+        ("STEPSYNC_GOOGLE_WEBHOOK_SECRET_PARAMETER", format!("{prefix}/hook")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    functions::app::resolve_secret_parameters(&ssm, &mut vars).await.unwrap();
+    assert_eq!(vars["STEPSYNC_TOKEN_KEY"], support::TEST_TOKEN_KEY);
+    assert_eq!(vars["STEPSYNC_GOOGLE_CLIENT_SECRET"], "g-secret");
+    assert_eq!(vars["STEPSYNC_GOOGLE_WEBHOOK_SECRET"], "h-secret");
+    assert!(!vars.contains_key("STEPSYNC_MISFIT_CLIENT_SECRET"));
+
+    vars.insert("STEPSYNC_MISFIT_CLIENT_SECRET_PARAMETER".into(), format!("{prefix}/nope"));
+    let err = functions::app::resolve_secret_parameters(&ssm, &mut vars).await.unwrap_err();
+    assert!(matches!(err, functions::app::SecretsError::Missing(ref s) if s == "STEPSYNC_MISFIT_CLIENT_SECRET"), "{err}");
+}
