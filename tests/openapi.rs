@@ -1,0 +1,1 @@
+//! The HTTP API spec and the router agree (being written).
