@@ -90,29 +90,51 @@ impl DynamoStore {
         Ok(found)
     }
 
-    async fn query_all(&self, pk: String, from: String, to: String) -> Result<Vec<Item>, StoreError> {
+    /// Every item a key condition matches, on the table (consistent) or on GSI1, following
+    /// pages, up to `limit` items.
+    async fn query(
+        &self,
+        index: Option<&str>,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
-        loop {
-            let out = self
+        while items.len() < limit {
+            let mut request = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":from", s(from.clone()))
-                .expression_attribute_values(":to", s(to.clone()))
-                .consistent_read(true)
+                .key_condition_expression(condition)
                 .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_error)?;
+                .limit(i32::try_from(limit - items.len()).unwrap_or(i32::MAX));
+            request = match index {
+                Some(index) => request.index_name(index),
+                None => request.consistent_read(true),
+            };
+            for (name, value) in values {
+                request = request.expression_attribute_values(*name, value.clone());
+            }
+            let out = request.send().await.map_err(store_error)?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(items),
+                _ => break,
             }
         }
+        Ok(items)
+    }
+
+    /// Every item of partition `pk` whose sort key is from `from` to `to`.
+    async fn query_all(&self, pk: String, from: String, to: String) -> Result<Vec<Item>, StoreError> {
+        let values = [(":pk", s(pk)), (":from", s(from)), (":to", s(to))];
+        self.query(None, "pk = :pk AND sk BETWEEN :from AND :to", &values, usize::MAX).await
+    }
+
+    /// Every item of partition `pk` whose sort key starts with `{prefix}#` (`$` follows `#`).
+    async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_all(pk, format!("{prefix}#"), format!("{prefix}$")).await
     }
 
     /// The profile update every day write carries: check `rev`, move it on.
@@ -366,29 +388,12 @@ impl ChallengeStore for DynamoStore {
     }
 
     async fn list_challenges(&self, ending_from: LocalDate) -> Result<Vec<Challenge>, StoreError> {
-        let mut challenges = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("gsi1pk = :pk AND gsi1sk >= :from")
-                .expression_attribute_values(":pk", s(CHALLENGES_GSI_PK))
-                .expression_attribute_values(":from", s(ending_from.to_string()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in out.items.unwrap_or_default() {
-                challenges.push(from_item::<ChallengeItem>(item)?.into_challenge());
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(challenges),
-            }
-        }
+        let values = [(":pk", s(CHALLENGES_GSI_PK)), (":from", s(ending_from.to_string()))];
+        self.query(Some(GSI1), "gsi1pk = :pk AND gsi1sk >= :from", &values, usize::MAX)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<ChallengeItem>(item).map(ChallengeItem::into_challenge))
+            .collect()
     }
 
     async fn commit_join(&self, write: &JoinWrite) -> Result<(), StoreError> {
@@ -467,8 +472,7 @@ impl ChallengeStore for DynamoStore {
     }
 
     async fn participants(&self, challenge: &ChallengeId) -> Result<Vec<Participant>, StoreError> {
-        // `PART#` up to `PART$`: every key with the prefix ('$' follows '#').
-        self.query_all(challenge_pk(challenge), "PART#".to_owned(), "PART$".to_owned())
+        self.query_prefix(challenge_pk(challenge), "PART")
             .await?
             .into_iter()
             .map(|item| from_item::<ParticipantItem>(item).map(ParticipantItem::into_participant))
@@ -486,8 +490,7 @@ impl ConnectionStore for DynamoStore {
     }
 
     async fn list_connections(&self, user: &UserId) -> Result<Vec<Connection>, StoreError> {
-        // `CONN#` up to `CONN$`: every key with the prefix ('$' follows '#').
-        self.query_all(user_pk(user), "CONN#".to_owned(), "CONN$".to_owned())
+        self.query_prefix(user_pk(user), "CONN")
             .await?
             .into_iter()
             .map(|item| from_item::<ConnectionItem>(item).map(ConnectionItem::into_connection))
@@ -495,31 +498,12 @@ impl ConnectionStore for DynamoStore {
     }
 
     async fn due_connections(&self, shard: u16, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError> {
-        let mut due = Vec::new();
-        let mut start: Option<Item> = None;
-        while due.len() < limit {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("gsi1pk = :pk AND gsi1sk <= :now")
-                .expression_attribute_values(":pk", s(due_pk(shard)))
-                .expression_attribute_values(":now", s(due_sk(now)))
-                .limit(i32::try_from(limit - due.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in out.items.unwrap_or_default() {
-                due.push(from_item::<ConnectionItem>(item)?.into_connection());
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
-        Ok(due)
+        let values = [(":pk", s(due_pk(shard))), (":now", s(due_sk(now)))];
+        self.query(Some(GSI1), "gsi1pk = :pk AND gsi1sk <= :now", &values, limit)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<ConnectionItem>(item).map(ConnectionItem::into_connection))
+            .collect()
     }
 
     async fn create_connection(&self, connection: &Connection) -> Result<(), StoreError> {
