@@ -45,7 +45,7 @@ fn envelope(body: &Value) -> Result<Envelope, ApiError> {
         _ => return Err(invalid("platform", "must be apple_health or health_connect")),
     };
     match object.get("install_id").and_then(Value::as_str) {
-        Some(id) if !id.is_empty() && id.len() <= 128 => {}
+        Some(id) if !id.is_empty() && id.chars().count() <= 128 => {}
         _ => return Err(invalid("install_id", "must be a string of 1 to 128 characters")),
     }
     let zone = object.get("time_zone").and_then(Value::as_str).ok_or_else(|| invalid("time_zone", "is required"))?;
@@ -95,64 +95,62 @@ pub async fn upload(
     let body: Value = crate::http::json_body(req)?;
     let envelope = envelope(&body)?;
     let (values, mut rejected) = parse_days(&envelope.days);
-    if values.is_empty() {
-        return Ok(json(
-            400,
-            &serde_json::json!({
-                "error": {"code": "invalid", "message": "no day in the upload is usable", "field": "days"},
-                "applied": [],
-                "rejected": rejected,
-            }),
-        ));
-    }
     let (zone, tz) = &envelope.time_zone;
+    // Value checks first (they need no connection): an upload with nothing usable changes
+    // nothing at all, not even the connection.
+    let today = stepsync::domain::local_today(app.engine.clock.now(), tz);
+    let (values, refused): (Vec<DailyValue>, Vec<DailyValue>) =
+        values.into_iter().partition(|v| app.engine.limits.validate(v, today).is_ok());
+    rejected.extend(refused.iter().filter_map(|v| {
+        let error = app.engine.limits.validate(v, today).err()?;
+        Some(Rejected { local_date: v.date.to_string().into(), error: error.code().to_owned() })
+    }));
+    if values.is_empty() {
+        return Ok(nothing_usable(&rejected));
+    }
     let last_heard = ensure_connection(app, &user, envelope.platform, zone).await?;
     let report = app.engine.apply(&user, envelope.platform, tz, &values).await.map_err(ApiError::internal)?;
-    let refused: Vec<LocalDate> = report.rejected.iter().map(|r| r.date).collect();
-    rejected.extend(
-        report
-            .rejected
-            .iter()
-            .map(|r| Rejected { local_date: r.date.to_string().into(), error: r.error.code().to_owned() }),
-    );
-    let applied: Vec<Applied> = values
-        .iter()
-        .filter(|v| !refused.contains(&v.date))
-        .map(|v| Applied { local_date: v.date, steps: v.steps })
-        .collect();
+    let applied: Vec<Applied> = values.iter().map(|v| Applied { local_date: v.date, steps: v.steps }).collect();
 
     let now = app.engine.clock.now();
     // Re-uploading unchanged days costs no write: the "last heard" stamp is refreshed only
     // when something changed or it is more than an hour old (the 48-hour silence check
     // needs no finer grain).
     let stale = last_heard.is_none_or(|at| now.duration_since(at).as_secs() >= 3600);
-    if report.changed.is_empty() && !stale {
-        return Ok(json(200, &serde_json::json!({"applied": applied, "rejected": rejected})));
+    if !report.changed.is_empty() || stale {
+        let record = SyncRecord {
+            attempted_at: Some(now),
+            succeeded_at: Some(now),
+            last_data_date: applied.iter().filter(|a| a.steps > 0).map(|a| a.local_date).max(),
+            last_new_data_at: (!report.changed.is_empty()).then_some(now),
+            last_error: Some(None),
+            ..SyncRecord::default()
+        };
+        match app.store.record_sync(&user, envelope.platform, &record).await {
+            Ok(()) | Err(StoreError::Disconnected) => {}
+            Err(e) => return Err(ApiError::internal(e)),
+        }
     }
-    let record = SyncRecord {
-        attempted_at: Some(now),
-        succeeded_at: Some(now),
-        last_data_date: applied.iter().filter(|a| a.steps > 0).map(|a| a.local_date).max(),
-        last_new_data_at: (!report.changed.is_empty()).then_some(now),
-        last_error: Some(None),
-        ..SyncRecord::default()
-    };
-    match app.store.record_sync(&user, envelope.platform, &record).await {
-        Ok(()) | Err(StoreError::Disconnected) => {}
-        Err(e) => return Err(ApiError::internal(e)),
-    }
-    tracing::info!(user = %user, source = %envelope.platform, applied = applied.len(), rejected = rejected.len(), changed = report.changed.len(), "device upload");
-    if applied.is_empty() {
-        return Ok(json(
-            400,
-            &serde_json::json!({
-                "error": {"code": "invalid", "message": "no day in the upload is usable", "field": "days"},
-                "applied": applied,
-                "rejected": rejected,
-            }),
-        ));
-    }
+    tracing::info!(
+        user = %user,
+        source = %envelope.platform,
+        applied = applied.len(),
+        rejected = rejected.len(),
+        changed = report.changed.len(),
+        "device upload"
+    );
     Ok(json(200, &serde_json::json!({"applied": applied, "rejected": rejected})))
+}
+
+fn nothing_usable(rejected: &[Rejected]) -> lambda_http::Response<lambda_http::Body> {
+    json(
+        400,
+        &serde_json::json!({
+            "error": {"code": "invalid", "message": "no day in the upload is usable", "field": "days"},
+            "applied": [],
+            "rejected": rejected,
+        }),
+    )
 }
 
 /// The phone source's connection: created on the first upload, and active again after the

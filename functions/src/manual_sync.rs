@@ -79,6 +79,12 @@ async fn sync_now(app: &App, req: &Request) -> Result<Response<Body>, ApiError> 
         .or_else(|| query(req, "challenge").map(str::to_owned))
         .map(|c| ChallengeId::parse(&c))
         .transpose()?;
+    // An unknown challenge is refused before the cooldown is spent on it.
+    if let Some(id) = &challenge
+        && app.store.get_challenge(id).await.map_err(ApiError::internal)?.is_none()
+    {
+        return Err(ApiError::NotFound(format!("challenge {id}")));
+    }
     let now = app.engine.clock.now();
     let cooldown = Duration::from_secs(u64::from(app.config.manual_cooldown_seconds));
     let key = format!("manual#{user}");
@@ -178,9 +184,6 @@ async fn sync_now(app: &App, req: &Request) -> Result<Response<Body>, ApiError> 
 }
 
 async fn standing(app: &App, id: &ChallengeId, user: &UserId) -> Result<Option<Standing>, ApiError> {
-    if app.store.get_challenge(id).await.map_err(ApiError::internal)?.is_none() {
-        return Err(ApiError::NotFound(format!("challenge {id}")));
-    }
     let participants = app.store.participants(id).await.map_err(ApiError::internal)?;
     let page = rank(participants, usize::MAX, None).map_err(ApiError::internal)?;
     Ok(page.entries.iter().find(|e| &e.user == user).map(|e| Standing {
