@@ -7,6 +7,7 @@ pub mod device_upload;
 pub mod http;
 pub mod manual_sync;
 pub mod oauth;
+pub mod runtime;
 pub mod scheduled_sync;
 pub mod sync_worker;
 pub mod webhook;

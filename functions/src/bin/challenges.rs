@@ -1,12 +1,6 @@
-//! Lambda entry point for `challenges` (HttpApi, JWT).
-
-use lambda_http::{Error, Request, run, service_fn};
+//! Lambda entry point for `challenges (HttpApi, JWT: challenges, joining, leaderboards)`.
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    stepsync::logging::init();
-    let app = functions::app::App::from_env().await?;
-    let app = &app;
-    run(service_fn(move |req: Request| async move { Ok::<_, Error>(functions::challenges::handle(app, req).await) }))
-        .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    functions::runtime::serve_http(functions::challenges::handle).await
 }

@@ -1,11 +1,6 @@
-//! Lambda entry point for `oauth` (HttpApi: authorize, callback, disconnect).
-
-use lambda_http::{Error, Request, run, service_fn};
+//! Lambda entry point for `oauth (HttpApi: authorize, callback, disconnect)`.
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    stepsync::logging::init();
-    let app = functions::app::App::from_env().await?;
-    let app = &app;
-    run(service_fn(move |req: Request| async move { Ok::<_, Error>(functions::oauth::handle(app, req).await) })).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    functions::runtime::serve_http(functions::oauth::handle).await
 }
