@@ -72,5 +72,8 @@ async fn secrets_are_read_from_ssm_parameters() {
 
     vars.insert("STEPSYNC_MISFIT_CLIENT_SECRET_PARAMETER".into(), format!("{prefix}/nope"));
     let err = functions::app::resolve_secret_parameters(&ssm, &mut vars).await.unwrap_err();
-    assert!(matches!(err, functions::app::SecretsError::Missing(ref s) if s == "STEPSYNC_MISFIT_CLIENT_SECRET"), "{err}");
+    assert!(
+        matches!(err, functions::app::SecretsError::Missing(ref s) if s == "STEPSYNC_MISFIT_CLIENT_SECRET"),
+        "{err}"
+    );
 }

@@ -103,11 +103,8 @@ pub async fn resolve_secret_parameters(
         .send()
         .await
         .map_err(|e| SecretsError::Ssm(aws_sdk_ssm::error::DisplayErrorContext(&e).to_string()))?;
-    let found: HashMap<String, String> = out
-        .parameters()
-        .iter()
-        .filter_map(|p| Some((p.name()?.to_owned(), p.value()?.to_owned())))
-        .collect();
+    let found: HashMap<String, String> =
+        out.parameters().iter().filter_map(|p| Some((p.name()?.to_owned(), p.value()?.to_owned()))).collect();
     for (setting, name) in wanted {
         let value = found.get(&name).ok_or_else(|| SecretsError::Missing(setting.to_owned()))?;
         vars.insert(setting.to_owned(), value.clone());

@@ -4,13 +4,13 @@
 
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
 use crate::ports::{DataNotice, ProviderError, StepProvider, WebhookError, WebhookMessage};
+use crate::providers::webhook::{header, json_items, malformed_item, merge_notice, refuse_unless_small_post};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::Value;
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
@@ -77,17 +77,8 @@ impl StepProvider for FitbitLegacy {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<WebhookMessage, WebhookError> {
-        if body.len() > MAX_BODY_BYTES {
-            return Err(WebhookError::TooLarge);
-        }
-        if !method.eq_ignore_ascii_case("POST") {
-            return Err(WebhookError::Malformed("Fitbit notifications are POSTs".into()));
-        }
-        let signature = headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(SIGNATURE_HEADER))
-            .map(|(_, value)| value.as_str())
-            .ok_or(WebhookError::MissingSignature)?;
+        refuse_unless_small_post(method, body, MAX_BODY_BYTES, || "Fitbit notifications are POSTs".into())?;
+        let signature = header(headers, &[SIGNATURE_HEADER]).ok_or(WebhookError::MissingSignature)?;
         // Without the secret nothing can be verified, so nothing is believed.
         let secret = self.client_secret.as_ref().ok_or(WebhookError::Unauthorized)?;
         if !self.signature_matches(secret, signature, body) {
@@ -109,36 +100,21 @@ struct Notification {
 /// Step changes (`activities`) become notices; revoked access and deleted users become
 /// deletions; other collections (sleep, food, body) are ignored. One notice per owner.
 fn parse_notifications(body: &[u8]) -> Result<Vec<DataNotice>, WebhookError> {
-    let items = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Array(items)) => items,
-        // Fitbit always sent an array; a lone object is read the same way.
-        Ok(object @ Value::Object(_)) => vec![object],
-        Ok(_) => return Err(WebhookError::Malformed("expected an array of notifications".into())),
-        Err(_) => return Err(WebhookError::Malformed("the body is not JSON".into())),
-    };
+    // Fitbit always sent an array; a lone object is read the same way.
+    let items = json_items(body, "the body is not JSON", "expected an array of notifications")?;
     let mut notices: Vec<DataNotice> = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        let entry: Notification = serde_json::from_value(item).map_err(|e| {
-            let reason: String = e.to_string().chars().take(80).collect();
-            WebhookError::Malformed(format!("notification {index}: {reason}"))
-        })?;
+        let entry: Notification =
+            serde_json::from_value(item).map_err(|e| malformed_item("notification", index, &e.to_string()))?;
         let deleted = match entry.collection_type.as_str() {
             "activities" => false,
             "userRevokedAccess" | "deleteUser" => true,
             _ => continue,
         };
         if entry.owner_id.is_empty() {
-            return Err(WebhookError::Malformed(format!("notification {index}: ownerId is empty")));
+            return Err(malformed_item("notification", index, "ownerId is empty"));
         }
-        match notices.iter_mut().find(|n| n.account_id == entry.owner_id) {
-            Some(notice) => {
-                notice.dates.push(entry.date);
-                notice.dates.sort();
-                notice.dates.dedup();
-                notice.deleted |= deleted;
-            }
-            None => notices.push(DataNotice { account_id: entry.owner_id, dates: vec![entry.date], deleted }),
-        }
+        merge_notice(&mut notices, DataNotice { account_id: entry.owner_id, dates: vec![entry.date], deleted });
     }
     Ok(notices)
 }
@@ -148,8 +124,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let path = format!("{}/../../shared/fixtures/fitbit_legacy/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+        crate::providers::test_server::fixture("fitbit_legacy", name)
     }
 
     fn fitbit() -> FitbitLegacy {

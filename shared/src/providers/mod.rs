@@ -1,8 +1,14 @@
-//! One module per step source behind `StepProvider`, and the registry the worker picks from.
+//! One module per step source behind `StepProvider`, the registry the worker picks from, and
+//! the helpers the sources share (HTTP, webhooks, day ranges, the test server).
 
+mod day_ranges;
 mod fitbit_legacy;
 pub mod google_health;
+mod http;
 pub mod misfit;
+#[cfg(test)]
+mod test_server;
+mod webhook;
 
 pub use fitbit_legacy::FitbitLegacy;
 

@@ -1,20 +1,24 @@
 //! `GoogleHealthClient`: OAuth against Google's token endpoint, identity, the daily steps
 //! roll-up and revocation, with Google's errors mapped to `ProviderError`.
 
-use super::http::{HttpFailure, read_limited, retry_after};
 use super::keyset::{KeyCache, Keyset};
 use super::wire::{CivilDate, CivilDateTime, int64};
 use super::{ACTIVITY_SCOPE, GoogleHealthSettings};
 use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
 use crate::ports::{AuthorizeRequest, ProviderError, ProviderIdentity, StepProvider, WebhookError, WebhookMessage};
+use crate::providers::day_ranges;
+use crate::providers::http::{
+    Answer, HttpFailure, Redirects, answered, build_client, error_code, http_url, retry_after, send, unreadable,
+};
 use async_trait::async_trait;
-use reqwest::{StatusCode, Url};
+use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The roll-up refuses longer ranges (`INVALID_ROLLUP_QUERY_DURATION`).
 const MAX_DAYS_PER_ROLLUP: i32 = 90;
@@ -62,7 +66,7 @@ impl Endpoints {
 }
 
 fn parse_url(name: &'static str, raw: &str) -> Result<Url, SetupError> {
-    Url::parse(raw).ok().filter(|url| matches!(url.scheme(), "http" | "https")).ok_or(SetupError::InvalidUrl { name })
+    http_url(raw).ok_or(SetupError::InvalidUrl { name })
 }
 
 /// The Google Health API adapter behind `StepProvider`. Build it once and share it: it holds
@@ -78,10 +82,7 @@ pub struct GoogleHealthClient {
 impl GoogleHealthClient {
     pub fn new(settings: GoogleHealthSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         let endpoints = Endpoints::from_settings(&settings)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .build()
+        let http = build_client(settings.connect_timeout, settings.request_timeout, Redirects::Follow)
             .map_err(|e| SetupError::HttpClient(e.to_string()))?;
         Ok(Self { settings, endpoints, http, clock, keys: KeyCache::default() })
     }
@@ -101,14 +102,8 @@ impl GoogleHealthClient {
     }
 
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenResponse, ProviderError> {
-        let response = self
-            .http
-            .post(self.endpoints.token.clone())
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| unavailable("token endpoint", HttpFailure::of(&e)))?;
-        let body = self.read_oauth_answer("token endpoint", response).await?;
+        let request = self.http.post(self.endpoints.token.clone()).form(form);
+        let body = self.call("token endpoint", request, oauth_error).await?;
         let token: TokenResponse = serde_json::from_slice(&body).map_err(|_| unreadable("token endpoint"))?;
         if token.access_token.is_empty() {
             return Err(unreadable("token endpoint"));
@@ -116,12 +111,19 @@ impl GoogleHealthClient {
         Ok(token)
     }
 
-    /// The body of a 2xx answer from an OAuth endpoint, or its error mapped.
-    async fn read_oauth_answer(&self, what: &str, response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
-        let status = response.status();
-        let wait = retry_after(response.headers(), self.clock.now());
-        let body = read_limited(response, MAX_RESPONSE_BYTES).await.map_err(|f| unavailable(what, f))?;
-        if status.is_success() { Ok(body) } else { Err(oauth_error(what, status, wait, &body)) }
+    /// Sends a request and returns the body of a 2xx answer, or its error mapped by `refusal`
+    /// (the OAuth endpoints and the Health API word their errors differently).
+    async fn call(
+        &self,
+        what: &str,
+        request: reqwest::RequestBuilder,
+        refusal: fn(&str, &Answer, Option<Duration>) -> ProviderError,
+    ) -> Result<Vec<u8>, ProviderError> {
+        let answer = send(request, MAX_RESPONSE_BYTES).await.map_err(|f| unavailable(what, f))?;
+        if answer.status.is_success() {
+            return Ok(answer.body);
+        }
+        Err(refusal(what, &answer, retry_after(&answer.headers, self.clock.now())))
     }
 
     fn token_set(&self, answer: TokenResponse, previous: Option<&TokenSet>) -> TokenSet {
@@ -145,15 +147,7 @@ impl GoogleHealthClient {
         request: reqwest::RequestBuilder,
         tokens: &TokenSet,
     ) -> Result<Vec<u8>, ProviderError> {
-        let response = request
-            .bearer_auth(tokens.access_token.expose_secret())
-            .send()
-            .await
-            .map_err(|e| unavailable(what, HttpFailure::of(&e)))?;
-        let status = response.status();
-        let wait = retry_after(response.headers(), self.clock.now());
-        let body = read_limited(response, MAX_RESPONSE_BYTES).await.map_err(|f| unavailable(what, f))?;
-        if status.is_success() { Ok(body) } else { Err(api_error(what, status, wait, &body)) }
+        self.call(what, request.bearer_auth(tokens.access_token.expose_secret()), api_error).await
     }
 
     /// One page of the roll-up for `start..=end` (at most 90 days).
@@ -265,7 +259,7 @@ impl StepProvider for GoogleHealthClient {
         let tokens = tokens.ok_or(ProviderError::Unauthorized)?;
         tracing::debug!(user = %connection.user, %start, %end, "reading the google health daily roll-up");
         let mut days = BTreeMap::new();
-        for (chunk_start, chunk_end) in rollup_chunks(start, end) {
+        for (chunk_start, chunk_end) in day_ranges::chunks(start, end, MAX_DAYS_PER_ROLLUP) {
             let mut page_token: Option<String> = None;
             let mut pages = 0;
             loop {
@@ -290,14 +284,8 @@ impl StepProvider for GoogleHealthClient {
 
     async fn revoke(&self, tokens: &TokenSet) -> Result<(), ProviderError> {
         let token = tokens.refresh_token.as_ref().unwrap_or(&tokens.access_token);
-        let response = self
-            .http
-            .post(self.endpoints.revoke.clone())
-            .form(&[("token", token.expose_secret())])
-            .send()
-            .await
-            .map_err(|e| unavailable("revoke endpoint", HttpFailure::of(&e)))?;
-        match self.read_oauth_answer("revoke endpoint", response).await {
+        let request = self.http.post(self.endpoints.revoke.clone()).form(&[("token", token.expose_secret())]);
+        match self.call("revoke endpoint", request, oauth_error).await {
             // Already revoked or expired: the grant is gone, which is what was asked.
             Err(ProviderError::BadRequest(code)) if code == "invalid_token" => Ok(()),
             other => other.map(|_| ()),
@@ -312,22 +300,6 @@ impl StepProvider for GoogleHealthClient {
     ) -> Result<WebhookMessage, WebhookError> {
         self.verify_notification(method, headers, body).await
     }
-}
-
-/// Splits `start..=end` into ranges the roll-up accepts.
-fn rollup_chunks(start: LocalDate, end: LocalDate) -> Vec<(LocalDate, LocalDate)> {
-    let mut chunks = Vec::new();
-    let mut chunk_start = start;
-    while chunk_start <= end {
-        let chunk_end = chunk_start.add_days(MAX_DAYS_PER_ROLLUP - 1).min(end);
-        chunks.push((chunk_start, chunk_end));
-        let next = chunk_end.add_days(1);
-        if next <= chunk_end {
-            break; // the calendar's last day
-        }
-        chunk_start = next;
-    }
-    chunks
 }
 
 /// One roll-up point as (day, steps). A point whose date or count cannot be read is skipped
@@ -424,34 +396,25 @@ struct ApiErrorDetail {
     details: Vec<Value>,
 }
 
+/// Google is alive: a refused connection is one more passing failure to connect.
 fn unavailable(what: &str, failure: HttpFailure) -> ProviderError {
-    ProviderError::Unavailable(format!("the {what} {}", failure.describe()))
+    crate::providers::http::unavailable(what, failure.refused_as_connect())
 }
 
-fn unreadable(what: &str) -> ProviderError {
-    ProviderError::Unavailable(format!("the {what} sent an unreadable answer"))
-}
-
-/// A provider's code is echoed only when it looks like one (`invalid_grant`,
-/// `MISSING_OAUTH_SCOPE`): bodies can carry anything, tokens included.
-fn error_code(raw: &str) -> Option<String> {
-    let looks_like_code =
-        !raw.is_empty() && raw.len() <= 64 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    looks_like_code.then(|| raw.to_owned())
-}
-
-fn oauth_error(what: &str, status: StatusCode, wait: Option<std::time::Duration>, body: &[u8]) -> ProviderError {
-    let code = serde_json::from_slice::<OAuthErrorBody>(body).ok().and_then(|b| error_code(&b.error));
+fn oauth_error(what: &str, answer: &Answer, wait: Option<Duration>) -> ProviderError {
+    let status = answer.status;
+    let code = serde_json::from_slice::<OAuthErrorBody>(&answer.body).ok().and_then(|b| error_code(&b.error));
     match (status.as_u16(), code.as_deref()) {
         (400..=499, Some("invalid_grant")) => ProviderError::InvalidGrant,
         (429, _) => ProviderError::RateLimited { retry_after: wait },
         (400..=499, _) => ProviderError::BadRequest(code.unwrap_or_else(|| status.as_u16().to_string())),
-        _ => ProviderError::Unavailable(format!("the {what} answered {}", status.as_u16())),
+        _ => answered(what, status),
     }
 }
 
-fn api_error(what: &str, status: StatusCode, wait: Option<std::time::Duration>, body: &[u8]) -> ProviderError {
-    let detail = serde_json::from_slice::<ApiErrorBody>(body).ok().map(|b| b.error);
+fn api_error(what: &str, answer: &Answer, wait: Option<Duration>) -> ProviderError {
+    let status = answer.status;
+    let detail = serde_json::from_slice::<ApiErrorBody>(&answer.body).ok().map(|b| b.error);
     let reason = detail.as_ref().and_then(|d| {
         d.details.iter().find_map(|entry| entry.get("reason").and_then(Value::as_str).and_then(error_code))
     });
@@ -468,17 +431,17 @@ fn api_error(what: &str, status: StatusCode, wait: Option<std::time::Duration>, 
             ProviderError::ReconnectRequired { reason: explanation() }
         }
         400..=499 => ProviderError::BadRequest(explanation()),
-        _ => ProviderError::Unavailable(format!("the {what} answered {}", status.as_u16())),
+        _ => answered(what, status),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_server::{Reply, TestServer, fixture};
+    use super::super::fixture;
     use super::*;
     use crate::domain::UserId;
+    use crate::providers::test_server::{Reply, TestServer};
     use crate::testing::FixedClock;
-    use std::time::Duration;
 
     const NOW: &str = "2026-11-25T12:00:00Z";
 
@@ -514,14 +477,9 @@ mod tests {
         LocalDate::parse(raw).unwrap()
     }
 
-    fn form(body: &[u8]) -> BTreeMap<String, String> {
-        let url = Url::parse(&format!("http://form.test/?{}", String::from_utf8_lossy(body))).unwrap();
-        url.query_pairs().into_owned().collect()
-    }
-
     /// A server that answers every request with one fixture body and status.
     async fn answering(status: u16, body: String) -> TestServer {
-        TestServer::start(move |_| Reply::json(status, body.clone())).await
+        TestServer::replying(Reply::json(status, body)).await
     }
 
     #[test]
@@ -576,7 +534,7 @@ mod tests {
         let sent = server.requests();
         assert_eq!(sent.len(), 1);
         assert_eq!((sent[0].method.as_str(), sent[0].path.as_str()), ("POST", "/token"));
-        let form = form(&sent[0].body);
+        let form = sent[0].form();
         assert_eq!(form["grant_type"], "authorization_code");
         assert_eq!(form["code"], "code-1");
         assert_eq!(form["code_verifier"], "verifier-1");
@@ -603,7 +561,7 @@ mod tests {
         assert_eq!(renewed.access_token.expose_secret(), "ya29.fixture-access-3");
         assert_eq!(renewed.refresh_token.as_ref().unwrap().expose_secret(), "1//refresh-old");
         assert_eq!(renewed.expires_at, "2026-11-25T12:59:59Z".parse().unwrap());
-        let form = form(&server.requests()[0].body);
+        let form = server.requests()[0].form();
         assert_eq!(form["grant_type"], "refresh_token");
         assert_eq!(form["refresh_token"], "1//refresh-old");
         assert_eq!(form["client_secret"], "client-secret-1");
@@ -745,7 +703,7 @@ mod tests {
     }
 
     async fn rollup_error(reply: Reply) -> ProviderError {
-        let server = TestServer::start(move |_| reply.clone()).await;
+        let server = TestServer::replying(reply).await;
         client(&server.base)
             .daily_steps(&connection(), Some(&tokens()), date("2026-11-25"), date("2026-11-25"))
             .await
@@ -829,8 +787,8 @@ mod tests {
 
         let sent = server.requests();
         assert_eq!(sent[0].path, "/revoke");
-        assert_eq!(form(&sent[0].body)["token"], "1//refresh-old");
-        assert_eq!(form(&sent[1].body)["token"], "ya29.access-old");
+        assert_eq!(sent[0].form()["token"], "1//refresh-old");
+        assert_eq!(sent[1].form()["token"], "ya29.access-old");
     }
 
     #[tokio::test]

@@ -2,8 +2,8 @@
 //! are read by hand, and the cache that fetches it lazily and again on an unknown key id.
 
 use super::client::GoogleHealthClient;
-use super::http::{HttpFailure, read_limited};
 use crate::ports::WebhookError;
+use crate::providers::http::{HttpFailure, read_limited};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jiff::{SignedDuration, Timestamp};
@@ -297,23 +297,21 @@ impl GoogleHealthClient {
     async fn fetch_keyset(&self) -> Result<Keyset, WebhookError> {
         let failed =
             |why: &str| WebhookError::Unavailable(format!("the webhook signing keys could not be fetched: {why}"));
-        let response = self
-            .http
-            .get(self.endpoints.keyset.clone())
-            .send()
-            .await
-            .map_err(|e| failed(HttpFailure::of(&e).describe()))?;
+        // Google is alive: a refused connection is one more passing failure to connect.
+        let failure = |f: HttpFailure| failed(f.refused_as_connect().describe());
+        let response =
+            self.http.get(self.endpoints.keyset.clone()).send().await.map_err(|e| failure(HttpFailure::of(&e)))?;
         if !response.status().is_success() {
             return Err(failed(&format!("HTTP {}", response.status().as_u16())));
         }
-        let body = read_limited(response, MAX_KEYSET_BYTES).await.map_err(|f| failed(f.describe()))?;
+        let body = read_limited(response, MAX_KEYSET_BYTES).await.map_err(failure)?;
         Keyset::from_json(&body).map_err(|e| failed(&e.to_string()))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_server::fixture;
+    use super::super::fixture;
     use super::*;
 
     const FIXTURE_KEY_ID: u32 = 1837264519;

@@ -2,10 +2,7 @@
 //! revocation, and webhooks signed with Google's published Tink keys.
 
 mod client;
-mod http;
 mod keyset;
-#[cfg(test)]
-mod test_server;
 mod webhook;
 mod wire;
 
@@ -63,4 +60,10 @@ impl GoogleHealthSettings {
             request_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// A Google Health fixture file from `../shared/fixtures/google_health/`.
+#[cfg(test)]
+fn fixture(name: &str) -> String {
+    super::test_server::fixture("google_health", name)
 }

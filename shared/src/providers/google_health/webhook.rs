@@ -6,6 +6,7 @@ use super::client::GoogleHealthClient;
 use super::wire::CivilDateTime;
 use crate::domain::LocalDate;
 use crate::ports::{DataNotice, WebhookError, WebhookMessage};
+use crate::providers::webhook::{header, json_items, malformed_item, merge_notice, refuse_unless_small_post, short};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jiff::Timestamp;
@@ -13,7 +14,6 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -34,12 +34,9 @@ impl GoogleHealthClient {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<WebhookMessage, WebhookError> {
-        if body.len() > self.settings.max_body_bytes {
-            return Err(WebhookError::TooLarge);
-        }
-        if !method.eq_ignore_ascii_case("POST") {
-            return Err(WebhookError::Malformed(format!("expected a POST, not {}", short(method))));
-        }
+        refuse_unless_small_post(method, body, self.settings.max_body_bytes, || {
+            format!("expected a POST, not {}", short(method))
+        })?;
         if is_handshake(body) {
             // Google checks that the secret gets 201 and its absence 401.
             let status = if self.carries_secret(headers) { 201 } else { 401 };
@@ -69,15 +66,6 @@ impl GoogleHealthClient {
         let given = Sha256::digest(given.trim().as_bytes());
         expected.ct_eq(&given).into()
     }
-}
-
-/// The first header with one of `names` (lower case), whatever the case it arrived in.
-fn header<'a>(headers: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
-    headers.iter().find(|(name, _)| names.iter().any(|n| name.eq_ignore_ascii_case(n))).map(|(_, value)| value.as_str())
-}
-
-fn short(text: &str) -> String {
-    text.chars().take(80).collect()
 }
 
 fn is_handshake(body: &[u8]) -> bool {
@@ -146,15 +134,10 @@ struct TextInterval {
 /// The notices in a verified body: one object `{"data": ...}` or an array of them. Data
 /// types other than steps are ignored; notices for one account are merged into one.
 pub(super) fn parse_notices(body: &[u8]) -> Result<Vec<DataNotice>, WebhookError> {
-    let items = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Array(items)) => items,
-        Ok(object @ Value::Object(_)) => vec![object],
-        Ok(_) => return Err(WebhookError::Malformed("expected an object or an array of objects".into())),
-        Err(_) => return Err(WebhookError::Malformed("the body is not JSON".into())),
-    };
+    let items = json_items(body, "the body is not JSON", "expected an object or an array of objects")?;
     let mut notices: Vec<DataNotice> = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        let malformed = |why: &str| WebhookError::Malformed(format!("notification {index}: {}", short(why)));
+        let malformed = |why: &str| malformed_item("notification", index, why);
         let Envelope { data } = serde_json::from_value(item).map_err(|e| malformed(&e.to_string()))?;
         if !data.data_type.eq_ignore_ascii_case("steps") {
             continue;
@@ -171,20 +154,6 @@ pub(super) fn parse_notices(body: &[u8]) -> Result<Vec<DataNotice>, WebhookError
         merge_notice(&mut notices, DataNotice { account_id: data.health_user_id, dates, deleted });
     }
     Ok(notices)
-}
-
-/// Adds `incoming` to the notice for the same account, if any; dates end sorted and unique.
-fn merge_notice(notices: &mut Vec<DataNotice>, mut incoming: DataNotice) {
-    if let Some(notice) = notices.iter_mut().find(|n| n.account_id == incoming.account_id) {
-        notice.dates.append(&mut incoming.dates);
-        notice.dates.sort();
-        notice.dates.dedup();
-        notice.deleted |= incoming.deleted;
-    } else {
-        incoming.dates.sort();
-        incoming.dates.dedup();
-        notices.push(incoming);
-    }
 }
 
 /// The first and last civil date an interval touches. The civil forms are the person's own
@@ -234,14 +203,15 @@ fn civil_date(raw: &str) -> Result<LocalDate, &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_server::{Reply, TestServer, fixture};
-    use super::super::{GoogleHealthSettings, keyset::Keyset};
+    use super::super::{GoogleHealthSettings, fixture, keyset::Keyset};
     use super::*;
     use crate::ports::StepProvider;
+    use crate::providers::test_server::{Reply, TestServer};
     use crate::testing::FixedClock;
     use p256::ecdsa::SigningKey;
     use p256::ecdsa::signature::Signer;
     use secrecy::SecretString;
+    use serde_json::Value;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -2,16 +2,20 @@
 //! daily activity summaries, with Misfit's errors mapped to `ProviderError`, a dead API
 //! included.
 
-use super::http::{HttpFailure, rate_limit_wait, read_limited};
+use super::rate_limit::rate_limit_wait;
 use super::sns::{CertCache, SnsUrls};
 use super::{MisfitSettings, TRACKING_SCOPE};
 use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
 use crate::ports::{AuthorizeRequest, ProviderError, ProviderIdentity, StepProvider, WebhookError, WebhookMessage};
+use crate::providers::day_ranges;
+use crate::providers::http::{
+    Answer, HttpFailure, Redirects, answered, build_client, error_code, http_url, send, unavailable, unreadable,
+};
 use async_trait::async_trait;
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
-use reqwest::{StatusCode, Url};
+use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
@@ -52,12 +56,7 @@ pub(super) struct Endpoints {
 impl Endpoints {
     fn from_settings(settings: &MisfitSettings) -> Result<Self, SetupError> {
         let base = settings.base_url.trim_end_matches('/');
-        let url = |path: &str| {
-            Url::parse(&format!("{base}{path}"))
-                .ok()
-                .filter(|url| matches!(url.scheme(), "http" | "https"))
-                .ok_or(SetupError::InvalidUrl { name: "base_url" })
-        };
+        let url = |path: &str| http_url(&format!("{base}{path}")).ok_or(SetupError::InvalidUrl { name: "base_url" });
         Ok(Self {
             authorize: url("/auth/dialog/authorize")?,
             token: url("/auth/tokens/exchange")?,
@@ -83,13 +82,9 @@ impl MisfitClient {
         let endpoints = Endpoints::from_settings(&settings)?;
         check_scopes(&settings.scopes)?;
         let sns_urls = SnsUrls::from_settings(&settings)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            // A redirect could lead a certificate or confirmation fetch off the allow-list,
-            // and an API that redirects its resources is read as moved away (see `api_error`).
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        // A redirect could lead a certificate or confirmation fetch off the allow-list, and an
+        // API that redirects its resources is read as moved away (see `api_error`).
+        let http = build_client(settings.connect_timeout, settings.request_timeout, Redirects::Stop)
             .map_err(|e| SetupError::HttpClient(e.to_string()))?;
         Ok(Self { settings, endpoints, http, clock, sns_urls, certs: CertCache::default() })
     }
@@ -101,11 +96,11 @@ impl MisfitClient {
 
     /// Sends a request and returns the body of a 2xx answer, or its failure mapped.
     async fn call(&self, what: &str, request: reqwest::RequestBuilder) -> Result<Vec<u8>, ProviderError> {
-        let response = request.send().await.map_err(|e| transport_error(what, HttpFailure::of(&e)))?;
-        let status = response.status();
-        let wait = rate_limit_wait(response.headers(), self.clock.now());
-        let body = read_limited(response, MAX_RESPONSE_BYTES).await.map_err(|f| transport_error(what, f))?;
-        if status.is_success() { Ok(body) } else { Err(api_error(what, status, wait, &body)) }
+        let answer = send(request, MAX_RESPONSE_BYTES).await.map_err(|f| transport_error(what, f))?;
+        if answer.status.is_success() {
+            return Ok(answer.body);
+        }
+        Err(api_error(what, &answer, rate_limit_wait(&answer.headers, self.clock.now())))
     }
 
     async fn authorized_call<T: serde::de::DeserializeOwned>(
@@ -268,16 +263,8 @@ impl StepProvider for MisfitClient {
     ) -> Result<Vec<DailyValue>, ProviderError> {
         let tokens = tokens.ok_or(ProviderError::Unauthorized)?;
         let mut days = BTreeMap::new();
-        let mut chunk_start = start;
-        while chunk_start <= end {
-            let chunk_end = chunk_start.add_days(MAX_DAYS_PER_SUMMARY - 1).min(end);
+        for (chunk_start, chunk_end) in day_ranges::chunks(start, end, MAX_DAYS_PER_SUMMARY) {
             self.summary_chunk(tokens, chunk_start, chunk_end, &mut days).await?;
-            let next = chunk_end.add_days(1);
-            // `add_days` saturates at the calendar's end.
-            if next <= chunk_end {
-                break;
-            }
-            chunk_start = next;
         }
         Ok(days.into_iter().map(|(date, steps)| DailyValue { date, steps, observed_at: None }).collect())
     }
@@ -346,51 +333,47 @@ fn summary_day(entry: &Value) -> Option<(LocalDate, i64)> {
     Some((date, steps))
 }
 
-fn unreadable(what: &str) -> ProviderError {
-    ProviderError::Unavailable(format!("the {what} sent an unreadable answer"))
-}
-
 /// A refused connection is the API switched off; any other transport failure may pass.
 fn transport_error(what: &str, failure: HttpFailure) -> ProviderError {
     match failure {
         HttpFailure::Refused => ProviderError::Retired,
-        _ => ProviderError::Unavailable(format!("the {what} {}", failure.describe())),
+        _ => unavailable(what, failure),
     }
 }
 
 /// Misfit's error body: `{"error_code", "error_message"}` or `{"code", "message"}`. Only the
 /// code is ever echoed, and only when it looks like one: messages can carry anything.
-fn error_code(body: &[u8]) -> Option<String> {
+fn body_error_code(body: &[u8]) -> Option<String> {
     let body: Value = serde_json::from_slice(body).ok()?;
     let code = body.get("error_code").or_else(|| body.get("code"))?;
-    let code = match code {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    let looks_like_code =
-        !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    looks_like_code.then_some(code)
+    match code {
+        Value::String(s) => error_code(s),
+        Value::Number(n) => error_code(&n.to_string()),
+        _ => None,
+    }
 }
 
-fn api_error(what: &str, status: StatusCode, wait: Option<std::time::Duration>, body: &[u8]) -> ProviderError {
+fn api_error(what: &str, answer: &Answer, wait: Option<std::time::Duration>) -> ProviderError {
+    let status = answer.status;
     match status.as_u16() {
         401 => ProviderError::Unauthorized,
         // A resource that is gone, or moved for good, is the API switched off: the person
         // must choose another source rather than wait.
         301 | 308 | 404 | 410 => ProviderError::Retired,
         429 => ProviderError::RateLimited { retry_after: wait },
-        400..=499 => ProviderError::BadRequest(error_code(body).unwrap_or_else(|| status.as_u16().to_string())),
-        _ => ProviderError::Unavailable(format!("the {what} answered {}", status.as_u16())),
+        400..=499 => {
+            ProviderError::BadRequest(body_error_code(&answer.body).unwrap_or_else(|| status.as_u16().to_string()))
+        }
+        _ => answered(what, status),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::DEFAULT_BASE_URL;
-    use super::super::test_server::{Recorded, Reply, TestServer, fixture};
+    use super::super::{DEFAULT_BASE_URL, fixture};
     use super::*;
     use crate::domain::UserId;
+    use crate::providers::test_server::{Reply, TestServer, pairs};
     use crate::testing::FixedClock;
     use std::time::Duration;
 
@@ -425,22 +408,13 @@ mod tests {
         LocalDate::parse(raw).unwrap()
     }
 
-    fn pairs(query: &str) -> BTreeMap<String, String> {
-        let url = Url::parse(&format!("http://query.test/?{query}")).unwrap();
-        url.query_pairs().into_owned().collect()
-    }
-
-    fn form(request: &Recorded) -> BTreeMap<String, String> {
-        pairs(&String::from_utf8_lossy(&request.body))
-    }
-
     async fn steps(client: &MisfitClient, start: &str, end: &str) -> Result<Vec<DailyValue>, ProviderError> {
         client.daily_steps(&connection(), Some(&tokens()), date(start), date(end)).await
     }
 
     /// The error one summary request ends in when the server answers `reply`.
     async fn summary_error(reply: Reply) -> ProviderError {
-        let server = TestServer::start(move |_| reply.clone()).await;
+        let server = TestServer::replying(reply).await;
         steps(&client(&server.base), "2026-11-25", "2026-11-25").await.unwrap_err()
     }
 
@@ -509,7 +483,7 @@ mod tests {
         let sent = server.requests();
         assert_eq!(sent.len(), 1);
         assert_eq!((sent[0].method.as_str(), sent[0].path.as_str()), ("POST", "/auth/tokens/exchange"));
-        let form = form(&sent[0]);
+        let form = sent[0].form();
         assert_eq!(form["grant_type"], "authorization_code");
         assert_eq!(form["code"], "code-1");
         assert_eq!(form["redirect_uri"], "https://app.example/callback");

@@ -4,10 +4,8 @@
 //! `ProviderError::Retired` rather than retried forever.
 
 mod client;
-mod http;
+mod rate_limit;
 mod sns;
-#[cfg(test)]
-mod test_server;
 mod webhook;
 
 pub use client::{MisfitClient, SetupError};
@@ -68,4 +66,10 @@ impl MisfitSettings {
             max_body_bytes: 64 * 1024,
         }
     }
+}
+
+/// A Misfit fixture file from `../shared/fixtures/misfit/`.
+#[cfg(test)]
+fn fixture(name: &str) -> String {
+    super::test_server::fixture("misfit", name)
 }

@@ -4,8 +4,8 @@
 
 use super::MisfitSettings;
 use super::client::{MisfitClient, SetupError};
-use super::http::{HttpFailure, read_limited};
 use crate::ports::WebhookError;
+use crate::providers::http::{HttpFailure, http_url, read_limited};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jiff::Timestamp;
@@ -211,7 +211,7 @@ impl SnsUrls {
                     why: "a rewrite maps https://host/ to another URL ending in /",
                 });
             }
-            if !Url::parse(to).is_ok_and(|url| matches!(url.scheme(), "http" | "https")) {
+            if http_url(to).is_none() {
                 return Err(SetupError::InvalidUrl { name: "cert_url_rewrites" });
             }
         }
@@ -377,13 +377,9 @@ impl MisfitClient {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixture;
     use super::*;
     use secrecy::SecretString;
-
-    fn fixture(name: &str) -> String {
-        let path = format!("{}/../../shared/fixtures/misfit/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
-    }
 
     fn urls(hosts: &[&str], aws: bool) -> SnsUrls {
         let mut settings = MisfitSettings::new("client", SecretString::from("secret"));

@@ -4,10 +4,11 @@
 //! changes become notices: whose data changed and around which dates.
 
 use super::client::MisfitClient;
-use super::http::{HttpFailure, read_limited};
 use super::sns::{MAX_FETCH_TIME, MessageKind, SnsMessage};
 use crate::domain::LocalDate;
 use crate::ports::{DataNotice, WebhookError, WebhookMessage};
+use crate::providers::http::{HttpFailure, read_limited};
+use crate::providers::webhook::{header, json_items, malformed_item, merge_notice, refuse_unless_small_post};
 use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
@@ -26,17 +27,12 @@ impl MisfitClient {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<WebhookMessage, WebhookError> {
-        if body.len() > self.settings.max_body_bytes {
-            return Err(WebhookError::TooLarge);
-        }
-        if !method.eq_ignore_ascii_case("POST") {
-            return Err(WebhookError::Malformed("SNS messages are POSTs".into()));
-        }
+        refuse_unless_small_post(method, body, self.settings.max_body_bytes, || "SNS messages are POSTs".into())?;
         // SNS signs fields, not bytes: the body must be read to know what to verify. No
         // freshness check on `Timestamp`: a replayed message only makes the sync re-read days
         // (or confirm a subscription again), and SNS itself retries for hours.
         let message = SnsMessage::parse(body)?;
-        if header(headers, MESSAGE_TYPE_HEADER).is_some_and(|kind| kind.trim() != message.kind.as_str()) {
+        if header(headers, &[MESSAGE_TYPE_HEADER]).is_some_and(|kind| kind.trim() != message.kind.as_str()) {
             return Err(WebhookError::Malformed("the message type header and the body disagree".into()));
         }
         let topics = &self.settings.allowed_topic_arns;
@@ -89,11 +85,6 @@ impl MisfitClient {
     }
 }
 
-/// The first header named `name` (lower case), whatever the case it arrived in.
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
-}
-
 /// One entry of a notification's `Message`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -108,15 +99,10 @@ struct Change {
 /// way). Every resource type counts, since a session or a goal can move the day's steps and
 /// re-reading a day is harmless. One notice per owner.
 fn parse_changes(message: &str) -> Result<Vec<DataNotice>, WebhookError> {
-    let items = match serde_json::from_str::<Value>(message) {
-        Ok(Value::Array(items)) => items,
-        Ok(object @ Value::Object(_)) => vec![object],
-        Ok(_) => return Err(WebhookError::Malformed("the message is not a list of changes".into())),
-        Err(_) => return Err(WebhookError::Malformed("the message is not JSON".into())),
-    };
+    let items = json_items(message.as_bytes(), "the message is not JSON", "the message is not a list of changes")?;
     let mut notices: Vec<DataNotice> = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        let malformed = |why: &str| WebhookError::Malformed(format!("change {index}: {}", short(why)));
+        let malformed = |why: &str| malformed_item("change", index, why);
         let change: Change = serde_json::from_value(item).map_err(|e| malformed(&e.to_string()))?;
         let owner = change.owner_id.trim();
         if owner.is_empty() {
@@ -127,15 +113,7 @@ fn parse_changes(message: &str) -> Result<Vec<DataNotice>, WebhookError> {
         // and after cover every zone, and the sync re-reads those dates.
         let dates: Vec<LocalDate> = updated.add_days(-1).through(updated.add_days(1)).collect();
         let deleted = change.action.as_deref().is_some_and(|a| a.eq_ignore_ascii_case("deleted"));
-        match notices.iter_mut().find(|n| n.account_id == owner) {
-            Some(notice) => {
-                notice.dates.extend(dates);
-                notice.dates.sort();
-                notice.dates.dedup();
-                notice.deleted |= deleted;
-            }
-            None => notices.push(DataNotice { account_id: owner.to_owned(), dates, deleted }),
-        }
+        merge_notice(&mut notices, DataNotice { account_id: owner.to_owned(), dates, deleted });
     }
     Ok(notices)
 }
@@ -150,16 +128,12 @@ fn updated_date(raw: &Value) -> Option<LocalDate> {
     raw.parse::<DateTime>().map(|at| at.date()).or_else(|_| raw.parse::<Date>()).ok().map(LocalDate::from_date)
 }
 
-fn short(text: &str) -> String {
-    text.chars().take(80).collect()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::MisfitSettings;
-    use super::super::test_server::{Reply, TestServer, fixture};
+    use super::super::{MisfitSettings, fixture};
     use super::*;
     use crate::ports::StepProvider;
+    use crate::providers::test_server::{Reply, TestServer};
     use crate::testing::FixedClock;
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;

@@ -1,16 +1,24 @@
-//! A tiny HTTP server for the client tests: answers from a script and records every request.
+//! A tiny HTTP server for the provider tests: answers from a script and records every request,
+//! so a test can say what was fetched and how often.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A Google Health fixture file from `../shared/fixtures/google_health/`.
-pub(super) fn fixture(name: &str) -> String {
-    let path = format!("{}/../../shared/fixtures/google_health/{name}", env!("CARGO_MANIFEST_DIR"));
+/// A fixture file from `../shared/fixtures/{provider}/`.
+pub(super) fn fixture(provider: &str, name: &str) -> String {
+    let path = format!("{}/../../shared/fixtures/{provider}/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+/// The name-value pairs of a query string or a form body.
+pub(super) fn pairs(encoded: &str) -> BTreeMap<String, String> {
+    let url = reqwest::Url::parse(&format!("http://pairs.test/?{encoded}")).expect("a query string");
+    url.query_pairs().into_owned().collect()
 }
 
 /// One request as the server saw it.
@@ -18,6 +26,7 @@ pub(super) fn fixture(name: &str) -> String {
 pub(super) struct Recorded {
     pub method: String,
     pub path: String,
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
@@ -34,6 +43,11 @@ impl Recorded {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
+
+    /// The body read as an `application/x-www-form-urlencoded` form.
+    pub fn form(&self) -> BTreeMap<String, String> {
+        pairs(&self.body_text())
+    }
 }
 
 /// What the server answers.
@@ -46,9 +60,13 @@ pub(super) struct Reply {
 }
 
 impl Reply {
+    pub fn new(status: u16, body: impl Into<String>) -> Self {
+        Self { status, headers: Vec::new(), body: body.into(), delay: None }
+    }
+
+    /// A reply that says its body is JSON.
     pub fn json(status: u16, body: impl Into<String>) -> Self {
-        let headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-        Self { status, headers, body: body.into(), delay: None }
+        Self::new(status, body).with_header("content-type", "application/json")
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
@@ -88,6 +106,16 @@ impl TestServer {
         Self { base, requests }
     }
 
+    /// A server that gives every request the same reply.
+    pub async fn replying(reply: Reply) -> Self {
+        Self::start(move |_| reply.clone()).await
+    }
+
+    /// A server that answers every request with one status and body.
+    pub async fn answering(status: u16, body: impl Into<String>) -> Self {
+        Self::replying(Reply::new(status, body)).await
+    }
+
     /// A base URL where nothing listens.
     pub async fn closed_port() -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free local port");
@@ -108,7 +136,13 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let recorded = Recorded { method: method.to_string(), path: uri.path().to_owned(), headers, body: body.to_vec() };
+    let recorded = Recorded {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
+        headers,
+        body: body.to_vec(),
+    };
     let reply = (state.script)(&recorded);
     state.requests.lock().expect("not poisoned").push(recorded);
     if let Some(delay) = reply.delay {

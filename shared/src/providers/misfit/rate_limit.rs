@@ -1,8 +1,8 @@
-//! Small HTTP helpers for Misfit: bounded body reads, the rate-limit wait, and transport
-//! failures described without the URL or anything the request carried.
+//! How long Misfit's 429 asks to wait: its own reset header first, then `Retry-After`.
 
+use crate::providers::http::retry_after;
 use jiff::Timestamp;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use std::time::Duration;
 
 /// Misfit's reset header: the epoch second at which the rate-limit window reopens.
@@ -12,67 +12,6 @@ const EPOCH_SECONDS_FLOOR: u64 = 1_000_000_000;
 /// A server asking for more than a day is not believed: the engine backs off for this long.
 const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 const MIN_WAIT: Duration = Duration::from_secs(1);
-
-/// Why a request produced no usable body. Its text never names the request's contents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum HttpFailure {
-    TimedOut,
-    /// Nothing listens there any more: for an API, a sign that it was switched off.
-    Refused,
-    /// DNS, TLS or another connect failure, possibly passing.
-    Connect,
-    TooLarge,
-    Other,
-}
-
-impl HttpFailure {
-    pub fn of(error: &reqwest::Error) -> Self {
-        if error.is_timeout() {
-            HttpFailure::TimedOut
-        } else if is_refused(error) {
-            HttpFailure::Refused
-        } else if error.is_connect() {
-            HttpFailure::Connect
-        } else {
-            HttpFailure::Other
-        }
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            HttpFailure::TimedOut => "timed out",
-            HttpFailure::Refused => "refused the connection",
-            HttpFailure::Connect => "could not connect",
-            HttpFailure::TooLarge => "answered with too large a body",
-            HttpFailure::Other => "failed",
-        }
-    }
-}
-
-/// Whether an `io::Error` of kind `ConnectionRefused` is somewhere in the error's causes.
-fn is_refused(error: &reqwest::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = cause {
-        if current.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
-        {
-            return true;
-        }
-        cause = current.source();
-    }
-    false
-}
-
-/// Reads the whole body, refusing to hold more than `limit` bytes.
-pub(super) async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, HttpFailure> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| HttpFailure::of(&e))? {
-        if body.len() + chunk.len() > limit {
-            return Err(HttpFailure::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
 
 /// How long a 429 asks to wait: until `x-ratelimit-reset` (epoch seconds), else what
 /// `Retry-After` says (seconds or an HTTP date); at least a second, at most a day.
@@ -90,16 +29,6 @@ fn reset_wait(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
     }
     let now = u64::try_from(now.as_second()).unwrap_or(0);
     Some(Duration::from_secs(reset.saturating_sub(now)))
-}
-
-fn retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
-    static HTTP_DATE: jiff::fmt::rfc2822::DateTimeParser = jiff::fmt::rfc2822::DateTimeParser::new();
-    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = raw.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = HTTP_DATE.parse_timestamp(raw).ok()?;
-    Some(Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
