@@ -5,7 +5,7 @@
 //! ../shared/fixtures/google_health/.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -26,8 +26,12 @@ use reqwest::Url;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+
+pub use super::common::IntoCivilDate;
+use super::common::{
+    Calls, Serving, account_picker, bearer_token, decision_forms, escape_html, first, found, hidden_inputs, http_url,
+    lock, page, query_pairs, random_token, status_or_zero, subscriber_client,
+};
 
 /// The scope that reads steps; `dailyRollUp` answers 403 `MISSING_OAUTH_SCOPE` without it.
 pub const ACTIVITY_SCOPE: &str = "https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly";
@@ -91,47 +95,6 @@ pub struct TokenPair {
     pub refresh_token: String,
 }
 
-/// A civil date given as `yyyy-mm-dd` or as a date type; a malformed string is a test bug and panics.
-pub trait IntoCivilDate {
-    fn into_civil_date(self) -> Date;
-}
-
-impl IntoCivilDate for Date {
-    fn into_civil_date(self) -> Date {
-        self
-    }
-}
-
-impl IntoCivilDate for &Date {
-    fn into_civil_date(self) -> Date {
-        *self
-    }
-}
-
-impl IntoCivilDate for &str {
-    fn into_civil_date(self) -> Date {
-        self.parse().unwrap_or_else(|e| panic!("{self:?} is not a yyyy-mm-dd date: {e}"))
-    }
-}
-
-impl IntoCivilDate for &&str {
-    fn into_civil_date(self) -> Date {
-        (*self).into_civil_date()
-    }
-}
-
-impl IntoCivilDate for String {
-    fn into_civil_date(self) -> Date {
-        self.as_str().into_civil_date()
-    }
-}
-
-impl IntoCivilDate for stepsync::domain::LocalDate {
-    fn into_civil_date(self) -> Date {
-        self.date()
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Shared state
 
@@ -185,23 +148,13 @@ struct Shared {
     refresh_tokens: HashMap<String, usize>,
     access_tokens: HashMap<String, AccessToken>,
     faults: HashMap<FaultTarget, VecDeque<Fault>>,
-    calls: HashMap<&'static str, u64>,
+    calls: Calls,
     /// Oldest first; the last one is the primary (signing) key.
     keys: Vec<WebhookKey>,
     publish_newest_key: bool,
 }
 
 type SharedState = Arc<Mutex<Shared>>;
-
-fn lock(state: &SharedState) -> MutexGuard<'_, Shared> {
-    // A test that panicked while holding the lock must not take every later request down with it.
-    state.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn random_token(prefix: &str) -> String {
-    let bytes: [u8; 24] = rand::rng().random();
-    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
-}
 
 fn new_signing_key() -> SigningKey {
     // p256 0.13 wants rand_core 0.6, so draw the scalar with rand 0.9 and retry the
@@ -228,16 +181,12 @@ impl Shared {
             refresh_tokens: HashMap::new(),
             access_tokens: HashMap::new(),
             faults: HashMap::new(),
-            calls: HashMap::new(),
+            calls: Calls::default(),
             keys: Vec::new(),
             publish_newest_key: true,
         };
         shared.add_key();
         shared
-    }
-
-    fn count(&mut self, kind: &'static str) {
-        *self.calls.entry(kind).or_default() += 1;
     }
 
     fn add_key(&mut self) -> u32 {
@@ -441,13 +390,7 @@ impl Shared {
     /// The grant behind a Bearer token, or the 401 Google answers for a missing, unknown,
     /// expired or revoked one.
     fn bearer_grant(&self, headers: &HeaderMap) -> Result<&Grant, Refusal> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        let grant = token
+        let grant = bearer_token(headers)
             .and_then(|t| self.access_tokens.get(t))
             .filter(|t| t.expires_at > Instant::now())
             .map(|t| &self.grants[t.grant])
@@ -461,11 +404,9 @@ impl Shared {
 
 /// A running fake Google Health; stops serving when dropped or on [`FakeGoogleHealth::stop`].
 pub struct FakeGoogleHealth {
-    base_url: String,
     state: SharedState,
     http: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl FakeGoogleHealth {
@@ -488,38 +429,17 @@ impl FakeGoogleHealth {
     }
 
     async fn serve(client_id: &str, client_secret: &str, port: u16) -> Result<Self, FakeError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(FakeError::Client)?;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        let http = subscriber_client(Duration::from_secs(10)).build().map_err(FakeError::Client)?;
+        let state: SharedState = Arc::new(Mutex::new(Shared::new(client_id.to_owned(), client_secret.to_owned())));
+        let serving = Serving::start("fake Google Health", port, router(state.clone()))
             .await
             .map_err(|source| FakeError::Bind { port, source })?;
-        let addr = listener.local_addr().map_err(|source| FakeError::Bind { port, source })?;
-        let state: SharedState = Arc::new(Mutex::new(Shared::new(client_id.to_owned(), client_secret.to_owned())));
-        let (tx, rx) = oneshot::channel::<()>();
-        let app = router(state.clone());
-        let server = tokio::spawn(async move {
-            let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            });
-            if let Err(e) = serving.await {
-                tracing::warn!(error = %e, "fake Google Health stopped serving");
-            }
-        });
-        Ok(Self { base_url: format!("http://{addr}"), state, http, shutdown: Some(tx), server: Some(server) })
+        Ok(Self { state, http, serving })
     }
 
     /// Stops serving and waits for open requests to finish.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
-        }
+    pub async fn stop(self) {
+        self.serving.stop().await;
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
@@ -529,28 +449,28 @@ impl FakeGoogleHealth {
     // --- URLs ---
 
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.serving.base_url()
     }
 
     pub fn auth_url(&self) -> String {
-        format!("{}{AUTH_PATH}", self.base_url)
+        format!("{}{AUTH_PATH}", self.base_url())
     }
 
     pub fn token_url(&self) -> String {
-        format!("{}{TOKEN_PATH}", self.base_url)
+        format!("{}{TOKEN_PATH}", self.base_url())
     }
 
     pub fn revoke_url(&self) -> String {
-        format!("{}{REVOKE_PATH}", self.base_url)
+        format!("{}{REVOKE_PATH}", self.base_url())
     }
 
     /// The Health API base: the API itself lives under `/v4/...`.
     pub fn api_base(&self) -> &str {
-        &self.base_url
+        self.serving.base_url()
     }
 
     pub fn keyset_url(&self) -> String {
-        format!("{}{KEYSET_PATH}", self.base_url)
+        format!("{}{KEYSET_PATH}", self.base_url())
     }
 
     // --- configuration ---
@@ -638,10 +558,7 @@ impl FakeGoogleHealth {
     }
 
     fn parse_authorize_url(&self, authorize_url: &str) -> AuthorizeRequest {
-        let url = Url::parse(authorize_url).unwrap_or_else(|e| panic!("{authorize_url:?} is not a URL: {e}"));
-        let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        let client_id = self.client_id();
-        AuthorizeRequest::parse(&params, &client_id)
+        AuthorizeRequest::parse(&query_pairs(authorize_url), &self.client_id())
             .unwrap_or_else(|e| panic!("the consent page would refuse {authorize_url}: {e}"))
     }
 
@@ -689,11 +606,11 @@ impl FakeGoogleHealth {
     /// Requests received of `kind`, faulted ones included: "authorize", "consent", "token_code",
     /// "token_refresh", "token_other", "revoke", "identity", "rollup", "keyset".
     pub fn calls(&self, kind: &str) -> u64 {
-        self.lock().calls.get(kind).copied().unwrap_or(0)
+        self.lock().calls.get(kind)
     }
 
     pub fn reset_calls(&self) {
-        self.lock().calls.clear();
+        self.lock().calls.reset();
     }
 
     // --- webhook keys ---
@@ -749,13 +666,7 @@ impl FakeGoogleHealth {
         if let Some(value) = authorization {
             request = request.header(header::AUTHORIZATION, value);
         }
-        match request.send().await {
-            Ok(response) => response.status().as_u16(),
-            Err(e) => {
-                tracing::warn!(url, error = %e, "verification POST got no answer");
-                0
-            }
-        }
+        status_or_zero(request, url, "verification POST").await
     }
 
     /// Google's handshake: (status with the secret, status without it); a subscriber passes
@@ -821,14 +732,6 @@ impl FakeGoogleHealth {
             backoff = backoff.saturating_mul(2);
         }
         Delivery { attempts: statuses.len() as u32, statuses, body, signature }
-    }
-}
-
-impl Drop for FakeGoogleHealth {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }
 
@@ -1179,10 +1082,6 @@ impl std::fmt::Display for ConsentError {
     }
 }
 
-fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
 impl AuthorizeRequest {
     fn parse(params: &[(String, String)], accepted_client_id: &str) -> Result<Self, ConsentError> {
         let client_id = first(params, "client_id").unwrap_or_default();
@@ -1193,9 +1092,7 @@ impl AuthorizeRequest {
             return Err(ConsentError::new("invalid_client", "The OAuth client was not found."));
         }
         let redirect_uri_raw = first(params, "redirect_uri").unwrap_or_default();
-        let redirect_uri = Url::parse(redirect_uri_raw)
-            .ok()
-            .filter(|u| u.scheme() == "http" || u.scheme() == "https")
+        let redirect_uri = http_url(redirect_uri_raw)
             .ok_or_else(|| ConsentError::new("invalid_request", "redirect_uri is missing or not an http(s) URL."))?;
         match first(params, "response_type") {
             Some("code") => {}
@@ -1259,11 +1156,7 @@ impl AuthorizeRequest {
                 fields.push((name, value));
             }
         }
-        fields
-            .iter()
-            .map(|(name, value)| format!(r#"<input type="hidden" name="{name}" value="{}">"#, escape_html(value)))
-            .collect::<Vec<_>>()
-            .join("\n")
+        hidden_inputs(fields)
     }
 
     /// This same request signed in as `health_user_id`: the person picker's links.
@@ -1290,28 +1183,6 @@ impl AuthorizeRequest {
     }
 }
 
-fn escape_html(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body>\n{body}\n</body></html>\n",
-        escape_html(title)
-    )
-}
-
 fn error_page(error: &ConsentError) -> Response {
     let body = format!(
         "<h1>Error 400: {}</h1>\n<p id=\"error\">{}</p>\n<p id=\"error-description\">{}</p>",
@@ -1323,23 +1194,8 @@ fn error_page(error: &ConsentError) -> Response {
 }
 
 fn picker_page(request: &AuthorizeRequest, people: &BTreeMap<String, Person>) -> String {
-    let items: Vec<String> = people
-        .keys()
-        .enumerate()
-        .map(|(i, id)| {
-            format!(
-                r#"<li><a id="account-{i}" data-health-user-id="{id}" href="{href}">{id}</a></li>"#,
-                id = escape_html(id),
-                href = escape_html(&request.href_as(id)),
-            )
-        })
-        .collect();
-    let list = if items.is_empty() {
-        "<p id=\"no-accounts\">No accounts: call add_person on the fake first.</p>".to_owned()
-    } else {
-        format!("<ul id=\"accounts\">\n{}\n</ul>", items.join("\n"))
-    };
-    page("Choose an account (fake Google)", &format!("<h1>Choose an account</h1>\n{list}"))
+    let accounts = people.keys().map(|id| (id.as_str(), request.href_as(id)));
+    account_picker("Choose an account (fake Google)", "Choose an account", "data-health-user-id", accounts)
 }
 
 fn consent_page(request: &AuthorizeRequest, health_user_id: &str) -> String {
@@ -1355,24 +1211,15 @@ fn consent_page(request: &AuthorizeRequest, health_user_id: &str) -> String {
             )
         })
         .collect();
+    let approve = format!("{hidden}\n<fieldset id=\"scopes\">\n{}\n</fieldset>", checkboxes.join("\n"));
     let body = format!(
         r#"<h1>Sign in with Google (fake)</h1>
 <p id="account">Signed in as <b>{user}</b></p>
 <p><b>{client}</b> wants access to your Google Account:</p>
-<form id="approve-form" method="post" action="{CONSENT_PATH}">
-{hidden}
-<fieldset id="scopes">
-{checkboxes}
-</fieldset>
-<button type="submit" id="approve" name="decision" value="approve">Allow</button>
-</form>
-<form id="deny-form" method="post" action="{CONSENT_PATH}">
-{hidden}
-<button type="submit" id="deny" name="decision" value="deny">Cancel</button>
-</form>"#,
+{forms}"#,
         user = escape_html(health_user_id),
         client = escape_html(&request.client_id),
-        checkboxes = checkboxes.join("\n"),
+        forms = decision_forms(CONSENT_PATH, &approve, &hidden, "Cancel"),
     );
     page("Sign in - Google Accounts (fake)", &body)
 }
@@ -1398,7 +1245,7 @@ async fn authorize_page(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
     let mut shared = lock(&state);
-    shared.count("authorize");
+    shared.calls.count("authorize");
     let Ok(Query(params)) = query else {
         return error_page(&ConsentError::new("invalid_request", "The query string is malformed."));
     };
@@ -1420,7 +1267,7 @@ async fn consent(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let mut shared = lock(&state);
-    shared.count("consent");
+    shared.calls.count("consent");
     let Ok(Form(fields)) = form else {
         return error_page(&ConsentError::new("invalid_request", "The consent form is malformed."));
     };
@@ -1440,15 +1287,10 @@ async fn consent(
         _ => return error_page(&ConsentError::new("invalid_request", "decision must be approve or deny.")),
     };
     match shared.decide(&request, decision) {
-        Ok(location) => found(&location),
+        Ok(location) => found(&location).unwrap_or_else(|| {
+            error_page(&ConsentError::new("invalid_request", "The redirect URL is not a valid header value."))
+        }),
         Err(e) => error_page(&e),
-    }
-}
-
-fn found(location: &str) -> Response {
-    match HeaderValue::from_str(location) {
-        Ok(value) => (StatusCode::FOUND, [(header::LOCATION, value)]).into_response(),
-        Err(_) => error_page(&ConsentError::new("invalid_request", "The redirect URL is not a valid header value.")),
     }
 }
 
@@ -1464,7 +1306,7 @@ async fn token(
         Some("refresh_token") => "token_refresh",
         _ => "token_other",
     };
-    lock(&state).count(kind);
+    lock(&state).calls.count(kind);
     if let Some(response) = take_fault(&state, FaultTarget::Token).await {
         return response;
     }
@@ -1484,7 +1326,7 @@ async fn revoke(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let mut shared = lock(&state);
-    shared.count("revoke");
+    shared.calls.count("revoke");
     // Google takes `token` in the form body or in the query string.
     let form = form.map(|Form(f)| f).unwrap_or_default();
     let query = query.map(|Query(q)| q).unwrap_or_default();
@@ -1500,7 +1342,7 @@ async fn revoke(
 }
 
 async fn keyset(State(state): State<SharedState>) -> Response {
-    lock(&state).count("keyset");
+    lock(&state).calls.count("keyset");
     if let Some(response) = take_fault(&state, FaultTarget::Keyset).await {
         return response;
     }
@@ -1508,7 +1350,7 @@ async fn keyset(State(state): State<SharedState>) -> Response {
 }
 
 async fn identity(State(state): State<SharedState>, headers: HeaderMap) -> Response {
-    lock(&state).count("identity");
+    lock(&state).calls.count("identity");
     if let Some(response) = take_fault(&state, FaultTarget::Api).await {
         return response;
     }
@@ -1532,7 +1374,7 @@ async fn daily_roll_up(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     body: Bytes,
 ) -> Response {
-    lock(&state).count("rollup");
+    lock(&state).calls.count("rollup");
     if let Some(response) = take_fault(&state, FaultTarget::Api).await {
         return response;
     }
@@ -1835,29 +1677,19 @@ fn unauthenticated() -> Refusal {
 
 #[cfg(test)]
 mod tests {
+    use super::super::common::test_support::{self, http, query_param, receiver, sorted_keys};
     use super::*;
     use p256::ecdsa::signature::Verifier;
 
     const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
     const PERSON: &str = "114477889900112233445";
 
-    fn http() -> reqwest::Client {
-        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-    }
-
     fn fixture(name: &str) -> Vec<u8> {
-        let path = crate::workspace_root().join("../shared/fixtures/google_health").join(name);
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        test_support::fixture("google_health", name)
     }
 
     fn fixture_json(name: &str) -> Value {
         serde_json::from_slice(&fixture(name)).unwrap()
-    }
-
-    fn sorted_keys(value: &Value) -> Vec<String> {
-        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
-        keys.sort();
-        keys
     }
 
     /// (verifier, S256 challenge)
@@ -1885,10 +1717,6 @@ mod tests {
         )
         .unwrap()
         .to_string()
-    }
-
-    fn query_param(location: &str, name: &str) -> Option<String> {
-        Url::parse(location).unwrap().query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
     }
 
     async fn post_token(fake: &FakeGoogleHealth, form: &[(&str, &str)]) -> (u16, Value) {
@@ -1994,59 +1822,6 @@ mod tests {
 
     fn error_reason(body: &Value) -> Option<&str> {
         body["error"]["details"][0]["reason"].as_str()
-    }
-
-    // --- a webhook receiver for the sender tests ---
-
-    #[derive(Clone, Debug)]
-    struct Captured {
-        headers: HeaderMap,
-        body: Vec<u8>,
-    }
-
-    type Respond = Arc<dyn Fn(usize, &HeaderMap) -> u16 + Send + Sync>;
-
-    struct Receiver {
-        url: String,
-        captured: Arc<Mutex<Vec<Captured>>>,
-        _shutdown: oneshot::Sender<()>,
-    }
-
-    impl Receiver {
-        fn requests(&self) -> Vec<Captured> {
-            self.captured.lock().unwrap().clone()
-        }
-    }
-
-    async fn receiver(respond: impl Fn(usize, &HeaderMap) -> u16 + Send + Sync + 'static) -> Receiver {
-        let captured: Arc<Mutex<Vec<Captured>>> = Arc::default();
-        let respond: Respond = Arc::new(respond);
-        let sink = captured.clone();
-        let app = Router::new().route(
-            "/webhook",
-            post(move |headers: HeaderMap, body: Bytes| {
-                let (sink, respond) = (sink.clone(), respond.clone());
-                async move {
-                    let index = {
-                        let mut sink = sink.lock().unwrap();
-                        sink.push(Captured { headers: headers.clone(), body: body.to_vec() });
-                        sink.len() - 1
-                    };
-                    StatusCode::from_u16(respond(index, &headers)).unwrap()
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-        let url = format!("http://{}/webhook", listener.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Receiver { url, captured, _shutdown: tx }
     }
 
     // --- an independent reading of Tink keysets and signatures, as a subscriber would ---

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -20,7 +20,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use rand::Rng;
@@ -32,8 +32,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::Sha256;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::der::EncodePem;
 use x509_cert::der::pem::LineEnding;
@@ -42,7 +40,10 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::time::Validity;
 
-use super::google_health::IntoCivilDate;
+use super::common::{
+    Calls, IntoCivilDate, Serving, account_picker, bearer_token, decision_forms, escape_html, first, found,
+    hidden_inputs, http_url, lock, page, query_pairs, random_token, status_or_zero, subscriber_client,
+};
 
 pub const DEFAULT_CLIENT_ID: &str = "fake-misfit-client";
 pub const DEFAULT_CLIENT_SECRET: &str = "fake-misfit-secret";
@@ -106,83 +107,6 @@ pub enum Dead {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Helpers both fakes share
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A test that panicked while holding the lock must not take every later request down with it.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn random_token(prefix: &str) -> String {
-    let bytes: [u8; 24] = rand::rng().random();
-    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
-fn random_hex(len_bytes: usize) -> String {
-    let mut rng = rand::rng();
-    (0..len_bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
-}
-
-/// A random (version 4) UUID, as SNS message ids are.
-fn random_uuid() -> String {
-    let mut bytes: [u8; 16] = rand::rng().random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
-}
-
-fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
-fn escape_html(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// A running axum server: the signal that stops it and its task.
-struct Serving {
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl Serving {
-    async fn bind(port: u16, app: Router, name: &'static str) -> Result<(Self, u16), FakeError> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .map_err(|source| FakeError::Bind { port, source })?;
-        let bound = listener.local_addr().map_err(|source| FakeError::Bind { port, source })?.port();
-        let (shutdown, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            });
-            if let Err(e) = serving.await {
-                tracing::warn!(error = %e, "{name} stopped serving");
-            }
-        });
-        Ok((Self { shutdown, task }, bound))
-    }
-
-    /// Stops accepting, closes idle connections and waits for open requests to finish.
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        let _ = self.task.await;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Misfit: shared state
 
 struct Person {
@@ -209,7 +133,7 @@ struct Shared {
     tokens: HashMap<String, String>,
     faults: VecDeque<Fault>,
     dead: Option<Dead>,
-    calls: HashMap<&'static str, u64>,
+    calls: Calls,
 }
 
 type SharedState = Arc<Mutex<Shared>>;
@@ -225,12 +149,8 @@ impl Shared {
             tokens: HashMap::new(),
             faults: VecDeque::new(),
             dead: None,
-            calls: HashMap::new(),
+            calls: Calls::default(),
         }
-    }
-
-    fn count(&mut self, kind: &'static str) {
-        *self.calls.entry(kind).or_default() += 1;
     }
 
     fn person_mut(&mut self, user_id: &str) -> &mut Person {
@@ -322,13 +242,7 @@ impl Shared {
 
     /// The user behind the Bearer token, when `path_user` (`me` or an id) is theirs.
     fn bearer_user(&self, headers: &HeaderMap, path_user: &str) -> Result<String, Refusal> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        let user_id = token
+        let user_id = bearer_token(headers)
             .and_then(|t| self.tokens.get(t))
             .ok_or(Refusal { status: StatusCode::UNAUTHORIZED, message: INVALID_TOKEN.to_owned() })?;
         if path_user != "me" && path_user != user_id {
@@ -346,10 +260,9 @@ impl Shared {
 
 /// A running fake Misfit cloud; stops serving when dropped or on [`FakeMisfit::stop`].
 pub struct FakeMisfit {
-    base_url: String,
-    port: u16,
     state: SharedState,
-    serving: Mutex<Option<Serving>>,
+    /// Closed while the cloud is `Dead::Refused`.
+    serving: Serving,
 }
 
 impl FakeMisfit {
@@ -373,16 +286,15 @@ impl FakeMisfit {
 
     async fn serve(client_id: &str, client_secret: &str, port: u16) -> Result<Self, FakeError> {
         let state: SharedState = Arc::new(Mutex::new(Shared::new(client_id, client_secret)));
-        let (serving, port) = Serving::bind(port, router(state.clone()), "fake Misfit").await?;
-        Ok(Self { base_url: format!("http://127.0.0.1:{port}"), port, state, serving: Mutex::new(Some(serving)) })
+        let serving = Serving::start("fake Misfit", port, router(state.clone()))
+            .await
+            .map_err(|source| FakeError::Bind { port, source })?;
+        Ok(Self { state, serving })
     }
 
     /// Stops serving and waits for open requests to finish.
     pub async fn stop(self) {
-        let serving = lock(&self.serving).take();
-        if let Some(serving) = serving {
-            serving.stop().await;
-        }
+        self.serving.stop().await;
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
@@ -391,15 +303,15 @@ impl FakeMisfit {
 
     /// `http://127.0.0.1:PORT`, standing for `https://api.misfitwearables.com`: every path is as Misfit's.
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.serving.base_url()
     }
 
     pub fn authorize_url(&self) -> String {
-        format!("{}{AUTHORIZE_PATH}", self.base_url)
+        format!("{}{AUTHORIZE_PATH}", self.base_url())
     }
 
     pub fn token_url(&self) -> String {
-        format!("{}{TOKEN_PATH}", self.base_url)
+        format!("{}{TOKEN_PATH}", self.base_url())
     }
 
     // --- configuration ---
@@ -466,9 +378,7 @@ impl FakeMisfit {
     }
 
     fn parse_authorize_url(&self, authorize_url: &str) -> AuthorizeRequest {
-        let url = Url::parse(authorize_url).unwrap_or_else(|e| panic!("{authorize_url:?} is not a URL: {e}"));
-        let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        AuthorizeRequest::parse(&params, &self.client_id())
+        AuthorizeRequest::parse(&query_pairs(authorize_url), &self.client_id())
             .unwrap_or_else(|e| panic!("the consent page would refuse {authorize_url}: {}", e.0))
     }
 
@@ -508,19 +418,13 @@ impl FakeMisfit {
     pub async fn set_dead(&self, mode: Option<Dead>) {
         self.lock().dead = mode;
         if mode == Some(Dead::Refused) {
-            let serving = lock(&self.serving).take();
-            if let Some(serving) = serving {
-                serving.stop().await;
-            }
+            self.serving.close().await;
             return;
         }
-        if lock(&self.serving).is_some() {
-            return;
+        let port = self.serving.port();
+        if let Err(source) = self.serving.listen_again().await {
+            panic!("fake Misfit listening again: {}", FakeError::Bind { port, source });
         }
-        let (serving, _) = Serving::bind(self.port, router(self.state.clone()), "fake Misfit")
-            .await
-            .unwrap_or_else(|e| panic!("fake Misfit listening again: {e}"));
-        *lock(&self.serving) = Some(serving);
     }
 
     pub fn dead(&self) -> Option<Dead> {
@@ -531,19 +435,11 @@ impl FakeMisfit {
     /// "consent", "token", "profile", "summary", "other" (anything else). Refused connections
     /// never arrive, so they are not counted.
     pub fn calls(&self, kind: &str) -> u64 {
-        self.lock().calls.get(kind).copied().unwrap_or(0)
+        self.lock().calls.get(kind)
     }
 
     pub fn reset_calls(&self) {
-        self.lock().calls.clear();
-    }
-}
-
-impl Drop for FakeMisfit {
-    fn drop(&mut self) {
-        if let Some(serving) = lock(&self.serving).take() {
-            let _ = serving.shutdown.send(());
-        }
+        self.lock().calls.reset();
     }
 }
 
@@ -583,9 +479,7 @@ impl AuthorizeRequest {
             Some(other) => return Err(ConsentError(format!("Unsupported response_type {other:?}."))),
         }
         let redirect_uri_raw = first(params, "redirect_uri").unwrap_or_default();
-        let redirect_uri = Url::parse(redirect_uri_raw)
-            .ok()
-            .filter(|u| u.scheme() == "http" || u.scheme() == "https")
+        let redirect_uri = http_url(redirect_uri_raw)
             .ok_or_else(|| ConsentError("redirect_uri is missing or not an http(s) URL.".to_owned()))?;
         Ok(Self {
             client_id: client_id.to_owned(),
@@ -616,11 +510,7 @@ impl AuthorizeRequest {
         if let Some(user_id) = user_id {
             params.push(("login_hint", user_id));
         }
-        params
-            .iter()
-            .map(|(name, value)| format!(r#"<input type="hidden" name="{name}" value="{}">"#, escape_html(value)))
-            .collect::<Vec<_>>()
-            .join("\n")
+        hidden_inputs(params)
     }
 
     /// This same request signed in as `user_id`: the person picker's links.
@@ -635,56 +525,28 @@ impl AuthorizeRequest {
     }
 }
 
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body>\n{body}\n</body></html>\n",
-        escape_html(title)
-    )
-}
-
 fn error_page(error: &ConsentError) -> Response {
     let body = format!("<h1>Authorization error</h1>\n<p id=\"error\">{}</p>", escape_html(&error.0));
     (StatusCode::BAD_REQUEST, Html(page("Error (fake Misfit)", &body))).into_response()
 }
 
 fn picker_page(request: &AuthorizeRequest, people: &BTreeMap<String, Person>) -> String {
-    let items: Vec<String> = people
-        .keys()
-        .enumerate()
-        .map(|(i, id)| {
-            format!(
-                r#"<li><a id="account-{i}" data-user-id="{id}" href="{href}">{id}</a></li>"#,
-                id = escape_html(id),
-                href = escape_html(&request.href_as(id)),
-            )
-        })
-        .collect();
-    let list = if items.is_empty() {
-        "<p id=\"no-accounts\">No accounts: call add_person on the fake first.</p>".to_owned()
-    } else {
-        format!("<ul id=\"accounts\">\n{}\n</ul>", items.join("\n"))
-    };
-    page("Log in (fake Misfit)", &format!("<h1>Log in to Misfit</h1>\n{list}"))
+    let accounts = people.keys().map(|id| (id.as_str(), request.href_as(id)));
+    account_picker("Log in (fake Misfit)", "Log in to Misfit", "data-user-id", accounts)
 }
 
 fn consent_page(request: &AuthorizeRequest, user_id: &str) -> String {
-    let hidden = request.hidden_fields(Some(user_id));
-    let deny_hidden = request.hidden_fields(None);
+    let approve = request.hidden_fields(Some(user_id));
+    let deny = request.hidden_fields(None);
     let body = format!(
         r#"<h1>Misfit (fake)</h1>
 <p id="account">Logged in as <b>{user}</b></p>
 <p><b>{client}</b> would like to access: <span id="scope">{scope}</span></p>
-<form id="approve-form" method="post" action="{CONSENT_PATH}">
-{hidden}
-<button type="submit" id="approve" name="decision" value="approve">Allow</button>
-</form>
-<form id="deny-form" method="post" action="{CONSENT_PATH}">
-{deny_hidden}
-<button type="submit" id="deny" name="decision" value="deny">Deny</button>
-</form>"#,
+{forms}"#,
         user = escape_html(user_id),
         client = escape_html(&request.client_id),
         scope = escape_html(&request.scope),
+        forms = decision_forms(CONSENT_PATH, &approve, &deny, "Deny"),
     );
     page("Authorize (fake Misfit)", &body)
 }
@@ -719,7 +581,7 @@ fn kind_of(path: &str) -> &'static str {
 async fn gatekeeper(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let dead = {
         let mut shared = lock(&state);
-        shared.count(kind_of(request.uri().path()));
+        shared.calls.count(kind_of(request.uri().path()));
         shared.dead
     };
     match dead {
@@ -800,10 +662,8 @@ async fn consent(
         _ => return error_page(&ConsentError("decision must be approve or deny.".to_owned())),
     };
     match shared.decide(&request, decision) {
-        Ok(location) => match HeaderValue::from_str(&location) {
-            Ok(value) => (StatusCode::FOUND, [(header::LOCATION, value)]).into_response(),
-            Err(_) => error_page(&ConsentError("The redirect URL is not a valid header value.".to_owned())),
-        },
+        Ok(location) => found(&location)
+            .unwrap_or_else(|| error_page(&ConsentError("The redirect URL is not a valid header value.".to_owned()))),
         Err(e) => error_page(&e),
     }
 }
@@ -1036,6 +896,21 @@ pub fn canonical_string(message: &Value) -> Option<String> {
     Some(canonical)
 }
 
+/// `len_bytes` random bytes in hex, as SNS subscription tokens are.
+fn random_hex(len_bytes: usize) -> String {
+    let mut rng = rand::rng();
+    (0..len_bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+}
+
+/// A random (version 4) UUID, as SNS message ids are.
+fn random_uuid() -> String {
+    let mut bytes: [u8; 16] = rand::rng().random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
 /// SNS's `Timestamp`: UTC with milliseconds, `2026-11-23T18:20:12.000Z`.
 fn sns_timestamp(at: Timestamp) -> String {
     at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -1119,7 +994,7 @@ struct SnsShared {
     /// Subscription tokens handed out → their topic.
     issued: HashMap<String, String>,
     confirmed: Vec<String>,
-    calls: HashMap<&'static str, u64>,
+    calls: Calls,
 }
 
 type SnsState = Arc<Mutex<SnsShared>>;
@@ -1127,7 +1002,6 @@ type SnsState = Arc<Mutex<SnsShared>>;
 /// A running fake SNS with its own RSA key and self-signed certificate; stops serving when
 /// dropped or on [`FakeSns::stop`].
 pub struct FakeSns {
-    base_url: String,
     /// The base the messages advertise (`SigningCertURL`, `SubscribeURL`); `base_url` unless
     /// set with `advertise_as`, so a verifier that insists on https hosts can be tested.
     public_base: Option<String>,
@@ -1135,7 +1009,7 @@ pub struct FakeSns {
     signing_key: SigningKey<Sha1>,
     state: SnsState,
     http: reqwest::Client,
-    serving: Option<Serving>,
+    serving: Serving,
 }
 
 impl FakeSns {
@@ -1152,11 +1026,8 @@ impl FakeSns {
         // RSA key generation takes a while: keep it off the runtime's threads.
         let key = tokio::task::spawn_blocking(new_rsa_key).await.map_err(|e| FakeError::Key(e.to_string()))??;
         let cert_pem = self_signed_pem(&key)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            // SNS gives up on a subscriber that takes longer (PROVIDERS.md: answer within 15 s).
-            .timeout(Duration::from_secs(15))
-            .redirect(reqwest::redirect::Policy::none())
+        // SNS gives up on a subscriber that takes longer (PROVIDERS.md: answer within 15 s).
+        let http = subscriber_client(Duration::from_secs(15))
             .user_agent("Amazon Simple Notification Service Agent")
             .build()
             .map_err(FakeError::Client)?;
@@ -1164,26 +1035,24 @@ impl FakeSns {
             cert_pem,
             issued: HashMap::new(),
             confirmed: Vec::new(),
-            calls: HashMap::new(),
+            calls: Calls::default(),
         }));
-        let (serving, port) = Serving::bind(port, sns_router(state.clone()), "fake SNS").await?;
-        let host = format!("127.0.0.1:{port}");
+        let serving = Serving::start("fake SNS", port, sns_router(state.clone()))
+            .await
+            .map_err(|source| FakeError::Bind { port, source })?;
         Ok(Self {
-            base_url: format!("http://{host}"),
             public_base: None,
-            host,
+            host: format!("127.0.0.1:{}", serving.port()),
             signing_key: SigningKey::new(key),
             state,
             http,
-            serving: Some(serving),
+            serving,
         })
     }
 
     /// Stops serving and waits for open requests to finish.
-    pub async fn stop(mut self) {
-        if let Some(serving) = self.serving.take() {
-            serving.stop().await;
-        }
+    pub async fn stop(self) {
+        self.serving.stop().await;
     }
 
     fn lock(&self) -> MutexGuard<'_, SnsShared> {
@@ -1191,7 +1060,7 @@ impl FakeSns {
     }
 
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.serving.base_url()
     }
 
     /// `127.0.0.1:PORT`: the host a subscriber must allow for `SigningCertURL` and `SubscribeURL`.
@@ -1211,7 +1080,7 @@ impl FakeSns {
     }
 
     fn advertised_base(&self) -> &str {
-        self.public_base.as_deref().unwrap_or(&self.base_url)
+        self.public_base.as_deref().unwrap_or(self.serving.base_url())
     }
 
     /// The certificate as served (PEM).
@@ -1226,7 +1095,7 @@ impl FakeSns {
 
     /// Requests received of `kind`: "cert", "confirm" (valid or not), "other".
     pub fn calls(&self, kind: &str) -> u64 {
-        self.lock().calls.get(kind).copied().unwrap_or(0)
+        self.lock().calls.get(kind)
     }
 
     /// Base64 of this fake's RSA PKCS#1 v1.5 SHA-1 signature of `canonical` (see [`canonical_string`]).
@@ -1317,21 +1186,7 @@ impl FakeSns {
                 }
             }
         }
-        match request.body(body.to_owned()).send().await {
-            Ok(response) => response.status().as_u16(),
-            Err(e) => {
-                tracing::warn!(url, error = %e, "SNS delivery got no answer");
-                0
-            }
-        }
-    }
-}
-
-impl Drop for FakeSns {
-    fn drop(&mut self) {
-        if let Some(serving) = self.serving.take() {
-            let _ = serving.shutdown.send(());
-        }
+        status_or_zero(request.body(body.to_owned()), url, "SNS delivery").await
     }
 }
 
@@ -1350,7 +1205,7 @@ fn sns_router(state: SnsState) -> Router {
 }
 
 fn count_sns(state: &SnsState, kind: &'static str) {
-    *lock(state).calls.entry(kind).or_default() += 1;
+    lock(state).calls.count(kind);
 }
 
 async fn serve_cert(State(state): State<SnsState>) -> Response {
@@ -1395,8 +1250,8 @@ fn sns_error(code: &str, message: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use super::super::common::test_support::{self, Captured, http, query_param, receiver, sorted_keys};
     use super::*;
-    use axum::body::Bytes;
     use rsa::RsaPublicKey;
     use rsa::pkcs1v15::{Signature, VerifyingKey};
     use rsa::pkcs8::DecodePublicKey;
@@ -1408,23 +1263,12 @@ mod tests {
     const PERSON: &str = "51a4189acf12e53f80000001";
     const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:misfit-fake";
 
-    fn http() -> reqwest::Client {
-        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-    }
-
     fn fixture(name: &str) -> String {
-        let path = crate::workspace_root().join("../shared/fixtures/misfit").join(name);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        String::from_utf8(test_support::fixture("misfit", name)).unwrap()
     }
 
     fn fixture_json(name: &str) -> Value {
         serde_json::from_str(&fixture(name)).unwrap()
-    }
-
-    fn sorted_keys(value: &Value) -> Vec<String> {
-        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
-        keys.sort();
-        keys
     }
 
     /// The keys of a JSON object text in the order they are written.
@@ -1463,10 +1307,6 @@ mod tests {
 
     fn query_of(url: &str) -> String {
         Url::parse(url).unwrap().query().unwrap().to_owned()
-    }
-
-    fn query_param(location: &str, name: &str) -> Option<String> {
-        Url::parse(location).unwrap().query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
     }
 
     async fn exchange_with(fake: &FakeMisfit, code: &str, redirect_uri: &str, secret: &str) -> (u16, Value) {
@@ -2009,24 +1849,13 @@ mod tests {
     #[tokio::test]
     async fn deliver_posts_the_body_as_sns_does_and_returns_the_status() {
         let sns = FakeSns::start().await;
-        let captured: Arc<Mutex<Vec<(HeaderMap, Bytes)>>> = Arc::default();
-        let sink = captured.clone();
-        let app = Router::new().route(
-            "/misfit/sns",
-            post(move |headers: HeaderMap, body: Bytes| async move {
-                sink.lock().unwrap().push((headers, body));
-                StatusCode::OK
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-        let url = format!("http://{}/misfit/sns", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let subscriber = receiver(|_, _| 200).await;
         let body = sns.notification(TOPIC, &[fixture_event()]);
 
-        let status = sns.deliver(&url, &body).await;
+        let status = sns.deliver(&subscriber.url, &body).await;
 
         assert_eq!(status, 200);
-        let (headers, received) = captured.lock().unwrap().pop().unwrap();
+        let Captured { headers, body: received } = subscriber.requests().pop().unwrap();
         assert_eq!(received, body.as_bytes());
         assert_eq!(headers[MESSAGE_TYPE_HEADER], "Notification");
         assert_eq!(headers[header::CONTENT_TYPE], SNS_CONTENT_TYPE);
