@@ -16,9 +16,11 @@ dev:
 
 ## Set up and run every test: unit tests, and the integration suite on dynoxide and moto.
 test: venv
+	./scripts/check-template.sh
+	./scripts/check-deps.sh
 	cargo test --workspace --no-fail-fast
 
-## The project-local virtualenv with moto (pinned in requirements-dev.txt).
+## The project-local virtualenv: moto, cfn-lint and SAM CLI (pinned in requirements-dev.txt).
 venv:
 	./scripts/setup-venv.sh
 

@@ -19,7 +19,7 @@ const SHARD_PAGE: usize = 100;
 pub enum WorkerError {
     #[error("the event is not one this worker handles: {0}")]
     BadEvent(String),
-    /// Returned to Lambda so EventBridge retries, then dead-letters.
+    /// Returned to Lambda, which retries the event, then sends it to the dead-letter queue.
     #[error("sync failed and may succeed on retry: {0}")]
     Retryable(String),
 }
