@@ -60,6 +60,22 @@ impl DynamoStore {
         }
     }
 
+    /// Puts an item that must not exist yet; `AlreadyExists(what)` when it does.
+    async fn put_new(&self, item: Item, what: &'static str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result.map_err(store_error) {
+            Err(StoreError::Conflict) => Err(StoreError::AlreadyExists(what)),
+            other => other.map(|_| ()),
+        }
+    }
+
     /// Consistent BatchGetItem of `keys`, following `UnprocessedKeys`.
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::new();
@@ -366,18 +382,7 @@ impl StepStore for DynamoStore {
 #[async_trait]
 impl ChallengeStore for DynamoStore {
     async fn create_challenge(&self, challenge: &Challenge) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&ChallengeItem::from_challenge(challenge))?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result.map_err(store_error) {
-            Err(StoreError::Conflict) => Err(StoreError::AlreadyExists("challenge")),
-            other => other.map(|_| ()),
-        }
+        self.put_new(to_item(&ChallengeItem::from_challenge(challenge))?, "challenge").await
     }
 
     async fn get_challenge(&self, id: &ChallengeId) -> Result<Option<Challenge>, StoreError> {
@@ -507,18 +512,7 @@ impl ConnectionStore for DynamoStore {
     }
 
     async fn create_connection(&self, connection: &Connection) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&ConnectionItem::from_connection(connection))?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result.map_err(store_error) {
-            Err(StoreError::Conflict) => Err(StoreError::AlreadyExists("connection")),
-            other => other.map(|_| ()),
-        }
+        self.put_new(to_item(&ConnectionItem::from_connection(connection))?, "connection").await
     }
 
     async fn store_tokens(
@@ -774,15 +768,7 @@ impl ConnectionStore for DynamoStore {
 #[async_trait]
 impl EphemeralStore for DynamoStore {
     async fn put_oauth_state(&self, state: &OAuthState) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&OAuthStateItem::from_state(state))?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        self.put_new(to_item(&OAuthStateItem::from_state(state))?, "oauth state").await
     }
 
     async fn take_oauth_state(&self, id: &str) -> Result<Option<OAuthState>, StoreError> {
