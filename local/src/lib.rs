@@ -1,9 +1,11 @@
 //! The pieces the local stack and the tests share: the table definition read from
 //! `template.yaml`, the embedded DynamoDB (dynoxide) and moto in server mode, all on loopback.
 
+pub mod auth;
 pub mod dynoxide;
 pub mod fakes;
 pub mod moto;
+pub mod stack;
 pub mod table;
 
 /// The workspace root, where `template.yaml`, `.venv` and `local/` live.

@@ -1,33 +1,47 @@
-//! `make dev`: StepSync on one machine. Starts the embedded DynamoDB on a kept file, creates
-//! the table from template.yaml, and runs until Ctrl-C.
+//! `make dev`: StepSync on one machine. The embedded DynamoDB on a kept file, the table from
+//! template.yaml, the provider sandboxes, the real handlers behind the HttpApi's routes on
+//! `127.0.0.1:${STEPSYNC_PORT:-3000}`, the in-process bus and the scheduler. Ctrl-C stops.
 
 use std::path::PathBuf;
-use stepsync_local::dynoxide::EmbeddedDynamo;
-use stepsync_local::table;
+use std::time::Duration;
+use stepsync_local::stack::{LocalStack, StackOptions};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // dynoxide logs every refused request (e.g. DescribeTable of a missing table) as a warning.
-    stepsync::logging::init_with_default("info,dynoxide=error");
+    stepsync::logging::init_with_default("warn,stepsync=info,functions=info");
     let root = stepsync_local::workspace_root();
     let data = std::env::var_os("STEPSYNC_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| root.join(".data"));
-    let port: u16 = std::env::var("STEPSYNC_DYNAMO_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let table_name = std::env::var("STEPSYNC_TABLE").unwrap_or_else(|_| "stepsync".to_owned());
-
-    eprintln!("[1/2] starting the embedded DynamoDB on {}", data.join("stepsync.db").display());
-    let dynamo = EmbeddedDynamo::on_file(&data.join("stepsync.db"), port).await?;
-    let client = aws_sdk_dynamodb::Client::new(&stepsync::aws::local_sdk_config(dynamo.endpoint()));
-    eprintln!("[2/2] table {table_name:?} from template.yaml");
-    let created = table::ensure_table(&client, &table_name).await?;
-    eprintln!(
-        "ready: DynamoDB at {} (table {table_name:?} {}). Ctrl-C stops.",
-        dynamo.endpoint(),
-        if created { "created" } else { "kept from the last run" }
-    );
-
+    let port: u16 = match std::env::var("STEPSYNC_PORT") {
+        Ok(raw) => raw.parse().map_err(|_| format!("STEPSYNC_PORT={raw:?} is not a port"))?,
+        Err(_) => 3000,
+    };
+    let tick: u64 = std::env::var("STEPSYNC_TICK_SECONDS").ok().and_then(|t| t.parse().ok()).unwrap_or(60);
+    let options = StackOptions {
+        port,
+        data_dir: Some(data.clone()),
+        table: std::env::var("STEPSYNC_TABLE").unwrap_or_else(|_| "stepsync".to_owned()),
+        tick: Duration::from_secs(tick.max(1)),
+    };
+    let steps = [
+        "starting the embedded DynamoDB",
+        "starting the provider sandboxes",
+        "starting the bus",
+        "starting the API router",
+    ];
+    let stack = LocalStack::start(options, |step| {
+        let n = steps.iter().position(|s| step.starts_with(s)).map_or(0, |i| i + 1);
+        eprintln!("[{n}/{}] {step}", steps.len());
+    })
+    .await?;
+    eprintln!("ready: StepSync at {} (data in {})", stack.base_url, data.display());
+    eprintln!("  GET  {}/healthz", stack.base_url);
+    eprintln!("  POST {}/dev/token  {{\"user\": \"alice\", \"admin\": false}}", stack.base_url);
+    eprintln!("  GET  {}/dev/info   (sandbox URLs)", stack.base_url);
+    eprintln!("Ctrl-C stops.");
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping...");
-    dynamo.stop().await;
+    stack.stop().await;
     eprintln!("stopped cleanly");
     Ok(())
 }

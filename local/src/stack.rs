@@ -1,0 +1,416 @@
+//! The local stack: the real handlers behind a router with exactly the HttpApi's routes, the
+//! embedded DynamoDB, an in-process bus that hands the same EventBridge JSON to `sync-worker`,
+//! the scheduler ticking, and the provider sandboxes (fake Google Health, Misfit and SNS).
+
+use crate::auth::LocalAuth;
+use crate::dynoxide::EmbeddedDynamo;
+use crate::fakes::google_health::FakeGoogleHealth;
+use crate::fakes::misfit::{FakeMisfit, FakeSns};
+use crate::table;
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, get, on, post};
+use axum::{Json, Router};
+use base64::Engine;
+use functions::app::App;
+use lambda_http::Body as LambdaBody;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use stepsync::events::Event;
+use stepsync::ports::{EventPublisher, PublishError};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// `STEPSYNC_PORT` (default 3000; 0 picks a free port).
+    pub port: u16,
+    /// `None`: an in-memory database (tests); else the folder that keeps data across restarts.
+    pub data_dir: Option<PathBuf>,
+    pub table: String,
+    /// How often the scheduler ticks.
+    pub tick: Duration,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self { port: 0, data_dir: None, table: "stepsync".into(), tick: Duration::from_secs(60) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("local stack: {0}")]
+pub struct StackError(String);
+
+fn failed(e: impl std::fmt::Display) -> StackError {
+    StackError(e.to_string())
+}
+
+/// The in-process bus: events go to a queue that a task drains, handing sync work to the
+/// real `sync-worker` handler and keeping the rest for the console.
+struct LocalBus {
+    sender: mpsc::UnboundedSender<Event>,
+}
+
+#[async_trait]
+impl EventPublisher for LocalBus {
+    async fn publish(&self, events: &[Event]) -> Result<(), PublishError> {
+        for event in events {
+            self.sender.send(event.clone()).map_err(|_| PublishError::Failed {
+                failed: 1,
+                total: events.len(),
+                reason: "the local bus stopped".into(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A running local stack.
+pub struct LocalStack {
+    pub base_url: String,
+    pub app: Arc<App>,
+    pub google: FakeGoogleHealth,
+    pub misfit: FakeMisfit,
+    pub sns: FakeSns,
+    auth: Arc<LocalAuth>,
+    /// Events the bus delivered that are for the company's app (StepsUpdated, ...), newest last.
+    pub feed: Arc<Mutex<Vec<Event>>>,
+    dynamo: Option<EmbeddedDynamo>,
+    shutdown: Option<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    app: Arc<App>,
+    auth: Arc<LocalAuth>,
+    info: Arc<Value>,
+}
+
+/// A 32-byte key kept in the data folder (so stored tokens stay readable across restarts),
+/// or a fresh one in memory.
+fn key(data_dir: Option<&PathBuf>, name: &str) -> Result<Vec<u8>, StackError> {
+    use rand::RngCore;
+    if let Some(dir) = data_dir {
+        let path = dir.join(name);
+        if let Ok(bytes) = std::fs::read(&path)
+            && bytes.len() == 32
+        {
+            return Ok(bytes);
+        }
+        let mut fresh = vec![0u8; 32];
+        rand::rng().fill_bytes(&mut fresh);
+        std::fs::create_dir_all(dir).map_err(failed)?;
+        std::fs::write(&path, &fresh).map_err(failed)?;
+        return Ok(fresh);
+    }
+    let mut fresh = vec![0u8; 32];
+    rand::rng().fill_bytes(&mut fresh);
+    Ok(fresh)
+}
+
+impl LocalStack {
+    /// Starts everything; `progress` hears each step.
+    pub async fn start(options: StackOptions, progress: impl Fn(&str)) -> Result<Self, StackError> {
+        progress("starting the embedded DynamoDB");
+        let dynamo = match &options.data_dir {
+            Some(dir) => EmbeddedDynamo::on_file(&dir.join("stepsync.db"), 0).await,
+            None => EmbeddedDynamo::in_memory().await,
+        }
+        .map_err(failed)?;
+        let client = aws_sdk_dynamodb::Client::new(&stepsync::aws::local_sdk_config(dynamo.endpoint()));
+        table::ensure_table(&client, &options.table).await.map_err(failed)?;
+
+        progress("starting the provider sandboxes (Google Health, Misfit, SNS)");
+        let google = FakeGoogleHealth::start().await;
+        let misfit = FakeMisfit::start().await;
+        let mut sns = FakeSns::start().await;
+        sns.advertise_as("https://sns.local.test");
+
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await.map_err(failed)?;
+        let base_url = format!("http://{}", listener.local_addr().map_err(failed)?);
+        let token_key = base64::engine::general_purpose::STANDARD.encode(key(options.data_dir.as_ref(), "token.key")?);
+        let vars: HashMap<String, String> = [
+            ("STEPSYNC_TABLE", options.table.clone()),
+            ("STEPSYNC_TOKEN_KEY", token_key),
+            ("STEPSYNC_PUBLIC_URL", base_url.clone()),
+            ("STEPSYNC_RETURN_TO_ALLOWLIST", format!("{base_url}/")),
+            ("STEPSYNC_GOOGLE_CLIENT_ID", google.client_id()),
+            ("STEPSYNC_GOOGLE_CLIENT_SECRET", google.client_secret()),
+            ("STEPSYNC_GOOGLE_AUTH_URL", google.auth_url()),
+            ("STEPSYNC_GOOGLE_TOKEN_URL", google.token_url()),
+            ("STEPSYNC_GOOGLE_REVOKE_URL", google.revoke_url()),
+            ("STEPSYNC_GOOGLE_API_BASE", google.api_base().to_owned()),
+            ("STEPSYNC_GOOGLE_KEYSET_URL", google.keyset_url()),
+            ("STEPSYNC_GOOGLE_WEBHOOK_SECRET", "local-webhook-secret".to_owned()),
+            ("STEPSYNC_MISFIT_CLIENT_ID", misfit.client_id()),
+            ("STEPSYNC_MISFIT_CLIENT_SECRET", misfit.client_secret()),
+            ("STEPSYNC_MISFIT_BASE_URL", misfit.base_url().to_owned()),
+            ("STEPSYNC_MISFIT_SNS_HOSTS", "sns.local.test".to_owned()),
+            ("STEPSYNC_MISFIT_ALLOW_AWS_SNS", "false".to_owned()),
+            ("STEPSYNC_MISFIT_SNS_URL_REWRITES", format!("https://sns.local.test/|{}/", sns.base_url())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .chain(std::env::vars().filter(|(k, _)| k.starts_with("STEPSYNC_") && k != "STEPSYNC_TABLE"))
+        .collect();
+        let config = stepsync::config::Config::from_vars(&vars).map_err(failed)?;
+        let store = Arc::new(stepsync::aws::DynamoStore::new(client, options.table.clone()));
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Event>();
+        let app = Arc::new(
+            App::from_parts(config, store, Arc::new(LocalBus { sender }), Arc::new(stepsync::clock::SystemClock))
+                .map_err(failed)?,
+        );
+
+        progress("starting the bus and the scheduler");
+        let feed: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let mut tasks = Vec::new();
+        let (bus_app, bus_feed) = (app.clone(), feed.clone());
+        tasks.push(tokio::spawn(async move {
+            while let Some(event) = receiver.recv().await {
+                match event {
+                    Event::SyncRequested(_) | Event::SyncShard(_) => {
+                        let app = bus_app.clone();
+                        // Like EventBridge: each event its own invocation, concurrently.
+                        tokio::spawn(async move {
+                            let payload = serde_json::to_value(&event).unwrap_or(Value::Null);
+                            if let Err(error) = functions::sync_worker::handle(&app, payload).await {
+                                tracing::warn!(%error, "local bus: sync-worker failed");
+                            }
+                        });
+                    }
+                    other => {
+                        let mut feed = bus_feed.lock().unwrap_or_else(|e| e.into_inner());
+                        feed.push(other);
+                        let overflow = feed.len().saturating_sub(1000);
+                        feed.drain(..overflow);
+                    }
+                }
+            }
+        }));
+        let tick_app = app.clone();
+        let every = options.tick;
+        tasks.push(tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            loop {
+                interval.tick().await;
+                if let Err(error) = functions::scheduled_sync::tick(&tick_app).await {
+                    tracing::warn!(%error, "local scheduler tick failed");
+                }
+            }
+        }));
+
+        progress("starting the API router");
+        let auth = Arc::new(LocalAuth::new(key(options.data_dir.as_ref(), "jwt.key")?));
+        let info = Arc::new(json!({
+            "api": base_url,
+            "dynamodb": dynamo.endpoint(),
+            "google_health": google.base_url(),
+            "misfit": misfit.base_url(),
+            "sns": sns.base_url(),
+            "webhooks": {
+                "google_health": format!("{base_url}/webhooks/google_health"),
+                "misfit": format!("{base_url}/webhooks/misfit"),
+            },
+        }));
+        let shared = Shared { app: app.clone(), auth: auth.clone(), info };
+        let router = router(shared);
+        let (tx, rx) = oneshot::channel::<()>();
+        tasks.push(tokio::spawn(async move {
+            let serving = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = rx.await;
+            });
+            if let Err(error) = serving.await {
+                tracing::error!(%error, "local router stopped");
+            }
+        }));
+        Ok(Self { base_url, app, google, misfit, sns, auth, feed, dynamo: Some(dynamo), shutdown: Some(tx), tasks })
+    }
+
+    /// A JWT for `user`, as `POST /dev/token` gives.
+    pub fn token(&self, user: &str, admin: bool) -> String {
+        self.auth.issue(user, admin, jiff::Timestamp::now().as_second(), 12 * 3600)
+    }
+
+    /// Stops the router, the tasks, the sandboxes and the database.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Some(dynamo) = self.dynamo.take() {
+            dynamo.stop().await;
+        }
+    }
+}
+
+/// Which function serves a route, and whether API Gateway checks a JWT first.
+struct RouteTarget {
+    function: &'static str,
+    jwt: bool,
+}
+
+fn router(shared: Shared) -> Router {
+    let tables: [(&'static str, &'static [(&'static str, &'static str)]); 4] = [
+        ("oauth", functions::oauth::ROUTES),
+        ("provider-webhook", functions::webhook::ROUTES),
+        ("manual-sync", functions::manual_sync::ROUTES),
+        ("challenges", functions::challenges::ROUTES),
+    ];
+    let mut by_path: HashMap<&'static str, Vec<(&'static str, RouteTarget)>> = HashMap::new();
+    for (function, routes) in tables {
+        for (method, path) in routes {
+            let jwt = !(path.starts_with("/webhooks/") || path.starts_with("/oauth/"));
+            by_path.entry(path).or_default().push((method, RouteTarget { function, jwt }));
+        }
+    }
+    let mut router = Router::new()
+        .route("/healthz", get(|| async { (StatusCode::OK, "ok") }))
+        .route("/dev/token", post(dev_token))
+        .route("/dev/info", get(|State(s): State<Shared>| async move { Json((*s.info).clone()) }));
+    for (path, methods) in by_path {
+        let mut method_router = axum::routing::MethodRouter::new();
+        for (method, target) in methods {
+            let filter = match method {
+                "GET" => MethodFilter::GET,
+                "POST" => MethodFilter::POST,
+                "DELETE" => MethodFilter::DELETE,
+                "HEAD" => MethodFilter::HEAD,
+                other => panic!("a route with method {other} needs a filter here"),
+            };
+            let (function, jwt) = (target.function, target.jwt);
+            method_router = method_router.merge(on(
+                filter,
+                move |State(s): State<Shared>,
+                      Path(params): Path<HashMap<String, String>>,
+                      method: Method,
+                      uri: Uri,
+                      headers: HeaderMap,
+                      body: Bytes| async move {
+                    invoke(&s, function, jwt, path, params, method, uri, headers, body).await
+                },
+            ));
+        }
+        router = router.route(path, method_router);
+    }
+    router.with_state(shared)
+}
+
+async fn dev_token(State(s): State<Shared>, body: Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(user) = request.get("user").and_then(Value::as_str).filter(|u| stepsync::domain::UserId::parse(u).is_ok())
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"code": "invalid", "message": "user: a user id is required", "field": "user"}})),
+        )
+            .into_response();
+    };
+    let admin = request.get("admin").and_then(Value::as_bool).unwrap_or(false);
+    let token = s.auth.issue(user, admin, jiff::Timestamp::now().as_second(), 12 * 3600);
+    Json(json!({"token": token, "user": user, "admin": admin})).into_response()
+}
+
+/// Turns an HTTP request into the API Gateway v2 event the Lambda would get, calls the real
+/// handler, and turns its answer back.
+#[allow(clippy::too_many_arguments)]
+async fn invoke(
+    s: &Shared,
+    function: &str,
+    jwt: bool,
+    route: &str,
+    params: HashMap<String, String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let now = jiff::Timestamp::now();
+    let mut context = json!({
+        "accountId": "000000000000", "apiId": "local", "domainName": "127.0.0.1", "domainPrefix": "local",
+        "http": {"method": method.as_str(), "path": uri.path(), "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "local"},
+        "requestId": format!("local-{}", now.as_nanosecond()), "routeKey": format!("{method} {route}"), "stage": "$default",
+        "time": now.to_string(), "timeEpoch": now.as_millisecond(),
+    });
+    if jwt {
+        let token = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        let Some(claims) = token.and_then(|t| s.auth.verify(t, now.as_second())) else {
+            // What API Gateway's JWT authorizer answers, before any handler runs.
+            return (StatusCode::UNAUTHORIZED, Json(json!({"message": "Unauthorized"}))).into_response();
+        };
+        context["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+    }
+    let mut header_map = serde_json::Map::new();
+    let mut cookies = Vec::new();
+    for (name, value) in &headers {
+        let Ok(value) = value.to_str() else { continue };
+        if name.as_str() == "cookie" {
+            cookies.extend(value.split(';').map(|c| Value::String(c.trim().to_owned())));
+        } else {
+            header_map.insert(name.as_str().to_owned(), Value::String(value.to_owned()));
+        }
+    }
+    let query: serde_json::Map<String, Value> = uri
+        .query()
+        .map(|q| {
+            reqwest::Url::parse(&format!("http://local/?{q}"))
+                .map(|u| u.query_pairs().map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let (body, encoded) = match std::str::from_utf8(&body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(&body), true),
+    };
+    let mut event = json!({
+        "version": "2.0", "routeKey": format!("{method} {route}"), "rawPath": uri.path(),
+        "rawQueryString": uri.query().unwrap_or(""), "headers": header_map, "requestContext": context,
+        "pathParameters": params, "isBase64Encoded": encoded,
+    });
+    if !query.is_empty() {
+        event["queryStringParameters"] = Value::Object(query);
+    }
+    if !cookies.is_empty() {
+        event["cookies"] = Value::Array(cookies);
+    }
+    if !body.is_empty() {
+        event["body"] = Value::String(body);
+    }
+    let request = match lambda_http::request::from_str(&event.to_string()) {
+        Ok(request) => request,
+        Err(error) => {
+            return (StatusCode::BAD_REQUEST, format!("not a request API Gateway would pass on: {error}"))
+                .into_response();
+        }
+    };
+    let answer = match function {
+        "oauth" => functions::oauth::handle(&s.app, request).await,
+        "provider-webhook" => functions::webhook::handle(&s.app, request).await,
+        "manual-sync" => functions::manual_sync::handle(&s.app, request).await,
+        _ => functions::challenges::handle(&s.app, request).await,
+    };
+    let (parts, body) = answer.into_parts();
+    let bytes: Vec<u8> = match body {
+        LambdaBody::Text(t) => t.into_bytes(),
+        LambdaBody::Binary(b) => b,
+        _ => Vec::new(),
+    };
+    let mut response = Response::new(axum::body::Body::from(bytes));
+    *response.status_mut() = parts.status;
+    *response.headers_mut() = parts.headers;
+    response
+}

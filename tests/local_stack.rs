@@ -1,0 +1,99 @@
+//! The local stack over real HTTP: health, local tokens, every API route behind the local
+//! authorizer, and a person connected through the sandbox consent page whose steps then sync
+//! through the in-process bus.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use stepsync_local::stack::{LocalStack, StackOptions};
+
+async fn stack() -> LocalStack {
+    LocalStack::start(StackOptions { tick: Duration::from_secs(3600), ..StackOptions::default() }, |_| {})
+        .await
+        .unwrap()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_empty_stack_answers_health_tokens_and_every_route() {
+    let stack = stack().await;
+    let http = client();
+    let base = &stack.base_url;
+    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    let info: Value = http.get(format!("{base}/dev/info")).send().await.unwrap().json().await.unwrap();
+    assert!(info["google_health"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    let bad = http.post(format!("{base}/dev/token")).json(&json!({"user": "a#b"})).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let token: Value = http
+        .post(format!("{base}/dev/token"))
+        .json(&json!({"user": "alice", "admin": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+
+    let tables = [
+        functions::oauth::ROUTES,
+        functions::webhook::ROUTES,
+        functions::manual_sync::ROUTES,
+        functions::challenges::ROUTES,
+    ];
+    for (method, path) in tables.iter().flat_map(|t| t.iter()) {
+        let url = format!("{base}{}", path.replace("{provider}", "google_health").replace("{id}", "nope"));
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let jwt = !(path.starts_with("/webhooks/") || path.starts_with("/oauth/"));
+        let answer = http.request(method.clone(), &url).bearer_auth(&token).send().await.unwrap();
+        let status = answer.status();
+        let body: Value = answer.json().await.unwrap_or(Value::Null);
+        assert!(
+            body["error"]["message"] != "route not found" && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {status} {body}"
+        );
+        if jwt {
+            let anonymous = http.request(method.clone(), &url).send().await.unwrap();
+            assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "{method} {path} without a token");
+        }
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_person_connects_through_the_sandbox_and_their_steps_arrive() {
+    let stack = stack().await;
+    let http = client();
+    let base = &stack.base_url;
+    stack.google.add_person("sandbox-walker", None);
+    let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    stack.google.set_steps("sandbox-walker", today, 4321);
+    let token = stack.token("walker", false);
+
+    let authorize =
+        http.get(format!("{base}/v1/connections/google_health/authorize")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(authorize.status(), StatusCode::FOUND);
+    let consent = authorize.headers()["location"].to_str().unwrap().to_owned();
+    let cookie = authorize.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let back = stack.google.approve(&consent, "sandbox-walker");
+    assert!(back.starts_with(&format!("{base}/oauth/google_health/callback")), "{back}");
+    let callback = http.get(&back).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(callback.status(), StatusCode::FOUND);
+    assert!(callback.headers()["location"].to_str().unwrap().contains("connected=google_health"));
+
+    // The backfill runs through the in-process bus and the real sync-worker.
+    let url = format!("{base}/v1/steps?from={}&to={}", today.yesterday().unwrap(), today);
+    let mut days = Value::Null;
+    for _ in 0..100 {
+        days = http.get(&url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        if days["days"].as_array().is_some_and(|d| !d.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(days["days"][0]["steps"], 4321, "{days}");
+    stack.stop().await;
+}
