@@ -107,6 +107,18 @@ impl World {
         ran
     }
 
+    /// One scheduled sync of the person's Misfit connection, through the worker.
+    async fn scheduled_sync(&self) -> functions::sync_worker::WorkerResult {
+        let event = Event::SyncRequested(stepsync::events::SyncRequested {
+            user: self.user.clone(),
+            provider: Provider::Misfit,
+            reason: stepsync::events::SyncReason::Schedule,
+            start: None,
+            end: None,
+        });
+        functions::sync_worker::handle(&self.app, serde_json::to_value(&event).unwrap()).await.unwrap()
+    }
+
     fn event(&self, action: EventAction) -> MisfitEvent {
         MisfitEvent {
             updated_at: self.env.now(),
@@ -185,14 +197,7 @@ async fn a_rate_limit_with_its_reset_time_is_honoured(env: TestEnv) {
     w.connect().await;
     w.env.clock.set(Timestamp::now());
     w.fake.fail_next(Fault::RateLimited { reset_in_secs: 120 }, 1);
-    let event = Event::SyncRequested(stepsync::events::SyncRequested {
-        user: w.user.clone(),
-        provider: Provider::Misfit,
-        reason: stepsync::events::SyncReason::Schedule,
-        start: None,
-        end: None,
-    });
-    let result = functions::sync_worker::handle(&w.app, serde_json::to_value(&event).unwrap()).await.unwrap();
+    let result = w.scheduled_sync().await;
     assert_eq!(result, functions::sync_worker::WorkerResult::Failed { code: "rate_limited".into() });
     let connection = w.env.store.get_connection(&w.user, Provider::Misfit).await.unwrap().unwrap();
     assert_eq!(connection.status, ConnectionStatus::Active);
@@ -205,14 +210,7 @@ async fn a_dead_misfit_cloud_asks_the_person_to_reconnect(env: TestEnv) {
     w.connect().await;
     for dead in [Dead::Gone, Dead::NotFound, Dead::Refused] {
         w.fake.set_dead(Some(dead)).await;
-        let event = Event::SyncRequested(stepsync::events::SyncRequested {
-            user: w.user.clone(),
-            provider: Provider::Misfit,
-            reason: stepsync::events::SyncReason::Schedule,
-            start: None,
-            end: None,
-        });
-        let result = functions::sync_worker::handle(&w.app, serde_json::to_value(&event).unwrap()).await.unwrap();
+        let result = w.scheduled_sync().await;
         assert_eq!(
             result,
             functions::sync_worker::WorkerResult::Failed { code: "provider_retired".into() },

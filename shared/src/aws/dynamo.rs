@@ -201,6 +201,15 @@ impl DynamoStore {
     }
 }
 
+/// A conditional write's outcome as "did we win": a failed condition is a plain `false`.
+fn won<T>(result: Result<T, StoreError>) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The condition that the profile is still at `expected_rev` (0: no profile yet).
 fn rev_condition(expected_rev: u64) -> (&'static str, Vec<(String, AttributeValue)>) {
     if expected_rev == 0 {
@@ -571,11 +580,7 @@ impl ConnectionStore for DynamoStore {
             .expression_attribute_values(":now", n(now.as_millisecond()))
             .send()
             .await;
-        match result.map_err(store_error) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
+        won(result.map_err(store_error))
     }
 
     async fn release_lease(&self, user: &UserId, provider: Provider, holder: &str) -> Result<(), StoreError> {
@@ -802,11 +807,7 @@ impl EphemeralStore for DynamoStore {
             .expression_attribute_values(":now", n(now.as_second()))
             .send()
             .await;
-        match result.map_err(store_error) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
+        won(result.map_err(store_error))
     }
 
     async fn claim_expiry(&self, key_name: &str) -> Result<Option<Timestamp>, StoreError> {
