@@ -97,3 +97,55 @@ async fn a_person_connects_through_the_sandbox_and_their_steps_arrive() {
     assert_eq!(days["days"][0]["steps"], 4321, "{days}");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_demo_walks_syncs_and_shows_who_must_act() {
+    let stack = std::sync::Arc::new(stack().await);
+    let demo = tokio::spawn(stepsync_local::demo::run(stack.clone(), Duration::from_millis(100), false));
+    let http = client();
+    let token = stack.token("walker-01", false);
+    let board_url = format!("{}/v1/challenges/{}/leaderboard", stack.base_url, stepsync_local::demo::DEMO_CHALLENGE);
+    let mut board = Value::Null;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        board = http.get(&board_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap_or(Value::Null);
+        let moving =
+            board["entries"].as_array().map_or(0, |e| e.iter().filter(|e| e["steps"].as_u64() > Some(0)).count());
+        if moving >= 15 {
+            break;
+        }
+    }
+    let moving = board["entries"].as_array().map_or(0, |e| e.iter().filter(|e| e["steps"].as_u64() > Some(0)).count());
+    assert!(moving >= 15, "people walked and synced through webhooks and uploads: {board}");
+
+    let diagnosis = |user: &'static str| {
+        let (http, base, token) = (http.clone(), stack.base_url.clone(), stack.token(user, false));
+        async move {
+            let status: Value = http
+                .get(format!("{base}/v1/sync/status"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            status["connections"][0]["diagnosis"]["action"].as_str().unwrap_or("").to_owned()
+        }
+    };
+    assert_eq!(diagnosis("walker-25").await, "grant_permission", "the silent phone");
+    let mut revoked = String::new();
+    for _ in 0..100 {
+        revoked = diagnosis("walker-24").await;
+        if revoked == "reconnect" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(revoked, "reconnect", "the revoked Google grant");
+    demo.abort();
+    let _ = demo.await;
+    if let Ok(stack) = std::sync::Arc::try_unwrap(stack) {
+        stack.stop().await;
+    }
+}

@@ -2,6 +2,7 @@
 //! `template.yaml`, the embedded DynamoDB (dynoxide) and moto in server mode, all on loopback.
 
 pub mod auth;
+pub mod demo;
 pub mod dynoxide;
 pub mod fakes;
 pub mod moto;

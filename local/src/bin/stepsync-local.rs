@@ -3,6 +3,7 @@
 //! `127.0.0.1:${STEPSYNC_PORT:-3000}`, the in-process bus and the scheduler. Ctrl-C stops.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use stepsync_local::stack::{LocalStack, StackOptions};
 
@@ -34,6 +35,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("[{n}/{}] {step}", steps.len());
     })
     .await?;
+    let stack = Arc::new(stack);
+    // Demo mode is the default; STEPSYNC_DEMO=0 gives an empty stack.
+    let demo = (std::env::var("STEPSYNC_DEMO").as_deref() != Ok("0")).then(|| {
+        let every =
+            Duration::from_millis(std::env::var("STEPSYNC_DEMO_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000));
+        tokio::spawn(stepsync_local::demo::run(stack.clone(), every, true))
+    });
     eprintln!("ready: StepSync at {} (data in {})", stack.base_url, data.display());
     eprintln!("  GET  {}/healthz", stack.base_url);
     eprintln!("  POST {}/dev/token  {{\"user\": \"alice\", \"admin\": false}}", stack.base_url);
@@ -41,7 +49,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("Ctrl-C stops.");
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping...");
-    stack.stop().await;
+    if let Some(demo) = demo {
+        demo.abort();
+        let _ = demo.await;
+    }
+    if let Ok(stack) = Arc::try_unwrap(stack) {
+        stack.stop().await;
+    }
     eprintln!("stopped cleanly");
     Ok(())
 }

@@ -1,0 +1,214 @@
+//! Demo mode for the local stack: a company with a running challenge and about 25 people on
+//! Google Health, Apple Health uploads and Misfit, one with a revoked Google grant and one whose
+//! phone stopped uploading. People walk; their devices sync at random, so webhooks arrive,
+//! phones upload, and the leaderboard moves.
+
+use crate::fakes::google_health::{ACTIVITY_SCOPE, Notification};
+use crate::fakes::misfit::{EventAction, MisfitEvent};
+use crate::stack::LocalStack;
+use rand::Rng;
+use secrecy::SecretString;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use stepsync::challenges::Challenges;
+use stepsync::domain::{Challenge, ChallengeId, Connection, LocalDate, Provider, TokenSet, UserId, local_today};
+use stepsync::ports::{ChallengeStore, ConnectionStore, StoreError};
+
+/// The demo's challenge id.
+pub const DEMO_CHALLENGE: &str = "demo-walk";
+const PEOPLE: usize = 25;
+const SNS_TOPIC: &str = "arn:aws:sns:us-east-1:000000000000:misfit-local";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Google,
+    Phone,
+    Misfit,
+    /// Google, with the grant revoked: the next sync turns it into "reconnect".
+    RevokedGoogle,
+    /// A phone that stopped uploading three days ago: "allow Health access".
+    SilentPhone,
+}
+
+struct Walker {
+    user: UserId,
+    source: Source,
+    /// The id at the provider (Google health id, Misfit user id).
+    account: String,
+    today: u64,
+}
+
+fn source_of(i: usize) -> Source {
+    match i {
+        0..=11 => Source::Google,
+        12..=18 => Source::Phone,
+        19..=22 => Source::Misfit,
+        23 => Source::RevokedGoogle,
+        _ => Source::SilentPhone,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("demo: {0}")]
+pub struct DemoError(String);
+
+fn failed(e: impl std::fmt::Display) -> DemoError {
+    DemoError(e.to_string())
+}
+
+/// Seeds the demo (again, after a restart: the sandboxes start empty) and returns the
+/// walkers; idempotent for the data kept in DynamoDB.
+async fn seed(stack: &LocalStack) -> Result<Vec<Walker>, DemoError> {
+    let app = &stack.app;
+    let now = app.engine.clock.now();
+    let today = local_today(now, &jiff::tz::TimeZone::UTC);
+    let id = ChallengeId::parse(DEMO_CHALLENGE).map_err(failed)?;
+    let challenge = Challenge::new(id.clone(), "Walk to the summit", today.add_days(-6), today.add_days(21), "UTC", 3)
+        .map_err(failed)?;
+    match app.store.create_challenge(&challenge).await {
+        Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
+        Err(e) => return Err(failed(e)),
+    }
+    let challenges = Challenges { steps: app.store.as_ref(), store: app.store.as_ref() };
+    let mut walkers = Vec::new();
+    for i in 0..PEOPLE {
+        let user = UserId::parse(&format!("walker-{:02}", i + 1)).map_err(failed)?;
+        let source = source_of(i);
+        let account = format!("demo-account-{:02}", i + 1);
+        let provider = match source {
+            Source::Google | Source::RevokedGoogle => Provider::GoogleHealth,
+            Source::Misfit => Provider::Misfit,
+            Source::Phone | Source::SilentPhone => Provider::AppleHealth,
+        };
+        let tokens = match source {
+            Source::Google | Source::RevokedGoogle => {
+                stack.google.add_person(&account, None);
+                let pair = stack.google.grant_tokens(&account, &[ACTIVITY_SCOPE]);
+                Some(TokenSet {
+                    access_token: SecretString::from(pair.access_token),
+                    refresh_token: Some(SecretString::from(pair.refresh_token)),
+                    expires_at: now + jiff::SignedDuration::from_mins(50),
+                    scope: Some(ACTIVITY_SCOPE.to_owned()),
+                })
+            }
+            Source::Misfit => {
+                stack.misfit.add_person(&account);
+                Some(TokenSet {
+                    access_token: SecretString::from(stack.misfit.grant_token(&account)),
+                    refresh_token: None,
+                    expires_at: now + jiff::SignedDuration::from_hours(24 * 365),
+                    scope: Some("tracking".to_owned()),
+                })
+            }
+            Source::Phone | Source::SilentPhone => None,
+        };
+        let existing = app.store.get_connection(&user, provider).await.map_err(failed)?;
+        let sealed =
+            tokens.as_ref().map(|t| app.engine.cipher.encrypt(&user, provider, t)).transpose().map_err(failed)?;
+        let silent_since = now - jiff::SignedDuration::from_hours(72);
+        let connection = Connection {
+            provider_user_id: tokens.as_ref().map(|_| account.clone()),
+            time_zone: Some("UTC".to_owned()),
+            tokens: sealed,
+            token_version: existing.as_ref().map_or(1, |c| c.token_version + 1),
+            next_sync_at: tokens.as_ref().map(|_| now),
+            last_success_at: (source == Source::SilentPhone).then_some(silent_since),
+            ..Connection::new(user.clone(), provider, if source == Source::SilentPhone { silent_since } else { now })
+        };
+        app.store.save_connection(&connection, existing.map(|c| c.token_version)).await.map_err(failed)?;
+        if tokens.is_some() {
+            app.store.claim_provider_account(provider, &account, &user).await.map_err(failed)?;
+        }
+        challenges.join(&id, &user, now).await.map_err(failed)?;
+        if source == Source::RevokedGoogle {
+            stack.google.revoke_grant(&account);
+        }
+        walkers.push(Walker { user, source, account, today: 0 });
+    }
+    Ok(walkers)
+}
+
+/// One step of the simulation: everybody walks a little; some devices sync.
+async fn walk(stack: &LocalStack, walkers: &mut [Walker], http: &reqwest::Client) {
+    let today = local_today(stack.app.engine.clock.now(), &jiff::tz::TimeZone::UTC);
+    let (webhook_google, webhook_misfit) =
+        (format!("{}/webhooks/google_health", stack.base_url), format!("{}/webhooks/misfit", stack.base_url));
+    for walker in walkers.iter_mut() {
+        let (steps, syncs) = {
+            let mut rng = rand::rng();
+            (rng.random_range(150..1200u64), rng.random_bool(0.4))
+        };
+        walker.today += steps;
+        match walker.source {
+            Source::Google | Source::RevokedGoogle => {
+                stack.google.set_steps(&walker.account, today.date(), walker.today);
+                if syncs {
+                    stack.google.notify(&webhook_google, Notification::upsert(&walker.account, [today.date()])).await;
+                }
+            }
+            Source::Misfit => {
+                stack.misfit.set_steps(&walker.account, today.date(), walker.today);
+                if syncs {
+                    let event = MisfitEvent::new(
+                        "activities",
+                        &format!("a-{}", walker.today),
+                        &walker.account,
+                        EventAction::Updated,
+                    );
+                    stack.sns.deliver(&webhook_misfit, &stack.sns.notification(SNS_TOPIC, &[event])).await;
+                }
+            }
+            Source::Phone if syncs => {
+                let body = json!({
+                    "platform": "apple_health", "install_id": format!("iphone-{}", walker.user), "time_zone": "UTC",
+                    "days": [{"local_date": today, "steps": walker.today}],
+                });
+                let token = stack.token(walker.user.as_str(), false);
+                let _ = http
+                    .post(format!("{}/v1/steps/device-upload", stack.base_url))
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await;
+            }
+            Source::Phone | Source::SilentPhone => {}
+        }
+    }
+}
+
+/// The leaderboard's top `n` as lines for the terminal.
+async fn leaderboard(stack: &LocalStack, n: usize) -> Vec<String> {
+    let challenges = Challenges { steps: stack.app.store.as_ref(), store: stack.app.store.as_ref() };
+    let Ok(id) = ChallengeId::parse(DEMO_CHALLENGE) else { return Vec::new() };
+    match challenges.leaderboard(&id, n, None).await {
+        Ok(page) => {
+            page.entries.iter().map(|e| format!("{:>3}. {:<12} {:>8} steps", e.rank, e.user, e.total)).collect()
+        }
+        Err(error) => vec![format!("leaderboard unavailable: {error}")],
+    }
+}
+
+/// Seeds, then walks every `every` until the task is dropped, printing the leaderboard.
+pub async fn run(stack: Arc<LocalStack>, every: Duration, print: bool) -> Result<(), DemoError> {
+    let mut walkers = seed(&stack).await?;
+    if print {
+        eprintln!("demo: {} people in {DEMO_CHALLENGE:?}; walking every {} s", walkers.len(), every.as_secs_f32());
+    }
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(failed)?;
+    let mut round = 0u64;
+    loop {
+        walk(&stack, &mut walkers, &http).await;
+        round += 1;
+        if print && round % 3 == 1 {
+            let lines = leaderboard(&stack, 10).await;
+            eprintln!("── leaderboard, {DEMO_CHALLENGE} (round {round}) ──\n{}", lines.join("\n"));
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The day the demo walks on (for tests).
+pub fn demo_today(stack: &LocalStack) -> LocalDate {
+    local_today(stack.app.engine.clock.now(), &jiff::tz::TimeZone::UTC)
+}
