@@ -257,9 +257,7 @@ async fn steps(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         .days
         .into_values()
         .map(|d| {
-            let source = primary
-                .filter(|p| d.sources.contains_key(p))
-                .or_else(|| d.sources.iter().max_by_key(|(_, v)| v.steps).map(|(p, _)| *p));
+            let source = stepsync::domain::resolved_source(&d.sources, primary);
             DayView {
                 local_date: d.date,
                 steps: d.total.get(),

@@ -52,7 +52,7 @@ async fn webhook(app: &App, req: &Request, raw: &str) -> Result<Response<Body>, 
         }
         Err(error) => {
             // Never log the signature or the body: only what kind of refusal it was.
-            tracing::warn!(provider = %provider, refusal = ?std::mem::discriminant(&error), %error, "webhook refused");
+            tracing::warn!(provider = %provider, %error, "webhook refused");
             Err(match error {
                 WebhookError::TooLarge => ApiError::TooLarge,
                 WebhookError::Malformed(why) => ApiError::BadRequest(format!("malformed notification: {why}")),

@@ -71,11 +71,13 @@ impl DayRecord {
 /// largest value of any source. Sources are never added together (a phone and a watch count
 /// the same walk).
 pub fn resolve_total(sources: &BTreeMap<Provider, SourceValue>, primary: Option<Provider>) -> StepCount {
-    primary
-        .and_then(|p| sources.get(&p))
-        .map(|v| v.steps)
-        .or_else(|| sources.values().map(|v| v.steps).max())
-        .unwrap_or(StepCount::ZERO)
+    resolved_source(sources, primary).and_then(|p| sources.get(&p)).map_or(StepCount::ZERO, |v| v.steps)
+}
+
+/// The source the day's total comes from: the primary source when it has a value for the
+/// day, otherwise the one with the largest value.
+pub fn resolved_source(sources: &BTreeMap<Provider, SourceValue>, primary: Option<Provider>) -> Option<Provider> {
+    primary.filter(|p| sources.contains_key(p)).or_else(|| sources.iter().max_by_key(|(_, v)| v.steps).map(|(p, _)| *p))
 }
 
 #[cfg(test)]

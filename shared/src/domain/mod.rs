@@ -13,7 +13,7 @@ pub use challenge::{
     Participant, ParticipantTotals, UserProfile,
 };
 pub use connection::{Connection, ConnectionStatus, EncryptedTokens, LastError, TokenSet, local_today};
-pub use day::{DayRecord, SourceValue, resolve_total};
+pub use day::{DayRecord, SourceValue, resolve_total, resolved_source};
 pub use ids::{ChallengeId, LocalDate, Provider, UserId};
 pub use oauth::{OAUTH_STATE_TTL, OAuthState};
 pub use steps::{DailyValue, StepCount, StepLimits, ValueError};
