@@ -3,9 +3,10 @@
 //! phone stopped uploading. People walk; their devices sync at random, so webhooks arrive,
 //! phones upload, and the leaderboard moves.
 
-use crate::fakes::google_health::{ACTIVITY_SCOPE, Notification};
+use crate::fakes::google_health::{ACTIVITY_SCOPE, FakeGoogleHealth, Notification};
 use crate::fakes::misfit::{EventAction, MisfitEvent};
 use crate::stack::LocalStack;
+use functions::app::App;
 use rand::Rng;
 use secrecy::SecretString;
 use serde_json::json;
@@ -39,6 +40,31 @@ struct Walker {
     today: u64,
 }
 
+/// The days before today that the demo's people walked (the challenge began six days ago).
+const HISTORY_DAYS: i32 = 6;
+
+/// A plausible step total for a whole past day.
+fn past_day_steps() -> u64 {
+    rand::rng().random_range(3_000..14_000)
+}
+
+/// The phone app's upload of `days`, as the real app sends it.
+async fn upload(stack: &LocalStack, http: &reqwest::Client, user: &UserId, days: &[(LocalDate, u64)]) {
+    let days: Vec<_> = days.iter().map(|(date, steps)| json!({"local_date": date, "steps": steps})).collect();
+    let body = json!({
+        "platform": "apple_health", "install_id": format!("iphone-{user}"), "time_zone": "UTC", "days": days,
+    });
+    let sent = http
+        .post(format!("{}/v1/steps/device-upload", stack.base_url))
+        .bearer_auth(stack.token(user.as_str(), false))
+        .json(&body)
+        .send()
+        .await;
+    if let Err(error) = sent {
+        tracing::warn!(%error, %user, "demo: phone upload failed");
+    }
+}
+
 fn source_of(i: usize) -> Source {
     match i {
         0..=11 => Source::Google,
@@ -59,7 +85,7 @@ fn failed(e: impl std::fmt::Display) -> DemoError {
 
 /// Seeds the demo (again, after a restart: the sandboxes start empty) and returns the
 /// walkers; idempotent for the data kept in DynamoDB.
-async fn seed(stack: &LocalStack) -> Result<Vec<Walker>, DemoError> {
+async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>, DemoError> {
     let app = &stack.app;
     let now = app.engine.clock.now();
     let today = local_today(now, &jiff::tz::TimeZone::UTC);
@@ -83,14 +109,7 @@ async fn seed(stack: &LocalStack) -> Result<Vec<Walker>, DemoError> {
         };
         let tokens = match source {
             Source::Google | Source::RevokedGoogle => {
-                stack.google.add_person(&account, None);
-                let pair = stack.google.grant_tokens(&account, &[ACTIVITY_SCOPE]);
-                Some(TokenSet {
-                    access_token: SecretString::from(pair.access_token),
-                    refresh_token: Some(SecretString::from(pair.refresh_token)),
-                    expires_at: now + jiff::SignedDuration::from_mins(50),
-                    scope: Some(ACTIVITY_SCOPE.to_owned()),
-                })
+                Some(google_tokens(&stack.google, &account, now + jiff::SignedDuration::from_mins(50)))
             }
             Source::Misfit => {
                 stack.misfit.add_person(&account);
@@ -103,30 +122,73 @@ async fn seed(stack: &LocalStack) -> Result<Vec<Walker>, DemoError> {
             }
             Source::Phone | Source::SilentPhone => None,
         };
-        let existing = app.store.get_connection(&user, provider).await.map_err(failed)?;
-        let sealed =
-            tokens.as_ref().map(|t| app.engine.cipher.encrypt(&user, provider, t)).transpose().map_err(failed)?;
-        let silent_since = now - jiff::SignedDuration::from_hours(72);
-        let connection = Connection {
-            provider_user_id: tokens.as_ref().map(|_| account.clone()),
-            time_zone: Some("UTC".to_owned()),
-            tokens: sealed,
-            token_version: existing.as_ref().map_or(1, |c| c.token_version + 1),
-            next_sync_at: tokens.as_ref().map(|_| now),
-            last_success_at: (source == Source::SilentPhone).then_some(silent_since),
-            ..Connection::new(user.clone(), provider, if source == Source::SilentPhone { silent_since } else { now })
-        };
-        app.store.save_connection(&connection, existing.map(|c| c.token_version)).await.map_err(failed)?;
-        if tokens.is_some() {
-            app.store.claim_provider_account(provider, &account, &user).await.map_err(failed)?;
-        }
+        let silent_since = (source == Source::SilentPhone).then(|| now - jiff::SignedDuration::from_hours(72));
+        store_connection(app, &user, provider, &account, tokens.as_ref(), silent_since).await?;
         challenges.join(&id, &user, now).await.map_err(failed)?;
+        // The days already walked: at the provider (the first sweep fetches them) or uploaded
+        // by the phone. The silent phone's history stays unsent, as its app stopped.
+        let history: Vec<(LocalDate, u64)> =
+            (-HISTORY_DAYS..0).map(|offset| (today.add_days(offset), past_day_steps())).collect();
+        match source {
+            Source::Google | Source::RevokedGoogle => {
+                history.iter().for_each(|(date, steps)| stack.google.set_steps(&account, date.date(), *steps))
+            }
+            Source::Misfit => {
+                history.iter().for_each(|(date, steps)| stack.misfit.set_steps(&account, date.date(), *steps))
+            }
+            Source::Phone => upload(stack, http, &user, &history).await,
+            Source::SilentPhone => {}
+        }
         if source == Source::RevokedGoogle {
             stack.google.revoke_grant(&account);
         }
         walkers.push(Walker { user, source, account, today: 0 });
     }
     Ok(walkers)
+}
+
+/// Tokens for `account` in the Google Health sandbox (the person is added there), as the app
+/// holds them after consent, stored as expiring at `expires_at`. The demo and the benchmarks
+/// seed people with it.
+pub fn google_tokens(google: &FakeGoogleHealth, account: &str, expires_at: jiff::Timestamp) -> TokenSet {
+    google.add_person(account, None);
+    let pair = google.grant_tokens(account, &[ACTIVITY_SCOPE]);
+    TokenSet {
+        access_token: SecretString::from(pair.access_token),
+        refresh_token: Some(SecretString::from(pair.refresh_token)),
+        expires_at,
+        scope: Some(ACTIVITY_SCOPE.to_owned()),
+    }
+}
+
+/// Stores `user`'s connection to `provider` as `account` (UTC; tokens sealed; due now when it
+/// has tokens) and claims the provider account. `silent_since`: the last upload of a phone
+/// that went quiet. Repeating it after a restart replaces the connection.
+pub async fn store_connection(
+    app: &App,
+    user: &UserId,
+    provider: Provider,
+    account: &str,
+    tokens: Option<&TokenSet>,
+    silent_since: Option<jiff::Timestamp>,
+) -> Result<(), DemoError> {
+    let now = app.engine.clock.now();
+    let existing = app.store.get_connection(user, provider).await.map_err(failed)?;
+    let sealed = tokens.map(|t| app.engine.cipher.encrypt(user, provider, t)).transpose().map_err(failed)?;
+    let connection = Connection {
+        provider_user_id: tokens.map(|_| account.to_owned()),
+        time_zone: Some("UTC".to_owned()),
+        tokens: sealed,
+        token_version: existing.as_ref().map_or(1, |c| c.token_version + 1),
+        next_sync_at: tokens.map(|_| now),
+        last_success_at: silent_since,
+        ..Connection::new(user.clone(), provider, silent_since.unwrap_or(now))
+    };
+    app.store.save_connection(&connection, existing.map(|c| c.token_version)).await.map_err(failed)?;
+    if tokens.is_some() {
+        app.store.claim_provider_account(provider, account, user).await.map_err(failed)?;
+    }
+    Ok(())
 }
 
 /// One step of the simulation: everybody walks a little; some devices sync.
@@ -159,19 +221,7 @@ async fn walk(stack: &LocalStack, walkers: &mut [Walker], http: &reqwest::Client
                     stack.sns.deliver(&webhook_misfit, &stack.sns.notification(SNS_TOPIC, &[event])).await;
                 }
             }
-            Source::Phone if syncs => {
-                let body = json!({
-                    "platform": "apple_health", "install_id": format!("iphone-{}", walker.user), "time_zone": "UTC",
-                    "days": [{"local_date": today, "steps": walker.today}],
-                });
-                let token = stack.token(walker.user.as_str(), false);
-                let _ = http
-                    .post(format!("{}/v1/steps/device-upload", stack.base_url))
-                    .bearer_auth(token)
-                    .json(&body)
-                    .send()
-                    .await;
-            }
+            Source::Phone if syncs => upload(stack, http, &walker.user, &[(today, walker.today)]).await,
             Source::Phone | Source::SilentPhone => {}
         }
     }
@@ -191,11 +241,15 @@ async fn leaderboard(stack: &LocalStack, n: usize) -> Vec<String> {
 
 /// Seeds, then walks every `every` until the task is dropped, printing the leaderboard.
 pub async fn run(stack: Arc<LocalStack>, every: Duration, print: bool) -> Result<(), DemoError> {
-    let mut walkers = seed(&stack).await?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(failed)?;
+    let mut walkers = seed(&stack, &http).await?;
+    // The first sweep now, not at the next tick: it fetches the days already walked.
+    if let Err(error) = functions::scheduled_sync::tick(&stack.app).await {
+        tracing::warn!(%error, "demo: the first sweep failed");
+    }
     if print {
         eprintln!("demo: {} people in {DEMO_CHALLENGE:?}; walking every {} s", walkers.len(), every.as_secs_f32());
     }
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(failed)?;
     let mut round = 0u64;
     loop {
         walk(&stack, &mut walkers, &http).await;
