@@ -1,21 +1,25 @@
 # StepSync's two entry points: `make dev` runs it locally, `make test` runs every test.
-# Both install what they need (Rust crates via cargo, Python tools into .venv).
+# Both install what they need (Rust crates via cargo, Python tools into .venv, Chromium from
+# Debian's packages and playwright-core from npm for the browser test).
 
 SHELL := /bin/bash
-export AWS_EC2_METADATA_DISABLED := true
-export AWS_ACCESS_KEY_ID := test
-export AWS_SECRET_ACCESS_KEY := test
-export AWS_REGION := us-east-1
 export CARGO_TERM_COLOR := never
 
-.PHONY: dev test venv lint fmt
+# Tests and benchmarks never reach AWS: dummy credentials, and no probe of the metadata address.
+# (`make dev` keeps the caller's AWS settings, for STEPSYNC_LOCAL_DYNAMODB=aws.)
+test bench: export AWS_EC2_METADATA_DISABLED := true
+test bench: export AWS_ACCESS_KEY_ID := test
+test bench: export AWS_SECRET_ACCESS_KEY := test
+test bench: export AWS_REGION := us-east-1
+
+.PHONY: dev test venv browser lint fmt
 
 ## Run StepSync locally (Ctrl-C stops it; data is kept under .data/).
 dev:
 	cargo run --quiet -p stepsync-local --bin stepsync-local
 
 ## Set up and run every test: unit tests, and the integration suite on dynoxide and moto.
-test: venv
+test: venv browser
 	./scripts/check-template.sh
 	./scripts/check-deps.sh
 	cargo test --workspace --no-fail-fast
@@ -23,6 +27,10 @@ test: venv
 ## The project-local virtualenv: moto, cfn-lint and SAM CLI (pinned in requirements-dev.txt).
 venv:
 	./scripts/setup-venv.sh
+
+## Debian's Chromium and playwright-core, for the web console's browser test.
+browser:
+	./scripts/setup-browser.sh
 
 ## Formatting and lints, as CI expects them.
 lint:

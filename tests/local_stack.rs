@@ -5,7 +5,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
-use stepsync_local::stack::{LocalStack, StackOptions};
+use stepsync_local::dynoxide::EmbeddedDynamo;
+use stepsync_local::stack::{LocalStack, StackOptions, StoreTarget};
 
 async fn stack() -> LocalStack {
     LocalStack::start(StackOptions { tick: Duration::from_secs(3600), ..StackOptions::default() }, |_| {})
@@ -148,4 +149,67 @@ async fn the_demo_walks_syncs_and_shows_who_must_act() {
     if let Ok(stack) = std::sync::Arc::try_unwrap(stack) {
         stack.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_is_served_at_the_root_and_signs_in_with_its_cookie() {
+    let stack = stack().await;
+    let http = client();
+    let base = &stack.base_url;
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    for asset in ["/console/console.js", "/console/console.css"] {
+        assert!(html.contains(asset), "the page loads {asset}");
+        let answer = http.get(format!("{base}{asset}")).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{asset}");
+        assert!(!answer.text().await.unwrap().is_empty());
+    }
+    let info: Value = http.get(format!("{base}/dev/info")).send().await.unwrap().json().await.unwrap();
+    let connectable: Vec<&str> =
+        info["connectable"].as_array().unwrap().iter().map(|c| c["provider"].as_str().unwrap()).collect();
+    assert_eq!(connectable, ["google_health", "misfit"]);
+
+    // A plain navigation to authorize carries no header: the console's cookie signs it in.
+    let url = format!("{base}/v1/connections/google_health/authorize");
+    let cookie = format!("other=1; stepsync_local_jwt={}", stack.token("cookie-walker", false));
+    let signed_in = http.get(&url).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(signed_in.status(), StatusCode::FOUND);
+    let forged = http.get(&url).header("cookie", "stepsync_local_jwt=not.a.token").send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_stack_keeps_its_table_in_another_dynamodb_endpoint_when_told() {
+    let other = EmbeddedDynamo::in_memory().await.unwrap();
+    let options = StackOptions {
+        tick: Duration::from_secs(3600),
+        store: StoreTarget::Endpoint(other.endpoint().to_owned()),
+        table: "elsewhere".into(),
+        ..StackOptions::default()
+    };
+    let stack = LocalStack::start(options, |_| {}).await.unwrap();
+    let http = client();
+    let info: Value = http.get(format!("{}/dev/info", stack.base_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["dynamodb"], other.endpoint());
+    let created = http
+        .post(format!("{}/v1/challenges", stack.base_url))
+        .bearer_auth(stack.token("boss", true))
+        .json(&json!({"name": "Elsewhere", "start_date": "2026-01-05", "end_date": "2026-01-30"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    stack.stop().await;
+
+    // The challenge is in the other endpoint's table.
+    let direct = aws_sdk_dynamodb::Client::new(&stepsync::aws::local_sdk_config(other.endpoint()));
+    let items = direct.scan().table_name("elsewhere").send().await.unwrap();
+    assert!(
+        items.items().iter().any(|item| item.values().any(|v| v.as_s().is_ok_and(|s| s == "Elsewhere"))),
+        "{items:?}"
+    );
+    other.stop().await;
 }

@@ -10,8 +10,8 @@ use crate::table;
 use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{MethodFilter, get, on, post};
 use axum::{Json, Router};
 use base64::Engine;
@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use stepsync::domain::Provider;
 use stepsync::events::Event;
 use stepsync::ports::{EventPublisher, PublishError};
 use tokio::sync::{mpsc, oneshot};
@@ -32,16 +33,50 @@ use tokio::task::JoinHandle;
 pub struct StackOptions {
     /// `STEPSYNC_PORT` (default 3000; 0 picks a free port).
     pub port: u16,
+    /// The embedded DynamoDB's port (`STEPSYNC_DYNAMO_PORT`; 0 picks a free port).
+    pub dynamo_port: u16,
     /// `None`: an in-memory database (tests); else the folder that keeps data across restarts.
     pub data_dir: Option<PathBuf>,
     pub table: String,
     /// How often the scheduler ticks.
     pub tick: Duration,
+    pub store: StoreTarget,
+}
+
+/// Which DynamoDB the stack keeps its table in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreTarget {
+    /// dynoxide in-process: in memory, or on a file in `data_dir`.
+    Embedded,
+    /// Another DynamoDB-compatible endpoint (DynamoDB Local, moto, dynoxide's server), with
+    /// dummy credentials, as local endpoints take.
+    Endpoint(String),
+    /// Real AWS: region, credentials and endpoint from the usual AWS settings.
+    Aws,
+}
+
+impl StoreTarget {
+    /// `Endpoint` when `AWS_ENDPOINT_URL_DYNAMODB` is set, `Aws` with
+    /// `STEPSYNC_LOCAL_DYNAMODB=aws`, otherwise the embedded store.
+    pub fn from_env() -> Self {
+        match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
+            Ok(url) if !url.is_empty() => Self::Endpoint(url),
+            _ if std::env::var("STEPSYNC_LOCAL_DYNAMODB").is_ok_and(|v| v == "aws") => Self::Aws,
+            _ => Self::Embedded,
+        }
+    }
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
-        Self { port: 0, data_dir: None, table: "stepsync".into(), tick: Duration::from_secs(60) }
+        Self {
+            port: 0,
+            dynamo_port: 0,
+            data_dir: None,
+            table: "stepsync".into(),
+            tick: Duration::from_secs(60),
+            store: StoreTarget::Embedded,
+        }
     }
 }
 
@@ -120,13 +155,29 @@ fn key(data_dir: Option<&PathBuf>, name: &str) -> Result<Vec<u8>, StackError> {
 impl LocalStack {
     /// Starts everything; `progress` hears each step.
     pub async fn start(options: StackOptions, progress: impl Fn(&str)) -> Result<Self, StackError> {
-        progress("starting the embedded DynamoDB");
-        let dynamo = match &options.data_dir {
-            Some(dir) => EmbeddedDynamo::on_file(&dir.join("stepsync.db"), 0).await,
-            None => EmbeddedDynamo::in_memory().await,
-        }
-        .map_err(failed)?;
-        let client = aws_sdk_dynamodb::Client::new(&stepsync::aws::local_sdk_config(dynamo.endpoint()));
+        let (dynamo, client, dynamo_endpoint) = match &options.store {
+            StoreTarget::Embedded => {
+                progress("starting DynamoDB (embedded dynoxide)");
+                let dynamo = match &options.data_dir {
+                    Some(dir) => EmbeddedDynamo::on_file(&dir.join("stepsync.db"), options.dynamo_port).await,
+                    None => EmbeddedDynamo::in_memory().await,
+                }
+                .map_err(failed)?;
+                let client = aws_sdk_dynamodb::Client::new(&stepsync::aws::local_sdk_config(dynamo.endpoint()));
+                let endpoint = dynamo.endpoint().to_owned();
+                (Some(dynamo), client, endpoint)
+            }
+            StoreTarget::Endpoint(url) => {
+                progress(&format!("starting DynamoDB (the endpoint {url})"));
+                (None, aws_sdk_dynamodb::Client::new(&stepsync::aws::local_sdk_config(url)), url.clone())
+            }
+            StoreTarget::Aws => {
+                progress("starting DynamoDB (AWS, from the usual AWS settings)");
+                let config = stepsync::aws::load_sdk_config().await;
+                let region = config.region().map_or_else(|| "no region set".to_owned(), ToString::to_string);
+                (None, aws_sdk_dynamodb::Client::new(&config), format!("AWS DynamoDB ({region})"))
+            }
+        };
         table::ensure_table(&client, &options.table).await.map_err(failed)?;
 
         progress("starting the provider sandboxes (Google Health, Misfit, SNS)");
@@ -210,9 +261,11 @@ impl LocalStack {
 
         progress("starting the API router");
         let auth = Arc::new(LocalAuth::new(key(options.data_dir.as_ref(), "jwt.key")?));
+        let connectable = [Provider::GoogleHealth, Provider::Misfit]
+            .map(|p| json!({"provider": p.as_str(), "name": stepsync::sync::provider_name(p)}));
         let info = Arc::new(json!({
             "api": base_url,
-            "dynamodb": dynamo.endpoint(),
+            "dynamodb": dynamo_endpoint,
             "google_health": google.base_url(),
             "misfit": misfit.base_url(),
             "sns": sns.base_url(),
@@ -220,6 +273,8 @@ impl LocalStack {
                 "google_health": format!("{base_url}/webhooks/google_health"),
                 "misfit": format!("{base_url}/webhooks/misfit"),
             },
+            // The providers a person connects through an OAuth consent page (the console's buttons).
+            "connectable": connectable,
         }));
         let shared = Shared { app: app.clone(), auth: auth.clone(), info };
         let router = router(shared);
@@ -232,7 +287,7 @@ impl LocalStack {
                 tracing::error!(%error, "local router stopped");
             }
         }));
-        Ok(Self { base_url, app, google, misfit, sns, auth, feed, dynamo: Some(dynamo), shutdown: Some(tx), tasks })
+        Ok(Self { base_url, app, google, misfit, sns, auth, feed, dynamo, shutdown: Some(tx), tasks })
     }
 
     /// A JWT for `user`, as `POST /dev/token` gives.
@@ -253,6 +308,32 @@ impl LocalStack {
             dynamo.stop().await;
         }
     }
+}
+
+/// The web console (plain HTML, CSS and JS; no build step), compiled in.
+const CONSOLE_HTML: &str = include_str!("../console/index.html");
+const CONSOLE_JS: &str = include_str!("../console/console.js");
+const CONSOLE_CSS: &str = include_str!("../console/console.css");
+
+/// The cookie the console keeps its local token in, so that a plain navigation (Connect →
+/// `/v1/connections/{provider}/authorize`) is signed in. Only the local authorizer reads it.
+const TOKEN_COOKIE: &str = "stepsync_local_jwt";
+
+/// The caller's token: the `Authorization: Bearer` header, else the console's cookie.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    if let Some(token) = header {
+        return Some(token.to_owned());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(TOKEN_COOKIE)?.strip_prefix('=').map(str::to_owned))
 }
 
 /// Which function serves a route, and whether API Gateway checks a JWT first.
@@ -276,6 +357,15 @@ fn router(shared: Shared) -> Router {
         }
     }
     let mut router = Router::new()
+        .route("/", get(|| async { Html(CONSOLE_HTML) }))
+        .route(
+            "/console/console.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], CONSOLE_JS) }),
+        )
+        .route(
+            "/console/console.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CONSOLE_CSS) }),
+        )
         .route("/healthz", get(|| async { (StatusCode::OK, "ok") }))
         .route("/dev/token", post(dev_token))
         .route("/dev/info", get(|State(s): State<Shared>| async move { Json((*s.info).clone()) }));
@@ -344,11 +434,7 @@ async fn invoke(
         "time": now.to_string(), "timeEpoch": now.as_millisecond(),
     });
     if jwt {
-        let token = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-        let Some(claims) = token.and_then(|t| s.auth.verify(t, now.as_second())) else {
+        let Some(claims) = bearer_token(&headers).and_then(|t| s.auth.verify(&t, now.as_second())) else {
             // What API Gateway's JWT authorizer answers, before any handler runs.
             return (StatusCode::UNAUTHORIZED, Json(json!({"message": "Unauthorized"}))).into_response();
         };
@@ -358,8 +444,10 @@ async fn invoke(
     let mut cookies = Vec::new();
     for (name, value) in &headers {
         let Ok(value) = value.to_str() else { continue };
-        if name.as_str() == "cookie" {
-            cookies.extend(value.split(';').map(|c| Value::String(c.trim().to_owned())));
+        if name == header::COOKIE {
+            // The console's token cookie stands in for the Authorization header; handlers never see it.
+            let kept = value.split(';').map(str::trim).filter(|c| !c.starts_with(&format!("{TOKEN_COOKIE}=")));
+            cookies.extend(kept.map(|c| Value::String(c.to_owned())));
         } else {
             header_map.insert(name.as_str().to_owned(), Value::String(value.to_owned()));
         }

@@ -1,0 +1,108 @@
+// Drives the local stack's web console in headless Chromium, as a person would: pick a person,
+// join the challenge, connect Fitbit / Google Health through the sandbox's consent page, then
+// (once the test harness has new steps waiting at the provider) click "Sync steps" and watch the
+// leaderboard change. Run by tests/browser.rs, which starts the stack and owns the sandbox.
+//
+// Environment: BASE_URL (the stack), PERSON (a new user id), ACCOUNT (their Google Health
+// account on the sandbox), SCREENSHOT (where the final screenshot goes), CHROMIUM (default
+// /usr/bin/chromium).
+// Protocol on stdout/stdin, one JSON line each: we print {"connected": steps} once connected,
+// the harness answers {"expect": steps} after setting new steps at the provider; we print
+// {"done": steps} after the leaderboard shows them.
+import { chromium } from "playwright-core";
+import { createInterface } from "node:readline";
+
+const env = (name, fallback) => {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) throw new Error(`${name} must be set`);
+  return value;
+};
+const BASE_URL = env("BASE_URL");
+const PERSON = env("PERSON");
+const ACCOUNT = env("ACCOUNT");
+const SCREENSHOT = env("SCREENSHOT");
+const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
+const STEP_TIMEOUT_MS = 30_000;
+
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
+async function receive() {
+  const { value, done } = await lines.next();
+  if (done) throw new Error("the harness closed stdin");
+  return JSON.parse(value);
+}
+const log = (text) => process.stderr.write(`browser: ${text}\n`);
+
+// Chromium as this machine runs it: no sandbox as root, and no background calls to Google's
+// services (the network is closed; loopback only).
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+  ],
+});
+const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+page.setDefaultTimeout(STEP_TIMEOUT_MS);
+const pageErrors = [];
+page.on("pageerror", (error) => pageErrors.push(String(error)));
+
+const row = (user) => page.locator(`#leaderboard tr[data-user="${user}"]`);
+async function stepsOf(user) {
+  const text = await row(user).locator("td.steps").textContent();
+  return Number(text.replaceAll(",", ""));
+}
+async function waitForSteps(user, wanted) {
+  await page.waitForFunction(
+    ([u, n]) => {
+      const cell = document.querySelector(`#leaderboard tr[data-user="${u}"] td.steps`);
+      return cell && Number(cell.textContent.replaceAll(",", "")) === n;
+    },
+    [user, wanted],
+  );
+}
+
+try {
+  log(`opening ${BASE_URL}/`);
+  await page.goto(`${BASE_URL}/`);
+  await page.waitForSelector("body[data-ready=true]");
+
+  log(`becoming ${PERSON} and joining the challenge`);
+  await page.fill("#person-input", PERSON);
+  await page.click("#person-use");
+  await page.waitForFunction((p) => document.querySelector("#person-info").textContent.includes(p), PERSON);
+  await page.click("#join");
+  await row(PERSON).waitFor();
+
+  log("connecting Fitbit / Google Health through the sandbox consent page");
+  const google = page.locator('.connection[data-provider="google_health"]');
+  await google.locator('button[data-action="connect"]').click();
+  await page.waitForURL((url) => !url.href.startsWith(BASE_URL));
+  await page.click(`a[data-health-user-id="${ACCOUNT}"]`);
+  await page.click("#approve");
+  await page.waitForURL(`${BASE_URL}/`);
+  await page.waitForFunction(() => document.querySelector("#message").textContent.startsWith("Connected"));
+  await page.waitForSelector('.connection[data-provider="google_health"][data-status="active"]');
+  await row(PERSON).waitFor();
+  send({ connected: await stepsOf(PERSON) });
+
+  const { expect } = await receive();
+  log(`syncing; the provider now has ${expect} steps for today`);
+  await page.click("#sync");
+  await page.waitForFunction(() => document.querySelector("#message").textContent.startsWith("Synced"));
+  await waitForSteps(PERSON, expect);
+  await page.waitForSelector(`#chart rect[data-steps="${expect}"]`);
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  if (pageErrors.length) throw new Error(`the page threw: ${pageErrors.join("; ")}`);
+  send({ done: await stepsOf(PERSON), message: await page.locator("#message").textContent() });
+} catch (error) {
+  log(`failed at ${page.url()}: ${error.message}`);
+  log(`page said: ${await page.locator("#message").textContent().catch(() => "(no message)")}`);
+  await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, "-failed.png"), fullPage: true }).catch(() => {});
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  lines.return?.();
+  process.stdin.destroy();
+}
