@@ -136,7 +136,8 @@ async function refreshBoard() {
   });
   $("#leaderboard tbody").replaceChildren(...rows);
   $("#people").replaceChildren(...board.entries.map((e) => el("option", { value: e.user_id })));
-  $("#board-updated").textContent = `${board.entries.length} people · updated ${new Date().toLocaleTimeString()}`;
+  const count = board.entries.length;
+  $("#board-updated").textContent = `${count} ${count === 1 ? "person" : "people"} · updated ${new Date().toLocaleTimeString()}`;
   $("#join").disabled = details.joined;
   $("#join").hidden = details.joined;
   $("#leave").hidden = !details.joined;

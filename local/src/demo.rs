@@ -227,6 +227,26 @@ async fn walk(stack: &LocalStack, walkers: &mut [Walker], http: &reqwest::Client
     }
 }
 
+/// Provider accounts nobody has connected yet, with the last 14 days walked, so that anyone
+/// trying the stack (demo or empty) can connect a person through a consent page. Returns
+/// their ids as `(provider, account)`.
+pub fn add_sandbox_accounts(stack: &LocalStack) -> Vec<(Provider, String)> {
+    let today = demo_today(stack);
+    let mut added = Vec::new();
+    for n in 1..=3 {
+        let (google, misfit) = (format!("sandbox-google-{n}"), format!("sandbox-misfit-{n}"));
+        stack.google.add_person(&google, None);
+        stack.misfit.add_person(&misfit);
+        for offset in -13..=0 {
+            let date = today.add_days(offset).date();
+            stack.google.set_steps(&google, date, past_day_steps());
+            stack.misfit.set_steps(&misfit, date, past_day_steps());
+        }
+        added.extend([(Provider::GoogleHealth, google), (Provider::Misfit, misfit)]);
+    }
+    added
+}
+
 /// The leaderboard's top `n` as lines for the terminal.
 async fn leaderboard(stack: &LocalStack, n: usize) -> Vec<String> {
     let challenges = Challenges { steps: stack.app.store.as_ref(), store: stack.app.store.as_ref() };

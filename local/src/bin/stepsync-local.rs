@@ -39,6 +39,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("  GET  {}/healthz", stack.base_url);
     eprintln!("  POST {}/dev/token  {{\"user\": \"alice\", \"admin\": false}}", stack.base_url);
     eprintln!("  GET  {}/dev/info   (sandbox URLs)", stack.base_url);
+    let accounts = stepsync_local::demo::add_sandbox_accounts(&stack);
+    let names: Vec<&str> = accounts.iter().map(|(_, account)| account.as_str()).collect();
+    eprintln!("  sandbox accounts free to connect on the consent pages: {}", names.join(", "));
     eprintln!("Ctrl-C stops.");
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping...");
