@@ -12,7 +12,7 @@ test bench: export AWS_ACCESS_KEY_ID := test
 test bench: export AWS_SECRET_ACCESS_KEY := test
 test bench: export AWS_REGION := us-east-1
 
-.PHONY: dev test venv browser lint fmt
+.PHONY: dev test venv browser lint fmt bench
 
 ## Run StepSync locally (Ctrl-C stops it; data is kept under .data/).
 dev:
@@ -31,6 +31,13 @@ venv:
 ## Debian's Chromium and playwright-core, for the web console's browser test.
 browser:
 	./scripts/setup-browser.sh
+
+## Measure freshness, sweep throughput against the store's floor, requests and dollars per sync,
+## cold start and size; writes bench/out/report.md and report.json (see docs/PERFORMANCE.md).
+## Options: BENCH_ARGS="--connections 10000 --store moto --quick ...".
+bench: venv
+	cargo build --release -p stepsync-functions --bins
+	cargo run --release -p stepsync-bench -- $(BENCH_ARGS)
 
 ## Formatting and lints, as CI expects them.
 lint:

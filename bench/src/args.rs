@@ -1,0 +1,111 @@
+//! Command-line options (`make bench BENCH_ARGS="..."`).
+
+use crate::error::BenchError;
+use std::path::PathBuf;
+
+/// Which local DynamoDB the sweep and the request counts run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Store {
+    Dynoxide,
+    Moto,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Args {
+    /// Connections due at once in the sweep.
+    pub connections: usize,
+    /// Webhook notifications timed for freshness.
+    pub notifications: usize,
+    pub store: Store,
+    /// The assumed device syncs (webhooks) per person per day in the cost model.
+    pub webhooks_per_day: f64,
+    pub skip_cold_start: bool,
+    pub quick: bool,
+    pub out: PathBuf,
+}
+
+impl Args {
+    fn defaults() -> Self {
+        Self {
+            connections: 2_000,
+            notifications: 200,
+            store: Store::Dynoxide,
+            webhooks_per_day: 16.0,
+            skip_cold_start: false,
+            quick: false,
+            out: stepsync_local::workspace_root().join("bench/out"),
+        }
+    }
+
+    /// Parses the arguments after the program name. `--quick` is a smoke run: 200
+    /// connections and 20 notifications unless given explicitly.
+    pub fn parse(raw: impl IntoIterator<Item = String>) -> Result<Self, BenchError> {
+        let mut args = Self::defaults();
+        let (mut connections, mut notifications) = (None, None);
+        let mut raw = raw.into_iter();
+        while let Some(flag) = raw.next() {
+            let mut value = |name: &str| raw.next().ok_or_else(|| BenchError::Usage(format!("{name} needs a value")));
+            match flag.as_str() {
+                "--connections" => connections = Some(positive(&flag, &value("--connections")?)?),
+                "--notifications" => notifications = Some(positive(&flag, &value("--notifications")?)?),
+                "--store" => {
+                    args.store = match value("--store")?.as_str() {
+                        "dynoxide" => Store::Dynoxide,
+                        "moto" => Store::Moto,
+                        other => return Err(BenchError::Usage(format!("--store {other:?}: dynoxide or moto"))),
+                    }
+                }
+                "--webhooks-per-day" => {
+                    let raw = value("--webhooks-per-day")?;
+                    args.webhooks_per_day = raw
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite() && *v >= 0.0)
+                        .ok_or_else(|| BenchError::Usage(format!("--webhooks-per-day {raw:?}: a number ≥ 0")))?;
+                }
+                "--quick" => args.quick = true,
+                "--skip-cold-start" => args.skip_cold_start = true,
+                "--out" => args.out = PathBuf::from(value("--out")?),
+                "-h" | "--help" => return Err(BenchError::Usage("StepSync benchmarks".into())),
+                other => return Err(BenchError::Usage(format!("unknown option {other:?}"))),
+            }
+        }
+        let (quick_connections, quick_notifications) = if args.quick { (200, 20) } else { (2_000, 200) };
+        args.connections = connections.unwrap_or(quick_connections);
+        args.notifications = notifications.unwrap_or(quick_notifications);
+        Ok(args)
+    }
+}
+
+fn positive(flag: &str, raw: &str) -> Result<usize, BenchError> {
+    raw.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| BenchError::Usage(format!("{flag} {raw:?}: a whole number above 0")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, BenchError> {
+        Args::parse(args.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn defaults_quick_and_explicit_values() {
+        let plain = parse(&[]).unwrap();
+        assert_eq!((plain.connections, plain.notifications, plain.store), (2_000, 200, Store::Dynoxide));
+        let quick = parse(&["--quick", "--store", "moto"]).unwrap();
+        assert_eq!((quick.connections, quick.notifications, quick.store), (200, 20, Store::Moto));
+        assert_eq!(parse(&["--quick", "--connections", "10000"]).unwrap().connections, 10_000);
+    }
+
+    #[test]
+    fn bad_input_is_a_usage_error() {
+        for bad in [&["--connections", "0"][..], &["--connections"], &["--store", "sqlite"], &["--fast"]] {
+            assert!(matches!(parse(bad), Err(BenchError::Usage(_))), "{bad:?}");
+        }
+    }
+}

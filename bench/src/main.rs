@@ -1,0 +1,135 @@
+//! `make bench`: freshness, sweep throughput against the store's floor, requests and dollars
+//! per sync, cold start and size. Writes `bench/out/report.md` and `bench/out/report.json`.
+
+mod args;
+mod cold_start;
+mod cost;
+mod error;
+mod freshness;
+mod machine;
+mod prices;
+mod report;
+mod requests;
+mod stats;
+mod sweep;
+mod template;
+mod world;
+
+use args::Args;
+use error::BenchError;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> Result<(), BenchError> {
+    let started = Instant::now();
+    let progress = |line: &str| eprintln!("[{:>6.1} s] {line}", started.elapsed().as_secs_f64());
+    let machine = machine::Machine::describe();
+    progress(&format!("bench on {} cores ({}), {}", machine.cores, machine.cpu_model, machine.rustc));
+    let template = template::Template::read()?;
+    let prices_path = stepsync_local::workspace_root().join("docs/PRICES.md");
+    let prices = prices::parse(&std::fs::read_to_string(&prices_path).map_err(BenchError::io(&prices_path))?)?;
+    std::fs::create_dir_all(&args.out).map_err(BenchError::io(&args.out))?;
+
+    let cold_start = if args.skip_cold_start {
+        Err("skipped (--skip-cold-start)".to_owned())
+    } else {
+        progress("start and size: each release binary against the Runtime API emulator");
+        Ok(cold_start::run(template.memory_mb, &args.out, &progress).await?)
+    };
+
+    progress(&format!("freshness: {} notifications on the local stack", args.notifications));
+    let freshness = freshness::run(args.notifications, &progress).await?;
+    progress(&format!(
+        "  visible after p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+        freshness.visible_ms.p50, freshness.visible_ms.p95, freshness.visible_ms.max
+    ));
+
+    progress(&format!("sweep: seeding {} connections on {:?}", args.connections, args.store));
+    let mut world = world::World::start(args.store).await?;
+    world.add_people("sweeper", args.connections, &progress).await?;
+    let sweep = sweep::run(&world, &progress).await?;
+
+    let requests = requests::run(&mut world, &progress).await?;
+    for s in &requests {
+        progress(&format!(
+            "  {}: {} reads, {} writes, {} transactions, {} events, {} provider calls",
+            s.name,
+            s.reads,
+            s.writes,
+            s.transactions,
+            s.events,
+            s.provider_total()
+        ));
+    }
+    let item_sizes = cost::ItemSizes::of(&world.sample_items(2_000).await?);
+
+    progress("dollars: pricing the measured counts");
+    let webhook = requests
+        .iter()
+        .find(|s| s.name.starts_with("webhook"))
+        .ok_or_else(|| BenchError::measurement("dollars", "no webhook scenario"))?;
+    let schedule = &world.app.config.schedule;
+    let inputs = cost::Inputs {
+        prices: &prices,
+        sizes: &item_sizes,
+        memory_gb: f64::from(template.memory_mb) / 1024.0,
+        webhook,
+        sweep_changed: &sweep.changed,
+        sweep_unchanged: &sweep.unchanged,
+        webhooks_per_day: args.webhooks_per_day,
+        reconcile_hours: schedule.webhook_interval.as_secs_f64() / 3600.0,
+        pull_minutes: schedule.pull_interval.as_secs_f64() / 60.0,
+        tick_minutes: f64::from(template.sync_interval_minutes),
+        tick_ms: sweep.changed.tick_ms,
+        shards: f64::from(stepsync::aws::DUE_SHARDS),
+    };
+    let costs = cost::populations(&inputs);
+    for c in &costs {
+        progress(&format!("  {}: ${:.2} per month for 10,000 people", c.name, c.month.total));
+    }
+
+    let report = report::Report {
+        machine,
+        settings: report::Settings {
+            connections: args.connections,
+            notifications: args.notifications,
+            store: args.store,
+            webhooks_per_day: args.webhooks_per_day,
+            quick: args.quick,
+        },
+        template,
+        cold_start,
+        freshness,
+        sweep,
+        requests,
+        item_sizes,
+        prices,
+        costs,
+        run_seconds: started.elapsed().as_secs_f64(),
+    };
+    let json_path = args.out.join("report.json");
+    let json = serde_json::to_string_pretty(&report).map_err(|e| BenchError::measurement("report", e))?;
+    std::fs::write(&json_path, json).map_err(BenchError::io(&json_path))?;
+    let md_path = args.out.join("report.md");
+    std::fs::write(&md_path, report.markdown()).map_err(BenchError::io(&md_path))?;
+    progress(&format!("wrote {} and {}", md_path.display(), json_path.display()));
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! The report: `report.json` (everything measured) and `report.md` (the same, for people).
+
+use crate::cold_start::ColdStart;
+use crate::cost::{ItemSizes, Population};
+use crate::freshness::Freshness;
+use crate::machine::Machine;
+use crate::prices::Prices;
+use crate::requests::Scenario;
+use crate::stats::Summary;
+use crate::sweep::{SweepReport, SweepRun};
+use crate::template::Template;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub connections: usize,
+    pub notifications: usize,
+    pub store: crate::args::Store,
+    pub webhooks_per_day: f64,
+    pub quick: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub settings: Settings,
+    pub template: Template,
+    pub cold_start: Result<Vec<ColdStart>, String>,
+    pub freshness: Freshness,
+    pub sweep: SweepReport,
+    pub requests: Vec<Scenario>,
+    pub item_sizes: ItemSizes,
+    pub prices: Prices,
+    pub costs: Vec<Population>,
+    pub run_seconds: f64,
+}
+
+fn ops(map: &BTreeMap<String, f64>) -> String {
+    map.iter().map(|(op, n)| format!("{op} {}", round(*n))).collect::<Vec<_>>().join(", ")
+}
+
+fn round(n: f64) -> String {
+    if (n - n.round()).abs() < 1e-9 { format!("{n:.0}") } else { format!("{n:.3}") }
+}
+
+fn summary_row(out: &mut String, what: &str, s: &Summary) {
+    let _ = writeln!(out, "| {what} | {} | {:.1} | {:.1} | {:.1} | {:.1} |", s.count, s.p50, s.p95, s.max, s.mean);
+}
+
+fn sweep_row(out: &mut String, what: &str, r: &SweepRun) {
+    let _ = writeln!(
+        out,
+        "| {what} | {} | {} | {} | {:.0} | **{:.0}** | {:.1} | {:.2} |",
+        r.connections, r.synced, r.failed, r.wall_ms, r.per_second, r.tick_ms, r.worker_ms_per_sync
+    );
+}
+
+fn money(d: f64) -> String {
+    if d >= 0.1 { format!("${d:.2}") } else { format!("${d:.4}") }
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let mut o = String::new();
+        let m = &self.machine;
+        let _ = writeln!(o, "# StepSync benchmark report\n");
+        let _ = writeln!(
+            o,
+            "Run {} on {} cores ({}), {}, {}. Store: {:?}; {} connections in the sweep, {} notifications{}. The whole run took {:.0} s.\n",
+            m.date,
+            m.cores,
+            m.cpu_model,
+            m.kernel,
+            m.rustc,
+            self.settings.store,
+            self.settings.connections,
+            self.settings.notifications,
+            if self.settings.quick { " (--quick)" } else { "" },
+            self.run_seconds
+        );
+        let _ = writeln!(
+            o,
+            "Every figure below was measured in this run; only the prices (docs/PRICES.md) and the stated assumptions come from elsewhere. Everything ran on loopback: local stores and fakes answer in microseconds where AWS answers in milliseconds, so durations here are the code's own cost, not production latency.\n"
+        );
+
+        let f = &self.freshness;
+        let _ = writeln!(o, "## 1. Freshness\n");
+        let _ = writeln!(
+            o,
+            "A signed Google Health notification → the person's new total in `GET /v1/challenges/{{id}}/leaderboard`, on the local stack (real handlers behind the HttpApi routes, the in-process bus handing `SyncRequested` to the real `sync-worker`, embedded dynoxide, fake Google Health). {} notifications, one at a time, over {} people; the leaderboard polled every {} ms.\n",
+            f.notifications, f.people, f.poll_every_ms
+        );
+        let _ = writeln!(o, "| ms | n | p50 | p95 | max | mean |\n| --- | ---: | ---: | ---: | ---: | ---: |");
+        summary_row(&mut o, "notification → total visible", &f.visible_ms);
+        summary_row(&mut o, "the webhook request alone (→ 204)", &f.webhook_ms);
+
+        let s = &self.sweep;
+        let _ = writeln!(o, "\n## 2. Sweep\n");
+        let _ = writeln!(
+            o,
+            "All connections due at once: the real `scheduled-sync` tick, then `sync-worker` for every published `SyncShard` event at the same time (as EventBridge invokes one worker per event), ticking again until nothing is due; fake Google Health with one changed day per person. Then the same connections seven hours later with nothing new. Store: {:?}. Concurrency: {} busy shards × {} connections per worker = {}.\n",
+            self.settings.store, s.changed.busy_shards, s.worker_concurrency, s.concurrency
+        );
+        let _ = writeln!(
+            o,
+            "| sweep | connections | synced | failed | wall ms | connections/s | tick ms | worker ms per sync |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        sweep_row(&mut o, "one changed day each", &s.changed);
+        sweep_row(&mut o, "nothing new", &s.unchanged);
+        let _ = writeln!(
+            o,
+            "\n**The floor**: the minimal request set of one sync issued straight through the DynamoDB adapter at the same concurrency ({}): one consistent `BatchGetItem` of the profile and the day, one `TransactWriteItems` (day, profile, participant), and the shard pages the worker reads (one `Query` per 100 connections and the empty one ending a shard). No provider call, no token decryption, no outcome record.\n",
+            s.floor.concurrency
+        );
+        let _ = writeln!(
+            o,
+            "| | connections | wall ms | connections/s | requests per sync |\n| --- | ---: | ---: | ---: | --- |"
+        );
+        let _ = writeln!(
+            o,
+            "| floor | {} | {:.0} | **{:.0}** | {} |",
+            s.floor.connections,
+            s.floor.wall_ms,
+            s.floor.per_second,
+            ops(&s.floor.requests_per_sync)
+        );
+        let _ = writeln!(
+            o,
+            "| sweep, changed day | {} | {:.0} | **{:.0}** | {} |",
+            s.changed.connections,
+            s.changed.wall_ms,
+            s.changed.per_second,
+            ops(&s.changed.requests_per_sync)
+        );
+        let _ = writeln!(
+            o,
+            "| sweep, nothing new | {} | {:.0} | {:.0} | {} |",
+            s.unchanged.connections,
+            s.unchanged.wall_ms,
+            s.unchanged.per_second,
+            ops(&s.unchanged.requests_per_sync)
+        );
+        let _ = writeln!(
+            o,
+            "\nSweep ÷ floor: **{:.2}** (the engine reaches {:.0} % of what the store itself sustains for the same work).",
+            s.ratio_to_floor,
+            s.ratio_to_floor * 100.0
+        );
+        let _ = writeln!(
+            o,
+            "Provider calls per connection: changed {}; nothing new {}. Events per connection: changed {:.3}, nothing new {:.3}.",
+            ops(&s.changed.provider_calls_per_sync),
+            ops(&s.unchanged.provider_calls_per_sync),
+            s.changed.events_per_sync,
+            s.unchanged.events_per_sync
+        );
+
+        let _ = writeln!(o, "\n## 3. Requests per sync\n");
+        let _ = writeln!(
+            o,
+            "DynamoDB requests counted by `stepsync::aws::RequestCounter` (by `X-Amz-Target`), events published through the publisher port, fake Google Health calls, for one person in one challenge with a warm function (keyset cached). Minimum = what DESIGN.md / docs/DATA_MODEL.md allow.\n"
+        );
+        let _ = writeln!(
+            o,
+            "| scenario | DynamoDB requests | reads (min) | writes (min) | transactions (min) | events (min) | provider calls (min) | invocations, handler ms |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
+        for sc in &self.requests {
+            let measured: BTreeMap<String, f64> = sc.operations.iter().map(|(k, v)| (k.clone(), *v as f64)).collect();
+            let calls: BTreeMap<String, f64> = sc.provider_calls.iter().map(|(k, v)| (k.clone(), *v as f64)).collect();
+            let invocations: Vec<String> =
+                sc.invocations.iter().map(|i| format!("{} {:.1}", i.function, i.ms)).collect();
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} ({}) | {} ({}) | {} ({}) | {} ({}) | {} ({}) | {} |",
+                sc.name,
+                ops(&measured),
+                sc.reads,
+                sc.minimum.reads,
+                sc.writes,
+                sc.minimum.writes,
+                sc.transactions,
+                sc.minimum.transactions,
+                sc.events,
+                sc.minimum.events,
+                ops(&calls),
+                sc.minimum.provider_calls,
+                invocations.join("; ")
+            );
+        }
+        let _ = writeln!(o, "\nWhere the engine exceeds the minimum, and why:\n");
+        for sc in &self.requests {
+            if sc.over_minimum.is_empty() {
+                let _ = writeln!(o, "- **{}**: at the minimum ({}).", sc.name, sc.minimum.why);
+            } else {
+                let _ = writeln!(o, "- **{}** (minimum: {}):", sc.name, sc.minimum.why);
+                for why in &sc.over_minimum {
+                    let _ = writeln!(o, "  - {why}");
+                }
+            }
+        }
+
+        let _ = writeln!(o, "\n## 4. Dollars per 10,000 people per month\n");
+        let p = &self.prices;
+        let _ = writeln!(
+            o,
+            "Prices: docs/PRICES.md, as of {} ({}); free tiers ignored. Lambda: {} MB ({} in template.yaml), billed on the handler durations measured above (on loopback, so an under-estimate against real DynamoDB latency). DynamoDB request units from the counted requests and the measured item sizes (largest by kind: {}).\n",
+            p.as_of,
+            p.region,
+            self.template.memory_mb,
+            self.template.architecture,
+            self.item_sizes.largest_bytes.iter().map(|(k, v)| format!("{k} {v} B")).collect::<Vec<_>>().join(", ")
+        );
+        let services: Vec<String> =
+            self.costs.first().map(|c| c.month.by_service.keys().cloned().collect()).unwrap_or_default();
+        let _ = writeln!(o, "| population | {} | **total / month** | per person / month |", services.join(" | "));
+        let _ = writeln!(o, "| --- |{} ---: | ---: |", " ---: |".repeat(services.len()));
+        for c in &self.costs {
+            let cells: Vec<String> = services.iter().map(|k| money(c.month.by_service[k])).collect();
+            let _ = writeln!(
+                o,
+                "| {} | {} | **{}** | {} |",
+                c.name,
+                cells.join(" | "),
+                money(c.month.total),
+                money(c.per_person_month)
+            );
+        }
+        for c in &self.costs {
+            let _ = writeln!(o, "\n{}: {}.", c.name, c.assumptions.join("; "));
+        }
+
+        let _ = writeln!(o, "\n## 5. Start and size\n");
+        match &self.cold_start {
+            Ok(starts) => {
+                let _ = writeln!(
+                    o,
+                    "Each release binary (`cargo build --release -p stepsync-functions --bins`) started as Lambda starts it, against the bench's Runtime API emulator, with `AWS_LAMBDA_FUNCTION_MEMORY_SIZE={}`, DynamoDB embedded (dynoxide), fake Google Health and a PutEvents stub on loopback, fed one sample from `events/`. This machine is x86_64; Lambda runs arm64 and its own sandbox start comes on top.\n",
+                    self.template.memory_mb
+                );
+                let _ = writeln!(
+                    o,
+                    "| function | sample | binary | start → first poll | start → first answer | answer | peak RSS |\n| --- | --- | ---: | ---: | ---: | --- | ---: |"
+                );
+                for c in starts {
+                    let _ = writeln!(
+                        o,
+                        "| `{}` | `{}` | {:.1} MB | {:.1} ms | {:.1} ms | {} | {:.1} MB |",
+                        c.function,
+                        c.sample,
+                        c.binary_bytes as f64 / 1e6,
+                        c.to_first_poll_ms,
+                        c.to_first_answer_ms,
+                        c.outcome,
+                        c.peak_rss_kib as f64 / 1024.0
+                    );
+                }
+            }
+            Err(why) => {
+                let _ = writeln!(o, "Not measured in this run: {why}");
+            }
+        }
+        o
+    }
+}

@@ -1,0 +1,304 @@
+//! Requests per sync: DynamoDB requests (counted by the SDK interceptor), events published and
+//! provider calls for each way a sync happens, beside the minimum the design allows.
+
+use crate::error::BenchError;
+use crate::world::World;
+use functions::sync_worker::WorkerResult;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Instant;
+use stepsync::domain::{LocalDate, Provider, UserId};
+use stepsync::events::{Event, SyncReason, SyncRequested};
+use stepsync_local::demo::{google_tokens, store_connection};
+use stepsync_local::fakes::google_health::{Notification, SIGNATURE_HEADER};
+
+/// DynamoDB operations by kind (the interceptor names them after `X-Amz-Target`).
+const READS: [&str; 5] = ["GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"];
+const WRITES: [&str; 4] = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"];
+const TRANSACTIONS: &str = "TransactWriteItems";
+
+/// The least a scenario can cost by the design (DESIGN.md, docs/DATA_MODEL.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct Minimum {
+    pub operations: BTreeMap<String, u64>,
+    pub reads: u64,
+    pub writes: u64,
+    pub transactions: u64,
+    pub events: u64,
+    pub provider_calls: u64,
+    pub why: &'static str,
+}
+
+impl Minimum {
+    fn new(operations: &[(&str, u64)], events: u64, provider_calls: u64, why: &'static str) -> Self {
+        let operations: BTreeMap<String, u64> = operations.iter().map(|(op, n)| ((*op).to_owned(), *n)).collect();
+        Self {
+            reads: sum(&operations, &READS),
+            writes: sum(&operations, &WRITES),
+            transactions: sum(&operations, &[TRANSACTIONS]),
+            operations,
+            events,
+            provider_calls,
+            why,
+        }
+    }
+}
+
+/// One Lambda invocation a scenario caused, and how long the handler ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invocation {
+    pub function: &'static str,
+    pub ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub operations: BTreeMap<String, u64>,
+    pub reads: u64,
+    pub writes: u64,
+    pub transactions: u64,
+    pub events: u64,
+    pub provider_calls: BTreeMap<String, u64>,
+    pub invocations: Vec<Invocation>,
+    /// HTTP API requests (webhooks and the app's calls come through API Gateway).
+    pub api_requests: u64,
+    pub minimum: Minimum,
+    /// Where and why the engine exceeds the minimum.
+    pub over_minimum: Vec<String>,
+}
+
+impl Scenario {
+    pub fn provider_total(&self) -> u64 {
+        self.provider_calls.values().sum()
+    }
+}
+
+/// Why the engine sends what the minimum does not have: the same in every scenario unless
+/// a scenario says otherwise.
+const WHY: &[(&str, &str)] = &[
+    ("GetItem", "sync-worker reads the connection the SyncRequested event names (the event carries ids only)"),
+    (
+        "UpdateItem",
+        "every sync records its outcome on the connection (last attempt and success, diagnosis, next due time: DESIGN step 6), also when nothing changed",
+    ),
+    (
+        "DeleteItem",
+        "the worker gives the webhook's coalescing claim back before it fetches, so a notice arriving mid-sync gets a sync of its own",
+    ),
+];
+
+fn sum(operations: &BTreeMap<String, u64>, kinds: &[&str]) -> u64 {
+    kinds.iter().map(|k| operations.get(*k).copied().unwrap_or(0)).sum()
+}
+
+/// Counts everything `work` causes (counters reset first).
+async fn measure<F>(
+    world: &World,
+    name: &'static str,
+    api_requests: u64,
+    minimum: Minimum,
+    reasons: &[(&str, &str)],
+    work: F,
+) -> Result<Scenario, BenchError>
+where
+    F: AsyncFnOnce() -> Result<Vec<Invocation>, BenchError>,
+{
+    world.env.counter.reset();
+    world.google.reset_calls();
+    let events_before = world.env.publisher.events().len();
+    let invocations = work().await?;
+    let operations = world.env.counter.snapshot();
+    let provider_calls: BTreeMap<String, u64> = ["rollup", "token_refresh", "identity", "keyset"]
+        .into_iter()
+        .map(|kind| (kind.to_owned(), world.google.calls(kind)))
+        .filter(|(_, c)| *c > 0)
+        .collect();
+    let (reads, writes, transactions) =
+        (sum(&operations, &READS), sum(&operations, &WRITES), sum(&operations, &[TRANSACTIONS]));
+    let over_minimum = operations
+        .iter()
+        .filter_map(|(op, n)| {
+            let extra = n.saturating_sub(minimum.operations.get(op).copied().unwrap_or(0));
+            let why =
+                reasons.iter().chain(WHY).find(|(o, _)| o == op).map_or("not explained by the design", |(_, w)| *w);
+            (extra > 0).then(|| format!("{op} ×{extra}: {why}"))
+        })
+        .collect();
+    let events = (world.env.publisher.events().len() - events_before) as u64;
+    Ok(Scenario {
+        name,
+        operations,
+        reads,
+        writes,
+        transactions,
+        events,
+        provider_calls,
+        invocations,
+        api_requests,
+        minimum,
+        over_minimum,
+    })
+}
+
+async fn worker(world: &World, event: &Event) -> Result<(Invocation, WorkerResult), BenchError> {
+    let payload = serde_json::to_value(event).map_err(|e| BenchError::measurement("requests", e))?;
+    let started = Instant::now();
+    let result = functions::sync_worker::handle(&world.app, payload)
+        .await
+        .map_err(|e| BenchError::measurement("requests", e))?;
+    Ok((Invocation { function: "sync-worker", ms: started.elapsed().as_secs_f64() * 1e3 }, result))
+}
+
+fn scheduled(user: &UserId) -> Event {
+    Event::SyncRequested(SyncRequested {
+        user: user.clone(),
+        provider: Provider::GoogleHealth,
+        reason: SyncReason::Schedule,
+        start: None,
+        end: None,
+    })
+}
+
+/// One scheduled sync of `user`, which must change `changed` days.
+async fn scheduled_sync(world: &World, user: &UserId, changed: usize) -> Result<Vec<Invocation>, BenchError> {
+    let (invocation, result) = worker(world, &scheduled(user)).await?;
+    match result {
+        WorkerResult::Synced { changed: c, .. } if c == changed => Ok(vec![invocation]),
+        other => Err(BenchError::measurement("requests", format!("expected {changed} changed day(s), got {other:?}"))),
+    }
+}
+
+/// A signed Google Health notification about `date` into `provider-webhook`, then every
+/// `SyncRequested` it published into `sync-worker`.
+async fn webhook(world: &World, account: &str, date: LocalDate) -> Result<Vec<Invocation>, BenchError> {
+    let body = Notification::upsert(account, [date.date()]).body();
+    let signature = world.google.sign(&body);
+    let text = String::from_utf8(body).map_err(|e| BenchError::measurement("webhook", e))?;
+    let request = support::request_from_sample("webhook_google_health_notification.json", None, |event| {
+        event["headers"][SIGNATURE_HEADER.to_ascii_lowercase()] = Value::String(signature);
+        event["body"] = Value::String(text);
+    });
+    let seen = world.env.publisher.events().len();
+    let started = Instant::now();
+    let response = functions::webhook::handle(&world.app, request).await;
+    let mut invocations = vec![Invocation { function: "provider-webhook", ms: started.elapsed().as_secs_f64() * 1e3 }];
+    if response.status() != 204 {
+        return Err(BenchError::measurement("webhook", format!("answered {}", response.status())));
+    }
+    let events = world.env.publisher.events();
+    for event in events[seen..].iter().filter(|e| matches!(e, Event::SyncRequested(_))) {
+        invocations.push(worker(world, event).await?.0);
+    }
+    Ok(invocations)
+}
+
+pub async fn run(world: &mut World, progress: &dyn Fn(&str)) -> Result<Vec<Scenario>, BenchError> {
+    world.add_people("solo", 1, progress).await?;
+    let world = &*world;
+    let person = world.people.last().ok_or_else(|| BenchError::measurement("requests", "no person"))?;
+    let (user, account) = (&person.user, person.account.as_str());
+    let today = world.today();
+    let set = |steps: u64| world.google.set_steps(account, today.date(), steps);
+
+    // A first sync and a first webhook: the day exists and the keyset is cached, as in a warm
+    // function.
+    set(1_000);
+    scheduled_sync(world, user, 1).await?;
+    world.google.set_steps(account, today.add_days(-1).date(), 500);
+    webhook(world, account, today.add_days(-1)).await?;
+
+    let mut scenarios = Vec::new();
+    progress("requests: an unchanged day");
+    let least =
+        Minimum::new(&[("BatchGetItem", 1)], 0, 1, "one consistent read of the profile and the days; nothing to write");
+    scenarios.push(
+        measure(world, "unchanged day (scheduled sync)", 0, least, &[], async || scheduled_sync(world, user, 0).await)
+            .await?,
+    );
+
+    progress("requests: one changed day");
+    set(2_000);
+    let least = Minimum::new(
+        &[("BatchGetItem", 1), ("TransactWriteItems", 1)],
+        1,
+        1,
+        "the read, one transaction (day, profile, participant), one StepsUpdated",
+    );
+    scenarios.push(
+        measure(world, "one changed day (scheduled sync)", 0, least, &[], async || {
+            scheduled_sync(world, user, 1).await
+        })
+        .await?,
+    );
+
+    progress("requests: a webhook about one day");
+    set(3_000);
+    let least = Minimum::new(
+        &[("GetItem", 1), ("PutItem", 1), ("BatchGetItem", 1), ("TransactWriteItems", 1)],
+        2,
+        1,
+        "the account's owner (GetItem), the coalescing claim (PutItem), one SyncRequested; then the changed-day sync",
+    );
+    scenarios.push(
+        measure(world, "webhook about one day", 1, least, &[], async || webhook(world, account, today).await).await?,
+    );
+
+    progress("requests: a manual sync (POST /v1/sync)");
+    set(4_000);
+    let challenge = world.challenge.to_string();
+    let least = Minimum::new(
+        &[("PutItem", 1), ("Query", 1), ("BatchGetItem", 1), ("TransactWriteItems", 1)],
+        1,
+        1,
+        "the cooldown claim (PutItem), the person's connections (Query), then the changed-day sync",
+    );
+    let manual_reasons = [
+        ("GetItem", "the challenge named in the body is checked to exist before the cooldown is spent"),
+        (
+            "Query",
+            "the answer's standing (rank, participants) reads every participant of the challenge: its cost grows with the challenge (here everyone of the sweep is in it)",
+        ),
+    ];
+    scenarios.push(
+        measure(world, "manual sync, one changed day", 1, least, &manual_reasons, async || {
+            let request = support::request_from_sample("sync_now.json", Some(user), |event| {
+                event["body"] = Value::String(json!({ "challenge": challenge }).to_string());
+            });
+            let started = Instant::now();
+            let response = functions::manual_sync::handle(&world.app, request).await;
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            let body = support::body_json(&response);
+            if response.status() != 200 || body["connections"][0]["days_changed"] != json!(1) {
+                return Err(BenchError::measurement("manual sync", format!("answered {}: {body}", response.status())));
+            }
+            Ok(vec![Invocation { function: "manual-sync", ms }])
+        })
+        .await?,
+    );
+
+    progress("requests: a token refresh (scheduled sync, day unchanged)");
+    let soon = world.env.now() + jiff::SignedDuration::from_mins(1);
+    let tokens = google_tokens(&world.google, account, soon);
+    store_connection(&world.app, user, Provider::GoogleHealth, account, Some(&tokens), None)
+        .await
+        .map_err(|e| BenchError::measurement("token refresh", e))?;
+    let least = Minimum::new(
+        &[("UpdateItem", 2), ("GetItem", 1), ("BatchGetItem", 1)],
+        0,
+        2,
+        "the lease and the new tokens on a version condition (UpdateItem ×2), the re-read under the lease; the refresh and the fetch; the unchanged read",
+    );
+    let refresh_reasons = [(
+        "UpdateItem",
+        "the lease is released with a write of its own (it could ride on the token store), and the outcome is recorded as in every sync",
+    )];
+    scenarios.push(
+        measure(world, "token refresh, day unchanged", 0, least, &refresh_reasons, async || {
+            scheduled_sync(world, user, 0).await
+        })
+        .await?,
+    );
+    Ok(scenarios)
+}

@@ -1,0 +1,274 @@
+//! The scheduled sweep: every connection due at once, the real `scheduled-sync` tick and the
+//! real `sync-worker` shard sweeps until none is due, beside the store's floor (the minimal
+//! request set of one sync, issued straight through the DynamoDB adapter at the same
+//! concurrency).
+
+use crate::error::BenchError;
+use crate::world::World;
+use futures::StreamExt;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+use stepsync::aws::{DUE_SHARDS, shard_of};
+use stepsync::clock::Clock;
+use stepsync::domain::{DailyValue, DayRecord, LocalDate, Provider, SourceValue, StepLimits, UserId};
+use stepsync::events::Event;
+use stepsync::ports::{ConnectionStore, DayWrite, ParticipantDelta, StepStore, StoreError};
+
+/// What one sweep measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepRun {
+    pub connections: usize,
+    pub synced: usize,
+    pub failed: usize,
+    /// Ticks run, the last being the one that found nothing due.
+    pub ticks: usize,
+    /// Shards busy at the first tick (one `SyncShard` event, one worker invocation each).
+    pub busy_shards: usize,
+    pub wall_ms: f64,
+    pub per_second: f64,
+    /// The first tick's `scheduled-sync` duration.
+    pub tick_ms: f64,
+    /// Worker invocation time (the sum over shard sweeps) per connection synced: what Lambda
+    /// bills per sync in a sweep.
+    pub worker_ms_per_sync: f64,
+    /// DynamoDB requests by operation, per connection.
+    pub requests_per_sync: BTreeMap<String, f64>,
+    /// Fake Google Health calls per connection (`rollup`, `token_refresh`, ...).
+    pub provider_calls_per_sync: BTreeMap<String, f64>,
+    /// Events published per connection (`SyncShard` and `StepsUpdated`).
+    pub events_per_sync: f64,
+}
+
+/// The store's own throughput for the minimal request set of one sync.
+#[derive(Debug, Clone, Serialize)]
+pub struct FloorRun {
+    pub connections: usize,
+    pub concurrency: usize,
+    pub wall_ms: f64,
+    pub per_second: f64,
+    pub requests_per_sync: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepReport {
+    pub worker_concurrency: usize,
+    /// Syncs in flight at once: busy shards × the worker's concurrency.
+    pub concurrency: usize,
+    pub changed: SweepRun,
+    pub unchanged: SweepRun,
+    pub floor: FloorRun,
+    /// Changed-day sweep throughput ÷ the floor's.
+    pub ratio_to_floor: f64,
+}
+
+/// Runs `work` while printing `status()` every two seconds.
+async fn with_progress<T>(work: impl Future<Output = T>, status: impl Fn() -> String, progress: &dyn Fn(&str)) -> T {
+    tokio::pin!(work);
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    every.tick().await;
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = every.tick() => progress(&status()),
+        }
+    }
+}
+
+fn per(counts: BTreeMap<String, u64>, n: usize) -> BTreeMap<String, f64> {
+    counts.into_iter().map(|(op, count)| (op, count as f64 / n.max(1) as f64)).collect()
+}
+
+/// One sweep: tick, hand every `SyncShard` to the worker (all at once, like EventBridge
+/// invoking one worker per event), tick again until nothing is due.
+async fn sweep(world: &World, label: &str, progress: &dyn Fn(&str)) -> Result<SweepRun, BenchError> {
+    let app = &world.app;
+    let n = world.people.len();
+    world.env.counter.reset();
+    world.google.reset_calls();
+    let mut seen = world.env.publisher.events().len();
+    let events_before = seen;
+    let started = Instant::now();
+    let (mut synced, mut failed, mut ticks, mut busy_shards, mut tick_ms, mut worker_ms) = (0, 0, 0, 0, 0.0, 0.0);
+    let work = async {
+        loop {
+            let tick_started = Instant::now();
+            let busy = functions::scheduled_sync::tick(app).await.map_err(|e| BenchError::measurement("sweep", e))?;
+            ticks += 1;
+            if ticks == 1 {
+                tick_ms = tick_started.elapsed().as_secs_f64() * 1e3;
+                busy_shards = busy.len();
+            }
+            if busy.is_empty() {
+                return Ok::<_, BenchError>(());
+            }
+            let events = world.env.publisher.events();
+            let shards: Vec<serde_json::Value> = events[seen..]
+                .iter()
+                .filter(|e| matches!(e, Event::SyncShard(_)))
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()
+                .map_err(|e| BenchError::measurement("sweep", e))?;
+            seen = events.len();
+            let runs = shards.into_iter().map(|payload| async move {
+                let started = Instant::now();
+                let result = functions::sync_worker::handle(app, payload).await;
+                (started.elapsed(), result)
+            });
+            for (took, result) in futures::future::join_all(runs).await {
+                worker_ms += took.as_secs_f64() * 1e3;
+                match result.map_err(|e| BenchError::measurement("sweep", e))? {
+                    functions::sync_worker::WorkerResult::Shard { synced: s, failed: f, .. } => {
+                        synced += s;
+                        failed += f;
+                    }
+                    other => return Err(BenchError::measurement("sweep", format!("unexpected {other:?}"))),
+                }
+            }
+            if failed > 0 {
+                // A failed sync stays due (with a backoff): another tick would not finish it.
+                return Ok(());
+            }
+        }
+    };
+    let status = || format!("  {label}: {}/{n} connections pulled", world.google.calls("rollup"));
+    with_progress(work, status, progress).await?;
+    let wall = started.elapsed().as_secs_f64();
+    let calls = ["rollup", "token_refresh", "identity", "keyset"]
+        .into_iter()
+        .map(|kind| (kind.to_owned(), world.google.calls(kind)))
+        .filter(|(_, c)| *c > 0)
+        .collect();
+    let events = world.env.publisher.events().len() - events_before;
+    Ok(SweepRun {
+        connections: n,
+        synced,
+        failed,
+        ticks,
+        busy_shards,
+        wall_ms: wall * 1e3,
+        per_second: synced as f64 / wall,
+        tick_ms,
+        worker_ms_per_sync: worker_ms / synced.max(1) as f64,
+        requests_per_sync: per(world.env.counter.snapshot(), n),
+        provider_calls_per_sync: per(calls, n),
+        events_per_sync: events as f64 / n.max(1) as f64,
+    })
+}
+
+/// The minimal request set of one changed-day sync, straight through the adapter: one
+/// consistent read of the profile and the day, one transaction (day, profile, participant).
+async fn minimal_sync(world: &World, user: &UserId, date: LocalDate, steps: i64) -> Result<(), StoreError> {
+    let store = world.env.store.as_ref();
+    let now = world.env.clock.now();
+    let snapshot = store.load_user_days(user, &[date]).await?;
+    let current = snapshot.days.get(&date).cloned().unwrap_or_else(|| DayRecord::empty(user.clone(), date));
+    let value = DailyValue { date, steps, observed_at: None };
+    let counted = StepLimits::default()
+        .validate(&value, date)
+        .map_err(|e| StoreError::Unavailable(format!("floor value refused: {e}")))?;
+    let mut next = current.clone();
+    next.merge(Provider::GoogleHealth, SourceValue { steps: counted, observed_at: None }, snapshot.profile.primary);
+    next.version = current.version + 1;
+    let (old, new) = (i64::from(current.total.get()), i64::from(next.total.get()));
+    let deltas = vec![ParticipantDelta {
+        challenge: world.challenge.clone(),
+        total: new - old,
+        days: i64::from(new > 0) - i64::from(old > 0),
+    }];
+    let write =
+        DayWrite { record: next, expected_version: current.version, expected_rev: snapshot.profile.rev, deltas, now };
+    store.commit_day(&write).await
+}
+
+#[derive(Clone, Copy)]
+enum FloorOp<'a> {
+    /// One page of a shard's due connections, as the worker reads them.
+    Page(u16),
+    Sync(&'a UserId),
+}
+
+/// The floor: per connection the minimal sync above, plus the shard pages the worker reads
+/// (one per 100 connections and the empty one that ends a shard), all at `concurrency`.
+async fn floor(
+    world: &World,
+    concurrency: usize,
+    date: LocalDate,
+    progress: &dyn Fn(&str),
+) -> Result<FloorRun, BenchError> {
+    let n = world.people.len();
+    let mut per_shard = [0usize; DUE_SHARDS as usize];
+    for person in &world.people {
+        per_shard[usize::from(shard_of(&person.user, Provider::GoogleHealth))] += 1;
+    }
+    let pages = per_shard
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k > 0)
+        .flat_map(|(shard, k)| std::iter::repeat_n(FloorOp::Page(shard as u16), k.div_ceil(100) + 1));
+    let ops: Vec<FloorOp<'_>> = pages.chain(world.people.iter().map(|p| FloorOp::Sync(&p.user))).collect();
+    // Far enough ahead that every connection is listed, so each page is a full one.
+    let horizon = world.env.clock.now() + jiff::SignedDuration::from_hours(24 * 30);
+    world.env.counter.reset();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    let work = futures::stream::iter(ops)
+        .map(|op| {
+            let done = &done;
+            async move {
+                match op {
+                    FloorOp::Page(shard) => world.env.store.due_connections(shard, horizon, 100).await.map(|_| ()),
+                    FloorOp::Sync(user) => {
+                        let r = minimal_sync(world, user, date, 4321).await;
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        r
+                    }
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>();
+    let status = || format!("  floor: {}/{n} minimal syncs", done.load(std::sync::atomic::Ordering::Relaxed));
+    let results = with_progress(work, status, progress).await;
+    let wall = started.elapsed().as_secs_f64();
+    if let Some(error) = results.into_iter().find_map(Result::err) {
+        return Err(BenchError::measurement("floor", error));
+    }
+    Ok(FloorRun {
+        connections: n,
+        concurrency,
+        wall_ms: wall * 1e3,
+        per_second: n as f64 / wall,
+        requests_per_sync: per(world.env.counter.snapshot(), n),
+    })
+}
+
+/// The changed-day sweep, the unchanged one (seven hours later, nothing new), and the floor.
+pub async fn run(world: &World, progress: &dyn Fn(&str)) -> Result<SweepReport, BenchError> {
+    let today = world.today();
+    for (i, person) in world.people.iter().enumerate() {
+        world.google.set_steps(&person.account, today.date(), 3_000 + (i as u64 % 5_000));
+    }
+    progress(&format!("sweep: {} connections due, one changed day each", world.people.len()));
+    let changed = sweep(world, "changed-day sweep", progress).await?;
+    progress(&format!(
+        "  {} synced ({} failed) in {:.0} ms: {:.0} connections/s",
+        changed.synced, changed.failed, changed.wall_ms, changed.per_second
+    ));
+    // Webhook-fed connections are due again after six hours (± 10 %).
+    world.env.clock.advance(Duration::from_secs(7 * 3600));
+    progress("sweep: the same connections seven hours later, nothing new");
+    let unchanged = sweep(world, "unchanged sweep", progress).await?;
+    progress(&format!(
+        "  {} synced ({} failed) in {:.0} ms: {:.0} connections/s",
+        unchanged.synced, unchanged.failed, unchanged.wall_ms, unchanged.per_second
+    ));
+    let worker_concurrency = world.app.config.worker_concurrency as usize;
+    let concurrency = changed.busy_shards.max(1) * worker_concurrency;
+    progress(&format!("floor: the minimal request set of one sync, {concurrency} at once"));
+    let floor = floor(world, concurrency, today.add_days(-14), progress).await?;
+    progress(&format!("  {} minimal syncs in {:.0} ms: {:.0}/s", floor.connections, floor.wall_ms, floor.per_second));
+    let ratio_to_floor = changed.per_second / floor.per_second;
+    Ok(SweepReport { worker_concurrency, concurrency, changed, unchanged, floor, ratio_to_floor })
+}

@@ -1,0 +1,111 @@
+//! The population the sweep and the request counts run on: the integration tests' harness (a
+//! table with a request counter, a recording publisher, a fixed clock) on the chosen store,
+//! the real functions' `App` over it, fake Google Health, one open challenge, and people
+//! connected through Google as the local demo seeds them.
+
+use crate::args::Store;
+use crate::error::BenchError;
+use functions::app::App;
+use futures::StreamExt;
+use std::time::Instant;
+use stepsync::domain::{ChallengeId, LocalDate, Provider, UserId, local_today};
+use stepsync_local::demo::{google_tokens, store_connection};
+use stepsync_local::fakes::google_health::FakeGoogleHealth;
+use support::{Backend, TestEnv};
+
+/// Seeding runs this many people at once.
+const SEED_CONCURRENCY: usize = 16;
+
+pub struct Person {
+    pub user: UserId,
+    /// The Google Health account id.
+    pub account: String,
+}
+
+pub struct World {
+    pub env: TestEnv,
+    pub app: App,
+    pub google: FakeGoogleHealth,
+    pub challenge: ChallengeId,
+    pub people: Vec<Person>,
+}
+
+impl World {
+    pub async fn start(store: Store) -> Result<Self, BenchError> {
+        let backend = match store {
+            Store::Dynoxide => Backend::Dynoxide,
+            Store::Moto => {
+                // The harness would panic without moto; say what to do instead.
+                stepsync_local::moto::MotoServer::shared().map_err(|e| BenchError::setup("moto", e))?;
+                Backend::Moto
+            }
+        };
+        let env = TestEnv::new(backend).await;
+        let google =
+            FakeGoogleHealth::start_on_port(0).await.map_err(|e| BenchError::setup("fake Google Health", e))?;
+        let app = support::app(&env, support::google_vars(&google));
+        let challenge = env.challenge("2026-11-01", "2026-12-31").await;
+        Ok(Self { env, app, google, challenge, people: Vec::new() })
+    }
+
+    /// The people's local "today" (UTC) at the harness's fixed clock.
+    pub fn today(&self) -> LocalDate {
+        local_today(self.env.now(), &jiff::tz::TimeZone::UTC)
+    }
+
+    /// Adds `count` people named `{prefix}-{i}`: each a Google Health account in the fake with
+    /// tokens good for a day, a connection due now, and a membership in the challenge.
+    pub async fn add_people(&mut self, prefix: &str, count: usize, progress: &dyn Fn(&str)) -> Result<(), BenchError> {
+        let start = Instant::now();
+        let expires_at = self.env.now() + jiff::SignedDuration::from_hours(24);
+        let names: Vec<(UserId, String)> = (0..count)
+            .map(|i| {
+                let user = UserId::parse(&format!("{prefix}-{i:05}")).map_err(|e| BenchError::setup("people", e))?;
+                Ok((user, format!("{prefix}-account-{i:05}")))
+            })
+            .collect::<Result<_, BenchError>>()?;
+        let this = &*self;
+        let mut seeded = futures::stream::iter(names)
+            .map(|(user, account)| async move {
+                let tokens = google_tokens(&this.google, &account, expires_at);
+                store_connection(&this.app, &user, Provider::GoogleHealth, &account, Some(&tokens), None)
+                    .await
+                    .map_err(|e| BenchError::setup("people", e))?;
+                this.env
+                    .challenges()
+                    .join(&this.challenge, &user, this.env.now())
+                    .await
+                    .map_err(|e| BenchError::setup("people", e))?;
+                Ok::<_, BenchError>(Person { user, account })
+            })
+            .buffer_unordered(SEED_CONCURRENCY);
+        let mut people = Vec::with_capacity(count);
+        while let Some(person) = seeded.next().await {
+            people.push(person?);
+            if people.len() % 1000 == 0 {
+                progress(&format!("  seeded {}/{count} people ({:.0} s)", people.len(), start.elapsed().as_secs_f64()));
+            }
+        }
+        drop(seeded);
+        self.people.extend(people);
+        Ok(())
+    }
+}
+
+impl World {
+    /// Up to `limit` items of the table as stored (for their sizes).
+    pub async fn sample_items(
+        &self,
+        limit: i32,
+    ) -> Result<Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>, BenchError> {
+        let client = aws_sdk_dynamodb::Client::new(&stepsync::aws::local_sdk_config(&self.env.endpoint));
+        let page = client
+            .scan()
+            .table_name(&self.env.table)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| BenchError::measurement("item sizes", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        Ok(page.items.unwrap_or_default())
+    }
+}
