@@ -45,7 +45,7 @@ pub struct ColdStart {
     pub to_first_poll_ms: f64,
     /// Process start → the first invocation's answer posted.
     pub to_first_answer_ms: f64,
-    /// `response`, or what the function reported instead.
+    /// The answer (an HTTP status, or the event function's result), or the error reported.
     pub outcome: String,
     /// VmHWM just before the process was stopped.
     pub peak_rss_kib: u64,
@@ -105,6 +105,15 @@ fn answered(seen: &Shared, outcome: String) -> Response {
     (StatusCode::ACCEPTED, axum::Json(json!({"status": "OK"}))).into_response()
 }
 
+/// An HTTP function's status, or an event function's answer.
+fn response_summary(body: &[u8]) -> String {
+    let answer: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    match answer.get("statusCode").and_then(Value::as_u64) {
+        Some(status) => format!("HTTP {status}"),
+        None => summary(body),
+    }
+}
+
 fn summary(body: &[u8]) -> String {
     String::from_utf8_lossy(body).chars().take(200).collect()
 }
@@ -114,7 +123,9 @@ fn runtime_api(seen: Shared) -> Router {
         .route("/2018-06-01/runtime/invocation/next", get(next))
         .route(
             "/2018-06-01/runtime/invocation/{id}/response",
-            post(|State(s): State<Shared>, Path(_): Path<String>| async move { answered(&s, "response".into()) }),
+            post(|State(s): State<Shared>, Path(_): Path<String>, body: Bytes| async move {
+                answered(&s, response_summary(&body))
+            }),
         )
         .route(
             "/2018-06-01/runtime/invocation/{id}/error",
@@ -161,7 +172,8 @@ fn app_vars(google: &FakeGoogleHealth, dynamodb: &str, stub: &str) -> HashMap<St
         ("STEPSYNC_TABLE", TABLE.to_owned()),
         ("STEPSYNC_TOKEN_KEY", support::TEST_TOKEN_KEY.to_owned()),
         ("STEPSYNC_PUBLIC_URL", "https://api.stepsync.example".to_owned()),
-        ("STEPSYNC_RETURN_TO_ALLOWLIST", "https://app.stepsync.example/".to_owned()),
+        // The samples return to the local app.
+        ("STEPSYNC_RETURN_TO_ALLOWLIST", "http://127.0.0.1:3000/".to_owned()),
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
         ("AWS_ACCESS_KEY_ID", "test".to_owned()),

@@ -206,12 +206,12 @@ pub struct Inputs<'a> {
 }
 
 /// The scheduler's own cost per day, whatever the population: each tick one Scheduler
-/// invocation, one `scheduled-sync` invocation reading every shard, and (at this size every
-/// shard busy) one worker invocation per shard.
+/// invocation and one `scheduled-sync` invocation reading every shard (the worker
+/// invocations it causes are in each sweep connection's share).
 fn ticks_per_day(i: &Inputs<'_>) -> Usage {
     let tick = Usage {
         read_units: 0.5 * i.shards,
-        lambda_requests: 1.0 + i.shards,
+        lambda_requests: 1.0,
         lambda_gb_seconds: i.tick_ms.ceil() / 1e3 * i.memory_gb,
         scheduler_invocations: 1.0,
         ..Usage::default()
@@ -231,7 +231,7 @@ pub fn populations(i: &Inputs<'_>) -> Vec<Population> {
     let fed = webhook.times(i.webhooks_per_day).plus(unchanged.times(reconciles)).plus(fixed);
     let pull = changed.times(changed_pulls).plus(unchanged.times(pulls - changed_pulls)).plus(fixed);
     let tick_note = format!(
-        "the scheduler ticks every {} min (template.yaml SyncIntervalMinutes), all {} shards busy",
+        "the scheduler ticks every {} min (template.yaml SyncIntervalMinutes) and reads {} shards; worker invocations and shard pages as measured in the sweep",
         i.tick_minutes, i.shards
     );
     [
