@@ -79,7 +79,8 @@ async fn run(args: &Args) -> Result<(), BenchError> {
             s.provider_total()
         ));
     }
-    let item_sizes = cost::ItemSizes::of(&world.sample_items(2_000).await?);
+    let solo = world.people.last().ok_or_else(|| BenchError::measurement("item sizes", "nobody seeded"))?;
+    let item_sizes = cost::ItemSizes::of(&world.person_items(solo).await?);
 
     progress("dollars: pricing the measured counts");
     let webhook = requests

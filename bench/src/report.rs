@@ -57,6 +57,11 @@ fn sweep_row(out: &mut String, what: &str, r: &SweepRun) {
     );
 }
 
+/// An HTTP status as is; an event function's JSON answer as code.
+fn answer(outcome: &str) -> String {
+    if outcome.starts_with("HTTP ") { outcome.to_owned() } else { format!("`{}`", outcome.replace('|', "\\|")) }
+}
+
 fn money(d: f64) -> String {
     if d >= 0.1 { format!("${d:.2}") } else { format!("${d:.4}") }
 }
@@ -252,7 +257,7 @@ impl Report {
                         c.binary_bytes as f64 / 1e6,
                         c.to_first_poll_ms,
                         c.to_first_answer_ms,
-                        c.outcome,
+                        answer(&c.outcome),
                         c.peak_rss_kib as f64 / 1024.0
                     );
                 }

@@ -5,6 +5,7 @@
 
 use crate::args::Store;
 use crate::error::BenchError;
+use aws_sdk_dynamodb::types::AttributeValue;
 use functions::app::App;
 use futures::StreamExt;
 use std::time::Instant;
@@ -12,6 +13,8 @@ use stepsync::domain::{ChallengeId, LocalDate, Provider, UserId, local_today};
 use stepsync_local::demo::{google_tokens, store_connection};
 use stepsync_local::fakes::google_health::FakeGoogleHealth;
 use support::{Backend, TestEnv};
+
+type Item = std::collections::HashMap<String, AttributeValue>;
 
 /// Seeding runs this many people at once.
 const SEED_CONCURRENCY: usize = 16;
@@ -93,19 +96,28 @@ impl World {
 }
 
 impl World {
-    /// Up to `limit` items of the table as stored (for their sizes).
-    pub async fn sample_items(
-        &self,
-        limit: i32,
-    ) -> Result<Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>, BenchError> {
+    /// Everything stored for `person` (connection, profile, days) and their participant item,
+    /// as the table holds them (for their sizes). The keys are the data model's
+    /// (docs/DATA_MODEL.md).
+    pub async fn person_items(&self, person: &Person) -> Result<Vec<Item>, BenchError> {
+        let failed = |e: &dyn std::fmt::Display| BenchError::measurement("item sizes", e.to_string());
         let client = aws_sdk_dynamodb::Client::new(&stepsync::aws::local_sdk_config(&self.env.endpoint));
-        let page = client
-            .scan()
+        let own = client
+            .query()
             .table_name(&self.env.table)
-            .limit(limit)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("USER#{}", person.user)))
             .send()
             .await
-            .map_err(|e| BenchError::measurement("item sizes", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        Ok(page.items.unwrap_or_default())
+            .map_err(|e| failed(&aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        let participant = client
+            .get_item()
+            .table_name(&self.env.table)
+            .key("pk", AttributeValue::S(format!("CHAL#{}", self.challenge)))
+            .key("sk", AttributeValue::S(format!("PART#{}", person.user)))
+            .send()
+            .await
+            .map_err(|e| failed(&aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        Ok(own.items.unwrap_or_default().into_iter().chain(participant.item).collect())
     }
 }
