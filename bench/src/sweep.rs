@@ -47,6 +47,8 @@ pub struct FloorRun {
     pub connections: usize,
     pub concurrency: usize,
     pub wall_ms: f64,
+    /// Of which the shard pages (read first, as a worker reads a page before its syncs).
+    pub pages_ms: f64,
     pub per_second: f64,
     pub requests_per_sync: BTreeMap<String, f64>,
 }
@@ -58,7 +60,10 @@ pub struct SweepReport {
     pub concurrency: usize,
     pub changed: SweepRun,
     pub unchanged: SweepRun,
-    pub floor: FloorRun,
+    /// The floor just before and just after the changed-day sweep.
+    pub floors: [FloorRun; 2],
+    /// Connections over the two floors' mean wall time.
+    pub floor_per_second: f64,
     /// Changed-day sweep throughput ÷ the floor's.
     pub ratio_to_floor: f64,
 }
@@ -189,6 +194,31 @@ enum FloorOp<'a> {
     Sync(&'a UserId),
 }
 
+/// Runs `ops` at `concurrency`, counting the syncs done.
+async fn floor_ops(
+    world: &World,
+    ops: Vec<FloorOp<'_>>,
+    concurrency: usize,
+    horizon: jiff::Timestamp,
+    date: LocalDate,
+    done: &std::sync::atomic::AtomicUsize,
+) -> Vec<Result<(), StoreError>> {
+    futures::stream::iter(ops)
+        .map(|op| async move {
+            match op {
+                FloorOp::Page(shard) => world.env.store.due_connections(shard, horizon, 100).await.map(|_| ()),
+                FloorOp::Sync(user) => {
+                    let result = minimal_sync(world, user, date, 4321).await;
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    result
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
 /// The floor: per connection the minimal sync above, plus the shard pages the worker reads
 /// (one per 100 connections and the empty one that ends a shard), all at `concurrency`.
 async fn floor(
@@ -207,30 +237,17 @@ async fn floor(
         .enumerate()
         .filter(|(_, k)| **k > 0)
         .flat_map(|(shard, k)| std::iter::repeat_n(FloorOp::Page(shard as u16), k.div_ceil(100) + 1));
-    let ops: Vec<FloorOp<'_>> = pages.chain(world.people.iter().map(|p| FloorOp::Sync(&p.user))).collect();
     // Far enough ahead that every connection is listed, so each page is a full one.
     let horizon = world.env.clock.now() + jiff::SignedDuration::from_hours(24 * 30);
     world.env.counter.reset();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let started = Instant::now();
-    let work = futures::stream::iter(ops)
-        .map(|op| {
-            let done = &done;
-            async move {
-                match op {
-                    FloorOp::Page(shard) => world.env.store.due_connections(shard, horizon, 100).await.map(|_| ()),
-                    FloorOp::Sync(user) => {
-                        let r = minimal_sync(world, user, date, 4321).await;
-                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        r
-                    }
-                }
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>();
     let status = || format!("  floor: {}/{n} minimal syncs", done.load(std::sync::atomic::Ordering::Relaxed));
-    let results = with_progress(work, status, progress).await;
+    // The pages first, then the syncs, each timed: the worker, too, reads a page before its syncs.
+    let started = Instant::now();
+    let mut results = floor_ops(world, pages.collect(), concurrency, horizon, date, &done).await;
+    let pages_ms = started.elapsed().as_secs_f64() * 1e3;
+    let syncs = world.people.iter().map(|p| FloorOp::Sync(&p.user)).collect();
+    results.extend(with_progress(floor_ops(world, syncs, concurrency, horizon, date, &done), status, progress).await);
     let wall = started.elapsed().as_secs_f64();
     if let Some(error) = results.into_iter().find_map(Result::err) {
         return Err(BenchError::measurement("floor", error));
@@ -239,23 +256,44 @@ async fn floor(
         connections: n,
         concurrency,
         wall_ms: wall * 1e3,
+        pages_ms,
         per_second: n as f64 / wall,
         requests_per_sync: per(world.env.counter.snapshot(), n),
     })
 }
 
-/// The changed-day sweep, the unchanged one (seven hours later, nothing new), and the floor.
+/// The changed-day sweep bracketed by two floors, then the unchanged sweep. The store slows
+/// as the table grows (each changed-day run adds a day item per person), so the floor runs
+/// once just before the sweep and once just after it, on other dates, and the sweep is
+/// compared with their mean: the table the sweep wrote to lies between the two.
 pub async fn run(world: &World, progress: &dyn Fn(&str)) -> Result<SweepReport, BenchError> {
     let today = world.today();
+    let n = world.people.len();
     for (i, person) in world.people.iter().enumerate() {
         world.google.set_steps(&person.account, today.date(), 3_000 + (i as u64 % 5_000));
     }
-    progress(&format!("sweep: {} connections due, one changed day each", world.people.len()));
+    let worker_concurrency = world.app.config.worker_concurrency as usize;
+    // The shards the tick will find busy: those with a due connection.
+    let busy: std::collections::BTreeSet<u16> =
+        world.people.iter().map(|p| shard_of(&p.user, Provider::GoogleHealth)).collect();
+    let concurrency = busy.len().max(1) * worker_concurrency;
+    let report = |what: &str, f: &FloorRun| {
+        progress(&format!("  {what}: {} minimal syncs in {:.0} ms: {:.0}/s", f.connections, f.wall_ms, f.per_second));
+    };
+
+    progress(&format!("floor, before the sweep: the minimal request set of one sync, {concurrency} at once"));
+    let before = floor(world, concurrency, today.add_days(-14), progress).await?;
+    report("floor before", &before);
+    progress(&format!("sweep: {n} connections due, one changed day each"));
     let changed = sweep(world, "changed-day sweep", progress).await?;
     progress(&format!(
         "  {} synced ({} failed) in {:.0} ms: {:.0} connections/s",
         changed.synced, changed.failed, changed.wall_ms, changed.per_second
     ));
+    progress("floor, after the sweep");
+    let after = floor(world, concurrency, today.add_days(-13), progress).await?;
+    report("floor after", &after);
+
     // Webhook-fed connections are due again after six hours (± 10 %).
     world.env.clock.advance(Duration::from_secs(7 * 3600));
     progress("sweep: the same connections seven hours later, nothing new");
@@ -264,11 +302,15 @@ pub async fn run(world: &World, progress: &dyn Fn(&str)) -> Result<SweepReport, 
         "  {} synced ({} failed) in {:.0} ms: {:.0} connections/s",
         unchanged.synced, unchanged.failed, unchanged.wall_ms, unchanged.per_second
     ));
-    let worker_concurrency = world.app.config.worker_concurrency as usize;
-    let concurrency = changed.busy_shards.max(1) * worker_concurrency;
-    progress(&format!("floor: the minimal request set of one sync, {concurrency} at once"));
-    let floor = floor(world, concurrency, today.add_days(-14), progress).await?;
-    progress(&format!("  {} minimal syncs in {:.0} ms: {:.0}/s", floor.connections, floor.wall_ms, floor.per_second));
-    let ratio_to_floor = changed.per_second / floor.per_second;
-    Ok(SweepReport { worker_concurrency, concurrency, changed, unchanged, floor, ratio_to_floor })
+    let floor_per_second = n as f64 / ((before.wall_ms + after.wall_ms) / 2.0 / 1e3);
+    let ratio_to_floor = changed.per_second / floor_per_second;
+    Ok(SweepReport {
+        worker_concurrency,
+        concurrency,
+        changed,
+        unchanged,
+        floors: [before, after],
+        floor_per_second,
+        ratio_to_floor,
+    })
 }
