@@ -150,8 +150,15 @@ fn units(ops: &BTreeMap<String, f64>, sizes: &ItemSizes, prices: &Prices, gsi_it
 }
 
 /// One scenario of the request counts, as billed.
-pub fn scenario_usage(s: &Scenario, sizes: &ItemSizes, prices: &Prices, memory_gb: f64) -> Usage {
-    let ops = s.operations.iter().map(|(k, v)| (k.clone(), *v as f64)).collect();
+/// `ops`: the DynamoDB requests to bill (the measured ones, or the design's minimum).
+pub fn scenario_usage(
+    s: &Scenario,
+    ops: &BTreeMap<String, u64>,
+    sizes: &ItemSizes,
+    prices: &Prices,
+    memory_gb: f64,
+) -> Usage {
+    let ops = ops.iter().map(|(k, v)| (k.clone(), *v as f64)).collect();
     let (read_units, write_units) = units(&ops, sizes, prices, None);
     Usage {
         read_units,
@@ -165,10 +172,16 @@ pub fn scenario_usage(s: &Scenario, sizes: &ItemSizes, prices: &Prices, memory_g
 }
 
 /// One connection of a sweep, as billed: its share of the shard pages, worker invocations and
-/// worker time.
-pub fn sweep_usage(run: &SweepRun, sizes: &ItemSizes, prices: &Prices, memory_gb: f64) -> Usage {
+/// worker time; `ops` per connection (measured, or the floor's minimal set).
+pub fn sweep_usage(
+    run: &SweepRun,
+    ops: &BTreeMap<String, f64>,
+    sizes: &ItemSizes,
+    prices: &Prices,
+    memory_gb: f64,
+) -> Usage {
     let per_page = (run.connections as f64 / run.busy_shards.max(1) as f64).min(PAGE);
-    let (read_units, write_units) = units(&run.requests_per_sync, sizes, prices, Some(per_page));
+    let (read_units, write_units) = units(ops, sizes, prices, Some(per_page));
     Usage {
         read_units,
         write_units,
@@ -188,6 +201,10 @@ pub struct Population {
     pub per_person_day: Usage,
     pub month: Dollars,
     pub per_person_month: f64,
+    /// The same month with DynamoDB billed at the design's minimum requests (the webhook
+    /// scenario's minimum; the floor's set for a changed pull, its read alone for an unchanged
+    /// one); everything else as measured.
+    pub month_at_minimum: Dollars,
 }
 
 pub struct Inputs<'a> {
@@ -197,6 +214,8 @@ pub struct Inputs<'a> {
     pub webhook: &'a Scenario,
     pub sweep_changed: &'a SweepRun,
     pub sweep_unchanged: &'a SweepRun,
+    /// The floor's requests per sync: the minimal set of a changed-day pull.
+    pub floor_ops: &'a BTreeMap<String, f64>,
     pub webhooks_per_day: f64,
     pub reconcile_hours: f64,
     pub pull_minutes: f64,
@@ -220,16 +239,33 @@ fn ticks_per_day(i: &Inputs<'_>) -> Usage {
 }
 
 pub fn populations(i: &Inputs<'_>) -> Vec<Population> {
-    let webhook = scenario_usage(i.webhook, i.sizes, i.prices, i.memory_gb);
-    let changed = sweep_usage(i.sweep_changed, i.sizes, i.prices, i.memory_gb);
-    let unchanged = sweep_usage(i.sweep_unchanged, i.sizes, i.prices, i.memory_gb);
+    let (sizes, prices, gb) = (i.sizes, i.prices, i.memory_gb);
+    let mut unchanged_floor = i.floor_ops.clone();
+    unchanged_floor.remove("TransactWriteItems");
+    // (measured, at the design's minimum)
+    let webhook = (
+        scenario_usage(i.webhook, &i.webhook.operations, sizes, prices, gb),
+        scenario_usage(i.webhook, &i.webhook.minimum.operations, sizes, prices, gb),
+    );
+    let changed = (
+        sweep_usage(i.sweep_changed, &i.sweep_changed.requests_per_sync, sizes, prices, gb),
+        sweep_usage(i.sweep_changed, i.floor_ops, sizes, prices, gb),
+    );
+    let unchanged = (
+        sweep_usage(i.sweep_unchanged, &i.sweep_unchanged.requests_per_sync, sizes, prices, gb),
+        sweep_usage(i.sweep_unchanged, &unchanged_floor, sizes, prices, gb),
+    );
     let fixed = ticks_per_day(i).times(1.0 / PEOPLE);
     let reconciles = 24.0 / i.reconcile_hours;
     let pulls = 24.0 * 60.0 / i.pull_minutes;
     let changed_pulls = i.webhooks_per_day.min(pulls);
     let month = |per_day: Usage| per_day.times(PEOPLE * DAYS_PER_MONTH).dollars(i.prices);
-    let fed = webhook.times(i.webhooks_per_day).plus(unchanged.times(reconciles)).plus(fixed);
-    let pull = changed.times(changed_pulls).plus(unchanged.times(pulls - changed_pulls)).plus(fixed);
+    let fed = |webhook: Usage, unchanged: Usage| {
+        webhook.times(i.webhooks_per_day).plus(unchanged.times(reconciles)).plus(fixed)
+    };
+    let pull = |changed: Usage, unchanged: Usage| {
+        changed.times(changed_pulls).plus(unchanged.times(pulls - changed_pulls)).plus(fixed)
+    };
     let tick_note = format!(
         "the scheduler ticks every {} min (template.yaml SyncIntervalMinutes) and reads {} shards; worker invocations and shard pages as measured in the sweep",
         i.tick_minutes, i.shards
@@ -237,7 +273,7 @@ pub fn populations(i: &Inputs<'_>) -> Vec<Population> {
     [
         (
             "webhook-fed (Google Health, Misfit)",
-            fed,
+            (fed(webhook.0, unchanged.0), fed(webhook.1, unchanged.1)),
             vec![
                 format!("{} device syncs per person per day, each one signed webhook about one changed day (assumed, --webhooks-per-day)", i.webhooks_per_day),
                 format!("{reconciles:.0} reconciliation pulls per day (every {} h, Schedule.webhook_interval), nothing new", i.reconcile_hours),
@@ -246,7 +282,7 @@ pub fn populations(i: &Inputs<'_>) -> Vec<Population> {
         ),
         (
             "pull-only",
-            pull,
+            (pull(changed.0, unchanged.0), pull(changed.1, unchanged.1)),
             vec![
                 format!("{pulls:.0} pulls per person per day (every {} min, Schedule.pull_interval)", i.pull_minutes),
                 format!("{changed_pulls:.0} of them find one changed day (as many as the device syncs above), the rest nothing new"),
@@ -255,9 +291,16 @@ pub fn populations(i: &Inputs<'_>) -> Vec<Population> {
         ),
     ]
     .into_iter()
-    .map(|(name, per_day, assumptions)| {
-        let month = month(per_day);
-        Population { name, assumptions, per_person_day: per_day, per_person_month: month.total / PEOPLE, month }
+    .map(|(name, (per_day, at_minimum), assumptions)| {
+        let total = month(per_day);
+        Population {
+            name,
+            assumptions,
+            per_person_day: per_day,
+            per_person_month: total.total / PEOPLE,
+            month: total,
+            month_at_minimum: month(at_minimum),
+        }
     })
     .collect()
 }

@@ -66,6 +66,10 @@ async fn run(args: &Args) -> Result<(), BenchError> {
     let mut world = world::World::start(args.store).await?;
     world.add_people("sweeper", args.connections, &progress).await?;
     let sweep = sweep::run(&world, &progress).await?;
+    progress(&format!(
+        "  sweep {:.0}/s against the floor's {:.0}/s: ratio {:.2}",
+        sweep.changed.per_second, sweep.floor_per_second, sweep.ratio_to_floor
+    ));
 
     let requests = requests::run(&mut world, &progress).await?;
     for s in &requests {
@@ -95,6 +99,7 @@ async fn run(args: &Args) -> Result<(), BenchError> {
         webhook,
         sweep_changed: &sweep.changed,
         sweep_unchanged: &sweep.unchanged,
+        floor_ops: &sweep.floors[0].requests_per_sync,
         webhooks_per_day: args.webhooks_per_day,
         reconcile_hours: schedule.webhook_interval.as_secs_f64() / 3600.0,
         pull_minutes: schedule.pull_interval.as_secs_f64() / 60.0,
