@@ -10,6 +10,9 @@ pub struct Machine {
     pub rustc: String,
     /// When the run started (UTC, RFC 3339).
     pub date: String,
+    /// `/proc/loadavg` (1, 5, 15 minutes) when the run started: other work on the machine
+    /// moves every figure.
+    pub load_average: String,
 }
 
 impl Machine {
@@ -36,6 +39,9 @@ impl Machine {
             cpu_model,
             kernel,
             rustc,
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_else(|_| "unknown".into()),
             date: jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default(),
         }
     }

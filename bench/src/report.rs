@@ -73,10 +73,11 @@ impl Report {
         let _ = writeln!(o, "# StepSync benchmark report\n");
         let _ = writeln!(
             o,
-            "Run {} on {} cores ({}), {}, {}. Store: {:?}; {} connections in the sweep, {} notifications{}. The whole run took {:.0} s.\n",
+            "Run {} on {} cores ({}, load average {} at the start), {}, {}. Store: {:?}; {} connections in the sweep, {} notifications{}. The whole run took {:.0} s.\n",
             m.date,
             m.cores,
             m.cpu_model,
+            m.load_average,
             m.kernel,
             m.rustc,
             self.settings.store,
