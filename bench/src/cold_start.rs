@@ -33,13 +33,15 @@ pub const FUNCTIONS: [(&str, &str); 6] = [
     ("challenges", "challenges_leaderboard.json"),
 ];
 const TABLE: &str = "stepsync";
+/// walker-1's Google Health account in the fake, as the samples' person.
+const SAMPLE_ACCOUNT: &str = "health-walker-1";
 /// How long a function may take to answer its first invocation before it counts as failed.
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ColdStart {
     pub function: &'static str,
-    pub sample: &'static str,
+    pub sample: String,
     pub binary_bytes: u64,
     /// Process start → its first `GET .../invocation/next` (init done).
     pub to_first_poll_ms: f64,
@@ -210,9 +212,9 @@ async fn seed(vars: &HashMap<String, String>, google: &FakeGoogleHealth, dynamod
     let now = app.engine.clock.now();
     let today = local_today(now, &jiff::tz::TimeZone::UTC);
     let user = UserId::parse("walker-1").map_err(|e| bad(&e))?;
-    let tokens = google_tokens(google, "health-walker-1", now + jiff::SignedDuration::from_hours(24));
-    google.set_steps("health-walker-1", today.date(), 6_543);
-    store_connection(&app, &user, Provider::GoogleHealth, "health-walker-1", Some(&tokens), None)
+    let tokens = google_tokens(google, SAMPLE_ACCOUNT, now + jiff::SignedDuration::from_hours(24));
+    google.set_steps(SAMPLE_ACCOUNT, today.date(), 6_543);
+    store_connection(&app, &user, Provider::GoogleHealth, SAMPLE_ACCOUNT, Some(&tokens), None)
         .await
         .map_err(|e| bad(&e))?;
     store_connection(&app, &user, Provider::Fitbit, "walker-1-fitbit", None, None).await.map_err(|e| bad(&e))?;
@@ -228,11 +230,35 @@ async fn seed(vars: &HashMap<String, String>, google: &FakeGoogleHealth, dynamod
     Ok(())
 }
 
+/// The provider a sample is pointed at instead of its own. `sync_requested.json` names a
+/// retired Fitbit connection, whose answer is "reconnect" before any fetch; the start is
+/// measured on the common path instead: a Google Health sync that fetches and writes a day.
+fn sample_provider(file: &str) -> Option<&'static str> {
+    (file == "sync_requested.json").then_some("google_health")
+}
+
+/// What the report calls a sample.
+fn sample_label(file: &str) -> String {
+    sample_provider(file).map_or_else(|| file.to_owned(), |p| format!("{file} (provider {p})"))
+}
+
 /// A sample as the function receives it; the webhook's body is signed by the fake's key.
 fn sample(file: &str, google: &FakeGoogleHealth) -> Result<Vec<u8>, BenchError> {
     let path = stepsync_local::workspace_root().join("events").join(file);
     let text = std::fs::read_to_string(&path).map_err(BenchError::io(&path))?;
     let mut event: Value = serde_json::from_str(&text).map_err(|e| BenchError::setup("a sample event", e))?;
+    if let Some(provider) = sample_provider(file) {
+        event["detail"]["provider"] = Value::String(provider.to_owned());
+        // The days the sample asks for have steps at the provider, so the sync writes them.
+        let day = |key: &str| event["detail"][key].as_str().and_then(|d| LocalDate::parse(d).ok());
+        if let (Some(start), Some(end)) = (day("start"), day("end")) {
+            let mut date = start;
+            while date <= end {
+                google.set_steps(SAMPLE_ACCOUNT, date.date(), 5_000);
+                date = date.add_days(1);
+            }
+        }
+    }
     if let Some(body) = event["body"].as_str().filter(|_| file.starts_with("webhook_")) {
         event["headers"][SIGNATURE_HEADER.to_ascii_lowercase()] = Value::String(google.sign(body.as_bytes()));
     }
@@ -320,7 +346,7 @@ async fn start_one(
     };
     Ok(ColdStart {
         function,
-        sample: file,
+        sample: sample_label(file),
         binary_bytes,
         to_first_poll_ms: seen.polls.first().map_or(f64::NAN, |at| ms(*at)),
         to_first_answer_ms: ms(answered_at),
