@@ -442,11 +442,12 @@ async fn invoke(
     }
     let mut header_map = serde_json::Map::new();
     let mut cookies = Vec::new();
+    let token_cookie = format!("{TOKEN_COOKIE}=");
     for (name, value) in &headers {
         let Ok(value) = value.to_str() else { continue };
         if name == header::COOKIE {
             // The console's token cookie stands in for the Authorization header; handlers never see it.
-            let kept = value.split(';').map(str::trim).filter(|c| !c.starts_with(&format!("{TOKEN_COOKIE}=")));
+            let kept = value.split(';').map(str::trim).filter(|c| !c.starts_with(&token_cookie));
             cookies.extend(kept.map(|c| Value::String(c.to_owned())));
         } else {
             header_map.insert(name.as_str().to_owned(), Value::String(value.to_owned()));
