@@ -31,6 +31,9 @@ function el(tag, attributes = {}, ...children) {
 }
 
 const number = (n) => Number(n).toLocaleString("en-US");
+const DAY_MS = 86400000;
+// A date as the API's local dates (YYYY-MM-DD), in UTC like the demo and its sandboxes.
+const isoDay = (date) => date.toISOString().slice(0, 10);
 
 function say(text, isError = false) {
   const message = $("#message");
@@ -100,11 +103,10 @@ async function loadChallenges(preferred) {
 async function createChallenge() {
   const admin = await devToken(state.user ?? "console-admin", true);
   const today = new Date();
-  const end = new Date(today.getTime() + 27 * 86400000);
-  const day = (d) => d.toISOString().slice(0, 10);
+  const end = new Date(today.getTime() + 27 * DAY_MS);
   const created = await api("POST", "/v1/challenges", {
     token: admin,
-    body: { name: `Walk challenge ${day(today)}`, start_date: day(today), end_date: day(end), time_zone: "UTC" },
+    body: { name: `Walk challenge ${isoDay(today)}`, start_date: isoDay(today), end_date: isoDay(end), time_zone: "UTC" },
   });
   await loadChallenges(created.id);
   say(`Created “${created.name}”. Join it as a person to appear on its leaderboard.`);
@@ -196,11 +198,10 @@ function connectionItem(provider, name, connection) {
 async function refreshPerson() {
   if (!state.token) return;
   const to = new Date();
-  const from = new Date(to.getTime() - 13 * 86400000);
-  const day = (d) => d.toISOString().slice(0, 10);
+  const from = new Date(to.getTime() - 13 * DAY_MS);
   const [status, steps] = await Promise.all([
     api("GET", "/v1/sync/status"),
-    api("GET", `/v1/steps?from=${day(from)}&to=${day(to)}`),
+    api("GET", `/v1/steps?from=${isoDay(from)}&to=${isoDay(to)}`),
   ]);
   const byProvider = new Map(status.connections.map((c) => [c.provider, c]));
   const items = state.connectable.map(({ provider, name }) => connectionItem(provider, name, byProvider.get(provider)));
@@ -221,7 +222,7 @@ function providerName(provider) {
 function drawChart(from, days) {
   const byDate = new Map(days.map((d) => [d.local_date, d.steps]));
   const series = Array.from({ length: 14 }, (_, i) => {
-    const date = new Date(from.getTime() + i * 86400000).toISOString().slice(0, 10);
+    const date = isoDay(new Date(from.getTime() + i * DAY_MS));
     return { date, steps: byDate.get(date) ?? 0 };
   });
   const width = 560, height = 180, top = 16, bottom = 22, gap = 6;
