@@ -6,7 +6,6 @@ use crate::error::BenchError;
 use crate::stats::Summary;
 use serde::Serialize;
 use std::time::{Duration, Instant};
-use stepsync::challenges::Challenges;
 use stepsync::domain::{Challenge, ChallengeId, Provider, UserId, local_today};
 use stepsync::ports::ChallengeStore;
 use stepsync_local::demo::{google_tokens, store_connection};
@@ -47,13 +46,13 @@ pub async fn run(notifications: usize, progress: &dyn Fn(&str)) -> Result<Freshn
 
 async fn measure(stack: &LocalStack, notifications: usize, progress: &dyn Fn(&str)) -> Result<Freshness, BenchError> {
     let app = &stack.app;
-    let now = app.engine.clock.now();
+    let now = app.ports.clock.now();
     let today = local_today(now, &jiff::tz::TimeZone::UTC);
     let id = ChallengeId::parse("bench-walk").map_err(|e| BenchError::setup("freshness", e))?;
     let challenge = Challenge::new(id.clone(), "Bench walk", today.add_days(-6), today.add_days(21), "UTC", 3)
         .map_err(|e| BenchError::setup("freshness", e))?;
-    app.store.create_challenge(&challenge).await.map_err(|e| BenchError::setup("freshness", e))?;
-    let challenges = Challenges { steps: app.store.as_ref(), store: app.store.as_ref() };
+    app.ports.challenges.create_challenge(&challenge).await.map_err(|e| BenchError::setup("freshness", e))?;
+    let challenges = app.challenges();
     let mut people = Vec::new();
     for i in 0..PEOPLE {
         let user = UserId::parse(&format!("fresh-{i:02}")).map_err(|e| BenchError::setup("freshness", e))?;

@@ -1,23 +1,29 @@
-//! What every function builds once at cold start and lends to its handler.
+//! What every function builds once at cold start and lends to its handler: the adapters
+//! (DynamoDB, EventBridge, the provider clients, the token cipher) behind the services.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use stepsync::aws::{DynamoStore, EventBridgePublisher, SdkConfig};
 use stepsync::clock::{Clock, SystemClock};
 use stepsync::config::Config;
 use stepsync::crypto::AesGcmTokenCipher;
-use stepsync::ports::EventPublisher;
-use stepsync::providers::google_health::{GoogleHealthClient, GoogleHealthSettings};
-use stepsync::providers::misfit::{MisfitClient, MisfitSettings};
-use stepsync::providers::{FitbitLegacy, ProviderRegistry};
-use stepsync::sync::SyncEngine;
+use stepsync::engine::SyncEngine;
+use stepsync::ports::{EventPublisher, Store, TokenCipher};
+use stepsync::services::{
+    Challenges, ConnectSettings, Connecting, DeviceUploads, Ports, Standings, Status, SyncSettings, Syncing,
+    WebhookIntake,
+};
 
-/// Shared state: the store, the engine and the provider clients.
+/// The services, built once over the adapters.
 pub struct App {
     pub config: Config,
-    pub store: Arc<DynamoStore>,
-    pub engine: SyncEngine,
-    pub providers: ProviderRegistry,
+    pub ports: Ports,
+    pub engine: Arc<SyncEngine>,
+    pub connecting: Connecting,
+    pub intake: WebhookIntake,
+    pub syncing: Syncing,
+    pub uploads: DeviceUploads,
 }
 
 impl App {
@@ -26,7 +32,7 @@ impl App {
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let sdk = stepsync::aws::load_sdk_config().await;
         let mut vars: HashMap<String, String> = std::env::vars().collect();
-        resolve_secret_parameters(&aws_sdk_ssm::Client::new(&sdk), &mut vars).await?;
+        stepsync::aws::resolve_secret_parameters(&aws_sdk_ssm::Client::new(&sdk), &mut vars).await?;
         let config = Config::from_vars(&vars)?;
         Self::new(config, &sdk)
     }
@@ -38,117 +44,68 @@ impl App {
         Self::from_parts(config, store, publisher, Arc::new(SystemClock))
     }
 
-    /// From ready parts (tests lend their own publisher and clock).
+    /// From ready parts (tests and the local stack lend their own store, publisher and clock).
     pub fn from_parts(
         config: Config,
-        store: Arc<DynamoStore>,
+        store: Arc<dyn Store>,
         publisher: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let providers = providers(&config, clock.clone())?;
-        let engine = SyncEngine {
-            steps: store.clone(),
-            connections: store.clone(),
-            publisher,
-            cipher: Arc::new(AesGcmTokenCipher::new(config.token_key())),
-            clock,
+        let providers = stepsync::providers::registry(config.google.as_ref(), config.misfit.as_ref(), clock.clone())?;
+        let ports = Ports::over(store, publisher, clock);
+        let cipher: Arc<dyn TokenCipher> = Arc::new(AesGcmTokenCipher::new(config.token_key()));
+        let engine = Arc::new(SyncEngine {
+            steps: ports.steps.clone(),
+            connections: ports.connections.clone(),
+            publisher: ports.publisher.clone(),
+            cipher: cipher.clone(),
+            clock: ports.clock.clone(),
             limits: config.limits,
             schedule: config.schedule.clone(),
+            providers: providers.clone(),
+        });
+        let connecting = Connecting {
+            ports: ports.clone(),
+            cipher,
+            providers: providers.clone(),
+            settings: ConnectSettings {
+                public_url: config.public_url.clone(),
+                return_to_allowlist: config.return_to_allowlist.clone(),
+                backfill_days: config.backfill_days,
+            },
         };
-        Ok(Self { config, store, engine, providers })
+        let intake = WebhookIntake {
+            ports: ports.clone(),
+            providers,
+            coalesce: Duration::from_secs(u64::from(config.webhook_coalesce_seconds)),
+        };
+        let syncing = Syncing {
+            ports: ports.clone(),
+            engine: engine.clone(),
+            settings: SyncSettings {
+                window_days: config.sync_window_days,
+                worker_concurrency: config.worker_concurrency,
+                manual_cooldown: Duration::from_secs(u64::from(config.manual_cooldown_seconds)),
+                manual_deadline: Duration::from_millis(u64::from(config.manual_deadline_ms)),
+            },
+        };
+        let uploads = DeviceUploads { ports: ports.clone(), engine: engine.clone() };
+        Ok(Self { config, ports, engine, connecting, intake, syncing, uploads })
     }
-}
 
-/// Settings that hold secrets. Deployed, each comes from the SSM SecureString parameter named
-/// by `{SETTING}_PARAMETER` (decrypted with the stack's KMS key), never from a plain
-/// environment value; locally the setting itself may be set.
-pub const SECRET_SETTINGS: [&str; 4] = [
-    "STEPSYNC_TOKEN_KEY",
-    "STEPSYNC_GOOGLE_CLIENT_SECRET",
-    "STEPSYNC_GOOGLE_WEBHOOK_SECRET",
-    "STEPSYNC_MISFIT_CLIENT_SECRET",
-];
-
-#[derive(Debug, thiserror::Error)]
-pub enum SecretsError {
-    #[error("reading secrets from SSM failed: {0}")]
-    Ssm(String),
-    #[error("the SSM parameter for {0} does not exist")]
-    Missing(String),
-}
-
-/// Replaces every `{SETTING}_PARAMETER` in `vars` by `{SETTING}` = the parameter's value,
-/// fetched in one `GetParameters` call with decryption. Values are never logged.
-pub async fn resolve_secret_parameters(
-    ssm: &aws_sdk_ssm::Client,
-    vars: &mut HashMap<String, String>,
-) -> Result<(), SecretsError> {
-    let wanted: Vec<(&str, String)> = SECRET_SETTINGS
-        .iter()
-        .filter_map(|setting| {
-            let name = vars.get(&format!("{setting}_PARAMETER")).filter(|n| !n.is_empty())?;
-            Some((*setting, name.clone()))
-        })
-        .collect();
-    if wanted.is_empty() {
-        return Ok(());
+    pub fn challenges(&self) -> Challenges<'_> {
+        Challenges { steps: self.ports.steps.as_ref(), store: self.ports.challenges.as_ref() }
     }
-    let mut names: Vec<String> = wanted.iter().map(|(_, name)| name.clone()).collect();
-    names.sort();
-    names.dedup();
-    let out = ssm
-        .get_parameters()
-        .set_names(Some(names))
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|e| SecretsError::Ssm(aws_sdk_ssm::error::DisplayErrorContext(&e).to_string()))?;
-    let found: HashMap<String, String> =
-        out.parameters().iter().filter_map(|p| Some((p.name()?.to_owned(), p.value()?.to_owned()))).collect();
-    for (setting, name) in wanted {
-        let value = found.get(&name).ok_or_else(|| SecretsError::Missing(setting.to_owned()))?;
-        vars.insert(setting.to_owned(), value.clone());
-    }
-    Ok(())
-}
 
-/// The provider clients this configuration turns on.
-fn providers(
-    config: &Config,
-    clock: Arc<dyn Clock>,
-) -> Result<ProviderRegistry, Box<dyn std::error::Error + Send + Sync>> {
-    let mut registry = ProviderRegistry::default().with(Arc::new(FitbitLegacy::default()));
-    if let Some(google) = &config.google {
-        let mut settings = GoogleHealthSettings::new(
-            google.client_id.clone(),
-            google.client_secret.clone(),
-            google.keyset_url.clone(),
-        );
-        let urls = [
-            (&mut settings.auth_url, &google.auth_url),
-            (&mut settings.token_url, &google.token_url),
-            (&mut settings.revoke_url, &google.revoke_url),
-            (&mut settings.api_base, &google.api_base),
-        ];
-        for (setting, configured) in urls {
-            if let Some(url) = configured {
-                setting.clone_from(url);
-            }
+    pub fn standings(&self) -> Standings<'_> {
+        Standings { challenges: self.ports.challenges.as_ref() }
+    }
+
+    pub fn status(&self) -> Status<'_> {
+        Status {
+            connections: self.ports.connections.as_ref(),
+            steps: self.ports.steps.as_ref(),
+            clock: self.ports.clock.as_ref(),
         }
-        settings.webhook_secret = google.webhook_secret.clone();
-        settings.require_authorization = google.require_authorization;
-        registry = registry.with(Arc::new(GoogleHealthClient::new(settings, clock.clone())?));
     }
-    if let Some(misfit) = &config.misfit {
-        let mut settings = MisfitSettings::new(misfit.client_id.clone(), misfit.client_secret.clone());
-        if let Some(url) = &misfit.base_url {
-            settings.base_url.clone_from(url);
-        }
-        settings.allowed_sns_hosts.clone_from(&misfit.sns_hosts);
-        settings.allow_aws_sns_hosts = misfit.allow_aws_sns;
-        settings.allowed_topic_arns.clone_from(&misfit.topic_arns);
-        settings.cert_url_rewrites.clone_from(&misfit.sns_url_rewrites);
-        registry = registry.with(Arc::new(MisfitClient::new(settings, clock)?));
-    }
-    Ok(registry)
 }

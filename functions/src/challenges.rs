@@ -12,91 +12,58 @@
 //! or the body.
 
 use crate::app::App;
-use crate::http::{ApiError, caller, caller_with_role, empty, json, json_body, query, segments};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use crate::http::{self, ApiError, Params, Route, caller, caller_with_role, empty, json, json_body, query};
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use lambda_http::{Body, Request, Response};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use stepsync::challenges::{ChallengeError, Challenges, rank};
 use stepsync::domain::{
-    Challenge, ChallengeId, ChallengeState, LeaderboardEntry, LocalDate, MAX_GRACE_DAYS, ParseError, Participant,
-    UserId, local_today,
+    Challenge, ChallengeId, ChallengeState, LeaderboardEntry, LocalDate, ParseError, Participant, UserId,
 };
-use stepsync::ports::{ChallengeStore, StoreError};
+use stepsync::services::challenges::{NewChallenge, require_admin};
 
 const DEFAULT_GRACE_DAYS: u32 = 3;
 const DEFAULT_TIME_ZONE: &str = "UTC";
 const DEFAULT_PAGE_LIMIT: usize = 50;
 const MAX_PAGE_LIMIT: usize = 200;
 
-/// How far before today (UTC) the list looks for challenge ends. A challenge stays open for
-/// up to `MAX_GRACE_DAYS` after its last day, and its zone may be a day off UTC.
-const LIST_LOOKBACK_DAYS: i32 = MAX_GRACE_DAYS as i32 + 2;
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Create,
+    List,
+    Details,
+    Join,
+    Leave,
+    Leaderboard,
+}
 
-/// The routes this handler serves (method, HttpApi path); `template.yaml` must list the same.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/v1/challenges"),
-    ("GET", "/v1/challenges"),
-    ("GET", "/v1/challenges/{id}"),
-    ("POST", "/v1/challenges/{id}/join"),
-    ("DELETE", "/v1/challenges/{id}/join"),
-    ("GET", "/v1/challenges/{id}/leaderboard"),
+const TABLE: [Route<Op>; 6] = [
+    Route { method: "POST", path: "/v1/challenges", op: Op::Create },
+    Route { method: "GET", path: "/v1/challenges", op: Op::List },
+    Route { method: "GET", path: "/v1/challenges/{id}", op: Op::Details },
+    Route { method: "POST", path: "/v1/challenges/{id}/join", op: Op::Join },
+    Route { method: "DELETE", path: "/v1/challenges/{id}/join", op: Op::Leave },
+    Route { method: "GET", path: "/v1/challenges/{id}/leaderboard", op: Op::Leaderboard },
 ];
 
+/// The routes this handler serves (method, HttpApi path); `template.yaml` must list the same.
+pub const ROUTES: &[(&str, &str)] = &http::paths(&TABLE);
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let segments = segments(&req);
-    let path: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let result = match (req.method().as_str(), path.as_slice()) {
-        ("POST", ["v1", "challenges"]) => create(app, &req).await,
-        ("GET", ["v1", "challenges"]) => list(app, &req).await,
-        ("GET", ["v1", "challenges", id]) => details(app, &req, id).await,
-        ("POST", ["v1", "challenges", id, "join"]) => join(app, &req, id).await,
-        ("DELETE", ["v1", "challenges", id, "join"]) => leave(app, &req, id).await,
-        ("GET", ["v1", "challenges", id, "leaderboard"]) => leaderboard(app, &req, id).await,
-        _ => Err(ApiError::NotFound("route".into())),
+    let result = match http::route(&TABLE, &req) {
+        Ok((Op::Create, _)) => create(app, &req).await,
+        Ok((Op::List, _)) => list(app, &req).await,
+        Ok((Op::Details, params)) => details(app, &req, &params).await,
+        Ok((Op::Join, params)) => join(app, &req, &params).await,
+        Ok((Op::Leave, params)) => leave(app, &req, &params).await,
+        Ok((Op::Leaderboard, params)) => leaderboard(app, &req, &params).await,
+        Err(e) => Err(e),
     };
     result.unwrap_or_else(ApiError::into_response)
 }
 
-impl From<ChallengeError> for ApiError {
-    fn from(e: ChallengeError) -> Self {
-        match e {
-            ChallengeError::NotFound => ApiError::NotFound("challenge".into()),
-            ChallengeError::Final => ApiError::Conflict(e.to_string()),
-            ChallengeError::NotParticipant => ApiError::NotFound("your place in this challenge".into()),
-            ChallengeError::BadCursor => ApiError::Invalid {
-                field: "page_token",
-                message: "is not valid; start again from the first page".into(),
-            },
-            ChallengeError::Store(e) => store_error(e),
-        }
-    }
-}
-
-/// Throttling and lost races may pass on a retry, so the client hears 503; the rest is ours.
-fn store_error(e: StoreError) -> ApiError {
-    if e.is_retryable() {
-        tracing::warn!(error = %e, "store busy");
-        ApiError::Unavailable("the service is busy; try again in a moment".into())
-    } else {
-        ApiError::internal(e)
-    }
-}
-
-fn service(app: &App) -> Challenges<'_> {
-    Challenges { steps: app.store.as_ref(), store: app.store.as_ref() }
-}
-
 /// The `{id}` segment; an id that cannot exist is as unknown as one that does not.
-fn challenge_id(raw: &str) -> Result<ChallengeId, ApiError> {
-    ChallengeId::parse(raw).map_err(|_| ApiError::NotFound("challenge".into()))
-}
-
-async fn load(app: &App, id: &ChallengeId) -> Result<Challenge, ApiError> {
-    app.store.get_challenge(id).await.map_err(store_error)?.ok_or_else(|| ApiError::NotFound("challenge".into()))
+fn challenge_id(params: &Params) -> Result<ChallengeId, ApiError> {
+    ChallengeId::parse(params.get("id").unwrap_or_default()).map_err(|_| ApiError::NotFound("challenge".into()))
 }
 
 #[derive(Serialize)]
@@ -165,12 +132,24 @@ impl<'a> From<&'a LeaderboardEntry> for EntryView<'a> {
 }
 
 #[derive(Deserialize)]
-struct NewChallenge {
+struct NewChallengeBody {
     name: String,
     start_date: String,
     end_date: String,
     grace_days: Option<u32>,
     time_zone: Option<String>,
+}
+
+impl NewChallengeBody {
+    fn parse(self) -> Result<NewChallenge, ApiError> {
+        Ok(NewChallenge {
+            start: body_date("start_date", &self.start_date)?,
+            end: body_date("end_date", &self.end_date)?,
+            name: self.name,
+            time_zone: self.time_zone.unwrap_or_else(|| DEFAULT_TIME_ZONE.to_owned()),
+            grace_days: self.grace_days.unwrap_or(DEFAULT_GRACE_DAYS),
+        })
+    }
 }
 
 /// Names a refused value by the body field the person sent, not the domain's name for it.
@@ -187,52 +166,35 @@ fn body_date(field: &'static str, raw: &str) -> Result<LocalDate, ApiError> {
     LocalDate::parse(raw).map_err(|e| ApiError::Invalid { field, message: e.message })
 }
 
-fn new_challenge_id() -> Result<ChallengeId, ApiError> {
-    let mut raw = [0u8; 12];
-    rand::rng().fill_bytes(&mut raw);
-    ChallengeId::parse(&URL_SAFE_NO_PAD.encode(raw)).map_err(ApiError::internal)
-}
-
 async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = caller_with_role(req)?;
-    if !who.admin {
-        return Err(ApiError::Forbidden("only administrators create challenges".into()));
-    }
-    let body: NewChallenge = json_body(req)?;
-    let start = body_date("start_date", &body.start_date)?;
-    let end = body_date("end_date", &body.end_date)?;
-    let challenge = Challenge::new(
-        new_challenge_id()?,
-        &body.name,
-        start,
-        end,
-        body.time_zone.as_deref().unwrap_or(DEFAULT_TIME_ZONE),
-        body.grace_days.unwrap_or(DEFAULT_GRACE_DAYS),
-    )
-    .map_err(invalid_body_field)?;
-    // A fresh random id never collides in practice; a collision is refused, never overwritten.
-    app.store.create_challenge(&challenge).await.map_err(store_error)?;
+    // Refused before the body is read: a non-administrator learns nothing from the 400s.
+    require_admin(who.admin)?;
+    let body: NewChallenge = json_body::<NewChallengeBody>(req)?.parse()?;
+    let challenge = app.challenges().create(who.admin, body).await.map_err(|e| match e {
+        stepsync::services::ServiceError::Invalid { field, message } => {
+            invalid_body_field(ParseError { field, message })
+        }
+        other => other.into(),
+    })?;
     tracing::info!(admin = %who.user, challenge = %challenge.id, "challenge created");
-    Ok(json(201, &Settings::of(&challenge, app.engine.clock.now())))
+    Ok(json(201, &Settings::of(&challenge, app.ports.clock.now())))
 }
 
 async fn list(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     caller(req)?;
-    let now = app.engine.clock.now();
-    let ending_from = local_today(now, &TimeZone::UTC).add_days(-LIST_LOOKBACK_DAYS);
-    let challenges = app.store.list_challenges(ending_from).await.map_err(store_error)?;
-    let open: Vec<Summary> =
-        challenges.iter().filter(|c| c.state(now) != ChallengeState::Final).map(|c| Summary::of(c, now)).collect();
+    let now = app.ports.clock.now();
+    let challenges = app.challenges().list_open(now).await?;
+    let open: Vec<Summary> = challenges.iter().map(|c| Summary::of(c, now)).collect();
     Ok(json(200, &serde_json::json!({ "challenges": open })))
 }
 
-async fn details(app: &App, req: &Request, raw: &str) -> Result<Response<Body>, ApiError> {
+async fn details(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
     let user = caller(req)?;
-    let id = challenge_id(raw)?;
-    let challenge = load(app, &id).await?;
-    let joined = app.store.participant(&id, &user).await.map_err(store_error)?.is_some();
+    let id = challenge_id(params)?;
+    let (challenge, joined) = app.challenges().details(&id, &user).await?;
     let details = Details {
-        settings: Settings::of(&challenge, app.engine.clock.now()),
+        settings: Settings::of(&challenge, app.ports.clock.now()),
         ends_at: challenge.ends_at(),
         closes_at: challenge.closes_at(),
         joined,
@@ -240,19 +202,18 @@ async fn details(app: &App, req: &Request, raw: &str) -> Result<Response<Body>, 
     Ok(json(200, &details))
 }
 
-async fn join(app: &App, req: &Request, raw: &str) -> Result<Response<Body>, ApiError> {
+async fn join(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
     let user = caller(req)?;
-    let id = challenge_id(raw)?;
-    let now = app.engine.clock.now();
-    let participant = service(app).join(&id, &user, now).await?;
+    let id = challenge_id(params)?;
+    let participant = app.challenges().join(&id, &user, app.ports.clock.now()).await?;
     tracing::info!(user = %user, challenge = %id, "joined");
     Ok(json(200, &ParticipantView::from(&participant)))
 }
 
-async fn leave(app: &App, req: &Request, raw: &str) -> Result<Response<Body>, ApiError> {
+async fn leave(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
     let user = caller(req)?;
-    let id = challenge_id(raw)?;
-    service(app).leave(&id, &user, app.engine.clock.now()).await?;
+    let id = challenge_id(params)?;
+    app.challenges().leave(&id, &user, app.ports.clock.now()).await?;
     tracing::info!(user = %user, challenge = %id, "left");
     Ok(empty(204))
 }
@@ -265,17 +226,13 @@ fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     })
 }
 
-async fn leaderboard(app: &App, req: &Request, raw: &str) -> Result<Response<Body>, ApiError> {
+async fn leaderboard(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
     let user = caller(req)?;
-    let id = challenge_id(raw)?;
+    let id = challenge_id(params)?;
     let limit = page_limit(query(req, "limit"))?;
     let cursor = query(req, "page_token").filter(|t| !t.is_empty());
-    load(app, &id).await?;
-    // One read serves both the page and the caller's own entry, so they always agree.
-    let participants = app.store.participants(&id).await.map_err(store_error)?;
-    let page = rank(participants.clone(), limit, cursor)?;
-    let everyone = rank(participants, usize::MAX, None)?;
-    let me = everyone.entries.iter().find(|e| e.user == user).map(EntryView::from);
-    let entries: Vec<EntryView> = page.entries.iter().map(EntryView::from).collect();
-    Ok(json(200, &serde_json::json!({ "entries": entries, "me": me, "next_page_token": page.next })))
+    let board = app.standings().leaderboard(&id, &user, limit, cursor).await?;
+    let entries: Vec<EntryView> = board.page.entries.iter().map(EntryView::from).collect();
+    let me = board.me.as_ref().map(EntryView::from);
+    Ok(json(200, &serde_json::json!({ "entries": entries, "me": me, "next_page_token": board.page.next })))
 }

@@ -1,10 +1,16 @@
 //! The HTTP edge shared by every API function: the one error type and its status table, the
-//! caller's identity from the verified JWT claims, and small request/response helpers.
+//! route tables that drive dispatch, the caller's identity from the verified JWT claims, and
+//! small request/response helpers.
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
+use std::time::Duration;
 use stepsync::domain::{ParseError, Provider, UserId};
+use stepsync::services::{ChallengeError, ServiceError};
+
+/// How long a client waits before retrying a request the service could not serve now.
+const RETRY_AFTER_BUSY: Duration = Duration::from_secs(1);
 
 /// Every way an API request can fail, mapped to one status in one place. Messages are for
 /// people; internal details go to the log, never into the body.
@@ -24,8 +30,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("the request body is too large")]
     TooLarge,
-    #[error("{0}")]
-    TooManyRequests(String),
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: Duration },
     #[error("{0}")]
     Unavailable(String),
     #[error("something went wrong on our side; try again")]
@@ -41,7 +47,7 @@ impl ApiError {
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
             ApiError::TooLarge => 413,
-            ApiError::TooManyRequests(_) => 429,
+            ApiError::TooManyRequests { .. } => 429,
             ApiError::Unavailable(_) => 503,
             ApiError::Internal => 500,
         }
@@ -56,7 +62,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge => "too_large",
-            ApiError::TooManyRequests(_) => "too_many_requests",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal => "internal",
         }
@@ -68,15 +74,55 @@ impl ApiError {
         ApiError::Internal
     }
 
+    /// When a retry can help, how long to wait first: a `Retry-After` header.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            ApiError::Unavailable(_) => Some(RETRY_AFTER_BUSY),
+            _ => None,
+        }
+    }
+
     pub fn into_response(self) -> Response<Body> {
         let field = match &self {
             ApiError::Invalid { field, .. } => Some(*field),
             _ => None,
         };
-        json(
+        let mut response = json(
             self.status(),
             &serde_json::json!({"error": {"code": self.code(), "message": self.to_string(), "field": field}}),
-        )
+        );
+        if let Some(wait) = self.retry_after() {
+            response.headers_mut().insert("retry-after", wait.as_secs().max(1).into());
+        }
+        response
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::BadRequest(message) => ApiError::BadRequest(message),
+            ServiceError::Invalid { field, message } => ApiError::Invalid { field, message },
+            ServiceError::Unauthenticated => ApiError::Unauthenticated,
+            ServiceError::Forbidden(message) => ApiError::Forbidden(message),
+            ServiceError::NotFound(what) => ApiError::NotFound(what),
+            ServiceError::Conflict(message) => ApiError::Conflict(message),
+            ServiceError::TooLarge => ApiError::TooLarge,
+            ServiceError::TooSoon { message, retry_after } => ApiError::TooManyRequests { message, retry_after },
+            // Throttling and lost races may pass on a retry: the client hears 503 and when.
+            ServiceError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "busy: the request may pass on a retry");
+                ApiError::Unavailable("the service is busy; try again in a moment".into())
+            }
+            ServiceError::Internal(detail) => ApiError::internal(detail),
+        }
+    }
+}
+
+impl From<ChallengeError> for ApiError {
+    fn from(e: ChallengeError) -> Self {
+        ServiceError::from(e).into()
     }
 }
 
@@ -105,6 +151,68 @@ pub fn redirect(location: &str, set_cookie: Option<&str>) -> Response<Body> {
         builder = builder.header("set-cookie", cookie);
     }
     builder.body(Body::Empty).unwrap_or_default()
+}
+
+/// One route of a function: the HttpApi method and path template, and what serves it.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<Op> {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub op: Op,
+}
+
+/// The (method, path) pairs of a route table, for `ROUTES`: the template test, the OpenAPI
+/// test and the local router read these, dispatch reads the same table.
+pub const fn paths<Op: Copy, const N: usize>(table: &[Route<Op>; N]) -> [(&'static str, &'static str); N] {
+    let mut out = [("", ""); N];
+    let mut i = 0;
+    while i < N {
+        out[i] = (table[i].method, table[i].path);
+        i += 1;
+    }
+    out
+}
+
+/// The path parameters a route matched (`{provider}`, `{id}`), by name.
+#[derive(Debug, Default)]
+pub struct Params(Vec<(&'static str, String)>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The `{provider}` parameter; an unknown provider is as absent as an unknown route.
+    pub fn provider(&self) -> Result<Provider, ApiError> {
+        let raw = self.get("provider").ok_or_else(|| ApiError::NotFound("route".into()))?;
+        raw.parse::<Provider>().map_err(|_| ApiError::NotFound(format!("provider {raw:?}")))
+    }
+}
+
+/// The route of `table` that `req` asks for, with its parameters; `NotFound` for none.
+pub fn route<Op: Copy>(table: &[Route<Op>], req: &Request) -> Result<(Op, Params), ApiError> {
+    let path = req.uri().path();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    for candidate in table.iter().filter(|r| r.method == req.method().as_str()) {
+        let template: Vec<&'static str> = candidate.path.trim_matches('/').split('/').collect();
+        if template.len() != segments.len() {
+            continue;
+        }
+        let mut params = Params::default();
+        let matched =
+            template.iter().zip(&segments).all(|(t, s)| match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                Some(name) if !s.is_empty() => {
+                    params.0.push((name, (*s).to_owned()));
+                    true
+                }
+                Some(_) => false,
+                None => t == s,
+            });
+        if matched {
+            return Ok((candidate.op, params));
+        }
+    }
+    Err(ApiError::NotFound("route".into()))
 }
 
 /// Who is calling, from the claims the HttpApi JWT authorizer verified. Never from the body
@@ -145,18 +253,6 @@ pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Api
         return Err(ApiError::BadRequest("a JSON body is required".into()));
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
-}
-
-/// The path split into segments, for matching routes the same way behind API Gateway and the
-/// local router.
-pub fn segments(req: &Request) -> Vec<String> {
-    req.uri().path().trim_matches('/').split('/').map(str::to_owned).collect()
-}
-
-/// The `{provider}` path segment.
-pub fn provider_param(req: &Request) -> Result<Provider, ApiError> {
-    let raw = req.path_parameters_ref().and_then(|p| p.first("provider")).ok_or(ApiError::NotFound("route".into()))?;
-    raw.parse::<Provider>().map_err(|_| ApiError::NotFound(format!("provider {raw:?}")))
 }
 
 pub fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {

@@ -1,9 +1,9 @@
-//! The edge of each Lambda: decoding its trigger, calling the library, shaping the answer.
-//! Binaries in `src/bin/` are wiring only.
+//! The edge of each Lambda: decoding its trigger, calling one service, shaping the answer.
+//! Binaries in `src/bin/` are wiring only; `app` builds the adapters behind the services;
+//! `http` holds the one error-to-status table and the route tables' matcher.
 
 pub mod app;
 pub mod challenges;
-pub mod device_upload;
 pub mod http;
 pub mod manual_sync;
 pub mod oauth;
@@ -11,3 +11,6 @@ pub mod runtime;
 pub mod scheduled_sync;
 pub mod sync_worker;
 pub mod webhook;
+
+#[cfg(test)]
+mod architecture;

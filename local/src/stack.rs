@@ -262,7 +262,7 @@ impl LocalStack {
         progress("starting the API router");
         let auth = Arc::new(LocalAuth::new(key(options.data_dir.as_ref(), "jwt.key")?));
         let connectable = [Provider::GoogleHealth, Provider::Misfit]
-            .map(|p| json!({"provider": p.as_str(), "name": stepsync::sync::provider_name(p)}));
+            .map(|p| json!({"provider": p.as_str(), "name": p.display_name()}));
         let info = Arc::new(json!({
             "api": base_url,
             "dynamodb": dynamo_endpoint,

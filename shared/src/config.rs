@@ -1,7 +1,9 @@
 //! Settings read once from the environment into a typed struct; no `env::var` elsewhere.
 
 use crate::domain::StepLimits;
-use crate::sync::Schedule;
+use crate::engine::Schedule;
+use crate::providers::google_health::GoogleHealthSettings;
+use crate::providers::misfit::MisfitSettings;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use std::collections::HashMap;
@@ -42,10 +44,18 @@ pub struct Config {
     /// `STEPSYNC_WEBHOOK_COALESCE_SECONDS` (default 60): duplicate notices for one person and
     /// day within this window cause one sync.
     pub webhook_coalesce_seconds: u32,
-    /// `STEPSYNC_GOOGLE_*`: the Google Health API client, when configured.
-    pub google: Option<GoogleConfig>,
-    /// `STEPSYNC_MISFIT_*`: the Misfit client, when configured.
-    pub misfit: Option<MisfitConfig>,
+    /// `STEPSYNC_GOOGLE_CLIENT_ID` and `..._CLIENT_SECRET` turn Google Health on; every URL
+    /// can be pointed elsewhere (`..._AUTH_URL`, `..._TOKEN_URL`, `..._REVOKE_URL`,
+    /// `..._API_BASE`; `..._KEYSET_URL` is required); `..._WEBHOOK_SECRET` is the subscriber's
+    /// endpoint secret and `..._REQUIRE_AUTHORIZATION` (default false) makes notifications
+    /// carry it too.
+    pub google: Option<GoogleHealthSettings>,
+    /// `STEPSYNC_MISFIT_CLIENT_ID` and `..._CLIENT_SECRET` turn Misfit on; `..._BASE_URL`
+    /// points it elsewhere; `..._SNS_HOSTS` (comma-separated) are SNS hosts allowed besides
+    /// AWS's own (`..._ALLOW_AWS_SNS`, default true); `..._TOPIC_ARNS` limits the topics
+    /// accepted; `..._SNS_URL_REWRITES` (`from|to,...`) maps allowed SNS URLs to where a local
+    /// stack serves them.
+    pub misfit: Option<MisfitSettings>,
     /// `STEPSYNC_RECONCILE_MINUTES` (360) and `STEPSYNC_PULL_MINUTES` (30).
     pub schedule: Schedule,
     /// `STEPSYNC_MANUAL_COOLDOWN_SECONDS` (default 60): one "Sync steps" per person per window.
@@ -54,38 +64,6 @@ pub struct Config {
     pub manual_deadline_ms: u32,
     /// `STEPSYNC_WORKER_CONCURRENCY` (default 8): connections one worker syncs at once.
     pub worker_concurrency: u32,
-}
-
-/// `STEPSYNC_MISFIT_CLIENT_ID` and `..._CLIENT_SECRET` turn it on; `..._BASE_URL` points it
-/// elsewhere; `..._SNS_HOSTS` (comma-separated) are SNS hosts allowed besides AWS's own
-/// (`..._ALLOW_AWS_SNS`, default true); `..._TOPIC_ARNS` limits the topics accepted;
-/// `..._SNS_URL_REWRITES` (`from|to,...`) maps allowed SNS URLs to where a local stack serves
-/// them.
-pub struct MisfitConfig {
-    pub client_id: String,
-    pub client_secret: SecretString,
-    pub base_url: Option<String>,
-    pub sns_hosts: Vec<String>,
-    pub allow_aws_sns: bool,
-    pub topic_arns: Vec<String>,
-    pub sns_url_rewrites: Vec<(String, String)>,
-}
-
-/// `STEPSYNC_GOOGLE_CLIENT_ID` and `..._CLIENT_SECRET` turn it on; every URL can be pointed
-/// elsewhere (`..._AUTH_URL`, `..._TOKEN_URL`, `..._REVOKE_URL`, `..._API_BASE`,
-/// `..._KEYSET_URL`); `..._WEBHOOK_SECRET` is the subscriber's endpoint secret and
-/// `..._REQUIRE_AUTHORIZATION` (default false) makes notifications carry it too.
-pub struct GoogleConfig {
-    pub client_id: String,
-    pub client_secret: SecretString,
-    pub webhook_secret: Option<SecretString>,
-    pub require_authorization: bool,
-    pub auth_url: Option<String>,
-    pub token_url: Option<String>,
-    pub revoke_url: Option<String>,
-    pub api_base: Option<String>,
-    /// Required with Google: where its Tink keyset for webhook signatures is published.
-    pub keyset_url: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -126,23 +104,25 @@ impl Config {
             return_to_allowlist: list(Some(get("STEPSYNC_RETURN_TO_ALLOWLIST").unwrap_or("http://127.0.0.1:3000/"))),
             webhook_coalesce_seconds: number("STEPSYNC_WEBHOOK_COALESCE_SECONDS", 60)?,
             misfit: match (get("STEPSYNC_MISFIT_CLIENT_ID"), get("STEPSYNC_MISFIT_CLIENT_SECRET")) {
-                (Some(id), Some(secret)) => Some(MisfitConfig {
-                    client_id: id.to_owned(),
-                    client_secret: SecretString::from(secret.to_owned()),
-                    base_url: get("STEPSYNC_MISFIT_BASE_URL").map(str::to_owned),
-                    sns_hosts: list(get("STEPSYNC_MISFIT_SNS_HOSTS")),
-                    allow_aws_sns: get("STEPSYNC_MISFIT_ALLOW_AWS_SNS")
-                        .is_none_or(|v| !matches!(v, "0" | "false" | "no")),
-                    topic_arns: list(get("STEPSYNC_MISFIT_TOPIC_ARNS")),
-                    sns_url_rewrites: list(get("STEPSYNC_MISFIT_SNS_URL_REWRITES"))
-                        .iter()
-                        .map(|pair| {
-                            pair.split_once('|').map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| {
-                                ConfigError::new("STEPSYNC_MISFIT_SNS_URL_REWRITES", "each entry is from|to")
+                (Some(id), Some(secret)) => {
+                    let defaults = MisfitSettings::new(id, SecretString::from(secret.to_owned()));
+                    Some(MisfitSettings {
+                        base_url: get("STEPSYNC_MISFIT_BASE_URL").map_or(defaults.base_url.clone(), str::to_owned),
+                        allowed_sns_hosts: list(get("STEPSYNC_MISFIT_SNS_HOSTS")),
+                        allow_aws_sns_hosts: get("STEPSYNC_MISFIT_ALLOW_AWS_SNS")
+                            .is_none_or(|v| !matches!(v, "0" | "false" | "no")),
+                        allowed_topic_arns: list(get("STEPSYNC_MISFIT_TOPIC_ARNS")),
+                        cert_url_rewrites: list(get("STEPSYNC_MISFIT_SNS_URL_REWRITES"))
+                            .iter()
+                            .map(|pair| {
+                                pair.split_once('|').map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| {
+                                    ConfigError::new("STEPSYNC_MISFIT_SNS_URL_REWRITES", "each entry is from|to")
+                                })
                             })
-                        })
-                        .collect::<Result<_, _>>()?,
-                }),
+                            .collect::<Result<_, _>>()?,
+                        ..defaults
+                    })
+                }
                 (None, None) => None,
                 _ => {
                     return Err(ConfigError::new(
@@ -162,18 +142,24 @@ impl Config {
             manual_deadline_ms: number("STEPSYNC_MANUAL_DEADLINE_MS", 8000)?,
             worker_concurrency: number("STEPSYNC_WORKER_CONCURRENCY", 8)?.clamp(1, 64),
             google: match (get("STEPSYNC_GOOGLE_CLIENT_ID"), get("STEPSYNC_GOOGLE_CLIENT_SECRET")) {
-                (Some(id), Some(secret)) => Some(GoogleConfig {
-                    client_id: id.to_owned(),
-                    client_secret: SecretString::from(secret.to_owned()),
-                    webhook_secret: get("STEPSYNC_GOOGLE_WEBHOOK_SECRET").map(|s| SecretString::from(s.to_owned())),
-                    require_authorization: get("STEPSYNC_GOOGLE_REQUIRE_AUTHORIZATION")
-                        .is_some_and(|v| matches!(v, "1" | "true" | "yes")),
-                    auth_url: get("STEPSYNC_GOOGLE_AUTH_URL").map(str::to_owned),
-                    token_url: get("STEPSYNC_GOOGLE_TOKEN_URL").map(str::to_owned),
-                    revoke_url: get("STEPSYNC_GOOGLE_REVOKE_URL").map(str::to_owned),
-                    api_base: get("STEPSYNC_GOOGLE_API_BASE").map(str::to_owned),
-                    keyset_url: required("STEPSYNC_GOOGLE_KEYSET_URL")?.to_owned(),
-                }),
+                (Some(id), Some(secret)) => {
+                    let defaults = GoogleHealthSettings::new(
+                        id,
+                        SecretString::from(secret.to_owned()),
+                        required("STEPSYNC_GOOGLE_KEYSET_URL")?,
+                    );
+                    let url = |name: &'static str, default: &str| get(name).unwrap_or(default).to_owned();
+                    Some(GoogleHealthSettings {
+                        auth_url: url("STEPSYNC_GOOGLE_AUTH_URL", &defaults.auth_url),
+                        token_url: url("STEPSYNC_GOOGLE_TOKEN_URL", &defaults.token_url),
+                        revoke_url: url("STEPSYNC_GOOGLE_REVOKE_URL", &defaults.revoke_url),
+                        api_base: url("STEPSYNC_GOOGLE_API_BASE", &defaults.api_base),
+                        webhook_secret: get("STEPSYNC_GOOGLE_WEBHOOK_SECRET").map(|s| SecretString::from(s.to_owned())),
+                        require_authorization: get("STEPSYNC_GOOGLE_REQUIRE_AUTHORIZATION")
+                            .is_some_and(|v| matches!(v, "1" | "true" | "yes")),
+                        ..defaults
+                    })
+                }
                 (None, None) => None,
                 _ => {
                     return Err(ConfigError::new(

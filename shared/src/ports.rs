@@ -8,7 +8,8 @@ use crate::domain::{
 use crate::events::Event;
 use async_trait::async_trait;
 use jiff::Timestamp;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What went wrong in a store; `is_retryable` says whether the same call can succeed later.
@@ -204,6 +205,12 @@ pub trait EphemeralStore: Send + Sync {
     async fn release_claim(&self, key: &str) -> Result<(), StoreError>;
 }
 
+/// Every store port at once: what one table (DynamoDB, or memory in tests) offers. Services
+/// take the narrow ports; wiring hands them one `Arc<dyn Store>`.
+pub trait Store: StepStore + ChallengeStore + ConnectionStore + EphemeralStore {}
+
+impl<T: StepStore + ChallengeStore + ConnectionStore + EphemeralStore> Store for T {}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("{failed} of {total} events could not be published: {reason}")]
@@ -322,39 +329,10 @@ pub enum WebhookMessage {
     Notices(Vec<DataNotice>),
 }
 
-/// One step source's server API: OAuth, identity, daily totals, revocation and webhooks.
-/// Capabilities a source lacks answer `ProviderError::BadRequest` (never panic).
+/// Daily totals from one source: every source the server pulls has this.
 #[async_trait]
-pub trait StepProvider: Send + Sync {
+pub trait StepSource: Send + Sync {
     fn provider(&self) -> Provider;
-
-    /// The consent page URL to redirect the person to.
-    fn authorize_url(&self, _request: &AuthorizeRequest) -> Result<String, ProviderError> {
-        Err(ProviderError::BadRequest("this source has no OAuth".into()))
-    }
-
-    /// Scopes that must be granted for the connection to work.
-    fn required_scopes(&self) -> &[&str] {
-        &[]
-    }
-
-    async fn exchange_code(
-        &self,
-        _code: &str,
-        _verifier: &str,
-        _redirect_uri: &str,
-    ) -> Result<TokenSet, ProviderError> {
-        Err(ProviderError::BadRequest("this source has no OAuth".into()))
-    }
-
-    /// A new access token; keeps the old refresh token when the provider sends none.
-    async fn refresh(&self, _tokens: &TokenSet) -> Result<TokenSet, ProviderError> {
-        Err(ProviderError::BadRequest("this source has no OAuth".into()))
-    }
-
-    async fn identity(&self, _tokens: &TokenSet) -> Result<ProviderIdentity, ProviderError> {
-        Err(ProviderError::BadRequest("this source has no identity endpoint".into()))
-    }
 
     /// Daily totals for the civil dates `start..=end`; a date with no data is absent.
     async fn daily_steps(
@@ -364,20 +342,87 @@ pub trait StepProvider: Send + Sync {
         start: LocalDate,
         end: LocalDate,
     ) -> Result<Vec<DailyValue>, ProviderError>;
+}
 
-    /// Best effort: revokes the grant at the provider.
-    async fn revoke(&self, _tokens: &TokenSet) -> Result<(), ProviderError> {
-        Ok(())
+/// OAuth 2 at a source: the consent page, the code exchange, refreshing and who the person is.
+#[async_trait]
+pub trait OAuthClient: Send + Sync {
+    /// The consent page URL to redirect the person to.
+    fn authorize_url(&self, request: &AuthorizeRequest) -> Result<String, ProviderError>;
+
+    /// Scopes that must be granted for the connection to work.
+    fn required_scopes(&self) -> &[&str];
+
+    async fn exchange_code(&self, code: &str, verifier: &str, redirect_uri: &str) -> Result<TokenSet, ProviderError>;
+
+    /// A new access token; keeps the old refresh token when the provider sends none.
+    async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet, ProviderError>;
+
+    async fn identity(&self, tokens: &TokenSet) -> Result<ProviderIdentity, ProviderError>;
+}
+
+/// Gives a grant back at the source when the person disconnects.
+#[async_trait]
+pub trait Revoker: Send + Sync {
+    /// Best effort: the caller logs a failure and goes on.
+    async fn revoke(&self, tokens: &TokenSet) -> Result<(), ProviderError>;
+}
+
+/// Verifies a source's webhook requests on their raw bytes, then parses them.
+#[async_trait]
+pub trait WebhookVerifier: Send + Sync {
+    /// `headers` as received (names in any case).
+    async fn verify(
+        &self,
+        method: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<WebhookMessage, WebhookError>;
+}
+
+/// The sources this deployment has, by capability: each use case asks for the one it needs.
+#[derive(Default, Clone)]
+pub struct Providers {
+    sources: HashMap<Provider, Arc<dyn StepSource>>,
+    oauth: HashMap<Provider, Arc<dyn OAuthClient>>,
+    revokers: HashMap<Provider, Arc<dyn Revoker>>,
+    webhooks: HashMap<Provider, Arc<dyn WebhookVerifier>>,
+}
+
+impl Providers {
+    pub fn with_source(mut self, source: Arc<dyn StepSource>) -> Self {
+        self.sources.insert(source.provider(), source);
+        self
     }
 
-    /// Verifies a webhook request on its raw bytes, then parses it. `headers` as received
-    /// (names in any case).
-    async fn verify_webhook(
-        &self,
-        _method: &str,
-        _headers: &[(String, String)],
-        _body: &[u8],
-    ) -> Result<WebhookMessage, WebhookError> {
-        Err(WebhookError::Unauthorized)
+    pub fn with_oauth(mut self, provider: Provider, client: Arc<dyn OAuthClient>) -> Self {
+        self.oauth.insert(provider, client);
+        self
+    }
+
+    pub fn with_revoker(mut self, provider: Provider, revoker: Arc<dyn Revoker>) -> Self {
+        self.revokers.insert(provider, revoker);
+        self
+    }
+
+    pub fn with_webhooks(mut self, provider: Provider, verifier: Arc<dyn WebhookVerifier>) -> Self {
+        self.webhooks.insert(provider, verifier);
+        self
+    }
+
+    pub fn source(&self, provider: Provider) -> Option<&dyn StepSource> {
+        self.sources.get(&provider).map(Arc::as_ref)
+    }
+
+    pub fn oauth(&self, provider: Provider) -> Option<&dyn OAuthClient> {
+        self.oauth.get(&provider).map(Arc::as_ref)
+    }
+
+    pub fn revoker(&self, provider: Provider) -> Option<&dyn Revoker> {
+        self.revokers.get(&provider).map(Arc::as_ref)
+    }
+
+    pub fn webhooks(&self, provider: Provider) -> Option<&dyn WebhookVerifier> {
+        self.webhooks.get(&provider).map(Arc::as_ref)
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::domain::{
     Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LastError, LocalDate, Membership,
-    OAuthState, Participant, ParticipantTotals, Provider, SourceValue, StepCount, UserId, UserProfile,
+    OAuthState, Participant, ParticipantTotals, Provider, SourceValue, StepCount, UserId, UserProfile, shard_of,
 };
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -17,8 +17,6 @@ pub type Item = HashMap<String, AttributeValue>;
 pub const PROFILE_SK: &str = "PROFILE";
 pub const META_SK: &str = "META";
 pub const OWNER_SK: &str = "OWNER";
-/// Connections are spread over this many scheduler shards (GSI1 `DUE#{shard}`).
-pub const DUE_SHARDS: u16 = 8;
 
 pub fn user_pk(user: &UserId) -> String {
     format!("USER#{user}")
@@ -56,16 +54,6 @@ pub fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
 
 pub fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("cannot read item: {e}")))
-}
-
-/// The scheduler shard of a connection: stable, spread by a simple string hash.
-pub fn shard_of(user: &UserId, provider: Provider) -> u16 {
-    let h = user
-        .as_str()
-        .bytes()
-        .chain(provider.as_str().bytes())
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    (h % u32::from(DUE_SHARDS)) as u16
 }
 
 #[derive(Serialize, Deserialize)]

@@ -1,15 +1,16 @@
-//! The only code that imports `aws_sdk_*`: the DynamoDB store, the EventBridge publisher,
-//! SDK configuration and a request counter.
+//! The only code that imports `aws_sdk_*`: the DynamoDB store (a file per port), the
+//! EventBridge publisher, SSM secrets, SDK configuration and a request counter.
 
 mod counter;
 mod dynamo;
 mod eventbridge;
 mod items;
+mod ssm;
 
 pub use counter::RequestCounter;
 pub use dynamo::DynamoStore;
 pub use eventbridge::{EventBridgePublisher, PutEventsApi};
-pub use items::{DUE_SHARDS, shard_of};
+pub use ssm::{SECRET_SETTINGS, SecretsError, resolve_secret_parameters};
 
 use aws_config::BehaviorVersion;
 pub use aws_config::SdkConfig;

@@ -1,6 +1,6 @@
 //! A person's link to one step source: status, encrypted tokens and sync diagnostics.
 
-use super::{LocalDate, Provider, UserId};
+use super::{FailureCode, LocalDate, Provider, UserId};
 use jiff::Timestamp;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -58,7 +58,7 @@ pub struct EncryptedTokens(pub String);
 /// The last failure, as a stable code and a sentence for the person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastError {
-    pub code: String,
+    pub code: FailureCode,
     pub message: String,
 }
 
@@ -109,6 +109,19 @@ impl Connection {
     pub fn tz(&self) -> jiff::tz::TimeZone {
         self.time_zone.as_deref().and_then(|name| jiff::tz::TimeZone::get(name).ok()).unwrap_or(jiff::tz::TimeZone::UTC)
     }
+}
+
+/// Connections are spread over this many scheduler shards (GSI1 `DUE#{shard}`).
+pub const DUE_SHARDS: u16 = 8;
+
+/// The scheduler shard of a connection: stable, spread by a simple string hash.
+pub fn shard_of(user: &UserId, provider: Provider) -> u16 {
+    let h = user
+        .as_str()
+        .bytes()
+        .chain(provider.as_str().bytes())
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    (h % u32::from(DUE_SHARDS)) as u16
 }
 
 /// Today's date in `tz` at `now`.

@@ -89,6 +89,17 @@ impl Provider {
         }
     }
 
+    /// The name a person knows the source by.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Provider::GoogleHealth => "Fitbit / Google Health",
+            Provider::Fitbit => "Fitbit",
+            Provider::Misfit => "Misfit",
+            Provider::AppleHealth => "Apple Health",
+            Provider::HealthConnect => "Health Connect",
+        }
+    }
+
     /// Phone sources upload their own totals; nothing is pulled from a server.
     pub fn is_phone_upload(self) -> bool {
         matches!(self, Provider::AppleHealth | Provider::HealthConnect)

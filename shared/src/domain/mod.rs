@@ -4,6 +4,7 @@
 mod challenge;
 mod connection;
 mod day;
+mod failure;
 mod ids;
 mod oauth;
 mod steps;
@@ -12,8 +13,11 @@ pub use challenge::{
     Challenge, ChallengeState, LeaderboardEntry, LeaderboardPage, MAX_CHALLENGE_DAYS, MAX_GRACE_DAYS, Membership,
     Participant, ParticipantTotals, UserProfile,
 };
-pub use connection::{Connection, ConnectionStatus, EncryptedTokens, LastError, TokenSet, local_today};
+pub use connection::{
+    Connection, ConnectionStatus, DUE_SHARDS, EncryptedTokens, LastError, TokenSet, local_today, shard_of,
+};
 pub use day::{DayRecord, SourceValue, resolve_total, resolved_source};
+pub use failure::FailureCode;
 pub use ids::{ChallengeId, LocalDate, Provider, UserId};
 pub use oauth::{OAUTH_STATE_TTL, OAuthState};
 pub use steps::{DailyValue, StepCount, StepLimits, ValueError};

@@ -3,7 +3,7 @@
 //! format is still verified, for notifications replayed or sent before the shutdown.
 
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
-use crate::ports::{DataNotice, ProviderError, StepProvider, WebhookError, WebhookMessage};
+use crate::ports::{DataNotice, ProviderError, StepSource, WebhookError, WebhookMessage, WebhookVerifier};
 use crate::providers::webhook::{header, json_items, malformed_item, merge_notice, refuse_unless_small_post};
 use async_trait::async_trait;
 use base64::Engine;
@@ -54,7 +54,7 @@ impl FitbitLegacy {
 }
 
 #[async_trait]
-impl StepProvider for FitbitLegacy {
+impl StepSource for FitbitLegacy {
     fn provider(&self) -> Provider {
         Provider::Fitbit
     }
@@ -68,10 +68,13 @@ impl StepProvider for FitbitLegacy {
     ) -> Result<Vec<DailyValue>, ProviderError> {
         Err(ProviderError::Retired)
     }
+}
 
+#[async_trait]
+impl WebhookVerifier for FitbitLegacy {
     /// Notifications only: the `GET ?verify=` check carries its code in the query, which
     /// this port does not see (see `verification_status`).
-    async fn verify_webhook(
+    async fn verify(
         &self,
         method: &str,
         headers: &[(String, String)],
@@ -160,8 +163,7 @@ mod tests {
     #[tokio::test]
     async fn the_signed_fixture_verifies_and_names_the_owner_and_the_day() {
         let body = fixture("notification.json");
-        let message =
-            fitbit().verify_webhook("POST", &signed(&fixture("notification.signature")), body.as_bytes()).await;
+        let message = fitbit().verify("POST", &signed(&fixture("notification.signature")), body.as_bytes()).await;
         let expected = DataNotice { account_id: "228S74".into(), dates: vec![date("2026-10-25")], deleted: false };
         assert_eq!(message.unwrap(), WebhookMessage::Notices(vec![expected]));
     }
@@ -170,7 +172,7 @@ mod tests {
     async fn the_signature_header_is_found_in_any_case() {
         let body = fixture("notification.json");
         let headers = vec![("x-fitbit-signature".to_owned(), fixture("notification.signature").trim().to_owned())];
-        assert!(fitbit().verify_webhook("POST", &headers, body.as_bytes()).await.is_ok());
+        assert!(fitbit().verify("POST", &headers, body.as_bytes()).await.is_ok());
     }
 
     #[tokio::test]
@@ -178,35 +180,29 @@ mod tests {
         let body = fixture("notification.json").replace("2026-10-25", "2026-10-26");
         let signature = fixture("notification.signature");
         assert_eq!(
-            fitbit().verify_webhook("POST", &signed(&signature), body.as_bytes()).await,
+            fitbit().verify("POST", &signed(&signature), body.as_bytes()).await,
             Err(WebhookError::BadSignature)
         );
 
         let other = FitbitLegacy::new(Some(SecretString::from("another-secret")), None);
         let body = fixture("notification.json");
-        assert_eq!(
-            other.verify_webhook("POST", &signed(&signature), body.as_bytes()).await,
-            Err(WebhookError::BadSignature)
-        );
-        assert_eq!(
-            fitbit().verify_webhook("POST", &signed("***"), body.as_bytes()).await,
-            Err(WebhookError::BadSignature)
-        );
+        assert_eq!(other.verify("POST", &signed(&signature), body.as_bytes()).await, Err(WebhookError::BadSignature));
+        assert_eq!(fitbit().verify("POST", &signed("***"), body.as_bytes()).await, Err(WebhookError::BadSignature));
     }
 
     #[tokio::test]
     async fn missing_signatures_secrets_and_oversized_bodies_are_refused() {
         let body = fixture("notification.json");
         let signature = fixture("notification.signature");
-        assert_eq!(fitbit().verify_webhook("POST", &[], body.as_bytes()).await, Err(WebhookError::MissingSignature));
+        assert_eq!(fitbit().verify("POST", &[], body.as_bytes()).await, Err(WebhookError::MissingSignature));
         let unconfigured = FitbitLegacy::default();
         assert_eq!(
-            unconfigured.verify_webhook("POST", &signed(&signature), body.as_bytes()).await,
+            unconfigured.verify("POST", &signed(&signature), body.as_bytes()).await,
             Err(WebhookError::Unauthorized)
         );
         let huge = vec![b' '; MAX_BODY_BYTES + 1];
-        assert_eq!(fitbit().verify_webhook("POST", &signed(&signature), &huge).await, Err(WebhookError::TooLarge));
-        assert!(matches!(fitbit().verify_webhook("GET", &[], b"").await, Err(WebhookError::Malformed(_))));
+        assert_eq!(fitbit().verify("POST", &signed(&signature), &huge).await, Err(WebhookError::TooLarge));
+        assert!(matches!(fitbit().verify("GET", &[], b"").await, Err(WebhookError::Malformed(_))));
     }
 
     #[tokio::test]
@@ -217,7 +213,7 @@ mod tests {
             {"collectionType":"activities","date":"2026-10-24","ownerId":"A1","ownerType":"user","subscriptionId":"s"},
             {"collectionType":"userRevokedAccess","date":"2026-10-25","ownerId":"C3","ownerType":"user","subscriptionId":"s"}
         ]"#;
-        let message = fitbit().verify_webhook("POST", &signed(&sign(body)), body.as_bytes()).await.unwrap();
+        let message = fitbit().verify("POST", &signed(&sign(body)), body.as_bytes()).await.unwrap();
         assert_eq!(
             message,
             WebhookMessage::Notices(vec![
@@ -238,7 +234,7 @@ mod tests {
             ("\"text\"", "expected an array of notifications"),
             (r#"[{"collectionType":"activities","date":"25/10/2026","ownerId":"A1"}]"#, "notification 0: "),
         ] {
-            let err = fitbit().verify_webhook("POST", &signed(&sign(body)), body.as_bytes()).await.unwrap_err();
+            let err = fitbit().verify("POST", &signed(&sign(body)), body.as_bytes()).await.unwrap_err();
             assert!(matches!(&err, WebhookError::Malformed(r) if r.starts_with(reason)), "{body}: {err:?}");
         }
     }

@@ -1,5 +1,6 @@
-//! One module per step source behind `StepProvider`, the registry the worker picks from, and
-//! the helpers the sources share (HTTP, webhooks, day ranges, the test server).
+//! Adapters: one module per step source, each implementing the capability ports it has
+//! (`StepSource`, `OAuthClient`, `Revoker`, `WebhookVerifier`); `registry` builds the set a
+//! deployment uses; the helpers the sources share (HTTP, webhooks, day ranges, test server).
 
 mod day_ranges;
 mod fitbit_legacy;
@@ -12,22 +13,45 @@ mod webhook;
 
 pub use fitbit_legacy::FitbitLegacy;
 
+use crate::clock::Clock;
 use crate::domain::Provider;
-use crate::ports::StepProvider;
-use std::collections::HashMap;
+use crate::ports::Providers;
+use google_health::{GoogleHealthClient, GoogleHealthSettings};
+use misfit::{MisfitClient, MisfitSettings};
 use std::sync::Arc;
 
-/// The provider clients this deployment has, by provider id.
-#[derive(Default, Clone)]
-pub struct ProviderRegistry(HashMap<Provider, Arc<dyn StepProvider>>);
+/// A source client that could not be built from its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    GoogleHealth(#[from] google_health::SetupError),
+    #[error(transparent)]
+    Misfit(#[from] misfit::SetupError),
+}
 
-impl ProviderRegistry {
-    pub fn with(mut self, client: Arc<dyn StepProvider>) -> Self {
-        self.0.insert(client.provider(), client);
-        self
+/// Every source client the settings turn on, each registered for the capabilities it has.
+/// The retired Fitbit Web API is always there, so old connections learn they must move.
+pub fn registry(
+    google: Option<&GoogleHealthSettings>,
+    misfit: Option<&MisfitSettings>,
+    clock: Arc<dyn Clock>,
+) -> Result<Providers, SetupError> {
+    let fitbit = Arc::new(FitbitLegacy::default());
+    let mut providers = Providers::default().with_source(fitbit.clone()).with_webhooks(Provider::Fitbit, fitbit);
+    if let Some(settings) = google {
+        let client = Arc::new(GoogleHealthClient::new(settings.clone(), clock.clone())?);
+        providers = providers
+            .with_source(client.clone())
+            .with_oauth(Provider::GoogleHealth, client.clone())
+            .with_revoker(Provider::GoogleHealth, client.clone())
+            .with_webhooks(Provider::GoogleHealth, client);
     }
-
-    pub fn get(&self, provider: Provider) -> Option<&Arc<dyn StepProvider>> {
-        self.0.get(&provider)
+    if let Some(settings) = misfit {
+        let client = Arc::new(MisfitClient::new(settings.clone(), clock)?);
+        providers = providers
+            .with_source(client.clone())
+            .with_oauth(Provider::Misfit, client.clone())
+            .with_webhooks(Provider::Misfit, client);
     }
+    Ok(providers)
 }

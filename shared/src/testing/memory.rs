@@ -210,7 +210,7 @@ impl ConnectionStore for InMemoryStore {
             .connections
             .values()
             .map(|(c, _)| c)
-            .filter(|c| c.status == ConnectionStatus::Active && crate::aws::shard_of(&c.user, c.provider) == shard)
+            .filter(|c| c.status == ConnectionStatus::Active && crate::domain::shard_of(&c.user, c.provider) == shard)
             .filter(|c| c.next_sync_at.is_some_and(|at| at <= now))
             .cloned()
             .collect();

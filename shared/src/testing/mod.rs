@@ -8,7 +8,7 @@ pub use memory::InMemoryStore;
 use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
 use crate::events::Event;
-use crate::ports::{EventPublisher, ProviderError, PublishError, StepProvider};
+use crate::ports::{EventPublisher, ProviderError, PublishError, StepSource};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use std::sync::Mutex;
@@ -68,7 +68,7 @@ impl ScriptedProvider {
 }
 
 #[async_trait]
-impl StepProvider for ScriptedProvider {
+impl StepSource for ScriptedProvider {
     fn provider(&self) -> Provider {
         self.provider
     }

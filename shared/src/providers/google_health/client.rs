@@ -6,7 +6,10 @@ use super::wire::{CivilDate, CivilDateTime, int64};
 use super::{ACTIVITY_SCOPE, GoogleHealthSettings};
 use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
-use crate::ports::{AuthorizeRequest, ProviderError, ProviderIdentity, StepProvider, WebhookError, WebhookMessage};
+use crate::ports::{
+    AuthorizeRequest, OAuthClient, ProviderError, ProviderIdentity, Revoker, StepSource, WebhookError, WebhookMessage,
+    WebhookVerifier,
+};
 use crate::providers::day_ranges;
 use crate::providers::http::{
     Answer, HttpFailure, Redirects, answered, build_client, error_code, http_url, retry_after, send, unreadable,
@@ -176,11 +179,7 @@ impl GoogleHealthClient {
 }
 
 #[async_trait]
-impl StepProvider for GoogleHealthClient {
-    fn provider(&self) -> Provider {
-        Provider::GoogleHealth
-    }
-
+impl OAuthClient for GoogleHealthClient {
     fn authorize_url(&self, request: &AuthorizeRequest) -> Result<String, ProviderError> {
         if request.state.is_empty() || request.code_challenge.is_empty() || request.redirect_uri.is_empty() {
             return Err(ProviderError::BadRequest("state, code challenge and redirect URI are required".into()));
@@ -248,6 +247,13 @@ impl StepProvider for GoogleHealthClient {
             time_zone: None,
         })
     }
+}
+
+#[async_trait]
+impl StepSource for GoogleHealthClient {
+    fn provider(&self) -> Provider {
+        Provider::GoogleHealth
+    }
 
     async fn daily_steps(
         &self,
@@ -281,7 +287,10 @@ impl StepProvider for GoogleHealthClient {
         }
         Ok(days.into_iter().map(|(date, steps)| DailyValue { date, steps, observed_at: None }).collect())
     }
+}
 
+#[async_trait]
+impl Revoker for GoogleHealthClient {
     async fn revoke(&self, tokens: &TokenSet) -> Result<(), ProviderError> {
         let token = tokens.refresh_token.as_ref().unwrap_or(&tokens.access_token);
         let request = self.http.post(self.endpoints.revoke.clone()).form(&[("token", token.expose_secret())]);
@@ -291,8 +300,11 @@ impl StepProvider for GoogleHealthClient {
             other => other.map(|_| ()),
         }
     }
+}
 
-    async fn verify_webhook(
+#[async_trait]
+impl WebhookVerifier for GoogleHealthClient {
+    async fn verify(
         &self,
         method: &str,
         headers: &[(String, String)],

@@ -205,7 +205,7 @@ fn civil_date(raw: &str) -> Result<LocalDate, &'static str> {
 mod tests {
     use super::super::{GoogleHealthSettings, fixture, keyset::Keyset};
     use super::*;
-    use crate::ports::StepProvider;
+    use crate::ports::WebhookVerifier;
     use crate::providers::test_server::{Reply, TestServer};
     use crate::testing::FixedClock;
     use p256::ecdsa::SigningKey;
@@ -284,7 +284,7 @@ mod tests {
             "Google-Health-Api-Signature",
             "GOOGLE-HEALTH-API-SIGNATURE",
         ] {
-            let message = client.verify_webhook("POST", &signed(name, &signature), body.as_bytes()).await;
+            let message = client.verify("POST", &signed(name, &signature), body.as_bytes()).await;
             assert_eq!(notices(message.unwrap()), expected, "header {name}");
         }
     }
@@ -293,7 +293,7 @@ mod tests {
     async fn a_tampered_body_with_the_original_signature_is_refused() {
         let body = fixture("notification_array_tampered.json");
         let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
-        let err = client().await.verify_webhook("POST", &headers, body.as_bytes()).await.unwrap_err();
+        let err = client().await.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::BadSignature);
     }
 
@@ -302,7 +302,7 @@ mod tests {
         let original: Value = serde_json::from_str(&fixture("notification_array.json")).unwrap();
         let pretty = serde_json::to_string_pretty(&original).unwrap();
         let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
-        let err = client().await.verify_webhook("POST", &headers, pretty.as_bytes()).await.unwrap_err();
+        let err = client().await.verify("POST", &headers, pretty.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::BadSignature);
     }
 
@@ -310,7 +310,7 @@ mod tests {
     async fn the_signed_delete_object_covers_the_utc_dates_widened_by_a_day() {
         let body = fixture("notification_object_delete.json");
         let headers = signed("x-healthapi-signature", &fixture("notification_object_delete.signature"));
-        let message = client().await.verify_webhook("POST", &headers, body.as_bytes()).await.unwrap();
+        let message = client().await.verify("POST", &headers, body.as_bytes()).await.unwrap();
         let dates = ["2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25"].map(date).to_vec();
         assert_eq!(notices(message), [DataNotice { account_id: ACCOUNT.into(), dates, deleted: true }]);
     }
@@ -319,7 +319,7 @@ mod tests {
     async fn a_notification_without_a_signature_header_is_refused() {
         let body = fixture("notification_array.json");
         let headers = vec![("authorization".to_owned(), SECRET.to_owned())];
-        let err = client().await.verify_webhook("POST", &headers, body.as_bytes()).await.unwrap_err();
+        let err = client().await.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::MissingSignature);
     }
 
@@ -330,7 +330,7 @@ mod tests {
         let mut raw = STANDARD.decode(fixture("notification_array.signature").trim()).unwrap();
         raw[0] = 0x00;
         for value in ["not base64!".to_owned(), STANDARD.encode(&raw), STANDARD.encode([1u8, 0, 0]), String::new()] {
-            let err = client.verify_webhook("POST", &signed("X-HEALTHAPI-SIGNATURE", &value), body.as_bytes()).await;
+            let err = client.verify("POST", &signed("X-HEALTHAPI-SIGNATURE", &value), body.as_bytes()).await;
             assert_eq!(err.unwrap_err(), WebhookError::BadSignature, "signature {value:?}");
         }
     }
@@ -341,7 +341,7 @@ mod tests {
         settings.max_body_bytes = 100;
         let client = client_with(settings, Some(&fixture("webhook_keyset.json")));
         let body = fixture("notification_array.json");
-        let err = client.verify_webhook("POST", &[], body.as_bytes()).await.unwrap_err();
+        let err = client.verify("POST", &[], body.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::TooLarge);
     }
 
@@ -352,12 +352,12 @@ mod tests {
         let body = fixture("notification_array.json");
         let headers = signed("X-HEALTHAPI-SIGNATURE", &signature_with_key_id(42));
 
-        let err = client.verify_webhook("POST", &headers, body.as_bytes()).await.unwrap_err();
+        let err = client.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::UnknownKey);
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
 
         // Each request gets its one refetch: the key may have been published in between.
-        let err = client.verify_webhook("POST", &headers, body.as_bytes()).await.unwrap_err();
+        let err = client.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::UnknownKey);
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
@@ -369,7 +369,7 @@ mod tests {
         let body = fixture("notification_array.json");
         let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
         for _ in 0..3 {
-            assert!(client.verify_webhook("POST", &headers, body.as_bytes()).await.is_ok());
+            assert!(client.verify("POST", &headers, body.as_bytes()).await.is_ok());
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         assert_eq!(keys.requests()[0].method, "GET");
@@ -383,12 +383,12 @@ mod tests {
         let body = fixture("notification_array.json");
         let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
 
-        assert!(client.verify_webhook("POST", &headers, body.as_bytes()).await.is_ok());
+        assert!(client.verify("POST", &headers, body.as_bytes()).await.is_ok());
         clock.advance(std::time::Duration::from_secs(23 * 3600));
-        assert!(client.verify_webhook("POST", &headers, body.as_bytes()).await.is_ok());
+        assert!(client.verify("POST", &headers, body.as_bytes()).await.is_ok());
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         clock.advance(std::time::Duration::from_secs(2 * 3600));
-        assert!(client.verify_webhook("POST", &headers, body.as_bytes()).await.is_ok());
+        assert!(client.verify("POST", &headers, body.as_bytes()).await.is_ok());
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 
@@ -400,7 +400,7 @@ mod tests {
         let client = client_with(settings(&format!("{}/keys", keys.base)), Some(&own.keyset_json()));
         let body = fixture("notification_array.json");
         let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
-        assert!(client.verify_webhook("POST", &headers, body.as_bytes()).await.is_ok());
+        assert!(client.verify("POST", &headers, body.as_bytes()).await.is_ok());
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
     }
 
@@ -412,7 +412,7 @@ mod tests {
         let (garbled, _) = keyset_server(200, "{\"key\": []}".into()).await;
         for keys in [failing, garbled] {
             let client = client_with(settings(&format!("{}/keys", keys.base)), None);
-            let err = client.verify_webhook("POST", &headers, body.as_bytes()).await.unwrap_err();
+            let err = client.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
             assert!(matches!(err, WebhookError::Unavailable(_)), "{err:?}");
         }
     }
@@ -425,14 +425,14 @@ mod tests {
         let wrong = vec![("authorization".to_owned(), "endpoint-secret-2".to_owned())];
         let created = WebhookMessage::Handshake { status: 201, body: String::new() };
         let refused = WebhookMessage::Handshake { status: 401, body: String::new() };
-        assert_eq!(client.verify_webhook("POST", &with_secret, body.as_bytes()).await.unwrap(), created);
-        assert_eq!(client.verify_webhook("POST", &wrong, body.as_bytes()).await.unwrap(), refused);
-        assert_eq!(client.verify_webhook("POST", &[], body.as_bytes()).await.unwrap(), refused);
+        assert_eq!(client.verify("POST", &with_secret, body.as_bytes()).await.unwrap(), created);
+        assert_eq!(client.verify("POST", &wrong, body.as_bytes()).await.unwrap(), refused);
+        assert_eq!(client.verify("POST", &[], body.as_bytes()).await.unwrap(), refused);
 
         let mut unconfigured = settings("http://127.0.0.1:9/keys");
         unconfigured.webhook_secret = None;
         let client = client_with(unconfigured, None);
-        assert_eq!(client.verify_webhook("post", &with_secret, body.as_bytes()).await.unwrap(), refused);
+        assert_eq!(client.verify("post", &with_secret, body.as_bytes()).await.unwrap(), refused);
     }
 
     #[tokio::test]
@@ -444,15 +444,15 @@ mod tests {
         let body = fixture("notification_array.json");
         let mut headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
 
-        let err = client.verify_webhook("POST", &headers, body.as_bytes()).await.unwrap_err();
+        let err = client.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::Unauthorized);
         headers.push(("Authorization".into(), SECRET.into()));
-        assert!(client.verify_webhook("POST", &headers, body.as_bytes()).await.is_ok());
+        assert!(client.verify("POST", &headers, body.as_bytes()).await.is_ok());
     }
 
     #[tokio::test]
     async fn only_posts_are_accepted() {
-        let err = client().await.verify_webhook("GET", &[], b"").await.unwrap_err();
+        let err = client().await.verify("GET", &[], b"").await.unwrap_err();
         assert!(matches!(err, WebhookError::Malformed(_)));
     }
 
@@ -501,17 +501,13 @@ mod tests {
         let body = r#"{"data":{"healthUserId":"9","operation":"UPSERT","dataType":"steps","intervals":[
             {"civilIso8601TimeInterval":{"startTime":"2026-11-20T23:00:00","endTime":"2026-11-21T01:00:00"}}]}}"#;
         let headers = signed("X-HEALTHAPI-SIGNATURE", &own.sign(body));
-        let message = client.verify_webhook("POST", &headers, body.as_bytes()).await;
+        let message = client.verify("POST", &headers, body.as_bytes()).await;
         let dates = vec![date("2026-11-20"), date("2026-11-21")];
         assert_eq!(notices(message.unwrap()), [DataNotice { account_id: "9".into(), dates, deleted: false }]);
 
         let unsigned_json = r#"{"data":"nope"}"#;
         let err = client
-            .verify_webhook(
-                "POST",
-                &signed("X-HEALTHAPI-SIGNATURE", &own.sign(unsigned_json)),
-                unsigned_json.as_bytes(),
-            )
+            .verify("POST", &signed("X-HEALTHAPI-SIGNATURE", &own.sign(unsigned_json)), unsigned_json.as_bytes())
             .await
             .unwrap_err();
         assert!(matches!(err, WebhookError::Malformed(_)), "{err:?}");

@@ -7,7 +7,10 @@ use super::sns::{CertCache, SnsUrls};
 use super::{MisfitSettings, TRACKING_SCOPE};
 use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
-use crate::ports::{AuthorizeRequest, ProviderError, ProviderIdentity, StepProvider, WebhookError, WebhookMessage};
+use crate::ports::{
+    AuthorizeRequest, OAuthClient, ProviderError, ProviderIdentity, StepSource, WebhookError, WebhookMessage,
+    WebhookVerifier,
+};
 use crate::providers::day_ranges;
 use crate::providers::http::{
     Answer, HttpFailure, Redirects, answered, build_client, error_code, http_url, send, unavailable, unreadable,
@@ -164,11 +167,7 @@ fn check_scopes(scopes: &[String]) -> Result<(), SetupError> {
 }
 
 #[async_trait]
-impl StepProvider for MisfitClient {
-    fn provider(&self) -> Provider {
-        Provider::Misfit
-    }
-
+impl OAuthClient for MisfitClient {
     fn authorize_url(&self, request: &AuthorizeRequest) -> Result<String, ProviderError> {
         if request.state.is_empty() || request.redirect_uri.is_empty() {
             return Err(ProviderError::BadRequest("state and redirect URI are required".into()));
@@ -253,6 +252,13 @@ impl StepProvider for MisfitClient {
         let account_id = account_id.ok_or_else(|| unreadable("profile"))?;
         Ok(ProviderIdentity { account_id, legacy_account_id: None, time_zone: None })
     }
+}
+
+#[async_trait]
+impl StepSource for MisfitClient {
+    fn provider(&self) -> Provider {
+        Provider::Misfit
+    }
 
     async fn daily_steps(
         &self,
@@ -268,8 +274,11 @@ impl StepProvider for MisfitClient {
         }
         Ok(days.into_iter().map(|(date, steps)| DailyValue { date, steps, observed_at: None }).collect())
     }
+}
 
-    async fn verify_webhook(
+#[async_trait]
+impl WebhookVerifier for MisfitClient {
+    async fn verify(
         &self,
         method: &str,
         headers: &[(String, String)],

@@ -132,7 +132,7 @@ fn updated_date(raw: &Value) -> Option<LocalDate> {
 mod tests {
     use super::super::{MisfitSettings, fixture};
     use super::*;
-    use crate::ports::StepProvider;
+    use crate::ports::WebhookVerifier;
     use crate::providers::test_server::{Reply, TestServer};
     use crate::testing::FixedClock;
     use base64::Engine;
@@ -262,7 +262,7 @@ mod tests {
     }
 
     async fn verify(client: &MisfitClient, body: &[u8]) -> Result<WebhookMessage, WebhookError> {
-        client.verify_webhook("POST", &[], body).await
+        client.verify("POST", &[], body).await
     }
 
     /// A fixture with one field replaced.
@@ -280,7 +280,7 @@ mod tests {
     async fn the_signed_notification_fixture_verifies_and_names_the_owner_around_the_update_date() {
         let server = sns_server().await;
         let body = fixture("sns_notification.json");
-        let message = client(&server).verify_webhook("POST", &sns_headers("Notification"), body.as_bytes()).await;
+        let message = client(&server).verify("POST", &sns_headers("Notification"), body.as_bytes()).await;
         let expected = DataNotice {
             account_id: OWNER.into(),
             dates: dates(&["2026-11-22", "2026-11-23", "2026-11-24"]),
@@ -295,7 +295,7 @@ mod tests {
         let server = sns_server().await;
         let body = fixture("sns_subscription_confirmation.json");
         let headers = sns_headers("SubscriptionConfirmation");
-        let message = client(&server).verify_webhook("POST", &headers, body.as_bytes()).await;
+        let message = client(&server).verify("POST", &headers, body.as_bytes()).await;
         assert_eq!(message.unwrap(), WebhookMessage::Handshake { status: 200, body: String::new() });
 
         let sent = server.requests();
@@ -596,13 +596,13 @@ mod tests {
         assert_eq!(verify(&client_with(small), body.as_bytes()).await.unwrap_err(), WebhookError::TooLarge);
 
         let client = client(&server);
-        let err = client.verify_webhook("GET", &[], body.as_bytes()).await.unwrap_err();
+        let err = client.verify("GET", &[], body.as_bytes()).await.unwrap_err();
         assert!(matches!(err, WebhookError::Malformed(_)), "{err:?}");
         for junk in ["", "{oops", "[]", r#"{"Type": 1}"#] {
             let err = verify(&client, junk.as_bytes()).await.unwrap_err();
             assert!(matches!(err, WebhookError::Malformed(_)), "{junk:?}: {err:?}");
         }
-        let err = client.verify_webhook("POST", &sns_headers("SubscriptionConfirmation"), body.as_bytes()).await;
+        let err = client.verify("POST", &sns_headers("SubscriptionConfirmation"), body.as_bytes()).await;
         assert!(matches!(err, Err(WebhookError::Malformed(_))), "{err:?}");
         assert!(server.requests().is_empty());
     }

@@ -1,8 +1,7 @@
 //! Why a person's steps are (not) syncing, and the one thing that fixes it: a diagnosis per
 //! connection from a fixed catalogue of actions, in plain language.
 
-use crate::domain::{Connection, ConnectionStatus, Provider};
-use crate::sync::provider_name;
+use crate::domain::{Connection, ConnectionStatus, FailureCode, Provider};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::time::Duration;
@@ -45,25 +44,25 @@ fn older_than(at: Option<Timestamp>, age: Duration, now: Timestamp) -> bool {
 
 /// The diagnosis for one connection at `now`.
 pub fn diagnose(connection: &Connection, now: Timestamp) -> Diagnosis {
-    let name = provider_name(connection.provider);
-    let error_code = connection.last_error.as_ref().map(|e| e.code.as_str());
+    let name = connection.provider.display_name();
+    let error_code = connection.last_error.as_ref().map(|e| e.code);
     match connection.status {
         ConnectionStatus::Disconnected => {
             diagnosis("disconnected", Action::Reconnect, format!("{name} is disconnected. Connect it again to sync its steps."))
         }
         ConnectionStatus::ReconnectRequired => match error_code {
-            Some("legacy_retired") => diagnosis(
+            Some(FailureCode::LegacyRetired) => diagnosis(
                 "legacy_retired",
                 Action::Reconnect,
                 "The old Fitbit connection stopped working when Fitbit moved to Google. Reconnect Fitbit through Google."
                     .to_owned(),
             ),
-            Some("missing_permission") => diagnosis(
+            Some(FailureCode::MissingPermission) => diagnosis(
                 "missing_permission",
                 Action::GrantPermission,
                 format!("{name} did not give us access to your activity. Reconnect and allow activity data."),
             ),
-            Some("provider_retired") => {
+            Some(FailureCode::ProviderRetired) => {
                 diagnosis("provider_retired", Action::Reconnect, format!("{name} no longer answers. Connect another step source."))
             }
             _ => diagnosis(
@@ -73,8 +72,8 @@ pub fn diagnose(connection: &Connection, now: Timestamp) -> Diagnosis {
             ),
         },
         ConnectionStatus::Active => match error_code {
-            Some(code @ ("rate_limited" | "provider_unavailable" | "token_refused" | "provider_refused")) => Diagnosis {
-                code: if code == "rate_limited" { "rate_limited" } else { "provider_unavailable" },
+            Some(code) if code.is_transient() => Diagnosis {
+                code: if code == FailureCode::RateLimited { "rate_limited" } else { "provider_unavailable" },
                 action: Action::Wait,
                 message: format!("{name} is not answering right now. Nothing to do: we will try again automatically."),
                 retry_at: connection.next_sync_at,
@@ -110,11 +109,11 @@ mod tests {
 
     const NOW: &str = "2026-11-25T18:00:00Z";
 
-    fn connection(provider: Provider, status: ConnectionStatus, error: Option<&str>) -> Connection {
+    fn connection(provider: Provider, status: ConnectionStatus, error: Option<FailureCode>) -> Connection {
         let now: Timestamp = NOW.parse().unwrap();
         Connection {
             status,
-            last_error: error.map(|c| LastError { code: c.into(), message: String::new() }),
+            last_error: error.map(|c| LastError { code: c, message: String::new() }),
             last_success_at: Some(now),
             last_new_data_at: Some(now),
             ..Connection::new(UserId::parse("u").unwrap(), provider, now - jiff::SignedDuration::from_hours(72))
@@ -132,18 +131,18 @@ mod tests {
         let g = Provider::GoogleHealth;
         assert_eq!(action(&connection(g, Active, None), NOW), ("healthy", Action::None));
         assert_eq!(
-            action(&connection(g, ReconnectRequired, Some("reconnect_required")), NOW),
+            action(&connection(g, ReconnectRequired, Some(FailureCode::ReconnectRequired)), NOW),
             ("token_revoked", Action::Reconnect)
         );
         assert_eq!(
-            action(&connection(g, ReconnectRequired, Some("missing_permission")), NOW),
+            action(&connection(g, ReconnectRequired, Some(FailureCode::MissingPermission)), NOW),
             ("missing_permission", Action::GrantPermission)
         );
         assert_eq!(
-            action(&connection(Provider::Fitbit, ReconnectRequired, Some("legacy_retired")), NOW),
+            action(&connection(Provider::Fitbit, ReconnectRequired, Some(FailureCode::LegacyRetired)), NOW),
             ("legacy_retired", Action::Reconnect)
         );
-        assert_eq!(action(&connection(g, Active, Some("rate_limited")), NOW), ("rate_limited", Action::Wait));
+        assert_eq!(action(&connection(g, Active, Some(FailureCode::RateLimited)), NOW), ("rate_limited", Action::Wait));
         assert_eq!(action(&connection(g, Active, None), "2026-11-26T18:00:01Z"), ("no_new_data", Action::SyncDevice));
         let phone = connection(Provider::AppleHealth, Active, None);
         assert_eq!(action(&phone, "2026-11-27T17:59:00Z"), ("healthy", Action::None));

@@ -1,7 +1,10 @@
-//! Joining, leaving, ranking and recomputing: challenge logic over the store ports.
+//! Challenges: creating (administrators), the open list, one challenge for its caller,
+//! joining and leaving exactly against concurrent day writes, ranking and recomputing.
 
+use super::ServiceError;
 use crate::domain::{
-    Challenge, ChallengeId, ChallengeState, LeaderboardEntry, LeaderboardPage, Participant, ParticipantTotals, UserId,
+    Challenge, ChallengeId, ChallengeState, LeaderboardEntry, LeaderboardPage, LocalDate, MAX_GRACE_DAYS, Participant,
+    ParticipantTotals, UserId, local_today,
 };
 use crate::ports::{ChallengeStore, JoinWrite, LeaveWrite, StepStore, StoreError, UserDays};
 use base64::Engine;
@@ -25,6 +28,40 @@ pub enum ChallengeError {
     BadCursor,
 }
 
+impl From<ChallengeError> for ServiceError {
+    fn from(e: ChallengeError) -> Self {
+        match e {
+            ChallengeError::NotFound => ServiceError::NotFound("challenge".into()),
+            ChallengeError::Final => ServiceError::Conflict(e.to_string()),
+            ChallengeError::NotParticipant => ServiceError::NotFound("your place in this challenge".into()),
+            ChallengeError::BadCursor => ServiceError::Invalid {
+                field: "page_token",
+                message: "is not valid; start again from the first page".into(),
+            },
+            ChallengeError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// How far before today (UTC) the open list looks for challenge ends. A challenge stays open
+/// for up to `MAX_GRACE_DAYS` after its last day, and its zone may be a day off UTC.
+const LIST_LOOKBACK_DAYS: i32 = MAX_GRACE_DAYS as i32 + 2;
+
+/// Only company administrators create challenges.
+pub fn require_admin(admin: bool) -> Result<(), ServiceError> {
+    if admin { Ok(()) } else { Err(ServiceError::Forbidden("only administrators create challenges".into())) }
+}
+
+/// What an administrator asks for; the id is made here.
+#[derive(Debug, Clone)]
+pub struct NewChallenge {
+    pub name: String,
+    pub start: LocalDate,
+    pub end: LocalDate,
+    pub time_zone: String,
+    pub grace_days: u32,
+}
+
 /// A person's numbers in a challenge, straight from their day records.
 pub fn totals_in_window(challenge: &Challenge, window: &UserDays) -> ParticipantTotals {
     window.days.values().filter(|d| challenge.start <= d.date && d.date <= challenge.end).fold(
@@ -44,6 +81,32 @@ pub struct Challenges<'a> {
 impl Challenges<'_> {
     async fn load(&self, id: &ChallengeId) -> Result<Challenge, ChallengeError> {
         self.store.get_challenge(id).await?.ok_or(ChallengeError::NotFound)
+    }
+
+    /// Creates a challenge under a fresh random id; only administrators may. A collision of
+    /// ids is refused by the store, never overwritten.
+    pub async fn create(&self, admin: bool, new: NewChallenge) -> Result<Challenge, ServiceError> {
+        require_admin(admin)?;
+        let mut raw = [0u8; 12];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
+        let id = ChallengeId::parse(&URL_SAFE_NO_PAD.encode(raw)).map_err(ServiceError::internal)?;
+        let challenge = Challenge::new(id, &new.name, new.start, new.end, &new.time_zone, new.grace_days)?;
+        self.store.create_challenge(&challenge).await?;
+        Ok(challenge)
+    }
+
+    /// The challenges a person can still see and join (not final), by end date.
+    pub async fn list_open(&self, now: Timestamp) -> Result<Vec<Challenge>, ServiceError> {
+        let ending_from = local_today(now, &jiff::tz::TimeZone::UTC).add_days(-LIST_LOOKBACK_DAYS);
+        let challenges = self.store.list_challenges(ending_from).await?;
+        Ok(challenges.into_iter().filter(|c| c.state(now) != ChallengeState::Final).collect())
+    }
+
+    /// One challenge, and whether `user` joined it.
+    pub async fn details(&self, id: &ChallengeId, user: &UserId) -> Result<(Challenge, bool), ServiceError> {
+        let challenge = self.load(id).await?;
+        let joined = self.store.participant(id, user).await?.is_some();
+        Ok((challenge, joined))
     }
 
     /// Joins `user` to the challenge, starting from the day records already in the window.

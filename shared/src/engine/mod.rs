@@ -1,14 +1,22 @@
 //! The sync engine: validated daily values in, day records and challenge totals out, never
-//! counting a step twice. Pure logic over the ports in `crate::ports`.
+//! counting a step twice. Pure logic over the ports in `crate::ports`; it never sees an SDK
+//! type, an HTTP request or a provider's JSON.
+
+mod schedule;
+mod tokens;
+
+pub use schedule::Schedule;
+use schedule::jittered;
+use tokens::Tokens;
 
 use crate::clock::Clock;
 use crate::domain::{
-    Connection, ConnectionStatus, DailyValue, DayRecord, LastError, LocalDate, Provider, SourceValue, StepLimits,
-    TokenSet, UserId, ValueError, local_today,
+    Connection, ConnectionStatus, DailyValue, DayRecord, FailureCode, LastError, LocalDate, Provider, SourceValue,
+    StepLimits, UserId, ValueError, local_today,
 };
 use crate::events::{ConnectionStatusChanged, Event, StepsUpdated};
 use crate::ports::{
-    ConnectionStore, DayWrite, EventPublisher, ParticipantDelta, ProviderError, StepProvider, StepStore, StoreError,
+    ConnectionStore, DayWrite, EventPublisher, ParticipantDelta, ProviderError, Providers, StepStore, StoreError,
     SyncRecord, TokenCipher, UserDays,
 };
 use jiff::Timestamp;
@@ -19,25 +27,8 @@ use std::time::Duration;
 
 /// How often one apply re-reads and re-applies after losing a race before giving up.
 const MAX_CONFLICT_ROUNDS: u32 = 100;
-/// Tokens expiring within this margin are refreshed before use.
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// When the provider failed without saying when to come back, try again after this.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(300);
-/// How long a refresh lease lasts; a holder that dies frees it after this.
-const REFRESH_LEASE: Duration = Duration::from_secs(30);
-/// How many times a sync looks again for a peer's refreshed tokens before giving up.
-const LEASE_WAIT_ROUNDS: u32 = 60;
-
-/// Tokens ready for a provider call, or the outcome that ends the sync instead.
-enum Tokens {
-    Ready(Box<Connection>, Option<TokenSet>),
-    Stop(SyncOutcome),
-}
-
-fn lease_holder_id() -> String {
-    use rand::Rng;
-    format!("{:016x}", rand::rng().random::<u64>())
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -105,45 +96,8 @@ pub struct SyncEngine {
     pub clock: Arc<dyn Clock>,
     pub limits: StepLimits,
     pub schedule: Schedule,
-}
-
-/// When a connection is next due for a pull.
-#[derive(Debug, Clone)]
-pub struct Schedule {
-    /// Sources whose webhooks keep them fresh: the sweep only reconciles them.
-    pub webhook_fed: Vec<Provider>,
-    /// `STEPSYNC_RECONCILE_MINUTES` (default 360).
-    pub webhook_interval: Duration,
-    /// `STEPSYNC_PULL_MINUTES` (default 30).
-    pub pull_interval: Duration,
-}
-
-impl Default for Schedule {
-    fn default() -> Self {
-        Self {
-            webhook_fed: vec![Provider::GoogleHealth, Provider::Misfit],
-            webhook_interval: Duration::from_secs(6 * 3600),
-            pull_interval: Duration::from_secs(30 * 60),
-        }
-    }
-}
-
-impl Schedule {
-    /// The next pull after a success: the interval for this source, give or take 10 % so
-    /// connections made together do not stay in lockstep. Phone sources are never pulled.
-    pub fn next_after_success(&self, provider: Provider, now: Timestamp) -> Option<Timestamp> {
-        if provider.is_phone_upload() {
-            return None;
-        }
-        let base = if self.webhook_fed.contains(&provider) { self.webhook_interval } else { self.pull_interval };
-        now.checked_add(jittered(base)).ok()
-    }
-}
-
-fn jittered(base: Duration) -> Duration {
-    use rand::Rng;
-    let spread = base.as_secs_f64() * 0.1;
-    Duration::from_secs_f64((base.as_secs_f64() + rand::rng().random_range(-spread..=spread)).max(1.0))
+    /// The sources to pull and the OAuth clients that refresh their tokens.
+    pub providers: Providers,
 }
 
 impl SyncEngine {
@@ -263,24 +217,28 @@ impl SyncEngine {
     /// Pulls the connection's provider for `start..=end`, applies the values and records the
     /// outcome on the connection. Tokens are refreshed first when they expire within five
     /// minutes, and once more if the provider refuses the access token.
+    /// A source this deployment does not pull (a phone, a provider not configured) is skipped.
     pub async fn sync_connection(
         &self,
         connection: &Connection,
-        provider: &dyn StepProvider,
         start: LocalDate,
         end: LocalDate,
     ) -> Result<SyncOutcome, SyncError> {
+        let Some(provider) = self.providers.source(connection.provider) else {
+            return Ok(SyncOutcome::Skipped(connection.status));
+        };
         if connection.status != ConnectionStatus::Active {
             return Ok(SyncOutcome::Skipped(connection.status));
         }
+        let oauth = self.providers.oauth(connection.provider);
         let now = self.clock.now();
-        let (mut connection, mut tokens) = match self.usable_tokens(connection, provider, false).await? {
+        let (mut connection, mut tokens) = match self.usable_tokens(connection, oauth, false).await? {
             Tokens::Ready(c, t) => (*c, t),
             Tokens::Stop(outcome) => return Ok(outcome),
         };
         let mut fetched = provider.daily_steps(&connection, tokens.as_ref(), start, end).await;
         if matches!(fetched, Err(ProviderError::Unauthorized)) && tokens.is_some() {
-            (connection, tokens) = match self.usable_tokens(&connection, provider, true).await? {
+            (connection, tokens) = match self.usable_tokens(&connection, oauth, true).await? {
                 Tokens::Ready(c, t) => (*c, t),
                 Tokens::Stop(outcome) => return Ok(outcome),
             };
@@ -305,120 +263,6 @@ impl SyncEngine {
         }
     }
 
-    /// The tokens to call the provider with: the stored ones while they are fresh, else new
-    /// ones from a refresh that is single-flight across every Lambda (the connection's lease).
-    async fn usable_tokens(
-        &self,
-        connection: &Connection,
-        provider: &dyn StepProvider,
-        force: bool,
-    ) -> Result<Tokens, SyncError> {
-        let Some(tokens) = self.open_tokens(connection)? else {
-            return Ok(Tokens::Ready(Box::new(connection.clone()), None));
-        };
-        let now = self.clock.now();
-        if !force && tokens.expires_at > now + REFRESH_MARGIN {
-            return Ok(Tokens::Ready(Box::new(connection.clone()), Some(tokens)));
-        }
-        let holder = lease_holder_id();
-        let (user, source) = (&connection.user, connection.provider);
-        for round in 0..LEASE_WAIT_ROUNDS {
-            if self.connections.acquire_lease(user, source, &holder, now, REFRESH_LEASE).await? {
-                let result = self.refresh_holding_lease(connection, provider, force).await;
-                if let Err(error) = self.connections.release_lease(user, source, &holder).await {
-                    tracing::warn!(%error, "refresh lease not released; it expires by itself");
-                }
-                return result;
-            }
-            // A peer is refreshing: wait for the tokens it stores.
-            tokio::time::sleep(Duration::from_millis(50 + 25 * u64::from(round.min(8)))).await;
-            match self.connections.get_connection(user, source).await? {
-                None => return Ok(Tokens::Stop(SyncOutcome::Skipped(ConnectionStatus::Disconnected))),
-                Some(latest) if latest.status != ConnectionStatus::Active => {
-                    return Ok(Tokens::Stop(SyncOutcome::Skipped(latest.status)));
-                }
-                Some(latest) if latest.token_version != connection.token_version => {
-                    let tokens = self.open_tokens(&latest)?;
-                    return Ok(Tokens::Ready(Box::new(latest), tokens));
-                }
-                Some(_) => {}
-            }
-        }
-        Err(StoreError::Unavailable("another sync held the refresh lease too long".into()).into())
-    }
-
-    async fn refresh_holding_lease(
-        &self,
-        read: &Connection,
-        provider: &dyn StepProvider,
-        force: bool,
-    ) -> Result<Tokens, SyncError> {
-        let Some(latest) = self.connections.get_connection(&read.user, read.provider).await? else {
-            return Ok(Tokens::Stop(SyncOutcome::Skipped(ConnectionStatus::Disconnected)));
-        };
-        if latest.status != ConnectionStatus::Active {
-            return Ok(Tokens::Stop(SyncOutcome::Skipped(latest.status)));
-        }
-        let current = self.open_tokens(&latest)?;
-        let Some(current) = current else { return Ok(Tokens::Ready(Box::new(latest), None)) };
-        let now = self.clock.now();
-        if latest.token_version != read.token_version || (!force && current.expires_at > now + REFRESH_MARGIN) {
-            // A peer refreshed between our read and our lease.
-            return Ok(Tokens::Ready(Box::new(latest), Some(current)));
-        }
-        match provider.refresh(&current).await {
-            Ok(fresh) => {
-                let sealed =
-                    self.cipher.encrypt(&latest.user, latest.provider, &fresh).map_err(|_| SyncError::Tokens)?;
-                match self.connections.store_tokens(&latest.user, latest.provider, &sealed, latest.token_version).await
-                {
-                    Ok(version) => {
-                        tracing::info!(user = %latest.user, provider = %latest.provider, version, "tokens refreshed");
-                        let stored = Connection { tokens: Some(sealed), token_version: version, ..latest };
-                        Ok(Tokens::Ready(Box::new(stored), Some(fresh)))
-                    }
-                    Err(StoreError::Disconnected | StoreError::NotFound(_)) => {
-                        Ok(Tokens::Stop(SyncOutcome::Skipped(ConnectionStatus::Disconnected)))
-                    }
-                    Err(StoreError::Conflict) => self.peer_tokens(&latest).await,
-                    Err(e) => Err(e.into()),
-                }
-            }
-            // Refresh tokens can be single-use elsewhere, and a disconnect or reconnect may
-            // have replaced ours: only a refusal of the token still stored means "reconnect".
-            Err(ProviderError::InvalidGrant) => match self.peer_tokens(&latest).await? {
-                Tokens::Ready(c, t) if c.token_version != latest.token_version => Ok(Tokens::Ready(c, t)),
-                Tokens::Ready(..) => {
-                    let outcome = self.record_failure(&latest, ProviderError::InvalidGrant, now).await?;
-                    Ok(Tokens::Stop(outcome))
-                }
-                stop @ Tokens::Stop(_) => Ok(stop),
-            },
-            Err(error) => Ok(Tokens::Stop(self.record_failure(&latest, error, now).await?)),
-        }
-    }
-
-    /// Re-reads the connection after a lost race: its current tokens, or why to stop.
-    async fn peer_tokens(&self, read: &Connection) -> Result<Tokens, SyncError> {
-        match self.connections.get_connection(&read.user, read.provider).await? {
-            Some(latest) if latest.status == ConnectionStatus::Active => {
-                let tokens = self.open_tokens(&latest)?;
-                Ok(Tokens::Ready(Box::new(latest), tokens))
-            }
-            Some(latest) => Ok(Tokens::Stop(SyncOutcome::Skipped(latest.status))),
-            None => Ok(Tokens::Stop(SyncOutcome::Skipped(ConnectionStatus::Disconnected))),
-        }
-    }
-
-    fn open_tokens(&self, connection: &Connection) -> Result<Option<TokenSet>, SyncError> {
-        connection
-            .tokens
-            .as_ref()
-            .map(|sealed| self.cipher.decrypt(&connection.user, connection.provider, sealed))
-            .transpose()
-            .map_err(|_| SyncError::Tokens)
-    }
-
     async fn record_failure(
         &self,
         connection: &Connection,
@@ -437,8 +281,8 @@ impl SyncEngine {
             ProviderError::RateLimited { retry_after } => *retry_after,
             _ => None,
         };
-        tracing::warn!(user = %connection.user, provider = %connection.provider, code, %error, "sync failed");
-        let last_error = LastError { code: code.to_owned(), message: action.clone() };
+        tracing::warn!(user = %connection.user, provider = %connection.provider, code = code.as_str(), %error, "sync failed");
+        let last_error = LastError { code, message: action.clone() };
         // Back off: what the provider asked for, else a few minutes; nothing hammers it.
         let wait = retry_after.unwrap_or_else(|| jittered(FAILURE_BACKOFF));
         let record = SyncRecord {
@@ -455,7 +299,7 @@ impl SyncEngine {
                 provider: connection.provider,
                 old_status: connection.status,
                 new_status: status,
-                reason: code.to_owned(),
+                reason: code.as_str().to_owned(),
                 action,
             })])
             .await;
@@ -497,43 +341,35 @@ fn participant_deltas(
 }
 
 /// A stable code and the sentence that tells the person what to do.
-fn failure_code(error: &ProviderError, provider: Provider) -> (&'static str, String) {
-    let name = provider_name(provider);
+fn failure_code(error: &ProviderError, provider: Provider) -> (FailureCode, String) {
+    let name = provider.display_name();
     match error {
-        ProviderError::Retired if provider == Provider::Fitbit => {
-            ("legacy_retired", "Reconnect Fitbit through Google: the old Fitbit connection no longer works.".to_owned())
-        }
-        ProviderError::Retired => {
-            ("provider_retired", format!("{name} no longer answers. Reconnect or choose another step source."))
-        }
+        ProviderError::Retired if provider == Provider::Fitbit => (
+            FailureCode::LegacyRetired,
+            "Reconnect Fitbit through Google: the old Fitbit connection no longer works.".to_owned(),
+        ),
+        ProviderError::Retired => (
+            FailureCode::ProviderRetired,
+            format!("{name} no longer answers. Reconnect or choose another step source."),
+        ),
         ProviderError::ReconnectRequired { .. } | ProviderError::InvalidGrant => {
-            ("reconnect_required", format!("Reconnect {name}: its permission was revoked or expired."))
+            (FailureCode::ReconnectRequired, format!("Reconnect {name}: its permission was revoked or expired."))
         }
         ProviderError::MissingScope { .. } => {
-            ("missing_permission", format!("Reconnect {name} and allow access to activity data."))
+            (FailureCode::MissingPermission, format!("Reconnect {name} and allow access to activity data."))
         }
         ProviderError::RateLimited { .. } => {
-            ("rate_limited", format!("{name} asked us to slow down; we will try again shortly."))
+            (FailureCode::RateLimited, format!("{name} asked us to slow down; we will try again shortly."))
         }
         ProviderError::Unavailable(_) => {
-            ("provider_unavailable", format!("{name} is not answering right now; we will try again."))
+            (FailureCode::ProviderUnavailable, format!("{name} is not answering right now; we will try again."))
         }
         ProviderError::Unauthorized => {
-            ("token_refused", format!("{name} refused our access; we will refresh it and try again."))
+            (FailureCode::TokenRefused, format!("{name} refused our access; we will refresh it and try again."))
         }
         ProviderError::BadRequest(_) => {
-            ("provider_refused", format!("{name} refused the request; we will try again later."))
+            (FailureCode::ProviderRefused, format!("{name} refused the request; we will try again later."))
         }
-    }
-}
-
-pub fn provider_name(provider: Provider) -> &'static str {
-    match provider {
-        Provider::GoogleHealth => "Fitbit / Google Health",
-        Provider::Fitbit => "Fitbit",
-        Provider::Misfit => "Misfit",
-        Provider::AppleHealth => "Apple Health",
-        Provider::HealthConnect => "Health Connect",
     }
 }
 
@@ -548,10 +384,10 @@ async fn backoff(round: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::challenges::Challenges;
     use crate::crypto::AesGcmTokenCipher;
     use crate::domain::{Challenge, ChallengeId};
     use crate::ports::{ChallengeStore, ConnectionStore};
+    use crate::services::Challenges;
     use crate::testing::{FixedClock, InMemoryStore, RecordingPublisher, ScriptedProvider};
 
     struct World {
@@ -561,6 +397,10 @@ mod tests {
     }
 
     fn world() -> World {
+        world_with(Providers::default())
+    }
+
+    fn world_with(providers: Providers) -> World {
         let store = Arc::new(InMemoryStore::default());
         let publisher = Arc::new(RecordingPublisher::default());
         let engine = SyncEngine {
@@ -571,6 +411,7 @@ mod tests {
             clock: Arc::new(FixedClock::at("2026-11-25T18:00:00Z")),
             limits: StepLimits::default(),
             schedule: Schedule::default(),
+            providers,
         };
         World { store, publisher, engine }
     }
@@ -665,22 +506,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_rate_limit_is_recorded_without_changing_the_status() {
-        let w = world();
-        let mut connection = Connection::new(alice(), Provider::GoogleHealth, w.engine.clock.now());
-        w.store.create_connection(&connection).await.unwrap();
-        let limited = ScriptedProvider::new(
+        let source = Arc::new(ScriptedProvider::new(
             Provider::GoogleHealth,
             Err(ProviderError::RateLimited { retry_after: Some(Duration::from_secs(30)) }),
-        );
-        let outcome = w.engine.sync_connection(&connection, &limited, d("2026-11-19"), d("2026-11-25")).await.unwrap();
+        ));
+        let w = world_with(Providers::default().with_source(source.clone()));
+        let mut connection = Connection::new(alice(), Provider::GoogleHealth, w.engine.clock.now());
+        w.store.create_connection(&connection).await.unwrap();
+        let outcome = w.engine.sync_connection(&connection, d("2026-11-19"), d("2026-11-25")).await.unwrap();
         let SyncOutcome::Failed { status, retry_after, error } = outcome else { panic!("{outcome:?}") };
         assert_eq!((status, retry_after), (ConnectionStatus::Active, Some(Duration::from_secs(30))));
-        assert_eq!(error.code, "rate_limited");
+        assert_eq!(error.code, FailureCode::RateLimited);
         assert!(w.publisher.events().is_empty(), "no status change, no event");
 
         connection = w.store.get_connection(&alice(), Provider::GoogleHealth).await.unwrap().unwrap();
-        let ok = ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![v("2026-11-24", 4200)]));
-        let outcome = w.engine.sync_connection(&connection, &ok, d("2026-11-19"), d("2026-11-25")).await.unwrap();
+        *source.answer.lock().unwrap() = Ok(vec![v("2026-11-24", 4200)]);
+        let outcome = w.engine.sync_connection(&connection, d("2026-11-19"), d("2026-11-25")).await.unwrap();
         assert!(matches!(outcome, SyncOutcome::Synced(ref r) if r.changed.len() == 1));
         let stored = w.store.get_connection(&alice(), Provider::GoogleHealth).await.unwrap().unwrap();
         assert_eq!(stored.last_error, None, "a success clears the last error");

@@ -1,0 +1,109 @@
+//! The challenge port over DynamoDB: challenges, participants, joins and leaves.
+
+use super::*;
+
+#[async_trait]
+impl ChallengeStore for DynamoStore {
+    async fn create_challenge(&self, challenge: &Challenge) -> Result<(), StoreError> {
+        self.put_new(to_item(&ChallengeItem::from_challenge(challenge))?, "challenge").await
+    }
+
+    async fn get_challenge(&self, id: &ChallengeId) -> Result<Option<Challenge>, StoreError> {
+        self.get(challenge_pk(id), META_SK)
+            .await?
+            .map(|item| from_item::<ChallengeItem>(item).map(ChallengeItem::into_challenge))
+            .transpose()
+    }
+
+    async fn list_challenges(&self, ending_from: LocalDate) -> Result<Vec<Challenge>, StoreError> {
+        let values = [(":pk", s(CHALLENGES_GSI_PK)), (":from", s(ending_from.to_string()))];
+        self.query(Some(GSI1), "gsi1pk = :pk AND gsi1sk >= :from", &values, usize::MAX)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<ChallengeItem>(item).map(ChallengeItem::into_challenge))
+            .collect()
+    }
+
+    async fn commit_join(&self, write: &JoinWrite) -> Result<(), StoreError> {
+        let p = &write.participant;
+        let closes_at = self.participant_closes_at(&p.challenge).await?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&ParticipantItem::from_participant(p, closes_at))?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.profile_put(&p.user, &write.profile, write.expected_rev)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Cancelled(failed)) if failed.contains(&0) => {
+                Err(StoreError::AlreadyExists("participant"))
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    async fn commit_leave(&self, write: &LeaveWrite) -> Result<(), StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(challenge_pk(&write.challenge), participant_sk(&write.user))))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.profile_put(&write.user, &write.profile, write.expected_rev)?,
+        ];
+        self.transact(items).await.map_err(StoreError::from)
+    }
+
+    async fn commit_totals(
+        &self,
+        challenge: &ChallengeId,
+        user: &UserId,
+        totals: ParticipantTotals,
+        expected_rev: u64,
+    ) -> Result<(), StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(challenge_pk(challenge), participant_sk(user))))
+            .update_expression("SET #total = :total, #days = :days")
+            .expression_attribute_names("#total", "total")
+            .expression_attribute_names("#days", "days")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":total", n(totals.total))
+            .expression_attribute_values(":days", n(totals.days))
+            .build()
+            .map_err(build_error)?;
+        let (condition, values) = rev_condition(expected_rev);
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK)))
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values.into_iter().collect()))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder().condition_check(check).build(),
+        ];
+        self.transact(items).await.map_err(StoreError::from)
+    }
+
+    async fn participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Participant>, StoreError> {
+        self.get(challenge_pk(challenge), participant_sk(user))
+            .await?
+            .map(|item| from_item::<ParticipantItem>(item).map(ParticipantItem::into_participant))
+            .transpose()
+    }
+
+    async fn participants(&self, challenge: &ChallengeId) -> Result<Vec<Participant>, StoreError> {
+        self.query_prefix(challenge_pk(challenge), "PART")
+            .await?
+            .into_iter()
+            .map(|item| from_item::<ParticipantItem>(item).map(ParticipantItem::into_participant))
+            .collect()
+    }
+}

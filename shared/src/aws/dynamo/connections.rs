@@ -1,0 +1,279 @@
+//! The connection port over DynamoDB: connections, tokens, leases, outcomes and provider-account owners.
+
+use super::*;
+
+#[async_trait]
+impl ConnectionStore for DynamoStore {
+    async fn get_connection(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError> {
+        self.get(user_pk(user), conn_sk(provider))
+            .await?
+            .map(|item| from_item::<ConnectionItem>(item).map(ConnectionItem::into_connection))
+            .transpose()
+    }
+
+    async fn list_connections(&self, user: &UserId) -> Result<Vec<Connection>, StoreError> {
+        self.query_prefix(user_pk(user), "CONN")
+            .await?
+            .into_iter()
+            .map(|item| from_item::<ConnectionItem>(item).map(ConnectionItem::into_connection))
+            .collect()
+    }
+
+    async fn due_connections(&self, shard: u16, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError> {
+        let values = [(":pk", s(due_pk(shard))), (":now", s(due_sk(now)))];
+        self.query(Some(GSI1), "gsi1pk = :pk AND gsi1sk <= :now", &values, limit)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<ConnectionItem>(item).map(ConnectionItem::into_connection))
+            .collect()
+    }
+
+    async fn create_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        self.put_new(to_item(&ConnectionItem::from_connection(connection))?, "connection").await
+    }
+
+    async fn store_tokens(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        tokens: &EncryptedTokens,
+        expected_version: u64,
+    ) -> Result<u64, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), conn_sk(provider))))
+            .update_expression("SET tokens = :tokens, token_version = :next")
+            .condition_expression("token_version = :expected AND #status <> :disconnected")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":tokens", s(tokens.0.clone()))
+            .expression_attribute_values(":next", n(expected_version + 1))
+            .expression_attribute_values(":expected", n(expected_version))
+            .expression_attribute_values(":disconnected", s(ConnectionStatus::Disconnected.as_str()))
+            .send()
+            .await;
+        match result.map_err(store_error) {
+            Ok(_) => Ok(expected_version + 1),
+            // Say which condition failed: the caller acts differently on each.
+            Err(StoreError::Conflict) => match self.get_connection(user, provider).await? {
+                None => Err(StoreError::NotFound("connection")),
+                Some(c) if c.status == ConnectionStatus::Disconnected => Err(StoreError::Disconnected),
+                Some(_) => Err(StoreError::Conflict),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn acquire_lease(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let expires = now.checked_add(ttl).unwrap_or(Timestamp::MAX);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), conn_sk(provider))))
+            .update_expression("SET lease_holder = :holder, lease_expires_at = :expires")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(lease_expires_at) OR lease_expires_at <= :now OR lease_holder = :holder)",
+            )
+            .expression_attribute_values(":holder", s(holder))
+            .expression_attribute_values(":expires", n(expires.as_millisecond()))
+            .expression_attribute_values(":now", n(now.as_millisecond()))
+            .send()
+            .await;
+        won(result.map_err(store_error))
+    }
+
+    async fn release_lease(&self, user: &UserId, provider: Provider, holder: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), conn_sk(provider))))
+            .update_expression("REMOVE lease_holder, lease_expires_at")
+            .condition_expression("lease_holder = :holder")
+            .expression_attribute_values(":holder", s(holder))
+            .send()
+            .await;
+        match result.map_err(store_error) {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn record_sync(&self, user: &UserId, provider: Provider, record: &SyncRecord) -> Result<(), StoreError> {
+        // (attribute, value) pairs to SET; attribute names go through `#n{i}` placeholders.
+        let mut sets: Vec<(&str, AttributeValue)> = Vec::new();
+        let mut removes: Vec<&str> = Vec::new();
+        let mut stamp = |name: &'static str, at: Option<Timestamp>| {
+            if let Some(at) = at {
+                sets.push((name, s(at.to_string())));
+            }
+        };
+        stamp("last_attempt_at", record.attempted_at);
+        stamp("last_success_at", record.succeeded_at);
+        stamp("last_device_sync_at", record.last_device_sync_at);
+        stamp("last_new_data_at", record.last_new_data_at);
+        stamp("next_sync_at", record.next_sync_at);
+        if let Some(date) = record.last_data_date {
+            sets.push(("last_data_date", s(date.to_string())));
+        }
+        if let Some(status) = record.status {
+            sets.push(("status", s(status.as_str())));
+        }
+        match &record.last_error {
+            Some(Some(error)) => sets.push(("last_error", AttributeValue::M(to_item(error)?))),
+            Some(None) => removes.push("last_error"),
+            None => {}
+        }
+        if record.status.is_some_and(|s| s != ConnectionStatus::Active) {
+            // Leave the scheduler's sparse index: nothing is due until the person acts.
+            removes.extend(["gsi1pk", "gsi1sk"]);
+        } else if let Some(at) = record.next_sync_at {
+            sets.push(("gsi1pk", s(due_pk(shard_of(user, provider)))));
+            sets.push(("gsi1sk", s(due_sk(at))));
+        }
+        let mut names: HashMap<String, String> = HashMap::from([("#status".to_owned(), "status".to_owned())]);
+        let mut values: HashMap<String, AttributeValue> =
+            HashMap::from([(":disconnected".to_owned(), s(ConnectionStatus::Disconnected.as_str()))]);
+        let mut clauses = Vec::new();
+        for (i, (name, value)) in sets.into_iter().enumerate() {
+            names.insert(format!("#n{i}"), name.to_owned());
+            values.insert(format!(":v{i}"), value);
+            clauses.push(format!("#n{i} = :v{i}"));
+        }
+        let mut expression = if clauses.is_empty() { String::new() } else { format!("SET {}", clauses.join(", ")) };
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        if expression.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), conn_sk(provider))))
+            .update_expression(expression.trim())
+            .condition_expression("attribute_exists(pk) AND #status <> :disconnected")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result.map_err(store_error) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict) => match self.get_connection(user, provider).await? {
+                None => Err(StoreError::NotFound("connection")),
+                Some(_) => Err(StoreError::Disconnected),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn claim_provider_account(&self, provider: Provider, account: &str, user: &UserId) -> Result<(), StoreError> {
+        let owner = OwnerItem {
+            pk: account_pk(provider, account),
+            sk: OWNER_SK.to_owned(),
+            user: user.clone(),
+            provider,
+            account: account.to_owned(),
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&owner)?))
+            .condition_expression("attribute_not_exists(pk) OR #user = :user")
+            .expression_attribute_names("#user", "user")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .send()
+            .await;
+        match result.map_err(store_error) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict) => Err(StoreError::AccountOwnedByAnother),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn release_provider_account(
+        &self,
+        provider: Provider,
+        account: &str,
+        user: &UserId,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(account_pk(provider, account), OWNER_SK)))
+            .condition_expression("#user = :user")
+            .expression_attribute_names("#user", "user")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .send()
+            .await;
+        match result.map_err(store_error) {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn provider_account_owner(&self, provider: Provider, account: &str) -> Result<Option<UserId>, StoreError> {
+        self.get(account_pk(provider, account), OWNER_SK)
+            .await?
+            .map(|item| from_item::<OwnerItem>(item).map(|o| o.user))
+            .transpose()
+    }
+
+    async fn save_connection(&self, connection: &Connection, expected_version: Option<u64>) -> Result<(), StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&ConnectionItem::from_connection(connection))?));
+        let put = match expected_version {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => {
+                put.condition_expression("token_version = :expected").expression_attribute_values(":expected", n(v))
+            }
+        };
+        match put.send().await.map_err(store_error) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict) if expected_version.is_none() => Err(StoreError::AlreadyExists("connection")),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn disconnect(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), conn_sk(provider))))
+            .update_expression(
+                "SET #status = :disconnected, token_version = token_version + :one \
+                 REMOVE tokens, gsi1pk, gsi1sk, next_sync_at, lease_holder, lease_expires_at",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":disconnected", s(ConnectionStatus::Disconnected.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result.map_err(store_error) {
+            Ok(out) => out
+                .attributes
+                .map(|item| from_item::<ConnectionItem>(item).map(ConnectionItem::into_connection))
+                .transpose(),
+            Err(StoreError::Conflict) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! `DynamoStore`: every store port over one DynamoDB table. Each write that must not race is
+//! one conditional request; a changed day and the totals it moves are one transaction.
+
+use super::items::*;
+use crate::domain::shard_of;
+use crate::domain::{
+    Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate, OAuthState,
+    Participant, ParticipantTotals, Provider, UserId, UserProfile,
+};
+use crate::ports::{
+    ChallengeStore, ConnectionStore, DayWrite, EphemeralStore, JoinWrite, LeaveWrite, StepStore, StoreError,
+    SyncRecord, UserDays,
+};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+};
+use jiff::Timestamp;
+use std::collections::HashMap;
+use std::time::Duration;
+
+mod challenges;
+mod connections;
+mod ephemeral;
+mod steps;
+
+/// The one global secondary index (scheduler shards, the challenge directory).
+const GSI1: &str = "GSI1";
+/// BatchGetItem takes at most this many keys per request.
+const BATCH_GET_LIMIT: usize = 100;
+
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn get(&self, pk: String, sk: impl Into<String>) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.item)
+    }
+
+    async fn get_profile(&self, user: &UserId) -> Result<UserProfile, StoreError> {
+        match self.get(user_pk(user), PROFILE_SK).await? {
+            Some(item) => from_item::<ProfileItem>(item)?.into_profile(),
+            None => Ok(UserProfile::default()),
+        }
+    }
+
+    /// Puts an item that must not exist yet; `AlreadyExists(what)` when it does.
+    async fn put_new(&self, item: Item, what: &'static str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result.map_err(store_error) {
+            Err(StoreError::Conflict) => Err(StoreError::AlreadyExists(what)),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Consistent BatchGetItem of `keys`, following `UnprocessedKeys`.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(BATCH_GET_LIMIT) {
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            for attempt in 0..10u32 {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request.clone())
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                found.extend(out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default());
+                match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    Some(rest) if !rest.keys().is_empty() => {
+                        request = rest;
+                        tokio::time::sleep(Duration::from_millis(10 << attempt.min(6))).await;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every item a key condition matches, on the table (consistent) or on GSI1, following
+    /// pages, up to `limit` items.
+    async fn query(
+        &self,
+        index: Option<&str>,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        while items.len() < limit {
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(condition)
+                .set_exclusive_start_key(start)
+                .limit(i32::try_from(limit - items.len()).unwrap_or(i32::MAX));
+            request = match index {
+                Some(index) => request.index_name(index),
+                None => request.consistent_read(true),
+            };
+            for (name, value) in values {
+                request = request.expression_attribute_values(*name, value.clone());
+            }
+            let out = request.send().await.map_err(store_error)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
+    /// Every item of partition `pk` whose sort key is from `from` to `to`.
+    async fn query_all(&self, pk: String, from: String, to: String) -> Result<Vec<Item>, StoreError> {
+        let values = [(":pk", s(pk)), (":from", s(from)), (":to", s(to))];
+        self.query(None, "pk = :pk AND sk BETWEEN :from AND :to", &values, usize::MAX).await
+    }
+
+    /// Every item of partition `pk` whose sort key starts with `{prefix}#` (`$` follows `#`).
+    async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_all(pk, format!("{prefix}#"), format!("{prefix}$")).await
+    }
+
+    /// The profile update every day write carries: check `rev`, move it on.
+    fn profile_rev_update(&self, user: &UserId, expected_rev: u64) -> Result<TransactWriteItem, StoreError> {
+        let (condition, values) = rev_condition(expected_rev);
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK)))
+            .update_expression("SET rev = :next_rev")
+            .condition_expression(condition)
+            .expression_attribute_values(":next_rev", n(expected_rev + 1));
+        for (k, v) in values {
+            update = update.expression_attribute_values(k, v);
+        }
+        Ok(TransactWriteItem::builder().update(update.build().map_err(build_error)?).build())
+    }
+
+    fn profile_put(
+        &self,
+        user: &UserId,
+        profile: &UserProfile,
+        expected_rev: u64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let (condition, values) = rev_condition(expected_rev);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&ProfileItem::from_profile(user, profile))?))
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values.into_iter().collect()))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactFailure> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(transact_failure)
+    }
+
+    async fn participant_closes_at(&self, challenge: &ChallengeId) -> Result<Timestamp, StoreError> {
+        let item = self.get(challenge_pk(challenge), META_SK).await?.ok_or(StoreError::NotFound("challenge"))?;
+        Ok(from_item::<ChallengeItem>(item)?.into_challenge().closes_at())
+    }
+}
+
+/// A conditional write's outcome as "did we win": a failed condition is a plain `false`.
+fn won<T>(result: Result<T, StoreError>) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The condition that the profile is still at `expected_rev` (0: no profile yet).
+fn rev_condition(expected_rev: u64) -> (&'static str, Vec<(String, AttributeValue)>) {
+    if expected_rev == 0 {
+        ("attribute_not_exists(rev) OR rev = :zero", vec![(":zero".to_owned(), n(0))])
+    } else {
+        ("rev = :rev", vec![(":rev".to_owned(), n(expected_rev))])
+    }
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Corrupt(format!("request could not be built: {e}"))
+}
+
+/// Maps an SDK error to the store's: a failed condition is a conflict, throttling and
+/// transport trouble are retryable, anything else is a refusal worth a loud log.
+fn store_error<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let code = err.code().unwrap_or("").to_owned();
+    match code.as_str() {
+        "ConditionalCheckFailedException" => StoreError::Conflict,
+        "ProvisionedThroughputExceededException"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "InternalServerError"
+        | "ServiceUnavailable"
+        | "TransactionInProgressException" => StoreError::Unavailable(code),
+        "" => StoreError::Unavailable(format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err))),
+        _ => {
+            let message = err.message().unwrap_or("").to_owned();
+            tracing::error!(code, message, "DynamoDB refused a request");
+            StoreError::Unavailable(format!("{code}: {message}"))
+        }
+    }
+}
+
+/// Why a transaction did not commit: which items' conditions failed, or another error.
+enum TransactFailure {
+    /// Indexes of the items whose condition failed, or that conflicted with another write.
+    Cancelled(Vec<usize>),
+    Other(StoreError),
+}
+
+fn transact_failure(
+    err: SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> TransactFailure {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    if let Some(E::TransactionCanceledException(cancelled)) = err.as_service_error() {
+        let failed: Vec<usize> = cancelled
+            .cancellation_reasons()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict")))
+            .map(|(i, _)| i)
+            .collect();
+        if !failed.is_empty() {
+            return TransactFailure::Cancelled(failed);
+        }
+        // Some emulators put the reasons only in the message.
+        let message = cancelled.message().unwrap_or("");
+        if message.contains("ConditionalCheckFailed") || message.contains("TransactionConflict") {
+            return TransactFailure::Cancelled(Vec::new());
+        }
+        return TransactFailure::Other(StoreError::Unavailable(format!("transaction cancelled: {message}")));
+    }
+    TransactFailure::Other(store_error(err))
+}
+
+impl From<TransactFailure> for StoreError {
+    fn from(f: TransactFailure) -> Self {
+        match f {
+            TransactFailure::Cancelled(_) => StoreError::Conflict,
+            TransactFailure::Other(e) => e,
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The step-records port over DynamoDB: day records and the profile, one transaction per changed day.
+
+use super::*;
+
+#[async_trait]
+impl StepStore for DynamoStore {
+    async fn load_user_days(&self, user: &UserId, dates: &[LocalDate]) -> Result<UserDays, StoreError> {
+        let pk = user_pk(user);
+        let mut keys = vec![key(pk.clone(), PROFILE_SK)];
+        let mut unique: Vec<LocalDate> = dates.to_vec();
+        unique.sort();
+        unique.dedup();
+        keys.extend(unique.iter().map(|d| key(pk.clone(), day_sk(*d))));
+        let mut result = UserDays::default();
+        for item in self.batch_get(keys).await? {
+            let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            if sk == PROFILE_SK {
+                result.profile = from_item::<ProfileItem>(item)?.into_profile()?;
+            } else {
+                let day = from_item::<DayItem>(item)?.into_record()?;
+                result.days.insert(day.date, day);
+            }
+        }
+        Ok(result)
+    }
+
+    async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError> {
+        // The profile first: a day write after this read moves `rev`, so a write conditioned
+        // on the `rev` read here can never miss a day the query below did not see.
+        let profile = self.get_profile(user).await?;
+        let days = self
+            .query_all(user_pk(user), day_sk(start), day_sk(end))
+            .await?
+            .into_iter()
+            .map(|item| from_item::<DayItem>(item)?.into_record())
+            .collect::<Result<Vec<DayRecord>, _>>()?;
+        Ok(UserDays { profile, days: days.into_iter().map(|d| (d.date, d)).collect() })
+    }
+
+    async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError> {
+        let user = &write.record.user;
+        let mut day = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&DayItem::from_record(&write.record, write.now))?));
+        day = if write.expected_version == 0 {
+            day.condition_expression("attribute_not_exists(pk)")
+        } else {
+            day.condition_expression("#version = :version")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":version", n(write.expected_version))
+        };
+        let mut items = vec![
+            TransactWriteItem::builder().put(day.build().map_err(build_error)?).build(),
+            self.profile_rev_update(user, write.expected_rev)?,
+        ];
+        for delta in &write.deltas {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(challenge_pk(&delta.challenge), participant_sk(user))))
+                .update_expression("ADD #total :total, #days :days")
+                .expression_attribute_names("#total", "total")
+                .expression_attribute_names("#days", "days")
+                // Never create a participant (one who left), never move a final challenge.
+                .condition_expression("attribute_exists(pk) AND closes_at > :now")
+                .expression_attribute_values(":total", n(delta.total))
+                .expression_attribute_values(":days", n(delta.days))
+                .expression_attribute_values(":now", n(write.now.as_second()))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        self.transact(items).await.map_err(StoreError::from)
+    }
+
+    async fn set_primary_source(
+        &self,
+        user: &UserId,
+        primary: Option<Provider>,
+        expected_rev: u64,
+    ) -> Result<(), StoreError> {
+        let (condition, values) = rev_condition(expected_rev);
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK)))
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values.into_iter().collect()))
+            .expression_attribute_values(":next_rev", n(expected_rev + 1));
+        update = match primary {
+            Some(p) => update
+                .update_expression("SET #primary = :primary, rev = :next_rev")
+                .expression_attribute_values(":primary", s(p.as_str())),
+            None => update.update_expression("SET rev = :next_rev REMOVE #primary"),
+        };
+        update.expression_attribute_names("#primary", "primary").send().await.map_err(store_error)?;
+        Ok(())
+    }
+}

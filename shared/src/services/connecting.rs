@@ -1,0 +1,349 @@
+//! Connecting a source: the consent redirect (PKCE S256, a single-use server-side state), the
+//! callback (scopes, the provider account claimed for one person only, encrypted tokens, the
+//! legacy Fitbit connection retired, a backfill asked for) and disconnecting.
+
+use super::{Ports, ServiceError};
+use crate::domain::{
+    Connection, ConnectionStatus, LocalDate, OAUTH_STATE_TTL, OAuthState, Provider, TokenSet, UserId, local_today,
+};
+use crate::events::{ConnectionStatusChanged, Event, SyncReason, SyncRequested};
+use crate::ports::{AuthorizeRequest, OAuthClient, Providers, Revoker, StoreError, TokenCipher};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jiff::Timestamp;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// What connecting needs to know from configuration.
+#[derive(Debug, Clone)]
+pub struct ConnectSettings {
+    /// The API's public base URL; redirect URIs are `{it}/oauth/{provider}/callback`.
+    pub public_url: String,
+    /// URL prefixes a person may be sent back to; the first is the default.
+    pub return_to_allowlist: Vec<String>,
+    /// What a new connection pulls when its person is in no open challenge.
+    pub backfill_days: u32,
+}
+
+/// Where to send the browser for consent, and the state id to bind to it (by a cookie).
+#[derive(Debug, Clone)]
+pub struct ConsentStart {
+    pub location: String,
+    pub state_id: String,
+}
+
+/// What the callback's query and cookie carried.
+#[derive(Debug, Clone, Default)]
+pub struct CallbackQuery<'a> {
+    pub state: Option<&'a str>,
+    /// The state cookie of the browser that came back.
+    pub cookie: Option<&'a str>,
+    pub code: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+/// Where to send the person back, and what to tell them there: `connected={provider}` or
+/// `error={code}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    pub return_to: String,
+    pub key: &'static str,
+    pub value: String,
+}
+
+impl Callback {
+    fn failed(state: &OAuthState, code: &str) -> Self {
+        Self { return_to: state.return_to.clone(), key: "error", value: code.to_owned() }
+    }
+}
+
+pub struct Connecting {
+    pub ports: Ports,
+    pub cipher: Arc<dyn TokenCipher>,
+    pub providers: Providers,
+    pub settings: ConnectSettings,
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut raw);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn status_changed(
+    user: &UserId,
+    provider: Provider,
+    (old, new): (ConnectionStatus, ConnectionStatus),
+    reason: &str,
+    action: &str,
+) -> Event {
+    Event::ConnectionStatusChanged(ConnectionStatusChanged {
+        user: user.clone(),
+        provider,
+        old_status: old,
+        new_status: new,
+        reason: reason.to_owned(),
+        action: action.to_owned(),
+    })
+}
+
+async fn revoke_quietly(revoker: Option<&dyn Revoker>, tokens: &TokenSet) {
+    if let Some(revoker) = revoker
+        && let Err(error) = revoker.revoke(tokens).await
+    {
+        tracing::warn!(%error, "revoke failed (best effort)");
+    }
+}
+
+impl Connecting {
+    fn oauth(&self, provider: Provider) -> Result<&dyn OAuthClient, ServiceError> {
+        self.providers
+            .oauth(provider)
+            .ok_or_else(|| ServiceError::NotFound(format!("an OAuth connection for {provider}")))
+    }
+
+    fn redirect_uri(&self, provider: Provider) -> String {
+        format!("{}/oauth/{provider}/callback", self.settings.public_url)
+    }
+
+    /// Starts connecting `user` to `provider`: stores a single-use state with the PKCE
+    /// verifier and answers the consent page to send the browser to.
+    pub async fn authorize(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        return_to: Option<&str>,
+    ) -> Result<ConsentStart, ServiceError> {
+        let client = self.oauth(provider)?;
+        let allow = &self.settings.return_to_allowlist;
+        let return_to = match return_to {
+            Some(wanted) if allow.iter().any(|prefix| wanted.starts_with(prefix.as_str())) => wanted.to_owned(),
+            Some(_) => {
+                return Err(ServiceError::Invalid {
+                    field: "return_to",
+                    message: "is not an allowed return address".into(),
+                });
+            }
+            None => {
+                allow.first().cloned().ok_or_else(|| ServiceError::internal("the return_to allow-list is empty"))?
+            }
+        };
+        let verifier = random_token(48);
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let now = self.ports.clock.now();
+        let state = OAuthState {
+            id: random_token(32),
+            user: user.clone(),
+            provider,
+            verifier: verifier.into(),
+            return_to,
+            expires_at: now.checked_add(OAUTH_STATE_TTL).map_err(ServiceError::internal)?,
+        };
+        self.ports.ephemeral.put_oauth_state(&state).await?;
+        let location = client
+            .authorize_url(&AuthorizeRequest {
+                state: state.id.clone(),
+                code_challenge: challenge,
+                redirect_uri: self.redirect_uri(provider),
+            })
+            .map_err(ServiceError::internal)?;
+        tracing::info!(user = %user, provider = %provider, "authorize: redirect to consent");
+        Ok(ConsentStart { location, state_id: state.id })
+    }
+
+    /// Finishes connecting. A bad or replayed state is an error; anything that goes wrong at
+    /// the provider sends the person back with `error=`.
+    pub async fn callback(&self, provider: Provider, query: CallbackQuery<'_>) -> Result<Callback, ServiceError> {
+        let client = self.oauth(provider)?;
+        let invalid = |message: &str| ServiceError::Invalid { field: "state", message: message.to_owned() };
+        let state_id = query.state.filter(|s| !s.is_empty()).ok_or_else(|| invalid("is missing"))?;
+        // The browser that finishes must be the one that started: otherwise someone could send a
+        // victim a link that connects the attacker's account to the victim's profile.
+        if query.cookie != Some(state_id) {
+            return Err(invalid("does not belong to this browser; start connecting again"));
+        }
+        let state = self
+            .ports
+            .ephemeral
+            .take_oauth_state(state_id)
+            .await?
+            .ok_or_else(|| invalid("is unknown or was already used; start connecting again"))?;
+        let now = self.ports.clock.now();
+        if state.is_expired(now) || state.provider != provider {
+            return Err(invalid("has expired; start connecting again"));
+        }
+        if let Some(error) = query.error {
+            let code = if error == "access_denied" { "access_denied" } else { "provider_error" };
+            tracing::info!(user = %state.user, provider = %provider, code, "callback: consent not given");
+            return Ok(Callback::failed(&state, code));
+        }
+        let Some(code) = query.code.filter(|c| !c.is_empty()) else {
+            return Ok(Callback::failed(&state, "missing_code"));
+        };
+        match self.connect(client, &state, code, now).await? {
+            Ok(()) => {
+                Ok(Callback { return_to: state.return_to.clone(), key: "connected", value: provider.to_string() })
+            }
+            Err(code) => Ok(Callback::failed(&state, code)),
+        }
+    }
+
+    /// The exchange, the checks and the writes; `Ok(Err(code))` is a refusal the person hears.
+    async fn connect(
+        &self,
+        client: &dyn OAuthClient,
+        state: &OAuthState,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<Result<(), &'static str>, ServiceError> {
+        let (user, provider) = (&state.user, state.provider);
+        let revoker = self.providers.revoker(provider);
+        let verifier = secrecy::ExposeSecret::expose_secret(&state.verifier).to_owned();
+        let tokens = match client.exchange_code(code, &verifier, &self.redirect_uri(provider)).await {
+            Ok(tokens) => tokens,
+            Err(error) => {
+                tracing::warn!(user = %user, provider = %provider, %error, "callback: code exchange failed");
+                return Ok(Err("provider_error"));
+            }
+        };
+        let granted: Vec<&str> = tokens.scope.as_deref().unwrap_or("").split_whitespace().collect();
+        if !client.required_scopes().iter().all(|s| granted.contains(s)) {
+            revoke_quietly(revoker, &tokens).await;
+            return Ok(Err("missing_permission"));
+        }
+        let identity = match client.identity(&tokens).await {
+            Ok(identity) => identity,
+            Err(error) => {
+                tracing::warn!(user = %user, provider = %provider, %error, "callback: identity failed");
+                return Ok(Err("provider_error"));
+            }
+        };
+        match self.ports.connections.claim_provider_account(provider, &identity.account_id, user).await {
+            Ok(()) => {}
+            Err(StoreError::AccountOwnedByAnother) => {
+                tracing::warn!(user = %user, provider = %provider, "callback: account already connected to someone else");
+                revoke_quietly(revoker, &tokens).await;
+                return Ok(Err("account_in_use"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+
+        let existing = self.ports.connections.get_connection(user, provider).await?;
+        if let Some(old) =
+            existing.as_ref().and_then(|c| c.provider_user_id.clone()).filter(|a| *a != identity.account_id)
+        {
+            // Reconnected with another account at the provider: the old one feeds nobody now.
+            self.ports.connections.release_provider_account(provider, &old, user).await?;
+        }
+        let sealed = self.cipher.encrypt(user, provider, &tokens).map_err(ServiceError::internal)?;
+        let connection = Connection {
+            status: ConnectionStatus::Active,
+            provider_user_id: Some(identity.account_id.clone()),
+            time_zone: identity.time_zone.clone().or_else(|| existing.as_ref().and_then(|c| c.time_zone.clone())),
+            tokens: Some(sealed),
+            token_version: existing.as_ref().map_or(1, |c| c.token_version + 1),
+            created_at: existing.as_ref().map_or(now, |c| c.created_at),
+            next_sync_at: Some(now),
+            ..Connection::new(user.clone(), provider, now)
+        };
+        match self.ports.connections.save_connection(&connection, existing.as_ref().map(|c| c.token_version)).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict | StoreError::AlreadyExists(_)) => return Ok(Err("try_again")),
+            Err(e) => return Err(e.into()),
+        }
+
+        let mut events = Vec::new();
+        let old_status = existing.as_ref().map_or(ConnectionStatus::Disconnected, |c| c.status);
+        if old_status != ConnectionStatus::Active {
+            events.push(status_changed(user, provider, (old_status, ConnectionStatus::Active), "connected", "None."));
+        }
+        if let Some(legacy) = identity.legacy_account_id.as_deref() {
+            events.extend(self.retire_legacy_fitbit(user, legacy).await?);
+        }
+        let (start, end) = self.backfill_window(user, now).await?;
+        events.push(Event::SyncRequested(SyncRequested {
+            user: user.clone(),
+            provider,
+            reason: SyncReason::Connect,
+            start: Some(start),
+            end: Some(end),
+        }));
+        // The connection is stored; if the events are lost, the scheduled sweep backfills it.
+        self.ports.publish_quietly(&events, "callback").await;
+        tracing::info!(user = %user, provider = %provider, version = connection.token_version, "callback: connected");
+        Ok(Ok(()))
+    }
+
+    /// A person who had a legacy Fitbit connection and now connects the same Fitbit account
+    /// through Google: the old connection is retired (its history stays) and its account freed.
+    async fn retire_legacy_fitbit(&self, user: &UserId, legacy_id: &str) -> Result<Vec<Event>, ServiceError> {
+        let connections = &self.ports.connections;
+        let owner = connections.provider_account_owner(Provider::Fitbit, legacy_id).await?;
+        if owner.as_ref() != Some(user) {
+            return Ok(Vec::new());
+        }
+        let before = connections.disconnect(user, Provider::Fitbit).await?;
+        connections.release_provider_account(Provider::Fitbit, legacy_id, user).await?;
+        tracing::info!(user = %user, "legacy Fitbit connection retired: replaced by Google Health");
+        Ok(before
+            .filter(|c| c.status != ConnectionStatus::Disconnected)
+            .map(|c| {
+                status_changed(
+                    user,
+                    Provider::Fitbit,
+                    (c.status, ConnectionStatus::Disconnected),
+                    "replaced_by_google_health",
+                    "None: Fitbit now syncs through Google.",
+                )
+            })
+            .into_iter()
+            .collect())
+    }
+
+    /// What a new connection pulls: the person's open challenge windows up to today, else the
+    /// last `backfill_days` days.
+    pub async fn backfill_window(&self, user: &UserId, now: Timestamp) -> Result<(LocalDate, LocalDate), ServiceError> {
+        // The person's zone is not known yet; a day of margin covers zones ahead of UTC.
+        let today = local_today(now, &jiff::tz::TimeZone::UTC).add_days(1);
+        let profile = self.ports.steps.load_user_days(user, &[]).await?.profile;
+        let open: Vec<_> = profile.memberships.values().filter(|m| !m.is_final(now) && m.start <= today).collect();
+        let window = match (open.iter().map(|m| m.start).min(), open.iter().map(|m| m.end).max()) {
+            (Some(start), Some(end)) => (start, end.min(today)),
+            _ => (today.add_days(1 - self.settings.backfill_days as i32), today),
+        };
+        Ok(window)
+    }
+
+    /// Revokes the grant (best effort), forgets the tokens, frees the provider account and keeps
+    /// the history. `NotFound` when there is no such connection.
+    pub async fn disconnect(&self, user: &UserId, provider: Provider) -> Result<(), ServiceError> {
+        let connections = &self.ports.connections;
+        let existing = connections
+            .get_connection(user, provider)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("a {provider} connection")))?;
+        if let (Some(revoker), Some(sealed)) = (self.providers.revoker(provider), existing.tokens.as_ref()) {
+            match self.cipher.decrypt(user, provider, sealed) {
+                Ok(tokens) => revoke_quietly(Some(revoker), &tokens).await,
+                Err(error) => tracing::warn!(%error, "disconnect: stored tokens unreadable; not revoked"),
+            }
+        }
+        let before = connections.disconnect(user, provider).await?;
+        if let Some(account) = existing.provider_user_id.as_deref() {
+            connections.release_provider_account(provider, account, user).await?;
+        }
+        if let Some(before) = before.filter(|c| c.status != ConnectionStatus::Disconnected) {
+            let event = status_changed(
+                user,
+                provider,
+                (before.status, ConnectionStatus::Disconnected),
+                "disconnected",
+                "None.",
+            );
+            self.ports.publish_quietly(&[event], "disconnect").await;
+        }
+        tracing::info!(user = %user, provider = %provider, "disconnected");
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! The use cases: connecting a source, taking in provider webhooks, syncing (one connection,
+//! a shard, "Sync steps"), phone uploads, the person's status and days, challenges and
+//! standings. Each fetches through ports, calls the domain and the engine, and commits; none
+//! names a concrete adapter, so every rule here is tested on the in-memory store first.
+
+pub mod challenges;
+pub mod connecting;
+pub mod intake;
+pub mod standings;
+pub mod status;
+pub mod syncing;
+pub mod uploads;
+
+pub use challenges::{ChallengeError, Challenges};
+pub use connecting::{Callback, CallbackQuery, ConnectSettings, Connecting, ConsentStart};
+pub use intake::{IntakeAnswer, WebhookIntake, coalesce_key};
+pub use standings::{Leaderboard, Standing, Standings};
+pub use status::{ConnectionStatusView, DayView, Status};
+pub use syncing::{ManualSync, SyncSettings, Syncing, WorkerError, WorkerResult};
+pub use uploads::{AppliedDay, DeviceUpload, DeviceUploads, RejectedDay, UploadReport};
+
+use crate::clock::Clock;
+use crate::domain::ParseError;
+use crate::ports::{ChallengeStore, ConnectionStore, EphemeralStore, EventPublisher, StepStore, Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every way a use case can fail, with what the caller may be told. The HTTP edge maps each
+/// variant to one status, in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("invalid {field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    /// The request does not prove who sent it (a webhook's signature, say).
+    #[error("the request is not authenticated")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is too large")]
+    TooLarge,
+    /// Asked again too soon: try again after `retry_after`.
+    #[error("{message}")]
+    TooSoon { message: String, retry_after: Duration },
+    /// Something that may answer on a retry (throttling, a timeout, a lost race, the bus).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Ours, not the caller's: logged where it happened, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    /// Wraps an unexpected failure; the text is for the log only.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        ServiceError::Internal(error.to_string())
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        if e.is_retryable() { ServiceError::Unavailable(e.to_string()) } else { ServiceError::Internal(e.to_string()) }
+    }
+}
+
+impl From<ParseError> for ServiceError {
+    fn from(e: ParseError) -> Self {
+        ServiceError::Invalid { field: e.field, message: e.message }
+    }
+}
+
+/// The ports every service is built from: one store seen through each narrow port, the bus
+/// and the clock.
+#[derive(Clone)]
+pub struct Ports {
+    pub steps: Arc<dyn StepStore>,
+    pub challenges: Arc<dyn ChallengeStore>,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub ephemeral: Arc<dyn EphemeralStore>,
+    pub publisher: Arc<dyn EventPublisher>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Ports {
+    /// Every store port from one store.
+    pub fn over(store: Arc<dyn Store>, publisher: Arc<dyn EventPublisher>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            steps: store.clone(),
+            challenges: store.clone(),
+            connections: store.clone(),
+            ephemeral: store,
+            publisher,
+            clock,
+        }
+    }
+
+    /// Events tell the company's app; what they report is already stored, so a failure to
+    /// publish (after the publisher's own retries) is logged, not returned.
+    pub(crate) async fn publish_quietly(&self, events: &[crate::events::Event], what: &str) {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(error) = self.publisher.publish(events).await {
+            tracing::error!(%error, what, "events not published");
+        }
+    }
+}

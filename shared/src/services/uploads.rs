@@ -1,0 +1,135 @@
+//! Phone uploads: daily totals the phone read from Apple Health or Health Connect. An
+//! idempotent overwrite per (person, source, date): the same day uploaded twice, or from two
+//! phones, never adds up. Valid days are applied; each invalid one is reported.
+
+use super::{Ports, ServiceError};
+use crate::domain::{Connection, ConnectionStatus, DailyValue, LocalDate, Provider, UserId, local_today};
+use crate::engine::SyncEngine;
+use crate::ports::{StoreError, SyncRecord};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// An upload, parsed at the edge: the days that had the right shape, and those that did not.
+#[derive(Debug, Clone)]
+pub struct DeviceUpload {
+    pub platform: Provider,
+    /// The phone's IANA zone, by name and resolved.
+    pub zone: String,
+    pub tz: TimeZone,
+    pub values: Vec<DailyValue>,
+    pub rejected: Vec<RejectedDay>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedDay {
+    pub local_date: LocalDate,
+    pub steps: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedDay {
+    /// As sent, when it was not a date.
+    pub local_date: serde_json::Value,
+    pub error: String,
+}
+
+/// What an upload did. Nothing applied means nothing was usable: nothing changed at all.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadReport {
+    pub applied: Vec<AppliedDay>,
+    pub rejected: Vec<RejectedDay>,
+}
+
+pub struct DeviceUploads {
+    pub ports: Ports,
+    pub engine: Arc<SyncEngine>,
+}
+
+impl DeviceUploads {
+    pub async fn upload(&self, user: &UserId, upload: DeviceUpload) -> Result<UploadReport, ServiceError> {
+        let DeviceUpload { platform, zone, tz, values, mut rejected } = upload;
+        let now = self.ports.clock.now();
+        // Value checks first (they need no connection): an upload with nothing usable changes
+        // nothing at all, not even the connection.
+        let today = local_today(now, &tz);
+        let limits = self.engine.limits;
+        let (values, refused): (Vec<DailyValue>, Vec<DailyValue>) =
+            values.into_iter().partition(|v| limits.validate(v, today).is_ok());
+        rejected.extend(refused.iter().filter_map(|v| {
+            let error = limits.validate(v, today).err()?;
+            Some(RejectedDay { local_date: v.date.to_string().into(), error: error.code().to_owned() })
+        }));
+        if values.is_empty() {
+            return Ok(UploadReport { applied: Vec::new(), rejected });
+        }
+        let last_heard = self.ensure_connection(user, platform, &zone, now).await?;
+        let report = self.engine.apply(user, platform, &tz, &values).await.map_err(ServiceError::internal)?;
+        let applied: Vec<AppliedDay> =
+            values.iter().map(|v| AppliedDay { local_date: v.date, steps: v.steps }).collect();
+
+        // Re-uploading unchanged days costs no write: the "last heard" stamp is refreshed only
+        // when something changed or it is more than an hour old (the 48-hour silence check
+        // needs no finer grain).
+        let stale = last_heard.is_none_or(|at| now.duration_since(at).as_secs() >= 3600);
+        if !report.changed.is_empty() || stale {
+            let record = SyncRecord {
+                attempted_at: Some(now),
+                succeeded_at: Some(now),
+                last_data_date: applied.iter().filter(|a| a.steps > 0).map(|a| a.local_date).max(),
+                last_new_data_at: (!report.changed.is_empty()).then_some(now),
+                last_error: Some(None),
+                ..SyncRecord::default()
+            };
+            match self.ports.connections.record_sync(user, platform, &record).await {
+                Ok(()) | Err(StoreError::Disconnected) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tracing::info!(
+            user = %user,
+            source = %platform,
+            applied = applied.len(),
+            rejected = rejected.len(),
+            changed = report.changed.len(),
+            "device upload"
+        );
+        Ok(UploadReport { applied, rejected })
+    }
+
+    /// The phone source's connection: created on the first upload, and active again after the
+    /// person turned it off and the app uploads anew (the upload is the person's act). Returns
+    /// when the source was last heard from.
+    async fn ensure_connection(
+        &self,
+        user: &UserId,
+        platform: Provider,
+        zone: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, ServiceError> {
+        let connections = &self.ports.connections;
+        let existing = connections.get_connection(user, platform).await?;
+        let fresh = Connection { time_zone: Some(zone.to_owned()), ..Connection::new(user.clone(), platform, now) };
+        let result = match existing {
+            None => connections.create_connection(&fresh).await,
+            Some(c) if c.status == ConnectionStatus::Active && c.time_zone.as_deref() == Some(zone) => {
+                return Ok(c.last_success_at);
+            }
+            Some(c) => {
+                let updated = Connection {
+                    status: ConnectionStatus::Active,
+                    time_zone: Some(zone.to_owned()),
+                    token_version: c.token_version + 1,
+                    ..c.clone()
+                };
+                connections.save_connection(&updated, Some(c.token_version)).await
+            }
+        };
+        match result {
+            // A concurrent upload made or changed it: either way there is one now.
+            Ok(()) | Err(StoreError::AlreadyExists(_)) | Err(StoreError::Conflict) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
