@@ -20,6 +20,7 @@ dev:
 
 ## Set up and run every test: unit tests, and the integration suite on dynoxide and moto.
 test: venv browser
+	.venv/bin/python scripts/fixtures.py check
 	./scripts/check-template.sh
 	./scripts/check-deps.sh
 	cargo test --workspace --no-fail-fast

@@ -342,7 +342,7 @@ pub(crate) mod test_support {
 
     /// ../shared/fixtures/`provider`/`name`, as bytes.
     pub(crate) fn fixture(provider: &str, name: &str) -> Vec<u8> {
-        let path = crate::workspace_root().join("../shared/fixtures").join(provider).join(name);
+        let path = crate::workspace_root().join("fixtures").join(provider).join(name);
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 

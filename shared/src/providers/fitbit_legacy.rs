@@ -127,7 +127,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        crate::providers::test_server::fixture("fitbit_legacy", name)
+        String::from_utf8(crate::testing::fixture("fitbit_legacy", name)).expect("a UTF-8 fixture")
     }
 
     fn fitbit() -> FitbitLegacy {

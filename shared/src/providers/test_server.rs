@@ -9,12 +9,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A fixture file from `../shared/fixtures/{provider}/`.
-pub(super) fn fixture(provider: &str, name: &str) -> String {
-    let path = format!("{}/../../shared/fixtures/{provider}/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
-}
-
 /// The name-value pairs of a query string or a form body.
 pub(super) fn pairs(encoded: &str) -> BTreeMap<String, String> {
     let url = reqwest::Url::parse(&format!("http://pairs.test/?{encoded}")).expect("a query string");

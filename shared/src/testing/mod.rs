@@ -13,6 +13,16 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use std::sync::Mutex;
 
+/// A known-answer fixture, `fixtures/{provider}/{name}` in the repository (written and checked
+/// by `scripts/fixtures.py`; its README says what each file must give), as bytes.
+///
+/// # Panics
+/// When the file cannot be read, naming its path.
+pub fn fixture(provider: &str, name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/")).join(provider).join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
 /// A clock that stays where it is put.
 #[derive(Debug)]
 pub struct FixedClock(Mutex<Timestamp>);

@@ -62,8 +62,8 @@ impl GoogleHealthSettings {
     }
 }
 
-/// A Google Health fixture file from `../shared/fixtures/google_health/`.
+/// A Google Health known-answer fixture (the repository's `fixtures/google_health/`), as text.
 #[cfg(test)]
 fn fixture(name: &str) -> String {
-    super::test_server::fixture("google_health", name)
+    String::from_utf8(crate::testing::fixture("google_health", name)).expect("a UTF-8 fixture")
 }

@@ -68,8 +68,8 @@ impl MisfitSettings {
     }
 }
 
-/// A Misfit fixture file from `../shared/fixtures/misfit/`.
+/// A Misfit known-answer fixture (the repository's `fixtures/misfit/`), as text.
 #[cfg(test)]
 fn fixture(name: &str) -> String {
-    super::test_server::fixture("misfit", name)
+    String::from_utf8(crate::testing::fixture("misfit", name)).expect("a UTF-8 fixture")
 }

@@ -1,0 +1,818 @@
+#!/usr/bin/env python3
+"""StepSync's known-answer provider fixtures, made and checked independently of the Rust code.
+
+    scripts/fixtures.py generate [--out DIR]   write every fixture (default: fixtures/)
+    scripts/fixtures.py check                  verify the committed fixtures/, one line a check
+
+The bodies are made-up values in the providers' documented shapes (docs and fixtures/README.md
+say which facts they carry). The keys are derived from SEED below, and every signature is
+deterministic (RFC 6979 ECDSA, PKCS#1 v1.5 RSA, HMAC), so `generate` run twice writes the
+same bytes and `check` can insist on it. The keys are public test keys: anyone can derive
+them from this file, so nothing they sign may ever be trusted outside the tests.
+
+Only Python's standard library and the `cryptography` package (pinned in
+requirements-dev.txt) are used: none of this shares code with the Rust verifiers it tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import datetime as dt
+import hashlib
+import hmac
+import itertools
+import json
+import math
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+# Everything secret-looking below comes from this public seed. Changing it changes every key,
+# signature and certificate (and the tests must then be run again).
+SEED = b"StepSync known-answer fixtures, test keys only, v1"
+
+# --- shared values (tests assert some of them) ---
+
+GOOGLE_KEY_ID = 1837264519
+HEALTH_USER_ID = "114477889900112233445"
+LEGACY_USER_ID = "228S74"
+ACTIVITY_SCOPE = "https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly"
+ROLLUP_PAGE_TOKEN = "CgwIABIIMjAyNi0xMS0yNQ"
+FITBIT_CLIENT_SECRET = "fixture-client-secret"
+SNS_HOST = "sns.fixture.test"
+SNS_CERT_URL = f"https://{SNS_HOST}/SimpleNotificationService-fixture.pem"
+SNS_TOPIC = "arn:aws:sns:us-east-1:123456789012:misfit-fixture"
+SNS_CERT_SERIAL = 20261126
+SNS_CERT_NOT_BEFORE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+SNS_CERT_NOT_AFTER = dt.datetime(2036, 1, 1, tzinfo=dt.timezone.utc)
+TINK_ECDSA_TYPE_URL = "type.googleapis.com/google.crypto.tink.EcdsaPublicKey"
+
+# The known answers of the two roll-up pages: civil date -> steps. Dates not listed are "no data".
+ROLLUP_ANSWERS = {
+    "2026-11-21": 11873,
+    "2026-11-22": 6240,
+    "2026-11-23": 0,
+    "2026-11-24": 0,
+    "2026-11-25": 4310,
+}
+MISFIT_ANSWERS = {"2026-11-22": 9823, "2026-11-23": 3011}
+
+# --- JSON writing ---
+
+
+def pretty(value) -> bytes:
+    """Indented JSON with a final newline, as the APIs' examples are usually stored."""
+    return (json.dumps(value, indent=2) + "\n").encode()
+
+
+def compact(value) -> bytes:
+    """Compact JSON, no final newline: a webhook body exactly as it is signed and sent."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# --- keys (derived, so regeneration is reproducible) ---
+
+
+def stream(label: str, length: int) -> bytes:
+    return hashlib.shake_256(SEED + b"/" + label.encode()).digest(length)
+
+
+def google_signing_key() -> ec.EllipticCurvePrivateKey:
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256's n
+    scalar = int.from_bytes(stream("google-health/webhook-ecdsa-p256", 48), "big") % (order - 1) + 1
+    return ec.derive_private_key(scalar, ec.SECP256R1())
+
+
+SMALL_PRIMES = [p for p in range(3, 2000) if all(p % d for d in range(2, math.isqrt(p) + 1))]
+
+
+def probably_prime(n: int) -> bool:
+    if any(n % p == 0 for p in SMALL_PRIMES):
+        return n in SMALL_PRIMES
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d, s = d // 2, s + 1
+    for a in SMALL_PRIMES[:40]:  # 40 Miller-Rabin rounds with fixed bases: reproducible
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(s - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def derived_prime(label: str, bits: int, e: int) -> int:
+    for counter in itertools.count():
+        candidate = int.from_bytes(stream(f"{label}/{counter}", bits // 8), "big")
+        candidate |= (3 << (bits - 2)) | 1  # top two bits set: p*q has exactly 2*bits bits
+        if math.gcd(e, candidate - 1) == 1 and probably_prime(candidate):
+            return candidate
+    raise AssertionError("unreachable")
+
+
+def sns_signing_key() -> rsa.RSAPrivateKey:
+    e = 65537
+    p = derived_prime("misfit/sns-rsa-2048/p", 1024, e)
+    q = derived_prime("misfit/sns-rsa-2048/q", 1024, e)
+    assert p != q
+    p, q = max(p, q), min(p, q)
+    d = pow(e, -1, (p - 1) * (q - 1))
+    numbers = rsa.RSAPrivateNumbers(
+        p=p,
+        q=q,
+        d=d,
+        dmp1=rsa.rsa_crt_dmp1(d, p),
+        dmq1=rsa.rsa_crt_dmq1(d, q),
+        iqmp=rsa.rsa_crt_iqmp(p, q),
+        public_numbers=rsa.RSAPublicNumbers(e, p * q),
+    )
+    return numbers.private_key()
+
+
+# --- Google Health ---
+
+
+def civil(date: str, time: dict | None) -> dict:
+    year, month, day = (int(part) for part in date.split("-"))
+    out = {"date": {"year": year, "month": month, "day": day}}
+    if time is not None:
+        out["time"] = time
+    return out
+
+
+def rollup_point(start: str, end: str, steps: dict, time: dict | None = None) -> dict:
+    return {"civilStartTime": civil(start, time), "civilEndTime": civil(end, time), "steps": steps}
+
+
+def daily_rollup_pages() -> tuple[dict, dict]:
+    # Out of order (21, 23, 22, 24), every form of a count: string, explicit "0", JSON number
+    # without `time` (midnight), and `steps: {}` (proto3 JSON leaves out a zero countSum).
+    page1 = {
+        "rollupDataPoints": [
+            rollup_point("2026-11-21", "2026-11-22", {"countSum": "11873"}, {}),
+            rollup_point("2026-11-23", "2026-11-24", {"countSum": "0"}, {}),
+            rollup_point("2026-11-22", "2026-11-23", {"countSum": 6240}),
+            rollup_point("2026-11-24", "2026-11-25", {}, {}),
+        ],
+        "nextPageToken": ROLLUP_PAGE_TOKEN,
+    }
+    page2 = {"rollupDataPoints": [rollup_point("2026-11-25", "2026-11-26", {"countSum": "4310"}, {})]}
+    return page1, page2
+
+
+def google_error(code: int, message: str, status: str, reason: str | None = None, metadata=None) -> dict:
+    error = {"code": code, "message": message, "status": status}
+    if reason:
+        info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "health.googleapis.com"}
+        if metadata:
+            info["metadata"] = metadata
+        error["details"] = [info]
+    return {"error": error}
+
+
+def token(access: str, refresh: str | None, scope: str) -> dict:
+    out = {"access_token": access, "expires_in": 3599}
+    if refresh:
+        out["refresh_token"] = refresh
+    out["scope"] = scope
+    out["token_type"] = "Bearer"
+    return out
+
+
+def notification(subscription: str, operation: str, interval: dict) -> dict:
+    return {
+        "data": {
+            "version": "1",
+            "clientProvidedSubscriptionName": subscription,
+            "healthUserId": HEALTH_USER_ID,
+            "operation": operation,
+            "dataType": "steps",
+            "intervals": [interval],
+        }
+    }
+
+
+def upsert_interval() -> dict:
+    # 09:05-10:10 on 24 November in New York (UTC-5): the civil forms beside the physical one.
+    return {
+        "physicalTimeInterval": {"startTime": "2026-11-24T14:05:00Z", "endTime": "2026-11-24T15:10:00Z"},
+        "civilDateTimeInterval": {
+            "startDateTime": {"date": {"year": 2026, "month": 11, "day": 24}, "time": {"hours": 9, "minutes": 5}},
+            "endDateTime": {"date": {"year": 2026, "month": 11, "day": 24}, "time": {"hours": 10, "minutes": 10}},
+        },
+        "civilIso8601TimeInterval": {"startTime": "2026-11-24T09:05:00", "endTime": "2026-11-24T10:10:00"},
+    }
+
+
+def tink_ecdsa_public_key(key: ec.EllipticCurvePublicKey) -> bytes:
+    """Tink's EcdsaPublicKey proto: version 0, params {SHA256, NIST_P256, DER}, x, y.
+
+    Like Google's, x and y are 33 bytes: a leading zero byte, then the 32-byte coordinate.
+    """
+    numbers = key.public_numbers()
+    x = b"\x00" + numbers.x.to_bytes(32, "big")
+    y = b"\x00" + numbers.y.to_bytes(32, "big")
+    params = bytes([0x08, 3, 0x10, 2, 0x18, 2])  # hash_type SHA256, curve NIST_P256, encoding DER
+    return (
+        bytes([0x08, 0])
+        + bytes([0x12, len(params)])
+        + params
+        + bytes([0x1A, len(x)])
+        + x
+        + bytes([0x22, len(y)])
+        + y
+    )
+
+
+def webhook_keyset(key: ec.EllipticCurvePublicKey) -> dict:
+    return {
+        "primaryKeyId": GOOGLE_KEY_ID,
+        "key": [
+            {
+                "keyData": {
+                    "typeUrl": TINK_ECDSA_TYPE_URL,
+                    "value": b64(tink_ecdsa_public_key(key)),
+                    "keyMaterialType": "ASYMMETRIC_PUBLIC",
+                },
+                "status": "ENABLED",
+                "keyId": GOOGLE_KEY_ID,
+                "outputPrefixType": "TINK",
+            }
+        ],
+    }
+
+
+def google_signature(key: ec.EllipticCurvePrivateKey, body: bytes) -> bytes:
+    """The header value: base64 of 0x01, the key id (4 bytes, big-endian), a DER signature."""
+    der = key.sign(body, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    return (b64(b"\x01" + GOOGLE_KEY_ID.to_bytes(4, "big") + der) + "\n").encode()
+
+
+def google_health_files() -> dict[str, bytes]:
+    key = google_signing_key()
+    page1, page2 = daily_rollup_pages()
+    array = [notification("8d0c3f7e-2b1a-4c55-9e61-3f0f4a2b9c10", "UPSERT", upsert_interval())]
+    tampered = copy.deepcopy(array)
+    tampered[0]["data"]["operation"] = "DELETE"
+    delete = notification(
+        "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+        "DELETE",
+        {"physicalTimeInterval": {"startTime": "2026-11-23T05:00:00Z", "endTime": "2026-11-24T05:00:00Z"}},
+    )
+    array_body, delete_body = compact(array), compact(delete)
+    return {
+        "daily_rollup.json": pretty(page1),
+        "daily_rollup_page2.json": pretty(page2),
+        "error_400_range.json": pretty(
+            google_error(
+                400,
+                "The requested range exceeds the maximum.",
+                "INVALID_ARGUMENT",
+                "INVALID_ROLLUP_QUERY_DURATION",
+            )
+        ),
+        "error_401.json": pretty(google_error(401, "Request had invalid authentication credentials.", "UNAUTHENTICATED")),
+        "error_403_missing_scope.json": pretty(
+            google_error(
+                403,
+                "The caller does not have the required scope.",
+                "PERMISSION_DENIED",
+                "MISSING_OAUTH_SCOPE",
+                {"method": "dailyRollUp"},
+            )
+        ),
+        "error_429.json": pretty(google_error(429, "Quota exceeded.", "RESOURCE_EXHAUSTED")),
+        "identity.json": pretty(
+            {"name": "users/me/identity", "healthUserId": HEALTH_USER_ID, "legacyUserId": LEGACY_USER_ID}
+        ),
+        "notification_array.json": array_body,
+        "notification_array.signature": google_signature(key, array_body),
+        "notification_array_tampered.json": compact(tampered),
+        "notification_object_delete.json": delete_body,
+        "notification_object_delete.signature": google_signature(key, delete_body),
+        "token_code_exchange.json": pretty(token("ya29.fixture-access-1", "1//fixture-refresh-1", ACTIVITY_SCOPE)),
+        "token_code_exchange_scope_unticked.json": pretty(
+            token("ya29.fixture-access-2", "1//fixture-refresh-2", "openid")
+        ),
+        "token_invalid_grant.json": pretty(
+            {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
+        ),
+        "token_refresh.json": pretty(token("ya29.fixture-access-3", None, ACTIVITY_SCOPE)),
+        "verification.json": (json.dumps({"type": "verification"}) + "\n").encode(),
+        "webhook_keyset.json": json.dumps(webhook_keyset(key.public_key()), indent=2).encode(),
+    }
+
+
+# --- Fitbit legacy ---
+
+
+def fitbit_signature(body: bytes, secret: str = FITBIT_CLIENT_SECRET) -> bytes:
+    mac = hmac.new((secret + "&").encode(), body, hashlib.sha1).digest()
+    return (b64(mac) + "\n").encode()
+
+
+def fitbit_legacy_files() -> dict[str, bytes]:
+    body = compact(
+        [
+            {
+                "collectionType": "activities",
+                "date": "2026-10-25",
+                "ownerId": LEGACY_USER_ID,
+                "ownerType": "user",
+                "subscriptionId": f"stepsync-{LEGACY_USER_ID}",
+            }
+        ]
+    )
+    return {"notification.json": body, "notification.signature": fitbit_signature(body)}
+
+
+# --- Misfit and SNS ---
+
+SNS_SIGNED_KEYS = {
+    "Notification": ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"],
+    "SubscriptionConfirmation": ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"],
+}
+
+
+def sns_canonical(message: dict) -> bytes:
+    """SNS signature version 1: `key\\nvalue\\n` for each signed key present, in this order."""
+    keys = SNS_SIGNED_KEYS[message["Type"]]
+    return "".join(f"{k}\n{message[k]}\n" for k in keys if k in message).encode()
+
+
+def sns_sign(key: rsa.RSAPrivateKey, message: dict) -> dict:
+    signature = key.sign(sns_canonical(message), padding.PKCS1v15(), hashes.SHA1())
+    return {**message, "SignatureVersion": "1", "SigningCertURL": SNS_CERT_URL, "Signature": b64(signature)}
+
+
+def sns_certificate(key: rsa.RSAPrivateKey) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SNS_HOST)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(SNS_CERT_SERIAL)
+        .not_valid_before(SNS_CERT_NOT_BEFORE)
+        .not_valid_after(SNS_CERT_NOT_AFTER)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def misfit_files() -> dict[str, bytes]:
+    key = sns_signing_key()
+    events = [
+        {
+            "type": "sessions",
+            "id": "51a4189acf12e53f79000001",
+            "ownerId": "51a4189acf12e53f80000001",
+            "action": "updated",
+            "updatedAt": "2026-11-23T18:20:11Z",
+        }
+    ]
+    notification_message = {
+        "Type": "Notification",
+        "MessageId": "6f1d0a6e-8a0b-5b3e-9c5e-0d1e2f3a4b5c",
+        "TopicArn": SNS_TOPIC,
+        "Message": json.dumps(events),
+        "Timestamp": "2026-11-23T18:20:12.000Z",
+    }
+    confirm_token = "fixture-token-2336412f37"
+    confirmation = {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9",
+        "Token": confirm_token,
+        "TopicArn": SNS_TOPIC,
+        "Message": "You have chosen to subscribe to the topic.",
+        "SubscribeURL": f"https://{SNS_HOST}/?Action=ConfirmSubscription&Token={confirm_token}",
+        "Timestamp": "2026-11-23T18:00:00.000Z",
+    }
+    summary = {
+        "summary": [
+            {
+                "date": "2026-11-22",
+                "points": 394.4,
+                "steps": MISFIT_ANSWERS["2026-11-22"],
+                "calories": 2218.1,
+                "activityCalories": 412.6,
+                "distance": 4.41,
+            },
+            {
+                "date": "2026-11-23",
+                "points": 120.0,
+                "steps": MISFIT_ANSWERS["2026-11-23"],
+                "calories": 1930.7,
+                "activityCalories": 130.2,
+                "distance": 1.35,
+            },
+        ]
+    }
+    return {
+        "error_401.json": pretty({"error_code": 401, "error_message": "Invalid access token"}),
+        "sns_notification.json": pretty(sns_sign(key, notification_message)),
+        "sns_signing_cert.pem": sns_certificate(key),
+        "sns_subscription_confirmation.json": pretty(sns_sign(key, confirmation)),
+        "summary_detail.json": pretty(summary),
+        "token.json": pretty({"access_token": "fixture-misfit-access", "token_type": "bearer"}),
+    }
+
+
+README = """\
+# Provider fixtures: known answers
+
+Made-up values in the providers' documented shapes, written by `scripts/fixtures.py` (Python
+and the `cryptography` package: an implementation independent of StepSync's Rust code). Every
+provider client, parser and signature verifier must give the answers below, and the fake
+servers in `local/src/fakes/` must produce data of the same shape. Rust tests read them from
+this folder (the shared reader is `stepsync::testing::fixture(provider, name)`).
+
+Do not edit them by hand: change `scripts/fixtures.py`, then
+
+    .venv/bin/python scripts/fixtures.py generate   # rewrites fixtures/
+    .venv/bin/python scripts/fixtures.py check      # also run by `make test`
+
+`check` verifies the committed files with the script's own parsers and verifiers (the known
+answers, every signature, the tampered and altered messages failing) and that `generate`
+reproduces them byte for byte. The keys are derived from the public `SEED` in the script and
+the signatures are deterministic (RFC 6979 ECDSA, PKCS#1 v1.5 RSA, HMAC), so regenerating
+changes nothing unless the script changed. They are test keys that anyone can derive: trust
+nothing they sign outside the tests.
+
+## google_health/
+
+- `daily_rollup.json` + `daily_rollup_page2.json`: one `dailyRollUp` answer over two pages
+  (follow `nextPageToken` `CgwIABIIMjAyNi0xMS0yNQ`). Points come out of order. Parsed, the
+  days are: 2026-11-21 → 11873 (`countSum` a string), 2026-11-22 → 6240 (`countSum` a JSON
+  number, no `time`: midnight), 2026-11-23 → 0 (an explicit `"0"`: a true zero),
+  2026-11-24 → 0 (`steps: {}`: proto3 JSON omits a zero `countSum`), 2026-11-25 → 4310
+  (page 2). A date that appears on no page (2026-11-20, 2026-11-26, ...) is "no data", not zero.
+- `identity.json`: `healthUserId` "114477889900112233445" and the legacy Fitbit id
+  (`legacyUserId` "228S74").
+- `token_code_exchange.json` (has a `refresh_token`), `token_refresh.json` (no
+  `refresh_token`: keep the old one), `token_code_exchange_scope_unticked.json` (the user
+  unticked the activity scope: the connection must not be created), `token_invalid_grant.json`.
+- `error_401.json`, `error_403_missing_scope.json`, `error_400_range.json`, `error_429.json`:
+  the Google error body; the 403 and 400 carry an `ErrorInfo` reason (`MISSING_OAUTH_SCOPE`,
+  `INVALID_ROLLUP_QUERY_DURATION`).
+- `verification.json`: the handshake body.
+- Webhook signatures, keyset `webhook_keyset.json` (Tink JSON, one ECDSA P-256 key, key id
+  1837264519; the `EcdsaPublicKey` proto's x and y carry a leading zero byte, as Google's do):
+  - `notification_array.json` with `notification_array.signature` (the header value):
+    verifies. Header name `X-HEALTHAPI-SIGNATURE` or `GOOGLE-HEALTH-API-SIGNATURE`, any case.
+  - `notification_array_tampered.json` (`operation` changed to `DELETE`) with the same
+    signature: must fail.
+  - `notification_object_delete.json` with `notification_object_delete.signature`: verifies;
+    a single object (not an array) with operation `DELETE`.
+  The header value is base64 of `0x01`, the 4-byte big-endian key id, then the DER ECDSA
+  P-256 SHA-256 signature over the raw body bytes. The body files have no trailing newline:
+  verify the bytes exactly as stored.
+
+## fitbit_legacy/
+
+- `notification.json` with `notification.signature`: `X-Fitbit-Signature` for the client
+  secret `fixture-client-secret` (HMAC-SHA1 keyed with the secret plus `&`, base64), owner
+  `228S74`, date 2026-10-25.
+
+## misfit/
+
+- `summary_detail.json`: two days, 2026-11-22 → 9823 and 2026-11-23 → 3011 steps;
+  `token.json`; `error_401.json`.
+- `sns_notification.json` and `sns_subscription_confirmation.json`: SNS version 1 messages
+  signed (RSA-SHA1 over the canonical `key\\nvalue\\n` string) by the self-signed certificate
+  in `sns_signing_cert.pem` (CN `sns.fixture.test`, valid 2026-01-01 to 2036-01-01), whose
+  stated home is `https://sns.fixture.test/SimpleNotificationService-fixture.pem`: a test
+  serves the PEM itself and allow-lists that host by configuration. Changing any signed field
+  (or adding a `Subject`) must make verification fail.
+"""
+
+
+def all_files() -> dict[str, bytes]:
+    files = {"README.md": README.encode()}
+    for provider, make in (
+        ("google_health", google_health_files),
+        ("fitbit_legacy", fitbit_legacy_files),
+        ("misfit", misfit_files),
+    ):
+        files.update({f"{provider}/{name}": data for name, data in make().items()})
+    return files
+
+
+def generate(out: Path) -> list[str]:
+    files = all_files()
+    for name, data in files.items():
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return sorted(files)
+
+
+# --- check: parse and verify the committed files with this script's own code ---
+
+
+class Checks:
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def run(self, description: str, check) -> None:
+        try:
+            detail = check()
+        except Exception as e:  # noqa: BLE001 - every failure is reported the same way
+            self.failed += 1
+            print(f"FAIL {description}: {type(e).__name__}: {e}")
+        else:
+            print(f"ok   {description}" + (f" ({detail})" if detail else ""))
+
+
+def read(provider: str, name: str) -> bytes:
+    return (FIXTURES / provider / name).read_bytes()
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise AssertionError(message)
+
+
+def parse_count(steps: dict) -> int:
+    """`countSum` is an int64: a JSON string, or a number; left out when zero."""
+    value = steps.get("countSum", 0)
+    if isinstance(value, str):
+        expect(value.isdigit(), f"countSum {value!r} is not a count")
+        return int(value)
+    expect(isinstance(value, int) and not isinstance(value, bool), f"countSum {value!r} is not a count")
+    return value
+
+
+def parse_rollup(pages: dict[str | None, dict]) -> dict[str, int]:
+    """Follows nextPageToken from the first page; returns civil date -> steps."""
+    days: dict[str, int] = {}
+    token = None
+    for _ in range(10):
+        page = pages[token]
+        for point in page.get("rollupDataPoints", []):
+            start = point["civilStartTime"]["date"]
+            end = point["civilEndTime"]["date"]
+            day = dt.date(start["year"], start["month"], start["day"])
+            expect(
+                dt.date(end["year"], end["month"], end["day"]) == day + dt.timedelta(days=1),
+                f"{day}: a window of one day",
+            )
+            expect(day.isoformat() not in days, f"{day} appears twice")
+            days[day.isoformat()] = parse_count(point["steps"])
+        token = page.get("nextPageToken")
+        if not token:
+            return days
+    raise AssertionError("more than 10 pages")
+
+
+def check_rollup() -> str:
+    page1 = json.loads(read("google_health", "daily_rollup.json"))
+    page2 = json.loads(read("google_health", "daily_rollup_page2.json"))
+    expect(page1.get("nextPageToken") == ROLLUP_PAGE_TOKEN, "page 1 names page 2")
+    expect("nextPageToken" not in page2, "page 2 is the last")
+    days = parse_rollup({None: page1, ROLLUP_PAGE_TOKEN: page2})
+    expect(days == ROLLUP_ANSWERS, f"parsed {days}")
+    for missing in ("2026-11-20", "2026-11-26", "2026-11-27"):
+        expect(missing not in days, f"{missing} must be no data")
+    order = [p["civilStartTime"]["date"]["day"] for p in page1["rollupDataPoints"]]
+    expect(order != sorted(order), f"page 1 in order {order}")
+    forms = {
+        p["civilStartTime"]["date"]["day"]: (p["steps"], "time" in p["civilStartTime"]) for p in page1["rollupDataPoints"]
+    }
+    expect(forms[21] == ({"countSum": "11873"}, True), "21: a string count")
+    expect(forms[22] == ({"countSum": 6240}, False), "22: a JSON number, no time")
+    expect(forms[23] == ({"countSum": "0"}, True), "23: an explicit \"0\"")
+    expect(forms[24] == ({}, True), "24: steps {}")
+    return ", ".join(f"{d} -> {s}" for d, s in sorted(days.items())) + "; others no data"
+
+
+def check_google_json() -> str:
+    identity = json.loads(read("google_health", "identity.json"))
+    expect(identity["legacyUserId"] == LEGACY_USER_ID, "legacyUserId")
+    expect(identity["healthUserId"] == HEALTH_USER_ID, "healthUserId")
+    code = json.loads(read("google_health", "token_code_exchange.json"))
+    expect("refresh_token" in code and ACTIVITY_SCOPE in code["scope"].split(), "code exchange: refresh token, scope")
+    refresh = json.loads(read("google_health", "token_refresh.json"))
+    expect("refresh_token" not in refresh and ACTIVITY_SCOPE in refresh["scope"].split(), "refresh: no refresh token")
+    unticked = json.loads(read("google_health", "token_code_exchange_scope_unticked.json"))
+    expect(ACTIVITY_SCOPE not in unticked["scope"].split(), "unticked: no activity scope")
+    expect(json.loads(read("google_health", "token_invalid_grant.json"))["error"] == "invalid_grant", "invalid_grant")
+    reasons = {}
+    for name, code_, status in (
+        ("error_401.json", 401, "UNAUTHENTICATED"),
+        ("error_403_missing_scope.json", 403, "PERMISSION_DENIED"),
+        ("error_400_range.json", 400, "INVALID_ARGUMENT"),
+        ("error_429.json", 429, "RESOURCE_EXHAUSTED"),
+    ):
+        error = json.loads(read("google_health", name))["error"]
+        expect((error["code"], error["status"]) == (code_, status), name)
+        reasons[code_] = [d.get("reason") for d in error.get("details", [])]
+    expect(reasons[403] == ["MISSING_OAUTH_SCOPE"] and reasons[400] == ["INVALID_ROLLUP_QUERY_DURATION"], "reasons")
+    expect(json.loads(read("google_health", "verification.json")) == {"type": "verification"}, "handshake")
+    return "legacyUserId 228S74; reasons MISSING_OAUTH_SCOPE, INVALID_ROLLUP_QUERY_DURATION"
+
+
+def read_varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, at
+
+
+def proto_fields(data: bytes) -> dict[int, bytes | int]:
+    fields: dict[int, bytes | int] = {}
+    at = 0
+    while at < len(data):
+        tag, at = read_varint(data, at)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            fields[number], at = read_varint(data, at)
+        elif wire == 2:
+            length, at = read_varint(data, at)
+            fields[number] = data[at : at + length]
+            expect(len(fields[number]) == length, "a truncated proto")
+            at += length
+        else:
+            raise AssertionError(f"unexpected wire type {wire}")
+    return fields
+
+
+def keyset_keys(raw: bytes) -> dict[int, ec.EllipticCurvePublicKey]:
+    keyset = json.loads(raw)
+    keys = {}
+    for entry in keyset["key"]:
+        expect(entry["keyData"]["typeUrl"] == TINK_ECDSA_TYPE_URL, "an ECDSA key")
+        expect((entry["status"], entry["outputPrefixType"]) == ("ENABLED", "TINK"), "enabled, TINK prefix")
+        proto = proto_fields(base64.b64decode(entry["keyData"]["value"]))
+        params = proto_fields(proto[2])
+        expect((params.get(1), params.get(2), params.get(3)) == (3, 2, 2), f"SHA256, P-256, DER: {params}")
+        x, y = proto[3], proto[4]
+        expect(len(x) == 33 and x[0] == 0 and len(y) == 33 and y[0] == 0, "x and y with a leading zero byte")
+        numbers = ec.EllipticCurvePublicNumbers(int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1())
+        keys[entry["keyId"]] = numbers.public_key()
+    expect(keyset["primaryKeyId"] in keys, "the primary key is listed")
+    return keys
+
+
+def google_verifies(keys: dict, body: bytes, header: bytes) -> bool:
+    raw = base64.b64decode(header.strip(), validate=True)
+    if len(raw) < 6 or raw[0] != 1:
+        return False
+    key = keys.get(int.from_bytes(raw[1:5], "big"))
+    if key is None:
+        return False
+    try:
+        key.verify(raw[5:], body, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def check_google_signatures() -> str:
+    keys = keyset_keys(read("google_health", "webhook_keyset.json"))
+    expect(list(keys) == [GOOGLE_KEY_ID], f"key ids {list(keys)}")
+    array = read("google_health", "notification_array.json")
+    tampered = read("google_health", "notification_array_tampered.json")
+    delete = read("google_health", "notification_object_delete.json")
+    for name, body in (("array", array), ("tampered", tampered), ("delete", delete)):
+        expect(not body.endswith(b"\n"), f"the {name} body has no trailing newline")
+    signature = read("google_health", "notification_array.signature")
+    expect(google_verifies(keys, array, signature), "the array notification verifies")
+    expect(not google_verifies(keys, tampered, signature), "the tampered body must fail")
+    expect(tampered != array and json.loads(tampered)[0]["data"]["operation"] == "DELETE", "tampered: the operation")
+    expect(not google_verifies(keys, array + b"\n", signature), "a trailing newline must fail")
+    expect(google_verifies(keys, delete, read("google_health", "notification_object_delete.signature")), "delete")
+    parsed = json.loads(delete)
+    expect(isinstance(parsed, dict) and parsed["data"]["operation"] == "DELETE", "delete: one object, DELETE")
+    parsed = json.loads(array)
+    expect(isinstance(parsed, list) and parsed[0]["data"]["healthUserId"] == HEALTH_USER_ID, "array: a list")
+    return "array and delete verify; tampered fails"
+
+
+def check_fitbit() -> str:
+    body = read("fitbit_legacy", "notification.json")
+    given = base64.b64decode(read("fitbit_legacy", "notification.signature").strip(), validate=True)
+    want = hmac.new((FITBIT_CLIENT_SECRET + "&").encode(), body, hashlib.sha1).digest()
+    expect(hmac.compare_digest(given, want), "the signature verifies")
+    wrong = hmac.new(FITBIT_CLIENT_SECRET.encode(), body, hashlib.sha1).digest()
+    expect(not hmac.compare_digest(given, wrong), "not keyed without the '&'")
+    expect(json.loads(body)[0]["ownerId"] == LEGACY_USER_ID, "owner")
+    return "HMAC-SHA1 with fixture-client-secret&"
+
+
+def check_misfit_json() -> str:
+    summary = json.loads(read("misfit", "summary_detail.json"))["summary"]
+    days = {day["date"]: day["steps"] for day in summary}
+    expect(days == MISFIT_ANSWERS, f"parsed {days}")
+    expect(json.loads(read("misfit", "token.json"))["access_token"] == "fixture-misfit-access", "token")
+    expect(json.loads(read("misfit", "error_401.json"))["error_code"] == 401, "error")
+    return ", ".join(f"{d} -> {s}" for d, s in sorted(days.items()))
+
+
+def sns_verifies(cert: x509.Certificate, message: dict) -> bool:
+    if message.get("SignatureVersion") != "1" or message.get("Type") not in SNS_SIGNED_KEYS:
+        return False
+    try:
+        cert.public_key().verify(
+            base64.b64decode(message["Signature"]), sns_canonical(message), padding.PKCS1v15(), hashes.SHA1()
+        )
+    except InvalidSignature:
+        return False
+    return True
+
+
+def check_sns() -> str:
+    cert = x509.load_pem_x509_certificate(read("misfit", "sns_signing_cert.pem"))
+    cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    expect(cn == SNS_HOST and cert.issuer == cert.subject, "self-signed for sns.fixture.test")
+    cert.verify_directly_issued_by(cert)
+    expect(
+        (cert.not_valid_before_utc, cert.not_valid_after_utc) == (SNS_CERT_NOT_BEFORE, SNS_CERT_NOT_AFTER),
+        "valid 2026-01-01 to 2036-01-01",
+    )
+    altered = 0
+    for name in ("sns_notification.json", "sns_subscription_confirmation.json"):
+        message = json.loads(read("misfit", name))
+        url = urlsplit(message["SigningCertURL"])
+        expect((url.scheme, url.hostname) == ("https", SNS_HOST), f"{name}: its certificate's home")
+        expect(sns_verifies(cert, message), f"{name} verifies")
+        # Every signed field present, and for a notification an added Subject (signed when present).
+        signed = [k for k in SNS_SIGNED_KEYS[message["Type"]] if k in message or k == "Subject"]
+        expect("Subject" not in message, f"{name}: no Subject")
+        for key in signed:
+            changed = {**message, key: message.get(key, "") + "x"}
+            expect(not sns_verifies(cert, changed), f"{name}: {key} changed must fail")
+            altered += 1
+        expect(not sns_verifies(cert, {**message, "SignatureVersion": "2"}), f"{name}: version 2 must fail")
+        if message["Type"] == "Notification":
+            events = json.loads(message["Message"])
+            expect(events[0]["action"] == "updated", "the event")
+        else:
+            sub = urlsplit(message["SubscribeURL"])
+            expect((sub.scheme, sub.hostname) == ("https", SNS_HOST), "SubscribeURL at the fixture host")
+    return f"both verify; {altered} altered messages fail"
+
+
+def check_reproducible() -> str:
+    committed = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*") if p.is_file())
+    with tempfile.TemporaryDirectory() as tmp:
+        written = generate(Path(tmp))
+        expect(committed == written, f"extra {set(committed) - set(written)}, missing {set(written) - set(committed)}")
+        differ = [n for n in written if (Path(tmp) / n).read_bytes() != (FIXTURES / n).read_bytes()]
+        expect(not differ, f"differ: {differ}")
+    return f"{len(written)} files byte for byte"
+
+
+def check() -> int:
+    checks = Checks()
+    checks.run("google_health: daily roll-up known answers over two pages", check_rollup)
+    checks.run("google_health: identity, tokens, errors, handshake", check_google_json)
+    checks.run("google_health: webhook signatures against the Tink keyset", check_google_signatures)
+    checks.run("fitbit_legacy: X-Fitbit-Signature", check_fitbit)
+    checks.run("misfit: summary known answers, token, error", check_misfit_json)
+    checks.run("misfit: SNS v1 signatures, every signed field altered fails", check_sns)
+    checks.run("generate reproduces the committed fixtures", check_reproducible)
+    print(f"fixtures: {7 - checks.failed} passed, {checks.failed} failed")
+    return 1 if checks.failed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    gen = commands.add_parser("generate", help="write every fixture")
+    gen.add_argument("--out", type=Path, default=FIXTURES, help="the directory to write (default: fixtures/)")
+    commands.add_parser("check", help="verify the committed fixtures")
+    args = parser.parse_args()
+    if args.command == "generate":
+        for name in generate(args.out):
+            print(f"wrote {args.out / name}")
+        return 0
+    return check()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
