@@ -1250,7 +1250,7 @@ fn sns_error(code: &str, message: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::super::common::test_support::{self, Captured, http, query_param, receiver, sorted_keys};
+    use super::super::test_support::{self, Captured, http, query_param, receiver, sorted_keys};
     use super::*;
     use rsa::RsaPublicKey;
     use rsa::pkcs1v15::{Signature, VerifyingKey};

@@ -3,3 +3,6 @@
 mod common;
 pub mod google_health;
 pub mod misfit;
+mod server;
+#[cfg(test)]
+mod test_support;
