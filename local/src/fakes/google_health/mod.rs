@@ -77,10 +77,6 @@ impl FakeGoogleHealth {
         self.server.stop().await;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, GoogleState> {
-        self.server.lock()
-    }
-
     // --- URLs ---
 
     pub fn base_url(&self) -> &str {
@@ -111,52 +107,52 @@ impl FakeGoogleHealth {
     // --- configuration ---
 
     pub fn client_id(&self) -> String {
-        self.lock().client_id.clone()
+        self.server.lock().client_id.clone()
     }
 
     pub fn client_secret(&self) -> String {
-        self.lock().client_secret.clone()
+        self.server.lock().client_secret.clone()
     }
 
     /// Changes the one OAuth client the fake accepts (codes and tokens already issued keep their client).
     pub fn set_client(&self, client_id: &str, client_secret: &str) {
-        let mut shared = self.lock();
+        let mut shared = self.server.lock();
         shared.client_id = client_id.to_owned();
         shared.client_secret = client_secret.to_owned();
     }
 
     /// Lifetime of access tokens issued from now on (`expires_in`); default 3599 s.
     pub fn set_access_token_lifetime(&self, lifetime: Duration) {
-        self.lock().access_token_lifetime = lifetime;
+        self.server.lock().access_token_lifetime = lifetime;
     }
 
     /// How long an authorization code can be exchanged; default 10 minutes. Checked at exchange time.
     pub fn set_code_lifetime(&self, lifetime: Duration) {
-        self.lock().code_lifetime = lifetime;
+        self.server.lock().code_lifetime = lifetime;
     }
 
     /// At most this many points per `dailyRollUp` page (default 5; 0 counts as 1).
     pub fn set_page_size(&self, page_size: usize) {
-        self.lock().page_size = page_size.max(1);
+        self.server.lock().page_size = page_size.max(1);
     }
 
     // --- people and their steps ---
 
     /// Adds a person who can consent (or updates their legacy Fitbit id, keeping their steps).
     pub fn add_person(&self, health_user_id: &str, legacy_user_id: Option<&str>) {
-        self.lock().person_mut(health_user_id).legacy_user_id = legacy_user_id.map(str::to_owned);
+        self.server.lock().person_mut(health_user_id).legacy_user_id = legacy_user_id.map(str::to_owned);
     }
 
     /// Sets the day's roll-up total; the person is added if unknown.
     pub fn set_steps(&self, health_user_id: &str, date: impl IntoCivilDate, steps: u64) {
         let date = date.into_civil_date();
-        self.lock().person_mut(health_user_id).steps.insert(date, steps);
+        self.server.lock().person_mut(health_user_id).steps.insert(date, steps);
     }
 
     /// Removes the day's entry: `dailyRollUp` then leaves it out ("no data", not zero).
     pub fn clear_steps(&self, health_user_id: &str, date: impl IntoCivilDate) {
         let date = date.into_civil_date();
-        if let Some(person) = self.lock().people.get_mut(health_user_id) {
+        if let Some(person) = self.server.lock().people.get_mut(health_user_id) {
             person.steps.remove(&date);
         }
     }
@@ -189,7 +185,7 @@ impl FakeGoogleHealth {
     }
 
     fn decide(&self, authorize_url: &str, request: &AuthorizeRequest, decision: Decision) -> String {
-        consent::decide(&mut self.lock(), request, decision)
+        consent::decide(&mut self.server.lock(), request, decision)
             .unwrap_or_else(|e| panic!("consent for {authorize_url}: {e}"))
     }
 
@@ -201,7 +197,7 @@ impl FakeGoogleHealth {
     /// Tokens for `health_user_id` with `scopes`, as if they had consented: for tests that are
     /// not about OAuth.
     pub fn grant_tokens(&self, health_user_id: &str, scopes: &[&str]) -> TokenPair {
-        let mut shared = self.lock();
+        let mut shared = self.server.lock();
         shared.person_mut(health_user_id);
         let grant = shared.new_grant(health_user_id, scopes.iter().map(|s| (*s).to_owned()).collect());
         TokenPair { access_token: shared.issue_access_token(grant), refresh_token: shared.issue_refresh_token(grant) }
@@ -211,14 +207,14 @@ impl FakeGoogleHealth {
 
     /// The user revoked access: refresh tokens then get `invalid_grant`, access tokens 401.
     pub fn revoke_grant(&self, health_user_id: &str) {
-        for (_, grant) in self.lock().grants_of(health_user_id) {
+        for (_, grant) in self.server.lock().grants_of(health_user_id) {
             grant.revoked = true;
         }
     }
 
     /// Every access token of `health_user_id` expires now (refresh tokens keep working).
     pub fn expire_access_tokens(&self, health_user_id: &str) {
-        let mut shared = self.lock();
+        let mut shared = self.server.lock();
         let grants: Vec<usize> = shared.grants_of(health_user_id).map(|(i, _)| i).collect();
         let now = Instant::now();
         for token in shared.access_tokens.values_mut().filter(|t| grants.contains(&t.grant)) {
@@ -250,26 +246,26 @@ impl FakeGoogleHealth {
     // --- webhook keys ---
 
     pub fn primary_key_id(&self) -> u32 {
-        self.lock().primary_key().key_id
+        self.server.lock().primary_key().key_id
     }
 
     /// Every signing key id, oldest first (the last is the primary).
     pub fn key_ids(&self) -> Vec<u32> {
-        self.lock().keys.iter().map(|k| k.key_id).collect()
+        self.server.lock().keys.iter().map(|k| k.key_id).collect()
     }
 
     pub fn verifying_key(&self, key_id: u32) -> Option<VerifyingKey> {
-        self.lock().keys.iter().find(|k| k.key_id == key_id).map(|k| *k.signing_key.verifying_key())
+        self.server.lock().keys.iter().find(|k| k.key_id == key_id).map(|k| *k.signing_key.verifying_key())
     }
 
     /// A new signing key with a fresh random id becomes primary; older keys stay published.
     pub fn rotate_key(&self) -> u32 {
-        self.lock().add_key()
+        self.server.lock().add_key()
     }
 
     /// Keeps only the primary key, in the keyset and for signing.
     pub fn drop_old_keys(&self) {
-        let mut shared = self.lock();
+        let mut shared = self.server.lock();
         let keep = shared.keys.len() - 1;
         shared.keys.drain(..keep);
     }
@@ -277,18 +273,18 @@ impl FakeGoogleHealth {
     /// With `false`, `/keyset` leaves out the newest key (still used for signing), as a keyset
     /// served from a cache that predates a rotation.
     pub fn set_publish_newest_key(&self, publish: bool) {
-        self.lock().publish_newest_key = publish;
+        self.server.lock().publish_newest_key = publish;
     }
 
     /// What `/keyset` serves right now.
     pub fn keyset_json(&self) -> Value {
-        self.lock().keyset_json()
+        self.server.lock().keyset_json()
     }
 
     /// The signature header value for `body` with the primary key: base64 of `0x01`, the
     /// big-endian key id and the DER ECDSA P-256 SHA-256 signature.
     pub fn sign(&self, body: &[u8]) -> String {
-        self.lock().sign(body)
+        self.server.lock().sign(body)
     }
 
     // --- the webhook sender ---
