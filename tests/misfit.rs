@@ -8,7 +8,8 @@ use lambda_http::{Body, Response};
 use stepsync::domain::{ConnectionStatus, Provider, UserId};
 use stepsync::events::Event;
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
-use stepsync_local::fakes::misfit::{Dead, EventAction, FakeMisfit, FakeSns, Fault, MisfitEvent};
+use stepsync_local::fakes::misfit::{Dead, EventAction, FakeMisfit, Fault, MisfitEvent};
+use stepsync_local::fakes::sns::FakeSns;
 use support::{TestEnv, date, on_both_backends, request_from_sample, unique};
 
 on_both_backends!(

@@ -5,7 +5,8 @@
 use crate::auth::LocalAuth;
 use crate::dynoxide::EmbeddedDynamo;
 use crate::fakes::google_health::FakeGoogleHealth;
-use crate::fakes::misfit::{FakeMisfit, FakeSns};
+use crate::fakes::misfit::FakeMisfit;
+use crate::fakes::sns::FakeSns;
 use crate::table;
 use async_trait::async_trait;
 use axum::body::Bytes;

@@ -1,11 +1,8 @@
-//! What every fake provider shares: serving a router on loopback, locking, random tokens, call
-//! counters, reading requests, the pieces of a consent page, and the outbound HTTP client.
+//! The small pieces every fake provider shares: random tokens, civil dates, reading requests,
+//! the pieces of a consent page, and the client for calls to subscribers.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -13,14 +10,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::civil::Date;
 use rand::Rng;
 use reqwest::Url;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A test that panicked while holding the lock must not take every later request down with it.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// `prefix` and 24 random bytes in URL-safe base64: codes and tokens no client can guess.
 pub(crate) fn random_token(prefix: &str) -> String {
@@ -70,122 +59,7 @@ impl IntoCivilDate for stepsync::domain::LocalDate {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Serving on loopback
-
-/// A router served on 127.0.0.1; stops when dropped or on [`Serving::stop`]. It can also close
-/// its socket and listen again on the same port, for a provider that refuses connections for a
-/// while.
-pub(crate) struct Serving {
-    /// For the logs: "fake Misfit".
-    name: &'static str,
-    port: u16,
-    base_url: String,
-    app: Router,
-    running: Mutex<Option<Running>>,
-}
-
-/// One listening socket's server task and the signal that stops it (sent on drop too).
-struct Running {
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-impl Serving {
-    /// Binds 127.0.0.1:`port` (0: any free port) and serves `app` there.
-    pub(crate) async fn start(name: &'static str, port: u16, app: Router) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        let port = listener.local_addr()?.port();
-        let running = Running::spawn(name, listener, app.clone());
-        let base_url = format!("http://127.0.0.1:{port}");
-        Ok(Self { name, port, base_url, app, running: Mutex::new(Some(running)) })
-    }
-
-    /// The port bound, the same after [`Serving::listen_again`].
-    pub(crate) fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// `http://127.0.0.1:PORT`
-    pub(crate) fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    /// Closes the listening socket, so connections are refused, and waits for open requests
-    /// to finish. Nothing happens if it is closed already.
-    pub(crate) async fn close(&self) {
-        let running = lock(&self.running).take();
-        if let Some(running) = running {
-            running.stop().await;
-        }
-    }
-
-    /// Listens again on the same port after [`Serving::close`]; nothing happens while listening.
-    pub(crate) async fn listen_again(&self) -> std::io::Result<()> {
-        if lock(&self.running).is_some() {
-            return Ok(());
-        }
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await?;
-        *lock(&self.running) = Some(Running::spawn(self.name, listener, self.app.clone()));
-        Ok(())
-    }
-
-    /// Stops accepting, closes idle connections and waits for open requests to finish.
-    pub(crate) async fn stop(self) {
-        self.close().await;
-    }
-}
-
-impl Running {
-    fn spawn(name: &'static str, listener: TcpListener, app: Router) -> Self {
-        let (shutdown, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            });
-            if let Err(e) = serving.await {
-                tracing::warn!(error = %e, "{name} stopped serving");
-            }
-        });
-        Self { shutdown: Some(shutdown), task }
-    }
-
-    async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        let _ = (&mut self.task).await;
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // Open requests still finish: the task outlives the handle.
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Counting and reading requests
-
-/// Requests received, by kind ("token", "profile", ...); kinds never seen count 0.
-#[derive(Default)]
-pub(crate) struct Calls(HashMap<&'static str, u64>);
-
-impl Calls {
-    pub(crate) fn count(&mut self, kind: &'static str) {
-        *self.0.entry(kind).or_default() += 1;
-    }
-
-    pub(crate) fn get(&self, kind: &str) -> u64 {
-        self.0.get(kind).copied().unwrap_or(0)
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.0.clear();
-    }
-}
+// Reading requests
 
 /// The first value of `key` in query or form pairs.
 pub(crate) fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -317,87 +191,5 @@ pub(crate) async fn status_or_zero(request: reqwest::RequestBuilder, url: &str, 
             tracing::warn!(url, error = %e, "{what} got no answer");
             0
         }
-    }
-}
-
-/// Helpers the fakes' own tests share: a client that shows redirects, fixtures, and a
-/// subscriber that records what it is sent.
-#[cfg(test)]
-pub(crate) mod test_support {
-    use std::sync::{Arc, Mutex};
-
-    use axum::Router;
-    use axum::body::Bytes;
-    use axum::http::{HeaderMap, StatusCode};
-    use axum::routing::post;
-    use reqwest::Url;
-    use serde_json::Value;
-
-    use super::{Serving, lock};
-
-    /// A client that answers redirects instead of following them, as a test wants to see them.
-    pub(crate) fn http() -> reqwest::Client {
-        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-    }
-
-    /// ../shared/fixtures/`provider`/`name`, as bytes.
-    pub(crate) fn fixture(provider: &str, name: &str) -> Vec<u8> {
-        let path = crate::workspace_root().join("fixtures").join(provider).join(name);
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    }
-
-    pub(crate) fn sorted_keys(value: &Value) -> Vec<String> {
-        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
-        keys.sort();
-        keys
-    }
-
-    pub(crate) fn query_param(location: &str, name: &str) -> Option<String> {
-        Url::parse(location).unwrap().query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-    }
-
-    /// One request a [`Receiver`] got.
-    #[derive(Clone, Debug)]
-    pub(crate) struct Captured {
-        pub(crate) headers: HeaderMap,
-        pub(crate) body: Vec<u8>,
-    }
-
-    type Respond = Arc<dyn Fn(usize, &HeaderMap) -> u16 + Send + Sync>;
-
-    /// A subscriber on loopback that records every POST to `url`; stops when dropped.
-    pub(crate) struct Receiver {
-        pub(crate) url: String,
-        captured: Arc<Mutex<Vec<Captured>>>,
-        _serving: Serving,
-    }
-
-    impl Receiver {
-        pub(crate) fn requests(&self) -> Vec<Captured> {
-            lock(&self.captured).clone()
-        }
-    }
-
-    /// A [`Receiver`] answering the status `respond` gives for the request's index and headers.
-    pub(crate) async fn receiver(respond: impl Fn(usize, &HeaderMap) -> u16 + Send + Sync + 'static) -> Receiver {
-        let captured: Arc<Mutex<Vec<Captured>>> = Arc::default();
-        let respond: Respond = Arc::new(respond);
-        let sink = captured.clone();
-        let app = Router::new().route(
-            "/webhook",
-            post(move |headers: HeaderMap, body: Bytes| {
-                let (sink, respond) = (sink.clone(), respond.clone());
-                async move {
-                    let index = {
-                        let mut sink = lock(&sink);
-                        sink.push(Captured { headers: headers.clone(), body: body.to_vec() });
-                        sink.len() - 1
-                    };
-                    StatusCode::from_u16(respond(index, &headers)).unwrap()
-                }
-            }),
-        );
-        let serving = Serving::start("test subscriber", 0, app).await.unwrap();
-        Receiver { url: format!("{}/webhook", serving.base_url()), captured, _serving: serving }
     }
 }

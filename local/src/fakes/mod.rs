@@ -1,5 +1,10 @@
-//! Fake provider servers on loopback, faithful to ../shared/PROVIDERS.md, for tests and the local stack.
+//! Fake provider servers on loopback, faithful to each provider's documented and observed
+//! behaviour, for tests and the local stack.
 
 mod common;
 pub mod google_health;
 pub mod misfit;
+mod server;
+pub mod sns;
+#[cfg(test)]
+mod test_support;
