@@ -3,6 +3,7 @@
 //! a fixed clock, a recording publisher and scripted providers.
 
 mod connecting;
+mod intake;
 
 use super::{
     Challenges, ConnectSettings, Connecting, DeviceUploads, Ports, ServiceError, Standings, Status, SyncSettings,
