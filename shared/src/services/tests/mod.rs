@@ -3,6 +3,7 @@
 //! a fixed clock, a recording publisher and scripted providers.
 
 mod connecting;
+mod syncing;
 mod intake;
 
 use super::{
