@@ -3,6 +3,7 @@
 //! a fixed clock, a recording publisher and scripted providers.
 
 mod connecting;
+mod status;
 mod uploads;
 mod syncing;
 mod intake;
