@@ -2,11 +2,13 @@
 //! the services wired as `functions`' `App::from_parts` wires them, over one `InMemoryStore`,
 //! a fixed clock, a recording publisher and scripted providers.
 
+mod challenges;
 mod connecting;
-mod status;
-mod uploads;
-mod syncing;
 mod intake;
+mod standings;
+mod status;
+mod syncing;
+mod uploads;
 
 use super::{
     Challenges, ConnectSettings, Connecting, DeviceUploads, Ports, ServiceError, Standings, Status, SyncSettings,
