@@ -11,6 +11,9 @@ pub mod status;
 pub mod syncing;
 pub mod uploads;
 
+#[cfg(test)]
+mod tests;
+
 pub use challenges::{ChallengeError, Challenges};
 pub use connecting::{Callback, CallbackQuery, ConnectSettings, Connecting, ConsentStart};
 pub use intake::{IntakeAnswer, WebhookIntake, coalesce_key};

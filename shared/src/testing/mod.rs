@@ -1,9 +1,12 @@
 //! In-memory fakes with the same semantics as the DynamoDB adapter (every condition checked
-//! under one lock), a settable clock and a recording publisher, for fast unit tests.
+//! under one lock), a settable clock, a recording publisher and scripted providers, for fast
+//! unit tests.
 
 mod memory;
+mod providers;
 
 pub use memory::InMemoryStore;
+pub use providers::{Exchange, Gate, RecordingRevoker, ScriptedOAuth, ScriptedWebhooks, issued_tokens};
 
 use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
@@ -11,7 +14,8 @@ use crate::events::Event;
 use crate::ports::{EventPublisher, ProviderError, PublishError, StepSource};
 use async_trait::async_trait;
 use jiff::Timestamp;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A known-answer fixture, `fixtures/{provider}/{name}` in the repository (written and checked
 /// by `scripts/fixtures.py`; its README says what each file must give), as bytes.
@@ -46,34 +50,53 @@ impl Clock for FixedClock {
     }
 }
 
-/// Keeps every published event, in order.
+/// Keeps every published event, in order; told to fail, it refuses every batch it is given
+/// (an empty one needs no call, so it cannot fail, as with EventBridge).
 #[derive(Debug, Default)]
-pub struct RecordingPublisher(Mutex<Vec<Event>>);
+pub struct RecordingPublisher {
+    events: Mutex<Vec<Event>>,
+    failing: AtomicBool,
+}
 
 impl RecordingPublisher {
     pub fn events(&self) -> Vec<Event> {
-        self.0.lock().unwrap().clone()
+        self.events.lock().unwrap().clone()
+    }
+
+    /// From now on every non-empty batch fails (`true`) or is kept again (`false`).
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
     }
 }
 
 #[async_trait]
 impl EventPublisher for RecordingPublisher {
     async fn publish(&self, events: &[Event]) -> Result<(), PublishError> {
-        self.0.lock().unwrap().extend_from_slice(events);
+        if !events.is_empty() && self.failing.load(Ordering::SeqCst) {
+            let total = events.len();
+            return Err(PublishError::Failed { failed: total, total, reason: "the bus is down (test)".into() });
+        }
+        self.events.lock().unwrap().extend_from_slice(events);
         Ok(())
     }
 }
 
-/// A provider that answers from a script: fixed values, or an error.
+/// A provider that answers from a script: fixed values, or an error; gated, it answers only
+/// once the test opens its gate.
 pub struct ScriptedProvider {
     pub provider: Provider,
     pub answer: Mutex<Result<Vec<DailyValue>, ProviderError>>,
     pub calls: Mutex<u32>,
+    gate: Option<Arc<Gate>>,
 }
 
 impl ScriptedProvider {
     pub fn new(provider: Provider, answer: Result<Vec<DailyValue>, ProviderError>) -> Self {
-        Self { provider, answer: Mutex::new(answer), calls: Mutex::new(0) }
+        Self { provider, answer: Mutex::new(answer), calls: Mutex::new(0), gate: None }
+    }
+
+    pub fn gated(self, gate: Arc<Gate>) -> Self {
+        Self { gate: Some(gate), ..self }
     }
 }
 
@@ -91,6 +114,9 @@ impl StepSource for ScriptedProvider {
         end: LocalDate,
     ) -> Result<Vec<DailyValue>, ProviderError> {
         *self.calls.lock().unwrap() += 1;
+        if let Some(gate) = &self.gate {
+            gate.pass().await;
+        }
         let answer = self.answer.lock().unwrap().clone();
         answer.map(|values| values.into_iter().filter(|v| start <= v.date && v.date <= end).collect())
     }

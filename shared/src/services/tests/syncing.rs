@@ -1,0 +1,325 @@
+//! Syncing: the worker's events (one connection, one shard), the scheduler's tick, and "Sync
+//! steps" with its cooldown, its outcomes per connection, the standing and its deadline.
+
+use super::*;
+use crate::domain::{ConnectionStatus, EncryptedTokens, FailureCode, shard_of};
+use crate::events::{StepsUpdated, SyncReason, SyncShard};
+use crate::ports::{ProviderError, WebhookMessage};
+use crate::services::{ManualSync, Standing, WorkerResult};
+use crate::testing::Gate;
+use std::time::Instant;
+
+fn requested(who: &str, provider: Provider, reason: SyncReason) -> Event {
+    Event::SyncRequested(SyncRequested { user: user(who), provider, reason, start: None, end: None })
+}
+
+/// `count` people whose Google connection falls in `shard`.
+fn walkers_in(shard: u16, count: usize) -> Vec<UserId> {
+    let everyone = (0..).map(|i| user(&format!("walker-{i}")));
+    everyone.filter(|u| shard_of(u, Provider::GoogleHealth) == shard).take(count).collect()
+}
+
+/// Each connection's part as (provider, outcome, days changed, the failure's code).
+fn outcomes(answer: &ManualSync) -> Vec<(Provider, &'static str, usize, Option<FailureCode>)> {
+    let parts = answer.connections.iter();
+    parts.map(|c| (c.provider, c.outcome, c.days_changed, c.error.as_ref().map(|e| e.code))).collect()
+}
+
+impl World {
+    /// Given: a connection whose stored tokens no key can open (a lost or rotated token key).
+    async fn connected_with_unreadable_tokens(&self, user: &UserId) {
+        let connection = Connection {
+            tokens: Some(EncryptedTokens("not-a-ciphertext".into())),
+            next_sync_at: Some(self.now()),
+            ..Connection::new(user.clone(), Provider::GoogleHealth, self.now())
+        };
+        self.store.create_connection(&connection).await.unwrap();
+    }
+
+    /// Given: a connection that is not due for another hour.
+    async fn connected_not_due(&self, user: &UserId) {
+        let later = self.now().checked_add(jiff::SignedDuration::from_hours(1)).unwrap();
+        let connection = Connection {
+            next_sync_at: Some(later),
+            ..Connection::new(user.clone(), Provider::GoogleHealth, self.now())
+        };
+        self.store.create_connection(&connection).await.unwrap();
+    }
+
+    async fn last_attempt(&self, user: &UserId) -> Option<Timestamp> {
+        self.connection(user, Provider::GoogleHealth).await.unwrap().last_attempt_at
+    }
+}
+
+#[tokio::test]
+async fn a_sync_request_syncs_the_connection_and_counts_the_days() {
+    let w = World::new();
+    let alice = user("alice");
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    *w.google.answer.lock().unwrap() =
+        Ok(vec![steps("2026-11-23", 4000), steps("2026-11-24", 5000), steps("2026-11-25", -1)]);
+    let event = requested("alice", Provider::GoogleHealth, SyncReason::Connect);
+
+    let first = w.syncing.handle_event(event.clone(), None).await.unwrap();
+    let again = w.syncing.handle_event(event, None).await.unwrap();
+
+    assert_eq!(first, WorkerResult::Synced { changed: 2, unchanged: 0, rejected: 1 });
+    assert_eq!(again, WorkerResult::Synced { changed: 0, unchanged: 2, rejected: 1 });
+    assert_eq!(w.store.day(&alice, date("2026-11-24")).unwrap().total.get(), 5000);
+    assert_eq!(w.last_attempt(&alice).await, Some(w.now()));
+}
+
+#[tokio::test]
+async fn a_sync_request_for_a_connection_that_does_not_exist_is_skipped() {
+    let w = World::new();
+
+    let result = w.syncing.handle_event(requested("alice", Provider::GoogleHealth, SyncReason::Manual), None).await;
+
+    assert_eq!(result.unwrap(), WorkerResult::Skipped { why: "no such connection".into() });
+    assert_eq!(*w.google.calls.lock().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_sync_request_for_a_source_the_server_does_not_pull_is_skipped() {
+    let w = World::new();
+    w.store.create_connection(&Connection::new(user("alice"), Provider::AppleHealth, w.now())).await.unwrap();
+
+    let result = w.syncing.handle_event(requested("alice", Provider::AppleHealth, SyncReason::Manual), None).await;
+
+    assert_eq!(result.unwrap(), WorkerResult::Skipped { why: "apple_health is not pulled by the server".into() });
+}
+
+#[tokio::test]
+async fn a_webhook_sync_gives_its_days_back_so_a_later_notice_asks_again() {
+    let w = World::new();
+    w.connected(&user("alice"), Provider::GoogleHealth, "g-alice").await;
+    let notice = || {
+        let dates = vec![date("2026-11-24"), date("2026-11-25")];
+        WebhookMessage::Notices(vec![crate::ports::DataNotice { account_id: "g-alice".into(), dates, deleted: false }])
+    };
+    w.webhooks.answer(Ok(notice()));
+    w.intake.receive(Provider::GoogleHealth, "POST", &[], b"{}").await.unwrap();
+    let [request] = w.publisher.events().try_into().unwrap();
+
+    w.syncing.handle_event(request, None).await.unwrap();
+    let late_notice = w.intake.receive(Provider::GoogleHealth, "POST", &[], b"{}").await.unwrap();
+
+    assert_eq!(late_notice, crate::services::IntakeAnswer::Accepted { notices: 1, syncs: 1 });
+}
+
+#[tokio::test]
+async fn a_provider_failure_is_reported_with_its_code() {
+    let w = World::new();
+    let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    w.connected(&bob, Provider::Misfit, "m-bob").await;
+    w.connected_with_unreadable_tokens(&carol).await;
+    *w.google.answer.lock().unwrap() = Err(ProviderError::Unavailable("503".into()));
+    *w.misfit.answer.lock().unwrap() = Err(ProviderError::ReconnectRequired { reason: "revoked".into() });
+
+    let unavailable = w.syncing.handle_event(requested("alice", Provider::GoogleHealth, SyncReason::Schedule), None);
+    let revoked = w.syncing.handle_event(requested("bob", Provider::Misfit, SyncReason::Schedule), None);
+    let unreadable = w.syncing.handle_event(requested("carol", Provider::GoogleHealth, SyncReason::Schedule), None);
+
+    assert_eq!(unavailable.await.unwrap(), WorkerResult::Failed { code: FailureCode::ProviderUnavailable });
+    assert_eq!(revoked.await.unwrap(), WorkerResult::Failed { code: FailureCode::ReconnectRequired });
+    assert_eq!(unreadable.await.unwrap(), WorkerResult::Failed { code: FailureCode::TokensUnreadable });
+    assert_eq!(w.connection(&alice, Provider::GoogleHealth).await.unwrap().status, ConnectionStatus::Active);
+    assert_eq!(w.connection(&bob, Provider::Misfit).await.unwrap().status, ConnectionStatus::ReconnectRequired);
+}
+
+#[tokio::test]
+async fn a_shard_sweep_syncs_exactly_its_due_connections_each_once() {
+    let w = World::new();
+    let mut in_shard = walkers_in(3, 5);
+    let (not_due, unreadable) = (in_shard.pop().unwrap(), in_shard.pop().unwrap());
+    let elsewhere = walkers_in(4, 2);
+    for walker in in_shard.iter().chain(&elsewhere) {
+        w.connected(walker, Provider::GoogleHealth, &format!("g-{walker}")).await;
+    }
+    w.connected_not_due(&not_due).await;
+    w.connected_with_unreadable_tokens(&unreadable).await;
+    *w.google.answer.lock().unwrap() = Ok(vec![steps("2026-11-25", 1000)]);
+    let sweep = || Event::SyncShard(SyncShard { shard: 3, tick: w.now() });
+
+    let first = w.syncing.handle_event(sweep(), None).await.unwrap();
+    let second = w.syncing.handle_event(sweep(), None).await.unwrap();
+
+    // The unreadable one fails without moving its due time: tried once per sweep, no loop.
+    assert_eq!(first, WorkerResult::Shard { synced: 3, failed: 1, stopped_early: false });
+    assert_eq!(second, WorkerResult::Shard { synced: 0, failed: 1, stopped_early: false });
+    assert_eq!(*w.google.calls.lock().unwrap(), 3);
+    for walker in &in_shard {
+        assert_eq!(w.last_attempt(walker).await, Some(w.now()), "{walker}");
+    }
+    for walker in elsewhere.iter().chain([&not_due]) {
+        assert_eq!(w.last_attempt(walker).await, None, "{walker} is not this sweep's");
+    }
+}
+
+#[tokio::test]
+async fn a_shard_sweep_past_its_stop_time_starts_nothing() {
+    let w = World::new();
+    for walker in walkers_in(3, 2) {
+        w.connected(&walker, Provider::GoogleHealth, &format!("g-{walker}")).await;
+    }
+
+    let event = Event::SyncShard(SyncShard { shard: 3, tick: w.now() });
+    let result = w.syncing.handle_event(event, Some(Instant::now())).await.unwrap();
+
+    assert_eq!(result, WorkerResult::Shard { synced: 0, failed: 0, stopped_early: true });
+    assert_eq!(*w.google.calls.lock().unwrap(), 0);
+    assert_eq!(w.store.due_connections(3, w.now(), 10).await.unwrap().len(), 2, "left due for the next tick");
+}
+
+#[tokio::test]
+async fn an_event_the_worker_does_not_handle_is_a_bad_event() {
+    let w = World::new();
+    let event = Event::StepsUpdated(StepsUpdated {
+        user: user("alice"),
+        date: date("2026-11-25"),
+        old_total: 0,
+        new_total: 10,
+        source: Provider::GoogleHealth,
+    });
+
+    let result = w.syncing.handle_event(event, None).await;
+
+    assert_eq!(format!("{:?}", result.unwrap_err()), r#"BadEvent("StepsUpdated is not handled here")"#);
+}
+
+#[tokio::test]
+async fn a_tick_asks_each_shard_with_due_work_for_one_sweep() {
+    let w = World::new();
+    let quiet = w.syncing.tick().await.unwrap();
+    for walker in walkers_in(2, 2).into_iter().chain(walkers_in(6, 1)) {
+        w.connected(&walker, Provider::GoogleHealth, &format!("g-{walker}")).await;
+    }
+    w.connected_not_due(&walkers_in(5, 1)[0]).await;
+
+    let busy = w.syncing.tick().await.unwrap();
+
+    assert_eq!(quiet, [] as [u16; 0]);
+    assert_eq!(busy, [2, 6]);
+    let sweep = |shard| Event::SyncShard(SyncShard { shard, tick: w.now() });
+    assert_eq!(w.publisher.events(), [sweep(2), sweep(6)]);
+}
+
+#[tokio::test]
+async fn sync_steps_once_per_cooldown_says_how_long_to_wait() {
+    let w = World::new();
+    let alice = user("alice");
+    w.syncing.sync_now(&alice, None).await.unwrap();
+
+    let at_once = w.syncing.sync_now(&alice, None).await;
+    w.clock.advance(Duration::from_secs(45));
+    let later = w.syncing.sync_now(&alice, None).await;
+    w.clock.advance(Duration::from_secs(15));
+    let after_the_cooldown = w.syncing.sync_now(&alice, None).await;
+
+    let too_soon =
+        |s| format!("TooSoon {{ message: \"you synced moments ago; try again in {s} seconds\", retry_after: {s}s }}");
+    assert_eq!(refused(at_once), too_soon(60));
+    assert_eq!(refused(later), too_soon(15));
+    assert_eq!(outcomes(&after_the_cooldown.unwrap()), []);
+}
+
+#[tokio::test]
+async fn sync_steps_for_an_unknown_challenge_is_not_found_and_spends_no_cooldown() {
+    let w = World::new();
+    let alice = user("alice");
+    let nope = ChallengeId::parse("nope").unwrap();
+
+    let unknown = w.syncing.sync_now(&alice, Some(&nope)).await;
+    let right_after = w.syncing.sync_now(&alice, None).await;
+
+    assert_eq!(refused(unknown), r#"NotFound("challenge nope")"#);
+    assert!(right_after.is_ok(), "{right_after:?}");
+}
+
+#[tokio::test]
+async fn sync_steps_answers_each_pulled_connection_with_its_own_outcome() {
+    let w = World::new();
+    let alice = user("alice");
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    w.connected(&alice, Provider::Misfit, "m-alice").await;
+    w.store.create_connection(&Connection::new(alice.clone(), Provider::AppleHealth, w.now())).await.unwrap();
+    *w.google.answer.lock().unwrap() = Ok(vec![steps("2026-11-24", 5000), steps("2026-11-25", 6000)]);
+    *w.misfit.answer.lock().unwrap() = Err(ProviderError::Unavailable("503".into()));
+
+    let answer = w.syncing.sync_now(&alice, None).await.unwrap();
+
+    assert_eq!(
+        outcomes(&answer),
+        [
+            (Provider::GoogleHealth, "synced", 2, None),
+            (Provider::Misfit, "failed", 0, Some(FailureCode::ProviderUnavailable)),
+        ],
+        "the phone source uploads by itself: not part of it"
+    );
+    let days: Vec<_> = answer.connections[0].days.iter().map(|d| (d.local_date, d.steps)).collect();
+    assert_eq!(days, [(date("2026-11-24"), 5000), (date("2026-11-25"), 6000)]);
+    assert_eq!((answer.standing, answer.message, answer.queued), (None, None, false));
+}
+
+#[tokio::test]
+async fn sync_steps_skips_a_connection_disconnected_while_its_tokens_refresh() {
+    let gate = Arc::new(Gate::default());
+    let oauth = ScriptedOAuth::granting(SCOPE, "g-alice").with_refresh_gate(gate.clone());
+    let w = World::with(ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![])), oauth);
+    let alice = user("alice");
+    let expiring = TokenSet { expires_at: w.now() + jiff::SignedDuration::from_mins(1), ..issued_tokens("a", SCOPE) };
+    w.connected_with(&alice, Provider::GoogleHealth, "g-alice", expiring).await;
+
+    let (answer, ()) = tokio::join!(w.syncing.sync_now(&alice, None), async {
+        gate.reached().await;
+        w.connecting.disconnect(&alice, Provider::GoogleHealth).await.unwrap();
+        gate.open();
+    });
+
+    assert_eq!(outcomes(&answer.unwrap()), [(Provider::GoogleHealth, "skipped", 0, None)]);
+    let connection = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    assert_eq!((connection.status, connection.tokens), (ConnectionStatus::Disconnected, None), "never revived");
+    assert_eq!(*w.google.calls.lock().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn sync_steps_answers_the_callers_standing_in_the_challenge() {
+    let w = World::new();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
+    w.join(&november, &alice).await;
+    w.join(&november, &bob).await;
+    w.walked(&bob, Provider::AppleHealth, &[steps("2026-11-20", 9000)]).await;
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    *w.google.answer.lock().unwrap() = Ok(vec![steps("2026-11-24", 5000), steps("2026-11-25", 6000)]);
+
+    let answer = w.syncing.sync_now(&alice, Some(&november)).await.unwrap();
+
+    let standing = Standing { challenge_id: november, rank: 1, steps: 11_000, participants: 2 };
+    assert_eq!(answer.standing, Some(standing));
+}
+
+#[tokio::test]
+async fn sync_steps_past_its_deadline_is_queued_for_the_worker_which_finishes_it() {
+    let gate = Arc::new(Gate::default());
+    let google = ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![steps("2026-11-25", 4321)])).gated(gate.clone());
+    let mut w = World::with(google, ScriptedOAuth::granting(SCOPE, "g-alice"));
+    w.syncing.settings.manual_deadline = Duration::from_millis(20);
+    let alice = user("alice");
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+
+    // The provider holds every fetch at the gate: the deadline passes first, always.
+    let answer = w.syncing.sync_now(&alice, None).await.unwrap();
+
+    assert_eq!(outcomes(&answer), [(Provider::GoogleHealth, "queued", 0, None)]);
+    assert_eq!(answer.message, Some("Some sources are still syncing; their steps will appear in a minute."));
+    assert!(answer.queued);
+    assert_eq!(w.publisher.events(), [requested("alice", Provider::GoogleHealth, SyncReason::Manual)]);
+    assert_eq!(w.store.day(&alice, date("2026-11-25")), None, "nothing was written past the deadline");
+
+    gate.open();
+    let worker = w.syncing.handle_event(w.publisher.events().remove(0), None).await.unwrap();
+    assert_eq!(worker, WorkerResult::Synced { changed: 1, unchanged: 0, rejected: 0 });
+    assert_eq!(w.store.day(&alice, date("2026-11-25")).unwrap().total.get(), 4321);
+}

@@ -1,0 +1,116 @@
+//! Phone uploads: valid days counted, invalid ones reported, nothing written when nothing is
+//! usable or nothing changed, and a phone source turned back on by its next upload.
+
+use super::*;
+use crate::domain::ConnectionStatus;
+use crate::services::{DeviceUpload, RejectedDay, UploadReport};
+
+/// An upload from alice's iPhone in Paris.
+fn from_iphone(values: Vec<DailyValue>) -> DeviceUpload {
+    DeviceUpload {
+        platform: Provider::AppleHealth,
+        zone: "Europe/Paris".into(),
+        tz: jiff::tz::TimeZone::get("Europe/Paris").unwrap(),
+        values,
+        rejected: vec![],
+    }
+}
+
+fn applied(report: &UploadReport) -> Vec<(LocalDate, i64)> {
+    report.applied.iter().map(|a| (a.local_date, a.steps)).collect()
+}
+
+fn rejected(report: &UploadReport) -> Vec<(String, &str)> {
+    report.rejected.iter().map(|r| (r.local_date.to_string(), r.error.as_str())).collect()
+}
+
+#[tokio::test]
+async fn valid_days_are_applied_and_counted_in_a_joined_challenge() {
+    let w = World::new();
+    let alice = user("alice");
+    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
+    w.join(&november, &alice).await;
+
+    let report =
+        w.uploads.upload(&alice, from_iphone(vec![steps("2026-11-24", 8000), steps("2026-11-25", 3000)])).await;
+
+    let report = report.unwrap();
+    assert_eq!(applied(&report), [(date("2026-11-24"), 8000), (date("2026-11-25"), 3000)]);
+    assert_eq!(rejected(&report), []);
+    assert_eq!(w.total(&november, &alice).await, (11_000, 2));
+    let phone = w.connection(&alice, Provider::AppleHealth).await.expect("made by the first upload");
+    assert_eq!((phone.status, phone.time_zone.as_deref()), (ConnectionStatus::Active, Some("Europe/Paris")));
+    assert_eq!((phone.last_success_at, phone.last_data_date), (Some(w.now()), Some(date("2026-11-25"))));
+}
+
+#[tokio::test]
+async fn invalid_days_are_reported_with_their_codes_and_the_rest_applied() {
+    let w = World::new();
+    let alice = user("alice");
+    let mut upload = from_iphone(vec![
+        steps("2026-11-21", -5),
+        steps("2026-11-22", 250_000),
+        steps("2026-11-23", 4000),
+        steps("2026-11-28", 10),
+    ]);
+    upload.rejected.push(RejectedDay { local_date: "yesterday".into(), error: "invalid_date".into() });
+
+    let report = w.uploads.upload(&alice, upload).await.unwrap();
+
+    assert_eq!(applied(&report), [(date("2026-11-23"), 4000)]);
+    assert_eq!(
+        rejected(&report),
+        [
+            (r#""yesterday""#.to_owned(), "invalid_date"),
+            (r#""2026-11-21""#.to_owned(), "negative"),
+            (r#""2026-11-22""#.to_owned(), "above_cap"),
+            (r#""2026-11-28""#.to_owned(), "future_date"),
+        ]
+    );
+    assert_eq!(w.store.day(&alice, date("2026-11-22")), None);
+}
+
+#[tokio::test]
+async fn an_upload_with_nothing_usable_writes_nothing_at_all() {
+    let w = World::new();
+    let alice = user("alice");
+
+    let report = w.uploads.upload(&alice, from_iphone(vec![steps("2026-11-24", -1)])).await.unwrap();
+
+    assert_eq!(applied(&report), []);
+    assert_eq!(rejected(&report), [(r#""2026-11-24""#.to_owned(), "negative")]);
+    assert_eq!(w.store.writes(), 0);
+    assert_eq!(w.connection(&alice, Provider::AppleHealth).await, None, "not even the connection");
+}
+
+#[tokio::test]
+async fn uploading_the_same_days_again_writes_nothing() {
+    let w = World::new();
+    let alice = user("alice");
+    let days = || from_iphone(vec![steps("2026-11-24", 8000), steps("2026-11-25", 3000)]);
+    w.uploads.upload(&alice, days()).await.unwrap();
+    let writes = w.store.writes();
+
+    w.clock.advance(Duration::from_secs(600));
+    let again = w.uploads.upload(&alice, days()).await.unwrap();
+
+    assert_eq!(applied(&again), [(date("2026-11-24"), 8000), (date("2026-11-25"), 3000)]);
+    assert_eq!(w.store.writes(), writes, "no day, connection or stamp written");
+    assert_eq!(w.store.day(&alice, date("2026-11-24")).unwrap().total.get(), 8000, "never added up");
+}
+
+#[tokio::test]
+async fn a_phone_source_turned_off_is_active_again_on_its_next_upload() {
+    let w = World::new();
+    let alice = user("alice");
+    w.uploads.upload(&alice, from_iphone(vec![steps("2026-11-24", 8000)])).await.unwrap();
+    w.store.disconnect(&alice, Provider::AppleHealth).await.unwrap();
+    let before = w.connection(&alice, Provider::AppleHealth).await.unwrap();
+
+    w.uploads.upload(&alice, from_iphone(vec![steps("2026-11-25", 3000)])).await.unwrap();
+
+    let phone = w.connection(&alice, Provider::AppleHealth).await.unwrap();
+    assert_eq!(phone.status, ConnectionStatus::Active);
+    assert_eq!(phone.token_version, before.token_version + 1);
+    assert_eq!((phone.last_success_at, phone.last_data_date), (Some(w.now()), Some(date("2026-11-25"))));
+}
