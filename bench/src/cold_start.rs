@@ -208,7 +208,7 @@ async fn seed(vars: &HashMap<String, String>, google: &FakeGoogleHealth, dynamod
         Arc::new(stepsync::clock::SystemClock),
     )
     .map_err(|e| bad(&e))?;
-    let now = app.ports.clock.now();
+    let now = app.services.ports.clock.now();
     let today = local_today(now, &jiff::tz::TimeZone::UTC);
     let user = UserId::parse("walker-1").map_err(|e| bad(&e))?;
     let tokens = google_tokens(google, SAMPLE_ACCOUNT, now + jiff::SignedDuration::from_hours(24));
@@ -217,13 +217,13 @@ async fn seed(vars: &HashMap<String, String>, google: &FakeGoogleHealth, dynamod
         .await
         .map_err(|e| bad(&e))?;
     store_connection(&app, &user, Provider::Fitbit, "walker-1-fitbit", None, None).await.map_err(|e| bad(&e))?;
-    let challenges = app.challenges();
+    let challenges = app.services.challenges();
     let start = LocalDate::parse("2026-11-01").map_err(|e| bad(&e))?;
     for raw in ["nov-walk", "Qm9yZWFsLVdhbGsx"] {
         let id = ChallengeId::parse(raw).map_err(|e| bad(&e))?;
         let challenge =
             Challenge::new(id.clone(), "Cold start walk", start, today.add_days(30), "UTC", 3).map_err(|e| bad(&e))?;
-        app.ports.challenges.create_challenge(&challenge).await.map_err(|e| bad(&e))?;
+        app.services.ports.challenges.create_challenge(&challenge).await.map_err(|e| bad(&e))?;
         challenges.join(&id, &user, now).await.map_err(|e| bad(&e))?;
     }
     Ok(())

@@ -46,13 +46,13 @@ pub async fn run(notifications: usize, progress: &dyn Fn(&str)) -> Result<Freshn
 
 async fn measure(stack: &LocalStack, notifications: usize, progress: &dyn Fn(&str)) -> Result<Freshness, BenchError> {
     let app = &stack.app;
-    let now = app.ports.clock.now();
+    let now = app.services.ports.clock.now();
     let today = local_today(now, &jiff::tz::TimeZone::UTC);
     let id = ChallengeId::parse("bench-walk").map_err(|e| BenchError::setup("freshness", e))?;
     let challenge = Challenge::new(id.clone(), "Bench walk", today.add_days(-6), today.add_days(21), "UTC", 3)
         .map_err(|e| BenchError::setup("freshness", e))?;
-    app.ports.challenges.create_challenge(&challenge).await.map_err(|e| BenchError::setup("freshness", e))?;
-    let challenges = app.challenges();
+    app.services.ports.challenges.create_challenge(&challenge).await.map_err(|e| BenchError::setup("freshness", e))?;
+    let challenges = app.services.challenges();
     let mut people = Vec::new();
     for i in 0..PEOPLE {
         let user = UserId::parse(&format!("fresh-{i:02}")).map_err(|e| BenchError::setup("freshness", e))?;

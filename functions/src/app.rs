@@ -8,22 +8,13 @@ use stepsync::aws::{DynamoStore, EventBridgePublisher, SdkConfig};
 use stepsync::clock::{Clock, SystemClock};
 use stepsync::config::Config;
 use stepsync::crypto::AesGcmTokenCipher;
-use stepsync::engine::SyncEngine;
 use stepsync::ports::{EventPublisher, Store, TokenCipher};
-use stepsync::services::{
-    Challenges, ConnectSettings, Connecting, DeviceUploads, Ports, Standings, Status, SyncSettings, Syncing,
-    WebhookIntake,
-};
+use stepsync::services::{ConnectSettings, Ports, Services, Settings, SyncSettings};
 
-/// The services, built once over the adapters.
+/// The configuration and the services, built once over the adapters.
 pub struct App {
     pub config: Config,
-    pub ports: Ports,
-    pub engine: Arc<SyncEngine>,
-    pub connecting: Connecting,
-    pub intake: WebhookIntake,
-    pub syncing: Syncing,
-    pub uploads: DeviceUploads,
+    pub services: Services,
 }
 
 impl App {
@@ -54,58 +45,22 @@ impl App {
         let providers = stepsync::providers::registry(config.google.as_ref(), config.misfit.as_ref(), clock.clone())?;
         let ports = Ports::over(store, publisher, clock);
         let cipher: Arc<dyn TokenCipher> = Arc::new(AesGcmTokenCipher::new(config.token_key()));
-        let engine = Arc::new(SyncEngine {
-            steps: ports.steps.clone(),
-            connections: ports.connections.clone(),
-            publisher: ports.publisher.clone(),
-            cipher: cipher.clone(),
-            clock: ports.clock.clone(),
+        let settings = Settings {
             limits: config.limits,
             schedule: config.schedule.clone(),
-            providers: providers.clone(),
-        });
-        let connecting = Connecting {
-            ports: ports.clone(),
-            cipher,
-            providers: providers.clone(),
-            settings: ConnectSettings {
+            connect: ConnectSettings {
                 public_url: config.public_url.clone(),
                 return_to_allowlist: config.return_to_allowlist.clone(),
                 backfill_days: config.backfill_days,
             },
-        };
-        let intake = WebhookIntake {
-            ports: ports.clone(),
-            providers,
-            coalesce: Duration::from_secs(u64::from(config.webhook_coalesce_seconds)),
-        };
-        let syncing = Syncing {
-            ports: ports.clone(),
-            engine: engine.clone(),
-            settings: SyncSettings {
+            sync: SyncSettings {
                 window_days: config.sync_window_days,
                 worker_concurrency: config.worker_concurrency,
                 manual_cooldown: Duration::from_secs(u64::from(config.manual_cooldown_seconds)),
                 manual_deadline: Duration::from_millis(u64::from(config.manual_deadline_ms)),
             },
+            coalesce: Duration::from_secs(u64::from(config.webhook_coalesce_seconds)),
         };
-        let uploads = DeviceUploads { ports: ports.clone(), engine: engine.clone() };
-        Ok(Self { config, ports, engine, connecting, intake, syncing, uploads })
-    }
-
-    pub fn challenges(&self) -> Challenges<'_> {
-        Challenges { steps: self.ports.steps.as_ref(), store: self.ports.challenges.as_ref() }
-    }
-
-    pub fn standings(&self) -> Standings<'_> {
-        Standings { challenges: self.ports.challenges.as_ref() }
-    }
-
-    pub fn status(&self) -> Status<'_> {
-        Status {
-            connections: self.ports.connections.as_ref(),
-            steps: self.ports.steps.as_ref(),
-            clock: self.ports.clock.as_ref(),
-        }
+        Ok(Self { services: Services::new(ports, cipher, providers, settings), config })
     }
 }

@@ -171,20 +171,20 @@ async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     // Refused before the body is read: a non-administrator learns nothing from the 400s.
     require_admin(who.admin)?;
     let body: NewChallenge = json_body::<NewChallengeBody>(req)?.parse()?;
-    let challenge = app.challenges().create(who.admin, body).await.map_err(|e| match e {
+    let challenge = app.services.challenges().create(who.admin, body).await.map_err(|e| match e {
         stepsync::services::ServiceError::Invalid { field, message } => {
             invalid_body_field(ParseError { field, message })
         }
         other => other.into(),
     })?;
     tracing::info!(admin = %who.user, challenge = %challenge.id, "challenge created");
-    Ok(json(201, &Settings::of(&challenge, app.ports.clock.now())))
+    Ok(json(201, &Settings::of(&challenge, app.services.ports.clock.now())))
 }
 
 async fn list(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     caller(req)?;
-    let now = app.ports.clock.now();
-    let challenges = app.challenges().list_open(now).await?;
+    let now = app.services.ports.clock.now();
+    let challenges = app.services.challenges().list_open(now).await?;
     let open: Vec<Summary> = challenges.iter().map(|c| Summary::of(c, now)).collect();
     Ok(json(200, &serde_json::json!({ "challenges": open })))
 }
@@ -192,9 +192,9 @@ async fn list(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
 async fn details(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
     let user = caller(req)?;
     let id = challenge_id(params)?;
-    let (challenge, joined) = app.challenges().details(&id, &user).await?;
+    let (challenge, joined) = app.services.challenges().details(&id, &user).await?;
     let details = Details {
-        settings: Settings::of(&challenge, app.ports.clock.now()),
+        settings: Settings::of(&challenge, app.services.ports.clock.now()),
         ends_at: challenge.ends_at(),
         closes_at: challenge.closes_at(),
         joined,
@@ -205,7 +205,7 @@ async fn details(app: &App, req: &Request, params: &Params) -> Result<Response<B
 async fn join(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
     let user = caller(req)?;
     let id = challenge_id(params)?;
-    let participant = app.challenges().join(&id, &user, app.ports.clock.now()).await?;
+    let participant = app.services.challenges().join(&id, &user, app.services.ports.clock.now()).await?;
     tracing::info!(user = %user, challenge = %id, "joined");
     Ok(json(200, &ParticipantView::from(&participant)))
 }
@@ -213,7 +213,7 @@ async fn join(app: &App, req: &Request, params: &Params) -> Result<Response<Body
 async fn leave(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
     let user = caller(req)?;
     let id = challenge_id(params)?;
-    app.challenges().leave(&id, &user, app.ports.clock.now()).await?;
+    app.services.challenges().leave(&id, &user, app.services.ports.clock.now()).await?;
     tracing::info!(user = %user, challenge = %id, "left");
     Ok(empty(204))
 }
@@ -231,7 +231,7 @@ async fn leaderboard(app: &App, req: &Request, params: &Params) -> Result<Respon
     let id = challenge_id(params)?;
     let limit = page_limit(query(req, "limit"))?;
     let cursor = query(req, "page_token").filter(|t| !t.is_empty());
-    let board = app.standings().leaderboard(&id, &user, limit, cursor).await?;
+    let board = app.services.standings().leaderboard(&id, &user, limit, cursor).await?;
     let entries: Vec<EntryView> = board.page.entries.iter().map(EntryView::from).collect();
     let me = board.me.as_ref().map(EntryView::from);
     Ok(json(200, &serde_json::json!({ "entries": entries, "me": me, "next_page_token": board.page.next })))

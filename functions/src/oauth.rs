@@ -52,7 +52,7 @@ fn state_cookie(provider: Provider, value: &str, max_age: u64) -> String {
 async fn authorize(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
     let user = caller(req)?;
     let provider = params.provider()?;
-    let start = app.connecting.authorize(&user, provider, query(req, "return_to")).await?;
+    let start = app.services.connecting.authorize(&user, provider, query(req, "return_to")).await?;
     let cookie = state_cookie(provider, &start.state_id, OAUTH_STATE_TTL.as_secs());
     Ok(redirect(&start.location, Some(&cookie)))
 }
@@ -66,7 +66,7 @@ async fn callback(app: &App, req: &Request, params: &Params) -> Result<Response<
         code: query(req, "code"),
         error: query(req, "error"),
     };
-    let back = app.connecting.callback(provider, query).await?;
+    let back = app.services.connecting.callback(provider, query).await?;
     let separator = if back.return_to.contains('?') { '&' } else { '?' };
     let location = format!("{}{separator}{}={}", back.return_to, back.key, back.value);
     Ok(redirect(&location, Some(&state_cookie(provider, "", 0))))
@@ -75,6 +75,6 @@ async fn callback(app: &App, req: &Request, params: &Params) -> Result<Response<
 async fn disconnect(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
     let user = caller(req)?;
     let provider = params.provider()?;
-    app.connecting.disconnect(&user, provider).await?;
+    app.services.connecting.disconnect(&user, provider).await?;
     Ok(empty(204))
 }

@@ -9,5 +9,5 @@ pub struct TickError(String);
 
 /// Emits the tick's `SyncShard` events; returns the shards that had due work.
 pub async fn tick(app: &App) -> Result<Vec<u16>, TickError> {
-    app.syncing.tick().await.map_err(|e| TickError(e.to_string()))
+    app.services.syncing.tick().await.map_err(|e| TickError(e.to_string()))
 }

@@ -19,5 +19,5 @@ pub async fn handle_until(
     stop_at: Option<Instant>,
 ) -> Result<WorkerResult, WorkerError> {
     let event: Event = serde_json::from_value(payload).map_err(|e| WorkerError::BadEvent(e.to_string()))?;
-    app.syncing.handle_event(event, stop_at).await
+    app.services.syncing.handle_event(event, stop_at).await
 }

@@ -86,16 +86,16 @@ fn failed(e: impl std::fmt::Display) -> DemoError {
 /// walkers; idempotent for the data kept in DynamoDB.
 async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>, DemoError> {
     let app = &stack.app;
-    let now = app.ports.clock.now();
+    let now = app.services.ports.clock.now();
     let today = local_today(now, &jiff::tz::TimeZone::UTC);
     let id = ChallengeId::parse(DEMO_CHALLENGE).map_err(failed)?;
     let challenge = Challenge::new(id.clone(), "Walk to the summit", today.add_days(-6), today.add_days(21), "UTC", 3)
         .map_err(failed)?;
-    match app.ports.challenges.create_challenge(&challenge).await {
+    match app.services.ports.challenges.create_challenge(&challenge).await {
         Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
         Err(e) => return Err(failed(e)),
     }
-    let challenges = app.challenges();
+    let challenges = app.services.challenges();
     let mut walkers = Vec::new();
     for i in 0..PEOPLE {
         let user = UserId::parse(&format!("walker-{:02}", i + 1)).map_err(failed)?;
@@ -171,9 +171,9 @@ pub async fn store_connection(
     tokens: Option<&TokenSet>,
     silent_since: Option<jiff::Timestamp>,
 ) -> Result<(), DemoError> {
-    let now = app.ports.clock.now();
-    let existing = app.ports.connections.get_connection(user, provider).await.map_err(failed)?;
-    let sealed = tokens.map(|t| app.engine.cipher.encrypt(user, provider, t)).transpose().map_err(failed)?;
+    let now = app.services.ports.clock.now();
+    let existing = app.services.ports.connections.get_connection(user, provider).await.map_err(failed)?;
+    let sealed = tokens.map(|t| app.services.engine.cipher.encrypt(user, provider, t)).transpose().map_err(failed)?;
     let connection = Connection {
         provider_user_id: tokens.map(|_| account.to_owned()),
         time_zone: Some("UTC".to_owned()),
@@ -183,16 +183,16 @@ pub async fn store_connection(
         last_success_at: silent_since,
         ..Connection::new(user.clone(), provider, silent_since.unwrap_or(now))
     };
-    app.ports.connections.save_connection(&connection, existing.map(|c| c.token_version)).await.map_err(failed)?;
+    app.services.ports.connections.save_connection(&connection, existing.map(|c| c.token_version)).await.map_err(failed)?;
     if tokens.is_some() {
-        app.ports.connections.claim_provider_account(provider, account, user).await.map_err(failed)?;
+        app.services.ports.connections.claim_provider_account(provider, account, user).await.map_err(failed)?;
     }
     Ok(())
 }
 
 /// One step of the simulation: everybody walks a little; some devices sync.
 async fn walk(stack: &LocalStack, walkers: &mut [Walker], http: &reqwest::Client) {
-    let today = local_today(stack.app.ports.clock.now(), &jiff::tz::TimeZone::UTC);
+    let today = local_today(stack.app.services.ports.clock.now(), &jiff::tz::TimeZone::UTC);
     let (webhook_google, webhook_misfit) =
         (format!("{}/webhooks/google_health", stack.base_url), format!("{}/webhooks/misfit", stack.base_url));
     for walker in walkers.iter_mut() {
@@ -248,7 +248,7 @@ pub fn add_sandbox_accounts(stack: &LocalStack) -> Vec<(Provider, String)> {
 
 /// The leaderboard's top `n` as lines for the terminal.
 async fn leaderboard(stack: &LocalStack, n: usize) -> Vec<String> {
-    let challenges = stack.app.challenges();
+    let challenges = stack.app.services.challenges();
     let Ok(id) = ChallengeId::parse(DEMO_CHALLENGE) else { return Vec::new() };
     match challenges.leaderboard(&id, n, None).await {
         Ok(page) => {
@@ -283,5 +283,5 @@ pub async fn run(stack: Arc<LocalStack>, every: Duration, print: bool) -> Result
 
 /// The day the demo walks on (for tests).
 pub fn demo_today(stack: &LocalStack) -> LocalDate {
-    local_today(stack.app.ports.clock.now(), &jiff::tz::TimeZone::UTC)
+    local_today(stack.app.services.ports.clock.now(), &jiff::tz::TimeZone::UTC)
 }

@@ -82,7 +82,7 @@ pub async fn upload(
     let (values, rejected) = parse_days(&envelope.days);
     let (zone, tz) = envelope.time_zone;
     let upload = DeviceUpload { platform: envelope.platform, zone, tz, values, rejected };
-    let report = app.uploads.upload(&user, upload).await?;
+    let report = app.services.uploads.upload(&user, upload).await?;
     if report.applied.is_empty() {
         return Ok(nothing_usable(&report.rejected));
     }

@@ -59,13 +59,13 @@ async fn sync_now(app: &App, req: &Request) -> Result<Response<Body>, ApiError> 
         .or_else(|| query(req, "challenge").map(str::to_owned))
         .map(|c| ChallengeId::parse(&c))
         .transpose()?;
-    let report = app.syncing.sync_now(&user, challenge.as_ref()).await?;
+    let report = app.services.syncing.sync_now(&user, challenge.as_ref()).await?;
     Ok(json(if report.queued { 202 } else { 200 }, &report))
 }
 
 async fn status(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(req)?;
-    let views = app.status().connections(&user).await?;
+    let views = app.services.status().connections(&user).await?;
     Ok(json(200, &serde_json::json!({"connections": views})))
 }
 
@@ -77,6 +77,6 @@ async fn steps(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         LocalDate::parse(raw).map_err(|e| ApiError::Invalid { field: name, message: e.message })
     };
     let (from, to) = (date("from")?, date("to")?);
-    let days = app.status().days(&user, from, to).await?;
+    let days = app.services.status().days(&user, from, to).await?;
     Ok(json(200, &serde_json::json!({"days": days})))
 }

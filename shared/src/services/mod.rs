@@ -23,8 +23,11 @@ pub use syncing::{ManualSync, SyncSettings, Syncing, WorkerError, WorkerResult};
 pub use uploads::{AppliedDay, DeviceUpload, DeviceUploads, RejectedDay, UploadReport};
 
 use crate::clock::Clock;
-use crate::domain::ParseError;
-use crate::ports::{ChallengeStore, ConnectionStore, EphemeralStore, EventPublisher, StepStore, Store, StoreError};
+use crate::domain::{ParseError, StepLimits};
+use crate::engine::{Schedule, SyncEngine};
+use crate::ports::{
+    ChallengeStore, ConnectionStore, EphemeralStore, EventPublisher, Providers, StepStore, Store, StoreError, TokenCipher,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,6 +113,71 @@ impl Ports {
         }
         if let Err(error) = self.publisher.publish(events).await {
             tracing::error!(%error, what, "events not published");
+        }
+    }
+}
+
+/// What the services need to know from configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub limits: StepLimits,
+    pub schedule: Schedule,
+    pub connect: ConnectSettings,
+    pub sync: SyncSettings,
+    /// Duplicate webhook notices for one person and day within this window cause one sync.
+    pub coalesce: Duration,
+}
+
+/// Every use case, wired once over the same ports: what a function (or a test) serves from.
+pub struct Services {
+    pub ports: Ports,
+    pub engine: Arc<SyncEngine>,
+    pub connecting: Connecting,
+    pub intake: WebhookIntake,
+    pub syncing: Syncing,
+    pub uploads: DeviceUploads,
+}
+
+impl Services {
+    pub fn new(ports: Ports, cipher: Arc<dyn TokenCipher>, providers: Providers, settings: Settings) -> Self {
+        let engine = Arc::new(SyncEngine {
+            steps: ports.steps.clone(),
+            connections: ports.connections.clone(),
+            publisher: ports.publisher.clone(),
+            cipher: cipher.clone(),
+            clock: ports.clock.clone(),
+            limits: settings.limits,
+            schedule: settings.schedule,
+            providers: providers.clone(),
+        });
+        Self {
+            connecting: Connecting {
+                ports: ports.clone(),
+                cipher,
+                providers: providers.clone(),
+                settings: settings.connect,
+            },
+            intake: WebhookIntake { ports: ports.clone(), providers, coalesce: settings.coalesce },
+            syncing: Syncing { ports: ports.clone(), engine: engine.clone(), settings: settings.sync },
+            uploads: DeviceUploads { ports: ports.clone(), engine: engine.clone() },
+            engine,
+            ports,
+        }
+    }
+
+    pub fn challenges(&self) -> Challenges<'_> {
+        Challenges { steps: self.ports.steps.as_ref(), store: self.ports.challenges.as_ref() }
+    }
+
+    pub fn standings(&self) -> Standings<'_> {
+        Standings { challenges: self.ports.challenges.as_ref() }
+    }
+
+    pub fn status(&self) -> Status<'_> {
+        Status {
+            connections: self.ports.connections.as_ref(),
+            steps: self.ports.steps.as_ref(),
+            clock: self.ports.clock.as_ref(),
         }
     }
 }

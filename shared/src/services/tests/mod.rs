@@ -11,8 +11,8 @@ mod syncing;
 mod uploads;
 
 use super::{
-    Challenges, ConnectSettings, Connecting, DeviceUploads, Ports, ServiceError, Standings, Status, SyncSettings,
-    Syncing, WebhookIntake,
+    Challenges, ConnectSettings, Connecting, DeviceUploads, Ports, ServiceError, Services, Settings, Standings, Status,
+    SyncSettings, Syncing, WebhookIntake,
 };
 use crate::clock::Clock;
 use crate::crypto::AesGcmTokenCipher;
@@ -81,38 +81,24 @@ impl World {
             .with_revoker(Provider::GoogleHealth, revoker.clone())
             .with_webhooks(Provider::GoogleHealth, webhooks.clone());
         let ports = Ports::over(store.clone(), publisher.clone(), clock.clone());
-        let engine = Arc::new(SyncEngine {
-            steps: ports.steps.clone(),
-            connections: ports.connections.clone(),
-            publisher: ports.publisher.clone(),
-            cipher: cipher.clone(),
-            clock: ports.clock.clone(),
+        let settings = Settings {
             limits: StepLimits::default(),
             schedule: Schedule::default(),
-            providers: providers.clone(),
-        });
-        let connecting = Connecting {
-            ports: ports.clone(),
-            cipher: cipher.clone(),
-            providers: providers.clone(),
-            settings: ConnectSettings {
+            connect: ConnectSettings {
                 public_url: "http://127.0.0.1:3000".into(),
                 return_to_allowlist: vec![HOME.into(), "stepsync://".into()],
                 backfill_days: 30,
             },
-        };
-        let intake = WebhookIntake { ports: ports.clone(), providers, coalesce: Duration::from_secs(60) };
-        let syncing = Syncing {
-            ports: ports.clone(),
-            engine: engine.clone(),
-            settings: SyncSettings {
+            sync: SyncSettings {
                 window_days: 7,
                 worker_concurrency: 4,
                 manual_cooldown: Duration::from_secs(60),
                 manual_deadline: Duration::from_secs(8),
             },
+            coalesce: Duration::from_secs(60),
         };
-        let uploads = DeviceUploads { ports: ports.clone(), engine: engine.clone() };
+        let Services { ports, engine, connecting, intake, syncing, uploads } =
+            Services::new(ports, cipher.clone(), providers, settings);
         World {
             store,
             publisher,
