@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::domain::Provider;
 use crate::ports::Providers;
 use google_health::{GoogleHealthClient, GoogleHealthSettings, GoogleHealthWebhooks};
-use misfit::{MisfitClient, MisfitSettings};
+use misfit::{MisfitClient, MisfitSettings, MisfitWebhooks};
 use std::sync::Arc;
 
 /// A source client that could not be built from its settings.
@@ -49,11 +49,12 @@ pub fn registry(
             .with_webhooks(Provider::GoogleHealth, webhooks);
     }
     if let Some(settings) = misfit {
-        let client = Arc::new(MisfitClient::new(settings.clone(), clock)?);
+        let client = Arc::new(MisfitClient::new(settings.clone(), clock.clone())?);
+        let webhooks = Arc::new(MisfitWebhooks::new(settings.clone(), clock)?);
         providers = providers
             .with_source(client.clone())
-            .with_oauth(Provider::Misfit, client.clone())
-            .with_webhooks(Provider::Misfit, client);
+            .with_oauth(Provider::Misfit, client)
+            .with_webhooks(Provider::Misfit, webhooks);
     }
     Ok(providers)
 }
