@@ -3,14 +3,12 @@
 //! `GoogleHealthWebhooks`' concern.
 
 use super::wire::{CivilDate, CivilDateTime, int64};
-use super::{ACTIVITY_SCOPE, GoogleHealthSettings, SetupError, parse_url};
+use super::{ACTIVITY_SCOPE, GoogleHealthSettings, SetupError, http_client, parse_url};
 use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
 use crate::ports::{AuthorizeRequest, OAuthClient, ProviderError, ProviderIdentity, Revoker, StepSource};
 use crate::providers::day_ranges;
-use crate::providers::http::{
-    Answer, HttpFailure, Redirects, answered, build_client, error_code, retry_after, send, unreadable,
-};
+use crate::providers::http::{Answer, HttpFailure, answered, error_code, retry_after, send, unreadable};
 use async_trait::async_trait;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
@@ -64,8 +62,7 @@ pub struct GoogleHealthClient {
 impl GoogleHealthClient {
     pub fn new(settings: GoogleHealthSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         let endpoints = Endpoints::from_settings(&settings)?;
-        let http = build_client(settings.connect_timeout, settings.request_timeout, Redirects::Follow)
-            .map_err(|e| SetupError::HttpClient(e.to_string()))?;
+        let http = http_client(&settings)?;
         Ok(Self { settings, endpoints, http, clock })
     }
 

@@ -1,10 +1,10 @@
 //! Google's webhook signing keys: a Tink public keyset (JSON) whose `EcdsaPublicKey` protos
 //! are read by hand, and the cache that fetches it lazily and again on an unknown key id.
 
-use super::{GoogleHealthSettings, SetupError, parse_url};
+use super::{GoogleHealthSettings, SetupError, http_client, parse_url};
 use crate::clock::Clock;
 use crate::ports::WebhookError;
-use crate::providers::http::{HttpFailure, Redirects, build_client, read_limited};
+use crate::providers::http::{HttpFailure, read_limited};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jiff::{SignedDuration, Timestamp};
@@ -269,8 +269,7 @@ impl KeyCache {
     /// An empty cache for the keyset at `keyset_url`, fetched with the settings' timeouts.
     pub fn new(settings: &GoogleHealthSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         let url = parse_url("keyset_url", &settings.keyset_url)?;
-        let http = build_client(settings.connect_timeout, settings.request_timeout, Redirects::Follow)
-            .map_err(|e| SetupError::HttpClient(e.to_string()))?;
+        let http = http_client(settings)?;
         Ok(Self { url, http, clock, cached: RwLock::new(None), fetching: Mutex::new(()) })
     }
 

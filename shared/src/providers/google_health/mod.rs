@@ -10,7 +10,7 @@ mod wire;
 pub use client::GoogleHealthClient;
 pub use webhook::GoogleHealthWebhooks;
 
-use crate::providers::http::http_url;
+use crate::providers::http::{Redirects, build_client, http_url};
 use reqwest::Url;
 use secrecy::SecretString;
 use std::time::Duration;
@@ -80,6 +80,12 @@ pub enum SetupError {
 /// The setting `name` as an http(s) URL.
 fn parse_url(name: &'static str, raw: &str) -> Result<Url, SetupError> {
     http_url(raw).ok_or(SetupError::InvalidUrl { name })
+}
+
+/// The HTTP client each adapter builds for itself: the settings' timeouts, redirects followed.
+fn http_client(settings: &GoogleHealthSettings) -> Result<reqwest::Client, SetupError> {
+    build_client(settings.connect_timeout, settings.request_timeout, Redirects::Follow)
+        .map_err(|e| SetupError::HttpClient(e.to_string()))
 }
 
 /// A Google Health fixture file from `../shared/fixtures/google_health/`.

@@ -3,14 +3,12 @@
 //! included. Notifications are `MisfitWebhooks`' concern.
 
 use super::rate_limit::rate_limit_wait;
-use super::{MisfitSettings, SetupError, TRACKING_SCOPE};
+use super::{MisfitSettings, SetupError, TRACKING_SCOPE, http_client};
 use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
 use crate::ports::{AuthorizeRequest, OAuthClient, ProviderError, ProviderIdentity, StepSource};
 use crate::providers::day_ranges;
-use crate::providers::http::{
-    Answer, HttpFailure, Redirects, answered, build_client, error_code, http_url, send, unavailable, unreadable,
-};
+use crate::providers::http::{Answer, HttpFailure, answered, error_code, http_url, send, unavailable, unreadable};
 use async_trait::async_trait;
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
@@ -67,9 +65,8 @@ impl MisfitClient {
     pub fn new(settings: MisfitSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         let endpoints = Endpoints::from_settings(&settings)?;
         check_scopes(&settings.scopes)?;
-        // An API that redirects its resources is read as moved away (see `api_error`).
-        let http = build_client(settings.connect_timeout, settings.request_timeout, Redirects::Stop)
-            .map_err(|e| SetupError::HttpClient(e.to_string()))?;
+        // It does not follow redirects: one is read as the API moved away (see `api_error`).
+        let http = http_client(&settings)?;
         Ok(Self { settings, endpoints, http, clock })
     }
 

@@ -12,6 +12,7 @@ mod webhook;
 pub use client::MisfitClient;
 pub use webhook::MisfitWebhooks;
 
+use crate::providers::http::{Redirects, build_client};
 use secrecy::SecretString;
 use std::time::Duration;
 
@@ -79,6 +80,14 @@ pub enum SetupError {
     InvalidSetting { name: &'static str, why: &'static str },
     #[error("the HTTP client could not be built: {0}")]
     HttpClient(String),
+}
+
+/// The HTTP client each adapter builds for itself: the settings' timeouts, and no redirects:
+/// one could lead a certificate or confirmation fetch off the allow-list, and an API that
+/// redirects its resources is read as moved away.
+fn http_client(settings: &MisfitSettings) -> Result<reqwest::Client, SetupError> {
+    build_client(settings.connect_timeout, settings.request_timeout, Redirects::Stop)
+        .map_err(|e| SetupError::HttpClient(e.to_string()))
 }
 
 /// A Misfit fixture file from `../shared/fixtures/misfit/`.

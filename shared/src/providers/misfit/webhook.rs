@@ -5,11 +5,11 @@
 //! dates.
 
 use super::sns::{CertCache, MessageKind, SnsMessage, SnsUrls};
-use super::{MisfitSettings, SetupError};
+use super::{MisfitSettings, SetupError, http_client};
 use crate::clock::Clock;
 use crate::domain::LocalDate;
 use crate::ports::{DataNotice, WebhookError, WebhookMessage, WebhookVerifier};
-use crate::providers::http::{HttpFailure, Redirects, build_client, read_limited};
+use crate::providers::http::{HttpFailure, read_limited};
 use crate::providers::webhook::{header, json_items, malformed_item, merge_notice, refuse_unless_small_post};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -44,9 +44,8 @@ pub struct MisfitWebhooks {
 impl MisfitWebhooks {
     pub fn new(settings: MisfitSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         let sns_urls = SnsUrls::from_settings(&settings)?;
-        // A redirect could lead a certificate or confirmation fetch off the allow-list.
-        let http = build_client(settings.connect_timeout, settings.request_timeout, Redirects::Stop)
-            .map_err(|e| SetupError::HttpClient(e.to_string()))?;
+        // It does not follow redirects: one could lead a fetch off the allow-list.
+        let http = http_client(&settings)?;
         let fetch_timeout = settings.request_timeout.min(MAX_FETCH_TIME);
         Ok(Self {
             max_body_bytes: settings.max_body_bytes,
