@@ -1,6 +1,7 @@
-//! Adapters: one module per step source, each implementing the capability ports it has
-//! (`StepSource`, `OAuthClient`, `Revoker`, `WebhookVerifier`); `registry` builds the set a
-//! deployment uses; the helpers the sources share (HTTP, webhooks, day ranges, test server).
+//! Adapters: one module per step source, with one struct per concern (an API client for
+//! `StepSource`, `OAuthClient` and `Revoker`; a verifier for `WebhookVerifier`); `registry`
+//! builds the set a deployment uses; the helpers the sources share (HTTP, webhooks, day
+//! ranges, test server).
 
 mod day_ranges;
 mod fitbit_legacy;
@@ -16,8 +17,8 @@ pub use fitbit_legacy::FitbitLegacy;
 use crate::clock::Clock;
 use crate::domain::Provider;
 use crate::ports::Providers;
-use google_health::{GoogleHealthClient, GoogleHealthSettings};
-use misfit::{MisfitClient, MisfitSettings};
+use google_health::{GoogleHealthClient, GoogleHealthSettings, GoogleHealthWebhooks};
+use misfit::{MisfitClient, MisfitSettings, MisfitWebhooks};
 use std::sync::Arc;
 
 /// A source client that could not be built from its settings.
@@ -29,7 +30,7 @@ pub enum SetupError {
     Misfit(#[from] misfit::SetupError),
 }
 
-/// Every source client the settings turn on, each registered for the capabilities it has.
+/// Every source the settings turn on, each capability registered from the struct that has it.
 /// The retired Fitbit Web API is always there, so old connections learn they must move.
 pub fn registry(
     google: Option<&GoogleHealthSettings>,
@@ -40,18 +41,20 @@ pub fn registry(
     let mut providers = Providers::default().with_source(fitbit.clone()).with_webhooks(Provider::Fitbit, fitbit);
     if let Some(settings) = google {
         let client = Arc::new(GoogleHealthClient::new(settings.clone(), clock.clone())?);
+        let webhooks = Arc::new(GoogleHealthWebhooks::new(settings.clone(), clock.clone())?);
         providers = providers
             .with_source(client.clone())
             .with_oauth(Provider::GoogleHealth, client.clone())
-            .with_revoker(Provider::GoogleHealth, client.clone())
-            .with_webhooks(Provider::GoogleHealth, client);
+            .with_revoker(Provider::GoogleHealth, client)
+            .with_webhooks(Provider::GoogleHealth, webhooks);
     }
     if let Some(settings) = misfit {
-        let client = Arc::new(MisfitClient::new(settings.clone(), clock)?);
+        let client = Arc::new(MisfitClient::new(settings.clone(), clock.clone())?);
+        let webhooks = Arc::new(MisfitWebhooks::new(settings.clone(), clock)?);
         providers = providers
             .with_source(client.clone())
-            .with_oauth(Provider::Misfit, client.clone())
-            .with_webhooks(Provider::Misfit, client);
+            .with_oauth(Provider::Misfit, client)
+            .with_webhooks(Provider::Misfit, webhooks);
     }
     Ok(providers)
 }

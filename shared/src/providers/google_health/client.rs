@@ -1,19 +1,14 @@
 //! `GoogleHealthClient`: OAuth against Google's token endpoint, identity, the daily steps
-//! roll-up and revocation, with Google's errors mapped to `ProviderError`.
+//! roll-up and revocation, with Google's errors mapped to `ProviderError`. Webhooks are
+//! `GoogleHealthWebhooks`' concern.
 
-use super::keyset::{KeyCache, Keyset};
 use super::wire::{CivilDate, CivilDateTime, int64};
-use super::{ACTIVITY_SCOPE, GoogleHealthSettings};
+use super::{ACTIVITY_SCOPE, GoogleHealthSettings, SetupError, http_client, parse_url};
 use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
-use crate::ports::{
-    AuthorizeRequest, OAuthClient, ProviderError, ProviderIdentity, Revoker, StepSource, WebhookError, WebhookMessage,
-    WebhookVerifier,
-};
+use crate::ports::{AuthorizeRequest, OAuthClient, ProviderError, ProviderIdentity, Revoker, StepSource};
 use crate::providers::day_ranges;
-use crate::providers::http::{
-    Answer, HttpFailure, Redirects, answered, build_client, error_code, http_url, retry_after, send, unreadable,
-};
+use crate::providers::http::{Answer, HttpFailure, answered, error_code, retry_after, send, unreadable};
 use async_trait::async_trait;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
@@ -32,26 +27,14 @@ const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Google's access tokens last an hour; used only if `expires_in` is missing.
 const DEFAULT_TOKEN_LIFETIME_SECS: i64 = 3600;
 
-/// Why the client could not be built from its settings.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    #[error("{name} is not a valid http(s) URL")]
-    InvalidUrl { name: &'static str },
-    #[error("the HTTP client could not be built: {0}")]
-    HttpClient(String),
-    #[error("the webhook keyset is invalid: {0}")]
-    Keyset(String),
-}
-
 /// Every endpoint, parsed once.
 #[derive(Debug)]
-pub(super) struct Endpoints {
+struct Endpoints {
     pub auth: Url,
     pub token: Url,
     pub revoke: Url,
     pub identity: Url,
     pub rollup: Url,
-    pub keyset: Url,
 }
 
 impl Endpoints {
@@ -63,39 +46,24 @@ impl Endpoints {
             revoke: parse_url("revoke_url", &settings.revoke_url)?,
             identity: parse_url("api_base", &format!("{base}/v4/users/me/identity"))?,
             rollup: parse_url("api_base", &format!("{base}/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp"))?,
-            keyset: parse_url("keyset_url", &settings.keyset_url)?,
         })
     }
 }
 
-fn parse_url(name: &'static str, raw: &str) -> Result<Url, SetupError> {
-    http_url(raw).ok_or(SetupError::InvalidUrl { name })
-}
-
-/// The Google Health API adapter behind `StepProvider`. Build it once and share it: it holds
-/// one connection pool and the cached webhook keys.
+/// The Google Health API adapter behind `StepSource`, `OAuthClient` and `Revoker`. Build it
+/// once and share it: it holds one connection pool.
 pub struct GoogleHealthClient {
-    pub(super) settings: GoogleHealthSettings,
-    pub(super) endpoints: Endpoints,
-    pub(super) http: reqwest::Client,
-    pub(super) clock: Arc<dyn Clock>,
-    pub(super) keys: KeyCache,
+    settings: GoogleHealthSettings,
+    endpoints: Endpoints,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
 }
 
 impl GoogleHealthClient {
     pub fn new(settings: GoogleHealthSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         let endpoints = Endpoints::from_settings(&settings)?;
-        let http = build_client(settings.connect_timeout, settings.request_timeout, Redirects::Follow)
-            .map_err(|e| SetupError::HttpClient(e.to_string()))?;
-        Ok(Self { settings, endpoints, http, clock, keys: KeyCache::default() })
-    }
-
-    /// Starts with these webhook keys instead of fetching them first (tests, pinned keys).
-    /// An unknown key id still triggers a fetch from `keyset_url`.
-    pub fn with_keyset_json(mut self, json: &str) -> Result<Self, SetupError> {
-        let keyset = Keyset::from_json(json.as_bytes()).map_err(|e| SetupError::Keyset(e.to_string()))?;
-        self.keys = KeyCache::preloaded(keyset);
-        Ok(self)
+        let http = http_client(&settings)?;
+        Ok(Self { settings, endpoints, http, clock })
     }
 
     /// Whether the person granted the activity scope (they can untick it on the consent page).
@@ -299,18 +267,6 @@ impl Revoker for GoogleHealthClient {
             Err(ProviderError::BadRequest(code)) if code == "invalid_token" => Ok(()),
             other => other.map(|_| ()),
         }
-    }
-}
-
-#[async_trait]
-impl WebhookVerifier for GoogleHealthClient {
-    async fn verify(
-        &self,
-        method: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Result<WebhookMessage, WebhookError> {
-        self.verify_notification(method, headers, body).await
     }
 }
 

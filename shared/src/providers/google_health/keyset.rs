@@ -1,7 +1,8 @@
 //! Google's webhook signing keys: a Tink public keyset (JSON) whose `EcdsaPublicKey` protos
 //! are read by hand, and the cache that fetches it lazily and again on an unknown key id.
 
-use super::client::GoogleHealthClient;
+use super::{GoogleHealthSettings, SetupError, http_client, parse_url};
+use crate::clock::Clock;
 use crate::ports::WebhookError;
 use crate::providers::http::{HttpFailure, read_limited};
 use base64::Engine;
@@ -9,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use jiff::{SignedDuration, Timestamp};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{DerSignature, Signature, VerifyingKey};
+use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -253,42 +255,51 @@ struct CachedKeys {
     fetched_at: Option<Timestamp>,
 }
 
-/// The keyset shared by every request, and a lock so that one request at a time fetches.
-#[derive(Default)]
+/// The keyset shared by every request, a lock so that one request at a time fetches, and
+/// what a fetch needs: the published keyset's URL and an HTTP client of its own.
 pub(super) struct KeyCache {
+    url: Url,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
     cached: RwLock<Option<CachedKeys>>,
     fetching: Mutex<()>,
 }
 
 impl KeyCache {
-    pub fn preloaded(keyset: Keyset) -> Self {
-        Self { cached: RwLock::new(Some(CachedKeys { keyset: Arc::new(keyset), fetched_at: None })), ..Self::default() }
+    /// An empty cache for the keyset at `keyset_url`, fetched with the settings' timeouts.
+    pub fn new(settings: &GoogleHealthSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
+        let url = parse_url("keyset_url", &settings.keyset_url)?;
+        let http = http_client(settings)?;
+        Ok(Self { url, http, clock, cached: RwLock::new(None), fetching: Mutex::new(()) })
     }
-}
 
-impl GoogleHealthClient {
+    /// Starts with `keyset`, which never goes stale; an unknown key id still fetches.
+    pub fn preload(&mut self, keyset: Keyset) {
+        *self.cached.get_mut() = Some(CachedKeys { keyset: Arc::new(keyset), fetched_at: None });
+    }
+
     /// The key that signed a notification: from the cache, else from one fetch of the
     /// published keyset (at most one per request).
-    pub(super) async fn signing_key(&self, key_id: u32) -> Result<PublicKey, WebhookError> {
+    pub async fn signing_key(&self, key_id: u32) -> Result<PublicKey, WebhookError> {
         if let Some(key) = self.cached_key(key_id).await {
             return Ok(key);
         }
         // Concurrent requests for a new key wait here; once the first one's fetch is in, the
         // others find the key without fetching again.
-        let _one_fetch_at_a_time = self.keys.fetching.lock().await;
+        let _one_fetch_at_a_time = self.fetching.lock().await;
         if let Some(key) = self.cached_key(key_id).await {
             return Ok(key);
         }
         let keyset = Arc::new(self.fetch_keyset().await?);
         let found = keyset.get(key_id).cloned();
-        *self.keys.cached.write().await = Some(CachedKeys { keyset, fetched_at: Some(self.clock.now()) });
+        *self.cached.write().await = Some(CachedKeys { keyset, fetched_at: Some(self.clock.now()) });
         found.ok_or(WebhookError::UnknownKey)
     }
 
     /// The key from a cached keyset that is not yet too old.
     async fn cached_key(&self, key_id: u32) -> Option<PublicKey> {
         let now = self.clock.now();
-        let cached = self.keys.cached.read().await;
+        let cached = self.cached.read().await;
         let cached = cached.as_ref()?;
         let stale = cached.fetched_at.is_some_and(|at| now.duration_since(at) > MAX_KEYSET_AGE);
         if stale { None } else { cached.keyset.get(key_id).cloned() }
@@ -299,8 +310,7 @@ impl GoogleHealthClient {
             |why: &str| WebhookError::Unavailable(format!("the webhook signing keys could not be fetched: {why}"));
         // Google is alive: a refused connection is one more passing failure to connect.
         let failure = |f: HttpFailure| failed(f.refused_as_connect().describe());
-        let response =
-            self.http.get(self.endpoints.keyset.clone()).send().await.map_err(|e| failure(HttpFailure::of(&e)))?;
+        let response = self.http.get(self.url.clone()).send().await.map_err(|e| failure(HttpFailure::of(&e)))?;
         if !response.status().is_success() {
             return Err(failed(&format!("HTTP {}", response.status().as_u16())));
         }

@@ -1,13 +1,17 @@
-//! Fitbit and Pixel through the Google Health API: Google OAuth, identity, daily roll-ups,
-//! revocation, and webhooks signed with Google's published Tink keys.
+//! Fitbit and Pixel through the Google Health API: Google OAuth, identity, daily roll-ups and
+//! revocation (`GoogleHealthClient`), and webhooks signed with Google's published Tink keys
+//! (`GoogleHealthWebhooks`); both are built from one `GoogleHealthSettings`.
 
 mod client;
 mod keyset;
 mod webhook;
 mod wire;
 
-pub use client::{GoogleHealthClient, SetupError};
+pub use client::GoogleHealthClient;
+pub use webhook::GoogleHealthWebhooks;
 
+use crate::providers::http::{Redirects, build_client, http_url};
+use reqwest::Url;
 use secrecy::SecretString;
 use std::time::Duration;
 
@@ -60,6 +64,28 @@ impl GoogleHealthSettings {
             request_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// Why a Google Health adapter could not be built from its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{name} is not a valid http(s) URL")]
+    InvalidUrl { name: &'static str },
+    #[error("the HTTP client could not be built: {0}")]
+    HttpClient(String),
+    #[error("the webhook keyset is invalid: {0}")]
+    Keyset(String),
+}
+
+/// The setting `name` as an http(s) URL.
+fn parse_url(name: &'static str, raw: &str) -> Result<Url, SetupError> {
+    http_url(raw).ok_or(SetupError::InvalidUrl { name })
+}
+
+/// The HTTP client each adapter builds for itself: the settings' timeouts, redirects followed.
+fn http_client(settings: &GoogleHealthSettings) -> Result<reqwest::Client, SetupError> {
+    build_client(settings.connect_timeout, settings.request_timeout, Redirects::Follow)
+        .map_err(|e| SetupError::HttpClient(e.to_string()))
 }
 
 /// A Google Health known-answer fixture (the repository's `fixtures/google_health/`), as text.

@@ -1,20 +1,24 @@
-//! Google Health webhooks: the verification handshake, then for notifications the Tink ECDSA
+//! `GoogleHealthWebhooks`: the verification handshake, then for notifications the Tink ECDSA
 //! signature over the raw body (before any parsing), the optional shared secret, and finally
 //! the notices: whose data changed and on which civil dates.
 
-use super::client::GoogleHealthClient;
+use super::keyset::{KeyCache, Keyset};
 use super::wire::CivilDateTime;
+use super::{GoogleHealthSettings, SetupError};
+use crate::clock::Clock;
 use crate::domain::LocalDate;
-use crate::ports::{DataNotice, WebhookError, WebhookMessage};
+use crate::ports::{DataNotice, WebhookError, WebhookMessage, WebhookVerifier};
 use crate::providers::webhook::{header, json_items, malformed_item, merge_notice, refuse_unless_small_post, short};
+use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 const SIGNATURE_HEADERS: [&str; 2] = ["x-healthapi-signature", "google-health-api-signature"];
@@ -27,14 +31,56 @@ const MAX_HANDSHAKE_BYTES: usize = 256;
 /// deleted account's whole history) keeps its most recent days.
 const MAX_NOTICE_DAYS: i32 = 366;
 
-impl GoogleHealthClient {
-    pub(super) async fn verify_notification(
+/// The Google Health adapter behind `WebhookVerifier`. Build it once and share it: it holds
+/// the cached signing keys.
+pub struct GoogleHealthWebhooks {
+    /// The subscriber's `endpointAuthorization.secret`.
+    secret: Option<SecretString>,
+    require_authorization: bool,
+    max_body_bytes: usize,
+    keys: KeyCache,
+}
+
+impl GoogleHealthWebhooks {
+    /// A verifier that fetches Google's keyset from `keyset_url` when it first needs a key.
+    pub fn new(settings: GoogleHealthSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
+        Ok(Self {
+            keys: KeyCache::new(&settings, clock)?,
+            secret: settings.webhook_secret,
+            require_authorization: settings.require_authorization,
+            max_body_bytes: settings.max_body_bytes,
+        })
+    }
+
+    /// Starts with these webhook keys instead of fetching them first (tests, pinned keys).
+    /// An unknown key id still triggers a fetch from `keyset_url`.
+    pub fn with_keyset_json(mut self, json: &str) -> Result<Self, SetupError> {
+        let keyset = Keyset::from_json(json.as_bytes()).map_err(|e| SetupError::Keyset(e.to_string()))?;
+        self.keys.preload(keyset);
+        Ok(self)
+    }
+
+    /// Whether `Authorization` is the configured secret. Both sides are hashed first, so the
+    /// constant-time comparison does not leak the secret's length either.
+    fn carries_secret(&self, headers: &[(String, String)]) -> bool {
+        let (Some(secret), Some(given)) = (self.secret.as_ref(), header(headers, &["authorization"])) else {
+            return false;
+        };
+        let expected = Sha256::digest(secret.expose_secret().as_bytes());
+        let given = Sha256::digest(given.trim().as_bytes());
+        expected.ct_eq(&given).into()
+    }
+}
+
+#[async_trait]
+impl WebhookVerifier for GoogleHealthWebhooks {
+    async fn verify(
         &self,
         method: &str,
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<WebhookMessage, WebhookError> {
-        refuse_unless_small_post(method, body, self.settings.max_body_bytes, || {
+        refuse_unless_small_post(method, body, self.max_body_bytes, || {
             format!("expected a POST, not {}", short(method))
         })?;
         if is_handshake(body) {
@@ -45,26 +91,14 @@ impl GoogleHealthClient {
 
         let header = header(headers, &SIGNATURE_HEADERS).ok_or(WebhookError::MissingSignature)?;
         let (key_id, signature) = split_signature(header)?;
-        let key = self.signing_key(key_id).await?;
+        let key = self.keys.signing_key(key_id).await?;
         if !key.verifies(body, &signature) {
             return Err(WebhookError::BadSignature);
         }
-        if self.settings.require_authorization && !self.carries_secret(headers) {
+        if self.require_authorization && !self.carries_secret(headers) {
             return Err(WebhookError::Unauthorized);
         }
         parse_notices(body).map(WebhookMessage::Notices)
-    }
-
-    /// Whether `Authorization` is the configured secret. Both sides are hashed first, so the
-    /// constant-time comparison does not leak the secret's length either.
-    fn carries_secret(&self, headers: &[(String, String)]) -> bool {
-        let (Some(secret), Some(given)) = (self.settings.webhook_secret.as_ref(), header(headers, &["authorization"]))
-        else {
-            return false;
-        };
-        let expected = Sha256::digest(secret.expose_secret().as_bytes());
-        let given = Sha256::digest(given.trim().as_bytes());
-        expected.ct_eq(&given).into()
     }
 }
 
@@ -203,16 +237,13 @@ fn civil_date(raw: &str) -> Result<LocalDate, &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{GoogleHealthSettings, fixture, keyset::Keyset};
+    use super::super::fixture;
     use super::*;
-    use crate::ports::WebhookVerifier;
     use crate::providers::test_server::{Reply, TestServer};
     use crate::testing::FixedClock;
     use p256::ecdsa::SigningKey;
     use p256::ecdsa::signature::Signer;
-    use secrecy::SecretString;
     use serde_json::Value;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     const ACCOUNT: &str = "114477889900112233445";
@@ -224,18 +255,18 @@ mod tests {
         settings
     }
 
-    fn client_with(settings: GoogleHealthSettings, keyset: Option<&str>) -> GoogleHealthClient {
-        let client = GoogleHealthClient::new(settings, Arc::new(FixedClock::at("2026-11-25T12:00:00Z"))).unwrap();
+    fn verifier_with(settings: GoogleHealthSettings, keyset: Option<&str>) -> GoogleHealthWebhooks {
+        let verifier = GoogleHealthWebhooks::new(settings, Arc::new(FixedClock::at("2026-11-25T12:00:00Z"))).unwrap();
         match keyset {
-            Some(json) => client.with_keyset_json(json).unwrap(),
-            None => client,
+            Some(json) => verifier.with_keyset_json(json).unwrap(),
+            None => verifier,
         }
     }
 
-    /// A client holding the fixture keys; nothing listens at its keyset URL.
-    async fn client() -> GoogleHealthClient {
+    /// A verifier holding the fixture keys; nothing listens at its keyset URL.
+    async fn verifier() -> GoogleHealthWebhooks {
         let nowhere = TestServer::closed_port().await;
-        client_with(settings(&format!("{nowhere}/keys")), Some(&fixture("webhook_keyset.json")))
+        verifier_with(settings(&format!("{nowhere}/keys")), Some(&fixture("webhook_keyset.json")))
     }
 
     fn signed(name: &str, value: &str) -> Vec<(String, String)> {
@@ -274,7 +305,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_signed_array_fixture_verifies_under_either_header_name_in_any_case() {
-        let client = client().await;
+        let verifier = verifier().await;
         let body = fixture("notification_array.json");
         let signature = fixture("notification_array.signature");
         let expected = vec![DataNotice { account_id: ACCOUNT.into(), dates: vec![date("2026-11-24")], deleted: false }];
@@ -284,7 +315,7 @@ mod tests {
             "Google-Health-Api-Signature",
             "GOOGLE-HEALTH-API-SIGNATURE",
         ] {
-            let message = client.verify("POST", &signed(name, &signature), body.as_bytes()).await;
+            let message = verifier.verify("POST", &signed(name, &signature), body.as_bytes()).await;
             assert_eq!(notices(message.unwrap()), expected, "header {name}");
         }
     }
@@ -293,7 +324,7 @@ mod tests {
     async fn a_tampered_body_with_the_original_signature_is_refused() {
         let body = fixture("notification_array_tampered.json");
         let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
-        let err = client().await.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
+        let err = verifier().await.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::BadSignature);
     }
 
@@ -302,7 +333,7 @@ mod tests {
         let original: Value = serde_json::from_str(&fixture("notification_array.json")).unwrap();
         let pretty = serde_json::to_string_pretty(&original).unwrap();
         let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
-        let err = client().await.verify("POST", &headers, pretty.as_bytes()).await.unwrap_err();
+        let err = verifier().await.verify("POST", &headers, pretty.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::BadSignature);
     }
 
@@ -310,7 +341,7 @@ mod tests {
     async fn the_signed_delete_object_covers_the_utc_dates_widened_by_a_day() {
         let body = fixture("notification_object_delete.json");
         let headers = signed("x-healthapi-signature", &fixture("notification_object_delete.signature"));
-        let message = client().await.verify("POST", &headers, body.as_bytes()).await.unwrap();
+        let message = verifier().await.verify("POST", &headers, body.as_bytes()).await.unwrap();
         let dates = ["2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25"].map(date).to_vec();
         assert_eq!(notices(message), [DataNotice { account_id: ACCOUNT.into(), dates, deleted: true }]);
     }
@@ -319,18 +350,18 @@ mod tests {
     async fn a_notification_without_a_signature_header_is_refused() {
         let body = fixture("notification_array.json");
         let headers = vec![("authorization".to_owned(), SECRET.to_owned())];
-        let err = client().await.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
+        let err = verifier().await.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::MissingSignature);
     }
 
     #[tokio::test]
     async fn signatures_that_are_not_tink_prefixed_base64_are_bad() {
-        let client = client().await;
+        let verifier = verifier().await;
         let body = fixture("notification_array.json");
         let mut raw = STANDARD.decode(fixture("notification_array.signature").trim()).unwrap();
         raw[0] = 0x00;
         for value in ["not base64!".to_owned(), STANDARD.encode(&raw), STANDARD.encode([1u8, 0, 0]), String::new()] {
-            let err = client.verify("POST", &signed("X-HEALTHAPI-SIGNATURE", &value), body.as_bytes()).await;
+            let err = verifier.verify("POST", &signed("X-HEALTHAPI-SIGNATURE", &value), body.as_bytes()).await;
             assert_eq!(err.unwrap_err(), WebhookError::BadSignature, "signature {value:?}");
         }
     }
@@ -339,25 +370,25 @@ mod tests {
     async fn an_oversized_body_is_refused_before_anything_else() {
         let mut settings = settings("http://127.0.0.1:9/keys");
         settings.max_body_bytes = 100;
-        let client = client_with(settings, Some(&fixture("webhook_keyset.json")));
+        let verifier = verifier_with(settings, Some(&fixture("webhook_keyset.json")));
         let body = fixture("notification_array.json");
-        let err = client.verify("POST", &[], body.as_bytes()).await.unwrap_err();
+        let err = verifier.verify("POST", &[], body.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::TooLarge);
     }
 
     #[tokio::test]
     async fn an_unknown_key_id_refetches_the_keyset_once_then_gives_up() {
         let (keys, fetches) = keyset_server(200, fixture("webhook_keyset.json")).await;
-        let client = client_with(settings(&format!("{}/keys", keys.base)), Some(&fixture("webhook_keyset.json")));
+        let verifier = verifier_with(settings(&format!("{}/keys", keys.base)), Some(&fixture("webhook_keyset.json")));
         let body = fixture("notification_array.json");
         let headers = signed("X-HEALTHAPI-SIGNATURE", &signature_with_key_id(42));
 
-        let err = client.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
+        let err = verifier.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::UnknownKey);
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
 
         // Each request gets its one refetch: the key may have been published in between.
-        let err = client.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
+        let err = verifier.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::UnknownKey);
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
@@ -365,11 +396,11 @@ mod tests {
     #[tokio::test]
     async fn keys_are_fetched_lazily_once_and_then_served_from_the_cache() {
         let (keys, fetches) = keyset_server(200, fixture("webhook_keyset.json")).await;
-        let client = client_with(settings(&format!("{}/keys", keys.base)), None);
+        let verifier = verifier_with(settings(&format!("{}/keys", keys.base)), None);
         let body = fixture("notification_array.json");
         let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
         for _ in 0..3 {
-            assert!(client.verify("POST", &headers, body.as_bytes()).await.is_ok());
+            assert!(verifier.verify("POST", &headers, body.as_bytes()).await.is_ok());
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         assert_eq!(keys.requests()[0].method, "GET");
@@ -379,16 +410,16 @@ mod tests {
     async fn a_keyset_older_than_a_day_is_fetched_again() {
         let (keys, fetches) = keyset_server(200, fixture("webhook_keyset.json")).await;
         let clock = Arc::new(FixedClock::at("2026-11-25T12:00:00Z"));
-        let client = GoogleHealthClient::new(settings(&format!("{}/keys", keys.base)), clock.clone()).unwrap();
+        let verifier = GoogleHealthWebhooks::new(settings(&format!("{}/keys", keys.base)), clock.clone()).unwrap();
         let body = fixture("notification_array.json");
         let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
 
-        assert!(client.verify("POST", &headers, body.as_bytes()).await.is_ok());
+        assert!(verifier.verify("POST", &headers, body.as_bytes()).await.is_ok());
         clock.advance(std::time::Duration::from_secs(23 * 3600));
-        assert!(client.verify("POST", &headers, body.as_bytes()).await.is_ok());
+        assert!(verifier.verify("POST", &headers, body.as_bytes()).await.is_ok());
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         clock.advance(std::time::Duration::from_secs(2 * 3600));
-        assert!(client.verify("POST", &headers, body.as_bytes()).await.is_ok());
+        assert!(verifier.verify("POST", &headers, body.as_bytes()).await.is_ok());
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 
@@ -396,11 +427,11 @@ mod tests {
     async fn a_rotated_key_is_picked_up_by_the_refetch() {
         let (keys, fetches) = keyset_server(200, fixture("webhook_keyset.json")).await;
         let own = OwnKey::new();
-        // The client starts with only its own key; Google's new key is published later.
-        let client = client_with(settings(&format!("{}/keys", keys.base)), Some(&own.keyset_json()));
+        // The verifier starts with only its own key; Google's new key is published later.
+        let verifier = verifier_with(settings(&format!("{}/keys", keys.base)), Some(&own.keyset_json()));
         let body = fixture("notification_array.json");
         let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
-        assert!(client.verify("POST", &headers, body.as_bytes()).await.is_ok());
+        assert!(verifier.verify("POST", &headers, body.as_bytes()).await.is_ok());
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
     }
 
@@ -411,28 +442,28 @@ mod tests {
         let (failing, _) = keyset_server(500, "{}".into()).await;
         let (garbled, _) = keyset_server(200, "{\"key\": []}".into()).await;
         for keys in [failing, garbled] {
-            let client = client_with(settings(&format!("{}/keys", keys.base)), None);
-            let err = client.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
+            let verifier = verifier_with(settings(&format!("{}/keys", keys.base)), None);
+            let err = verifier.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
             assert!(matches!(err, WebhookError::Unavailable(_)), "{err:?}");
         }
     }
 
     #[tokio::test]
     async fn the_handshake_answers_201_only_to_the_configured_secret() {
-        let client = client().await;
+        let verifier = verifier().await;
         let body = fixture("verification.json");
         let with_secret = vec![("Authorization".to_owned(), SECRET.to_owned())];
         let wrong = vec![("authorization".to_owned(), "endpoint-secret-2".to_owned())];
         let created = WebhookMessage::Handshake { status: 201, body: String::new() };
         let refused = WebhookMessage::Handshake { status: 401, body: String::new() };
-        assert_eq!(client.verify("POST", &with_secret, body.as_bytes()).await.unwrap(), created);
-        assert_eq!(client.verify("POST", &wrong, body.as_bytes()).await.unwrap(), refused);
-        assert_eq!(client.verify("POST", &[], body.as_bytes()).await.unwrap(), refused);
+        assert_eq!(verifier.verify("POST", &with_secret, body.as_bytes()).await.unwrap(), created);
+        assert_eq!(verifier.verify("POST", &wrong, body.as_bytes()).await.unwrap(), refused);
+        assert_eq!(verifier.verify("POST", &[], body.as_bytes()).await.unwrap(), refused);
 
         let mut unconfigured = settings("http://127.0.0.1:9/keys");
         unconfigured.webhook_secret = None;
-        let client = client_with(unconfigured, None);
-        assert_eq!(client.verify("post", &with_secret, body.as_bytes()).await.unwrap(), refused);
+        let verifier = verifier_with(unconfigured, None);
+        assert_eq!(verifier.verify("post", &with_secret, body.as_bytes()).await.unwrap(), refused);
     }
 
     #[tokio::test]
@@ -440,19 +471,28 @@ mod tests {
         let nowhere = TestServer::closed_port().await;
         let mut strict = settings(&format!("{nowhere}/keys"));
         strict.require_authorization = true;
-        let client = client_with(strict, Some(&fixture("webhook_keyset.json")));
+        let verifier = verifier_with(strict, Some(&fixture("webhook_keyset.json")));
         let body = fixture("notification_array.json");
         let mut headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
 
-        let err = client.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
+        let err = verifier.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::Unauthorized);
         headers.push(("Authorization".into(), SECRET.into()));
-        assert!(client.verify("POST", &headers, body.as_bytes()).await.is_ok());
+        assert!(verifier.verify("POST", &headers, body.as_bytes()).await.is_ok());
+    }
+
+    #[test]
+    fn a_keyset_url_or_keyset_that_cannot_be_used_is_refused_at_setup() {
+        let clock = Arc::new(FixedClock::at("2026-11-25T12:00:00Z"));
+        let err = GoogleHealthWebhooks::new(settings("ftp://keys.example/keyset"), clock.clone()).err().unwrap();
+        assert!(matches!(err, SetupError::InvalidUrl { name: "keyset_url" }), "{err:?}");
+        let verifier = GoogleHealthWebhooks::new(settings("https://keys.example/keyset"), clock).unwrap();
+        assert!(matches!(verifier.with_keyset_json("{\"key\": []}"), Err(SetupError::Keyset(_))));
     }
 
     #[tokio::test]
     async fn only_posts_are_accepted() {
-        let err = client().await.verify("GET", &[], b"").await.unwrap_err();
+        let err = verifier().await.verify("GET", &[], b"").await.unwrap_err();
         assert!(matches!(err, WebhookError::Malformed(_)));
     }
 
@@ -497,16 +537,16 @@ mod tests {
     async fn a_body_signed_by_our_own_key_verifies_and_is_then_parsed() {
         let own = OwnKey::new();
         assert!(Keyset::from_json(own.keyset_json().as_bytes()).is_ok());
-        let client = client_with(settings("http://127.0.0.1:9/keys"), Some(&own.keyset_json()));
+        let verifier = verifier_with(settings("http://127.0.0.1:9/keys"), Some(&own.keyset_json()));
         let body = r#"{"data":{"healthUserId":"9","operation":"UPSERT","dataType":"steps","intervals":[
             {"civilIso8601TimeInterval":{"startTime":"2026-11-20T23:00:00","endTime":"2026-11-21T01:00:00"}}]}}"#;
         let headers = signed("X-HEALTHAPI-SIGNATURE", &own.sign(body));
-        let message = client.verify("POST", &headers, body.as_bytes()).await;
+        let message = verifier.verify("POST", &headers, body.as_bytes()).await;
         let dates = vec![date("2026-11-20"), date("2026-11-21")];
         assert_eq!(notices(message.unwrap()), [DataNotice { account_id: "9".into(), dates, deleted: false }]);
 
         let unsigned_json = r#"{"data":"nope"}"#;
-        let err = client
+        let err = verifier
             .verify("POST", &signed("X-HEALTHAPI-SIGNATURE", &own.sign(unsigned_json)), unsigned_json.as_bytes())
             .await
             .unwrap_err();

@@ -1,20 +1,14 @@
 //! `MisfitClient`: OAuth against Misfit's token exchange, the profile as identity and the
 //! daily activity summaries, with Misfit's errors mapped to `ProviderError`, a dead API
-//! included.
+//! included. Notifications are `MisfitWebhooks`' concern.
 
 use super::rate_limit::rate_limit_wait;
-use super::sns::{CertCache, SnsUrls};
-use super::{MisfitSettings, TRACKING_SCOPE};
+use super::{MisfitSettings, SetupError, TRACKING_SCOPE, http_client};
 use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
-use crate::ports::{
-    AuthorizeRequest, OAuthClient, ProviderError, ProviderIdentity, StepSource, WebhookError, WebhookMessage,
-    WebhookVerifier,
-};
+use crate::ports::{AuthorizeRequest, OAuthClient, ProviderError, ProviderIdentity, StepSource};
 use crate::providers::day_ranges;
-use crate::providers::http::{
-    Answer, HttpFailure, Redirects, answered, build_client, error_code, http_url, send, unavailable, unreadable,
-};
+use crate::providers::http::{Answer, HttpFailure, answered, error_code, http_url, send, unavailable, unreadable};
 use async_trait::async_trait;
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
@@ -36,20 +30,9 @@ const TOKEN_LIFETIME_YEARS: i64 = 10;
 /// Account ids end up in store keys; Misfit's are 24 hex characters.
 const MAX_ACCOUNT_ID_LEN: usize = 128;
 
-/// Why the client could not be built from its settings.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    #[error("{name} is not a valid http(s) URL")]
-    InvalidUrl { name: &'static str },
-    #[error("{name}: {why}")]
-    InvalidSetting { name: &'static str, why: &'static str },
-    #[error("the HTTP client could not be built: {0}")]
-    HttpClient(String),
-}
-
 /// Every endpoint, parsed once.
 #[derive(Debug)]
-pub(super) struct Endpoints {
+struct Endpoints {
     pub authorize: Url,
     pub token: Url,
     pub profile: Url,
@@ -69,27 +52,22 @@ impl Endpoints {
     }
 }
 
-/// The Misfit adapter behind `StepProvider`. Build it once and share it: it holds one
-/// connection pool and the cached SNS certificates.
+/// The Misfit adapter behind `StepSource` and `OAuthClient`. Build it once and share it: it
+/// holds one connection pool.
 pub struct MisfitClient {
-    pub(super) settings: MisfitSettings,
-    pub(super) endpoints: Endpoints,
-    pub(super) http: reqwest::Client,
-    pub(super) clock: Arc<dyn Clock>,
-    pub(super) sns_urls: SnsUrls,
-    pub(super) certs: CertCache,
+    settings: MisfitSettings,
+    endpoints: Endpoints,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
 }
 
 impl MisfitClient {
     pub fn new(settings: MisfitSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         let endpoints = Endpoints::from_settings(&settings)?;
         check_scopes(&settings.scopes)?;
-        let sns_urls = SnsUrls::from_settings(&settings)?;
-        // A redirect could lead a certificate or confirmation fetch off the allow-list, and an
-        // API that redirects its resources is read as moved away (see `api_error`).
-        let http = build_client(settings.connect_timeout, settings.request_timeout, Redirects::Stop)
-            .map_err(|e| SetupError::HttpClient(e.to_string()))?;
-        Ok(Self { settings, endpoints, http, clock, sns_urls, certs: CertCache::default() })
+        // It does not follow redirects: one is read as the API moved away (see `api_error`).
+        let http = http_client(&settings)?;
+        Ok(Self { settings, endpoints, http, clock })
     }
 
     /// The scopes asked for, as the space-separated list `TokenSet::scope` holds.
@@ -273,18 +251,6 @@ impl StepSource for MisfitClient {
             self.summary_chunk(tokens, chunk_start, chunk_end, &mut days).await?;
         }
         Ok(days.into_iter().map(|(date, steps)| DailyValue { date, steps, observed_at: None }).collect())
-    }
-}
-
-#[async_trait]
-impl WebhookVerifier for MisfitClient {
-    async fn verify(
-        &self,
-        method: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Result<WebhookMessage, WebhookError> {
-        self.verify_sns(method, headers, body).await
     }
 }
 

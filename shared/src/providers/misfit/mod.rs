@@ -1,6 +1,7 @@
-//! Misfit (legacy): OAuth without refresh tokens, the profile as identity, daily activity
-//! summaries, and notifications delivered as Amazon SNS messages signed with AWS's
-//! certificates. The cloud API's status is unknown since 2023, so a dead endpoint is read as
+//! Misfit (legacy): OAuth without refresh tokens, the profile as identity and daily activity
+//! summaries (`MisfitClient`), and notifications delivered as Amazon SNS messages signed with
+//! AWS's certificates (`MisfitWebhooks`); both are built from one `MisfitSettings`. The cloud
+//! API's status is unknown since 2023, so a dead endpoint is read as
 //! `ProviderError::Retired` rather than retried forever.
 
 mod client;
@@ -8,8 +9,10 @@ mod rate_limit;
 mod sns;
 mod webhook;
 
-pub use client::{MisfitClient, SetupError};
+pub use client::MisfitClient;
+pub use webhook::MisfitWebhooks;
 
+use crate::providers::http::{Redirects, build_client};
 use secrecy::SecretString;
 use std::time::Duration;
 
@@ -66,6 +69,25 @@ impl MisfitSettings {
             max_body_bytes: 64 * 1024,
         }
     }
+}
+
+/// Why a Misfit adapter could not be built from its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{name} is not a valid http(s) URL")]
+    InvalidUrl { name: &'static str },
+    #[error("{name}: {why}")]
+    InvalidSetting { name: &'static str, why: &'static str },
+    #[error("the HTTP client could not be built: {0}")]
+    HttpClient(String),
+}
+
+/// The HTTP client each adapter builds for itself: the settings' timeouts, and no redirects:
+/// one could lead a certificate or confirmation fetch off the allow-list, and an API that
+/// redirects its resources is read as moved away.
+fn http_client(settings: &MisfitSettings) -> Result<reqwest::Client, SetupError> {
+    build_client(settings.connect_timeout, settings.request_timeout, Redirects::Stop)
+        .map_err(|e| SetupError::HttpClient(e.to_string()))
 }
 
 /// A Misfit known-answer fixture (the repository's `fixtures/misfit/`), as text.

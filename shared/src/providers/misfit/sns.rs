@@ -2,8 +2,7 @@
 //! RSA-SHA1 signature covers, which certificate and subscribe URLs may be fetched, and the
 //! certificate cache.
 
-use super::MisfitSettings;
-use super::client::{MisfitClient, SetupError};
+use super::{MisfitSettings, SetupError};
 use crate::ports::WebhookError;
 use crate::providers::http::{HttpFailure, http_url, read_limited};
 use base64::Engine;
@@ -28,8 +27,6 @@ const MAX_CERT_BYTES: usize = 64 * 1024;
 /// Certificates are cached by URL and a new one comes with a new URL, so a handful is plenty;
 /// the bound keeps a stream of made-up (but allowed) URLs from growing the cache.
 const MAX_CACHED_CERTS: usize = 16;
-/// SNS wants an answer within 15 s and a confirmation may need two fetches: each gets this.
-pub(super) const MAX_FETCH_TIME: Duration = Duration::from_secs(5);
 
 /// The three kinds of message SNS sends to an HTTP(S) subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,29 +324,36 @@ fn first_pem_certificate(pem: &[u8]) -> Option<&[u8]> {
     pem.get(start..end)
 }
 
-/// Certificates by original URL, shared by every request, and a lock so that one request at
-/// a time fetches.
-#[derive(Default)]
+/// Certificates by original URL, shared by every request, a lock so that one request at a
+/// time fetches, and what a fetch needs: an HTTP client and how long a fetch may take.
 pub(super) struct CertCache {
+    http: reqwest::Client,
+    fetch_timeout: Duration,
     certs: RwLock<HashMap<String, Arc<SigningCert>>>,
     fetching: Mutex<()>,
 }
 
-impl MisfitClient {
+impl CertCache {
+    /// An empty cache fetching with `http` (which must not follow redirects: one could lead
+    /// off the allow-list), each fetch cut off after `fetch_timeout`.
+    pub fn new(http: reqwest::Client, fetch_timeout: Duration) -> Self {
+        Self { http, fetch_timeout, certs: RwLock::default(), fetching: Mutex::default() }
+    }
+
     /// The certificate behind `target`: from the cache, else from one fetch. Failures are
     /// not cached, so SNS's retry fetches again.
-    pub(super) async fn signing_cert(&self, target: &FetchTarget) -> Result<Arc<SigningCert>, WebhookError> {
+    pub async fn signing_cert(&self, target: &FetchTarget) -> Result<Arc<SigningCert>, WebhookError> {
         let key = target.original.as_str();
-        if let Some(cert) = self.certs.certs.read().await.get(key) {
+        if let Some(cert) = self.certs.read().await.get(key) {
             return Ok(cert.clone());
         }
         // Concurrent requests for a new certificate wait here; the first one's fetch serves all.
-        let _one_fetch_at_a_time = self.certs.fetching.lock().await;
-        if let Some(cert) = self.certs.certs.read().await.get(key) {
+        let _one_fetch_at_a_time = self.fetching.lock().await;
+        if let Some(cert) = self.certs.read().await.get(key) {
             return Ok(cert.clone());
         }
         let cert = Arc::new(self.fetch_cert(&target.fetch).await?);
-        let mut certs = self.certs.certs.write().await;
+        let mut certs = self.certs.write().await;
         if certs.len() >= MAX_CACHED_CERTS {
             certs.clear();
         }
@@ -362,7 +366,7 @@ impl MisfitClient {
         let response = self
             .http
             .get(url.clone())
-            .timeout(self.settings.request_timeout.min(MAX_FETCH_TIME))
+            .timeout(self.fetch_timeout)
             .send()
             .await
             .map_err(|e| failed(HttpFailure::of(&e).describe()))?;

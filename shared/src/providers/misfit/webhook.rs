@@ -1,33 +1,89 @@
-//! Misfit's notifications arrive as Amazon SNS messages. Every URL a message names is checked
-//! against the allow-list before anything is fetched; then the signature is verified with the
-//! certificate from `SigningCertURL`; then a confirmation is confirmed, or a notification's
-//! changes become notices: whose data changed and around which dates.
+//! `MisfitWebhooks`: Misfit's notifications arrive as Amazon SNS messages. Every URL a
+//! message names is checked against the allow-list before anything is fetched; then the
+//! signature is verified with the certificate from `SigningCertURL`; then a confirmation is
+//! confirmed, or a notification's changes become notices: whose data changed and around which
+//! dates.
 
-use super::client::MisfitClient;
-use super::sns::{MAX_FETCH_TIME, MessageKind, SnsMessage};
+use super::sns::{CertCache, MessageKind, SnsMessage, SnsUrls};
+use super::{MisfitSettings, SetupError, http_client};
+use crate::clock::Clock;
 use crate::domain::LocalDate;
-use crate::ports::{DataNotice, WebhookError, WebhookMessage};
+use crate::ports::{DataNotice, WebhookError, WebhookMessage, WebhookVerifier};
 use crate::providers::http::{HttpFailure, read_limited};
 use crate::providers::webhook::{header, json_items, malformed_item, merge_notice, refuse_unless_small_post};
+use async_trait::async_trait;
 use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// SNS names the kind of message in this header too; it must agree with the body.
 const MESSAGE_TYPE_HEADER: &str = "x-amz-sns-message-type";
 /// The confirmation answer is a small XML document nobody reads.
 const MAX_CONFIRMATION_BYTES: usize = 64 * 1024;
+/// SNS wants an answer within 15 s and a confirmation may need two fetches: each gets this.
+const MAX_FETCH_TIME: Duration = Duration::from_secs(5);
 
-impl MisfitClient {
-    pub(super) async fn verify_sns(
+/// The Misfit adapter behind `WebhookVerifier`. Build it once and share it: it holds one
+/// connection pool and the cached SNS certificates.
+pub struct MisfitWebhooks {
+    max_body_bytes: usize,
+    /// Empty accepts any topic.
+    allowed_topic_arns: Vec<String>,
+    sns_urls: SnsUrls,
+    certs: CertCache,
+    /// For confirmations; the certificate cache fetches through a clone (one pool).
+    http: reqwest::Client,
+    fetch_timeout: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl MisfitWebhooks {
+    pub fn new(settings: MisfitSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
+        let sns_urls = SnsUrls::from_settings(&settings)?;
+        // It does not follow redirects: one could lead a fetch off the allow-list.
+        let http = http_client(&settings)?;
+        let fetch_timeout = settings.request_timeout.min(MAX_FETCH_TIME);
+        Ok(Self {
+            max_body_bytes: settings.max_body_bytes,
+            allowed_topic_arns: settings.allowed_topic_arns,
+            sns_urls,
+            certs: CertCache::new(http.clone(), fetch_timeout),
+            http,
+            fetch_timeout,
+            clock,
+        })
+    }
+
+    /// Visiting `SubscribeURL` is how SNS subscriptions are confirmed.
+    async fn confirm_subscription(&self, url: reqwest::Url) -> Result<(), WebhookError> {
+        let failed = |why: &str| WebhookError::Unavailable(format!("the SNS subscription confirmation {why}"));
+        let response = self
+            .http
+            .get(url)
+            .timeout(self.fetch_timeout)
+            .send()
+            .await
+            .map_err(|e| failed(HttpFailure::of(&e).describe()))?;
+        let status = response.status();
+        // Read (and drop) the answer so the connection can be reused.
+        let _ = read_limited(response, MAX_CONFIRMATION_BYTES).await;
+        if status.is_success() { Ok(()) } else { Err(failed(&format!("answered {}", status.as_u16()))) }
+    }
+}
+
+#[async_trait]
+impl WebhookVerifier for MisfitWebhooks {
+    async fn verify(
         &self,
         method: &str,
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<WebhookMessage, WebhookError> {
-        refuse_unless_small_post(method, body, self.settings.max_body_bytes, || "SNS messages are POSTs".into())?;
+        refuse_unless_small_post(method, body, self.max_body_bytes, || "SNS messages are POSTs".into())?;
         // SNS signs fields, not bytes: the body must be read to know what to verify. No
         // freshness check on `Timestamp`: a replayed message only makes the sync re-read days
         // (or confirm a subscription again), and SNS itself retries for hours.
@@ -35,7 +91,7 @@ impl MisfitClient {
         if header(headers, &[MESSAGE_TYPE_HEADER]).is_some_and(|kind| kind.trim() != message.kind.as_str()) {
             return Err(WebhookError::Malformed("the message type header and the body disagree".into()));
         }
-        let topics = &self.settings.allowed_topic_arns;
+        let topics = &self.allowed_topic_arns;
         if !topics.is_empty() && !topics.contains(&message.topic_arn) {
             return Err(WebhookError::Unauthorized);
         }
@@ -48,7 +104,7 @@ impl MisfitClient {
             _ => None,
         };
 
-        let cert = self.signing_cert(&cert_url).await?;
+        let cert = self.certs.signing_cert(&cert_url).await?;
         if !cert.is_valid_at(self.clock.now()) || !cert.verifies(message.canonical().as_bytes(), &message.signature) {
             return Err(WebhookError::BadSignature);
         }
@@ -66,22 +122,6 @@ impl MisfitClient {
             }
             _ => parse_changes(&message.message).map(WebhookMessage::Notices),
         }
-    }
-
-    /// Visiting `SubscribeURL` is how SNS subscriptions are confirmed.
-    async fn confirm_subscription(&self, url: reqwest::Url) -> Result<(), WebhookError> {
-        let failed = |why: &str| WebhookError::Unavailable(format!("the SNS subscription confirmation {why}"));
-        let response = self
-            .http
-            .get(url)
-            .timeout(self.settings.request_timeout.min(MAX_FETCH_TIME))
-            .send()
-            .await
-            .map_err(|e| failed(HttpFailure::of(&e).describe()))?;
-        let status = response.status();
-        // Read (and drop) the answer so the connection can be reused.
-        let _ = read_limited(response, MAX_CONFIRMATION_BYTES).await;
-        if status.is_success() { Ok(()) } else { Err(failed(&format!("answered {}", status.as_u16()))) }
     }
 }
 
@@ -130,9 +170,8 @@ fn updated_date(raw: &Value) -> Option<LocalDate> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{MisfitSettings, fixture};
+    use super::super::fixture;
     use super::*;
-    use crate::ports::WebhookVerifier;
     use crate::providers::test_server::{Reply, TestServer};
     use crate::testing::FixedClock;
     use base64::Engine;
@@ -141,9 +180,9 @@ mod tests {
     use rsa::signature::{SignatureEncoding, Signer};
     use secrecy::SecretString;
     use std::str::FromStr;
+    use std::sync::OnceLock;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, OnceLock};
-    use std::time::{Duration, SystemTime};
+    use std::time::SystemTime;
     use x509_cert::builder::{Builder, CertificateBuilder, Profile};
     use x509_cert::der::EncodePem;
     use x509_cert::der::pem::LineEnding;
@@ -238,12 +277,12 @@ mod tests {
         settings
     }
 
-    fn client(server: &TestServer) -> MisfitClient {
-        client_with(settings(&server.base))
+    fn verifier(server: &TestServer) -> MisfitWebhooks {
+        verifier_with(settings(&server.base))
     }
 
-    fn client_with(settings: MisfitSettings) -> MisfitClient {
-        MisfitClient::new(settings, Arc::new(FixedClock::at("2026-11-25T12:00:00Z"))).unwrap()
+    fn verifier_with(settings: MisfitSettings) -> MisfitWebhooks {
+        MisfitWebhooks::new(settings, Arc::new(FixedClock::at("2026-11-25T12:00:00Z"))).unwrap()
     }
 
     fn date(raw: &str) -> LocalDate {
@@ -261,8 +300,8 @@ mod tests {
         ]
     }
 
-    async fn verify(client: &MisfitClient, body: &[u8]) -> Result<WebhookMessage, WebhookError> {
-        client.verify("POST", &[], body).await
+    async fn verify(verifier: &MisfitWebhooks, body: &[u8]) -> Result<WebhookMessage, WebhookError> {
+        verifier.verify("POST", &[], body).await
     }
 
     /// A fixture with one field replaced.
@@ -276,11 +315,19 @@ mod tests {
         server.requests().iter().map(|r| r.path.clone()).collect()
     }
 
+    #[test]
+    fn an_unusable_sns_allow_list_is_refused_at_setup() {
+        let mut unusable = settings("http://127.0.0.1:9");
+        unusable.allowed_sns_hosts = vec!["https://sns.fixture.test".into()];
+        let err = MisfitWebhooks::new(unusable, Arc::new(FixedClock::at("2026-11-25T12:00:00Z"))).err().unwrap();
+        assert!(matches!(err, SetupError::InvalidSetting { name: "allowed_sns_hosts", .. }), "{err:?}");
+    }
+
     #[tokio::test]
     async fn the_signed_notification_fixture_verifies_and_names_the_owner_around_the_update_date() {
         let server = sns_server().await;
         let body = fixture("sns_notification.json");
-        let message = client(&server).verify("POST", &sns_headers("Notification"), body.as_bytes()).await;
+        let message = verifier(&server).verify("POST", &sns_headers("Notification"), body.as_bytes()).await;
         let expected = DataNotice {
             account_id: OWNER.into(),
             dates: dates(&["2026-11-22", "2026-11-23", "2026-11-24"]),
@@ -295,7 +342,7 @@ mod tests {
         let server = sns_server().await;
         let body = fixture("sns_subscription_confirmation.json");
         let headers = sns_headers("SubscriptionConfirmation");
-        let message = client(&server).verify("POST", &headers, body.as_bytes()).await;
+        let message = verifier(&server).verify("POST", &headers, body.as_bytes()).await;
         assert_eq!(message.unwrap(), WebhookMessage::Handshake { status: 200, body: String::new() });
 
         let sent = server.requests();
@@ -308,18 +355,18 @@ mod tests {
     #[tokio::test]
     async fn the_certificate_is_fetched_once_and_cached_across_requests() {
         let server = sns_server().await;
-        let client = client(&server);
+        let verifier = verifier(&server);
         for _ in 0..3 {
-            assert!(verify(&client, fixture("sns_notification.json").as_bytes()).await.is_ok());
+            assert!(verify(&verifier, fixture("sns_notification.json").as_bytes()).await.is_ok());
         }
-        assert!(verify(&client, fixture("sns_subscription_confirmation.json").as_bytes()).await.is_ok());
+        assert!(verify(&verifier, fixture("sns_subscription_confirmation.json").as_bytes()).await.is_ok());
         assert_eq!(paths(&server), [FIXTURE_CERT_PATH, "/"]);
     }
 
     #[tokio::test]
     async fn changing_any_signed_field_of_the_notification_fails_verification() {
         let server = sns_server().await;
-        let client = client(&server);
+        let verifier = verifier(&server);
         let original: Value = serde_json::from_str(&fixture("sns_notification.json")).unwrap();
         let changed_message = original["Message"].as_str().unwrap().replace("updated", "deleted");
         for (field, value) in [
@@ -330,7 +377,7 @@ mod tests {
             ("Subject", "added"),
         ] {
             let body = with_field("sns_notification.json", field, value);
-            assert_eq!(verify(&client, &body).await.unwrap_err(), WebhookError::BadSignature, "{field}");
+            assert_eq!(verify(&verifier, &body).await.unwrap_err(), WebhookError::BadSignature, "{field}");
         }
         let other_signature =
             serde_json::from_str::<Value>(&fixture("sns_subscription_confirmation.json")).unwrap()["Signature"]
@@ -338,14 +385,17 @@ mod tests {
                 .unwrap()
                 .to_owned();
         let body = with_field("sns_notification.json", "Signature", &other_signature);
-        assert_eq!(verify(&client, &body).await.unwrap_err(), WebhookError::BadSignature);
-        assert!(verify(&client, fixture("sns_notification.json").as_bytes()).await.is_ok(), "the original still does");
+        assert_eq!(verify(&verifier, &body).await.unwrap_err(), WebhookError::BadSignature);
+        assert!(
+            verify(&verifier, fixture("sns_notification.json").as_bytes()).await.is_ok(),
+            "the original still does"
+        );
     }
 
     #[tokio::test]
     async fn changing_any_signed_field_of_the_confirmation_fails_verification_and_confirms_nothing() {
         let server = sns_server().await;
-        let client = client(&server);
+        let verifier = verifier(&server);
         for (field, value) in [
             ("Message", "You have chosen to subscribe to another topic."),
             ("MessageId", "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8fa"),
@@ -356,7 +406,7 @@ mod tests {
             ("Type", "UnsubscribeConfirmation"),
         ] {
             let body = with_field("sns_subscription_confirmation.json", field, value);
-            assert_eq!(verify(&client, &body).await.unwrap_err(), WebhookError::BadSignature, "{field}");
+            assert_eq!(verify(&verifier, &body).await.unwrap_err(), WebhookError::BadSignature, "{field}");
         }
         assert_eq!(paths(&server), [FIXTURE_CERT_PATH], "no subscribe URL was visited");
     }
@@ -364,7 +414,7 @@ mod tests {
     #[tokio::test]
     async fn a_signing_cert_url_off_the_allow_list_is_refused_and_nothing_is_fetched() {
         let server = sns_server().await;
-        let client = client(&server);
+        let verifier = verifier(&server);
         let local = format!("{}{FIXTURE_CERT_PATH}", server.base);
         for url in [
             "https://evil.example/SimpleNotificationService-fixture.pem",
@@ -376,7 +426,7 @@ mod tests {
         ] {
             for name in ["sns_notification.json", "sns_subscription_confirmation.json"] {
                 let body = with_field(name, "SigningCertURL", url);
-                assert_eq!(verify(&client, &body).await.unwrap_err(), WebhookError::Unauthorized, "{name}: {url}");
+                assert_eq!(verify(&verifier, &body).await.unwrap_err(), WebhookError::Unauthorized, "{name}: {url}");
             }
         }
         assert!(server.requests().is_empty(), "nothing was fetched");
@@ -385,7 +435,7 @@ mod tests {
     #[tokio::test]
     async fn a_subscribe_url_off_the_allow_list_is_refused_and_not_fetched() {
         let server = sns_server().await;
-        let client = client(&server);
+        let verifier = verifier(&server);
         let local = format!("{}/?Action=ConfirmSubscription&Token=fixture-token-2336412f37", server.base);
         for url in [
             "https://evil.example/?Action=ConfirmSubscription&Token=fixture-token-2336412f37",
@@ -393,7 +443,7 @@ mod tests {
             local.as_str(),
         ] {
             let body = with_field("sns_subscription_confirmation.json", "SubscribeURL", url);
-            assert_eq!(verify(&client, &body).await.unwrap_err(), WebhookError::Unauthorized, "{url}");
+            assert_eq!(verify(&verifier, &body).await.unwrap_err(), WebhookError::Unauthorized, "{url}");
         }
         assert!(server.requests().is_empty(), "neither the URL nor the certificate was fetched");
     }
@@ -405,15 +455,15 @@ mod tests {
         settings.allow_aws_sns_hosts = true;
         settings.allowed_sns_hosts.clear();
         settings.cert_url_rewrites.push(("https://sns.us-east-1.amazonaws.com/".into(), format!("{}/", server.base)));
-        let client = client_with(settings);
+        let verifier = verifier_with(settings);
         // The fixture host is no longer allowed, even though a rewrite for it exists.
-        let err = verify(&client, fixture("sns_notification.json").as_bytes()).await.unwrap_err();
+        let err = verify(&verifier, fixture("sns_notification.json").as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::Unauthorized);
         assert!(server.requests().is_empty());
         // An AWS host passes and is fetched through its rewrite; the fixture signature holds.
         let aws = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-fixture.pem";
         let body = with_field("sns_notification.json", "SigningCertURL", aws);
-        assert!(verify(&client, &body).await.is_ok());
+        assert!(verify(&verifier, &body).await.is_ok());
         assert_eq!(paths(&server), [FIXTURE_CERT_PATH]);
     }
 
@@ -427,32 +477,32 @@ mod tests {
             _ => Reply::new(200, fixture("sns_signing_cert.pem")),
         })
         .await;
-        let client = client(&flaky);
+        let verifier = verifier(&flaky);
         let body = fixture("sns_notification.json");
         for _ in 0..2 {
-            let err = verify(&client, body.as_bytes()).await.unwrap_err();
+            let err = verify(&verifier, body.as_bytes()).await.unwrap_err();
             assert!(matches!(err, WebhookError::Unavailable(_)), "{err:?}");
         }
-        assert!(verify(&client, body.as_bytes()).await.is_ok(), "a later retry fetches again");
+        assert!(verify(&verifier, body.as_bytes()).await.is_ok(), "a later retry fetches again");
         assert_eq!(attempts.load(Ordering::SeqCst), 3);
 
         let nowhere = TestServer::closed_port().await;
-        let err = verify(&client_with(settings(&nowhere)), body.as_bytes()).await.unwrap_err();
+        let err = verify(&verifier_with(settings(&nowhere)), body.as_bytes()).await.unwrap_err();
         assert!(matches!(&err, WebhookError::Unavailable(m) if m.contains("certificate")), "{err:?}");
     }
 
     #[tokio::test]
     async fn a_signature_that_is_not_base64_or_from_another_key_is_bad() {
         let server = sns_server().await;
-        let client = client(&server);
+        let verifier = verifier(&server);
         for signature in ["not base64!", "", "AAAA"] {
             let body = with_field("sns_notification.json", "Signature", signature);
-            assert_eq!(verify(&client, &body).await.unwrap_err(), WebhookError::BadSignature, "{signature:?}");
+            assert_eq!(verify(&verifier, &body).await.unwrap_err(), WebhookError::BadSignature, "{signature:?}");
         }
         // Signed by our own key but pointing at the fixture certificate.
         let mut body: Value = serde_json::from_slice(&own_notification("[]")).unwrap();
         body["SigningCertURL"] = format!("https://sns.fixture.test{FIXTURE_CERT_PATH}").into();
-        let err = verify(&client, &serde_json::to_vec(&body).unwrap()).await.unwrap_err();
+        let err = verify(&verifier, &serde_json::to_vec(&body).unwrap()).await.unwrap_err();
         assert_eq!(err, WebhookError::BadSignature);
     }
 
@@ -461,7 +511,7 @@ mod tests {
         let server = sns_server().await;
         let mut body: Value = serde_json::from_slice(&own_notification("[]")).unwrap();
         body["SigningCertURL"] = "https://sns.fixture.test/expired.pem".into();
-        let err = verify(&client(&server), &serde_json::to_vec(&body).unwrap()).await.unwrap_err();
+        let err = verify(&verifier(&server), &serde_json::to_vec(&body).unwrap()).await.unwrap_err();
         assert_eq!(err, WebhookError::BadSignature);
     }
 
@@ -473,7 +523,7 @@ mod tests {
             {"type": "goals", "id": "g1", "ownerId": "B2", "action": "updated", "updatedAt": "2026-11-20T08:00:00+09:00"},
             {"type": "sessions", "id": "s2", "ownerId": "A1", "action": "deleted", "updatedAt": "2026-11-24T01:00:00Z"}
         ]"#;
-        let message = verify(&client(&server), &own_notification(changes)).await.unwrap();
+        let message = verify(&verifier(&server), &own_notification(changes)).await.unwrap();
         assert_eq!(
             message,
             WebhookMessage::Notices(vec![
@@ -494,21 +544,21 @@ mod tests {
     #[tokio::test]
     async fn a_lone_change_and_an_empty_list_are_read_too() {
         let server = sns_server().await;
-        let client = client(&server);
+        let verifier = verifier(&server);
         let lone = r#"{"type": "sessions", "ownerId": "A1", "action": "updated", "updatedAt": "2026-11-24T10:00:00"}"#;
         let expected = DataNotice {
             account_id: "A1".into(),
             dates: dates(&["2026-11-23", "2026-11-24", "2026-11-25"]),
             deleted: false,
         };
-        assert_eq!(verify(&client, &own_notification(lone)).await.unwrap(), WebhookMessage::Notices(vec![expected]));
-        assert_eq!(verify(&client, &own_notification("[]")).await.unwrap(), WebhookMessage::Notices(vec![]));
+        assert_eq!(verify(&verifier, &own_notification(lone)).await.unwrap(), WebhookMessage::Notices(vec![expected]));
+        assert_eq!(verify(&verifier, &own_notification("[]")).await.unwrap(), WebhookMessage::Notices(vec![]));
     }
 
     #[tokio::test]
     async fn a_signed_message_that_is_not_a_list_of_changes_is_malformed() {
         let server = sns_server().await;
-        let client = client(&server);
+        let verifier = verifier(&server);
         for (changes, reason) in [
             ("{oops", "the message is not JSON"),
             ("\"text\"", "the message is not a list of changes"),
@@ -517,7 +567,7 @@ mod tests {
             (r#"[{"ownerId": "A1", "updatedAt": "yesterday"}]"#, "change 0: updatedAt is unreadable"),
             (r#"[{"ownerId": "A1", "updatedAt": 1764000000}]"#, "change 0: updatedAt is unreadable"),
         ] {
-            let err = verify(&client, &own_notification(changes)).await.unwrap_err();
+            let err = verify(&verifier, &own_notification(changes)).await.unwrap_err();
             assert!(matches!(&err, WebhookError::Malformed(r) if r.starts_with(reason)), "{changes}: {err:?}");
         }
     }
@@ -525,7 +575,7 @@ mod tests {
     #[tokio::test]
     async fn a_notification_subject_is_signed_when_present() {
         let server = sns_server().await;
-        let client = client(&server);
+        let verifier = verifier(&server);
         let fields = [
             ("Message", "[]"),
             ("MessageId", "m-2"),
@@ -535,10 +585,10 @@ mod tests {
             ("Type", "Notification"),
         ];
         let body = signed_message(&fields, "https://sns.fixture.test/own.pem");
-        assert!(verify(&client, &body).await.is_ok());
+        assert!(verify(&verifier, &body).await.is_ok());
         let mut changed: Value = serde_json::from_slice(&body).unwrap();
         changed["Subject"] = "Another subject".into();
-        let err = verify(&client, &serde_json::to_vec(&changed).unwrap()).await.unwrap_err();
+        let err = verify(&verifier, &serde_json::to_vec(&changed).unwrap()).await.unwrap_err();
         assert_eq!(err, WebhookError::BadSignature);
     }
 
@@ -558,7 +608,7 @@ mod tests {
             ],
             "https://sns.fixture.test/own.pem",
         );
-        let message = verify(&client(&server), &body).await.unwrap();
+        let message = verify(&verifier(&server), &body).await.unwrap();
         assert_eq!(message, WebhookMessage::Handshake { status: 200, body: String::new() });
         assert_eq!(paths(&server), ["/own.pem"]);
     }
@@ -570,7 +620,8 @@ mod tests {
             _ => Reply::new(500, ""),
         })
         .await;
-        let err = verify(&client(&server), fixture("sns_subscription_confirmation.json").as_bytes()).await.unwrap_err();
+        let err =
+            verify(&verifier(&server), fixture("sns_subscription_confirmation.json").as_bytes()).await.unwrap_err();
         assert!(matches!(&err, WebhookError::Unavailable(m) if m.contains("answered 500")), "{err:?}");
     }
 
@@ -579,12 +630,12 @@ mod tests {
         let server = sns_server().await;
         let mut settings = settings(&server.base);
         settings.allowed_topic_arns = vec!["arn:aws:sns:us-east-1:123456789012:misfit-real".into()];
-        let err = verify(&client_with(settings.clone()), fixture("sns_notification.json").as_bytes()).await;
+        let err = verify(&verifier_with(settings.clone()), fixture("sns_notification.json").as_bytes()).await;
         assert_eq!(err.unwrap_err(), WebhookError::Unauthorized);
         assert!(server.requests().is_empty());
 
         settings.allowed_topic_arns.push(TOPIC.into());
-        assert!(verify(&client_with(settings), fixture("sns_notification.json").as_bytes()).await.is_ok());
+        assert!(verify(&verifier_with(settings), fixture("sns_notification.json").as_bytes()).await.is_ok());
     }
 
     #[tokio::test]
@@ -593,16 +644,16 @@ mod tests {
         let mut small = settings(&server.base);
         small.max_body_bytes = 100;
         let body = fixture("sns_notification.json");
-        assert_eq!(verify(&client_with(small), body.as_bytes()).await.unwrap_err(), WebhookError::TooLarge);
+        assert_eq!(verify(&verifier_with(small), body.as_bytes()).await.unwrap_err(), WebhookError::TooLarge);
 
-        let client = client(&server);
-        let err = client.verify("GET", &[], body.as_bytes()).await.unwrap_err();
+        let verifier = verifier(&server);
+        let err = verifier.verify("GET", &[], body.as_bytes()).await.unwrap_err();
         assert!(matches!(err, WebhookError::Malformed(_)), "{err:?}");
         for junk in ["", "{oops", "[]", r#"{"Type": 1}"#] {
-            let err = verify(&client, junk.as_bytes()).await.unwrap_err();
+            let err = verify(&verifier, junk.as_bytes()).await.unwrap_err();
             assert!(matches!(err, WebhookError::Malformed(_)), "{junk:?}: {err:?}");
         }
-        let err = client.verify("POST", &sns_headers("SubscriptionConfirmation"), body.as_bytes()).await;
+        let err = verifier.verify("POST", &sns_headers("SubscriptionConfirmation"), body.as_bytes()).await;
         assert!(matches!(err, Err(WebhookError::Malformed(_))), "{err:?}");
         assert!(server.requests().is_empty());
     }
