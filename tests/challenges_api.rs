@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use stepsync::config::Config;
 use stepsync::domain::{DailyValue, Provider, UserId};
-use support::{TestEnv, date, on_both_backends, unique};
+use stepsync_local::harness::{TestEnv, date, unique};
+use stepsync_local::on_both_backends;
 
 on_both_backends!(
     an_admin_creates_a_challenge_that_everyone_can_see,

@@ -15,7 +15,8 @@ use stepsync::events::Event;
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
 use stepsync::providers::FitbitLegacy;
 use stepsync::sync::SyncOutcome;
-use support::{Backend, TestEnv, date, on_both_backends, unique};
+use stepsync_local::harness::{Backend, TestEnv, date, unique};
+use stepsync_local::on_both_backends;
 
 on_both_backends!(
     fifty_concurrent_merges_from_two_sources_end_exact,

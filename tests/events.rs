@@ -15,7 +15,7 @@ use stepsync::domain::{LocalDate, Provider, UserId};
 use stepsync::events::{Event, StepsUpdated};
 use stepsync::ports::EventPublisher;
 use stepsync_local::moto::MotoServer;
-use support::unique;
+use stepsync_local::harness::unique;
 
 /// Breaks the `Detail` of two entries in the first PutEvents request, so moto answers with
 /// two failed entries (`MalformedDetail`) the way EventBridge answers a partial failure.

@@ -14,7 +14,8 @@ use stepsync::domain::{ChallengeId, ConnectionStatus, Provider, UserId};
 use stepsync::events::{Event, SyncReason, SyncRequested};
 use stepsync::ports::{ConnectionStore, StepStore};
 use stepsync_local::fakes::google_health::{FakeGoogleHealth, Fault, FaultTarget, Notification};
-use support::{TestEnv, date, on_both_backends, unique};
+use stepsync_local::harness::{self, TestEnv, date, unique};
+use stepsync_local::on_both_backends;
 
 on_both_backends!(
     connect_callback_backfill_and_leaderboard_are_exact,
@@ -31,7 +32,7 @@ on_both_backends!(
     connecting_through_google_retires_the_legacy_fitbit_connection,
 );
 
-const WEBHOOK_SECRET: &str = support::TEST_WEBHOOK_SECRET;
+const WEBHOOK_SECRET: &str = harness::TEST_WEBHOOK_SECRET;
 const RETURN_TO: &str = "http://127.0.0.1:3000/challenges/nov-walk";
 
 struct World {
@@ -48,7 +49,7 @@ impl World {
         let fake = FakeGoogleHealth::start().await;
         let health_id = unique("health");
         fake.add_person(&health_id, None);
-        let app = support::app(&env, support::google_vars(&fake));
+        let app = harness::app(&env, harness::google_vars(&fake));
         let user = UserId::parse(&unique("walker")).unwrap();
         Self { env, fake, app, user, health_id }
     }
@@ -56,7 +57,7 @@ impl World {
     fn request(&self, sample: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Request {
         // Samples without a JWT (the callback, webhooks) stay without one.
         let has_claims = sample.starts_with("oauth_authorize") || sample.starts_with("oauth_disconnect");
-        support::request_from_sample(sample, has_claims.then_some(&self.user), edit)
+        harness::request_from_sample(sample, has_claims.then_some(&self.user), edit)
     }
 
     async fn authorize(&self) -> (String, String) {
@@ -255,7 +256,7 @@ async fn the_callback_refuses_bad_states_and_stores_nothing(env: TestEnv) {
     w.env.clock.advance(Duration::from_secs(11 * 60));
     expect_400(functions::oauth::handle(&w.app, w.callback_request(&redirect, Some(&cookie))).await, "expired state");
     assert_nothing_stored(&w).await;
-    w.env.clock.set(support::NOW.parse().unwrap());
+    w.env.clock.set(harness::NOW.parse().unwrap());
 
     // Reused: the first use connects, the second is refused.
     let (location, cookie) = w.authorize().await;

@@ -9,7 +9,8 @@ use stepsync::domain::{ConnectionStatus, Provider, UserId};
 use stepsync::events::Event;
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
 use stepsync_local::fakes::misfit::{Dead, EventAction, FakeMisfit, FakeSns, Fault, MisfitEvent};
-use support::{TestEnv, date, on_both_backends, request_from_sample, unique};
+use stepsync_local::harness::{self, TestEnv, date, request_from_sample, unique};
+use stepsync_local::on_both_backends;
 
 on_both_backends!(
     connect_notify_fetch_and_leaderboard,
@@ -35,7 +36,7 @@ impl World {
         let mut sns = FakeSns::start().await;
         // Messages name an https host, as real SNS does; the app maps it to the loopback fake.
         sns.advertise_as("https://sns.fake.test");
-        let app = support::app(
+        let app = harness::app(
             &env,
             vec![
                 ("STEPSYNC_MISFIT_CLIENT_ID", fake.client_id()),

@@ -14,6 +14,7 @@ use serde_norway::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use stepsync::domain::{ChallengeState, Connection, ConnectionStatus, LastError, Provider, UserId};
 use stepsync::status::Action;
+use stepsync_local::harness;
 
 /// (METHOD, path), spelled as the handlers' `ROUTES` spell them.
 type Route = (String, String);
@@ -505,7 +506,7 @@ fn the_shared_schemas_match_the_code() {
 
     // The error body, as `ApiError` builds it.
     let answer = ApiError::Invalid { field: "to", message: "must not be before from".into() }.into_response();
-    let body = support::body_json(&answer);
+    let body = harness::body_json(&answer);
     let error = &schemas["Error"];
     assert_eq!(object_keys(&body), property_names(error), "the error body's top level");
     assert_eq!(object_keys(&body["error"]), property_names(&error["properties"]["error"]), "the error object's fields");
@@ -557,7 +558,7 @@ fn the_shared_schemas_match_the_code() {
     assert_eq!(spec_actions, names(actions.map(|a| serde_json::to_value(a).unwrap())), "Diagnosis.action");
 
     // A diagnosis as the status route serialises it, with and without `retry_at`.
-    let now: jiff::Timestamp = support::NOW.parse().unwrap();
+    let now: jiff::Timestamp = harness::NOW.parse().unwrap();
     let user = UserId::parse("spec-reader").unwrap();
     let waiting = Connection {
         last_error: Some(LastError { code: "rate_limited".into(), message: String::new() }),

@@ -12,7 +12,8 @@ use stepsync::domain::{Connection, ConnectionStatus, DailyValue, LastError, Prov
 use stepsync::events::Event;
 use stepsync::ports::{ConnectionStore, StepStore};
 use stepsync_local::fakes::google_health::{ACTIVITY_SCOPE, FakeGoogleHealth, Fault, FaultTarget};
-use support::{TestEnv, body_json, date, on_both_backends, request_from_sample, unique};
+use stepsync_local::harness::{self, TestEnv, body_json, date, request_from_sample, unique};
+use stepsync_local::on_both_backends;
 
 on_both_backends!(
     one_tick_syncs_exactly_the_due_connections_once,
@@ -33,9 +34,9 @@ struct World {
 impl World {
     async fn new(env: TestEnv, extra: Vec<(&'static str, String)>) -> Self {
         let fake = FakeGoogleHealth::start().await;
-        let mut vars = support::google_vars(&fake);
+        let mut vars = harness::google_vars(&fake);
         vars.extend(extra);
-        let app = support::app(&env, vars);
+        let app = harness::app(&env, vars);
         Self { env, fake, app }
     }
 

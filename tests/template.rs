@@ -5,7 +5,7 @@
 use lambda_http::{Body, Request, Response};
 use std::collections::BTreeSet;
 use stepsync::domain::UserId;
-use support::{Backend, TestEnv, body_json, request_from_sample};
+use stepsync_local::harness::{self, Backend, TestEnv, body_json, request_from_sample};
 
 fn template() -> serde_norway::Value {
     serde_norway::from_str(stepsync_local::table::TEMPLATE).expect("template.yaml parses")
@@ -98,7 +98,7 @@ fn every_template_route_is_a_handler_route_and_back() {
 #[tokio::test]
 async fn every_route_is_served_by_its_handler() {
     let env = TestEnv::new(Backend::Dynoxide).await;
-    let app = support::app(&env, vec![]);
+    let app = harness::app(&env, vec![]);
     let user = UserId::parse("route-checker").unwrap();
     for (binary, method, path) in template_routes() {
         let concrete = path.replace("{provider}", "google_health").replace("{id}", "no-such-challenge");
@@ -120,7 +120,7 @@ async fn every_route_is_served_by_its_handler() {
 #[tokio::test]
 async fn every_sample_event_is_accepted_by_its_handler() {
     let env = TestEnv::new(Backend::Dynoxide).await;
-    let app = support::app(&env, vec![]);
+    let app = harness::app(&env, vec![]);
     let dir = stepsync_local::workspace_root().join("events");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {

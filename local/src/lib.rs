@@ -5,6 +5,8 @@ pub mod auth;
 pub mod demo;
 pub mod dynoxide;
 pub mod fakes;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod moto;
 pub mod stack;
 pub mod table;

@@ -1,4 +1,4 @@
-//! Test harness: an isolated table per test on the embedded DynamoDB (dynoxide, its own
+//! The integration tests' and the benchmarks' harness: an isolated table per test on the embedded DynamoDB (dynoxide, its own
 //! in-memory database and port per test) or on the shared moto server, with a request counter
 //! on the client and the sync engine wired to the real adapter.
 
@@ -11,9 +11,9 @@ use stepsync::domain::{Challenge, ChallengeId, LocalDate, StepLimits};
 use stepsync::ports::ChallengeStore;
 use stepsync::sync::SyncEngine;
 use stepsync::testing::{FixedClock, RecordingPublisher};
-use stepsync_local::dynoxide::EmbeddedDynamo;
-use stepsync_local::moto::MotoServer;
-use stepsync_local::table;
+use crate::dynoxide::EmbeddedDynamo;
+use crate::moto::MotoServer;
+use crate::table;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -106,7 +106,7 @@ pub const TEST_TOKEN_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 pub const TEST_WEBHOOK_SECRET: &str = "hook-secret-do-not-log";
 
 /// The settings that point an app's Google Health client at the fake server.
-pub fn google_vars(fake: &stepsync_local::fakes::google_health::FakeGoogleHealth) -> Vec<(&'static str, String)> {
+pub fn google_vars(fake: &crate::fakes::google_health::FakeGoogleHealth) -> Vec<(&'static str, String)> {
     vec![
         ("STEPSYNC_GOOGLE_CLIENT_ID", fake.client_id()),
         ("STEPSYNC_GOOGLE_CLIENT_SECRET", fake.client_secret()),
@@ -144,7 +144,7 @@ pub fn request_from_sample(
     user: Option<&stepsync::domain::UserId>,
     edit: impl FnOnce(&mut serde_json::Value),
 ) -> lambda_http::Request {
-    let path = stepsync_local::workspace_root().join("events").join(sample);
+    let path = crate::workspace_root().join("events").join(sample);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut event: serde_json::Value = serde_json::from_str(&text).unwrap();
     match user {
@@ -178,7 +178,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
-                    super::$case($crate::TestEnv::new($crate::Backend::Dynoxide).await).await;
+                    super::$case($crate::harness::TestEnv::new($crate::harness::Backend::Dynoxide).await).await;
                 }
             )*
         }
@@ -186,7 +186,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
-                    super::$case($crate::TestEnv::new($crate::Backend::Moto).await).await;
+                    super::$case($crate::harness::TestEnv::new($crate::harness::Backend::Moto).await).await;
                 }
             )*
         }
