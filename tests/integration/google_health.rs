@@ -2,8 +2,7 @@
 //! `provider-webhook` and `sync-worker` handlers, fed `lambda_http` requests built from the
 //! samples in `events/`, against the fake Google Health server and local DynamoDB.
 
-mod log_capture;
-
+use crate::log_capture;
 use functions::app::App;
 
 use lambda_http::{Body, Request, Response};

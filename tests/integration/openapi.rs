@@ -315,12 +315,12 @@ fn status_problems(doc: &Value, public: &BTreeSet<Route>, observed: &[(&str, &st
     }
     for (method, path, statuses, tests) in observed {
         let Some(declared) = declared.get(&route(method, path)) else {
-            problems.push(format!("{method} {path}: observed by tests/{tests} but not in docs/openapi.yaml"));
+            problems.push(format!("{method} {path}: observed by tests/integration/{tests} but not in docs/openapi.yaml"));
             continue;
         };
         for status in statuses.iter().filter(|s| !declared.contains(*s)) {
             problems.push(format!(
-                "{method} {path}: tests/{tests} observe {status}, docs/openapi.yaml does not declare it"
+                "{method} {path}: tests/integration/{tests} observe {status}, docs/openapi.yaml does not declare it"
             ));
         }
     }
@@ -429,7 +429,7 @@ fn the_checks_notice_what_is_on_one_side_only() {
     let mut doctored = doc.clone();
     doctored["paths"].as_mapping_mut().unwrap().remove("/v1/steps");
     reported(route_problems(&doctored, &handlers), "GET /v1/steps: the manual-sync handler's ROUTES has it");
-    reported(status_problems(&doctored, &public, OBSERVED), "GET /v1/steps: observed by tests/sync_api.rs");
+    reported(status_problems(&doctored, &public, OBSERVED), "GET /v1/steps: observed by tests/integration/sync_api.rs");
 
     // A route added to the spec alone.
     let mut doctored = doc.clone();
