@@ -170,23 +170,37 @@ pub fn date(raw: &str) -> LocalDate {
     LocalDate::parse(raw).unwrap()
 }
 
-/// Runs each named `async fn(TestEnv)` against both local DynamoDB implementations.
+/// Runs each named `async fn(TestEnv)` against both local DynamoDB implementations: for the
+/// DynamoDB adapter's contract (the store and the engine over it), which must hold on each.
+/// The cases are named `dynoxide::case` and `moto::case`.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
-        mod dynoxide {
+        $crate::on_backend!(dynoxide, Dynoxide, $($case),*);
+        $crate::on_backend!(moto, Moto, $($case),*);
+    };
+}
+
+/// Runs each named `async fn(TestEnv)` on dynoxide only: for the handlers and end-to-end
+/// cases, which stand on the adapter contract `on_both_backends!` already proves on both.
+/// The cases are named `dynoxide::case`.
+#[macro_export]
+macro_rules! on_dynoxide {
+    ($($case:ident),* $(,)?) => {
+        $crate::on_backend!(dynoxide, Dynoxide, $($case),*);
+    };
+}
+
+/// One `#[tokio::test]` per case in `mod $module`, each on a fresh `TestEnv` on `$backend`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! on_backend {
+    ($module:ident, $backend:ident, $($case:ident),*) => {
+        mod $module {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
-                    super::$case($crate::harness::TestEnv::new($crate::harness::Backend::Dynoxide).await).await;
-                }
-            )*
-        }
-        mod moto {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case($crate::harness::TestEnv::new($crate::harness::Backend::Moto).await).await;
+                    super::$case($crate::harness::TestEnv::new($crate::harness::Backend::$backend).await).await;
                 }
             )*
         }

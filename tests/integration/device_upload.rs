@@ -1,14 +1,14 @@
 //! Apple Health and Health Connect totals uploaded by the phone, through the real
-//! `manual-sync` handler, on both local DynamoDB implementations.
+//! `manual-sync` handler, on dynoxide.
 
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use stepsync::domain::{DailyValue, Provider, UserId};
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
 use stepsync_local::harness::{self, TestEnv, body_json, date, request_from_sample, unique};
-use stepsync_local::on_both_backends;
+use stepsync_local::on_dynoxide;
 
-on_both_backends!(
+on_dynoxide!(
     reuploading_the_same_days_sends_zero_writes_and_two_phones_never_add_up,
     phone_and_google_resolve_by_primary_or_maximum_and_the_leaderboard_stays_exact,
     bad_uploads_get_field_errors_and_mixed_uploads_keep_their_valid_days,

@@ -14,9 +14,9 @@ use stepsync::events::{Event, SyncReason, SyncRequested};
 use stepsync::ports::{ConnectionStore, StepStore};
 use stepsync_local::fakes::google_health::{FakeGoogleHealth, Fault, FaultTarget, Notification};
 use stepsync_local::harness::{self, TestEnv, date, unique};
-use stepsync_local::on_both_backends;
+use stepsync_local::on_dynoxide;
 
-on_both_backends!(
+on_dynoxide!(
     connect_callback_backfill_and_leaderboard_are_exact,
     the_callback_refuses_bad_states_and_stores_nothing,
     the_callback_refuses_denied_consent_missing_scope_and_token_errors,

@@ -10,9 +10,9 @@ use stepsync::events::Event;
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
 use stepsync_local::fakes::misfit::{Dead, EventAction, FakeMisfit, FakeSns, Fault, MisfitEvent};
 use stepsync_local::harness::{self, TestEnv, date, request_from_sample, unique};
-use stepsync_local::on_both_backends;
+use stepsync_local::on_dynoxide;
 
-on_both_backends!(
+on_dynoxide!(
     connect_notify_fetch_and_leaderboard,
     a_dead_misfit_cloud_asks_the_person_to_reconnect,
     forged_and_foreign_sns_messages_are_refused_and_nothing_is_fetched,

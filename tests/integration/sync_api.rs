@@ -13,9 +13,9 @@ use stepsync::events::Event;
 use stepsync::ports::{ConnectionStore, StepStore};
 use stepsync_local::fakes::google_health::{ACTIVITY_SCOPE, FakeGoogleHealth, Fault, FaultTarget};
 use stepsync_local::harness::{self, TestEnv, body_json, date, request_from_sample, unique};
-use stepsync_local::on_both_backends;
+use stepsync_local::on_dynoxide;
 
-on_both_backends!(
+on_dynoxide!(
     one_tick_syncs_exactly_the_due_connections_once,
     a_worker_short_of_time_stops_cleanly_and_leaves_the_rest_due,
     sync_steps_answers_with_fresh_totals_and_the_standing,
