@@ -58,9 +58,7 @@ impl TestEnv {
         let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(counter.clone()).build();
         let client = aws_sdk_dynamodb::Client::from_conf(config);
         let table = unique("steps");
-        table::create_table(&client, &table, &table::table_definition(table::TEMPLATE).unwrap())
-            .await
-            .expect("table from template.yaml");
+        table::create_table(&client, &table).await.expect("table from template.yaml");
         counter.reset();
         let store = Arc::new(DynamoStore::new(client, table.clone()));
         let clock = Arc::new(FixedClock::at(NOW));

@@ -79,24 +79,10 @@ fn handler_routes() -> BTreeMap<Route, &'static str> {
 
 /// The routes template.yaml exempts from its default (JWT) authorizer.
 fn template_public_routes() -> BTreeSet<Route> {
-    let template: Value = serde_norway::from_str(stepsync_local::table::TEMPLATE).expect("template.yaml parses");
-    let resources = template["Resources"].as_mapping().expect("template.yaml has Resources");
-    let mut public = BTreeSet::new();
-    for (_, resource) in resources {
-        if resource["Type"].as_str() == Some("AWS::Serverless::HttpApi") {
-            let default = resource["Properties"]["Auth"]["DefaultAuthorizer"].as_str();
-            assert_eq!(default, Some("JwtAuthorizer"), "the HttpApi's default authorizer is the JWT one");
-        }
-        let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
-        for (_, event) in events {
-            let props = &event["Properties"];
-            if event["Type"].as_str() == Some("HttpApi") && props["Auth"]["Authorizer"].as_str() == Some("NONE") {
-                let method = props["Method"].as_str().unwrap().to_uppercase();
-                public.insert((method, props["Path"].as_str().unwrap().to_owned()));
-            }
-        }
-    }
-    public
+    let template = stepsync_local::template::template().expect("template.yaml parses");
+    let default = template.default_authorizer.as_deref();
+    assert_eq!(default, Some("JwtAuthorizer"), "the HttpApi's default authorizer is the JWT one");
+    template.routes().filter(|(_, r)| r.public).map(|(_, r)| route(&r.method, &r.path)).collect()
 }
 
 /// Every operation of the document, by route.

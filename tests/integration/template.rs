@@ -7,43 +7,18 @@ use std::collections::BTreeSet;
 use stepsync::domain::UserId;
 use stepsync_local::harness::{self, Backend, TestEnv, body_json, request_from_sample};
 
-fn template() -> serde_norway::Value {
-    serde_norway::from_str(stepsync_local::table::TEMPLATE).expect("template.yaml parses")
+fn template() -> &'static stepsync_local::template::Template {
+    stepsync_local::template::template().expect("template.yaml parses")
 }
 
 /// (logical id, binary) of every function in the template.
 fn template_functions() -> Vec<(String, String)> {
-    let doc = template();
-    let resources = doc["Resources"].as_mapping().unwrap();
-    resources
-        .iter()
-        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
-        .map(|(id, r)| {
-            let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().expect("every function names its Binary");
-            (id.as_str().unwrap().to_owned(), binary.to_owned())
-        })
-        .collect()
+    template().functions.iter().map(|f| (f.logical_id.clone(), f.binary.clone())).collect()
 }
 
 /// (binary, method, path) of every HttpApi route in the template.
 fn template_routes() -> BTreeSet<(String, String, String)> {
-    let doc = template();
-    let mut routes = BTreeSet::new();
-    for (_, resource) in doc["Resources"].as_mapping().unwrap() {
-        let Some(binary) = resource["Metadata"]["BuildProperties"]["Binary"].as_str() else { continue };
-        let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
-        for (_, event) in events {
-            if event["Type"].as_str() == Some("HttpApi") {
-                let props = &event["Properties"];
-                routes.insert((
-                    binary.to_owned(),
-                    props["Method"].as_str().unwrap().to_uppercase(),
-                    props["Path"].as_str().unwrap().to_owned(),
-                ));
-            }
-        }
-    }
-    routes
+    template().routes().map(|(f, r)| (f.binary.clone(), r.method.clone(), r.path.clone())).collect()
 }
 
 fn binaries() -> BTreeSet<String> {
