@@ -155,13 +155,21 @@ pub fn request_from_sample(
     lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
 }
 
-/// A response body as JSON (`null` when empty).
+/// A response body as JSON (`null` when empty). A body that is not JSON fails loudly, with the
+/// body: an answer the API documents as JSON must be JSON, never quietly `null`.
 pub fn body_json(res: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {
-    match res.body() {
-        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(serde_json::Value::Null),
-        lambda_http::Body::Binary(b) => serde_json::from_slice(b).unwrap_or(serde_json::Value::Null),
-        _ => serde_json::Value::Null,
+    let bytes: &[u8] = match res.body() {
+        lambda_http::Body::Empty => return serde_json::Value::Null,
+        lambda_http::Body::Text(t) => t.as_bytes(),
+        lambda_http::Body::Binary(b) => b,
+        other => panic!("a {} answer with an unexpected body: {other:?}", res.status()),
+    };
+    if bytes.is_empty() {
+        return serde_json::Value::Null;
     }
+    serde_json::from_slice(bytes).unwrap_or_else(|e| {
+        panic!("a {} answer whose body is not JSON ({e}): {}", res.status(), String::from_utf8_lossy(bytes))
+    })
 }
 
 pub fn date(raw: &str) -> LocalDate {
