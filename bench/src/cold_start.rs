@@ -21,8 +21,8 @@ use stepsync::ports::ChallengeStore;
 use stepsync_local::demo::{google_tokens, store_connection};
 use stepsync_local::dynoxide::EmbeddedDynamo;
 use stepsync_local::fakes::google_health::{FakeGoogleHealth, SIGNATURE_HEADER};
-use tokio::task::JoinHandle;
 use stepsync_local::harness;
+use tokio::task::JoinHandle;
 
 /// Each function and the sample from `events/` it is fed (events/README.md).
 pub const FUNCTIONS: [(&str, &str); 6] = [

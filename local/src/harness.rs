@@ -2,6 +2,9 @@
 //! in-memory database and port per test) or on the shared moto server, with a request counter
 //! on the client and the sync engine wired to the real adapter.
 
+use crate::dynoxide::EmbeddedDynamo;
+use crate::moto::MotoServer;
+use crate::table;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use stepsync::aws::{DynamoStore, RequestCounter, local_sdk_config};
@@ -11,9 +14,6 @@ use stepsync::domain::{Challenge, ChallengeId, LocalDate, StepLimits};
 use stepsync::ports::ChallengeStore;
 use stepsync::sync::SyncEngine;
 use stepsync::testing::{FixedClock, RecordingPublisher};
-use crate::dynoxide::EmbeddedDynamo;
-use crate::moto::MotoServer;
-use crate::table;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -1,12 +1,12 @@
 //! The DynamoDB table exactly as `template.yaml` defines it (read through `crate::template`):
 //! the template is the one source, so the local stack and the tests never use a hand-kept copy.
 
+use crate::template::{KeyDef, TemplateError, template};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType, TimeToLiveSpecification,
 };
-use crate::template::{KeyDef, TemplateError, template};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {

@@ -145,7 +145,8 @@ impl Template {
             match resource["Type"].as_str() {
                 Some("AWS::Serverless::Function") => functions.push(Self::function(id, resource)?),
                 Some("AWS::Serverless::HttpApi") => {
-                    default_authorizer = resource["Properties"]["Auth"]["DefaultAuthorizer"].as_str().map(str::to_owned);
+                    default_authorizer =
+                        resource["Properties"]["Auth"]["DefaultAuthorizer"].as_str().map(str::to_owned);
                 }
                 _ => {}
             }

@@ -17,10 +17,10 @@ use stepsync::ports::{
     AuthorizeRequest, ConnectionStore, ProviderError, ProviderIdentity, StepProvider, StepStore, WebhookError,
     WebhookMessage,
 };
-use tokio::sync::oneshot;
 use stepsync_local::fakes::google_health::{FakeGoogleHealth, Fault, FaultTarget, Notification};
 use stepsync_local::harness::{self, TestEnv, date, unique};
 use stepsync_local::on_dynoxide;
+use tokio::sync::oneshot;
 
 on_dynoxide!(
     connect_callback_backfill_and_leaderboard_are_exact,

@@ -2,10 +2,10 @@
 //! authorizer answering exactly as the handler does, and a person connected through the sandbox consent page whose steps then sync
 //! through the in-process bus.
 
+use crate::template::ROUTE_ANSWERS;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
-use crate::template::ROUTE_ANSWERS;
 use stepsync_local::dynoxide::EmbeddedDynamo;
 use stepsync_local::stack::{LocalStack, StackOptions, StoreTarget};
 
@@ -58,7 +58,8 @@ async fn an_empty_stack_answers_health_tokens_and_every_route() {
         let body: Value = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {status} is not JSON ({e}): {text}"))
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{method} {path}: {status} is not JSON ({e}): {text}"))
         };
         assert!(body["error"]["message"] != "route not found", "{method} {path}: {status} {body}");
         assert_eq!(status.as_u16(), expected, "{method} {path}: {body}");

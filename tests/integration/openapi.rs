@@ -301,7 +301,8 @@ fn status_problems(doc: &Value, public: &BTreeSet<Route>, observed: &[(&str, &st
     }
     for (method, path, statuses, tests) in observed {
         let Some(declared) = declared.get(&route(method, path)) else {
-            problems.push(format!("{method} {path}: observed by tests/integration/{tests} but not in docs/openapi.yaml"));
+            problems
+                .push(format!("{method} {path}: observed by tests/integration/{tests} but not in docs/openapi.yaml"));
             continue;
         };
         for status in statuses.iter().filter(|s| !declared.contains(*s)) {

@@ -3,9 +3,9 @@
 //! is in the template, and each answers exactly as expected; every sample in `events/` reaches
 //! its handler and gets exactly its expected answer.
 
+use functions::sync_worker::WorkerResult;
 use lambda_http::{Body, Request, Response};
 use std::collections::BTreeSet;
-use functions::sync_worker::WorkerResult;
 use stepsync::domain::UserId;
 use stepsync_local::fakes::google_health::FakeGoogleHealth;
 use stepsync_local::harness::{self, Backend, TestEnv, body_json, request_from_sample};
@@ -84,13 +84,13 @@ pub(crate) const ROUTE_ANSWERS: &[(&str, &str, u16)] = &[
     ("GET", "/webhooks/{provider}", 400),                 // Google notifies by POST only
     ("POST", "/webhooks/{provider}", 401),                // unsigned
     ("HEAD", "/webhooks/{provider}", 400),
-    ("POST", "/v1/sync", 200),                  // nothing connected, nothing to sync
-    ("GET", "/v1/sync/status", 200),            // no connections
-    ("GET", "/v1/steps", 400),                  // no from and to
-    ("POST", "/v1/steps/device-upload", 400),   // no body
-    ("POST", "/v1/challenges", 403),            // not an admin
-    ("GET", "/v1/challenges", 200),             // none yet
-    ("GET", "/v1/challenges/{id}", 404),        // no such challenge
+    ("POST", "/v1/sync", 200),                // nothing connected, nothing to sync
+    ("GET", "/v1/sync/status", 200),          // no connections
+    ("GET", "/v1/steps", 400),                // no from and to
+    ("POST", "/v1/steps/device-upload", 400), // no body
+    ("POST", "/v1/challenges", 403),          // not an admin
+    ("GET", "/v1/challenges", 200),           // none yet
+    ("GET", "/v1/challenges/{id}", 404),      // no such challenge
     ("POST", "/v1/challenges/{id}/join", 404),
     ("DELETE", "/v1/challenges/{id}/join", 404),
     ("GET", "/v1/challenges/{id}/leaderboard", 404),
