@@ -16,6 +16,8 @@ use tokio::process::Command;
 
 const PERSON: &str = "browser-walker";
 const ACCOUNT: &str = "browser-account";
+/// What the sandbox holds for the person's today when they connect: the backfill brings it.
+const BACKFILL_STEPS: u64 = 2_500;
 
 fn chromium() -> PathBuf {
     let path = std::env::var_os("STEPSYNC_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
@@ -69,7 +71,7 @@ async fn a_person_connects_syncs_and_climbs_the_leaderboard_in_the_console() {
     }
     let today = demo_today(&stack);
     stack.google.add_person(ACCOUNT, None);
-    stack.google.set_steps(ACCOUNT, today.date(), 2_500);
+    stack.google.set_steps(ACCOUNT, today.date(), BACKFILL_STEPS);
 
     let mut child = Command::new("node")
         .arg("console.mjs")
@@ -77,6 +79,7 @@ async fn a_person_connects_syncs_and_climbs_the_leaderboard_in_the_console() {
         .env("BASE_URL", &stack.base_url)
         .env("PERSON", PERSON)
         .env("ACCOUNT", ACCOUNT)
+        .env("BACKFILL_STEPS", BACKFILL_STEPS.to_string())
         .env("SCREENSHOT", &screenshot)
         .env("CHROMIUM", &chromium)
         .stdin(Stdio::piped())
@@ -92,10 +95,11 @@ async fn a_person_connects_syncs_and_climbs_the_leaderboard_in_the_console() {
         line.map_or(Value::Null, |l| serde_json::from_str(&l).unwrap_or(Value::Null))
     };
 
-    // Connected through the consent page: the backfill brought today's 2,500.
+    // Connected through the consent page: the backfill brought today's 2,500 (the page waited
+    // for the leaderboard to show them, the backfill's completion).
     let connected = next().await;
-    assert_eq!(connected["connected"], 2_500, "the backfill after connecting: {connected}");
-    assert_eq!(steps_of(&leaderboard(&stack).await, PERSON), Some(2_500));
+    assert_eq!(connected["connected"], BACKFILL_STEPS, "the backfill after connecting: {connected}");
+    assert_eq!(steps_of(&leaderboard(&stack).await, PERSON), Some(BACKFILL_STEPS));
 
     // The person walks on; the provider has it, no webhook comes: "Sync steps" fetches it.
     stack.google.set_steps(ACCOUNT, today.date(), 9_876);

@@ -20,6 +20,7 @@ use stepsync::ports::ChallengeStore;
 use stepsync_local::demo::{google_tokens, store_connection};
 use stepsync_local::dynoxide::EmbeddedDynamo;
 use stepsync_local::fakes::google_health::{FakeGoogleHealth, SIGNATURE_HEADER};
+use stepsync_local::harness;
 use tokio::task::JoinHandle;
 
 /// Each function and the sample from `events/` it is fed (events/README.md).
@@ -171,7 +172,7 @@ async fn serve(router: Router) -> Result<(String, JoinHandle<()>), BenchError> {
 fn app_vars(google: &FakeGoogleHealth, dynamodb: &str, stub: &str) -> HashMap<String, String> {
     let mut vars: HashMap<String, String> = [
         ("STEPSYNC_TABLE", TABLE.to_owned()),
-        ("STEPSYNC_TOKEN_KEY", support::TEST_TOKEN_KEY.to_owned()),
+        ("STEPSYNC_TOKEN_KEY", harness::TEST_TOKEN_KEY.to_owned()),
         ("STEPSYNC_PUBLIC_URL", "https://api.stepsync.example".to_owned()),
         // The samples return to the local app.
         ("STEPSYNC_RETURN_TO_ALLOWLIST", "http://127.0.0.1:3000/".to_owned()),
@@ -189,7 +190,7 @@ fn app_vars(google: &FakeGoogleHealth, dynamodb: &str, stub: &str) -> HashMap<St
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    vars.extend(support::google_vars(google).into_iter().map(|(k, v)| (k.to_owned(), v)));
+    vars.extend(harness::google_vars(google).into_iter().map(|(k, v)| (k.to_owned(), v)));
     vars
 }
 

@@ -12,6 +12,7 @@ use stepsync::domain::{LocalDate, Provider, UserId};
 use stepsync::events::{Event, SyncReason, SyncRequested};
 use stepsync_local::demo::{google_tokens, store_connection};
 use stepsync_local::fakes::google_health::{Notification, SIGNATURE_HEADER};
+use stepsync_local::harness;
 
 /// DynamoDB operations by kind (the interceptor names them after `X-Amz-Target`).
 const READS: [&str; 5] = ["GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"];
@@ -176,7 +177,7 @@ async fn webhook(world: &World, account: &str, date: LocalDate) -> Result<Vec<In
     let body = Notification::upsert(account, [date.date()]).body();
     let signature = world.google.sign(&body);
     let text = String::from_utf8(body).map_err(|e| BenchError::measurement("webhook", e))?;
-    let request = support::request_from_sample("webhook_google_health_notification.json", None, |event| {
+    let request = harness::request_from_sample("webhook_google_health_notification.json", None, |event| {
         event["headers"][SIGNATURE_HEADER.to_ascii_lowercase()] = Value::String(signature);
         event["body"] = Value::String(text);
     });
@@ -263,13 +264,13 @@ pub async fn run(world: &mut World, progress: &dyn Fn(&str)) -> Result<Vec<Scena
     ];
     scenarios.push(
         measure(world, "manual sync, one changed day", 1, least, &manual_reasons, async || {
-            let request = support::request_from_sample("sync_now.json", Some(user), |event| {
+            let request = harness::request_from_sample("sync_now.json", Some(user), |event| {
                 event["body"] = Value::String(json!({ "challenge": challenge }).to_string());
             });
             let started = Instant::now();
             let response = functions::manual_sync::handle(&world.app, request).await;
             let ms = started.elapsed().as_secs_f64() * 1e3;
-            let body = support::body_json(&response);
+            let body = harness::body_json(&response);
             if response.status() != 200 || body["connections"][0]["days_changed"] != json!(1) {
                 return Err(BenchError::measurement("manual sync", format!("answered {}: {body}", response.status())));
             }

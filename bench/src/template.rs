@@ -1,4 +1,5 @@
-//! The deployment facts the cost model and the cold start take from `template.yaml`.
+//! The deployment facts the cost model and the cold start take from `template.yaml` (through
+//! `stepsync_local::template`, the one reader of it).
 
 use crate::error::BenchError;
 use serde::Serialize;
@@ -15,20 +16,12 @@ pub struct Template {
 
 impl Template {
     pub fn read() -> Result<Self, BenchError> {
-        let bad = |why: &str| BenchError::setup("template.yaml", why);
-        let doc: serde_norway::Value =
-            serde_norway::from_str(stepsync_local::table::TEMPLATE).map_err(|e| bad(&e.to_string()))?;
-        let function = &doc["Globals"]["Function"];
-        let number = |v: &serde_norway::Value, what: &str| {
-            v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| bad(&format!("{what} is not a number")))
-        };
+        let bad = |e: stepsync_local::template::TemplateError| BenchError::setup("the deployment facts", e);
+        let template = stepsync_local::template::template().map_err(bad)?;
         Ok(Self {
-            memory_mb: number(&function["MemorySize"], "Globals.Function.MemorySize")?,
-            architecture: function["Architectures"][0].as_str().unwrap_or("x86_64").to_owned(),
-            sync_interval_minutes: number(
-                &doc["Parameters"]["SyncIntervalMinutes"]["Default"],
-                "Parameters.SyncIntervalMinutes.Default",
-            )?,
+            memory_mb: template.memory_mb,
+            architecture: template.architecture.clone(),
+            sync_interval_minutes: template.number_parameter("SyncIntervalMinutes").map_err(bad)?,
         })
     }
 }

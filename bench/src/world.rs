@@ -12,7 +12,7 @@ use std::time::Instant;
 use stepsync::domain::{ChallengeId, LocalDate, Provider, UserId, local_today};
 use stepsync_local::demo::{google_tokens, store_connection};
 use stepsync_local::fakes::google_health::FakeGoogleHealth;
-use support::{Backend, TestEnv};
+use stepsync_local::harness::{self, Backend, TestEnv};
 
 type Item = std::collections::HashMap<String, AttributeValue>;
 
@@ -46,7 +46,7 @@ impl World {
         let env = TestEnv::new(backend).await;
         let google =
             FakeGoogleHealth::start_on_port(0).await.map_err(|e| BenchError::setup("fake Google Health", e))?;
-        let app = support::app(&env, support::google_vars(&google));
+        let app = harness::app(&env, harness::google_vars(&google));
         let challenge = env.challenge("2026-11-01", "2026-12-31").await;
         Ok(Self { env, app, google, challenge, people: Vec::new() })
     }

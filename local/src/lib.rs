@@ -1,13 +1,17 @@
-//! The pieces the local stack and the tests share: the table definition read from
-//! `template.yaml`, the embedded DynamoDB (dynoxide) and moto in server mode, all on loopback.
+//! The pieces the local stack, the tests and the benchmarks share: `template.yaml` read once
+//! (`template`), the table it defines, the embedded DynamoDB (dynoxide) and moto in server
+//! mode, the fake providers, all on loopback; and, with the `harness` feature, the tests' harness.
 
 pub mod auth;
 pub mod demo;
 pub mod dynoxide;
 pub mod fakes;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod moto;
 pub mod stack;
 pub mod table;
+pub mod template;
 
 /// The workspace root, where `template.yaml`, `.venv` and `local/` live.
 pub fn workspace_root() -> std::path::PathBuf {

@@ -1,81 +1,19 @@
-//! The DynamoDB table exactly as `template.yaml` defines it: the template is the one source,
-//! read at build time, so the local stack and the tests never use a hand-kept copy.
+//! The DynamoDB table exactly as `template.yaml` defines it (read through `crate::template`):
+//! the template is the one source, so the local stack and the tests never use a hand-kept copy.
 
+use crate::template::{KeyDef, TemplateError, template};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType, TimeToLiveSpecification,
 };
-use serde::Deserialize;
-
-/// The SAM template, compiled in.
-pub const TEMPLATE: &str = include_str!("../../template.yaml");
-/// The table's logical id in the template.
-pub const TABLE_RESOURCE: &str = "StepsTable";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
-    #[error("template.yaml: {0}")]
-    Template(String),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
     #[error("creating the table: {0}")]
     Create(String),
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TableDefinition {
-    pub attribute_definitions: Vec<AttributeDef>,
-    pub key_schema: Vec<KeyDef>,
-    #[serde(default)]
-    pub global_secondary_indexes: Vec<IndexDef>,
-    #[serde(default)]
-    pub time_to_live_specification: Option<TtlDef>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct AttributeDef {
-    pub attribute_name: String,
-    pub attribute_type: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct KeyDef {
-    pub attribute_name: String,
-    pub key_type: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct IndexDef {
-    pub index_name: String,
-    pub key_schema: Vec<KeyDef>,
-    pub projection: ProjectionDef,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ProjectionDef {
-    pub projection_type: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TtlDef {
-    pub attribute_name: String,
-    pub enabled: bool,
-}
-
-/// Reads the table's properties from a SAM template (CloudFormation tags elsewhere are fine).
-pub fn table_definition(template: &str) -> Result<TableDefinition, TableError> {
-    let doc: serde_norway::Value = serde_norway::from_str(template).map_err(|e| TableError::Template(e.to_string()))?;
-    let props = doc
-        .get("Resources")
-        .and_then(|r| r.get(TABLE_RESOURCE))
-        .and_then(|t| t.get("Properties"))
-        .ok_or_else(|| TableError::Template(format!("no Resources.{TABLE_RESOURCE}.Properties")))?;
-    serde_norway::from_value(props.clone()).map_err(|e| TableError::Template(format!("{TABLE_RESOURCE}: {e}")))
 }
 
 fn key_schema(keys: &[KeyDef]) -> Result<Vec<KeySchemaElement>, TableError> {
@@ -85,13 +23,14 @@ fn key_schema(keys: &[KeyDef]) -> Result<Vec<KeySchemaElement>, TableError> {
                 .attribute_name(&k.attribute_name)
                 .key_type(KeyType::from(k.key_type.as_str()))
                 .build()
-                .map_err(|e| TableError::Template(e.to_string()))
+                .map_err(|e| TableError::Create(e.to_string()))
         })
         .collect()
 }
 
 /// Creates `name` with the template's definition (on-demand billing) and enables its TTL.
-pub async fn create_table(client: &Client, name: &str, def: &TableDefinition) -> Result<(), TableError> {
+pub async fn create_table(client: &Client, name: &str) -> Result<(), TableError> {
+    let def = &template()?.table;
     let create = |e: &dyn std::fmt::Display| TableError::Create(e.to_string());
     let mut request = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
     for a in &def.attribute_definitions {
@@ -143,20 +82,6 @@ pub async fn ensure_table(client: &Client, name: &str) -> Result<bool, TableErro
     if exists {
         return Ok(false);
     }
-    create_table(client, name, &table_definition(TEMPLATE)?).await?;
+    create_table(client, name).await?;
     Ok(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_template_defines_the_one_table() {
-        let def = table_definition(TEMPLATE).unwrap();
-        let keys: Vec<_> = def.key_schema.iter().map(|k| (k.attribute_name.as_str(), k.key_type.as_str())).collect();
-        assert_eq!(keys, [("pk", "HASH"), ("sk", "RANGE")]);
-        assert_eq!(def.global_secondary_indexes[0].index_name, "GSI1");
-        assert_eq!(def.time_to_live_specification.unwrap().attribute_name, "expires_at");
-    }
 }

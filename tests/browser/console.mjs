@@ -4,11 +4,13 @@
 // leaderboard change. Run by tests/browser.rs, which starts the stack and owns the sandbox.
 //
 // Environment: BASE_URL (the stack), PERSON (a new user id), ACCOUNT (their Google Health
-// account on the sandbox), SCREENSHOT (where the final screenshot goes), CHROMIUM (default
-// /usr/bin/chromium).
-// Protocol on stdout/stdin, one JSON line each: we print {"connected": steps} once connected,
-// the harness answers {"expect": steps} after setting new steps at the provider; we print
-// {"done": steps} after the leaderboard shows them.
+// account on the sandbox), BACKFILL_STEPS (what the sandbox holds for today when they connect),
+// SCREENSHOT (where the final screenshot goes), CHROMIUM (default /usr/bin/chromium).
+// Protocol on stdout/stdin, one JSON line each: we print {"connected": steps} once connected
+// and the leaderboard shows the backfill's BACKFILL_STEPS (the backfill runs after the
+// redirect, through the stack's bus: its completion is the board showing them), the harness
+// answers {"expect": steps} after setting new steps at the provider; we print {"done": steps}
+// after the leaderboard shows them.
 import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
 
@@ -20,6 +22,7 @@ const env = (name, fallback) => {
 const BASE_URL = env("BASE_URL");
 const PERSON = env("PERSON");
 const ACCOUNT = env("ACCOUNT");
+const BACKFILL_STEPS = Number(env("BACKFILL_STEPS"));
 const SCREENSHOT = env("SCREENSHOT");
 const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
 const STEP_TIMEOUT_MS = 30_000;
@@ -85,6 +88,8 @@ try {
   await page.waitForFunction(() => document.querySelector("#message").textContent.startsWith("Connected"));
   await page.waitForSelector('.connection[data-provider="google_health"][data-status="active"]');
   await row(PERSON).waitFor();
+  log(`waiting for the backfill: ${BACKFILL_STEPS} steps on the leaderboard`);
+  await waitForSteps(PERSON, BACKFILL_STEPS);
   send({ connected: await stepsOf(PERSON) });
 
   const { expect } = await receive();

@@ -10,9 +10,10 @@ use stepsync::events::Event;
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
 use stepsync_local::fakes::misfit::{Dead, EventAction, FakeMisfit, Fault, MisfitEvent};
 use stepsync_local::fakes::sns::FakeSns;
-use support::{TestEnv, date, on_both_backends, request_from_sample, unique};
+use stepsync_local::harness::{self, TestEnv, date, request_from_sample, unique};
+use stepsync_local::on_dynoxide;
 
-on_both_backends!(
+on_dynoxide!(
     connect_notify_fetch_and_leaderboard,
     a_dead_misfit_cloud_asks_the_person_to_reconnect,
     forged_and_foreign_sns_messages_are_refused_and_nothing_is_fetched,
@@ -36,7 +37,7 @@ impl World {
         let mut sns = FakeSns::start().await;
         // Messages name an https host, as real SNS does; the app maps it to the loopback fake.
         sns.advertise_as("https://sns.fake.test");
-        let app = support::app(
+        let app = harness::app(
             &env,
             vec![
                 ("STEPSYNC_MISFIT_CLIENT_ID", fake.client_id()),
@@ -52,7 +53,24 @@ impl World {
         Self { env, fake, sns, app, user: UserId::parse(&unique("walker")).unwrap(), misfit_id }
     }
 
-    async fn connect(&self) -> Response<Body> {
+    /// Connects the person (authorize, consent, callback) and checks the callback's answer: the
+    /// redirect back with `connected=misfit`, so what a test checks next stands on a connection.
+    async fn connect(&self) {
+        let res = self.callback().await;
+        let location = res.headers().get("location").map_or(String::new(), |l| l.to_str().unwrap().to_owned());
+        assert_eq!(res.status(), 302, "the callback: {location}");
+        let query: Vec<(String, String)> = reqwest::Url::parse(&location)
+            .unwrap_or_else(|e| panic!("the callback redirects to a URL ({e}): {location}"))
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        assert_eq!(query, [("connected".to_owned(), "misfit".to_owned())], "the callback: {location}");
+        let connection = self.env.store.get_connection(&self.user, Provider::Misfit).await.unwrap();
+        assert_eq!(connection.map(|c| c.status), Some(ConnectionStatus::Active), "connected");
+    }
+
+    /// Authorize, approve at the fake consent page, and return the callback's answer.
+    async fn callback(&self) -> Response<Body> {
         let req = request_from_sample("oauth_authorize.json", Some(&self.user), |e| {
             e["rawPath"] = "/v1/connections/misfit/authorize".into();
             e["requestContext"]["http"]["path"] = "/v1/connections/misfit/authorize".into();
@@ -133,9 +151,7 @@ async fn connect_notify_fetch_and_leaderboard(env: TestEnv) {
     let challenge = w.env.challenge("2026-11-01", "2026-11-30").await;
     w.env.challenges().join(&challenge, &w.user, w.env.now()).await.unwrap();
     w.fake.set_steps(&w.misfit_id, "2026-11-22", 9823);
-    let res = w.connect().await;
-    let location = res.headers()["location"].to_str().unwrap().to_owned();
-    assert!(location.contains("connected=misfit"), "{location}");
+    w.connect().await;
     let mut seen = 0;
     assert_eq!(w.run_syncs(&mut seen).await, 1, "the backfill");
     assert_eq!(w.env.challenges().recompute(&challenge, &w.user).await.unwrap().total, 9823);

@@ -1,5 +1,6 @@
 //! The `challenges` API end to end: the real handler, fed `lambda_http` requests built from the
-//! `events/challenges_*.json` samples, against local DynamoDB (dynoxide and moto).
+//! `events/challenges_*.json` samples, against local DynamoDB (dynoxide: the adapter's contract
+//! on both implementations is `store` and `engine`'s).
 
 use functions::app::App;
 use jiff::tz::TimeZone;
@@ -8,9 +9,10 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use stepsync::config::Config;
 use stepsync::domain::{DailyValue, Provider, UserId};
-use support::{TestEnv, date, on_both_backends, unique};
+use stepsync_local::harness::{TestEnv, date, unique};
+use stepsync_local::on_dynoxide;
 
-on_both_backends!(
+on_dynoxide!(
     an_admin_creates_a_challenge_that_everyone_can_see,
     only_admins_create_and_bad_input_names_the_field,
     joining_counts_the_days_already_in_the_window,

@@ -2,21 +2,27 @@
 //! `provider-webhook` and `sync-worker` handlers, fed `lambda_http` requests built from the
 //! samples in `events/`, against the fake Google Health server and local DynamoDB.
 
-mod log_capture;
-
+use crate::log_capture::{self, Secrets};
+use async_trait::async_trait;
 use functions::app::App;
 
 use lambda_http::{Body, Request, Response};
 use secrecy::ExposeSecret;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stepsync::domain::{ChallengeId, ConnectionStatus, Provider, UserId};
+use stepsync::domain::{ChallengeId, Connection, ConnectionStatus, DailyValue, LocalDate, Provider, TokenSet, UserId};
 use stepsync::events::{Event, SyncReason, SyncRequested};
-use stepsync::ports::{ConnectionStore, StepStore};
+use stepsync::ports::{
+    AuthorizeRequest, ConnectionStore, ProviderError, ProviderIdentity, StepProvider, StepStore, WebhookError,
+    WebhookMessage,
+};
 use stepsync_local::fakes::google_health::{FakeGoogleHealth, Fault, FaultTarget, Notification};
-use support::{TestEnv, date, on_both_backends, unique};
+use stepsync_local::harness::{self, TestEnv, date, unique};
+use stepsync_local::on_dynoxide;
+use tokio::sync::oneshot;
 
-on_both_backends!(
+on_dynoxide!(
     connect_callback_backfill_and_leaderboard_are_exact,
     the_callback_refuses_bad_states_and_stores_nothing,
     the_callback_refuses_denied_consent_missing_scope_and_token_errors,
@@ -31,7 +37,7 @@ on_both_backends!(
     connecting_through_google_retires_the_legacy_fitbit_connection,
 );
 
-const WEBHOOK_SECRET: &str = support::TEST_WEBHOOK_SECRET;
+const WEBHOOK_SECRET: &str = harness::TEST_WEBHOOK_SECRET;
 const RETURN_TO: &str = "http://127.0.0.1:3000/challenges/nov-walk";
 
 struct World {
@@ -40,6 +46,104 @@ struct World {
     app: App,
     user: UserId,
     health_id: String,
+    /// The app's Google Health client, as the app uses it.
+    google: Arc<Witness>,
+    secrets: Secrets,
+}
+
+/// Stands between the app and its Google Health client: remembers every token issued to the
+/// app (for the log scan), and can hold a refresh after Google answered and before the engine
+/// sees the answer, so that a test acts at exactly that point instead of guessing with sleeps.
+struct Witness {
+    inner: Arc<dyn StepProvider>,
+    secrets: Secrets,
+    hold: Mutex<Option<Hold>>,
+}
+
+struct Hold {
+    reached: oneshot::Sender<()>,
+    release: oneshot::Receiver<()>,
+}
+
+impl Witness {
+    fn remember(&self, tokens: &TokenSet) {
+        self.secrets.remember(tokens.access_token.expose_secret());
+        if let Some(refresh) = &tokens.refresh_token {
+            self.secrets.remember(refresh.expose_secret());
+        }
+    }
+
+    /// Holds the next refresh once Google answered: `reached` resolves then; the refresh goes
+    /// on when `release` is sent (or dropped).
+    fn hold_next_refresh(&self) -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
+        let (reached_tx, reached) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        *self.hold.lock().unwrap() = Some(Hold { reached: reached_tx, release: release_rx });
+        (reached, release)
+    }
+}
+
+#[async_trait]
+impl StepProvider for Witness {
+    fn provider(&self) -> Provider {
+        self.inner.provider()
+    }
+
+    fn authorize_url(&self, request: &AuthorizeRequest) -> Result<String, ProviderError> {
+        self.inner.authorize_url(request)
+    }
+
+    fn required_scopes(&self) -> &[&str] {
+        self.inner.required_scopes()
+    }
+
+    async fn exchange_code(&self, code: &str, verifier: &str, redirect_uri: &str) -> Result<TokenSet, ProviderError> {
+        let tokens = self.inner.exchange_code(code, verifier, redirect_uri).await;
+        if let Ok(tokens) = &tokens {
+            self.remember(tokens);
+        }
+        tokens
+    }
+
+    async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet, ProviderError> {
+        let fresh = self.inner.refresh(tokens).await;
+        if let Ok(fresh) = &fresh {
+            self.remember(fresh);
+        }
+        let hold = self.hold.lock().unwrap().take();
+        if let Some(Hold { reached, release }) = hold {
+            let _ = reached.send(());
+            let _ = release.await;
+        }
+        fresh
+    }
+
+    async fn identity(&self, tokens: &TokenSet) -> Result<ProviderIdentity, ProviderError> {
+        self.inner.identity(tokens).await
+    }
+
+    async fn daily_steps(
+        &self,
+        connection: &Connection,
+        tokens: Option<&TokenSet>,
+        start: LocalDate,
+        end: LocalDate,
+    ) -> Result<Vec<DailyValue>, ProviderError> {
+        self.inner.daily_steps(connection, tokens, start, end).await
+    }
+
+    async fn revoke(&self, tokens: &TokenSet) -> Result<(), ProviderError> {
+        self.inner.revoke(tokens).await
+    }
+
+    async fn verify_webhook(
+        &self,
+        method: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<WebhookMessage, WebhookError> {
+        self.inner.verify_webhook(method, headers, body).await
+    }
 }
 
 impl World {
@@ -48,15 +152,21 @@ impl World {
         let fake = FakeGoogleHealth::start().await;
         let health_id = unique("health");
         fake.add_person(&health_id, None);
-        let app = support::app(&env, support::google_vars(&fake));
+        let mut app = harness::app(&env, harness::google_vars(&fake));
+        let secrets = Secrets::default();
+        secrets.remember(WEBHOOK_SECRET);
+        secrets.remember(fake.client_secret());
+        let inner = app.providers.get(Provider::GoogleHealth).expect("Google Health is configured").clone();
+        let google = Arc::new(Witness { inner, secrets: secrets.clone(), hold: Mutex::new(None) });
+        app.providers = app.providers.clone().with(google.clone());
         let user = UserId::parse(&unique("walker")).unwrap();
-        Self { env, fake, app, user, health_id }
+        Self { env, fake, app, user, health_id, google, secrets }
     }
 
     fn request(&self, sample: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Request {
         // Samples without a JWT (the callback, webhooks) stay without one.
         let has_claims = sample.starts_with("oauth_authorize") || sample.starts_with("oauth_disconnect");
-        support::request_from_sample(sample, has_claims.then_some(&self.user), edit)
+        harness::request_from_sample(sample, has_claims.then_some(&self.user), edit)
     }
 
     async fn authorize(&self) -> (String, String) {
@@ -77,6 +187,11 @@ impl World {
         let url = reqwest::Url::parse(redirect).unwrap();
         let query: serde_json::Map<String, serde_json::Value> =
             url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned().into())).collect();
+        for secret in ["code", "state"] {
+            if let Some(value) = query.get(secret).and_then(|v| v.as_str()).filter(|v| !v.is_empty()) {
+                self.secrets.remember(value);
+            }
+        }
         let raw_query = url.query().unwrap_or("").to_owned();
         let cookie = cookie.map(str::to_owned);
         self.request("oauth_callback.json", move |e| {
@@ -148,21 +263,12 @@ impl World {
         functions::webhook::handle(&self.app, req).await
     }
 
-    /// Secrets this test saw, which must appear in no log line.
-    async fn secrets(&self) -> Vec<String> {
-        let mut secrets = vec![WEBHOOK_SECRET.to_owned(), self.fake.client_secret()];
-        if let Some(sealed) = self.connection().await.and_then(|c| c.tokens) {
-            let tokens = self.app.engine.cipher.decrypt(&self.user, Provider::GoogleHealth, &sealed).unwrap();
-            secrets.push(tokens.access_token.expose_secret().to_owned());
-            secrets.extend(tokens.refresh_token.map(|t| t.expose_secret().to_owned()));
-        }
-        secrets
-    }
-
+    /// No secret this test saw (chose, was issued, or passes in `extra`) appears in any log line.
     async fn assert_no_secret_logged(&self, extra: &[String]) {
-        let mut secrets = self.secrets().await;
-        secrets.extend(extra.iter().cloned());
-        log_capture::assert_absent(&secrets);
+        for secret in extra {
+            self.secrets.remember(secret.as_str());
+        }
+        self.secrets.assert_none_logged();
     }
 }
 
@@ -255,7 +361,7 @@ async fn the_callback_refuses_bad_states_and_stores_nothing(env: TestEnv) {
     w.env.clock.advance(Duration::from_secs(11 * 60));
     expect_400(functions::oauth::handle(&w.app, w.callback_request(&redirect, Some(&cookie))).await, "expired state");
     assert_nothing_stored(&w).await;
-    w.env.clock.set(support::NOW.parse().unwrap());
+    w.env.clock.set(harness::NOW.parse().unwrap());
 
     // Reused: the first use connects, the second is refused.
     let (location, cookie) = w.authorize().await;
@@ -457,20 +563,29 @@ async fn a_disconnect_during_a_sync_stays_disconnected(env: TestEnv) {
     let w = World::new(env).await;
     assert_eq!(w.connect().await.status(), 302);
     w.env.clock.advance(Duration::from_secs(3600)); // the sync will refresh
-    w.fake.fail_next(FaultTarget::Token, Fault::Slow(Duration::from_millis(600)), 1);
+    // Google has answered the sync's refresh; the person disconnects before the sync stores
+    // the new tokens.
+    let (reached, release) = w.google.hold_next_refresh();
     let disconnect = async {
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        functions::oauth::handle(&w.app, w.request("oauth_disconnect.json", |_| {})).await
+        reached.await.expect("the sync refreshed");
+        let res = functions::oauth::handle(&w.app, w.request("oauth_disconnect.json", |_| {})).await;
+        release.send(()).expect("the refresh is still held");
+        res
     };
     let (sync, res) = tokio::join!(w.sync_now(), disconnect);
     assert_eq!(res.status(), 204);
+    assert_eq!(
+        sync,
+        functions::sync_worker::WorkerResult::Skipped { why: "connection is disconnected".into() },
+        "the late refresh found the connection gone"
+    );
     let connection = w.connection().await.unwrap();
-    assert_eq!(connection.status, ConnectionStatus::Disconnected, "the late sync did not reactivate it ({sync:?})");
+    assert_eq!(connection.status, ConnectionStatus::Disconnected, "the late sync did not reactivate it");
     assert!(connection.tokens.is_none(), "the late refresh did not resurrect tokens");
     assert!(w.env.store.provider_account_owner(Provider::GoogleHealth, &w.health_id).await.unwrap().is_none());
-    assert!(w.fake.calls("revoke") >= 1, "revoked at the provider");
+    assert_eq!(w.fake.calls("revoke"), 1, "revoked at the provider");
     let again = w.sync_now().await;
-    assert!(matches!(again, functions::sync_worker::WorkerResult::Skipped { .. }), "{again:?}");
+    assert_eq!(again, functions::sync_worker::WorkerResult::Skipped { why: "connection is disconnected".into() });
 }
 
 async fn connecting_through_google_retires_the_legacy_fitbit_connection(env: TestEnv) {

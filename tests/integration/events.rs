@@ -14,8 +14,8 @@ use stepsync::aws::{EventBridgePublisher, RequestCounter, local_sdk_config};
 use stepsync::domain::{LocalDate, Provider, UserId};
 use stepsync::events::{Event, StepsUpdated};
 use stepsync::ports::EventPublisher;
+use stepsync_local::harness::unique;
 use stepsync_local::moto::MotoServer;
-use support::unique;
 
 /// Breaks the `Detail` of two entries in the first PutEvents request, so moto answers with
 /// two failed entries (`MalformedDetail`) the way EventBridge answers a partial failure.

@@ -4,7 +4,7 @@ use functions::app::App;
 use functions::sync_worker::{WorkerError, WorkerResult, handle};
 use stepsync::domain::{Connection, ConnectionStatus, Provider, UserId};
 use stepsync::ports::ConnectionStore;
-use support::{Backend, TestEnv};
+use stepsync_local::harness::{self, Backend, TestEnv};
 
 fn sample(name: &str) -> serde_json::Value {
     let path = stepsync_local::workspace_root().join("events").join(name);
@@ -12,7 +12,7 @@ fn sample(name: &str) -> serde_json::Value {
 }
 
 fn app(env: &TestEnv) -> App {
-    support::app(env, vec![])
+    harness::app(env, vec![])
 }
 
 #[tokio::test]
@@ -46,8 +46,8 @@ async fn an_unknown_event_is_a_typed_error_not_a_panic() {
 async fn secrets_are_read_from_ssm_parameters() {
     let moto = stepsync_local::moto::MotoServer::shared().expect("moto starts (make test installs it)");
     let ssm = aws_sdk_ssm::Client::new(&stepsync::aws::local_sdk_config(moto.endpoint()));
-    let prefix = format!("/{}", support::unique("stepsync"));
-    for (name, value) in [("token-key", support::TEST_TOKEN_KEY), ("google-secret", "g-secret"), ("hook", "h-secret")] {
+    let prefix = format!("/{}", harness::unique("stepsync"));
+    for (name, value) in [("token-key", harness::TEST_TOKEN_KEY), ("google-secret", "g-secret"), ("hook", "h-secret")] {
         ssm.put_parameter()
             .name(format!("{prefix}/{name}"))
             .value(value)
@@ -65,7 +65,7 @@ async fn secrets_are_read_from_ssm_parameters() {
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     functions::app::resolve_secret_parameters(&ssm, &mut vars).await.unwrap();
-    assert_eq!(vars["STEPSYNC_TOKEN_KEY"], support::TEST_TOKEN_KEY);
+    assert_eq!(vars["STEPSYNC_TOKEN_KEY"], harness::TEST_TOKEN_KEY);
     assert_eq!(vars["STEPSYNC_GOOGLE_CLIENT_SECRET"], "g-secret");
     assert_eq!(vars["STEPSYNC_GOOGLE_WEBHOOK_SECRET"], "h-secret");
     assert!(!vars.contains_key("STEPSYNC_MISFIT_CLIENT_SECRET"));

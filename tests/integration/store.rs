@@ -9,7 +9,8 @@ use std::time::Duration;
 use stepsync::crypto::AesGcmTokenCipher;
 use stepsync::domain::{Connection, Provider, TokenSet, UserId};
 use stepsync::ports::{ConnectionStore, StoreError, TokenCipher};
-use support::{TestEnv, on_both_backends, unique};
+use stepsync_local::harness::{TestEnv, unique};
+use stepsync_local::on_both_backends;
 
 on_both_backends!(
     conditional_writes_and_transactions_are_atomic,

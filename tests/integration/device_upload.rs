@@ -1,13 +1,14 @@
 //! Apple Health and Health Connect totals uploaded by the phone, through the real
-//! `manual-sync` handler, on both local DynamoDB implementations.
+//! `manual-sync` handler, on dynoxide.
 
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use stepsync::domain::{DailyValue, Provider, UserId};
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
-use support::{TestEnv, body_json, date, on_both_backends, request_from_sample, unique};
+use stepsync_local::harness::{self, TestEnv, body_json, date, request_from_sample, unique};
+use stepsync_local::on_dynoxide;
 
-on_both_backends!(
+on_dynoxide!(
     reuploading_the_same_days_sends_zero_writes_and_two_phones_never_add_up,
     phone_and_google_resolve_by_primary_or_maximum_and_the_leaderboard_stays_exact,
     bad_uploads_get_field_errors_and_mixed_uploads_keep_their_valid_days,
@@ -33,7 +34,7 @@ fn phone(install: &str, pairs: &[(&str, i64)]) -> Value {
 }
 
 async fn reuploading_the_same_days_sends_zero_writes_and_two_phones_never_add_up(env: TestEnv) {
-    let app = support::app(&env, vec![]);
+    let app = harness::app(&env, vec![]);
     let walker = user();
     let c = env.challenge("2026-11-01", "2026-11-30").await;
     env.challenges().join(&c, &walker, env.now()).await.unwrap();
@@ -63,7 +64,7 @@ async fn reuploading_the_same_days_sends_zero_writes_and_two_phones_never_add_up
 }
 
 async fn phone_and_google_resolve_by_primary_or_maximum_and_the_leaderboard_stays_exact(env: TestEnv) {
-    let app = support::app(&env, vec![]);
+    let app = harness::app(&env, vec![]);
     let walker = user();
     let c = env.challenge("2026-11-01", "2026-11-30").await;
     env.challenges().join(&c, &walker, env.now()).await.unwrap();
@@ -101,7 +102,7 @@ async fn phone_and_google_resolve_by_primary_or_maximum_and_the_leaderboard_stay
 }
 
 async fn bad_uploads_get_field_errors_and_mixed_uploads_keep_their_valid_days(env: TestEnv) {
-    let app = support::app(&env, vec![]);
+    let app = harness::app(&env, vec![]);
     let walker = user();
     let field_of = |body: &Value| body["error"]["field"].as_str().map(str::to_owned);
     let cases = [

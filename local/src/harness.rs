@@ -1,7 +1,10 @@
-//! Test harness: an isolated table per test on the embedded DynamoDB (dynoxide, its own
+//! The integration tests' and the benchmarks' harness: an isolated table per test on the embedded DynamoDB (dynoxide, its own
 //! in-memory database and port per test) or on the shared moto server, with a request counter
 //! on the client and the sync engine wired to the real adapter.
 
+use crate::dynoxide::EmbeddedDynamo;
+use crate::moto::MotoServer;
+use crate::table;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use stepsync::aws::{DynamoStore, RequestCounter, local_sdk_config};
@@ -11,9 +14,6 @@ use stepsync::domain::{Challenge, ChallengeId, LocalDate, StepLimits};
 use stepsync::ports::ChallengeStore;
 use stepsync::sync::SyncEngine;
 use stepsync::testing::{FixedClock, RecordingPublisher};
-use stepsync_local::dynoxide::EmbeddedDynamo;
-use stepsync_local::moto::MotoServer;
-use stepsync_local::table;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -58,9 +58,7 @@ impl TestEnv {
         let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(counter.clone()).build();
         let client = aws_sdk_dynamodb::Client::from_conf(config);
         let table = unique("steps");
-        table::create_table(&client, &table, &table::table_definition(table::TEMPLATE).unwrap())
-            .await
-            .expect("table from template.yaml");
+        table::create_table(&client, &table).await.expect("table from template.yaml");
         counter.reset();
         let store = Arc::new(DynamoStore::new(client, table.clone()));
         let clock = Arc::new(FixedClock::at(NOW));
@@ -106,7 +104,7 @@ pub const TEST_TOKEN_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 pub const TEST_WEBHOOK_SECRET: &str = "hook-secret-do-not-log";
 
 /// The settings that point an app's Google Health client at the fake server.
-pub fn google_vars(fake: &stepsync_local::fakes::google_health::FakeGoogleHealth) -> Vec<(&'static str, String)> {
+pub fn google_vars(fake: &crate::fakes::google_health::FakeGoogleHealth) -> Vec<(&'static str, String)> {
     vec![
         ("STEPSYNC_GOOGLE_CLIENT_ID", fake.client_id()),
         ("STEPSYNC_GOOGLE_CLIENT_SECRET", fake.client_secret()),
@@ -144,7 +142,7 @@ pub fn request_from_sample(
     user: Option<&stepsync::domain::UserId>,
     edit: impl FnOnce(&mut serde_json::Value),
 ) -> lambda_http::Request {
-    let path = stepsync_local::workspace_root().join("events").join(sample);
+    let path = crate::workspace_root().join("events").join(sample);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut event: serde_json::Value = serde_json::from_str(&text).unwrap();
     match user {
@@ -157,36 +155,58 @@ pub fn request_from_sample(
     lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
 }
 
-/// A response body as JSON (`null` when empty).
+/// A response body as JSON (`null` when empty). A body that is not JSON fails loudly, with the
+/// body: an answer the API documents as JSON must be JSON, never quietly `null`.
 pub fn body_json(res: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {
-    match res.body() {
-        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(serde_json::Value::Null),
-        lambda_http::Body::Binary(b) => serde_json::from_slice(b).unwrap_or(serde_json::Value::Null),
-        _ => serde_json::Value::Null,
+    let bytes: &[u8] = match res.body() {
+        lambda_http::Body::Empty => return serde_json::Value::Null,
+        lambda_http::Body::Text(t) => t.as_bytes(),
+        lambda_http::Body::Binary(b) => b,
+        other => panic!("a {} answer with an unexpected body: {other:?}", res.status()),
+    };
+    if bytes.is_empty() {
+        return serde_json::Value::Null;
     }
+    serde_json::from_slice(bytes).unwrap_or_else(|e| {
+        panic!("a {} answer whose body is not JSON ({e}): {}", res.status(), String::from_utf8_lossy(bytes))
+    })
 }
 
 pub fn date(raw: &str) -> LocalDate {
     LocalDate::parse(raw).unwrap()
 }
 
-/// Runs each named `async fn(TestEnv)` against both local DynamoDB implementations.
+/// Runs each named `async fn(TestEnv)` against both local DynamoDB implementations: for the
+/// DynamoDB adapter's contract (the store and the engine over it), which must hold on each.
+/// The cases are named `dynoxide::case` and `moto::case`.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
-        mod dynoxide {
+        $crate::on_backend!(dynoxide, Dynoxide, $($case),*);
+        $crate::on_backend!(moto, Moto, $($case),*);
+    };
+}
+
+/// Runs each named `async fn(TestEnv)` on dynoxide only: for the handlers and end-to-end
+/// cases, which stand on the adapter contract `on_both_backends!` already proves on both.
+/// The cases are named `dynoxide::case`.
+#[macro_export]
+macro_rules! on_dynoxide {
+    ($($case:ident),* $(,)?) => {
+        $crate::on_backend!(dynoxide, Dynoxide, $($case),*);
+    };
+}
+
+/// One `#[tokio::test]` per case in `mod $module`, each on a fresh `TestEnv` on `$backend`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! on_backend {
+    ($module:ident, $backend:ident, $($case:ident),*) => {
+        mod $module {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
-                    super::$case($crate::TestEnv::new($crate::Backend::Dynoxide).await).await;
-                }
-            )*
-        }
-        mod moto {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case($crate::TestEnv::new($crate::Backend::Moto).await).await;
+                    super::$case($crate::harness::TestEnv::new($crate::harness::Backend::$backend).await).await;
                 }
             )*
         }

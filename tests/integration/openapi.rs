@@ -14,6 +14,7 @@ use serde_norway::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use stepsync::domain::{ChallengeState, Connection, ConnectionStatus, LastError, Provider, UserId};
 use stepsync::status::Action;
+use stepsync_local::harness;
 
 /// (METHOD, path), spelled as the handlers' `ROUTES` spell them.
 type Route = (String, String);
@@ -78,24 +79,10 @@ fn handler_routes() -> BTreeMap<Route, &'static str> {
 
 /// The routes template.yaml exempts from its default (JWT) authorizer.
 fn template_public_routes() -> BTreeSet<Route> {
-    let template: Value = serde_norway::from_str(stepsync_local::table::TEMPLATE).expect("template.yaml parses");
-    let resources = template["Resources"].as_mapping().expect("template.yaml has Resources");
-    let mut public = BTreeSet::new();
-    for (_, resource) in resources {
-        if resource["Type"].as_str() == Some("AWS::Serverless::HttpApi") {
-            let default = resource["Properties"]["Auth"]["DefaultAuthorizer"].as_str();
-            assert_eq!(default, Some("JwtAuthorizer"), "the HttpApi's default authorizer is the JWT one");
-        }
-        let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
-        for (_, event) in events {
-            let props = &event["Properties"];
-            if event["Type"].as_str() == Some("HttpApi") && props["Auth"]["Authorizer"].as_str() == Some("NONE") {
-                let method = props["Method"].as_str().unwrap().to_uppercase();
-                public.insert((method, props["Path"].as_str().unwrap().to_owned()));
-            }
-        }
-    }
-    public
+    let template = stepsync_local::template::template().expect("template.yaml parses");
+    let default = template.default_authorizer.as_deref();
+    assert_eq!(default, Some("JwtAuthorizer"), "the HttpApi's default authorizer is the JWT one");
+    template.routes().filter(|(_, r)| r.public).map(|(_, r)| route(&r.method, &r.path)).collect()
 }
 
 /// Every operation of the document, by route.
@@ -314,12 +301,13 @@ fn status_problems(doc: &Value, public: &BTreeSet<Route>, observed: &[(&str, &st
     }
     for (method, path, statuses, tests) in observed {
         let Some(declared) = declared.get(&route(method, path)) else {
-            problems.push(format!("{method} {path}: observed by tests/{tests} but not in docs/openapi.yaml"));
+            problems
+                .push(format!("{method} {path}: observed by tests/integration/{tests} but not in docs/openapi.yaml"));
             continue;
         };
         for status in statuses.iter().filter(|s| !declared.contains(*s)) {
             problems.push(format!(
-                "{method} {path}: tests/{tests} observe {status}, docs/openapi.yaml does not declare it"
+                "{method} {path}: tests/integration/{tests} observe {status}, docs/openapi.yaml does not declare it"
             ));
         }
     }
@@ -428,7 +416,7 @@ fn the_checks_notice_what_is_on_one_side_only() {
     let mut doctored = doc.clone();
     doctored["paths"].as_mapping_mut().unwrap().remove("/v1/steps");
     reported(route_problems(&doctored, &handlers), "GET /v1/steps: the manual-sync handler's ROUTES has it");
-    reported(status_problems(&doctored, &public, OBSERVED), "GET /v1/steps: observed by tests/sync_api.rs");
+    reported(status_problems(&doctored, &public, OBSERVED), "GET /v1/steps: observed by tests/integration/sync_api.rs");
 
     // A route added to the spec alone.
     let mut doctored = doc.clone();
@@ -505,7 +493,7 @@ fn the_shared_schemas_match_the_code() {
 
     // The error body, as `ApiError` builds it.
     let answer = ApiError::Invalid { field: "to", message: "must not be before from".into() }.into_response();
-    let body = support::body_json(&answer);
+    let body = harness::body_json(&answer);
     let error = &schemas["Error"];
     assert_eq!(object_keys(&body), property_names(error), "the error body's top level");
     assert_eq!(object_keys(&body["error"]), property_names(&error["properties"]["error"]), "the error object's fields");
@@ -557,7 +545,7 @@ fn the_shared_schemas_match_the_code() {
     assert_eq!(spec_actions, names(actions.map(|a| serde_json::to_value(a).unwrap())), "Diagnosis.action");
 
     // A diagnosis as the status route serialises it, with and without `retry_at`.
-    let now: jiff::Timestamp = support::NOW.parse().unwrap();
+    let now: jiff::Timestamp = harness::NOW.parse().unwrap();
     let user = UserId::parse("spec-reader").unwrap();
     let waiting = Connection {
         last_error: Some(LastError { code: "rate_limited".into(), message: String::new() }),

@@ -12,9 +12,10 @@ use stepsync::domain::{DUE_SHARDS, shard_of};
 use stepsync::events::Event;
 use stepsync::ports::{ConnectionStore, StepStore};
 use stepsync_local::fakes::google_health::{ACTIVITY_SCOPE, FakeGoogleHealth, Fault, FaultTarget};
-use support::{TestEnv, body_json, date, on_both_backends, request_from_sample, unique};
+use stepsync_local::harness::{self, TestEnv, body_json, date, request_from_sample, unique};
+use stepsync_local::on_dynoxide;
 
-on_both_backends!(
+on_dynoxide!(
     one_tick_syncs_exactly_the_due_connections_once,
     a_worker_short_of_time_stops_cleanly_and_leaves_the_rest_due,
     sync_steps_answers_with_fresh_totals_and_the_standing,
@@ -33,9 +34,9 @@ struct World {
 impl World {
     async fn new(env: TestEnv, extra: Vec<(&'static str, String)>) -> Self {
         let fake = FakeGoogleHealth::start().await;
-        let mut vars = support::google_vars(&fake);
+        let mut vars = harness::google_vars(&fake);
         vars.extend(extra);
-        let app = support::app(&env, vars);
+        let app = harness::app(&env, vars);
         Self { env, fake, app }
     }
 

@@ -1,0 +1,242 @@
+//! `template.yaml`, parsed once and only here: the table, the functions with their HttpApi
+//! routes, the functions' globals and the parameters' defaults, typed. The local stack, the
+//! tests and the benchmarks all read the deployment through this module, never a copy of it.
+
+use serde::Deserialize;
+use serde_norway::Value;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// The SAM template, compiled in.
+pub const TEMPLATE: &str = include_str!("../../template.yaml");
+/// The table's logical id in the template.
+pub const TABLE_RESOURCE: &str = "StepsTable";
+/// What SAM deploys when `Globals.Function.Architectures` says nothing.
+const DEFAULT_ARCHITECTURE: &str = "x86_64";
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("template.yaml: {0}")]
+pub struct TemplateError(String);
+
+/// What the code takes from `template.yaml`.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// `Resources.StepsTable.Properties`.
+    pub table: TableDefinition,
+    /// Every `AWS::Serverless::Function`, in the template's order.
+    pub functions: Vec<Function>,
+    /// `Globals.Function.MemorySize`.
+    pub memory_mb: u32,
+    /// `Globals.Function.Architectures[0]` (SAM's default when absent).
+    pub architecture: String,
+    /// `Auth.DefaultAuthorizer` of the `AWS::Serverless::HttpApi`.
+    pub default_authorizer: Option<String>,
+    /// `Parameters.*.Default`, the scalars as written (`15`, `"stepsync"`, `""`).
+    pub parameter_defaults: BTreeMap<String, String>,
+}
+
+/// One Lambda function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    pub logical_id: String,
+    /// `Metadata.BuildProperties.Binary`: the `functions/src/bin/` binary it runs.
+    pub binary: String,
+    /// Its `HttpApi` events.
+    pub routes: Vec<Route>,
+    /// The `Type` of each of its events, in the template's order (`HttpApi`, `SQS`, ...).
+    pub event_types: Vec<String>,
+}
+
+/// One `HttpApi` event: a route and whether the JWT authorizer guards it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    /// Upper case, as the handlers' `ROUTES` spell it.
+    pub method: String,
+    pub path: String,
+    /// `Auth.Authorizer: NONE`: no JWT (the OAuth callback, the webhooks).
+    pub public: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TableDefinition {
+    pub attribute_definitions: Vec<AttributeDef>,
+    pub key_schema: Vec<KeyDef>,
+    #[serde(default)]
+    pub global_secondary_indexes: Vec<IndexDef>,
+    #[serde(default)]
+    pub time_to_live_specification: Option<TtlDef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttributeDef {
+    pub attribute_name: String,
+    pub attribute_type: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyDef {
+    pub attribute_name: String,
+    pub key_type: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IndexDef {
+    pub index_name: String,
+    pub key_schema: Vec<KeyDef>,
+    pub projection: ProjectionDef,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProjectionDef {
+    pub projection_type: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TtlDef {
+    pub attribute_name: String,
+    pub enabled: bool,
+}
+
+/// The compiled-in `template.yaml`, parsed on first use.
+pub fn template() -> Result<&'static Template, TemplateError> {
+    static PARSED: OnceLock<Result<Template, TemplateError>> = OnceLock::new();
+    PARSED.get_or_init(|| Template::parse(TEMPLATE)).as_ref().map_err(Clone::clone)
+}
+
+fn bad(why: impl std::fmt::Display) -> TemplateError {
+    TemplateError(why.to_string())
+}
+
+fn text<'a>(node: &'a Value, at: &str) -> Result<&'a str, TemplateError> {
+    node.as_str().ok_or_else(|| bad(format!("{at} is not a string")))
+}
+
+/// A YAML scalar as written; `None` for a mapping, a sequence, a tag or null.
+fn scalar(node: &Value) -> Option<String> {
+    match node {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl Template {
+    /// Reads a SAM template (CloudFormation tags such as `!Ref` are fine where nothing here
+    /// looks).
+    pub fn parse(yaml: &str) -> Result<Self, TemplateError> {
+        let doc: Value = serde_norway::from_str(yaml).map_err(bad)?;
+        let resources = doc["Resources"].as_mapping().ok_or_else(|| bad("no Resources"))?;
+        let table = match &doc["Resources"][TABLE_RESOURCE]["Properties"] {
+            Value::Null => return Err(bad(format!("no Resources.{TABLE_RESOURCE}.Properties"))),
+            props => serde_norway::from_value(props.clone()).map_err(|e| bad(format!("{TABLE_RESOURCE}: {e}")))?,
+        };
+
+        let mut functions = Vec::new();
+        let mut default_authorizer = None;
+        for (id, resource) in resources {
+            let id = text(id, "a resource's logical id")?;
+            match resource["Type"].as_str() {
+                Some("AWS::Serverless::Function") => functions.push(Self::function(id, resource)?),
+                Some("AWS::Serverless::HttpApi") => {
+                    default_authorizer =
+                        resource["Properties"]["Auth"]["DefaultAuthorizer"].as_str().map(str::to_owned);
+                }
+                _ => {}
+            }
+        }
+
+        let globals = &doc["Globals"]["Function"];
+        let memory_mb = globals["MemorySize"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| bad("Globals.Function.MemorySize is not a number"))?;
+        let architecture = match &globals["Architectures"][0] {
+            Value::Null => DEFAULT_ARCHITECTURE.to_owned(),
+            other => text(other, "Globals.Function.Architectures[0]")?.to_owned(),
+        };
+        let parameter_defaults = doc["Parameters"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, parameter)| Some((name.as_str()?.to_owned(), scalar(&parameter["Default"])?)))
+            .collect();
+        Ok(Self { table, functions, memory_mb, architecture, default_authorizer, parameter_defaults })
+    }
+
+    fn function(id: &str, resource: &Value) -> Result<Function, TemplateError> {
+        let binary = text(&resource["Metadata"]["BuildProperties"]["Binary"], &format!("{id}'s Binary"))?.to_owned();
+        let mut routes = Vec::new();
+        let mut event_types = Vec::new();
+        for (name, event) in resource["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            let at = format!("{id}.Events.{}", name.as_str().unwrap_or("?"));
+            let kind = text(&event["Type"], &format!("{at}.Type"))?;
+            if kind == "HttpApi" {
+                let props = &event["Properties"];
+                routes.push(Route {
+                    method: text(&props["Method"], &format!("{at}.Method"))?.to_uppercase(),
+                    path: text(&props["Path"], &format!("{at}.Path"))?.to_owned(),
+                    public: props["Auth"]["Authorizer"].as_str() == Some("NONE"),
+                });
+            }
+            event_types.push(kind.to_owned());
+        }
+        Ok(Function { logical_id: id.to_owned(), binary, routes, event_types })
+    }
+
+    /// Every HttpApi route with the function that serves it.
+    pub fn routes(&self) -> impl Iterator<Item = (&Function, &Route)> {
+        self.functions.iter().flat_map(|f| f.routes.iter().map(move |r| (f, r)))
+    }
+
+    /// A parameter's default read as a number.
+    pub fn number_parameter(&self, name: &str) -> Result<u32, TemplateError> {
+        self.parameter_defaults
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad(format!("Parameters.{name}.Default is not a number")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_defines_the_one_table() {
+        let def = &template().unwrap().table;
+        let keys: Vec<_> = def.key_schema.iter().map(|k| (k.attribute_name.as_str(), k.key_type.as_str())).collect();
+        assert_eq!(keys, [("pk", "HASH"), ("sk", "RANGE")]);
+        assert_eq!(def.global_secondary_indexes[0].index_name, "GSI1");
+        assert_eq!(def.time_to_live_specification.as_ref().unwrap().attribute_name, "expires_at");
+    }
+
+    #[test]
+    fn functions_routes_globals_and_parameters_are_typed() {
+        let t = template().unwrap();
+        let oauth = t.functions.iter().find(|f| f.binary == "oauth").expect("the oauth function");
+        assert_eq!(oauth.logical_id, "Oauth");
+        let callback = oauth.routes.iter().find(|r| r.path == "/oauth/{provider}/callback").unwrap();
+        assert_eq!((callback.method.as_str(), callback.public), ("GET", true));
+        assert!(oauth.routes.iter().any(|r| !r.public), "authorize and disconnect need the JWT");
+        assert!(t.functions.iter().any(|f| f.event_types.iter().any(|e| e == "ScheduleV2")));
+        assert_eq!(t.default_authorizer.as_deref(), Some("JwtAuthorizer"));
+        assert!(t.memory_mb > 0);
+        assert_eq!(t.number_parameter("SyncIntervalMinutes").unwrap(), 15);
+        assert!(t.number_parameter("EventBusName").is_err());
+    }
+
+    #[test]
+    fn a_function_without_its_binary_is_an_error() {
+        let yaml = "Resources:\n  StepsTable:\n    Properties:\n      AttributeDefinitions: []\n      KeySchema: []\n  \
+                    Lost:\n    Type: AWS::Serverless::Function\nGlobals:\n  Function:\n    MemorySize: 128\n";
+        let err = Template::parse(yaml).unwrap_err();
+        assert!(err.to_string().contains("Lost's Binary"), "{err}");
+    }
+}
