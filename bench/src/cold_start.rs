@@ -16,7 +16,7 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stepsync::domain::{Challenge, ChallengeId, LocalDate, Provider, UserId, local_today};
-use stepsync::ports::ChallengeStore;
+
 use stepsync_local::demo::{google_tokens, store_connection};
 use stepsync_local::dynoxide::EmbeddedDynamo;
 use stepsync_local::fakes::google_health::{FakeGoogleHealth, SIGNATURE_HEADER};

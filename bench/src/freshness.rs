@@ -7,7 +7,7 @@ use crate::stats::Summary;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use stepsync::domain::{Challenge, ChallengeId, Provider, UserId, local_today};
-use stepsync::ports::ChallengeStore;
+
 use stepsync_local::demo::{google_tokens, store_connection};
 use stepsync_local::fakes::google_health::Notification;
 use stepsync_local::stack::{LocalStack, StackOptions};

@@ -8,7 +8,7 @@ use stepsync::aws::{DynamoStore, EventBridgePublisher, SdkConfig};
 use stepsync::clock::{Clock, SystemClock};
 use stepsync::config::Config;
 use stepsync::crypto::AesGcmTokenCipher;
-use stepsync::ports::{EventPublisher, Store, TokenCipher};
+use stepsync::ports::{EventPublisher, Providers, Store, TokenCipher};
 use stepsync::services::{ConnectSettings, Ports, Services, Settings, SyncSettings};
 
 /// The configuration and the services, built once over the adapters.
@@ -43,6 +43,17 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let providers = stepsync::providers::registry(config.google.as_ref(), config.misfit.as_ref(), clock.clone())?;
+        Ok(Self::with_providers(config, store, publisher, clock, providers))
+    }
+
+    /// From ready parts and a ready provider registry.
+    pub fn with_providers(
+        config: Config,
+        store: Arc<dyn Store>,
+        publisher: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+        providers: Providers,
+    ) -> Self {
         let ports = Ports::over(store, publisher, clock);
         let cipher: Arc<dyn TokenCipher> = Arc::new(AesGcmTokenCipher::new(config.token_key()));
         let settings = Settings {
@@ -61,6 +72,6 @@ impl App {
             },
             coalesce: Duration::from_secs(u64::from(config.webhook_coalesce_seconds)),
         };
-        Ok(Self { services: Services::new(ports, cipher, providers, settings), config })
+        Self { services: Services::new(ports, cipher, providers, settings), config }
     }
 }

@@ -60,7 +60,8 @@ fn handlers_call_services_never_a_store_an_adapter_or_another_handler() {
 
 #[test]
 fn the_check_catches_a_handler_that_reaches_past_its_service() {
-    let text = "use crate::sync_worker::sync_connection;\nlet c = app.services.ports.connections.get_connection(&u, p);\n";
+    let text =
+        "use crate::sync_worker::sync_connection;\nlet c = app.services.ports.connections.get_connection(&u, p);\n";
     assert_eq!(
         problems("manual_sync", text),
         ["manual_sync names `.ports.connections`", "manual_sync imports the handler sync_worker"]

@@ -31,7 +31,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 async fn webhook(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
     let provider = params.provider()?;
-    let answer = app.services.intake.receive(provider, req.method().as_str(), &header_pairs(req), body_bytes(req)).await?;
+    let answer =
+        app.services.intake.receive(provider, req.method().as_str(), &header_pairs(req), body_bytes(req)).await?;
     Ok(match answer {
         IntakeAnswer::Handshake { status, body } => {
             let body = if body.is_empty() { Body::Empty } else { Body::Text(body) };

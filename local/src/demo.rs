@@ -13,7 +13,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use stepsync::domain::{Challenge, ChallengeId, Connection, LocalDate, Provider, TokenSet, UserId, local_today};
-use stepsync::ports::{ChallengeStore, ConnectionStore, StoreError};
+use stepsync::ports::StoreError;
 
 /// The demo's challenge id.
 pub const DEMO_CHALLENGE: &str = "demo-walk";
@@ -183,7 +183,12 @@ pub async fn store_connection(
         last_success_at: silent_since,
         ..Connection::new(user.clone(), provider, silent_since.unwrap_or(now))
     };
-    app.services.ports.connections.save_connection(&connection, existing.map(|c| c.token_version)).await.map_err(failed)?;
+    app.services
+        .ports
+        .connections
+        .save_connection(&connection, existing.map(|c| c.token_version))
+        .await
+        .map_err(failed)?;
     if tokens.is_some() {
         app.services.ports.connections.claim_provider_account(provider, account, user).await.map_err(failed)?;
     }

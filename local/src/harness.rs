@@ -8,11 +8,11 @@ use crate::table;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use stepsync::aws::{DynamoStore, RequestCounter, local_sdk_config};
-use stepsync::challenges::Challenges;
 use stepsync::crypto::AesGcmTokenCipher;
 use stepsync::domain::{Challenge, ChallengeId, LocalDate, StepLimits};
+use stepsync::engine::SyncEngine;
 use stepsync::ports::ChallengeStore;
-use stepsync::sync::SyncEngine;
+use stepsync::services::Challenges;
 use stepsync::testing::{FixedClock, RecordingPublisher};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,10 @@ impl TestEnv {
             cipher: Arc::new(AesGcmTokenCipher::new(&[42u8; 32])),
             clock: clock.clone(),
             limits: StepLimits::default(),
-            schedule: stepsync::sync::Schedule::default(),
+            schedule: stepsync::engine::Schedule::default(),
+            // The retired Fitbit Web API is the one source the engine cases pull.
+            providers: stepsync::ports::Providers::default()
+                .with_source(Arc::new(stepsync::providers::FitbitLegacy::default())),
         };
         Self { backend, endpoint, table, store, counter, clock, publisher, engine, _embedded: embedded }
     }
@@ -120,6 +123,16 @@ pub fn google_vars(fake: &crate::fakes::google_health::FakeGoogleHealth) -> Vec<
 /// The real functions' `App` over this test's table, publisher and clock, with `extra`
 /// settings on top of the defaults.
 pub fn app(env: &TestEnv, extra: Vec<(&'static str, String)>) -> functions::app::App {
+    app_with(env, extra, |providers, _| providers)
+}
+
+/// As `app`, with the provider registry the settings give passed through `adjust` first (a
+/// test wraps a client to watch or hold it).
+pub fn app_with(
+    env: &TestEnv,
+    extra: Vec<(&'static str, String)>,
+    adjust: impl FnOnce(stepsync::ports::Providers, &stepsync::config::Config) -> stepsync::ports::Providers,
+) -> functions::app::App {
     let mut vars: std::collections::HashMap<String, String> = [
         ("STEPSYNC_TABLE", env.table.clone()),
         ("STEPSYNC_TOKEN_KEY", TEST_TOKEN_KEY.to_owned()),
@@ -131,8 +144,11 @@ pub fn app(env: &TestEnv, extra: Vec<(&'static str, String)>) -> functions::app:
     .collect();
     vars.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
     let config = stepsync::config::Config::from_vars(&vars).expect("test configuration");
-    functions::app::App::from_parts(config, env.store.clone(), env.publisher.clone(), env.clock.clone())
-        .expect("the app builds")
+    let clock: Arc<dyn stepsync::clock::Clock> = env.clock.clone();
+    let providers = stepsync::providers::registry(config.google.as_ref(), config.misfit.as_ref(), clock.clone())
+        .expect("the provider clients build");
+    let providers = adjust(providers, &config);
+    functions::app::App::with_providers(config, env.store.clone(), env.publisher.clone(), clock, providers)
 }
 
 /// A `lambda_http` request from a sample in `events/`, as `user` (no claims for `None`),

@@ -12,10 +12,9 @@ use std::collections::BTreeMap;
 use stepsync::domain::{
     ChallengeId, Connection, ConnectionStatus, DailyValue, LocalDate, ParticipantTotals, Provider, UserId,
 };
+use stepsync::engine::SyncOutcome;
 use stepsync::events::Event;
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
-use stepsync::providers::FitbitLegacy;
-use stepsync::sync::SyncOutcome;
 use stepsync_local::harness::{Backend, TestEnv, date, unique};
 use stepsync_local::on_both_backends;
 
@@ -246,17 +245,13 @@ async fn a_legacy_fitbit_sync_asks_to_reconnect_through_google(env: TestEnv) {
     let walker = user();
     env.store.create_connection(&Connection::new(walker.clone(), Provider::Fitbit, env.now())).await.unwrap();
     let connection = env.store.get_connection(&walker, Provider::Fitbit).await.unwrap().unwrap();
-    let outcome = env
-        .engine
-        .sync_connection(&connection, &FitbitLegacy::default(), date("2026-11-19"), date("2026-11-25"))
-        .await
-        .unwrap();
+    let outcome = env.engine.sync_connection(&connection, date("2026-11-19"), date("2026-11-25")).await.unwrap();
     let SyncOutcome::Failed { error, status, .. } = outcome else { panic!("expected a failure, got {outcome:?}") };
     assert_eq!(status, ConnectionStatus::ReconnectRequired);
     assert!(error.message.contains("through Google"), "{}", error.message);
     let stored = env.store.get_connection(&walker, Provider::Fitbit).await.unwrap().unwrap();
     assert_eq!(stored.status, ConnectionStatus::ReconnectRequired);
-    assert_eq!(stored.last_error.unwrap().code, "legacy_retired");
+    assert_eq!(stored.last_error.unwrap().code, stepsync::domain::FailureCode::LegacyRetired);
     let changed: Vec<_> = env
         .publisher
         .events()
@@ -270,12 +265,7 @@ async fn a_legacy_fitbit_sync_asks_to_reconnect_through_google(env: TestEnv) {
     assert_eq!(changed[0].new_status, ConnectionStatus::ReconnectRequired);
     let again = env
         .engine
-        .sync_connection(
-            &stored_connection(&env, &walker).await,
-            &FitbitLegacy::default(),
-            date("2026-11-19"),
-            date("2026-11-25"),
-        )
+        .sync_connection(&stored_connection(&env, &walker).await, date("2026-11-19"), date("2026-11-25"))
         .await;
     assert_eq!(again.unwrap(), SyncOutcome::Skipped(ConnectionStatus::ReconnectRequired));
 }

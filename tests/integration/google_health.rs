@@ -11,12 +11,10 @@ use secrecy::ExposeSecret;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stepsync::domain::{ChallengeId, Connection, ConnectionStatus, DailyValue, LocalDate, Provider, TokenSet, UserId};
+use stepsync::domain::{ChallengeId, ConnectionStatus, Provider, TokenSet, UserId};
 use stepsync::events::{Event, SyncReason, SyncRequested};
-use stepsync::ports::{
-    AuthorizeRequest, ConnectionStore, ProviderError, ProviderIdentity, StepProvider, StepStore, WebhookError,
-    WebhookMessage,
-};
+use stepsync::ports::{AuthorizeRequest, ConnectionStore, OAuthClient, ProviderError, ProviderIdentity, StepStore};
+use stepsync::providers::google_health::GoogleHealthClient;
 use stepsync_local::fakes::google_health::{FakeGoogleHealth, Fault, FaultTarget, Notification};
 use stepsync_local::harness::{self, TestEnv, date, unique};
 use stepsync_local::on_dynoxide;
@@ -55,7 +53,7 @@ struct World {
 /// app (for the log scan), and can hold a refresh after Google answered and before the engine
 /// sees the answer, so that a test acts at exactly that point instead of guessing with sleeps.
 struct Witness {
-    inner: Arc<dyn StepProvider>,
+    inner: Arc<dyn OAuthClient>,
     secrets: Secrets,
     hold: Mutex<Option<Hold>>,
 }
@@ -84,11 +82,7 @@ impl Witness {
 }
 
 #[async_trait]
-impl StepProvider for Witness {
-    fn provider(&self) -> Provider {
-        self.inner.provider()
-    }
-
+impl OAuthClient for Witness {
     fn authorize_url(&self, request: &AuthorizeRequest) -> Result<String, ProviderError> {
         self.inner.authorize_url(request)
     }
@@ -121,29 +115,6 @@ impl StepProvider for Witness {
     async fn identity(&self, tokens: &TokenSet) -> Result<ProviderIdentity, ProviderError> {
         self.inner.identity(tokens).await
     }
-
-    async fn daily_steps(
-        &self,
-        connection: &Connection,
-        tokens: Option<&TokenSet>,
-        start: LocalDate,
-        end: LocalDate,
-    ) -> Result<Vec<DailyValue>, ProviderError> {
-        self.inner.daily_steps(connection, tokens, start, end).await
-    }
-
-    async fn revoke(&self, tokens: &TokenSet) -> Result<(), ProviderError> {
-        self.inner.revoke(tokens).await
-    }
-
-    async fn verify_webhook(
-        &self,
-        method: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Result<WebhookMessage, WebhookError> {
-        self.inner.verify_webhook(method, headers, body).await
-    }
 }
 
 impl World {
@@ -152,13 +123,18 @@ impl World {
         let fake = FakeGoogleHealth::start().await;
         let health_id = unique("health");
         fake.add_person(&health_id, None);
-        let mut app = harness::app(&env, harness::google_vars(&fake));
         let secrets = Secrets::default();
         secrets.remember(WEBHOOK_SECRET);
         secrets.remember(fake.client_secret());
-        let inner = app.providers.get(Provider::GoogleHealth).expect("Google Health is configured").clone();
-        let google = Arc::new(Witness { inner, secrets: secrets.clone(), hold: Mutex::new(None) });
-        app.providers = app.providers.clone().with(google.clone());
+        let mut witness = None;
+        let app = harness::app_with(&env, harness::google_vars(&fake), |providers, config| {
+            let settings = config.google.clone().expect("Google Health is configured");
+            let inner = Arc::new(GoogleHealthClient::new(settings, env.clock.clone()).expect("the client builds"));
+            let google = Arc::new(Witness { inner, secrets: secrets.clone(), hold: Mutex::new(None) });
+            witness = Some(google.clone());
+            providers.with_oauth(Provider::GoogleHealth, google)
+        });
+        let google = witness.expect("the registry was adjusted");
         let user = UserId::parse(&unique("walker")).unwrap();
         Self { env, fake, app, user, health_id, google, secrets }
     }
@@ -524,7 +500,10 @@ async fn a_revoked_refresh_token_asks_the_person_to_reconnect(env: TestEnv) {
     w.fake.revoke_grant(&w.health_id);
     w.env.clock.advance(Duration::from_secs(3600));
     let result = w.sync_now().await;
-    assert_eq!(result, functions::sync_worker::WorkerResult::Failed { code: "reconnect_required".into() });
+    assert_eq!(
+        result,
+        functions::sync_worker::WorkerResult::Failed { code: stepsync::domain::FailureCode::ReconnectRequired }
+    );
     let connection = w.connection().await.unwrap();
     assert_eq!(connection.status, ConnectionStatus::ReconnectRequired);
     let changed: Vec<_> = w
@@ -548,7 +527,10 @@ async fn rate_limits_back_off_without_a_hot_loop(env: TestEnv) {
         w.fake.reset_calls();
         w.fake.fail_next(FaultTarget::Api, Fault::RateLimited { retry_after }, 1);
         let result = w.sync_now().await;
-        assert_eq!(result, functions::sync_worker::WorkerResult::Failed { code: "rate_limited".into() });
+        assert_eq!(
+            result,
+            functions::sync_worker::WorkerResult::Failed { code: stepsync::domain::FailureCode::RateLimited }
+        );
         assert_eq!(w.fake.calls("rollup"), 1, "one call, no retry loop");
         let connection = w.connection().await.unwrap();
         assert_eq!(connection.status, ConnectionStatus::Active);

@@ -24,7 +24,7 @@ async fn the_sync_requested_sample_syncs_its_connection() {
     env.store.create_connection(&Connection::new(user.clone(), Provider::Fitbit, env.now())).await.unwrap();
 
     let result = handle(&app, event).await.unwrap();
-    assert_eq!(result, WorkerResult::Failed { code: "legacy_retired".into() });
+    assert_eq!(result, WorkerResult::Failed { code: stepsync::domain::FailureCode::LegacyRetired });
     let stored = env.store.get_connection(&user, Provider::Fitbit).await.unwrap().unwrap();
     assert_eq!(stored.status, ConnectionStatus::ReconnectRequired);
 }
@@ -64,16 +64,16 @@ async fn secrets_are_read_from_ssm_parameters() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    functions::app::resolve_secret_parameters(&ssm, &mut vars).await.unwrap();
+    stepsync::aws::resolve_secret_parameters(&ssm, &mut vars).await.unwrap();
     assert_eq!(vars["STEPSYNC_TOKEN_KEY"], harness::TEST_TOKEN_KEY);
     assert_eq!(vars["STEPSYNC_GOOGLE_CLIENT_SECRET"], "g-secret");
     assert_eq!(vars["STEPSYNC_GOOGLE_WEBHOOK_SECRET"], "h-secret");
     assert!(!vars.contains_key("STEPSYNC_MISFIT_CLIENT_SECRET"));
 
     vars.insert("STEPSYNC_MISFIT_CLIENT_SECRET_PARAMETER".into(), format!("{prefix}/nope"));
-    let err = functions::app::resolve_secret_parameters(&ssm, &mut vars).await.unwrap_err();
+    let err = stepsync::aws::resolve_secret_parameters(&ssm, &mut vars).await.unwrap_err();
     assert!(
-        matches!(err, functions::app::SecretsError::Missing(ref s) if s == "STEPSYNC_MISFIT_CLIENT_SECRET"),
+        matches!(err, stepsync::aws::SecretsError::Missing(ref s) if s == "STEPSYNC_MISFIT_CLIENT_SECRET"),
         "{err}"
     );
 }

@@ -215,7 +215,10 @@ async fn a_rate_limit_with_its_reset_time_is_honoured(env: TestEnv) {
     w.env.clock.set(Timestamp::now());
     w.fake.fail_next(Fault::RateLimited { reset_in_secs: 120 }, 1);
     let result = w.scheduled_sync().await;
-    assert_eq!(result, functions::sync_worker::WorkerResult::Failed { code: "rate_limited".into() });
+    assert_eq!(
+        result,
+        functions::sync_worker::WorkerResult::Failed { code: stepsync::domain::FailureCode::RateLimited }
+    );
     let connection = w.env.store.get_connection(&w.user, Provider::Misfit).await.unwrap().unwrap();
     assert_eq!(connection.status, ConnectionStatus::Active);
     let wait = connection.next_sync_at.unwrap().duration_since(w.env.now()).as_secs();
@@ -230,13 +233,13 @@ async fn a_dead_misfit_cloud_asks_the_person_to_reconnect(env: TestEnv) {
         let result = w.scheduled_sync().await;
         assert_eq!(
             result,
-            functions::sync_worker::WorkerResult::Failed { code: "provider_retired".into() },
+            functions::sync_worker::WorkerResult::Failed { code: stepsync::domain::FailureCode::ProviderRetired },
             "{dead:?}"
         );
         let connection = w.env.store.get_connection(&w.user, Provider::Misfit).await.unwrap().unwrap();
         assert_eq!(connection.status, ConnectionStatus::ReconnectRequired);
-        let diagnosis = stepsync::status::diagnose(&connection, w.env.now());
-        assert_eq!(diagnosis.action, stepsync::status::Action::Reconnect);
+        let diagnosis = stepsync::diagnosis::diagnose(&connection, w.env.now());
+        assert_eq!(diagnosis.action, stepsync::diagnosis::Action::Reconnect);
         // Reconnect for the next round.
         w.fake.set_dead(None).await;
         w.connect().await;

@@ -12,8 +12,8 @@
 use functions::http::ApiError;
 use serde_norway::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use stepsync::diagnosis::Action;
 use stepsync::domain::{ChallengeState, Connection, ConnectionStatus, LastError, Provider, UserId};
-use stepsync::status::Action;
 use stepsync_local::harness;
 
 /// (METHOD, path), spelled as the handlers' `ROUTES` spell them.
@@ -170,7 +170,7 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::NotFound("x".into()),
         ApiError::Conflict("x".into()),
         ApiError::TooLarge,
-        ApiError::TooManyRequests("x".into()),
+        ApiError::TooManyRequests { message: "x".into(), retry_after: std::time::Duration::from_secs(1) },
         ApiError::Unavailable("x".into()),
         ApiError::Internal,
     ];
@@ -183,7 +183,7 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::NotFound(_)
             | ApiError::Conflict(_)
             | ApiError::TooLarge
-            | ApiError::TooManyRequests(_)
+            | ApiError::TooManyRequests { .. }
             | ApiError::Unavailable(_)
             | ApiError::Internal => {}
         }
@@ -548,20 +548,24 @@ fn the_shared_schemas_match_the_code() {
     let now: jiff::Timestamp = harness::NOW.parse().unwrap();
     let user = UserId::parse("spec-reader").unwrap();
     let waiting = Connection {
-        last_error: Some(LastError { code: "rate_limited".into(), message: String::new() }),
+        last_error: Some(LastError { code: stepsync::domain::FailureCode::RateLimited, message: String::new() }),
         next_sync_at: Some(now),
         ..Connection::new(user.clone(), Provider::GoogleHealth, now)
     };
     let mut keys = BTreeSet::new();
     for connection in [waiting, Connection::new(user, Provider::AppleHealth, now)] {
-        keys.extend(object_keys(&serde_json::to_value(stepsync::status::diagnose(&connection, now)).unwrap()));
+        keys.extend(object_keys(&serde_json::to_value(stepsync::diagnosis::diagnose(&connection, now)).unwrap()));
     }
     assert_eq!(keys, property_names(&schemas["Diagnosis"]), "Diagnosis fields");
 
     // Limits and names the handlers enforce.
     let days = &schemas["DeviceUpload"]["properties"]["days"];
     assert_eq!(days["minItems"].as_u64(), Some(1), "DeviceUpload.days minItems");
-    assert_eq!(days["maxItems"].as_u64(), Some(functions::device_upload::MAX_UPLOAD_DAYS as u64), "DeviceUpload.days");
+    assert_eq!(
+        days["maxItems"].as_u64(),
+        Some(functions::manual_sync::device_upload::MAX_UPLOAD_DAYS as u64),
+        "DeviceUpload.days"
+    );
     let grace = &schemas["NewChallenge"]["properties"]["grace_days"];
     assert_eq!(grace["maximum"].as_u64(), Some(u64::from(stepsync::domain::MAX_GRACE_DAYS)), "NewChallenge.grace_days");
     let callback = &doc["paths"]["/oauth/{provider}/callback"]["get"];

@@ -51,7 +51,7 @@ impl World {
             expires_at: self.env.now() + SignedDuration::from_hours(12),
             scope: Some(ACTIVITY_SCOPE.to_owned()),
         };
-        let sealed = self.app.engine.cipher.encrypt(user, Provider::GoogleHealth, &tokens).unwrap();
+        let sealed = self.app.services.engine.cipher.encrypt(user, Provider::GoogleHealth, &tokens).unwrap();
         let connection = Connection {
             tokens: Some(sealed),
             token_version: 1,
@@ -258,7 +258,11 @@ async fn sync_steps_past_its_deadline_answers_202_and_the_worker_finishes(env: T
 async fn status_diagnoses_each_way_a_connection_can_be_stuck(env: TestEnv) {
     let w = World::new(env, vec![]).await;
     let now = w.env.now();
-    let error = |code: &str| Some(LastError { code: code.into(), message: String::new() });
+    // A code as stored: the same snake_case text the status API shows.
+    let error = |code: &str| {
+        let code = serde_json::from_value(serde_json::Value::from(code)).expect("a failure code");
+        Some(LastError { code, message: String::new() })
+    };
     // (source, status, last error, last data, expected code, expected action)
     type Case<'a> = (Provider, ConnectionStatus, Option<LastError>, Option<Timestamp>, &'a str, &'a str);
     let cases: Vec<Case> = vec![

@@ -26,7 +26,8 @@ use crate::clock::Clock;
 use crate::domain::{ParseError, StepLimits};
 use crate::engine::{Schedule, SyncEngine};
 use crate::ports::{
-    ChallengeStore, ConnectionStore, EphemeralStore, EventPublisher, Providers, StepStore, Store, StoreError, TokenCipher,
+    ChallengeStore, ConnectionStore, EphemeralStore, EventPublisher, Providers, StepStore, Store, StoreError,
+    TokenCipher,
 };
 use std::sync::Arc;
 use std::time::Duration;
