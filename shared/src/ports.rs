@@ -222,6 +222,17 @@ pub trait EventPublisher: Send + Sync {
     async fn publish(&self, events: &[Event]) -> Result<(), PublishError>;
 }
 
+/// Events tell the company's app about what is already stored, so a failure to publish (after
+/// the publisher's own retries) is logged with `what` was publishing, not returned.
+pub async fn publish_or_log(publisher: &dyn EventPublisher, events: &[Event], what: &str) {
+    if events.is_empty() {
+        return;
+    }
+    if let Err(error) = publisher.publish(events).await {
+        tracing::error!(%error, what, "events not published");
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CipherError {
     #[error("the tokens could not be encrypted")]

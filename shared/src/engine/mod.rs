@@ -203,15 +203,9 @@ impl SyncEngine {
         self.publish(&events).await;
     }
 
-    /// Events tell the company's app; the steps are already counted, so a failure to publish
-    /// (after the publisher's own retries) is logged, not returned.
+    /// The steps are already counted: a lost event is logged, not returned.
     async fn publish(&self, events: &[Event]) {
-        if events.is_empty() {
-            return;
-        }
-        if let Err(error) = self.publisher.publish(events).await {
-            tracing::error!(%error, "events not published");
-        }
+        crate::ports::publish_or_log(self.publisher.as_ref(), events, "sync").await;
     }
 
     /// Pulls the connection's provider for `start..=end`, applies the values and records the

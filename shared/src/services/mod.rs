@@ -109,12 +109,7 @@ impl Ports {
     /// Events tell the company's app; what they report is already stored, so a failure to
     /// publish (after the publisher's own retries) is logged, not returned.
     pub(crate) async fn publish_quietly(&self, events: &[crate::events::Event], what: &str) {
-        if events.is_empty() {
-            return;
-        }
-        if let Err(error) = self.publisher.publish(events).await {
-            tracing::error!(%error, what, "events not published");
-        }
+        crate::ports::publish_or_log(self.publisher.as_ref(), events, what).await;
     }
 }
 
