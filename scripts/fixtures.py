@@ -180,10 +180,12 @@ def daily_rollup_pages() -> tuple[dict, dict]:
     return page1, page2
 
 
-def google_error(code: int, message: str, status: str, reason: str | None = None, metadata=None) -> dict:
+def google_error(
+    code: int, message: str, status: str, reason: str | None = None, metadata=None, domain="health.googleapis.com"
+) -> dict:
     error = {"code": code, "message": message, "status": status}
     if reason:
-        info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "health.googleapis.com"}
+        info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": domain}
         if metadata:
             info["metadata"] = metadata
         error["details"] = [info]
@@ -299,6 +301,17 @@ def google_health_files() -> dict[str, bytes]:
                 "PERMISSION_DENIED",
                 "MISSING_OAUTH_SCOPE",
                 {"method": "dailyRollUp"},
+            )
+        ),
+        # The shape Google's Service Usage gives every API that is not enabled for the project.
+        "error_403_service_disabled.json": pretty(
+            google_error(
+                403,
+                "Google Health API has not been used in project 123456789012 before or it is disabled.",
+                "PERMISSION_DENIED",
+                "SERVICE_DISABLED",
+                {"service": "health.googleapis.com", "consumer": "projects/123456789012"},
+                domain="googleapis.com",
             )
         ),
         "error_429.json": pretty(google_error(429, "Quota exceeded.", "RESOURCE_EXHAUSTED")),
@@ -475,6 +488,8 @@ nothing they sign outside the tests.
 - `error_401.json`, `error_403_missing_scope.json`, `error_400_range.json`, `error_429.json`:
   the Google error body; the 403 and 400 carry an `ErrorInfo` reason (`MISSING_OAUTH_SCOPE`,
   `INVALID_ROLLUP_QUERY_DURATION`).
+- `error_403_service_disabled.json`: the project-level 403 (`SERVICE_DISABLED`, domain
+  `googleapis.com`): the API is not enabled for the app's project, so no reconnect helps.
 - `verification.json`: the handshake body.
 - Webhook signatures, keyset `webhook_keyset.json` (Tink JSON, one ECDSA P-256 key, key id
   1837264519; the `EcdsaPublicKey` proto's x and y carry a leading zero byte, as Google's do):
@@ -621,13 +636,15 @@ def check_google_json() -> str:
     for name, code_, status in (
         ("error_401.json", 401, "UNAUTHENTICATED"),
         ("error_403_missing_scope.json", 403, "PERMISSION_DENIED"),
+        ("error_403_service_disabled.json", "403 project", "PERMISSION_DENIED"),
         ("error_400_range.json", 400, "INVALID_ARGUMENT"),
         ("error_429.json", 429, "RESOURCE_EXHAUSTED"),
     ):
         error = json.loads(read("google_health", name))["error"]
-        expect((error["code"], error["status"]) == (code_, status), name)
+        expect((error["code"], error["status"]) == (int(str(code_).split()[0]), status), name)
         reasons[code_] = [d.get("reason") for d in error.get("details", [])]
     expect(reasons[403] == ["MISSING_OAUTH_SCOPE"] and reasons[400] == ["INVALID_ROLLUP_QUERY_DURATION"], "reasons")
+    expect(reasons["403 project"] == ["SERVICE_DISABLED"], "a project-level 403 names SERVICE_DISABLED")
     expect(json.loads(read("google_health", "verification.json")) == {"type": "verification"}, "handshake")
     return "legacyUserId 228S74; reasons MISSING_OAUTH_SCOPE, INVALID_ROLLUP_QUERY_DURATION"
 

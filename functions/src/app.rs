@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use stepsync::aws::{DynamoStore, EventBridgePublisher, SdkConfig};
 use stepsync::clock::{Clock, SystemClock};
-use stepsync::config::Config;
-use stepsync::crypto::AesGcmTokenCipher;
+use stepsync::config::{Config, Loads};
+use stepsync::crypto::{AesGcmTokenCipher, NoTokenKey};
 use stepsync::ports::{EventPublisher, Providers, Store, TokenCipher};
 use stepsync::services::{ConnectSettings, Ports, Services, Settings, SyncSettings};
 
@@ -18,13 +18,14 @@ pub struct App {
 }
 
 impl App {
-    /// Builds everything from the environment: AWS settings, the secrets from SSM (one call),
-    /// then `Config::from_vars`. Runs once per cold start.
-    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    /// Builds what one function `loads` from the environment: AWS settings, its secrets from
+    /// SSM (one call, none when it loads no secret), then `Config::loading`. Runs once per cold
+    /// start.
+    pub async fn from_env(loads: Loads) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let sdk = stepsync::aws::load_sdk_config().await;
         let mut vars: HashMap<String, String> = std::env::vars().collect();
-        stepsync::aws::resolve_secret_parameters(&aws_sdk_ssm::Client::new(&sdk), &mut vars).await?;
-        let config = Config::from_vars(&vars)?;
+        stepsync::aws::resolve_secret_parameters(&sdk, &loads.secret_settings(), &mut vars).await?;
+        let config = Config::loading(&vars, loads)?;
         Self::new(config, &sdk)
     }
 
@@ -35,14 +36,20 @@ impl App {
         Self::from_parts(config, store, publisher, Arc::new(SystemClock))
     }
 
-    /// From ready parts (tests and the local stack lend their own store, publisher and clock).
+    /// From ready parts (tests and the local stack lend their own store, publisher and clock);
+    /// the provider parts are those `config.loads` names.
     pub fn from_parts(
         config: Config,
         store: Arc<dyn Store>,
         publisher: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let providers = stepsync::providers::registry(config.google.as_ref(), config.misfit.as_ref(), clock.clone())?;
+        let providers = stepsync::providers::registry(
+            config.google.as_ref(),
+            config.misfit.as_ref(),
+            config.loads.providers,
+            clock.clone(),
+        )?;
         Ok(Self::with_providers(config, store, publisher, clock, providers))
     }
 
@@ -55,7 +62,10 @@ impl App {
         providers: Providers,
     ) -> Self {
         let ports = Ports::over(store, publisher, clock);
-        let cipher: Arc<dyn TokenCipher> = Arc::new(AesGcmTokenCipher::new(config.token_key()));
+        let cipher: Arc<dyn TokenCipher> = match config.token_key() {
+            Some(key) => Arc::new(AesGcmTokenCipher::new(key)),
+            None => Arc::new(NoTokenKey),
+        };
         let settings = Settings {
             limits: config.limits,
             schedule: config.schedule.clone(),

@@ -28,6 +28,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    LimitReached(String),
     #[error("the request body is too large")]
     TooLarge,
     #[error("{message}")]
@@ -45,7 +47,7 @@ impl ApiError {
             ApiError::Unauthenticated => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
-            ApiError::Conflict(_) => 409,
+            ApiError::Conflict(_) | ApiError::LimitReached(_) => 409,
             ApiError::TooLarge => 413,
             ApiError::TooManyRequests { .. } => 429,
             ApiError::Unavailable(_) => 503,
@@ -61,6 +63,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::LimitReached(_) => "limit_reached",
             ApiError::TooLarge => "too_large",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable(_) => "unavailable",
@@ -108,6 +111,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(message) => ApiError::Forbidden(message),
             ServiceError::NotFound(what) => ApiError::NotFound(what),
             ServiceError::Conflict(message) => ApiError::Conflict(message),
+            ServiceError::LimitReached(message) => ApiError::LimitReached(message),
             ServiceError::TooLarge => ApiError::TooLarge,
             ServiceError::TooSoon { message, retry_after } => ApiError::TooManyRequests { message, retry_after },
             // Throttling and lost races may pass on a retry: the client hears 503 and when.

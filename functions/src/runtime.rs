@@ -5,21 +5,22 @@ use crate::app::App;
 use lambda_http::{Body, Request, RequestExt, Response};
 use lambda_runtime::{Error, LambdaEvent};
 use std::future::Future;
+use stepsync::config::Loads;
 use tracing::Instrument;
 
 /// The app lives as long as the process: Lambda keeps it between invocations.
-async fn app() -> Result<&'static App, Error> {
+async fn app(loads: Loads) -> Result<&'static App, Error> {
     stepsync::logging::init();
-    Ok(Box::leak(Box::new(App::from_env().await?)))
+    Ok(Box::leak(Box::new(App::from_env(loads).await?)))
 }
 
-/// Serves an HttpApi function with `handler`.
-pub async fn serve_http<F, Fut>(handler: F) -> Result<(), Error>
+/// Serves an HttpApi function with `handler`, loading what `loads` names.
+pub async fn serve_http<F, Fut>(loads: Loads, handler: F) -> Result<(), Error>
 where
     F: Fn(&'static App, Request) -> Fut,
     Fut: Future<Output = Response<Body>> + Send,
 {
-    let app = app().await?;
+    let app = app(loads).await?;
     lambda_http::run(lambda_http::service_fn(move |req: Request| {
         let request_id = req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
         let span =
@@ -30,15 +31,16 @@ where
     .await
 }
 
-/// Serves an EventBridge-triggered function with `handler` (given the app and the event).
-pub async fn serve_events<F, Fut, T, E>(handler: F) -> Result<(), Error>
+/// Serves an EventBridge-triggered function with `handler` (given the app and the event),
+/// loading what `loads` names.
+pub async fn serve_events<F, Fut, T, E>(loads: Loads, handler: F) -> Result<(), Error>
 where
     F: Fn(&'static App, LambdaEvent<serde_json::Value>) -> Fut,
     Fut: Future<Output = Result<T, E>> + Send,
     T: serde::Serialize,
     E: Into<Error>,
 {
-    let app = app().await?;
+    let app = app(loads).await?;
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         let answer = handler(app, event);

@@ -133,6 +133,17 @@ pub fn app_with(
     extra: Vec<(&'static str, String)>,
     adjust: impl FnOnce(stepsync::ports::Providers, &stepsync::config::Config) -> stepsync::ports::Providers,
 ) -> functions::app::App {
+    app_loading(env, extra, stepsync::config::Loads::EVERYTHING, adjust)
+}
+
+/// As `app_with`, built as a deployed function that `loads` only part: the secret settings it
+/// does not load are taken out first, as SSM would never have fetched them.
+pub fn app_loading(
+    env: &TestEnv,
+    extra: Vec<(&'static str, String)>,
+    loads: stepsync::config::Loads,
+    adjust: impl FnOnce(stepsync::ports::Providers, &stepsync::config::Config) -> stepsync::ports::Providers,
+) -> functions::app::App {
     let mut vars: std::collections::HashMap<String, String> = [
         ("STEPSYNC_TABLE", env.table.clone()),
         ("STEPSYNC_TOKEN_KEY", TEST_TOKEN_KEY.to_owned()),
@@ -143,10 +154,17 @@ pub fn app_with(
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     vars.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
-    let config = stepsync::config::Config::from_vars(&vars).expect("test configuration");
+    let loaded = loads.secret_settings();
+    vars.retain(|name, _| !stepsync::aws::SECRET_SETTINGS.contains(&name.as_str()) || loaded.contains(&name.as_str()));
+    let config = stepsync::config::Config::loading(&vars, loads).expect("test configuration");
     let clock: Arc<dyn stepsync::clock::Clock> = env.clock.clone();
-    let providers = stepsync::providers::registry(config.google.as_ref(), config.misfit.as_ref(), clock.clone())
-        .expect("the provider clients build");
+    let providers = stepsync::providers::registry(
+        config.google.as_ref(),
+        config.misfit.as_ref(),
+        config.loads.providers,
+        clock.clone(),
+    )
+    .expect("the provider clients build");
     let providers = adjust(providers, &config);
     functions::app::App::with_providers(config, env.store.clone(), env.publisher.clone(), clock, providers)
 }

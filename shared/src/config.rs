@@ -2,6 +2,7 @@
 
 use crate::domain::StepLimits;
 use crate::engine::Schedule;
+use crate::providers::Parts;
 use crate::providers::google_health::GoogleHealthSettings;
 use crate::providers::misfit::MisfitSettings;
 use base64::Engine;
@@ -22,13 +23,52 @@ impl ConfigError {
     }
 }
 
+/// What one function loads at cold start: the secrets and provider parts its routes use,
+/// nothing more. A function without the token key cannot open a stored token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loads {
+    /// `STEPSYNC_TOKEN_KEY`: to seal and open OAuth tokens (connecting, syncing).
+    pub token_key: bool,
+    /// Which halves of each provider: the API clients (with the client secrets) and the
+    /// webhook verifiers (with the endpoint secrets).
+    pub providers: Parts,
+}
+
+impl Loads {
+    /// Tests and the local stack: every part.
+    pub const EVERYTHING: Loads = Loads { token_key: true, providers: Parts { clients: true, verifiers: true } };
+    /// Connecting and syncing: the token key and the API clients, no webhook verifier.
+    pub const CLIENTS: Loads = Loads { token_key: true, providers: Parts { clients: true, verifiers: false } };
+    /// The public webhook: verifiers only, no token key, no client secret.
+    pub const VERIFIERS: Loads = Loads { token_key: false, providers: Parts { clients: false, verifiers: true } };
+    /// Challenges and the scheduled sweep: the table and the bus, no secret at all.
+    pub const STORE_ONLY: Loads = Loads { token_key: false, providers: Parts { clients: false, verifiers: false } };
+
+    /// The secret settings (see `aws::SECRET_SETTINGS`) this function reads, and no other.
+    pub fn secret_settings(self) -> Vec<&'static str> {
+        let mut settings = Vec::new();
+        if self.token_key {
+            settings.push("STEPSYNC_TOKEN_KEY");
+        }
+        if self.providers.clients {
+            settings.extend(["STEPSYNC_GOOGLE_CLIENT_SECRET", "STEPSYNC_MISFIT_CLIENT_SECRET"]);
+        }
+        if self.providers.verifiers {
+            settings.push("STEPSYNC_GOOGLE_WEBHOOK_SECRET");
+        }
+        settings
+    }
+}
+
 pub struct Config {
+    /// What this function loaded.
+    pub loads: Loads,
     /// `STEPSYNC_TABLE`: the one DynamoDB table.
     pub table_name: String,
     /// `STEPSYNC_EVENT_BUS`: the EventBridge bus StepSync publishes to.
     pub event_bus_name: String,
-    /// `STEPSYNC_TOKEN_KEY`: base64 of the 32-byte token data key.
-    pub token_key: SecretBox<[u8; 32]>,
+    /// `STEPSYNC_TOKEN_KEY`: base64 of the 32-byte token data key (when `loads.token_key`).
+    pub token_key: Option<SecretBox<[u8; 32]>>,
     /// `STEPSYNC_MAX_DAILY_STEPS` (default 100000).
     pub limits: StepLimits,
     /// `STEPSYNC_SYNC_WINDOW_DAYS` (default 7): the default pull window, in local days.
@@ -44,13 +84,15 @@ pub struct Config {
     /// `STEPSYNC_WEBHOOK_COALESCE_SECONDS` (default 60): duplicate notices for one person and
     /// day within this window cause one sync.
     pub webhook_coalesce_seconds: u32,
-    /// `STEPSYNC_GOOGLE_CLIENT_ID` and `..._CLIENT_SECRET` turn Google Health on; every URL
+    /// `STEPSYNC_GOOGLE_CLIENT_ID` turns Google Health on (`..._CLIENT_SECRET` is required
+    /// where the API client is loaded); every URL
     /// can be pointed elsewhere (`..._AUTH_URL`, `..._TOKEN_URL`, `..._REVOKE_URL`,
     /// `..._API_BASE`; `..._KEYSET_URL` is required); `..._WEBHOOK_SECRET` is the subscriber's
     /// endpoint secret and `..._REQUIRE_AUTHORIZATION` (default false) makes notifications
     /// carry it too.
     pub google: Option<GoogleHealthSettings>,
-    /// `STEPSYNC_MISFIT_CLIENT_ID` and `..._CLIENT_SECRET` turn Misfit on; `..._BASE_URL`
+    /// `STEPSYNC_MISFIT_CLIENT_ID` turns Misfit on (`..._CLIENT_SECRET` is required where the
+    /// API client is loaded); `..._BASE_URL`
     /// points it elsewhere; `..._SNS_HOSTS` (comma-separated) are SNS hosts allowed besides
     /// AWS's own (`..._ALLOW_AWS_SNS`, default true); `..._TOPIC_ARNS` limits the topics
     /// accepted; `..._SNS_URL_REWRITES` (`from|to,...`) maps allowed SNS URLs to where a local
@@ -86,26 +128,43 @@ impl Config {
         Self::from_vars(&std::env::vars().collect())
     }
 
-    /// The same, from an explicit map (tests, the local stack).
+    /// Every part, from an explicit map (tests, the local stack).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::loading(vars, Loads::EVERYTHING)
+    }
+
+    /// What `loads` asks for, from an explicit map; settings it does not load are not read.
+    pub fn loading(vars: &HashMap<String, String>, loads: Loads) -> Result<Self, ConfigError> {
         let get = |name: &'static str| vars.get(name).map(String::as_str).filter(|v| !v.is_empty());
         let required = |name: &'static str| get(name).ok_or_else(|| ConfigError::new(name, "is not set"));
         let number = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
             get(name).map_or(Ok(default), |v| v.parse().map_err(|_| ConfigError::new(name, "must be a whole number")))
         };
+        // The client secret belongs to the API client: read where the clients are loaded.
+        let client_secret = |id: &'static str, secret: &'static str| -> Result<Option<SecretString>, ConfigError> {
+            if !loads.providers.clients {
+                return Ok(None);
+            }
+            let value = get(secret).ok_or_else(|| ConfigError::new(id, format!("is set, so {secret} must be too")))?;
+            Ok(Some(SecretString::from(value.to_owned())))
+        };
         Ok(Self {
+            loads,
             table_name: required("STEPSYNC_TABLE")?.to_owned(),
             event_bus_name: get("STEPSYNC_EVENT_BUS").unwrap_or("default").to_owned(),
-            token_key: parse_key(required("STEPSYNC_TOKEN_KEY")?)?,
+            token_key: if loads.token_key { Some(parse_key(required("STEPSYNC_TOKEN_KEY")?)?) } else { None },
             limits: StepLimits { max_daily_steps: number("STEPSYNC_MAX_DAILY_STEPS", 100_000)? },
             sync_window_days: number("STEPSYNC_SYNC_WINDOW_DAYS", 7)?.clamp(1, 90),
             backfill_days: number("STEPSYNC_BACKFILL_DAYS", 30)?.clamp(1, 366),
             public_url: get("STEPSYNC_PUBLIC_URL").unwrap_or("http://127.0.0.1:3000").trim_end_matches('/').to_owned(),
             return_to_allowlist: list(Some(get("STEPSYNC_RETURN_TO_ALLOWLIST").unwrap_or("http://127.0.0.1:3000/"))),
             webhook_coalesce_seconds: number("STEPSYNC_WEBHOOK_COALESCE_SECONDS", 60)?,
-            misfit: match (get("STEPSYNC_MISFIT_CLIENT_ID"), get("STEPSYNC_MISFIT_CLIENT_SECRET")) {
-                (Some(id), Some(secret)) => {
-                    let defaults = MisfitSettings::new(id, SecretString::from(secret.to_owned()));
+            misfit: match get("STEPSYNC_MISFIT_CLIENT_ID") {
+                Some(id) => {
+                    let defaults = MisfitSettings {
+                        client_secret: client_secret("STEPSYNC_MISFIT_CLIENT_ID", "STEPSYNC_MISFIT_CLIENT_SECRET")?,
+                        ..MisfitSettings::new(id, SecretString::from(""))
+                    };
                     Some(MisfitSettings {
                         base_url: get("STEPSYNC_MISFIT_BASE_URL").map_or(defaults.base_url.clone(), str::to_owned),
                         allowed_sns_hosts: list(get("STEPSYNC_MISFIT_SNS_HOSTS")),
@@ -123,13 +182,7 @@ impl Config {
                         ..defaults
                     })
                 }
-                (None, None) => None,
-                _ => {
-                    return Err(ConfigError::new(
-                        "STEPSYNC_MISFIT_CLIENT_ID",
-                        "set both STEPSYNC_MISFIT_CLIENT_ID and STEPSYNC_MISFIT_CLIENT_SECRET, or neither",
-                    ));
-                }
+                None => None,
             },
             schedule: Schedule {
                 webhook_interval: Duration::from_secs(
@@ -141,38 +194,34 @@ impl Config {
             manual_cooldown_seconds: number("STEPSYNC_MANUAL_COOLDOWN_SECONDS", 60)?,
             manual_deadline_ms: number("STEPSYNC_MANUAL_DEADLINE_MS", 8000)?,
             worker_concurrency: number("STEPSYNC_WORKER_CONCURRENCY", 8)?.clamp(1, 64),
-            google: match (get("STEPSYNC_GOOGLE_CLIENT_ID"), get("STEPSYNC_GOOGLE_CLIENT_SECRET")) {
-                (Some(id), Some(secret)) => {
-                    let defaults = GoogleHealthSettings::new(
-                        id,
-                        SecretString::from(secret.to_owned()),
-                        required("STEPSYNC_GOOGLE_KEYSET_URL")?,
-                    );
+            google: match get("STEPSYNC_GOOGLE_CLIENT_ID") {
+                Some(id) => {
+                    let defaults = GoogleHealthSettings {
+                        client_secret: client_secret("STEPSYNC_GOOGLE_CLIENT_ID", "STEPSYNC_GOOGLE_CLIENT_SECRET")?,
+                        ..GoogleHealthSettings::new(id, SecretString::from(""), required("STEPSYNC_GOOGLE_KEYSET_URL")?)
+                    };
                     let url = |name: &'static str, default: &str| get(name).unwrap_or(default).to_owned();
                     Some(GoogleHealthSettings {
                         auth_url: url("STEPSYNC_GOOGLE_AUTH_URL", &defaults.auth_url),
                         token_url: url("STEPSYNC_GOOGLE_TOKEN_URL", &defaults.token_url),
                         revoke_url: url("STEPSYNC_GOOGLE_REVOKE_URL", &defaults.revoke_url),
                         api_base: url("STEPSYNC_GOOGLE_API_BASE", &defaults.api_base),
-                        webhook_secret: get("STEPSYNC_GOOGLE_WEBHOOK_SECRET").map(|s| SecretString::from(s.to_owned())),
+                        webhook_secret: get("STEPSYNC_GOOGLE_WEBHOOK_SECRET")
+                            .filter(|_| loads.providers.verifiers)
+                            .map(|s| SecretString::from(s.to_owned())),
                         require_authorization: get("STEPSYNC_GOOGLE_REQUIRE_AUTHORIZATION")
                             .is_some_and(|v| matches!(v, "1" | "true" | "yes")),
                         ..defaults
                     })
                 }
-                (None, None) => None,
-                _ => {
-                    return Err(ConfigError::new(
-                        "STEPSYNC_GOOGLE_CLIENT_ID",
-                        "set both STEPSYNC_GOOGLE_CLIENT_ID and STEPSYNC_GOOGLE_CLIENT_SECRET, or neither",
-                    ));
-                }
+                None => None,
             },
         })
     }
 
-    pub fn token_key(&self) -> &[u8; 32] {
-        self.token_key.expose_secret()
+    /// The token key, where this function loaded it.
+    pub fn token_key(&self) -> Option<&[u8; 32]> {
+        self.token_key.as_ref().map(ExposeSecret::expose_secret)
     }
 }
 
@@ -207,5 +256,43 @@ mod tests {
         let err = Config::from_vars(&vars(&[("STEPSYNC_TABLE", "t"), ("STEPSYNC_TOKEN_KEY", "c2hvcnQ=")])).unwrap_err();
         assert_eq!(err.name, "STEPSYNC_TOKEN_KEY");
         assert_eq!(Config::from_vars(&vars(&[])).unwrap_err().name, "STEPSYNC_TABLE");
+    }
+
+    #[test]
+    fn each_function_reads_only_the_secrets_it_loads() {
+        let key = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
+        let google = [
+            ("STEPSYNC_TABLE", "t"),
+            ("STEPSYNC_GOOGLE_CLIENT_ID", "client"),
+            ("STEPSYNC_GOOGLE_KEYSET_URL", "https://keys.example/"),
+            ("STEPSYNC_GOOGLE_WEBHOOK_SECRET", "endpoint-secret"),
+        ];
+        // The webhook function: no token key, no client secret, the endpoint secret kept.
+        let webhook = Config::loading(&vars(&google), Loads::VERIFIERS).unwrap();
+        assert!(webhook.token_key().is_none());
+        let settings = webhook.google.expect("Google Health is on");
+        assert!(settings.client_secret.is_none());
+        assert!(settings.webhook_secret.is_some());
+        // A syncing function needs the client secret and the key, and never keeps the endpoint secret.
+        let err =
+            Config::loading(&vars(&[google.as_slice(), &[("STEPSYNC_TOKEN_KEY", &key)]].concat()), Loads::CLIENTS)
+                .unwrap_err();
+        assert_eq!(err.name, "STEPSYNC_GOOGLE_CLIENT_ID");
+        assert!(err.to_string().contains("STEPSYNC_GOOGLE_CLIENT_SECRET"), "{err}");
+        let full =
+            [google.as_slice(), &[("STEPSYNC_TOKEN_KEY", &key), ("STEPSYNC_GOOGLE_CLIENT_SECRET", "s")]].concat();
+        let syncing = Config::loading(&vars(&full), Loads::CLIENTS).unwrap();
+        assert!(syncing.token_key().is_some());
+        assert!(syncing.google.as_ref().is_some_and(|g| g.client_secret.is_some() && g.webhook_secret.is_none()));
+        // Challenges and the sweep: nothing secret, even where the environment has it.
+        let store_only = Config::loading(&vars(&full), Loads::STORE_ONLY).unwrap();
+        assert!(store_only.token_key().is_none());
+        assert!(store_only.google.is_some_and(|g| g.client_secret.is_none() && g.webhook_secret.is_none()));
+        assert!(Loads::STORE_ONLY.secret_settings().is_empty());
+        assert_eq!(Loads::VERIFIERS.secret_settings(), ["STEPSYNC_GOOGLE_WEBHOOK_SECRET"]);
+        assert!(!Loads::CLIENTS.secret_settings().contains(&"STEPSYNC_GOOGLE_WEBHOOK_SECRET"));
+        for setting in Loads::EVERYTHING.secret_settings() {
+            assert!(crate::aws::SECRET_SETTINGS.contains(&setting), "{setting} is not a known secret setting");
+        }
     }
 }

@@ -13,6 +13,20 @@ use rand::RngCore;
 const PREFIX: &str = "v1:";
 const NONCE_LEN: usize = 12;
 
+/// The cipher of a function deployed without the token key (the webhook, challenges, the
+/// sweep): it opens and seals nothing, so a wiring mistake fails loudly instead of reading tokens.
+pub struct NoTokenKey;
+
+impl TokenCipher for NoTokenKey {
+    fn encrypt(&self, _: &UserId, _: Provider, _: &TokenSet) -> Result<EncryptedTokens, CipherError> {
+        Err(CipherError::NoKey)
+    }
+
+    fn decrypt(&self, _: &UserId, _: Provider, _: &EncryptedTokens) -> Result<TokenSet, CipherError> {
+        Err(CipherError::NoKey)
+    }
+}
+
 pub struct AesGcmTokenCipher {
     cipher: Aes256Gcm,
 }
@@ -86,5 +100,13 @@ mod tests {
         assert!(cipher.decrypt(&alice, Provider::Misfit, &sealed).is_err());
         assert!(AesGcmTokenCipher::new(&[8u8; 32]).decrypt(&alice, Provider::GoogleHealth, &sealed).is_err());
         assert!(format!("{opened:?}").contains("REDACTED"));
+    }
+
+    #[test]
+    fn a_function_without_the_key_seals_and_opens_nothing() {
+        let user = UserId::parse("alice").unwrap();
+        let sealed = AesGcmTokenCipher::new(&[7u8; 32]).encrypt(&user, Provider::GoogleHealth, &tokens()).unwrap();
+        assert!(matches!(NoTokenKey.encrypt(&user, Provider::GoogleHealth, &tokens()), Err(CipherError::NoKey)));
+        assert!(matches!(NoTokenKey.decrypt(&user, Provider::GoogleHealth, &sealed), Err(CipherError::NoKey)));
     }
 }

@@ -1,7 +1,7 @@
 //! Why a person's steps are (not) syncing, and the one thing that fixes it: a diagnosis per
 //! connection from a fixed catalogue of actions, in plain language.
 
-use crate::domain::{Connection, ConnectionStatus, FailureCode, Provider};
+use crate::domain::{Connection, ConnectionStatus, FailureCode, Provider, local_today};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::time::Duration;
@@ -42,6 +42,18 @@ fn older_than(at: Option<Timestamp>, age: Duration, now: Timestamp) -> bool {
     at.is_none_or(|at| now.duration_since(at).unsigned_abs() >= age && at <= now)
 }
 
+/// A phone that uploads but has had no day above zero in its last two whole local days
+/// (HealthKit answers zero, not an error, when read permission is denied). A connection
+/// younger than `PHONE_SILENCE` is given the time to show its first steps.
+fn uploads_only_zeros(connection: &Connection, now: Timestamp) -> bool {
+    if !older_than(Some(connection.created_at), PHONE_SILENCE, now) {
+        return false;
+    }
+    let zone = connection.time_zone.as_deref().and_then(|z| jiff::tz::TimeZone::get(z).ok());
+    let today = local_today(now, &zone.unwrap_or(jiff::tz::TimeZone::UTC));
+    connection.last_data_date.is_none_or(|newest| newest < today.add_days(-2))
+}
+
 /// The diagnosis for one connection at `now`.
 pub fn diagnose(connection: &Connection, now: Timestamp) -> Diagnosis {
     let name = connection.provider.display_name();
@@ -72,6 +84,14 @@ pub fn diagnose(connection: &Connection, now: Timestamp) -> Diagnosis {
             ),
         },
         ConnectionStatus::Active => match error_code {
+            Some(FailureCode::AppRefused) => Diagnosis {
+                code: "app_refused",
+                action: Action::Wait,
+                message: format!(
+                    "{name} is refusing StepSync itself, not your account. Nothing to do: we are fixing it, and your steps sync once it is fixed."
+                ),
+                retry_at: connection.next_sync_at,
+            },
             Some(code) if code.is_transient() => Diagnosis {
                 code: if code == FailureCode::RateLimited { "rate_limited" } else { "provider_unavailable" },
                 action: Action::Wait,
@@ -79,13 +99,19 @@ pub fn diagnose(connection: &Connection, now: Timestamp) -> Diagnosis {
                 retry_at: connection.next_sync_at,
             },
             _ if connection.provider.is_phone_upload() => {
+                let store = if connection.provider == Provider::AppleHealth { "Health" } else { "Health Connect" };
                 if older_than(connection.last_success_at.or(Some(connection.created_at)), PHONE_SILENCE, now) {
                     diagnosis(
                         "phone_silent",
                         Action::GrantPermission,
+                        format!("We have not heard from {name} for 2 days. Open the app and allow {store} access to your steps."),
+                    )
+                } else if uploads_only_zeros(connection, now) {
+                    diagnosis(
+                        "phone_zero_steps",
+                        Action::GrantPermission,
                         format!(
-                            "We have not heard from {name} for 2 days. Open the app and allow {} access to your steps.",
-                            if connection.provider == Provider::AppleHealth { "Health" } else { "Health Connect" }
+                            "{name} has sent no steps above zero for 2 days; that is what it answers when it may not read them. Open the app and allow {store} access to your steps."
                         ),
                     )
                 } else {
@@ -143,10 +169,48 @@ mod tests {
             ("legacy_retired", Action::Reconnect)
         );
         assert_eq!(action(&connection(g, Active, Some(FailureCode::RateLimited)), NOW), ("rate_limited", Action::Wait));
+        // A project-level refusal: the person waits; reconnecting would fix nothing.
+        assert_eq!(action(&connection(g, Active, Some(FailureCode::AppRefused)), NOW), ("app_refused", Action::Wait));
         assert_eq!(action(&connection(g, Active, None), "2026-11-26T18:00:01Z"), ("no_new_data", Action::SyncDevice));
-        let phone = connection(Provider::AppleHealth, Active, None);
+        let phone =
+            Connection { last_data_date: Some(date("2026-11-25")), ..connection(Provider::AppleHealth, Active, None) };
         assert_eq!(action(&phone, "2026-11-27T17:59:00Z"), ("healthy", Action::None));
         assert_eq!(action(&phone, "2026-11-27T18:00:00Z"), ("phone_silent", Action::GrantPermission));
         assert!(diagnose(&phone, "2026-11-28T00:00:00Z".parse().unwrap()).message.contains("allow Health access"));
+    }
+
+    fn date(raw: &str) -> crate::domain::LocalDate {
+        crate::domain::LocalDate::parse(raw).unwrap()
+    }
+
+    /// HealthKit answers zero when it may not read steps: a phone that keeps uploading, but
+    /// nothing above zero for its last two whole local days, is asked to allow Health access.
+    #[test]
+    fn a_phone_that_uploads_only_zeros_asks_for_health_access() {
+        let uploading = |newest: Option<&str>, zone: &str| Connection {
+            last_data_date: newest.map(date),
+            time_zone: Some(zone.to_owned()),
+            ..connection(Provider::AppleHealth, ConnectionStatus::Active, None)
+        };
+        // Heard from at NOW (Nov 25, 18:00 UTC); steps last counted on Nov 22 in UTC.
+        let zeros = uploading(Some("2026-11-22"), "UTC");
+        assert_eq!(action(&zeros, NOW), ("phone_zero_steps", Action::GrantPermission));
+        assert!(diagnose(&zeros, NOW.parse().unwrap()).message.contains("allow Health access"));
+        assert_eq!(action(&uploading(None, "UTC"), NOW), ("phone_zero_steps", Action::GrantPermission));
+        let android = Connection { provider: Provider::HealthConnect, ..uploading(None, "UTC") };
+        assert!(diagnose(&android, NOW.parse().unwrap()).message.contains("allow Health Connect access"));
+        // Steps on Nov 23 (the day before yesterday) or later: healthy.
+        assert_eq!(action(&uploading(Some("2026-11-23"), "UTC"), NOW), ("healthy", Action::None));
+        // Local days count: at 18:00 UTC it is already Nov 26 in Tokyo, so Nov 23 is too old.
+        assert_eq!(
+            action(&uploading(Some("2026-11-23"), "Asia/Tokyo"), NOW),
+            ("phone_zero_steps", Action::GrantPermission)
+        );
+        // A phone connected a day ago has time to show its first steps.
+        let new = Connection {
+            created_at: NOW.parse::<Timestamp>().unwrap() - jiff::SignedDuration::from_hours(24),
+            ..uploading(None, "UTC")
+        };
+        assert_eq!(action(&new, NOW), ("healthy", Action::None));
     }
 }

@@ -30,6 +30,10 @@ pub enum StoreError {
     Disconnected,
     #[error("a stored item is malformed: {0}")]
     Corrupt(String),
+    /// The store refused the request itself (a validation error, a transaction too large):
+    /// the same request fails again, so it is never retried.
+    #[error("the store refused the request: {0}")]
+    Refused(String),
     /// Throttling, a timeout, a 5xx: the same call may succeed later.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
@@ -125,6 +129,12 @@ pub trait ChallengeStore: Send + Sync {
     async fn participants(&self, challenge: &ChallengeId) -> Result<Vec<Participant>, StoreError>;
 }
 
+/// A claimed provider account: the days before `counts_from` fed a previous owner.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountClaim {
+    pub counts_from: Option<LocalDate>,
+}
+
 /// What a sync attempt records on its connection.
 #[derive(Debug, Clone, Default)]
 pub struct SyncRecord {
@@ -172,13 +182,23 @@ pub trait ConnectionStore: Send + Sync {
     /// Records a sync's outcome; refused with `Disconnected` once the person disconnected, so
     /// a late sync never reactivates a connection.
     async fn record_sync(&self, user: &UserId, provider: Provider, record: &SyncRecord) -> Result<(), StoreError>;
-    /// Claims a provider account for `user`; `AccountOwnedByAnother` when someone else has it.
-    async fn claim_provider_account(&self, provider: Provider, account: &str, user: &UserId) -> Result<(), StoreError>;
+    /// Claims a provider account for `user`; `AccountOwnedByAnother` while someone else holds
+    /// it. An account released by someone else answers the last day counted for them: the new
+    /// owner counts only the days after it, so one provider day never feeds two people.
+    async fn claim_provider_account(
+        &self,
+        provider: Provider,
+        account: &str,
+        user: &UserId,
+    ) -> Result<AccountClaim, StoreError>;
+    /// Releases `user`'s hold on the account; the days through `counted_through` stay theirs
+    /// (a later owner starts after it). A no-op when `user` does not hold it.
     async fn release_provider_account(
         &self,
         provider: Provider,
         account: &str,
         user: &UserId,
+        counted_through: LocalDate,
     ) -> Result<(), StoreError>;
     async fn provider_account_owner(&self, provider: Provider, account: &str) -> Result<Option<UserId>, StoreError>;
     /// Writes a whole connection on connect or reconnect: created when `expected_version` is
@@ -240,6 +260,9 @@ pub enum CipherError {
     /// Wrong key, wrong person or provider, or tampered ciphertext.
     #[error("the tokens could not be decrypted")]
     Decrypt,
+    /// This function was deployed without the token key (it has no business with tokens).
+    #[error("this function holds no token key")]
+    NoKey,
 }
 
 /// Encrypts tokens before they reach the store, bound to the person and the provider.
@@ -267,6 +290,11 @@ pub enum ProviderError {
     ReconnectRequired { reason: String },
     #[error("a permission is missing: {scope}")]
     MissingScope { scope: String },
+    /// The provider refuses our app, not this person (an API not enabled for the project,
+    /// preview access not granted, a scope the project may not ask for): a reconnect fixes
+    /// nothing; an operator must.
+    #[error("the provider refuses our app: {reason}")]
+    AppRefused { reason: String },
     /// The provider's API is gone (legacy Fitbit, Misfit).
     #[error("the provider's API is retired")]
     Retired,

@@ -232,12 +232,13 @@ async fn an_admin_creates_a_challenge_that_everyone_can_see(env: TestEnv) {
         details.body,
         json!({"id": winter, "name": "Winter walk", "start_date": "2026-11-20", "end_date": "2026-12-20",
                "grace_days": 3, "time_zone": "UTC", "state": "active",
-               "ends_at": "2026-12-21T00:00:00Z", "closes_at": "2026-12-24T00:00:00Z", "joined": false})
+               "ends_at": "2026-12-21T00:00:00Z", "closes_at": "2026-12-24T12:00:00Z", "joined": false})
     );
-    // Midnight in Chicago (standard time, -06:00) after the last day, then three days of grace.
+    // Ends at midnight in Chicago (standard time, -06:00) after the last day; closes three days
+    // of grace after that day is over everywhere (midnight at UTC−12).
     let details = api.details(As::User(&walker), &december_id).await;
     assert_eq!(details.body["ends_at"], "2027-01-01T06:00:00Z");
-    assert_eq!(details.body["closes_at"], "2027-01-04T06:00:00Z");
+    assert_eq!(details.body["closes_at"], "2027-01-04T12:00:00Z");
 }
 
 async fn only_admins_create_and_bad_input_names_the_field(env: TestEnv) {
@@ -422,7 +423,7 @@ async fn a_challenge_takes_late_days_in_grace_then_freezes_when_final(env: TestE
 
     let details = api.details(As::User(&early), &short).await;
     assert_eq!(details.body["state"], "grace");
-    assert_eq!(details.body["closes_at"], "2026-11-27T00:00:00Z");
+    assert_eq!(details.body["closes_at"], "2026-11-27T12:00:00Z");
     let states: Vec<Value> = api.list(As::User(&newcomer)).await.body["challenges"]
         .as_array()
         .unwrap()
@@ -438,9 +439,9 @@ async fn a_challenge_takes_late_days_in_grace_then_freezes_when_final(env: TestE
     let standings = json!([entry(&early, 1, 6_000), entry(&late, 2, 3_000)]);
     assert_eq!(api.leaderboard(As::User(&late), &short, "").await.body["entries"], standings);
 
-    api.set_now("2026-11-26T23:59:59Z");
+    api.set_now("2026-11-27T11:59:59Z");
     assert_eq!(api.details(As::User(&early), &short).await.body["state"], "grace");
-    api.set_now("2026-11-27T00:00:00Z");
+    api.set_now("2026-11-27T12:00:00Z");
     assert_eq!(api.details(As::User(&early), &short).await.body["state"], "final");
     let list = api.list(As::User(&newcomer)).await.body;
     assert_eq!(list["challenges"].as_array().unwrap().len(), 1, "{list}");

@@ -10,11 +10,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use stepsync::domain::{
-    ChallengeId, Connection, ConnectionStatus, DailyValue, LocalDate, ParticipantTotals, Provider, UserId,
+    ChallengeId, Connection, ConnectionStatus, DailyValue, DayRecord, LocalDate, MAX_OPEN_CHALLENGES,
+    MAX_TRANSACTION_ITEMS, ParticipantTotals, Provider, UserId,
 };
 use stepsync::engine::SyncOutcome;
 use stepsync::events::Event;
-use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
+use stepsync::ports::{ChallengeStore, ConnectionStore, DayWrite, ParticipantDelta, StepStore, StoreError};
+use stepsync::services::ChallengeError;
 use stepsync_local::harness::{Backend, TestEnv, date, unique};
 use stepsync_local::on_both_backends;
 
@@ -27,6 +29,8 @@ on_both_backends!(
     a_join_racing_day_writes_ends_exact,
     leaving_stops_the_totals_and_keeps_the_days,
     a_legacy_fitbit_sync_asks_to_reconnect_through_google,
+    a_person_in_the_most_open_challenges_still_syncs_and_no_write_outgrows_a_transaction,
+    a_day_a_pull_no_longer_returns_loses_the_sources_value_and_the_totals_follow,
 );
 
 const SOURCES: [Provider; 2] = [Provider::AppleHealth, Provider::GoogleHealth];
@@ -159,7 +163,8 @@ async fn a_day_moves_exactly_the_challenges_whose_window_covers_it(env: TestEnv)
 
 async fn a_final_challenge_never_changes(env: TestEnv) {
     let walker = user();
-    let finished = env.challenge_with("2026-11-01", "2026-11-10", 2).await; // final from 11-13
+    // Final from 11-13 12:00 UTC: two days of grace after 11-10 is over everywhere.
+    let finished = env.challenge_with("2026-11-01", "2026-11-10", 2).await;
     let month = env.challenge("2026-11-01", "2026-11-30").await;
     env.clock.set("2026-11-05T12:00:00Z".parse().unwrap());
     for c in [&finished, &month] {
@@ -177,7 +182,7 @@ async fn a_final_challenge_never_changes(env: TestEnv) {
         .unwrap();
     assert_eq!(participant_totals(&env, &finished, &walker).await.unwrap().total, 4500);
 
-    env.clock.set("2026-11-13T00:00:00Z".parse().unwrap()); // final
+    env.clock.set("2026-11-13T12:00:00Z".parse().unwrap()); // final
     let report = env
         .engine
         .apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-05", 9000, None)])
@@ -349,4 +354,69 @@ fn shuffled_duplicated_values_give_the_latest_only_result_on_dynoxide() {
 #[test]
 fn shuffled_duplicated_values_give_the_latest_only_result_on_moto() {
     order_independence(Backend::Moto);
+}
+
+/// Every covering open challenge moves in the day's one transaction, and DynamoDB takes at
+/// most 100 items: a person joins at most `MAX_OPEN_CHALLENGES` open ones (the next join is
+/// refused, a left one frees a place), a day inside all of them commits, and a write that
+/// would outgrow a transaction is refused as such, never retried as if the store were busy.
+async fn a_person_in_the_most_open_challenges_still_syncs_and_no_write_outgrows_a_transaction(env: TestEnv) {
+    let walker = user();
+    let mut joined = Vec::new();
+    for _ in 0..MAX_OPEN_CHALLENGES {
+        let id = env.challenge("2026-11-01", "2026-11-30").await;
+        env.challenges().join(&id, &walker, env.now()).await.unwrap();
+        joined.push(id);
+    }
+    let one_more = env.challenge("2026-11-01", "2026-11-30").await;
+    let refused = env.challenges().join(&one_more, &walker, env.now()).await.unwrap_err();
+    assert!(matches!(refused, ChallengeError::TooManyOpen), "{refused:?}");
+
+    env.engine.apply(&walker, Provider::AppleHealth, &TimeZone::UTC, &[value("2026-11-20", 4321, None)]).await.unwrap();
+    for id in &joined {
+        assert_eq!(participant_totals(&env, id, &walker).await.unwrap(), ParticipantTotals { total: 4321, days: 1 });
+    }
+    assert_exact(&env, &joined[0], &walker).await;
+    env.challenges().leave(&joined[0], &walker, env.now()).await.unwrap();
+    env.challenges().join(&one_more, &walker, env.now()).await.unwrap();
+    assert_eq!(assert_exact(&env, &one_more, &walker).await, ParticipantTotals { total: 4321, days: 1 });
+
+    // A day write with 99 deltas would be 101 items: refused before it is sent, not retryable.
+    let rev = env.store.load_user_days(&walker, &[]).await.unwrap().profile.rev;
+    let delta = ParticipantDelta { challenge: one_more.clone(), total: 1, days: 0 };
+    let write = DayWrite {
+        record: DayRecord::empty(walker.clone(), date("2026-11-21")),
+        expected_version: 0,
+        expected_rev: rev,
+        deltas: vec![delta; MAX_TRANSACTION_ITEMS - 1],
+        now: env.now(),
+    };
+    let error = env.store.commit_day(&write).await.unwrap_err();
+    assert!(matches!(error, StoreError::Refused(_)) && !error.is_retryable(), "{error:?}");
+    assert!(env.store.load_user_days(&walker, &[date("2026-11-21")]).await.unwrap().days.is_empty());
+}
+
+/// Deletions through the real adapter: a pull of Nov 20–24 that no longer returns Nov 22
+/// removes the source's value in one transaction with the challenge totals; a value observed
+/// after the pull started stays.
+async fn a_day_a_pull_no_longer_returns_loses_the_sources_value_and_the_totals_follow(env: TestEnv) {
+    let walker = user();
+    let month = env.challenge("2026-11-01", "2026-11-30").await;
+    env.challenges().join(&month, &walker, env.now()).await.unwrap();
+    let source = Provider::GoogleHealth;
+    let first =
+        [value("2026-11-21", 1000, None), value("2026-11-22", 2000, None), value("2026-11-23", 3000, Some(900))];
+    env.engine.apply(&walker, source, &TimeZone::UTC, &first).await.unwrap();
+    assert_eq!(assert_exact(&env, &month, &walker).await, ParticipantTotals { total: 6000, days: 3 });
+
+    // Asked at(500): Nov 21 still there, Nov 22 gone, Nov 23 observed later (900) stays.
+    let window = Some((date("2026-11-20"), date("2026-11-24"), at(500)));
+    let again = [value("2026-11-21", 1000, None)];
+    let report = env.engine.apply_window(&walker, source, &TimeZone::UTC, &again, window).await.unwrap();
+
+    let changed: Vec<String> = report.changed.iter().map(|c| c.date.to_string()).collect();
+    assert_eq!(changed, ["2026-11-22"]);
+    assert_eq!(assert_exact(&env, &month, &walker).await, ParticipantTotals { total: 4000, days: 2 });
+    let days = env.store.load_user_days(&walker, &[date("2026-11-22")]).await.unwrap().days;
+    assert!(days[&date("2026-11-22")].sources.is_empty(), "{:?}: the value is gone", env.backend);
 }

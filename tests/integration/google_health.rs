@@ -9,8 +9,10 @@ use functions::app::App;
 use lambda_http::{Body, Request, Response};
 use secrecy::ExposeSecret;
 
+use functions::sync_worker::WorkerResult;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use stepsync::config::Loads;
 use stepsync::domain::{ChallengeId, ConnectionStatus, Provider, TokenSet, UserId};
 use stepsync::events::{Event, SyncReason, SyncRequested};
 use stepsync::ports::{AuthorizeRequest, ConnectionStore, OAuthClient, ProviderError, ProviderIdentity, StepStore};
@@ -27,6 +29,7 @@ on_dynoxide!(
     reconnecting_keeps_history_and_moves_the_token_version,
     a_second_person_cannot_connect_the_same_google_account,
     webhook_accepts_valid_signatures_and_refuses_the_rest,
+    each_function_works_with_only_the_part_it_loads,
     twenty_duplicate_notifications_cause_one_provider_fetch,
     ten_concurrent_refreshes_make_one_token_call,
     a_revoked_refresh_token_asks_the_person_to_reconnect,
@@ -226,17 +229,20 @@ impl World {
     }
 
     async fn webhook(&self, body: &[u8], headers: &[(&str, &str)]) -> Response<Body> {
+        functions::webhook::handle(&self.app, self.webhook_request(body, headers)).await
+    }
+
+    fn webhook_request(&self, body: &[u8], headers: &[(&str, &str)]) -> Request {
         let body = String::from_utf8(body.to_vec()).unwrap();
         let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let req = self.request("webhook_google_health_notification.json", move |e| {
+        self.request("webhook_google_health_notification.json", move |e| {
             let map = e["headers"].as_object_mut().unwrap();
             map.remove("x-healthapi-signature");
             for (k, v) in headers {
                 map.insert(k, v.into());
             }
             e["body"] = body.into();
-        });
-        functions::webhook::handle(&self.app, req).await
+        })
     }
 
     /// No secret this test saw (chose, was issued, or passes in `extra`) appears in any log line.
@@ -452,6 +458,36 @@ async fn webhook_accepts_valid_signatures_and_refuses_the_rest(env: TestEnv) {
     assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &w.fake.sign(&body))]).await.status(), 401);
     assert_eq!(w.fake.calls("keyset") - before, 1);
     w.assert_no_secret_logged(&[signature, forged]).await;
+}
+
+/// Deployed, each function loads only its part: the public webhook verifies and hands over
+/// with no token key and no client secret; the worker syncs without the endpoint secret; the
+/// sweep holds no secret at all. Each is refused what it did not load.
+async fn each_function_works_with_only_the_part_it_loads(env: TestEnv) {
+    let w = World::new(env).await;
+    assert_eq!(w.connect().await.status(), 302);
+    let function = |loads| harness::app_loading(&w.env, harness::google_vars(&w.fake), loads, |p, _| p);
+    let (webhook, worker, sweep) = (function(Loads::VERIFIERS), function(Loads::CLIENTS), function(Loads::STORE_ONLY));
+    assert!(webhook.config.token_key().is_none() && sweep.config.token_key().is_none());
+    assert!(webhook.config.google.as_ref().is_some_and(|g| g.client_secret.is_none()));
+    assert!(worker.config.google.as_ref().is_some_and(|g| g.webhook_secret.is_none()));
+
+    let body = Notification::upsert(&w.health_id, ["2026-11-24"]).body();
+    let signed = |app| {
+        functions::webhook::handle(app, w.webhook_request(&body, &[("x-healthapi-signature", &w.fake.sign(&body))]))
+    };
+    assert_eq!(signed(&worker).await.status(), 404, "the worker has no webhook verifier");
+    assert_eq!(signed(&webhook).await.status(), 204);
+    let request =
+        w.sync_requests().into_iter().rfind(|r| r.reason == SyncReason::Webhook).expect("a sync was asked for");
+    assert_eq!(request.start, Some(date("2026-11-24")));
+
+    let event = serde_json::to_value(Event::SyncRequested(request)).unwrap();
+    let skipped = functions::sync_worker::handle(&webhook, event.clone()).await.unwrap();
+    assert!(matches!(skipped, WorkerResult::Skipped { ref why } if why.contains("not pulled")), "{skipped:?}");
+    let synced = functions::sync_worker::handle(&worker, event).await.unwrap();
+    assert!(matches!(synced, WorkerResult::Synced { .. }), "{synced:?}");
+    assert!(functions::scheduled_sync::tick(&sweep).await.is_ok(), "the sweep needs no secret");
 }
 
 async fn twenty_duplicate_notifications_cause_one_provider_fetch(env: TestEnv) {

@@ -45,7 +45,8 @@ async fn an_unknown_event_is_a_typed_error_not_a_panic() {
 #[tokio::test]
 async fn secrets_are_read_from_ssm_parameters() {
     let moto = stepsync_local::moto::MotoServer::shared().expect("moto starts (make test installs it)");
-    let ssm = aws_sdk_ssm::Client::new(&stepsync::aws::local_sdk_config(moto.endpoint()));
+    let sdk = stepsync::aws::local_sdk_config(moto.endpoint());
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
     let prefix = format!("/{}", harness::unique("stepsync"));
     for (name, value) in [("token-key", harness::TEST_TOKEN_KEY), ("google-secret", "g-secret"), ("hook", "h-secret")] {
         ssm.put_parameter()
@@ -64,14 +65,23 @@ async fn secrets_are_read_from_ssm_parameters() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    stepsync::aws::resolve_secret_parameters(&ssm, &mut vars).await.unwrap();
+    // The public webhook loads only its endpoint secret: the token key stays in SSM.
+    let mut webhook_vars = vars.clone();
+    let webhook_secrets = stepsync::config::Loads::VERIFIERS.secret_settings();
+    stepsync::aws::resolve_secret_parameters(&sdk, &webhook_secrets, &mut webhook_vars).await.unwrap();
+    assert_eq!(webhook_vars["STEPSYNC_GOOGLE_WEBHOOK_SECRET"], "h-secret");
+    assert!(!webhook_vars.contains_key("STEPSYNC_TOKEN_KEY"));
+    assert!(!webhook_vars.contains_key("STEPSYNC_GOOGLE_CLIENT_SECRET"));
+
+    let everything = stepsync::config::Loads::EVERYTHING.secret_settings();
+    stepsync::aws::resolve_secret_parameters(&sdk, &everything, &mut vars).await.unwrap();
     assert_eq!(vars["STEPSYNC_TOKEN_KEY"], harness::TEST_TOKEN_KEY);
     assert_eq!(vars["STEPSYNC_GOOGLE_CLIENT_SECRET"], "g-secret");
     assert_eq!(vars["STEPSYNC_GOOGLE_WEBHOOK_SECRET"], "h-secret");
     assert!(!vars.contains_key("STEPSYNC_MISFIT_CLIENT_SECRET"));
 
     vars.insert("STEPSYNC_MISFIT_CLIENT_SECRET_PARAMETER".into(), format!("{prefix}/nope"));
-    let err = stepsync::aws::resolve_secret_parameters(&ssm, &mut vars).await.unwrap_err();
+    let err = stepsync::aws::resolve_secret_parameters(&sdk, &everything, &mut vars).await.unwrap_err();
     assert!(
         matches!(err, stepsync::aws::SecretsError::Missing(ref s) if s == "STEPSYNC_MISFIT_CLIENT_SECRET"),
         "{err}"

@@ -169,6 +169,7 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::Forbidden("x".into()),
         ApiError::NotFound("x".into()),
         ApiError::Conflict("x".into()),
+        ApiError::LimitReached("x".into()),
         ApiError::TooLarge,
         ApiError::TooManyRequests { message: "x".into(), retry_after: std::time::Duration::from_secs(1) },
         ApiError::Unavailable("x".into()),
@@ -182,6 +183,7 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::Forbidden(_)
             | ApiError::NotFound(_)
             | ApiError::Conflict(_)
+            | ApiError::LimitReached(_)
             | ApiError::TooLarge
             | ApiError::TooManyRequests { .. }
             | ApiError::Unavailable(_)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use stepsync::crypto::AesGcmTokenCipher;
 use stepsync::domain::{Connection, Provider, TokenSet, UserId};
 use stepsync::ports::{ConnectionStore, StoreError, TokenCipher};
-use stepsync_local::harness::{TestEnv, unique};
+use stepsync_local::harness::{TestEnv, date, unique};
 use stepsync_local::on_both_backends;
 
 on_both_backends!(
@@ -127,11 +127,30 @@ async fn a_provider_account_feeds_one_person_only(env: TestEnv) {
     assert!(matches!(err, StoreError::AccountOwnedByAnother), "got {err:?}");
     assert_eq!(env.store.provider_account_owner(Provider::GoogleHealth, &account).await.unwrap(), Some(alice.clone()));
 
-    // Bob releasing what he does not own changes nothing; Alice releasing frees it for Bob.
-    env.store.release_provider_account(Provider::GoogleHealth, &account, &bob).await.unwrap();
+    // Bob releasing what he does not own changes nothing; Alice releasing frees it for Bob,
+    // who counts only the days after hers.
+    let (nov20, nov21) = (date("2026-11-20"), date("2026-11-21"));
+    env.store.release_provider_account(Provider::GoogleHealth, &account, &bob, nov20).await.unwrap();
     assert_eq!(env.store.provider_account_owner(Provider::GoogleHealth, &account).await.unwrap(), Some(alice.clone()));
-    env.store.release_provider_account(Provider::GoogleHealth, &account, &alice).await.unwrap();
-    env.store.claim_provider_account(Provider::GoogleHealth, &account, &bob).await.unwrap();
+    env.store.release_provider_account(Provider::GoogleHealth, &account, &alice, nov20).await.unwrap();
+    assert_eq!(env.store.provider_account_owner(Provider::GoogleHealth, &account).await.unwrap(), None);
+    let claim = env.store.claim_provider_account(Provider::GoogleHealth, &account, &bob).await.unwrap();
+    assert_eq!(claim.counts_from, Some(nov21));
+    let again = env.store.claim_provider_account(Provider::GoogleHealth, &account, &bob).await.unwrap();
+    assert_eq!(again.counts_from, Some(nov21), "Bob's floor stays on a repeated claim");
+    let err = env.store.claim_provider_account(Provider::GoogleHealth, &account, &alice).await.unwrap_err();
+    assert!(matches!(err, StoreError::AccountOwnedByAnother), "got {err:?}");
+
+    // Two people claiming one released account at once: exactly one holds it.
+    let contested = unique("contested");
+    let claims = (0..8).map(|i| {
+        let (store, contested) = (env.store.clone(), contested.clone());
+        async move {
+            let who = UserId::parse(&format!("claimant-{i}")).unwrap();
+            store.claim_provider_account(Provider::GoogleHealth, &contested, &who).await.is_ok()
+        }
+    });
+    assert_eq!(join_all(claims).await.into_iter().filter(|won| *won).count(), 1, "{:?}", env.backend);
 }
 
 async fn exactly_one_of_ten_concurrent_lease_attempts_wins(env: TestEnv) {

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    functions::runtime::serve_http(functions::manual_sync::handle).await
+    functions::runtime::serve_http(stepsync::config::Loads::CLIENTS, functions::manual_sync::handle).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    functions::runtime::serve_http(functions::oauth::handle).await
+    functions::runtime::serve_http(stepsync::config::Loads::CLIENTS, functions::oauth::handle).await
 }

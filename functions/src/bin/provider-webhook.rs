@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    functions::runtime::serve_http(functions::webhook::handle).await
+    functions::runtime::serve_http(stepsync::config::Loads::VERIFIERS, functions::webhook::handle).await
 }

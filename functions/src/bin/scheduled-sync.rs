@@ -2,5 +2,8 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    functions::runtime::serve_events(|app, _tick| functions::scheduled_sync::tick(app)).await
+    functions::runtime::serve_events(stepsync::config::Loads::STORE_ONLY, |app, _tick| {
+        functions::scheduled_sync::tick(app)
+    })
+    .await
 }

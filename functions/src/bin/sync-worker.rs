@@ -7,7 +7,7 @@ const STOP_MARGIN: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    functions::runtime::serve_events(|app, event| {
+    functions::runtime::serve_events(stepsync::config::Loads::CLIENTS, |app, event| {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let remaining = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
         let stop_at = Instant::now() + remaining.saturating_sub(STOP_MARGIN);

@@ -3,8 +3,9 @@
 //! its participants; `PACCT#{provider}#{account}` who owns a provider account.
 
 use crate::domain::{
-    Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LastError, LocalDate, Membership,
-    OAuthState, Participant, ParticipantTotals, Provider, SourceValue, StepCount, UserId, UserProfile, shard_of,
+    AccountHold, Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LastError,
+    LocalDate, Membership, OAuthState, Participant, ParticipantTotals, Provider, SourceValue, StepCount, UserId,
+    UserProfile, shard_of,
 };
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -249,6 +250,8 @@ pub struct ConnectionItem {
     pub last_error: Option<LastError>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_sync_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts_from: Option<LocalDate>,
     /// GSI1: present only while the connection is active and scheduled (a sparse index).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
@@ -277,6 +280,7 @@ impl ConnectionItem {
             last_new_data_at: c.last_new_data_at,
             last_error: c.last_error.clone(),
             next_sync_at: c.next_sync_at,
+            counts_from: c.counts_from,
             gsi1pk: due.map(|_| due_pk(shard_of(&c.user, c.provider))),
             gsi1sk: due.map(due_sk),
         }
@@ -299,6 +303,7 @@ impl ConnectionItem {
             last_new_data_at: self.last_new_data_at,
             last_error: self.last_error,
             next_sync_at: self.next_sync_at,
+            counts_from: self.counts_from,
         }
     }
 }
@@ -312,6 +317,8 @@ pub fn due_sk(at: Timestamp) -> String {
     at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// Who holds a provider account. Released, it stays: `user` is the last holder and
+/// `released_through` the last day counted for them.
 #[derive(Serialize, Deserialize)]
 pub struct OwnerItem {
     pub pk: String,
@@ -319,6 +326,33 @@ pub struct OwnerItem {
     pub user: UserId,
     pub provider: Provider,
     pub account: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_through: Option<LocalDate>,
+    /// The holder's first countable day (`AccountClaim::counts_from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts_from: Option<LocalDate>,
+    /// Moves on every write: a claim is conditioned on the version it read.
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl OwnerItem {
+    pub fn from_hold(provider: Provider, account: &str, hold: &AccountHold, version: u64) -> Self {
+        Self {
+            pk: account_pk(provider, account),
+            sk: OWNER_SK.to_owned(),
+            user: hold.user.clone(),
+            provider,
+            account: account.to_owned(),
+            released_through: hold.released_through,
+            counts_from: hold.counts_from,
+            version,
+        }
+    }
+
+    pub fn hold(&self) -> AccountHold {
+        AccountHold { user: self.user.clone(), released_through: self.released_through, counts_from: self.counts_from }
+    }
 }
 
 pub fn oauth_pk(id: &str) -> String {

@@ -20,14 +20,18 @@ pub enum SecretsError {
     Missing(String),
 }
 
-/// Replaces every `{SETTING}_PARAMETER` in `vars` by `{SETTING}` = the parameter's value,
-/// fetched in one `GetParameters` call with decryption. Values are never logged.
+/// Replaces every `{SETTING}_PARAMETER` in `vars`, for the `settings` this function loads
+/// (a subset of `SECRET_SETTINGS`), by `{SETTING}` = the parameter's value, fetched in one
+/// `GetParameters` call with decryption. No SSM client is built when nothing is wanted; other
+/// secrets are never fetched. Values are never logged.
 pub async fn resolve_secret_parameters(
-    ssm: &aws_sdk_ssm::Client,
+    sdk: &aws_config::SdkConfig,
+    settings: &[&str],
     vars: &mut HashMap<String, String>,
 ) -> Result<(), SecretsError> {
     let wanted: Vec<(&str, String)> = SECRET_SETTINGS
         .iter()
+        .filter(|setting| settings.contains(setting))
         .filter_map(|setting| {
             let name = vars.get(&format!("{setting}_PARAMETER")).filter(|n| !n.is_empty())?;
             Some((*setting, name.clone()))
@@ -39,7 +43,7 @@ pub async fn resolve_secret_parameters(
     let mut names: Vec<String> = wanted.iter().map(|(_, name)| name.clone()).collect();
     names.sort();
     names.dedup();
-    let out = ssm
+    let out = aws_sdk_ssm::Client::new(sdk)
         .get_parameters()
         .set_names(Some(names))
         .with_decryption(true)

@@ -10,6 +10,12 @@ use std::collections::BTreeMap;
 pub const MAX_CHALLENGE_DAYS: i32 = 366;
 /// Longest grace period after the window, in days.
 pub const MAX_GRACE_DAYS: u32 = 14;
+/// The most open (not final) challenges one person can be in. A changed day moves every open
+/// challenge covering it in one transaction with the day and the profile, and DynamoDB takes
+/// at most 100 items in one: 50 keeps every day write far inside that, with room to spare.
+pub const MAX_OPEN_CHALLENGES: usize = 50;
+/// The most items one DynamoDB transaction takes (and the in-memory store refuses past it).
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
 
 /// A step challenge: a window of local dates in one time zone, then a grace period for late
 /// uploads, then final (totals frozen).
@@ -77,9 +83,13 @@ impl Challenge {
         self.start_of(self.end.add_days(1))
     }
 
-    /// After this instant the challenge is final and its totals never change.
+    /// After this instant the challenge is final and its totals never change: the grace days
+    /// after the window, counted from midnight in the last zone on Earth to finish a day
+    /// (UTC−12), which is never earlier than the challenge zone's own. A participant anywhere
+    /// has lived all of the last day before it closes, even with no grace.
     pub fn closes_at(&self) -> Timestamp {
-        self.start_of(self.end.add_days(1 + self.grace_days as i32))
+        let after = self.end.add_days(1 + self.grace_days as i32).date();
+        after.to_zoned_datetime(TimeZone::fixed(jiff::tz::offset(-12))).map(|z| z.timestamp()).unwrap_or(Timestamp::MAX)
     }
 
     pub fn state(&self, now: Timestamp) -> ChallengeState {
@@ -165,6 +175,10 @@ pub struct LeaderboardPage {
 mod tests {
     use super::*;
 
+    fn day(raw: &str) -> LocalDate {
+        LocalDate::parse(raw).unwrap()
+    }
+
     fn challenge(grace: u32) -> Challenge {
         Challenge::new(
             ChallengeId::parse("c1").unwrap(),
@@ -185,8 +199,34 @@ mod tests {
         assert_eq!(c.state(ts("2026-11-01T04:59:59Z")), ChallengeState::Upcoming);
         assert_eq!(c.state(ts("2026-11-01T05:00:00Z")), ChallengeState::Active);
         assert_eq!(c.state(ts("2026-12-01T06:00:00Z")), ChallengeState::Grace);
-        assert_eq!(c.state(ts("2026-12-04T05:59:59Z")), ChallengeState::Grace);
-        assert_eq!(c.state(ts("2026-12-04T06:00:00Z")), ChallengeState::Final);
+        // Three grace days, counted from when 30 November has ended everywhere (UTC−12).
+        assert_eq!(c.state(ts("2026-12-04T11:59:59Z")), ChallengeState::Grace);
+        assert_eq!(c.state(ts("2026-12-04T12:00:00Z")), ChallengeState::Final);
+    }
+
+    /// A challenge in UTC with no grace: a participant at UTC−11 still has hours of the last
+    /// day to walk when it is over in UTC; the challenge stays open until that day is over.
+    #[test]
+    fn a_challenge_closes_only_once_its_last_day_is_over_everywhere() {
+        let c =
+            Challenge::new(ChallengeId::parse("c").unwrap(), "Walk", day("2026-11-01"), day("2026-11-30"), "UTC", 0)
+                .unwrap();
+        let ts = |s: &str| s.parse::<Timestamp>().unwrap();
+        // 22:00 on 30 November in Pago Pago (UTC−11) is 09:00 on 1 December in UTC.
+        assert_eq!(c.state(ts("2026-12-01T09:00:00Z")), ChallengeState::Grace);
+        assert!(!c.membership().is_final(ts("2026-12-01T09:00:00Z")));
+        assert_eq!(c.closes_at(), ts("2026-12-01T12:00:00Z"));
+        // The grace days count from there, whatever the challenge's own zone (here UTC+14).
+        let kiribati = Challenge::new(
+            ChallengeId::parse("k").unwrap(),
+            "Walk",
+            day("2026-11-01"),
+            day("2026-11-30"),
+            "Pacific/Kiritimati",
+            1,
+        )
+        .unwrap();
+        assert_eq!(kiribati.closes_at(), ts("2026-12-02T12:00:00Z"));
     }
 
     #[test]

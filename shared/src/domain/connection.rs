@@ -82,6 +82,9 @@ pub struct Connection {
     pub last_new_data_at: Option<Timestamp>,
     pub last_error: Option<LastError>,
     pub next_sync_at: Option<Timestamp>,
+    /// The first day this connection may count: the provider account fed someone else
+    /// through the day before (see `AccountClaim`), so earlier days are never fetched.
+    pub counts_from: Option<LocalDate>,
 }
 
 impl Connection {
@@ -102,6 +105,7 @@ impl Connection {
             last_new_data_at: None,
             last_error: None,
             next_sync_at: None,
+            counts_from: None,
         }
     }
 
@@ -124,7 +128,79 @@ pub fn shard_of(user: &UserId, provider: Provider) -> u16 {
     (h % u32::from(DUE_SHARDS)) as u16
 }
 
+/// Who holds a provider account, and from which day it counts for them. Released, the hold
+/// stays with its last holder and the last day counted for them, so that one provider day
+/// never feeds two people: a new holder counts only the days after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountHold {
+    pub user: UserId,
+    pub released_through: Option<LocalDate>,
+    pub counts_from: Option<LocalDate>,
+}
+
+impl AccountHold {
+    /// Who holds it now; nobody once released.
+    pub fn holder(&self) -> Option<&UserId> {
+        self.released_through.is_none().then_some(&self.user)
+    }
+
+    /// The hold after `user` claims the account; `None` while someone else holds it.
+    pub fn claimed(previous: Option<&AccountHold>, user: &UserId) -> Option<AccountHold> {
+        let counts_from = match previous {
+            None => None,
+            Some(held) if held.released_through.is_none() => return (held.user == *user).then(|| held.clone()),
+            // The last holder again: their own days stay theirs to count.
+            Some(released) if released.user == *user => released.counts_from,
+            Some(released) => released.released_through.map(|d| d.add_days(1)).max(released.counts_from),
+        };
+        Some(AccountHold { user: user.clone(), released_through: None, counts_from })
+    }
+
+    /// The hold after `user` lets go, the days through `counted_through` staying theirs;
+    /// `None` when `user` does not hold it.
+    pub fn released(&self, user: &UserId, counted_through: LocalDate) -> Option<AccountHold> {
+        (self.holder() == Some(user)).then(|| AccountHold { released_through: Some(counted_through), ..self.clone() })
+    }
+}
+
 /// Today's date in `tz` at `now`.
 pub fn local_today(now: Timestamp, tz: &jiff::tz::TimeZone) -> LocalDate {
     LocalDate::from_date(now.to_zoned_datetime(tz.clone()).date())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> UserId {
+        UserId::parse(name).unwrap()
+    }
+
+    fn day(raw: &str) -> LocalDate {
+        LocalDate::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn a_provider_account_counts_each_day_for_one_holder_only() {
+        let (alice, bob) = (user("alice"), user("bob"));
+        let held = AccountHold::claimed(None, &alice).unwrap();
+        assert_eq!((held.holder(), held.counts_from), (Some(&alice), None));
+        assert_eq!(AccountHold::claimed(Some(&held), &bob), None, "held by Alice");
+        assert_eq!(AccountHold::claimed(Some(&held), &alice).as_ref(), Some(&held), "claiming again changes nothing");
+        assert_eq!(held.released(&bob, day("2026-11-20")), None, "only the holder releases");
+
+        let released = held.released(&alice, day("2026-11-20")).unwrap();
+        assert_eq!(released.holder(), None);
+        let bobs = AccountHold::claimed(Some(&released), &bob).unwrap();
+        assert_eq!((bobs.holder(), bobs.counts_from), (Some(&bob), Some(day("2026-11-21"))));
+        // Alice takes it back after Bob: she counts only after Bob's days, Bob's floor never moves back.
+        let bob_done = bobs.released(&bob, day("2026-11-25")).unwrap();
+        let alice_again = AccountHold::claimed(Some(&bob_done), &alice).unwrap();
+        assert_eq!(alice_again.counts_from, Some(day("2026-11-26")));
+        let bob_again = AccountHold::claimed(Some(&bob_done), &bob).unwrap();
+        assert_eq!(bob_again.counts_from, Some(day("2026-11-21")), "the last holder keeps his own floor");
+        // A release dated before the holder's own floor never lowers it for the next one.
+        let early = bobs.released(&bob, day("2026-11-19")).unwrap();
+        assert_eq!(AccountHold::claimed(Some(&early), &alice).unwrap().counts_from, Some(day("2026-11-21")));
+    }
 }

@@ -48,6 +48,18 @@ impl DayRecord {
         Self { user, date, sources: BTreeMap::new(), total: StepCount::ZERO, version: 0 }
     }
 
+    /// Forgets one source's value: the provider deleted the day, or no longer returns it for a
+    /// window it was asked for at `observed_at`. A value observed later stays (an older fetch
+    /// never undoes a newer one). Returns whether the record changed.
+    pub fn remove(&mut self, source: Provider, observed_at: Timestamp, primary: Option<Provider>) -> bool {
+        let newer = self.sources.get(&source).and_then(|v| v.observed_at).is_some_and(|at| at > observed_at);
+        if newer || self.sources.remove(&source).is_none() {
+            return false;
+        }
+        self.total = resolve_total(&self.sources, primary);
+        true
+    }
+
     /// Merges one source's value; returns whether the record changed.
     pub fn merge(&mut self, source: Provider, incoming: SourceValue, primary: Option<Provider>) -> bool {
         let replace = self.sources.get(&source).is_none_or(|current| current.is_replaced_by(&incoming));

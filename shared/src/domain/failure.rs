@@ -20,6 +20,9 @@ pub enum FailureCode {
     TokenRefused,
     /// The provider refused the request for another reason.
     ProviderRefused,
+    /// The provider refuses our app (an API not enabled for the project, say): an operator
+    /// fixes it; the person waits, and the connection stays active.
+    AppRefused,
     /// The stored tokens cannot be decrypted (a lost or rotated token key).
     TokensUnreadable,
     /// The sync did not finish on our side (the store, a lost race); it is retried.
@@ -40,6 +43,7 @@ impl FailureCode {
             FailureCode::ProviderUnavailable => "provider_unavailable",
             FailureCode::TokenRefused => "token_refused",
             FailureCode::ProviderRefused => "provider_refused",
+            FailureCode::AppRefused => "app_refused",
             FailureCode::TokensUnreadable => "tokens_unreadable",
             FailureCode::SyncFailed => "sync_failed",
             FailureCode::Unknown => "unknown",

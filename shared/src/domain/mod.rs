@@ -10,11 +10,11 @@ mod oauth;
 mod steps;
 
 pub use challenge::{
-    Challenge, ChallengeState, LeaderboardEntry, LeaderboardPage, MAX_CHALLENGE_DAYS, MAX_GRACE_DAYS, Membership,
-    Participant, ParticipantTotals, UserProfile,
+    Challenge, ChallengeState, LeaderboardEntry, LeaderboardPage, MAX_CHALLENGE_DAYS, MAX_GRACE_DAYS,
+    MAX_OPEN_CHALLENGES, MAX_TRANSACTION_ITEMS, Membership, Participant, ParticipantTotals, UserProfile,
 };
 pub use connection::{
-    Connection, ConnectionStatus, DUE_SHARDS, EncryptedTokens, LastError, TokenSet, local_today, shard_of,
+    AccountHold, Connection, ConnectionStatus, DUE_SHARDS, EncryptedTokens, LastError, TokenSet, local_today, shard_of,
 };
 pub use day::{DayRecord, SourceValue, resolve_total, resolved_source};
 pub use failure::FailureCode;

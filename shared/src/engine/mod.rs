@@ -66,6 +66,15 @@ pub struct RejectedValue {
     pub error: ValueError,
 }
 
+/// What an apply does to one date: the source's new value; its absence from a pull that asked
+/// for the date (at that time), which removes a value it had; or a refused value (nothing).
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    Value(SourceValue),
+    Absent(Timestamp),
+    Refused,
+}
+
 /// What one apply did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
@@ -111,26 +120,51 @@ impl SyncEngine {
         tz: &TimeZone,
         values: &[DailyValue],
     ) -> Result<ApplyReport, SyncError> {
+        self.apply_window(user, source, tz, values, None).await
+    }
+
+    /// As `apply`, for the answer to a pull of `window` that started at `asked_at`: a day inside
+    /// it (up to local today) that the source no longer returns loses the source's value, as a
+    /// deletion would, unless that value was observed after `asked_at`.
+    pub async fn apply_window(
+        &self,
+        user: &UserId,
+        source: Provider,
+        tz: &TimeZone,
+        values: &[DailyValue],
+        window: Option<(LocalDate, LocalDate, Timestamp)>,
+    ) -> Result<ApplyReport, SyncError> {
         let now = self.clock.now();
         let today = local_today(now, tz);
         let mut report = ApplyReport::default();
-        let mut pending: BTreeMap<LocalDate, SourceValue> = BTreeMap::new();
+        let mut pending: BTreeMap<LocalDate, Pending> = BTreeMap::new();
         for value in values {
             match self.limits.validate(value, today) {
                 Ok(steps) => {
                     let incoming = SourceValue { steps, observed_at: value.observed_at };
                     // Within one batch the same rule picks the latest value per date.
-                    let keep = pending.get(&value.date).is_none_or(|current| current.is_replaced_by(&incoming));
+                    let keep = match pending.get(&value.date) {
+                        Some(Pending::Value(current)) => current.is_replaced_by(&incoming),
+                        _ => true,
+                    };
                     if keep {
-                        pending.insert(value.date, incoming);
+                        pending.insert(value.date, Pending::Value(incoming));
                     }
                 }
                 Err(error) => {
                     tracing::info!(user = %user, source = %source, date = %value.date, code = error.code(), "daily value rejected");
                     report.rejected.push(RejectedValue { date: value.date, error });
+                    // A refused value is no evidence that the day is gone.
+                    pending.entry(value.date).or_insert(Pending::Refused);
                 }
             }
         }
+        if let Some((start, end, asked_at)) = window {
+            for date in start.through(end.min(today)) {
+                pending.entry(date).or_insert(Pending::Absent(asked_at));
+            }
+        }
+        pending.retain(|_, p| !matches!(p, Pending::Refused));
 
         let mut round = 0;
         while !pending.is_empty() {
@@ -158,16 +192,25 @@ impl SyncEngine {
         user: &UserId,
         source: Provider,
         snapshot: &UserDays,
-        pending: &mut BTreeMap<LocalDate, SourceValue>,
+        pending: &mut BTreeMap<LocalDate, Pending>,
         report: &mut ApplyReport,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut rev = snapshot.profile.rev;
+        let primary = snapshot.profile.primary;
         for (date, value) in pending.clone() {
             let current = snapshot.days.get(&date).cloned().unwrap_or_else(|| DayRecord::empty(user.clone(), date));
             let mut next = current.clone();
-            if !next.merge(source, value, snapshot.profile.primary) {
-                report.unchanged += 1;
+            let changed = match value {
+                Pending::Value(value) => next.merge(source, value, primary),
+                Pending::Absent(observed_at) => next.remove(source, observed_at, primary),
+                Pending::Refused => false,
+            };
+            if !changed {
+                // A day the source never had is not a day it reported unchanged.
+                if matches!(value, Pending::Value(_)) {
+                    report.unchanged += 1;
+                }
                 pending.remove(&date);
                 continue;
             }
@@ -212,6 +255,8 @@ impl SyncEngine {
     /// outcome on the connection. Tokens are refreshed first when they expire within five
     /// minutes, and once more if the provider refuses the access token.
     /// A source this deployment does not pull (a phone, a provider not configured) is skipped.
+    /// Days before the connection's `counts_from` (they fed the account's previous holder)
+    /// are never fetched.
     pub async fn sync_connection(
         &self,
         connection: &Connection,
@@ -223,6 +268,10 @@ impl SyncEngine {
         };
         if connection.status != ConnectionStatus::Active {
             return Ok(SyncOutcome::Skipped(connection.status));
+        }
+        let start = connection.counts_from.map_or(start, |first| start.max(first));
+        if start > end {
+            return Ok(SyncOutcome::Synced(ApplyReport::default()));
         }
         let oauth = self.providers.oauth(connection.provider);
         let now = self.clock.now();
@@ -240,7 +289,9 @@ impl SyncEngine {
         }
         match fetched {
             Ok(values) => {
-                let report = self.apply(&connection.user, connection.provider, &connection.tz(), &values).await?;
+                let (user, source) = (&connection.user, connection.provider);
+                let pulled = Some((start, end, now));
+                let report = self.apply_window(user, source, &connection.tz(), &values, pulled).await?;
                 let record = SyncRecord {
                     attempted_at: Some(now),
                     succeeded_at: Some(now),
@@ -276,6 +327,10 @@ impl SyncEngine {
             _ => None,
         };
         tracing::warn!(user = %connection.user, provider = %connection.provider, code = code.as_str(), %error, "sync failed");
+        if let ProviderError::AppRefused { reason } = &error {
+            // `ProviderAppRefusedAlarm` (template.yaml) counts these lines: an operator must act.
+            tracing::error!(alarm = "provider_app_refused", provider = %connection.provider, reason, "provider refuses our app");
+        }
         let last_error = LastError { code, message: action.clone() };
         // Back off: what the provider asked for, else a few minutes; nothing hammers it.
         let wait = retry_after.unwrap_or_else(|| jittered(FAILURE_BACKOFF));
@@ -364,6 +419,10 @@ fn failure_code(error: &ProviderError, provider: Provider) -> (FailureCode, Stri
         ProviderError::BadRequest(_) => {
             (FailureCode::ProviderRefused, format!("{name} refused the request; we will try again later."))
         }
+        ProviderError::AppRefused { .. } => (
+            FailureCode::AppRefused,
+            format!("{name} is refusing StepSync itself, not your account; we are fixing it. Nothing to do."),
+        ),
     }
 }
 

@@ -30,31 +30,53 @@ pub enum SetupError {
     Misfit(#[from] misfit::SetupError),
 }
 
-/// Every source the settings turn on, each capability registered from the struct that has it.
-/// The retired Fitbit Web API is always there, so old connections learn they must move.
+/// Which halves of each source a function builds: the API clients (fetching, OAuth, revoke;
+/// they hold the client secrets) and the webhook verifiers (they hold the key caches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    pub clients: bool,
+    pub verifiers: bool,
+}
+
+/// Every source the settings turn on, each capability registered from the struct that has it,
+/// and only the `parts` asked for. The retired Fitbit Web API is always there, so old
+/// connections learn they must move.
 pub fn registry(
     google: Option<&GoogleHealthSettings>,
     misfit: Option<&MisfitSettings>,
+    parts: Parts,
     clock: Arc<dyn Clock>,
 ) -> Result<Providers, SetupError> {
     let fitbit = Arc::new(FitbitLegacy::default());
-    let mut providers = Providers::default().with_source(fitbit.clone()).with_webhooks(Provider::Fitbit, fitbit);
+    let mut providers = Providers::default();
+    if parts.clients {
+        providers = providers.with_source(fitbit.clone());
+    }
+    if parts.verifiers {
+        providers = providers.with_webhooks(Provider::Fitbit, fitbit);
+    }
     if let Some(settings) = google {
-        let client = Arc::new(GoogleHealthClient::new(settings.clone(), clock.clone())?);
-        let webhooks = Arc::new(GoogleHealthWebhooks::new(settings.clone(), clock.clone())?);
-        providers = providers
-            .with_source(client.clone())
-            .with_oauth(Provider::GoogleHealth, client.clone())
-            .with_revoker(Provider::GoogleHealth, client)
-            .with_webhooks(Provider::GoogleHealth, webhooks);
+        if parts.clients {
+            let client = Arc::new(GoogleHealthClient::new(settings.clone(), clock.clone())?);
+            providers = providers
+                .with_source(client.clone())
+                .with_oauth(Provider::GoogleHealth, client.clone())
+                .with_revoker(Provider::GoogleHealth, client);
+        }
+        if parts.verifiers {
+            let webhooks = Arc::new(GoogleHealthWebhooks::new(settings.clone(), clock.clone())?);
+            providers = providers.with_webhooks(Provider::GoogleHealth, webhooks);
+        }
     }
     if let Some(settings) = misfit {
-        let client = Arc::new(MisfitClient::new(settings.clone(), clock.clone())?);
-        let webhooks = Arc::new(MisfitWebhooks::new(settings.clone(), clock)?);
-        providers = providers
-            .with_source(client.clone())
-            .with_oauth(Provider::Misfit, client)
-            .with_webhooks(Provider::Misfit, webhooks);
+        if parts.clients {
+            let client = Arc::new(MisfitClient::new(settings.clone(), clock.clone())?);
+            providers = providers.with_source(client.clone()).with_oauth(Provider::Misfit, client);
+        }
+        if parts.verifiers {
+            providers =
+                providers.with_webhooks(Provider::Misfit, Arc::new(MisfitWebhooks::new(settings.clone(), clock)?));
+        }
     }
     Ok(providers)
 }

@@ -3,8 +3,8 @@
 
 use super::ServiceError;
 use crate::domain::{
-    Challenge, ChallengeId, ChallengeState, LeaderboardEntry, LeaderboardPage, LocalDate, MAX_GRACE_DAYS, Participant,
-    ParticipantTotals, UserId, local_today,
+    Challenge, ChallengeId, ChallengeState, LeaderboardEntry, LeaderboardPage, LocalDate, MAX_GRACE_DAYS,
+    MAX_OPEN_CHALLENGES, Participant, ParticipantTotals, UserId, local_today,
 };
 use crate::ports::{ChallengeStore, JoinWrite, LeaveWrite, StepStore, StoreError, UserDays};
 use base64::Engine;
@@ -24,6 +24,8 @@ pub enum ChallengeError {
     Final,
     #[error("not a participant of this challenge")]
     NotParticipant,
+    #[error("you are in {MAX_OPEN_CHALLENGES} open challenges, the most one person can be in; leave one first")]
+    TooManyOpen,
     #[error("the leaderboard cursor is not valid")]
     BadCursor,
 }
@@ -33,6 +35,7 @@ impl From<ChallengeError> for ServiceError {
         match e {
             ChallengeError::NotFound => ServiceError::NotFound("challenge".into()),
             ChallengeError::Final => ServiceError::Conflict(e.to_string()),
+            ChallengeError::TooManyOpen => ServiceError::LimitReached(e.to_string()),
             ChallengeError::NotParticipant => ServiceError::NotFound("your place in this challenge".into()),
             ChallengeError::BadCursor => ServiceError::Invalid {
                 field: "page_token",
@@ -121,6 +124,10 @@ impl Challenges<'_> {
             let window = self.steps.load_user_window(user, challenge.start, challenge.end).await?;
             if window.profile.memberships.contains_key(id) {
                 return self.store.participant(id, user).await?.ok_or(ChallengeError::NotParticipant);
+            }
+            // Counted on the profile the join is conditioned on: two racing joins cannot both pass.
+            if window.profile.memberships.values().filter(|m| !m.is_final(now)).count() >= MAX_OPEN_CHALLENGES {
+                return Err(ChallengeError::TooManyOpen);
             }
             let participant = Participant {
                 challenge: id.clone(),

@@ -219,23 +219,18 @@ impl Connecting {
                 return Ok(Err("provider_error"));
             }
         };
-        match self.ports.connections.claim_provider_account(provider, &identity.account_id, user).await {
-            Ok(()) => {}
+        let claim = match self.ports.connections.claim_provider_account(provider, &identity.account_id, user).await {
+            Ok(claim) => claim,
             Err(StoreError::AccountOwnedByAnother) => {
                 tracing::warn!(user = %user, provider = %provider, "callback: account already connected to someone else");
                 revoke_quietly(revoker, &tokens).await;
                 return Ok(Err("account_in_use"));
             }
             Err(e) => return Err(e.into()),
-        }
+        };
 
         let existing = self.ports.connections.get_connection(user, provider).await?;
-        if let Some(old) =
-            existing.as_ref().and_then(|c| c.provider_user_id.clone()).filter(|a| *a != identity.account_id)
-        {
-            // Reconnected with another account at the provider: the old one feeds nobody now.
-            self.ports.connections.release_provider_account(provider, &old, user).await?;
-        }
+        let replaced = existing.as_ref().and_then(|c| c.provider_user_id.clone()).filter(|a| *a != identity.account_id);
         let sealed = self.cipher.encrypt(user, provider, &tokens).map_err(ServiceError::internal)?;
         let connection = Connection {
             status: ConnectionStatus::Active,
@@ -245,12 +240,18 @@ impl Connecting {
             token_version: existing.as_ref().map_or(1, |c| c.token_version + 1),
             created_at: existing.as_ref().map_or(now, |c| c.created_at),
             next_sync_at: Some(now),
+            counts_from: claim.counts_from,
             ..Connection::new(user.clone(), provider, now)
         };
         match self.ports.connections.save_connection(&connection, existing.as_ref().map(|c| c.token_version)).await {
             Ok(()) => {}
             Err(StoreError::Conflict | StoreError::AlreadyExists(_)) => return Ok(Err("try_again")),
             Err(e) => return Err(e.into()),
+        }
+        // Reconnected with another account at the provider: the old one feeds nobody now. Only
+        // once the new connection is saved: a failed save leaves the person on the old one.
+        if let Some(old) = replaced {
+            self.ports.connections.release_provider_account(provider, &old, user, counted_through(now)).await?;
         }
 
         let mut events = Vec::new();
@@ -284,7 +285,8 @@ impl Connecting {
             return Ok(Vec::new());
         }
         let before = connections.disconnect(user, Provider::Fitbit).await?;
-        connections.release_provider_account(Provider::Fitbit, legacy_id, user).await?;
+        let now = self.ports.clock.now();
+        connections.release_provider_account(Provider::Fitbit, legacy_id, user, counted_through(now)).await?;
         tracing::info!(user = %user, "legacy Fitbit connection retired: replaced by Google Health");
         Ok(before
             .filter(|c| c.status != ConnectionStatus::Disconnected)
@@ -331,7 +333,8 @@ impl Connecting {
         }
         let before = connections.disconnect(user, provider).await?;
         if let Some(account) = existing.provider_user_id.as_deref() {
-            connections.release_provider_account(provider, account, user).await?;
+            let now = self.ports.clock.now();
+            connections.release_provider_account(provider, account, user, counted_through(now)).await?;
         }
         if let Some(before) = before.filter(|c| c.status != ConnectionStatus::Disconnected) {
             let event = status_changed(
@@ -346,4 +349,11 @@ impl Connecting {
         tracing::info!(user = %user, provider = %provider, "disconnected");
         Ok(())
     }
+}
+
+/// The last day a released account counted for its holder: today where the date is latest on
+/// Earth (UTC+14), so whatever the zones of the old and the new holder, no day the old one
+/// may have counted reaches the new one.
+fn counted_through(now: Timestamp) -> LocalDate {
+    local_today(now, &jiff::tz::TimeZone::fixed(jiff::tz::offset(14)))
 }

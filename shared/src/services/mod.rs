@@ -49,6 +49,9 @@ pub enum ServiceError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A limit on what one person may hold (open challenges, say) is reached.
+    #[error("{0}")]
+    LimitReached(String),
     #[error("the request body is too large")]
     TooLarge,
     /// Asked again too soon: try again after `retry_after`.

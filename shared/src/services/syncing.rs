@@ -160,6 +160,11 @@ impl Syncing {
             }
             Ok(SyncOutcome::Failed { error, .. }) => WorkerResult::Failed { code: error.code },
             Err(SyncError::Tokens) => WorkerResult::Failed { code: FailureCode::TokensUnreadable },
+            // Refused by the store itself: a retry fails the same way, so the event is not retried.
+            Err(e) if !e.is_retryable() => {
+                tracing::error!(error = %e, "sync refused; not retried");
+                WorkerResult::Failed { code: FailureCode::SyncFailed }
+            }
             Err(e) => return Err(WorkerError::Retryable(e.to_string())),
         };
         tracing::info!(user = %request.user, provider = %request.provider, ?result, "sync finished");

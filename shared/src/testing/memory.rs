@@ -1,12 +1,12 @@
 //! `InMemoryStore`: every port's store in one map behind one lock.
 
 use crate::domain::{
-    Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate, OAuthState,
-    Participant, ParticipantTotals, Provider, UserId, UserProfile,
+    AccountHold, Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate,
+    MAX_TRANSACTION_ITEMS, OAuthState, Participant, ParticipantTotals, Provider, UserId, UserProfile,
 };
 use crate::ports::{
-    ChallengeStore, ConnectionStore, DayWrite, EphemeralStore, JoinWrite, LeaveWrite, StepStore, StoreError,
-    SyncRecord, UserDays,
+    AccountClaim, ChallengeStore, ConnectionStore, DayWrite, EphemeralStore, JoinWrite, LeaveWrite, StepStore,
+    StoreError, SyncRecord, UserDays,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -24,10 +24,12 @@ struct State {
     challenges: HashMap<ChallengeId, Challenge>,
     participants: BTreeMap<(ChallengeId, UserId), Participant>,
     connections: HashMap<(UserId, Provider), (Connection, Lease)>,
-    owners: HashMap<(Provider, String), UserId>,
+    owners: HashMap<(Provider, String), AccountHold>,
     oauth: HashMap<String, OAuthState>,
     dedupe: HashMap<String, Timestamp>,
     writes: u64,
+    /// The error the next `save_connection` answers (a test's injected failure).
+    refuse_save: Option<StoreError>,
 }
 
 #[derive(Default)]
@@ -36,6 +38,11 @@ pub struct InMemoryStore {
 }
 
 impl InMemoryStore {
+    /// The next `save_connection` fails with `error` and writes nothing.
+    pub fn refuse_next_save(&self, error: StoreError) {
+        self.state.lock().unwrap().refuse_save = Some(error);
+    }
+
     /// Successful write requests so far (a transaction counts once).
     pub fn writes(&self) -> u64 {
         self.state.lock().unwrap().writes
@@ -74,6 +81,10 @@ impl StepStore for InMemoryStore {
     }
 
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError> {
+        // As DynamoDB: the day, the profile and one update per delta in one transaction.
+        if 2 + write.deltas.len() > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Refused(format!("a transaction of {} items", 2 + write.deltas.len())));
+        }
         let mut state = self.state.lock().unwrap();
         let user = &write.record.user;
         let key = (user.clone(), write.record.date);
@@ -302,16 +313,22 @@ impl ConnectionStore for InMemoryStore {
         Ok(())
     }
 
-    async fn claim_provider_account(&self, provider: Provider, account: &str, user: &UserId) -> Result<(), StoreError> {
+    async fn claim_provider_account(
+        &self,
+        provider: Provider,
+        account: &str,
+        user: &UserId,
+    ) -> Result<AccountClaim, StoreError> {
         let mut state = self.state.lock().unwrap();
-        match state.owners.get(&(provider, account.to_owned())) {
-            Some(owner) if owner != user => Err(StoreError::AccountOwnedByAnother),
-            _ => {
-                state.owners.insert((provider, account.to_owned()), user.clone());
-                state.writes += 1;
-                Ok(())
-            }
+        let key = (provider, account.to_owned());
+        let previous = state.owners.get(&key);
+        let hold = AccountHold::claimed(previous, user).ok_or(StoreError::AccountOwnedByAnother)?;
+        let claim = AccountClaim { counts_from: hold.counts_from };
+        if previous != Some(&hold) {
+            state.owners.insert(key, hold);
+            state.writes += 1;
         }
+        Ok(claim)
     }
 
     async fn release_provider_account(
@@ -319,21 +336,27 @@ impl ConnectionStore for InMemoryStore {
         provider: Provider,
         account: &str,
         user: &UserId,
+        counted_through: LocalDate,
     ) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
-        if state.owners.get(&(provider, account.to_owned())) == Some(user) {
-            state.owners.remove(&(provider, account.to_owned()));
+        let key = (provider, account.to_owned());
+        if let Some(released) = state.owners.get(&key).and_then(|h| h.released(user, counted_through)) {
+            state.owners.insert(key, released);
             state.writes += 1;
         }
         Ok(())
     }
 
     async fn provider_account_owner(&self, provider: Provider, account: &str) -> Result<Option<UserId>, StoreError> {
-        Ok(self.state.lock().unwrap().owners.get(&(provider, account.to_owned())).cloned())
+        let state = self.state.lock().unwrap();
+        Ok(state.owners.get(&(provider, account.to_owned())).and_then(|h| h.holder().cloned()))
     }
 
     async fn save_connection(&self, connection: &Connection, expected_version: Option<u64>) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
+        if let Some(error) = state.refuse_save.take() {
+            return Err(error);
+        }
         let key = (connection.user.clone(), connection.provider);
         match (state.connections.get(&key), expected_version) {
             (None, None) => {}

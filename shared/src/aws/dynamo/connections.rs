@@ -177,29 +177,34 @@ impl ConnectionStore for DynamoStore {
         }
     }
 
-    async fn claim_provider_account(&self, provider: Provider, account: &str, user: &UserId) -> Result<(), StoreError> {
-        let owner = OwnerItem {
-            pk: account_pk(provider, account),
-            sk: OWNER_SK.to_owned(),
-            user: user.clone(),
-            provider,
-            account: account.to_owned(),
-        };
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&owner)?))
-            .condition_expression("attribute_not_exists(pk) OR #user = :user")
-            .expression_attribute_names("#user", "user")
-            .expression_attribute_values(":user", s(user.as_str()))
-            .send()
-            .await;
-        match result.map_err(store_error) {
-            Ok(_) => Ok(()),
-            Err(StoreError::Conflict) => Err(StoreError::AccountOwnedByAnother),
-            Err(e) => Err(e),
+    async fn claim_provider_account(
+        &self,
+        provider: Provider,
+        account: &str,
+        user: &UserId,
+    ) -> Result<AccountClaim, StoreError> {
+        // Read, decide (`AccountHold::claimed`), write conditioned on what was read; a racing
+        // claim moves the version, and the next round reads who won.
+        for _ in 0..CLAIM_ROUNDS {
+            let previous = self.owner_item(provider, account).await?;
+            let previous_hold = previous.as_ref().map(OwnerItem::hold);
+            let hold = AccountHold::claimed(previous_hold.as_ref(), user).ok_or(StoreError::AccountOwnedByAnother)?;
+            let claim = AccountClaim { counts_from: hold.counts_from };
+            if previous_hold.as_ref() == Some(&hold) {
+                return Ok(claim);
+            }
+            let version = previous.as_ref().map_or(0, |p| p.version);
+            if self
+                .put_owner(
+                    &OwnerItem::from_hold(provider, account, &hold, version + 1),
+                    previous.is_some().then_some(version),
+                )
+                .await?
+            {
+                return Ok(claim);
+            }
         }
+        Err(StoreError::Unavailable("too many concurrent claims of one provider account".into()))
     }
 
     async fn release_provider_account(
@@ -207,28 +212,21 @@ impl ConnectionStore for DynamoStore {
         provider: Provider,
         account: &str,
         user: &UserId,
+        counted_through: LocalDate,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(account_pk(provider, account), OWNER_SK)))
-            .condition_expression("#user = :user")
-            .expression_attribute_names("#user", "user")
-            .expression_attribute_values(":user", s(user.as_str()))
-            .send()
-            .await;
-        match result.map_err(store_error) {
-            Ok(_) | Err(StoreError::Conflict) => Ok(()),
-            Err(e) => Err(e),
+        for _ in 0..CLAIM_ROUNDS {
+            let Some(previous) = self.owner_item(provider, account).await? else { return Ok(()) };
+            let Some(released) = previous.hold().released(user, counted_through) else { return Ok(()) };
+            let item = OwnerItem::from_hold(provider, account, &released, previous.version + 1);
+            if self.put_owner(&item, Some(previous.version)).await? {
+                return Ok(());
+            }
         }
+        Err(StoreError::Unavailable("too many concurrent changes to one provider account".into()))
     }
 
     async fn provider_account_owner(&self, provider: Provider, account: &str) -> Result<Option<UserId>, StoreError> {
-        self.get(account_pk(provider, account), OWNER_SK)
-            .await?
-            .map(|item| from_item::<OwnerItem>(item).map(|o| o.user))
-            .transpose()
+        Ok(self.owner_item(provider, account).await?.and_then(|o| o.hold().holder().cloned()))
     }
 
     async fn save_connection(&self, connection: &Connection, expected_version: Option<u64>) -> Result<(), StoreError> {
@@ -275,5 +273,29 @@ impl ConnectionStore for DynamoStore {
             Err(StoreError::Conflict) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Rounds of read-decide-write on one provider account before giving up (a retry may help).
+const CLAIM_ROUNDS: u32 = 5;
+
+impl DynamoStore {
+    async fn owner_item(&self, provider: Provider, account: &str) -> Result<Option<OwnerItem>, StoreError> {
+        self.get(account_pk(provider, account), OWNER_SK).await?.map(from_item::<OwnerItem>).transpose()
+    }
+
+    /// Writes the account's item if it is still at `expected` (absent for `None`); `false`
+    /// when someone changed it since.
+    async fn put_owner(&self, item: &OwnerItem, expected: Option<u64>) -> Result<bool, StoreError> {
+        let put = self.client.put_item().table_name(&self.table).set_item(Some(to_item(item)?));
+        let put = match expected {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            // Items written before versions existed read as version 0.
+            Some(0) => put
+                .condition_expression("attribute_not_exists(version) OR version = :v")
+                .expression_attribute_values(":v", n(0)),
+            Some(v) => put.condition_expression("version = :v").expression_attribute_values(":v", n(v)),
+        };
+        won(put.send().await.map(|_| ()).map_err(store_error))
     }
 }

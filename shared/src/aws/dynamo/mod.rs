@@ -2,14 +2,14 @@
 //! one conditional request; a changed day and the totals it moves are one transaction.
 
 use super::items::*;
-use crate::domain::shard_of;
 use crate::domain::{
-    Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate, OAuthState,
-    Participant, ParticipantTotals, Provider, UserId, UserProfile,
+    AccountHold, Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate,
+    OAuthState, Participant, ParticipantTotals, Provider, UserId, UserProfile,
 };
+use crate::domain::{MAX_TRANSACTION_ITEMS, shard_of};
 use crate::ports::{
-    ChallengeStore, ConnectionStore, DayWrite, EphemeralStore, JoinWrite, LeaveWrite, StepStore, StoreError,
-    SyncRecord, UserDays,
+    AccountClaim, ChallengeStore, ConnectionStore, DayWrite, EphemeralStore, JoinWrite, LeaveWrite, StepStore,
+    StoreError, SyncRecord, UserDays,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -192,6 +192,12 @@ impl DynamoStore {
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactFailure> {
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(TransactFailure::Other(StoreError::Refused(format!(
+                "a transaction of {} items is over DynamoDB's {MAX_TRANSACTION_ITEMS}",
+                items.len()
+            ))));
+        }
         self.client
             .transact_write_items()
             .set_transact_items(Some(items))
@@ -246,10 +252,11 @@ where
         | "ServiceUnavailable"
         | "TransactionInProgressException" => StoreError::Unavailable(code),
         "" => StoreError::Unavailable(format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err))),
+        // A validation error (a transaction over 100 items, say) fails the same way every time.
         _ => {
             let message = err.message().unwrap_or("").to_owned();
             tracing::error!(code, message, "DynamoDB refused a request");
-            StoreError::Unavailable(format!("{code}: {message}"))
+            StoreError::Refused(format!("{code}: {message}"))
         }
     }
 }
@@ -283,6 +290,10 @@ fn transact_failure(
         let message = cancelled.message().unwrap_or("");
         if message.contains("ConditionalCheckFailed") || message.contains("TransactionConflict") {
             return TransactFailure::Cancelled(Vec::new());
+        }
+        if cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("ValidationError")) {
+            tracing::error!(message, "DynamoDB refused a transaction item");
+            return TransactFailure::Other(StoreError::Refused(format!("transaction refused: {message}")));
         }
         return TransactFailure::Other(StoreError::Unavailable(format!("transaction cancelled: {message}")));
     }

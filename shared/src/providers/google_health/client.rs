@@ -54,6 +54,7 @@ impl Endpoints {
 /// once and share it: it holds one connection pool.
 pub struct GoogleHealthClient {
     settings: GoogleHealthSettings,
+    client_secret: SecretString,
     endpoints: Endpoints,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
@@ -63,7 +64,8 @@ impl GoogleHealthClient {
     pub fn new(settings: GoogleHealthSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         let endpoints = Endpoints::from_settings(&settings)?;
         let http = http_client(&settings)?;
-        Ok(Self { settings, endpoints, http, clock })
+        let client_secret = settings.client_secret.clone().ok_or(SetupError::NoClientSecret)?;
+        Ok(Self { settings, client_secret, endpoints, http, clock })
     }
 
     /// Whether the person granted the activity scope (they can untick it on the consent page).
@@ -180,7 +182,7 @@ impl OAuthClient for GoogleHealthClient {
                 ("code_verifier", verifier),
                 ("redirect_uri", redirect_uri),
                 ("client_id", &self.settings.client_id),
-                ("client_secret", self.settings.client_secret.expose_secret()),
+                ("client_secret", self.client_secret.expose_secret()),
             ])
             .await?;
         Ok(self.token_set(answer, None))
@@ -196,7 +198,7 @@ impl OAuthClient for GoogleHealthClient {
                 ("grant_type", "refresh_token"),
                 ("refresh_token", refresh_token.expose_secret()),
                 ("client_id", &self.settings.client_id),
-                ("client_secret", self.settings.client_secret.expose_secret()),
+                ("client_secret", self.client_secret.expose_secret()),
             ])
             .await?;
         Ok(self.token_set(answer, Some(tokens)))
@@ -390,10 +392,12 @@ fn api_error(what: &str, answer: &Answer, wait: Option<Duration>) -> ProviderErr
     let explanation = || reason.clone().or_else(|| grpc_status.clone()).unwrap_or_else(|| status.as_u16().to_string());
     match status.as_u16() {
         401 => ProviderError::Unauthorized,
-        403 if reason.as_deref() == Some("MISSING_OAUTH_SCOPE") => {
+        403 if matches!(reason.as_deref(), Some("MISSING_OAUTH_SCOPE" | "ACCESS_TOKEN_SCOPE_INSUFFICIENT")) => {
             ProviderError::MissingScope { scope: ACTIVITY_SCOPE.to_owned() }
         }
-        403 => ProviderError::ReconnectRequired { reason: explanation() },
+        // Every other 403 is about the project (`SERVICE_DISABLED`, preview access, a scope
+        // the project may not use): the person's grant is fine and reconnecting fixes nothing.
+        403 => ProviderError::AppRefused { reason: explanation() },
         429 => ProviderError::RateLimited { retry_after: wait },
         400 if reason.as_deref() == Some("ACCOUNT_NOT_LINKED") => {
             ProviderError::ReconnectRequired { reason: explanation() }
@@ -687,10 +691,12 @@ mod tests {
         assert!(matches!(&err, ProviderError::MissingScope { scope } if scope == ACTIVITY_SCOPE), "{err:?}");
 
         let err = rollup_error(Reply::json(403, r#"{"error":{"code":403,"status":"PERMISSION_DENIED"}}"#)).await;
-        assert!(
-            matches!(&err, ProviderError::ReconnectRequired { reason } if reason == "PERMISSION_DENIED"),
-            "{err:?}"
-        );
+        assert!(matches!(&err, ProviderError::AppRefused { reason } if reason == "PERMISSION_DENIED"), "{err:?}");
+        let err = rollup_error(Reply::json(403, fixture("error_403_service_disabled.json"))).await;
+        assert!(matches!(&err, ProviderError::AppRefused { reason } if reason == "SERVICE_DISABLED"), "{err:?}");
+        let body = r#"{"error":{"code":403,"status":"PERMISSION_DENIED","details":[{"reason":"ACCESS_TOKEN_SCOPE_INSUFFICIENT"}]}}"#;
+        let err = rollup_error(Reply::json(403, body)).await;
+        assert!(matches!(&err, ProviderError::MissingScope { .. }), "{err:?}");
 
         let err = rollup_error(Reply::json(400, fixture("error_400_range.json"))).await;
         assert!(matches!(&err, ProviderError::BadRequest(r) if r == "INVALID_ROLLUP_QUERY_DURATION"), "{err:?}");

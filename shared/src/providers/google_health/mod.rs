@@ -28,7 +28,8 @@ pub const DEFAULT_API_BASE: &str = "https://health.googleapis.com";
 #[derive(Debug, Clone)]
 pub struct GoogleHealthSettings {
     pub client_id: String,
-    pub client_secret: SecretString,
+    /// Only the API client needs it; a function that only verifies webhooks never loads it.
+    pub client_secret: Option<SecretString>,
     pub auth_url: String,
     pub token_url: String,
     pub revoke_url: String,
@@ -51,7 +52,7 @@ impl GoogleHealthSettings {
     pub fn new(client_id: impl Into<String>, client_secret: SecretString, keyset_url: impl Into<String>) -> Self {
         Self {
             client_id: client_id.into(),
-            client_secret,
+            client_secret: Some(client_secret),
             auth_url: DEFAULT_AUTH_URL.to_owned(),
             token_url: DEFAULT_TOKEN_URL.to_owned(),
             revoke_url: DEFAULT_REVOKE_URL.to_owned(),
@@ -73,6 +74,8 @@ pub enum SetupError {
     InvalidUrl { name: &'static str },
     #[error("the HTTP client could not be built: {0}")]
     HttpClient(String),
+    #[error("the API client needs the client secret, which this function did not load")]
+    NoClientSecret,
     #[error("the webhook keyset is invalid: {0}")]
     Keyset(String),
 }

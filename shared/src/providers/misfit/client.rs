@@ -56,6 +56,7 @@ impl Endpoints {
 /// holds one connection pool.
 pub struct MisfitClient {
     settings: MisfitSettings,
+    client_secret: SecretString,
     endpoints: Endpoints,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
@@ -67,7 +68,8 @@ impl MisfitClient {
         check_scopes(&settings.scopes)?;
         // It does not follow redirects: one is read as the API moved away (see `api_error`).
         let http = http_client(&settings)?;
-        Ok(Self { settings, endpoints, http, clock })
+        let client_secret = settings.client_secret.clone().ok_or(SetupError::NoClientSecret)?;
+        Ok(Self { settings, client_secret, endpoints, http, clock })
     }
 
     /// The scopes asked for, as the space-separated list `TokenSet::scope` holds.
@@ -180,7 +182,7 @@ impl OAuthClient for MisfitClient {
             ("code", code),
             ("redirect_uri", redirect_uri),
             ("client_id", self.settings.client_id.as_str()),
-            ("client_secret", self.settings.client_secret.expose_secret()),
+            ("client_secret", self.client_secret.expose_secret()),
         ];
         if !verifier.is_empty() {
             form.push(("code_verifier", verifier));

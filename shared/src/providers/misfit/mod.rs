@@ -29,7 +29,8 @@ pub const DEFAULT_SCOPES: [&str; 6] = ["public", "birthday", "email", "tracking"
 #[derive(Debug, Clone)]
 pub struct MisfitSettings {
     pub client_id: String,
-    pub client_secret: SecretString,
+    /// Only the API client needs it; a function that only verifies webhooks never loads it.
+    pub client_secret: Option<SecretString>,
     /// Scheme and host of the API; `/auth/...` and `/move/resource/v1/...` are appended.
     pub base_url: String,
     /// Scopes to ask for; sent comma-separated, as Misfit expects. Must include `tracking`.
@@ -57,7 +58,7 @@ impl MisfitSettings {
     pub fn new(client_id: impl Into<String>, client_secret: SecretString) -> Self {
         Self {
             client_id: client_id.into(),
-            client_secret,
+            client_secret: Some(client_secret),
             base_url: DEFAULT_BASE_URL.to_owned(),
             scopes: DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
             allowed_sns_hosts: Vec::new(),
@@ -80,6 +81,8 @@ pub enum SetupError {
     InvalidSetting { name: &'static str, why: &'static str },
     #[error("the HTTP client could not be built: {0}")]
     HttpClient(String),
+    #[error("the API client needs the client secret, which this function did not load")]
+    NoClientSecret,
 }
 
 /// The HTTP client each adapter builds for itself: the settings' timeouts, and no redirects:

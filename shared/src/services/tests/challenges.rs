@@ -2,7 +2,7 @@
 //! joining, leaving, recomputing and rebuilding, and how their errors reach the edge.
 
 use super::*;
-use crate::domain::ParticipantTotals;
+use crate::domain::{MAX_OPEN_CHALLENGES, ParticipantTotals};
 use crate::ports::{StepStore, StoreError};
 use crate::services::ChallengeError;
 use crate::services::challenges::NewChallenge;
@@ -176,4 +176,49 @@ fn challenge_errors_reach_the_edge_as_service_errors() {
         mapped(ChallengeError::Store(StoreError::Corrupt("day".into()))),
         r#"Internal("a stored item is malformed: day")"#
     );
+}
+
+#[tokio::test]
+async fn joining_past_the_open_challenge_limit_answers_a_clear_conflict() {
+    let w = World::new();
+    let alice = user("alice");
+    for i in 0..MAX_OPEN_CHALLENGES {
+        let id = w.challenge(&format!("open-{i}"), "2026-11-01", "2026-11-30").await;
+        w.join(&id, &alice).await;
+    }
+    let one_more = w.challenge("one-more", "2026-11-01", "2026-11-30").await;
+    let writes = w.store.writes();
+
+    let refused = w.challenges().join(&one_more, &alice, w.now()).await.unwrap_err();
+
+    assert_eq!(
+        mapped(refused),
+        format!(
+            r#"LimitReached("you are in {MAX_OPEN_CHALLENGES} open challenges, the most one person can be in; leave one first")"#
+        )
+    );
+    assert_eq!(w.store.writes(), writes, "nothing written");
+    // Someone else still joins; a day inside every window moves all fifty in one write.
+    w.join(&one_more, &user("bob")).await;
+    w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-20", 4000)]).await;
+    assert_eq!(w.total(&ChallengeId::parse("open-0").unwrap(), &alice).await, (4000, 1));
+    assert_eq!(w.store.writes(), writes + 2);
+}
+
+#[tokio::test]
+async fn a_final_challenge_no_longer_counts_toward_the_limit() {
+    let w = World::new();
+    let alice = user("alice");
+    // Forty-nine open ones and one that closes soon (its grace ends tomorrow).
+    for i in 0..MAX_OPEN_CHALLENGES - 1 {
+        let id = w.challenge(&format!("open-{i}"), "2026-11-01", "2026-12-31").await;
+        w.join(&id, &alice).await;
+    }
+    let closing = w.challenge_with_grace("closing", "2026-11-01", "2026-11-24", 1).await;
+    w.join(&closing, &alice).await;
+    let later = w.challenge("later", "2026-12-01", "2026-12-31").await;
+    assert!(matches!(w.challenges().join(&later, &alice, w.now()).await, Err(ChallengeError::TooManyOpen)));
+
+    let after_close = w.now() + jiff::SignedDuration::from_hours(24 * 2);
+    w.challenges().join(&later, &alice, after_close).await.unwrap();
 }

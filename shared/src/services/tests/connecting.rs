@@ -4,7 +4,7 @@
 use super::*;
 use crate::domain::ConnectionStatus;
 use crate::events::SyncReason;
-use crate::ports::{EphemeralStore, ProviderError};
+use crate::ports::{EphemeralStore, ProviderError, StoreError};
 use crate::services::{Callback, CallbackQuery, ConsentStart};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -376,4 +376,74 @@ async fn disconnecting_what_was_never_connected_is_not_found() {
 
     assert_eq!(refused(answer), r#"NotFound("a google_health connection")"#);
     assert!(w.revoker.revoked().is_empty());
+}
+
+/// Alice's Google account counted Nov 20 and 24 for her. She disconnects, and Bob connects the
+/// same account: neither his backfill nor any later sync reaches a day that may have counted
+/// for Alice (through the release day, wherever on Earth it was still that day); the days
+/// after it are his.
+#[tokio::test]
+async fn an_account_passed_on_never_counts_the_previous_holders_days_again() {
+    let walked = ["2026-11-20", "2026-11-24", "2026-11-27"].map(|d| steps(d, 5000)).to_vec();
+    let w = World::with(
+        ScriptedProvider::new(Provider::GoogleHealth, Ok(walked)),
+        ScriptedOAuth::granting(SCOPE, "g-shared"),
+    );
+    let (alice, bob) = (user("alice"), user("bob"));
+    w.connected(&alice, Provider::GoogleHealth, "g-shared").await;
+    let sync = |who: &UserId| {
+        let event = Event::SyncRequested(SyncRequested {
+            user: who.clone(),
+            provider: Provider::GoogleHealth,
+            reason: SyncReason::Schedule,
+            start: Some(date("2026-11-01")),
+            end: None,
+        });
+        w.syncing.handle_event(event, None)
+    };
+    sync(&alice).await.unwrap();
+    assert_eq!(w.store.day(&alice, date("2026-11-24")).map(|d| d.total.get()), Some(5000));
+    w.connecting.disconnect(&alice, Provider::GoogleHealth).await.unwrap();
+
+    // Nov 25, 18:00 UTC is already Nov 26 at UTC+14: Bob counts from Nov 27.
+    let start = w.connecting.authorize(&bob, Provider::GoogleHealth, None).await.unwrap();
+    let query = CallbackQuery {
+        state: Some(&start.state_id),
+        cookie: Some(&start.state_id),
+        code: Some("code-b"),
+        error: None,
+    };
+    assert_eq!(w.connecting.callback(Provider::GoogleHealth, query).await.unwrap().key, "connected");
+    let bobs = w.connection(&bob, Provider::GoogleHealth).await.unwrap();
+    assert_eq!(bobs.counts_from, Some(date("2026-11-27")));
+    for request in w.sync_requests().into_iter().filter(|r| r.user == bob) {
+        w.syncing.handle_event(Event::SyncRequested(request), None).await.unwrap();
+    }
+    sync(&bob).await.unwrap();
+    assert_eq!(w.store.day(&bob, date("2026-11-20")), None);
+    assert_eq!(w.store.day(&bob, date("2026-11-24")), None);
+
+    w.clock.set(w.now() + jiff::SignedDuration::from_hours(48));
+    sync(&bob).await.unwrap();
+    assert_eq!(w.store.day(&bob, date("2026-11-27")).map(|d| d.total.get()), Some(5000));
+    assert_eq!(w.store.day(&bob, date("2026-11-24")), None, "still never Alice's days");
+    assert_eq!(w.store.day(&alice, date("2026-11-24")).map(|d| d.total.get()), Some(5000), "hers stay");
+}
+
+/// Reconnecting with another account frees the old one only once the new connection is
+/// saved: when the save loses a race, the person keeps the account they had.
+#[tokio::test]
+async fn a_reconnect_that_fails_to_save_keeps_the_old_account() {
+    let w = World::new();
+    let alice = user("alice");
+    w.connected(&alice, Provider::GoogleHealth, "g-old").await;
+    let start = started(&w).await;
+    w.store.refuse_next_save(StoreError::Unavailable("throttled".into()));
+
+    let answer = comes_back(&w, &start, "code-1").await;
+
+    assert_eq!(refused(answer), r#"Unavailable("the store is unavailable: throttled")"#);
+    assert_eq!(w.owner(Provider::GoogleHealth, "g-old").await, Some(alice.clone()), "still hers");
+    let connection = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    assert_eq!(connection.provider_user_id.as_deref(), Some("g-old"));
 }

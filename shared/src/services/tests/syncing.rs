@@ -69,6 +69,68 @@ async fn a_sync_request_syncs_the_connection_and_counts_the_days() {
     assert_eq!(w.last_attempt(&alice).await, Some(w.now()));
 }
 
+/// A walk the person deletes at the provider: the day comes back without it (or not at all)
+/// and loses Google's value; the phone's value for the day stays; every open challenge moves
+/// in the same write, and the change is announced like any other.
+#[tokio::test]
+async fn a_day_the_provider_deletes_or_stops_returning_loses_its_value() {
+    let w = World::new();
+    let alice = user("alice");
+    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
+    w.join(&november, &alice).await;
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-23", 3000)]).await;
+    *w.google.answer.lock().unwrap() = Ok(vec![steps("2026-11-23", 4000), steps("2026-11-24", 5000)]);
+    let sync = || w.syncing.handle_event(requested("alice", Provider::GoogleHealth, SyncReason::Schedule), None);
+    sync().await.unwrap();
+    assert_eq!(w.total(&november, &alice).await, (9000, 2));
+
+    // Both days deleted at Google: Nov 24 is no longer returned, Nov 23 is returned as 0.
+    *w.google.answer.lock().unwrap() = Ok(vec![steps("2026-11-23", 0)]);
+    let result = sync().await.unwrap();
+
+    assert_eq!(result, WorkerResult::Synced { changed: 2, unchanged: 0, rejected: 0 });
+    let nov24 = w.store.day(&alice, date("2026-11-24")).unwrap();
+    assert_eq!((nov24.total.get(), nov24.sources.len()), (0, 0));
+    let nov23 = w.store.day(&alice, date("2026-11-23")).unwrap();
+    assert_eq!(nov23.total.get(), 3000, "the phone's value stays");
+    assert_eq!(w.total(&november, &alice).await, (3000, 1));
+    let updates: Vec<(String, u32, u32)> = w
+        .publisher
+        .events()
+        .into_iter()
+        .filter_map(|e| {
+            if let Event::StepsUpdated(u) = e { Some((u.date.to_string(), u.old_total, u.new_total)) } else { None }
+        })
+        .collect();
+    assert!(updates.contains(&("2026-11-24".into(), 5000, 0)), "{updates:?}");
+    assert!(updates.contains(&("2026-11-23".into(), 4000, 3000)), "{updates:?}");
+    // Asked again: nothing left to remove, nothing written.
+    let writes = w.store.writes();
+    assert_eq!(sync().await.unwrap(), WorkerResult::Synced { changed: 0, unchanged: 1, rejected: 0 });
+    assert_eq!(w.store.writes(), writes + 1, "only the outcome stamp");
+}
+
+/// A day the source never had stays untouched when a pull does not return it, and a pull
+/// never removes a value observed after it started.
+#[tokio::test]
+async fn absence_removes_only_what_the_source_had_and_never_a_newer_value() {
+    let w = World::new();
+    let alice = user("alice");
+    let at = |h: i64| w.now() + jiff::SignedDuration::from_hours(h);
+    let later = crate::domain::DailyValue { date: date("2026-11-24"), steps: 7000, observed_at: Some(at(1)) };
+    w.engine.apply(&alice, Provider::GoogleHealth, &jiff::tz::TimeZone::UTC, &[later]).await.unwrap();
+    w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-22", 1200)]).await;
+
+    let window = Some((date("2026-11-20"), date("2026-11-25"), w.now()));
+    let report =
+        w.engine.apply_window(&alice, Provider::GoogleHealth, &jiff::tz::TimeZone::UTC, &[], window).await.unwrap();
+
+    assert!(report.changed.is_empty(), "{report:?}");
+    assert_eq!(w.store.day(&alice, date("2026-11-24")).unwrap().total.get(), 7000);
+    assert_eq!(w.store.day(&alice, date("2026-11-22")).unwrap().total.get(), 1200);
+}
+
 #[tokio::test]
 async fn a_sync_request_for_a_connection_that_does_not_exist_is_skipped() {
     let w = World::new();
@@ -126,6 +188,29 @@ async fn a_provider_failure_is_reported_with_its_code() {
     assert_eq!(unreadable.await.unwrap(), WorkerResult::Failed { code: FailureCode::TokensUnreadable });
     assert_eq!(w.connection(&alice, Provider::GoogleHealth).await.unwrap().status, ConnectionStatus::Active);
     assert_eq!(w.connection(&bob, Provider::Misfit).await.unwrap().status, ConnectionStatus::ReconnectRequired);
+}
+
+/// A 403 about the project (the API not enabled, say) is not the person's to fix: the
+/// connection stays active and keeps its schedule, the status says wait, nobody is told to
+/// reconnect, and no status change is published.
+#[tokio::test]
+async fn a_project_level_refusal_asks_people_to_wait_not_to_reconnect() {
+    let w = World::new();
+    let alice = user("alice");
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    *w.google.answer.lock().unwrap() = Err(ProviderError::AppRefused { reason: "SERVICE_DISABLED".into() });
+
+    let result = w.syncing.handle_event(requested("alice", Provider::GoogleHealth, SyncReason::Schedule), None).await;
+
+    assert_eq!(result.unwrap(), WorkerResult::Failed { code: FailureCode::AppRefused });
+    let connection = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    assert_eq!(connection.status, ConnectionStatus::Active);
+    assert!(connection.next_sync_at.is_some_and(|at| at > w.now()), "retried later, with backoff");
+    let views = w.status().connections(&alice).await.unwrap();
+    let diagnosis = &views[0].diagnosis;
+    assert_eq!((diagnosis.code, diagnosis.action), ("app_refused", crate::diagnosis::Action::Wait));
+    assert!(!diagnosis.message.to_lowercase().contains("reconnect"), "{}", diagnosis.message);
+    assert!(w.status_changes().is_empty());
 }
 
 #[tokio::test]
