@@ -12,18 +12,24 @@ test bench: export AWS_ACCESS_KEY_ID := test
 test bench: export AWS_SECRET_ACCESS_KEY := test
 test bench: export AWS_REGION := us-east-1
 
-.PHONY: dev test venv browser lint fmt bench
+.PHONY: dev test test-build venv browser lint fmt bench
 
 ## Run StepSync locally (Ctrl-C stops it; data is kept under .data/).
 dev:
 	cargo run --quiet -p stepsync-local --bin stepsync-local
 
 ## Set up and run every test: unit tests, and the integration suite on dynoxide and moto.
-test: venv browser
+## The tools install while the tests compile (the compile is CPU, the installs mostly network).
+test:
+	@$(MAKE) --no-print-directory -j3 venv browser test-build
 	.venv/bin/python scripts/fixtures.py check
 	./scripts/check-template.sh
 	./scripts/check-deps.sh
 	cargo test --workspace --no-fail-fast
+
+# Part of `make test`: compile every test target.
+test-build:
+	cargo test --workspace --no-run
 
 ## The project-local virtualenv: moto, cfn-lint and SAM CLI (pinned in requirements-dev.txt).
 venv:
