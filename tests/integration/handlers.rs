@@ -46,16 +46,24 @@ async fn an_unknown_event_is_a_typed_error_not_a_panic() {
 async fn secrets_are_read_from_ssm_parameters() {
     let moto = stepsync_local::moto::MotoServer::shared().expect("moto starts (make test installs it)");
     let sdk = stepsync::aws::local_sdk_config(moto.endpoint());
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
     let prefix = format!("/{}", harness::unique("stepsync"));
+    // Given: the parameters exist (PutParameter in moto's JSON protocol; moto reads the region
+    // from the credential scope and checks no signature).
+    let http = reqwest::Client::new();
     for (name, value) in [("token-key", harness::TEST_TOKEN_KEY), ("google-secret", "g-secret"), ("hook", "h-secret")] {
-        ssm.put_parameter()
-            .name(format!("{prefix}/{name}"))
-            .value(value)
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        let put = http
+            .post(format!("{}/", moto.endpoint()))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "AmazonSSM.PutParameter")
+            .header("authorization", "AWS4-HMAC-SHA256 Credential=test/20261203/us-east-1/ssm/aws4_request")
+            .body(
+                serde_json::json!({"Name": format!("{prefix}/{name}"), "Value": value, "Type": "SecureString"})
+                    .to_string(),
+            )
             .send()
             .await
             .unwrap();
+        assert!(put.status().is_success(), "PutParameter: {}", put.status());
     }
     let mut vars: std::collections::HashMap<String, String> = [
         ("STEPSYNC_TOKEN_KEY_PARAMETER", format!("{prefix}/token-key")),
