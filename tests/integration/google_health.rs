@@ -30,6 +30,7 @@ on_dynoxide!(
     a_second_person_cannot_connect_the_same_google_account,
     webhook_accepts_valid_signatures_and_refuses_the_rest,
     each_function_works_with_only_the_part_it_loads,
+    a_walk_deleted_at_google_leaves_the_day_and_the_leaderboard,
     twenty_duplicate_notifications_cause_one_provider_fetch,
     ten_concurrent_refreshes_make_one_token_call,
     a_revoked_refresh_token_asks_the_person_to_reconnect,
@@ -488,6 +489,36 @@ async fn each_function_works_with_only_the_part_it_loads(env: TestEnv) {
     let synced = functions::sync_worker::handle(&worker, event).await.unwrap();
     assert!(matches!(synced, WorkerResult::Synced { .. }), "{synced:?}");
     assert!(functions::scheduled_sync::tick(&sweep).await.is_ok(), "the sweep needs no secret");
+}
+
+/// End to end through the real client, webhook and worker: the person deletes a walk in the
+/// Fitbit app; Google signs a `DELETE` notice and its roll-up no longer has the day; the sync
+/// the notice asks for removes Google's value and the leaderboard follows.
+async fn a_walk_deleted_at_google_leaves_the_day_and_the_leaderboard(env: TestEnv) {
+    let w = World::new(env).await;
+    let challenge = join(&w, "2026-11-01", "2026-11-30").await;
+    w.fake.set_steps(&w.health_id, "2026-11-23", 6000);
+    w.fake.set_steps(&w.health_id, "2026-11-24", 4000);
+    assert_eq!(w.connect().await.status(), 302);
+    let mut ran = 0;
+    assert_eq!(w.run_sync_requests(&mut ran).await, 1);
+    assert_eq!(w.env.challenges().leaderboard(&challenge, 10, None).await.unwrap().entries[0].total, 10_000);
+
+    w.fake.clear_steps(&w.health_id, "2026-11-23");
+    let body = Notification::delete(&w.health_id, ["2026-11-23"]).body();
+    assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &w.fake.sign(&body))]).await.status(), 204);
+    assert_eq!(w.run_sync_requests(&mut ran).await, 1);
+
+    let days = w.env.store.load_user_days(&w.user, &[date("2026-11-23")]).await.unwrap().days;
+    let day = &days[&date("2026-11-23")];
+    assert_eq!((day.total.get(), day.sources.len()), (0, 0), "Google's value is gone");
+    let board = w.env.challenges().leaderboard(&challenge, 10, None).await.unwrap();
+    assert_eq!((board.entries[0].total, board.entries[0].days), (4000, 1));
+    assert_eq!(w.env.challenges().recompute(&challenge, &w.user).await.unwrap().total, 4000);
+    let removed = w.env.publisher.events().into_iter().any(|e| {
+        matches!(e, Event::StepsUpdated(u) if u.date == date("2026-11-23") && u.old_total == 6000 && u.new_total == 0)
+    });
+    assert!(removed, "the deletion is announced like any change");
 }
 
 async fn twenty_duplicate_notifications_cause_one_provider_fetch(env: TestEnv) {
