@@ -31,6 +31,7 @@ on_both_backends!(
     a_legacy_fitbit_sync_asks_to_reconnect_through_google,
     a_person_in_the_most_open_challenges_still_syncs_and_no_write_outgrows_a_transaction,
     a_day_a_pull_no_longer_returns_loses_the_sources_value_and_the_totals_follow,
+    two_installs_of_one_platform_are_kept_apart_through_the_store,
 );
 
 const SOURCES: [Provider; 2] = [Provider::AppleHealth, Provider::GoogleHealth];
@@ -429,4 +430,32 @@ async fn a_day_a_pull_no_longer_returns_loses_the_sources_value_and_the_totals_f
     assert_eq!(assert_exact(&env, &month, &walker).await, ParticipantTotals { total: 4000, days: 2 });
     let days = env.store.load_user_days(&walker, &[date("2026-11-22")]).await.unwrap().days;
     assert!(days[&date("2026-11-22")].sources.is_empty(), "{:?}: the value is gone", env.backend);
+}
+
+/// Per-install values survive the adapter: an iPhone's 9,000 and an iPad's later partial
+/// 3,000 are both stored, the day and the challenge stay at 9,000, and the iPhone's own newer
+/// reading moves them.
+async fn two_installs_of_one_platform_are_kept_apart_through_the_store(env: TestEnv) {
+    let walker = user();
+    let month = env.challenge("2026-11-01", "2026-11-30").await;
+    env.challenges().join(&month, &walker, env.now()).await.unwrap();
+    let upload = |install: &'static str, steps: i64, observed: i64| {
+        let (env, walker) = (&env, walker.clone());
+        async move {
+            let values = [value("2026-11-24", steps, Some(observed))];
+            env.engine
+                .apply_from_install(&walker, Provider::AppleHealth, install, &TimeZone::UTC, &values)
+                .await
+                .unwrap()
+        }
+    };
+    upload("iphone", 9000, 100).await;
+    upload("ipad", 3000, 200).await;
+    let days = env.store.load_user_days(&walker, &[date("2026-11-24")]).await.unwrap().days;
+    let day = &days[&date("2026-11-24")];
+    assert_eq!((day.total.get(), day.installs.len()), (9000, 2), "{:?}", env.backend);
+    assert_eq!(assert_exact(&env, &month, &walker).await, ParticipantTotals { total: 9000, days: 1 });
+    assert!(upload("iphone", 8000, 50).await.changed.is_empty(), "an older reading changes nothing");
+    upload("iphone", 9400, 300).await;
+    assert_eq!(assert_exact(&env, &month, &walker).await, ParticipantTotals { total: 9400, days: 1 });
 }

@@ -18,6 +18,8 @@ fn invalid(field: &'static str, message: &str) -> ApiError {
 /// The upload's envelope, checked field by field.
 struct Envelope {
     platform: Provider,
+    install_id: String,
+    observed_at: Option<jiff::Timestamp>,
     time_zone: (String, jiff::tz::TimeZone),
     days: Vec<Value>,
 }
@@ -29,17 +31,25 @@ fn envelope(body: &Value) -> Result<Envelope, ApiError> {
         Some("health_connect") => Provider::HealthConnect,
         _ => return Err(invalid("platform", "must be apple_health or health_connect")),
     };
-    match object.get("install_id").and_then(Value::as_str) {
-        Some(id) if !id.is_empty() && id.chars().count() <= 128 => {}
+    let install_id = match object.get("install_id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() && id.chars().count() <= 128 => id.to_owned(),
         _ => return Err(invalid("install_id", "must be a string of 1 to 128 characters")),
-    }
+    };
+    let observed_at = match object.get("observed_at") {
+        None | Some(Value::Null) => None,
+        Some(raw) => Some(
+            raw.as_str()
+                .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+                .ok_or_else(|| invalid("observed_at", "must be an RFC 3339 time with an offset"))?,
+        ),
+    };
     let zone = object.get("time_zone").and_then(Value::as_str).ok_or_else(|| invalid("time_zone", "is required"))?;
     let tz = jiff::tz::TimeZone::get(zone).map_err(|_| invalid("time_zone", "is not an IANA time zone"))?;
     let days = object.get("days").and_then(Value::as_array).ok_or_else(|| invalid("days", "must be a list"))?;
     if days.is_empty() || days.len() > MAX_UPLOAD_DAYS {
         return Err(invalid("days", &format!("must hold 1 to {MAX_UPLOAD_DAYS} days")));
     }
-    Ok(Envelope { platform, time_zone: (zone.to_owned(), tz), days: days.clone() })
+    Ok(Envelope { platform, install_id, observed_at, time_zone: (zone.to_owned(), tz), days: days.clone() })
 }
 
 /// Splits the days into values worth applying and the ones refused on their shape.
@@ -81,7 +91,15 @@ pub async fn upload(
     let envelope = envelope(&body)?;
     let (values, rejected) = parse_days(&envelope.days);
     let (zone, tz) = envelope.time_zone;
-    let upload = DeviceUpload { platform: envelope.platform, zone, tz, values, rejected };
+    let upload = DeviceUpload {
+        platform: envelope.platform,
+        install_id: envelope.install_id,
+        observed_at: envelope.observed_at,
+        zone,
+        tz,
+        values,
+        rejected,
+    };
     let report = app.services.uploads.upload(&user, upload).await?;
     if report.applied.is_empty() {
         return Ok(nothing_usable(&report.rejected));

@@ -67,6 +67,9 @@ pub struct DayItem {
     pub version: u64,
     /// Provider id → that source's latest value.
     pub sources: BTreeMap<String, SourceValue>,
+    /// `{provider}#{install_id}` → that installation's latest value (phone platforms).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub installs: BTreeMap<String, SourceValue>,
     pub updated_at: Timestamp,
 }
 
@@ -80,6 +83,7 @@ impl DayItem {
             total: record.total.get(),
             version: record.version,
             sources: record.sources.iter().map(|(p, v)| (p.as_str().to_owned(), *v)).collect(),
+            installs: record.installs.iter().map(|((p, id), v)| (format!("{}#{id}", p.as_str()), *v)).collect(),
             updated_at: now,
         }
     }
@@ -91,12 +95,23 @@ impl DayItem {
             .map(|(p, v)| p.parse::<Provider>().map(|p| (p, v)))
             .collect::<Result<BTreeMap<_, _>, _>>()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let installs = self
+            .installs
+            .into_iter()
+            .map(|(key, v)| {
+                let (provider, id) =
+                    key.split_once('#').ok_or_else(|| StoreError::Corrupt(format!("install key {key}")))?;
+                let provider = provider.parse::<Provider>().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(((provider, id.to_owned()), v))
+            })
+            .collect::<Result<BTreeMap<_, _>, StoreError>>()?;
         Ok(DayRecord {
             user: self.user,
             date: self.date,
             sources,
             total: StepCount::from_stored(self.total),
             version: self.version,
+            installs,
         })
     }
 }

@@ -41,11 +41,14 @@ pub struct DayRecord {
     pub total: StepCount,
     /// 0 for a day never stored; each write stores `version + 1`, conditioned on `version`.
     pub version: u64,
+    /// A phone platform's latest value per app installation (`install_id`); the platform's
+    /// entry in `sources` is the largest of them (`merge_install`).
+    pub installs: BTreeMap<(Provider, String), SourceValue>,
 }
 
 impl DayRecord {
     pub fn empty(user: UserId, date: LocalDate) -> Self {
-        Self { user, date, sources: BTreeMap::new(), total: StepCount::ZERO, version: 0 }
+        Self { user, date, sources: BTreeMap::new(), total: StepCount::ZERO, version: 0, installs: BTreeMap::new() }
     }
 
     /// Forgets one source's value: the provider deleted the day, or no longer returns it for a
@@ -55,6 +58,36 @@ impl DayRecord {
         let newer = self.sources.get(&source).and_then(|v| v.observed_at).is_some_and(|at| at > observed_at);
         if newer || self.sources.remove(&source).is_none() {
             return false;
+        }
+        self.total = resolve_total(&self.sources, primary);
+        true
+    }
+
+    /// Merges one installation's value for a phone platform; returns whether the record
+    /// changed. Per installation the latest observation wins, as per source; the platform's
+    /// value is the largest of its installations', so two devices never add up and a second
+    /// device's partial count (an iPad's 3,000 beside the iPhone's 9,000) never lowers the day.
+    /// A platform value stored before installations were kept counts as one more installation.
+    pub fn merge_install(
+        &mut self,
+        source: Provider,
+        install: &str,
+        incoming: SourceValue,
+        primary: Option<Provider>,
+    ) -> bool {
+        if let Some(earlier) = self.sources.get(&source).copied()
+            && !self.installs.keys().any(|(p, _)| *p == source)
+        {
+            self.installs.insert((source, String::new()), earlier);
+        }
+        let key = (source, install.to_owned());
+        if !self.installs.get(&key).is_none_or(|current| current.is_replaced_by(&incoming)) {
+            return false;
+        }
+        self.installs.insert(key, incoming);
+        let largest = self.installs.iter().filter(|((p, _), _)| *p == source).map(|(_, v)| *v);
+        if let Some(value) = largest.max_by_key(|v| (v.steps, v.observed_at)) {
+            self.sources.insert(source, value);
         }
         self.total = resolve_total(&self.sources, primary);
         true
@@ -102,6 +135,27 @@ mod tests {
 
     fn sv(steps: u32, observed_at: Option<Timestamp>) -> SourceValue {
         SourceValue { steps: StepCount::from_stored(steps), observed_at }
+    }
+
+    /// An iPhone and an iPad on one Apple Health account: never summed, a partial count
+    /// never lowers the day, each device's own newer observation replaces its older one.
+    #[test]
+    fn installs_of_one_platform_never_add_up_and_a_partial_never_lowers_the_day() {
+        let mut day = DayRecord::empty(UserId::parse("u").unwrap(), LocalDate::parse("2026-11-24").unwrap());
+        let value = |steps: u32, secs: i64| SourceValue { steps: StepCount::from_stored(steps), observed_at: at(secs) };
+        let apple = Provider::AppleHealth;
+        assert!(day.merge_install(apple, "iphone", value(9000, 100), None));
+        assert!(day.merge_install(apple, "ipad", value(3000, 200), None), "the iPad's value is kept");
+        assert_eq!(day.total.get(), 9000);
+        assert!(!day.merge_install(apple, "iphone", value(8000, 50), None), "an older observation changes nothing");
+        assert!(day.merge_install(apple, "iphone", value(9500, 300), None));
+        assert_eq!(day.total.get(), 9500);
+        assert!(!day.merge_install(apple, "iphone", value(9500, 300), None), "the same value again is no change");
+        // A value stored before installs were kept stays as one more device.
+        let mut legacy = DayRecord::empty(UserId::parse("u").unwrap(), LocalDate::parse("2026-11-24").unwrap());
+        legacy.merge(apple, value(7000, 10), None);
+        assert!(legacy.merge_install(apple, "ipad", value(2000, 20), None));
+        assert_eq!(legacy.total.get(), 7000);
     }
 
     fn day() -> DayRecord {

@@ -120,7 +120,21 @@ impl SyncEngine {
         tz: &TimeZone,
         values: &[DailyValue],
     ) -> Result<ApplyReport, SyncError> {
-        self.apply_window(user, source, tz, values, None).await
+        self.apply_values(user, source, None, tz, values, None).await
+    }
+
+    /// As `apply`, for the values one app installation of a phone platform uploaded: they
+    /// are kept per installation, and the platform's value for a day is the largest of its
+    /// installations' (`DayRecord::merge_install`).
+    pub async fn apply_from_install(
+        &self,
+        user: &UserId,
+        source: Provider,
+        install: &str,
+        tz: &TimeZone,
+        values: &[DailyValue],
+    ) -> Result<ApplyReport, SyncError> {
+        self.apply_values(user, source, Some(install), tz, values, None).await
     }
 
     /// As `apply`, for the answer to a pull of `window` that started at `asked_at`: a day inside
@@ -130,6 +144,18 @@ impl SyncEngine {
         &self,
         user: &UserId,
         source: Provider,
+        tz: &TimeZone,
+        values: &[DailyValue],
+        window: Option<(LocalDate, LocalDate, Timestamp)>,
+    ) -> Result<ApplyReport, SyncError> {
+        self.apply_values(user, source, None, tz, values, window).await
+    }
+
+    async fn apply_values(
+        &self,
+        user: &UserId,
+        source: Provider,
+        install: Option<&str>,
         tz: &TimeZone,
         values: &[DailyValue],
         window: Option<(LocalDate, LocalDate, Timestamp)>,
@@ -174,7 +200,7 @@ impl SyncEngine {
             }
             let dates: Vec<LocalDate> = pending.keys().copied().collect();
             let snapshot = self.steps.load_user_days(user, &dates).await?;
-            match self.write_changed_days(user, source, &snapshot, &mut pending, &mut report, now).await {
+            match self.write_changed_days(user, (source, install), &snapshot, &mut pending, &mut report, now).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => backoff(round).await,
                 Err(e) => return Err(e.into()),
@@ -190,7 +216,7 @@ impl SyncEngine {
     async fn write_changed_days(
         &self,
         user: &UserId,
-        source: Provider,
+        (source, install): (Provider, Option<&str>),
         snapshot: &UserDays,
         pending: &mut BTreeMap<LocalDate, Pending>,
         report: &mut ApplyReport,
@@ -201,10 +227,11 @@ impl SyncEngine {
         for (date, value) in pending.clone() {
             let current = snapshot.days.get(&date).cloned().unwrap_or_else(|| DayRecord::empty(user.clone(), date));
             let mut next = current.clone();
-            let changed = match value {
-                Pending::Value(value) => next.merge(source, value, primary),
-                Pending::Absent(observed_at) => next.remove(source, observed_at, primary),
-                Pending::Refused => false,
+            let changed = match (value, install) {
+                (Pending::Value(value), Some(install)) => next.merge_install(source, install, value, primary),
+                (Pending::Value(value), None) => next.merge(source, value, primary),
+                (Pending::Absent(observed_at), _) => next.remove(source, observed_at, primary),
+                (Pending::Refused, _) => false,
             };
             if !changed {
                 // A day the source never had is not a day it reported unchanged.

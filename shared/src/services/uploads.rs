@@ -11,10 +11,17 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use std::sync::Arc;
 
+/// How far ahead of ours a phone's clock may be.
+const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
 /// An upload, parsed at the edge: the days that had the right shape, and those that did not.
 #[derive(Debug, Clone)]
 pub struct DeviceUpload {
     pub platform: Provider,
+    /// The app installation that read the values: each keeps its own value per day.
+    pub install_id: String,
+    /// When the phone read the values; an older reading never replaces a newer one.
+    pub observed_at: Option<Timestamp>,
     /// The phone's IANA zone, by name and resolved.
     pub zone: String,
     pub tz: TimeZone,
@@ -49,8 +56,13 @@ pub struct DeviceUploads {
 
 impl DeviceUploads {
     pub async fn upload(&self, user: &UserId, upload: DeviceUpload) -> Result<UploadReport, ServiceError> {
-        let DeviceUpload { platform, zone, tz, values, mut rejected } = upload;
+        let DeviceUpload { platform, install_id, observed_at, zone, tz, values, mut rejected } = upload;
         let now = self.ports.clock.now();
+        // A phone's clock may run a little fast; a reading from later than that is refused.
+        if observed_at.is_some_and(|at| at > now + CLOCK_SKEW) {
+            return Err(ServiceError::Invalid { field: "observed_at", message: "is in the future".into() });
+        }
+        let values: Vec<DailyValue> = values.into_iter().map(|v| DailyValue { observed_at, ..v }).collect();
         // Value checks first (they need no connection): an upload with nothing usable changes
         // nothing at all, not even the connection.
         let today = local_today(now, &tz);
@@ -65,7 +77,11 @@ impl DeviceUploads {
             return Ok(UploadReport { applied: Vec::new(), rejected });
         }
         let last_heard = self.ensure_connection(user, platform, &zone, now).await?;
-        let report = self.engine.apply(user, platform, &tz, &values).await.map_err(ServiceError::internal)?;
+        let report = self
+            .engine
+            .apply_from_install(user, platform, &install_id, &tz, &values)
+            .await
+            .map_err(ServiceError::internal)?;
         let applied: Vec<AppliedDay> =
             values.iter().map(|v| AppliedDay { local_date: v.date, steps: v.steps }).collect();
 

@@ -9,6 +9,8 @@ use crate::services::{DeviceUpload, RejectedDay, UploadReport};
 fn from_iphone(values: Vec<DailyValue>) -> DeviceUpload {
     DeviceUpload {
         platform: Provider::AppleHealth,
+        install_id: "iphone".into(),
+        observed_at: None,
         zone: "Europe/Paris".into(),
         tz: jiff::tz::TimeZone::get("Europe/Paris").unwrap(),
         values,
@@ -113,4 +115,34 @@ async fn a_phone_source_turned_off_is_active_again_on_its_next_upload() {
     assert_eq!(phone.status, ConnectionStatus::Active);
     assert_eq!(phone.token_version, before.token_version + 1);
     assert_eq!((phone.last_success_at, phone.last_data_date), (Some(w.now()), Some(date("2026-11-25"))));
+}
+
+/// Alice's iPhone counted 9,000 for Nov 24; her iPad, which she carried only part of the day,
+/// uploads 3,000 for it later: the day stays 9,000 (never 12,000, never 3,000). Each device's
+/// own later reading replaces its earlier one; an older reading arriving late changes nothing.
+#[tokio::test]
+async fn two_devices_on_one_platform_never_add_up_or_lower_the_day() {
+    let w = World::new();
+    let alice = user("alice");
+    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
+    w.join(&november, &alice).await;
+    let reading = |install: &str, steps: i64, minutes_ago: i64| DeviceUpload {
+        install_id: install.into(),
+        observed_at: Some(w.now() - jiff::SignedDuration::from_mins(minutes_ago)),
+        ..from_iphone(vec![DailyValue { date: date("2026-11-24"), steps, observed_at: None }])
+    };
+
+    w.uploads.upload(&alice, reading("iphone", 9000, 60)).await.unwrap();
+    w.uploads.upload(&alice, reading("ipad", 3000, 30)).await.unwrap();
+    assert_eq!(w.total(&november, &alice).await, (9000, 1));
+    w.uploads.upload(&alice, reading("iphone", 8500, 90)).await.unwrap();
+    assert_eq!(w.total(&november, &alice).await, (9000, 1), "an older iPhone reading arrived late");
+    w.uploads.upload(&alice, reading("iphone", 9400, 10)).await.unwrap();
+    assert_eq!(w.total(&november, &alice).await, (9400, 1));
+
+    let future = reading("iphone", 9999, -10);
+    assert_eq!(
+        refused(w.uploads.upload(&alice, future).await),
+        r#"Invalid { field: "observed_at", message: "is in the future" }"#
+    );
 }
