@@ -81,6 +81,15 @@ async fn secrets_are_read_from_ssm_parameters() {
     assert!(!webhook_vars.contains_key("STEPSYNC_TOKEN_KEY"));
     assert!(!webhook_vars.contains_key("STEPSYNC_GOOGLE_CLIENT_SECRET"));
 
+    // Challenges and the sweep load no secret: no call at all, even to an SSM that is not there.
+    let nowhere = stepsync::aws::local_sdk_config("http://127.0.0.1:9");
+    let mut untouched = vars.clone();
+    let none = stepsync::config::Loads::STORE_ONLY.secret_settings();
+    stepsync::aws::resolve_secret_parameters(&nowhere, &none, &mut untouched).await.unwrap();
+    assert_eq!(untouched, vars);
+    let unreachable = stepsync::aws::resolve_secret_parameters(&nowhere, &webhook_secrets, &mut untouched).await;
+    assert!(matches!(unreachable, Err(stepsync::aws::SecretsError::Ssm(_))), "{unreachable:?}");
+
     let everything = stepsync::config::Loads::EVERYTHING.secret_settings();
     stepsync::aws::resolve_secret_parameters(&sdk, &everything, &mut vars).await.unwrap();
     assert_eq!(vars["STEPSYNC_TOKEN_KEY"], harness::TEST_TOKEN_KEY);
