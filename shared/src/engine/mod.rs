@@ -66,13 +66,12 @@ pub struct RejectedValue {
     pub error: ValueError,
 }
 
-/// What an apply does to one date: the source's new value; its absence from a pull that asked
-/// for the date (at that time), which removes a value it had; or a refused value (nothing).
+/// What an apply does to one date: the source's new value, or its absence from a pull that
+/// asked for the date (at that time), which removes a value it had.
 #[derive(Debug, Clone, Copy)]
 enum Pending {
     Value(SourceValue),
     Absent(Timestamp),
-    Refused,
 }
 
 /// What one apply did.
@@ -164,6 +163,8 @@ impl SyncEngine {
         let today = local_today(now, tz);
         let mut report = ApplyReport::default();
         let mut pending: BTreeMap<LocalDate, Pending> = BTreeMap::new();
+        // A refused value is no evidence that its day is gone.
+        let mut refused = std::collections::BTreeSet::new();
         for value in values {
             match self.limits.validate(value, today) {
                 Ok(steps) => {
@@ -171,7 +172,7 @@ impl SyncEngine {
                     // Within one batch the same rule picks the latest value per date.
                     let keep = match pending.get(&value.date) {
                         Some(Pending::Value(current)) => current.is_replaced_by(&incoming),
-                        _ => true,
+                        Some(Pending::Absent(_)) | None => true,
                     };
                     if keep {
                         pending.insert(value.date, Pending::Value(incoming));
@@ -180,17 +181,15 @@ impl SyncEngine {
                 Err(error) => {
                     tracing::info!(user = %user, source = %source, date = %value.date, code = error.code(), "daily value rejected");
                     report.rejected.push(RejectedValue { date: value.date, error });
-                    // A refused value is no evidence that the day is gone.
-                    pending.entry(value.date).or_insert(Pending::Refused);
+                    refused.insert(value.date);
                 }
             }
         }
         if let Some((start, end, asked_at)) = window {
-            for date in start.through(end.min(today)) {
+            for date in start.through(end.min(today)).filter(|date| !refused.contains(date)) {
                 pending.entry(date).or_insert(Pending::Absent(asked_at));
             }
         }
-        pending.retain(|_, p| !matches!(p, Pending::Refused));
 
         let mut round = 0;
         while !pending.is_empty() {
@@ -231,7 +230,6 @@ impl SyncEngine {
                 (Pending::Value(value), Some(install)) => next.merge_install(source, install, value, primary),
                 (Pending::Value(value), None) => next.merge(source, value, primary),
                 (Pending::Absent(observed_at), _) => next.remove(source, observed_at, primary),
-                (Pending::Refused, _) => false,
             };
             if !changed {
                 // A day the source never had is not a day it reported unchanged.

@@ -121,14 +121,23 @@ async fn absence_removes_only_what_the_source_had_and_never_a_newer_value() {
     let later = crate::domain::DailyValue { date: date("2026-11-24"), steps: 7000, observed_at: Some(at(1)) };
     w.engine.apply(&alice, Provider::GoogleHealth, &jiff::tz::TimeZone::UTC, &[later]).await.unwrap();
     w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-22", 1200)]).await;
+    w.walked(&alice, Provider::GoogleHealth, &[steps("2026-11-21", 4000)]).await;
+    w.clock.set(w.now() + jiff::SignedDuration::from_mins(1));
 
+    // Nov 21 comes back refused (negative): no evidence the day is gone.
     let window = Some((date("2026-11-20"), date("2026-11-25"), w.now()));
-    let report =
-        w.engine.apply_window(&alice, Provider::GoogleHealth, &jiff::tz::TimeZone::UTC, &[], window).await.unwrap();
+    let refused = [steps("2026-11-21", -5)];
+    let report = w
+        .engine
+        .apply_window(&alice, Provider::GoogleHealth, &jiff::tz::TimeZone::UTC, &refused, window)
+        .await
+        .unwrap();
 
     assert!(report.changed.is_empty(), "{report:?}");
+    assert_eq!(report.rejected.len(), 1);
     assert_eq!(w.store.day(&alice, date("2026-11-24")).unwrap().total.get(), 7000);
     assert_eq!(w.store.day(&alice, date("2026-11-22")).unwrap().total.get(), 1200);
+    assert_eq!(w.store.day(&alice, date("2026-11-21")).unwrap().total.get(), 4000);
 }
 
 #[tokio::test]
