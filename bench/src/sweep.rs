@@ -179,6 +179,7 @@ async fn minimal_sync(world: &World, user: &UserId, date: LocalDate, steps: i64)
     let (old, new) = (i64::from(current.total.get()), i64::from(next.total.get()));
     let deltas = vec![ParticipantDelta {
         challenge: world.challenge.clone(),
+        source: Provider::GoogleHealth,
         total: new - old,
         days: i64::from(new > 0) - i64::from(old > 0),
     }];

@@ -114,7 +114,7 @@ struct ParticipantView<'a> {
 
 impl<'a> From<&'a Participant> for ParticipantView<'a> {
     fn from(p: &'a Participant) -> Self {
-        Self { challenge_id: &p.challenge, user_id: &p.user, steps: p.totals.total, days: p.totals.days }
+        Self { challenge_id: &p.challenge, user_id: &p.user, steps: p.totals().total, days: p.totals().days }
     }
 }
 

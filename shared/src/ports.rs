@@ -3,7 +3,7 @@
 
 use crate::domain::{
     Challenge, ChallengeId, Connection, ConnectionStatus, DailyValue, DayRecord, EncryptedTokens, LastError, LocalDate,
-    OAuthState, Participant, ParticipantTotals, Provider, TokenSet, UserId, UserProfile,
+    OAuthState, Participant, Provider, SourceTotals, TokenSet, UserId, UserProfile,
 };
 use crate::events::Event;
 use async_trait::async_trait;
@@ -52,10 +52,11 @@ pub struct UserDays {
     pub days: BTreeMap<LocalDate, DayRecord>,
 }
 
-/// How one changed day moves one participant's numbers.
+/// How one changed day moves one participant's numbers from one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParticipantDelta {
     pub challenge: ChallengeId,
+    pub source: Provider,
     pub total: i64,
     pub days: i64,
 }
@@ -70,6 +71,13 @@ pub struct DayWrite {
     pub expected_rev: u64,
     pub deltas: Vec<ParticipantDelta>,
     pub now: Timestamp,
+}
+
+impl DayWrite {
+    /// The challenges the write moves, once each (one transaction item per participant).
+    pub fn challenges(&self) -> std::collections::BTreeSet<&ChallengeId> {
+        self.deltas.iter().map(|d| &d.challenge).collect()
+    }
 }
 
 /// A join: the new participant and the profile with the membership added (its `rev` one
@@ -98,6 +106,8 @@ pub trait StepStore: Send + Sync {
     async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError>;
     /// `StoreError::Conflict` when the day's version or the profile's rev moved.
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError>;
+    /// Sets the person's time zone; conditioned on `expected_rev`.
+    async fn set_time_zone(&self, user: &UserId, zone: &str, expected_rev: u64) -> Result<(), StoreError>;
     /// Sets or clears the primary source; conditioned on `expected_rev`.
     async fn set_primary_source(
         &self,
@@ -122,7 +132,7 @@ pub trait ChallengeStore: Send + Sync {
         &self,
         challenge: &ChallengeId,
         user: &UserId,
-        totals: ParticipantTotals,
+        totals: &SourceTotals,
         expected_rev: u64,
     ) -> Result<(), StoreError>;
     async fn participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Participant>, StoreError>;

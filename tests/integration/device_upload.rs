@@ -3,7 +3,7 @@
 
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
-use stepsync::domain::{DailyValue, Provider, UserId};
+use stepsync::domain::{DailyValue, ParticipantTotals, Provider, UserId};
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
 use stepsync_local::harness::{self, TestEnv, body_json, date, request_from_sample, unique};
 use stepsync_local::on_dynoxide;
@@ -55,12 +55,12 @@ async fn reuploading_the_same_days_sends_zero_writes_and_two_phones_never_add_up
     let (status, _) = upload(&app, &walker, phone("ipad", &week)).await;
     assert_eq!(status, 200);
     let totals = env.challenges().recompute(&c, &walker).await.unwrap();
-    assert_eq!(totals.total, 9000 + 10_212 + 8421);
-    assert_eq!(env.store.participant(&c, &walker).await.unwrap().unwrap().totals, totals);
+    assert_eq!(totals.best().total, 9000 + 10_212 + 8421);
+    assert_eq!(env.store.participant(&c, &walker).await.unwrap().unwrap().sources, totals);
     // A later upload overwrites (the phone recounted), never adds.
     upload(&app, &walker, phone("ipad", &[("2026-11-24", 8500)])).await;
-    assert_eq!(env.challenges().recompute(&c, &walker).await.unwrap().total, 9000 + 10_212 + 8500);
-    assert_eq!(env.store.participant(&c, &walker).await.unwrap().unwrap().totals.total, 9000 + 10_212 + 8500);
+    assert_eq!(env.challenges().recompute(&c, &walker).await.unwrap().best().total, 9000 + 10_212 + 8500);
+    assert_eq!(env.store.participant(&c, &walker).await.unwrap().unwrap().totals().total, 9000 + 10_212 + 8500);
 }
 
 async fn phone_and_google_resolve_by_primary_or_maximum_and_the_leaderboard_stays_exact(env: TestEnv) {
@@ -80,7 +80,7 @@ async fn phone_and_google_resolve_by_primary_or_maximum_and_the_leaderboard_stay
         .unwrap();
     let day = env.store.load_user_days(&walker, &[date("2026-11-24")]).await.unwrap().days[&date("2026-11-24")].clone();
     assert_eq!(day.total.get(), 8421, "the larger of the two, never 16321");
-    assert_eq!(env.store.participant(&c, &walker).await.unwrap().unwrap().totals.total, 8421);
+    assert_eq!(env.store.participant(&c, &walker).await.unwrap().unwrap().totals().total, 8421);
 
     // With Google as the primary source, its value decides the next time the day moves.
     let rev = env.store.load_user_days(&walker, &[]).await.unwrap().profile.rev;
@@ -96,9 +96,10 @@ async fn phone_and_google_resolve_by_primary_or_maximum_and_the_leaderboard_stay
         .unwrap();
     let day = env.store.load_user_days(&walker, &[date("2026-11-24")]).await.unwrap().days[&date("2026-11-24")].clone();
     assert_eq!(day.total.get(), 7950);
-    let stored = env.store.participant(&c, &walker).await.unwrap().unwrap().totals;
+    let stored = env.store.participant(&c, &walker).await.unwrap().unwrap().sources;
     assert_eq!(stored, env.challenges().recompute(&c, &walker).await.unwrap(), "the leaderboard stays exact");
-    assert_eq!(stored.total, 7950);
+    // The challenge counts the best single source over its window, whatever the day shows.
+    assert_eq!(stored.counted(), Some((Provider::AppleHealth, ParticipantTotals { total: 8421, days: 1 })));
 }
 
 async fn bad_uploads_get_field_errors_and_mixed_uploads_keep_their_valid_days(env: TestEnv) {

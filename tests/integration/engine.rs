@@ -32,6 +32,7 @@ on_both_backends!(
     a_person_in_the_most_open_challenges_still_syncs_and_no_write_outgrows_a_transaction,
     a_day_a_pull_no_longer_returns_loses_the_sources_value_and_the_totals_follow,
     two_installs_of_one_platform_are_kept_apart_through_the_store,
+    a_walk_two_sources_put_on_different_dates_counts_once_through_the_store,
 );
 
 const SOURCES: [Provider; 2] = [Provider::AppleHealth, Provider::GoogleHealth];
@@ -49,15 +50,15 @@ fn value(day: &str, steps: i64, observed: Option<i64>) -> DailyValue {
 }
 
 async fn participant_totals(env: &TestEnv, challenge: &ChallengeId, user: &UserId) -> Option<ParticipantTotals> {
-    env.store.participant(challenge, user).await.unwrap().map(|p| p.totals)
+    env.store.participant(challenge, user).await.unwrap().map(|p| p.totals())
 }
 
-/// The participant's stored numbers equal what the day records say.
+/// The participant's stored numbers, per source, equal what the day records say.
 async fn assert_exact(env: &TestEnv, challenge: &ChallengeId, user: &UserId) -> ParticipantTotals {
-    let stored = participant_totals(env, challenge, user).await.expect("a participant");
+    let stored = env.store.participant(challenge, user).await.unwrap().expect("a participant");
     let recomputed = env.challenges().recompute(challenge, user).await.unwrap();
-    assert_eq!(stored, recomputed, "{:?}: stored totals differ from recompute", env.backend);
-    stored
+    assert_eq!(stored.sources, recomputed, "{:?}: stored totals differ from recompute", env.backend);
+    stored.totals()
 }
 
 async fn fifty_concurrent_merges_from_two_sources_end_exact(env: TestEnv) {
@@ -202,9 +203,9 @@ async fn joining_after_data_exists_starts_at_the_right_total(env: TestEnv) {
     env.engine.apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-22", 650, None)]).await.unwrap();
     let c = env.challenge("2026-11-20", "2026-11-25").await;
     let joined = env.challenges().join(&c, &walker, env.now()).await.unwrap();
-    assert_eq!(joined.totals, ParticipantTotals { total: 1200, days: 2 });
+    assert_eq!(joined.totals(), ParticipantTotals { total: 1200, days: 2 });
     let again = env.challenges().join(&c, &walker, env.now()).await.unwrap();
-    assert_eq!(again.totals, joined.totals, "joining twice is a no-op");
+    assert_eq!(again.totals(), joined.totals(), "joining twice is a no-op");
     assert_exact(&env, &c, &walker).await;
 }
 
@@ -244,14 +245,15 @@ async fn leaving_stops_the_totals_and_keeps_the_days(env: TestEnv) {
     let days = env.store.load_user_days(&walker, &[date("2026-11-03"), date("2026-11-04")]).await.unwrap().days;
     assert_eq!(days.len(), 2, "history stays");
     let back = env.challenges().join(&c, &walker, env.now()).await.unwrap();
-    assert_eq!(back.totals.total, 5000, "rejoining starts from the days");
+    assert_eq!(back.totals().total, 5000, "rejoining starts from the days");
 }
 
 async fn a_legacy_fitbit_sync_asks_to_reconnect_through_google(env: TestEnv) {
     let walker = user();
     env.store.create_connection(&Connection::new(walker.clone(), Provider::Fitbit, env.now())).await.unwrap();
     let connection = env.store.get_connection(&walker, Provider::Fitbit).await.unwrap().unwrap();
-    let outcome = env.engine.sync_connection(&connection, date("2026-11-19"), date("2026-11-25")).await.unwrap();
+    let outcome =
+        env.engine.sync_connection(&connection, &TimeZone::UTC, date("2026-11-19"), date("2026-11-25")).await.unwrap();
     let SyncOutcome::Failed { error, status, .. } = outcome else { panic!("expected a failure, got {outcome:?}") };
     assert_eq!(status, ConnectionStatus::ReconnectRequired);
     assert!(error.message.contains("through Google"), "{}", error.message);
@@ -271,7 +273,12 @@ async fn a_legacy_fitbit_sync_asks_to_reconnect_through_google(env: TestEnv) {
     assert_eq!(changed[0].new_status, ConnectionStatus::ReconnectRequired);
     let again = env
         .engine
-        .sync_connection(&stored_connection(&env, &walker).await, date("2026-11-19"), date("2026-11-25"))
+        .sync_connection(
+            &stored_connection(&env, &walker).await,
+            &TimeZone::UTC,
+            date("2026-11-19"),
+            date("2026-11-25"),
+        )
         .await;
     assert_eq!(again.unwrap(), SyncOutcome::Skipped(ConnectionStatus::ReconnectRequired));
 }
@@ -394,12 +401,17 @@ async fn a_person_in_the_most_open_challenges_still_syncs_and_no_write_outgrows_
 
     // A day write with 99 deltas would be 101 items: refused before it is sent, not retryable.
     let rev = env.store.load_user_days(&walker, &[]).await.unwrap().profile.rev;
-    let delta = ParticipantDelta { challenge: one_more.clone(), total: 1, days: 0 };
+    let delta = |i: usize| ParticipantDelta {
+        challenge: if i == 0 { one_more.clone() } else { ChallengeId::parse(&format!("other-{i}")).unwrap() },
+        source: Provider::Misfit,
+        total: 1,
+        days: 0,
+    };
     let write = DayWrite {
         record: DayRecord::empty(walker.clone(), date("2026-11-21")),
         expected_version: 0,
         expected_rev: rev,
-        deltas: vec![delta; MAX_TRANSACTION_ITEMS - 1],
+        deltas: (0..MAX_TRANSACTION_ITEMS - 1).map(delta).collect(),
         now: env.now(),
     };
     let error = env.store.commit_day(&write).await.unwrap_err();
@@ -458,4 +470,40 @@ async fn two_installs_of_one_platform_are_kept_apart_through_the_store(env: Test
     assert!(upload("iphone", 8000, 50).await.changed.is_empty(), "an older reading changes nothing");
     upload("iphone", 9400, 300).await;
     assert_eq!(assert_exact(&env, &month, &walker).await, ParticipantTotals { total: 9400, days: 1 });
+}
+
+/// Chicago → Tokyo through the real adapter: each source's numbers are kept per participant,
+/// moved in the day's transaction, and the challenge counts the best single source (13,000,
+/// not the 21,000 of largest-per-day). The person's zone is kept on the profile.
+async fn a_walk_two_sources_put_on_different_dates_counts_once_through_the_store(env: TestEnv) {
+    let walker = user();
+    let c = env.challenge("2026-11-01", "2026-11-30").await;
+    env.challenges().join(&c, &walker, env.now()).await.unwrap();
+    let chicago = TimeZone::get("America/Chicago").unwrap();
+    let tokyo = TimeZone::get("Asia/Tokyo").unwrap();
+    let google = [value("2026-11-24", 10_000, None), value("2026-11-25", 3_000, None)];
+    env.engine.apply(&walker, Provider::GoogleHealth, &chicago, &google).await.unwrap();
+    let phone = [value("2026-11-24", 1_500, None), value("2026-11-25", 11_000, None)];
+    env.engine.apply_from_install(&walker, Provider::AppleHealth, "iphone", &tokyo, &phone).await.unwrap();
+
+    assert_eq!(assert_exact(&env, &c, &walker).await, ParticipantTotals { total: 13_000, days: 2 });
+    let stored = env.store.participant(&c, &walker).await.unwrap().unwrap().sources;
+    assert_eq!(stored.0[&Provider::AppleHealth], ParticipantTotals { total: 12_500, days: 2 });
+    let board = env.challenges().leaderboard(&c, 10, None).await.unwrap();
+    assert_eq!((board.entries[0].total, board.entries[0].days), (13_000, 2));
+
+    // A rebuild writes every source back (and drops one with nothing left).
+    env.engine
+        .apply_from_install(&walker, Provider::AppleHealth, "iphone", &tokyo, &[value("2026-11-26", 9_000, None)])
+        .await
+        .unwrap();
+    assert_eq!(assert_exact(&env, &c, &walker).await.total, 21_500, "the phone now saw more, alone");
+    let rebuilt = env.challenges().rebuild(&c, &walker, env.now()).await.unwrap();
+    assert_eq!(env.store.participant(&c, &walker).await.unwrap().unwrap().sources, rebuilt);
+
+    let rev = env.store.load_user_days(&walker, &[]).await.unwrap().profile.rev;
+    env.store.set_time_zone(&walker, "Asia/Tokyo", rev).await.unwrap();
+    let profile = env.store.load_user_days(&walker, &[]).await.unwrap().profile;
+    assert_eq!((profile.time_zone.as_deref(), profile.rev), (Some("Asia/Tokyo"), rev + 1));
+    assert!(matches!(env.store.set_time_zone(&walker, "UTC", rev).await, Err(StoreError::Conflict)));
 }

@@ -305,7 +305,7 @@ async fn connect_callback_backfill_and_leaderboard_are_exact(env: TestEnv) {
     let board = w.env.challenges().leaderboard(&challenge, 10, None).await.unwrap();
     assert_eq!(board.entries[0].total, 20_345);
     assert_eq!(board.entries[0].days, 2);
-    assert_eq!(w.env.challenges().recompute(&challenge, &w.user).await.unwrap().total, 20_345);
+    assert_eq!(w.env.challenges().recompute(&challenge, &w.user).await.unwrap().best().total, 20_345);
     w.assert_no_secret_logged(&[query_of(&w.fake.approve(&w.authorize().await.0, &w.health_id), "code").unwrap()])
         .await;
 }
@@ -514,7 +514,7 @@ async fn a_walk_deleted_at_google_leaves_the_day_and_the_leaderboard(env: TestEn
     assert_eq!((day.total.get(), day.sources.len()), (0, 0), "Google's value is gone");
     let board = w.env.challenges().leaderboard(&challenge, 10, None).await.unwrap();
     assert_eq!((board.entries[0].total, board.entries[0].days), (4000, 1));
-    assert_eq!(w.env.challenges().recompute(&challenge, &w.user).await.unwrap().total, 4000);
+    assert_eq!(w.env.challenges().recompute(&challenge, &w.user).await.unwrap().best().total, 4000);
     let removed = w.env.publisher.events().into_iter().any(|e| {
         matches!(e, Event::StepsUpdated(u) if u.date == date("2026-11-23") && u.old_total == 6000 && u.new_total == 0)
     });

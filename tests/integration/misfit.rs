@@ -154,7 +154,7 @@ async fn connect_notify_fetch_and_leaderboard(env: TestEnv) {
     w.connect().await;
     let mut seen = 0;
     assert_eq!(w.run_syncs(&mut seen).await, 1, "the backfill");
-    assert_eq!(w.env.challenges().recompute(&challenge, &w.user).await.unwrap().total, 9823);
+    assert_eq!(w.env.challenges().recompute(&challenge, &w.user).await.unwrap().best().total, 9823);
 
     // The subscription handshake, then a notification about today.
     let status = w.deliver(&w.sns.subscription_confirmation(TOPIC), "SubscriptionConfirmation").await;
@@ -170,7 +170,7 @@ async fn connect_notify_fetch_and_leaderboard(env: TestEnv) {
     let board = w.env.challenges().leaderboard(&challenge, 10, None).await.unwrap();
     assert_eq!(board.entries[0].total, 9823 + 3011);
     assert_eq!(
-        w.env.store.participant(&challenge, &w.user).await.unwrap().unwrap().totals,
+        w.env.store.participant(&challenge, &w.user).await.unwrap().unwrap().sources,
         w.env.challenges().recompute(&challenge, &w.user).await.unwrap()
     );
 

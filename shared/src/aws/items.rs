@@ -4,8 +4,8 @@
 
 use crate::domain::{
     AccountHold, Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LastError,
-    LocalDate, Membership, OAuthState, Participant, ParticipantTotals, Provider, SourceValue, StepCount, UserId,
-    UserProfile, shard_of,
+    LocalDate, Membership, OAuthState, Participant, ParticipantTotals, Provider, SourceTotals, SourceValue, StepCount,
+    UserId, UserProfile, shard_of,
 };
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -124,6 +124,8 @@ pub struct ProfileItem {
     pub rev: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<Provider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     #[serde(default)]
     pub memberships: BTreeMap<String, Membership>,
 }
@@ -135,6 +137,7 @@ impl ProfileItem {
             sk: PROFILE_SK.to_owned(),
             rev: profile.rev,
             primary: profile.primary,
+            time_zone: profile.time_zone.clone(),
             memberships: profile.memberships.iter().map(|(id, m)| (id.as_str().to_owned(), *m)).collect(),
         }
     }
@@ -146,7 +149,7 @@ impl ProfileItem {
             .map(|(id, m)| ChallengeId::parse(&id).map(|id| (id, m)))
             .collect::<Result<BTreeMap<_, _>, _>>()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(UserProfile { primary: self.primary, memberships, rev: self.rev })
+        Ok(UserProfile { primary: self.primary, time_zone: self.time_zone, memberships, rev: self.rev })
     }
 }
 
@@ -198,41 +201,64 @@ impl ChallengeItem {
     }
 }
 
+/// A participant: the fixed attributes below, plus `steps#{provider}` and `days#{provider}`
+/// per source with steps in the window (top-level numbers, so a day write moves them with
+/// `ADD`; `participant_item` and `participant_from_item` convert).
 #[derive(Serialize, Deserialize)]
 pub struct ParticipantItem {
     pub pk: String,
     pub sk: String,
     pub challenge: ChallengeId,
     pub user: UserId,
-    pub total: u64,
-    pub days: u32,
     pub joined_at: Timestamp,
     /// Epoch seconds after which the challenge is final: day writes are conditioned on it.
     pub closes_at: i64,
 }
 
-impl ParticipantItem {
-    pub fn from_participant(p: &Participant, closes_at: Timestamp) -> Self {
-        Self {
-            pk: challenge_pk(&p.challenge),
-            sk: participant_sk(&p.user),
-            challenge: p.challenge.clone(),
-            user: p.user.clone(),
-            total: p.totals.total,
-            days: p.totals.days,
-            joined_at: p.joined_at,
-            closes_at: closes_at.as_second(),
-        }
-    }
+/// The attribute names of one source's numbers in a participant item.
+pub fn source_attributes(source: Provider) -> (String, String) {
+    (format!("steps#{}", source.as_str()), format!("days#{}", source.as_str()))
+}
 
-    pub fn into_participant(self) -> Participant {
-        Participant {
-            challenge: self.challenge,
-            user: self.user,
-            totals: ParticipantTotals { total: self.total, days: self.days },
-            joined_at: self.joined_at,
+pub fn participant_item(p: &Participant, closes_at: Timestamp) -> Result<Item, StoreError> {
+    let mut item = to_item(&ParticipantItem {
+        pk: challenge_pk(&p.challenge),
+        sk: participant_sk(&p.user),
+        challenge: p.challenge.clone(),
+        user: p.user.clone(),
+        joined_at: p.joined_at,
+        closes_at: closes_at.as_second(),
+    })?;
+    for (source, totals) in &p.sources.0 {
+        let (steps, days) = source_attributes(*source);
+        item.insert(steps, n(totals.total));
+        item.insert(days, n(totals.days));
+    }
+    Ok(item)
+}
+
+pub fn participant_from_item(item: Item) -> Result<Participant, StoreError> {
+    let number = |name: &str| -> Result<u64, StoreError> {
+        item.get(name).map_or(Ok(0), |v| {
+            v.as_n()
+                .ok()
+                .and_then(|raw| raw.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("{name} is not a count")))
+        })
+    };
+    let mut sources = SourceTotals::default();
+    for source in Provider::ALL {
+        let (steps, days) = source_attributes(source);
+        let totals = ParticipantTotals {
+            total: number(&steps)?,
+            days: u32::try_from(number(&days)?).map_err(|_| StoreError::Corrupt(format!("{days} is too large")))?,
+        };
+        if totals != ParticipantTotals::default() {
+            sources.0.insert(source, totals);
         }
     }
+    let fixed: ParticipantItem = from_item(item)?;
+    Ok(Participant { challenge: fixed.challenge, user: fixed.user, sources, joined_at: fixed.joined_at })
 }
 
 #[derive(Serialize, Deserialize)]

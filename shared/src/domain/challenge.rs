@@ -134,11 +134,14 @@ impl Membership {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserProfile {
     pub primary: Option<Provider>,
+    /// The person's IANA zone as their phone last reported it: the zone of "today" and of
+    /// pull windows for a connection whose provider does not say its own.
+    pub time_zone: Option<String>,
     pub memberships: BTreeMap<ChallengeId, Membership>,
     pub rev: u64,
 }
 
-/// A participant's running numbers in one challenge.
+/// A participant's numbers from one source, or the numbers a challenge counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantTotals {
     pub total: u64,
@@ -146,12 +149,55 @@ pub struct ParticipantTotals {
     pub days: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A participant's running numbers per source over the challenge window.
+///
+/// A challenge counts one source per person: the best single source, the one with the most
+/// steps over the window (then more days, then the fixed order of `Provider::ALL`). Sources
+/// never mix, so a walk that two sources put on different dates (a watch on Chicago time, a
+/// phone already on Tokyo time) is counted once: the count is never more than one source saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceTotals(pub BTreeMap<Provider, ParticipantTotals>);
+
+impl SourceTotals {
+    /// The source the challenge counts, with its numbers; `None` before any steps.
+    pub fn counted(&self) -> Option<(Provider, ParticipantTotals)> {
+        let rank = |p: &Provider| Provider::ALL.iter().position(|q| q == p).unwrap_or(usize::MAX);
+        self.0
+            .iter()
+            .filter(|(_, t)| t.total > 0 || t.days > 0)
+            .max_by(|(a, x), (b, y)| (x.total, x.days).cmp(&(y.total, y.days)).then_with(|| rank(b).cmp(&rank(a))))
+            .map(|(p, t)| (*p, *t))
+    }
+
+    /// The numbers the challenge counts.
+    pub fn best(&self) -> ParticipantTotals {
+        self.counted().map(|(_, t)| t).unwrap_or_default()
+    }
+
+    /// Moves one source's numbers; a source left with nothing is dropped.
+    pub fn add(&mut self, source: Provider, total: i64, days: i64) {
+        let entry = self.0.entry(source).or_default();
+        entry.total = entry.total.saturating_add_signed(total);
+        entry.days = u32::try_from(i64::from(entry.days) + days).unwrap_or(0);
+        if *entry == ParticipantTotals::default() {
+            self.0.remove(&source);
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
     pub challenge: ChallengeId,
     pub user: UserId,
-    pub totals: ParticipantTotals,
+    pub sources: SourceTotals,
     pub joined_at: Timestamp,
+}
+
+impl Participant {
+    /// The numbers the challenge counts: the best single source's.
+    pub fn totals(&self) -> ParticipantTotals {
+        self.sources.best()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -240,7 +240,7 @@ impl SyncEngine {
                 continue;
             }
             next.version = current.version + 1;
-            let deltas = participant_deltas(snapshot, date, current.total.get(), next.total.get(), now);
+            let deltas = participant_deltas(snapshot, &current, &next, now);
             let write = DayWrite { record: next, expected_version: current.version, expected_rev: rev, deltas, now };
             self.steps.commit_day(&write).await?;
             rev += 1;
@@ -282,9 +282,11 @@ impl SyncEngine {
     /// A source this deployment does not pull (a phone, a provider not configured) is skipped.
     /// Days before the connection's `counts_from` (they fed the account's previous holder)
     /// are never fetched.
+    /// `tz` is the zone of the connection's days (`Syncing::person_zone`).
     pub async fn sync_connection(
         &self,
         connection: &Connection,
+        tz: &TimeZone,
         start: LocalDate,
         end: LocalDate,
     ) -> Result<SyncOutcome, SyncError> {
@@ -316,7 +318,7 @@ impl SyncEngine {
             Ok(values) => {
                 let (user, source) = (&connection.user, connection.provider);
                 let pulled = Some((start, end, now));
-                let report = self.apply_window(user, source, &connection.tz(), &values, pulled).await?;
+                let report = self.apply_window(user, source, tz, &values, pulled).await?;
                 let record = SyncRecord {
                     attempted_at: Some(now),
                     succeeded_at: Some(now),
@@ -391,27 +393,26 @@ impl SyncEngine {
     }
 }
 
-/// The participant deltas a change of one day's total causes: every membership whose window
-/// covers the date and whose challenge is not final.
-fn participant_deltas(
-    snapshot: &UserDays,
-    date: LocalDate,
-    old: u32,
-    new: u32,
-    now: Timestamp,
-) -> Vec<ParticipantDelta> {
-    let total = i64::from(new) - i64::from(old);
-    let days = i64::from(new > 0) - i64::from(old > 0);
-    if total == 0 && days == 0 {
-        return Vec::new();
-    }
-    snapshot
-        .profile
-        .memberships
+/// The participant deltas a change of one day causes: per source whose value moved, every
+/// membership whose window covers the date and whose challenge is not final.
+fn participant_deltas(snapshot: &UserDays, old: &DayRecord, new: &DayRecord, now: Timestamp) -> Vec<ParticipantDelta> {
+    let steps = |day: &DayRecord, p: &Provider| day.sources.get(p).map_or(0, |v| i64::from(v.steps.get()));
+    let moved: Vec<(Provider, i64, i64)> = Provider::ALL
         .iter()
-        .filter(|(_, m)| m.covers(date) && !m.is_final(now))
-        .map(|(challenge, _)| ParticipantDelta { challenge: challenge.clone(), total, days })
-        .collect()
+        .map(|p| (*p, steps(old, p), steps(new, p)))
+        .map(|(p, before, after)| (p, after - before, i64::from(after > 0) - i64::from(before > 0)))
+        .filter(|(_, total, days)| *total != 0 || *days != 0)
+        .collect();
+    let open = snapshot.profile.memberships.iter().filter(|(_, m)| m.covers(new.date) && !m.is_final(now));
+    open.flat_map(|(challenge, _)| {
+        moved.iter().map(|(source, total, days)| ParticipantDelta {
+            challenge: challenge.clone(),
+            source: *source,
+            total: *total,
+            days: *days,
+        })
+    })
+    .collect()
 }
 
 /// A stable code and the sentence that tells the person what to do.
@@ -516,7 +517,7 @@ mod tests {
     }
 
     async fn total(w: &World, id: &ChallengeId) -> u64 {
-        w.store.participant(id, &alice()).await.unwrap().unwrap().totals.total
+        w.store.participant(id, &alice()).await.unwrap().unwrap().totals().total
     }
 
     #[tokio::test]
@@ -591,7 +592,8 @@ mod tests {
         let w = world_with(Providers::default().with_source(source.clone()));
         let mut connection = Connection::new(alice(), Provider::GoogleHealth, w.engine.clock.now());
         w.store.create_connection(&connection).await.unwrap();
-        let outcome = w.engine.sync_connection(&connection, d("2026-11-19"), d("2026-11-25")).await.unwrap();
+        let outcome =
+            w.engine.sync_connection(&connection, &TimeZone::UTC, d("2026-11-19"), d("2026-11-25")).await.unwrap();
         let SyncOutcome::Failed { status, retry_after, error } = outcome else { panic!("{outcome:?}") };
         assert_eq!((status, retry_after), (ConnectionStatus::Active, Some(Duration::from_secs(30))));
         assert_eq!(error.code, FailureCode::RateLimited);
@@ -599,7 +601,8 @@ mod tests {
 
         connection = w.store.get_connection(&alice(), Provider::GoogleHealth).await.unwrap().unwrap();
         *source.answer.lock().unwrap() = Ok(vec![v("2026-11-24", 4200)]);
-        let outcome = w.engine.sync_connection(&connection, d("2026-11-19"), d("2026-11-25")).await.unwrap();
+        let outcome =
+            w.engine.sync_connection(&connection, &TimeZone::UTC, d("2026-11-19"), d("2026-11-25")).await.unwrap();
         assert!(matches!(outcome, SyncOutcome::Synced(ref r) if r.changed.len() == 1));
         let stored = w.store.get_connection(&alice(), Provider::GoogleHealth).await.unwrap().unwrap();
         assert_eq!(stored.last_error, None, "a success clears the last error");

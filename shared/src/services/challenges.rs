@@ -4,7 +4,7 @@
 use super::ServiceError;
 use crate::domain::{
     Challenge, ChallengeId, ChallengeState, LeaderboardEntry, LeaderboardPage, LocalDate, MAX_GRACE_DAYS,
-    MAX_OPEN_CHALLENGES, Participant, ParticipantTotals, UserId, local_today,
+    MAX_OPEN_CHALLENGES, Participant, SourceTotals, UserId, local_today,
 };
 use crate::ports::{ChallengeStore, JoinWrite, LeaveWrite, StepStore, StoreError, UserDays};
 use base64::Engine;
@@ -65,15 +65,15 @@ pub struct NewChallenge {
     pub grace_days: u32,
 }
 
-/// A person's numbers in a challenge, straight from their day records.
-pub fn totals_in_window(challenge: &Challenge, window: &UserDays) -> ParticipantTotals {
-    window.days.values().filter(|d| challenge.start <= d.date && d.date <= challenge.end).fold(
-        ParticipantTotals::default(),
-        |acc, d| ParticipantTotals {
-            total: acc.total + u64::from(d.total.get()),
-            days: acc.days + u32::from(d.total.get() > 0),
-        },
-    )
+/// A person's numbers per source in a challenge, straight from their day records.
+pub fn totals_in_window(challenge: &Challenge, window: &UserDays) -> SourceTotals {
+    let mut totals = SourceTotals::default();
+    for day in window.days.values().filter(|d| challenge.start <= d.date && d.date <= challenge.end) {
+        for (source, value) in &day.sources {
+            totals.add(*source, i64::from(value.steps.get()), i64::from(value.steps.get() > 0));
+        }
+    }
+    totals
 }
 
 pub struct Challenges<'a> {
@@ -132,7 +132,7 @@ impl Challenges<'_> {
             let participant = Participant {
                 challenge: id.clone(),
                 user: user.clone(),
-                totals: totals_in_window(&challenge, &window),
+                sources: totals_in_window(&challenge, &window),
                 joined_at: now,
             };
             let mut profile = window.profile.clone();
@@ -174,7 +174,7 @@ impl Challenges<'_> {
     }
 
     /// What the participant's numbers should be, rebuilt from the day records.
-    pub async fn recompute(&self, id: &ChallengeId, user: &UserId) -> Result<ParticipantTotals, ChallengeError> {
+    pub async fn recompute(&self, id: &ChallengeId, user: &UserId) -> Result<SourceTotals, ChallengeError> {
         let challenge = self.load(id).await?;
         let window = self.steps.load_user_window(user, challenge.start, challenge.end).await?;
         Ok(totals_in_window(&challenge, &window))
@@ -187,7 +187,7 @@ impl Challenges<'_> {
         id: &ChallengeId,
         user: &UserId,
         now: Timestamp,
-    ) -> Result<ParticipantTotals, ChallengeError> {
+    ) -> Result<SourceTotals, ChallengeError> {
         let challenge = self.load(id).await?;
         if challenge.state(now) == ChallengeState::Final {
             return Err(ChallengeError::Final);
@@ -198,7 +198,7 @@ impl Challenges<'_> {
                 return Err(ChallengeError::NotParticipant);
             }
             let totals = totals_in_window(&challenge, &window);
-            match self.store.commit_totals(id, user, totals, window.profile.rev).await {
+            match self.store.commit_totals(id, user, &totals, window.profile.rev).await {
                 Ok(()) => return Ok(totals),
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
@@ -227,7 +227,7 @@ pub fn rank(
     limit: usize,
     cursor: Option<&str>,
 ) -> Result<LeaderboardPage, ChallengeError> {
-    participants.sort_by(|a, b| b.totals.total.cmp(&a.totals.total).then_with(|| a.user.cmp(&b.user)));
+    participants.sort_by(|a, b| b.totals().total.cmp(&a.totals().total).then_with(|| a.user.cmp(&b.user)));
     let after = cursor.map(decode_cursor).transpose()?;
     let count = participants.len() as u32;
     let mut entries = Vec::new();
@@ -235,12 +235,13 @@ pub fn rank(
     let mut previous_total = None;
     let mut more = false;
     for (position, p) in participants.iter().enumerate() {
-        if previous_total != Some(p.totals.total) {
+        let totals = p.totals();
+        if previous_total != Some(totals.total) {
             rank = position as u32 + 1;
-            previous_total = Some(p.totals.total);
+            previous_total = Some(totals.total);
         }
         if let Some((total, user)) = &after {
-            let is_after = p.totals.total < *total || (p.totals.total == *total && p.user.as_str() > user.as_str());
+            let is_after = totals.total < *total || (totals.total == *total && p.user.as_str() > user.as_str());
             if !is_after {
                 continue;
             }
@@ -249,7 +250,7 @@ pub fn rank(
             more = true;
             break;
         }
-        entries.push(LeaderboardEntry { rank, user: p.user.clone(), total: p.totals.total, days: p.totals.days });
+        entries.push(LeaderboardEntry { rank, user: p.user.clone(), total: totals.total, days: totals.days });
     }
     let next = more.then(|| entries.last().map(|e| encode_cursor(e.total, &e.user))).flatten();
     Ok(LeaderboardPage { entries, next, participants: count })
@@ -272,12 +273,13 @@ fn decode_cursor(raw: &str) -> Result<(u64, UserId), ChallengeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ParticipantTotals;
 
     fn p(user: &str, total: u64) -> Participant {
         Participant {
             challenge: ChallengeId::parse("c").unwrap(),
             user: UserId::parse(user).unwrap(),
-            totals: ParticipantTotals { total, days: 1 },
+            sources: SourceTotals([(crate::domain::Provider::Misfit, ParticipantTotals { total, days: 1 })].into()),
             joined_at: Timestamp::UNIX_EPOCH,
         }
     }

@@ -12,6 +12,7 @@ use crate::engine::{SyncEngine, SyncError, SyncOutcome};
 use crate::events::{Event, SyncReason, SyncRequested, SyncShard};
 use crate::ports::StoreError;
 use futures::StreamExt;
+use jiff::tz::TimeZone;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -117,10 +118,22 @@ impl Syncing {
         start: Option<LocalDate>,
         end: Option<LocalDate>,
     ) -> Result<SyncOutcome, SyncError> {
-        let today = local_today(self.ports.clock.now(), &connection.tz());
+        let tz = self.person_zone(connection).await?;
+        let today = local_today(self.ports.clock.now(), &tz);
         let end = end.unwrap_or(today);
         let start = start.unwrap_or_else(|| end.add_days(1 - self.settings.window_days as i32)).min(end);
-        self.engine.sync_connection(connection, start, end).await
+        self.engine.sync_connection(connection, &tz, start, end).await
+    }
+
+    /// The zone of a connection's days: the provider's own where it says it (Google Health's
+    /// settings), else the person's (their phone's), else UTC. Only a connection without its
+    /// own zone costs the profile read.
+    async fn person_zone(&self, connection: &Connection) -> Result<TimeZone, SyncError> {
+        if connection.time_zone.is_some() || self.engine.providers.source(connection.provider).is_none() {
+            return Ok(connection.tz());
+        }
+        let profile = self.ports.steps.load_user_days(&connection.user, &[]).await?.profile;
+        Ok(profile.time_zone.as_deref().and_then(|z| TimeZone::get(z).ok()).unwrap_or(TimeZone::UTC))
     }
 
     /// The worker's event: one `SyncRequested` or one `SyncShard`. `stop_at` is the Lambda's

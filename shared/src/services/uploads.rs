@@ -76,7 +76,10 @@ impl DeviceUploads {
         if values.is_empty() {
             return Ok(UploadReport { applied: Vec::new(), rejected });
         }
-        let last_heard = self.ensure_connection(user, platform, &zone, now).await?;
+        let (last_heard, zone_moved) = self.ensure_connection(user, platform, &zone, now).await?;
+        if zone_moved {
+            self.learn_zone(user, &zone).await;
+        }
         let report = self
             .engine
             .apply_from_install(user, platform, &install_id, &tz, &values)
@@ -114,23 +117,43 @@ impl DeviceUploads {
         Ok(UploadReport { applied, rejected })
     }
 
+    /// The phone's zone becomes the person's: the zone of "today" and of the pull windows of
+    /// their connections whose provider does not say its own. Best effort: the steps are
+    /// already counted, and the next upload tries again.
+    async fn learn_zone(&self, user: &UserId, zone: &str) {
+        for _ in 0..5 {
+            let profile = match self.ports.steps.load_user_days(user, &[]).await {
+                Ok(days) => days.profile,
+                Err(error) => return tracing::warn!(user = %user, %error, "time zone not learned"),
+            };
+            if profile.time_zone.as_deref() == Some(zone) {
+                return;
+            }
+            match self.ports.steps.set_time_zone(user, zone, profile.rev).await {
+                Ok(()) => return tracing::info!(user = %user, zone, "time zone learned from the phone"),
+                Err(StoreError::Conflict) => continue,
+                Err(error) => return tracing::warn!(user = %user, %error, "time zone not learned"),
+            }
+        }
+    }
+
     /// The phone source's connection: created on the first upload, and active again after the
     /// person turned it off and the app uploads anew (the upload is the person's act). Returns
-    /// when the source was last heard from.
+    /// when the source was last heard from, and whether the phone's zone is new.
     async fn ensure_connection(
         &self,
         user: &UserId,
         platform: Provider,
         zone: &str,
         now: Timestamp,
-    ) -> Result<Option<Timestamp>, ServiceError> {
+    ) -> Result<(Option<Timestamp>, bool), ServiceError> {
         let connections = &self.ports.connections;
         let existing = connections.get_connection(user, platform).await?;
         let fresh = Connection { time_zone: Some(zone.to_owned()), ..Connection::new(user.clone(), platform, now) };
         let result = match existing {
             None => connections.create_connection(&fresh).await,
             Some(c) if c.status == ConnectionStatus::Active && c.time_zone.as_deref() == Some(zone) => {
-                return Ok(c.last_success_at);
+                return Ok((c.last_success_at, false));
             }
             Some(c) => {
                 let updated = Connection {
@@ -144,7 +167,7 @@ impl DeviceUploads {
         };
         match result {
             // A concurrent upload made or changed it: either way there is one now.
-            Ok(()) | Err(StoreError::AlreadyExists(_)) | Err(StoreError::Conflict) => Ok(None),
+            Ok(()) | Err(StoreError::AlreadyExists(_)) | Err(StoreError::Conflict) => Ok((None, true)),
             Err(e) => Err(e.into()),
         }
     }

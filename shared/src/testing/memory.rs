@@ -2,7 +2,7 @@
 
 use crate::domain::{
     AccountHold, Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate,
-    MAX_TRANSACTION_ITEMS, OAuthState, Participant, ParticipantTotals, Provider, UserId, UserProfile,
+    MAX_TRANSACTION_ITEMS, OAuthState, Participant, Provider, SourceTotals, UserId, UserProfile,
 };
 use crate::ports::{
     AccountClaim, ChallengeStore, ConnectionStore, DayWrite, EphemeralStore, JoinWrite, LeaveWrite, StepStore,
@@ -81,9 +81,10 @@ impl StepStore for InMemoryStore {
     }
 
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError> {
-        // As DynamoDB: the day, the profile and one update per delta in one transaction.
-        if 2 + write.deltas.len() > MAX_TRANSACTION_ITEMS {
-            return Err(StoreError::Refused(format!("a transaction of {} items", 2 + write.deltas.len())));
+        // As DynamoDB: the day, the profile and one update per moved participant in one transaction.
+        let items = 2 + write.challenges().len();
+        if items > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Refused(format!("a transaction of {items} items")));
         }
         let mut state = self.state.lock().unwrap();
         let user = &write.record.user;
@@ -102,11 +103,20 @@ impl StepStore for InMemoryStore {
         }
         for delta in &write.deltas {
             let p = state.participants.get_mut(&(delta.challenge.clone(), user.clone())).expect("checked");
-            p.totals.total = (p.totals.total as i64 + delta.total) as u64;
-            p.totals.days = (p.totals.days as i64 + delta.days) as u32;
+            p.sources.add(delta.source, delta.total, delta.days);
         }
         state.days.insert(key, write.record.clone());
         state.profiles.entry(user.clone()).or_default().rev = write.expected_rev + 1;
+        state.writes += 1;
+        Ok(())
+    }
+
+    async fn set_time_zone(&self, user: &UserId, zone: &str, expected_rev: u64) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        check_rev(&state, user, expected_rev)?;
+        let profile = state.profiles.entry(user.clone()).or_default();
+        profile.time_zone = Some(zone.to_owned());
+        profile.rev = expected_rev + 1;
         state.writes += 1;
         Ok(())
     }
@@ -177,7 +187,7 @@ impl ChallengeStore for InMemoryStore {
         &self,
         challenge: &ChallengeId,
         user: &UserId,
-        totals: ParticipantTotals,
+        totals: &SourceTotals,
         expected_rev: u64,
     ) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
@@ -186,7 +196,7 @@ impl ChallengeStore for InMemoryStore {
             .participants
             .get_mut(&(challenge.clone(), user.clone()))
             .ok_or(StoreError::NotFound("participant"))?;
-        p.totals = totals;
+        p.sources = totals.clone();
         state.writes += 1;
         Ok(())
     }

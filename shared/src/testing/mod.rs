@@ -87,12 +87,14 @@ pub struct ScriptedProvider {
     pub provider: Provider,
     pub answer: Mutex<Result<Vec<DailyValue>, ProviderError>>,
     pub calls: Mutex<u32>,
+    /// The `start..=end` of every pull, in order.
+    pub windows: Mutex<Vec<(LocalDate, LocalDate)>>,
     gate: Option<Arc<Gate>>,
 }
 
 impl ScriptedProvider {
     pub fn new(provider: Provider, answer: Result<Vec<DailyValue>, ProviderError>) -> Self {
-        Self { provider, answer: Mutex::new(answer), calls: Mutex::new(0), gate: None }
+        Self { provider, answer: Mutex::new(answer), calls: Mutex::new(0), windows: Mutex::default(), gate: None }
     }
 
     pub fn gated(self, gate: Arc<Gate>) -> Self {
@@ -114,6 +116,7 @@ impl StepSource for ScriptedProvider {
         end: LocalDate,
     ) -> Result<Vec<DailyValue>, ProviderError> {
         *self.calls.lock().unwrap() += 1;
+        self.windows.lock().unwrap().push((start, end));
         if let Some(gate) = &self.gate {
             gate.pass().await;
         }

@@ -18,8 +18,8 @@ use super::consent;
 use super::faults::FaultTarget;
 use super::state::Shared;
 use super::wire::{
-    ACTIVITY_SCOPE, IDENTITY_PATH, KEYSET_PATH, REVOKE_PATH, ROLLUP_PATH, Refusal, TOKEN_PATH, error_info,
-    google_error, invalid_argument, invalid_request, oauth_error, rollup_point,
+    ACTIVITY_SCOPE, IDENTITY_PATH, KEYSET_PATH, REVOKE_PATH, ROLLUP_PATH, Refusal, SETTINGS_PATH, SETTINGS_SCOPE,
+    TOKEN_PATH, error_info, google_error, invalid_argument, invalid_request, oauth_error, rollup_point,
 };
 
 const MAX_ROLLUP_DAYS: i64 = 90;
@@ -31,6 +31,7 @@ pub(super) fn router(fake: Shared) -> Router {
         .route(REVOKE_PATH, post(revoke))
         .route(KEYSET_PATH, get(keyset))
         .route(IDENTITY_PATH, get(identity))
+        .route(SETTINGS_PATH, get(settings))
         .route(ROLLUP_PATH, post(daily_roll_up))
         .fallback(|| async { google_error(StatusCode::NOT_FOUND, "Requested entity was not found.", None) })
         .with_state(fake)
@@ -103,6 +104,34 @@ async fn identity(State(fake): State<Shared>, headers: HeaderMap) -> Response {
         "name": "users/me/identity",
         "healthUserId": grant.health_user_id,
         "legacyUserId": legacy,
+    }))
+    .into_response()
+}
+
+/// The user's settings; the zone is the one field StepSync reads. Without the settings scope,
+/// 403 `MISSING_OAUTH_SCOPE` as for any other data.
+async fn settings(State(fake): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(response) = fake.received("settings", FaultTarget::Api).await {
+        return response;
+    }
+    let shared = fake.lock();
+    let grant = match shared.bearer_grant(&headers) {
+        Ok(grant) => grant,
+        Err(refusal) => return refusal.into_response(),
+    };
+    if !grant.scopes.iter().any(|s| s == SETTINGS_SCOPE) {
+        return google_error(
+            StatusCode::FORBIDDEN,
+            "The caller does not have the required scope.",
+            Some(error_info("MISSING_OAUTH_SCOPE", Some(json!({ "method": "getSettings" })))),
+        )
+        .into_response();
+    }
+    let zone = shared.people.get(&grant.health_user_id).and_then(|p| p.time_zone.clone());
+    Json(json!({
+        "name": "users/me/settings",
+        "timeZone": zone.unwrap_or_else(|| "UTC".to_owned()),
+        "distanceUnit": "KILOMETERS",
     }))
     .into_response()
 }

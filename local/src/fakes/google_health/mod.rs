@@ -143,6 +143,12 @@ impl FakeGoogleHealth {
         self.server.lock().person_mut(health_user_id).legacy_user_id = legacy_user_id.map(str::to_owned);
     }
 
+    /// Sets the account's time zone (what `GET /v4/users/me/settings` answers); the person is
+    /// added if unknown.
+    pub fn set_time_zone(&self, health_user_id: &str, zone: &str) {
+        self.server.lock().person_mut(health_user_id).time_zone = Some(zone.to_owned());
+    }
+
     /// Sets the day's roll-up total; the person is added if unknown.
     pub fn set_steps(&self, health_user_id: &str, date: impl IntoCivilDate, steps: u64) {
         let date = date.into_civil_date();

@@ -32,6 +32,8 @@ pub(super) type Shared = Arc<Fake<GoogleState, Fault, FaultTarget>>;
 
 pub(super) struct Person {
     pub(super) legacy_user_id: Option<String>,
+    /// The account's IANA zone, as the settings endpoint answers it.
+    pub(super) time_zone: Option<String>,
     pub(super) steps: BTreeMap<Date, u64>,
 }
 
@@ -164,9 +166,11 @@ impl GoogleState {
     }
 
     pub(super) fn person_mut(&mut self, health_user_id: &str) -> &mut Person {
-        self.people
-            .entry(health_user_id.to_owned())
-            .or_insert_with(|| Person { legacy_user_id: None, steps: BTreeMap::new() })
+        self.people.entry(health_user_id.to_owned()).or_insert_with(|| Person {
+            legacy_user_id: None,
+            time_zone: None,
+            steps: BTreeMap::new(),
+        })
     }
 
     pub(super) fn new_grant(&mut self, health_user_id: &str, scopes: Vec<String>) -> usize {

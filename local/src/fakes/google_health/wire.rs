@@ -33,6 +33,7 @@ pub(super) const TOKEN_PATH: &str = "/token";
 pub(super) const REVOKE_PATH: &str = "/revoke";
 pub(super) const KEYSET_PATH: &str = "/keyset";
 pub(super) const IDENTITY_PATH: &str = "/v4/users/me/identity";
+pub(super) const SETTINGS_PATH: &str = "/v4/users/me/settings";
 pub(super) const ROLLUP_PATH: &str = "/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp";
 
 // ---------------------------------------------------------------------------------------------

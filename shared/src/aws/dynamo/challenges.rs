@@ -29,7 +29,7 @@ impl ChallengeStore for DynamoStore {
         let closes_at = self.participant_closes_at(&p.challenge).await?;
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(to_item(&ParticipantItem::from_participant(p, closes_at))?))
+            .set_item(Some(participant_item(p, closes_at)?))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(build_error)?;
@@ -63,20 +63,39 @@ impl ChallengeStore for DynamoStore {
         &self,
         challenge: &ChallengeId,
         user: &UserId,
-        totals: ParticipantTotals,
+        totals: &SourceTotals,
         expected_rev: u64,
     ) -> Result<(), StoreError> {
-        let update = Update::builder()
+        // Every source's numbers are set, or removed when it has none in the window.
+        let mut sets = Vec::new();
+        let mut removes = Vec::new();
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(challenge_pk(challenge), participant_sk(user))))
-            .update_expression("SET #total = :total, #days = :days")
-            .expression_attribute_names("#total", "total")
-            .expression_attribute_names("#days", "days")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":total", n(totals.total))
-            .expression_attribute_values(":days", n(totals.days))
-            .build()
-            .map_err(build_error)?;
+            .condition_expression("attribute_exists(pk)");
+        for (i, source) in Provider::ALL.into_iter().enumerate() {
+            let (steps, days) = source_attributes(source);
+            update = update
+                .expression_attribute_names(format!("#s{i}"), steps)
+                .expression_attribute_names(format!("#d{i}"), days);
+            match totals.0.get(&source) {
+                Some(t) => {
+                    sets.push(format!("#s{i} = :s{i}, #d{i} = :d{i}"));
+                    update = update
+                        .expression_attribute_values(format!(":s{i}"), n(t.total))
+                        .expression_attribute_values(format!(":d{i}"), n(t.days));
+                }
+                None => removes.push(format!("#s{i}, #d{i}")),
+            }
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression.push_str(&format!("SET {}", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let update = update.update_expression(expression.trim()).build().map_err(build_error)?;
         let (condition, values) = rev_condition(expected_rev);
         let check = ConditionCheck::builder()
             .table_name(&self.table)
@@ -93,17 +112,10 @@ impl ChallengeStore for DynamoStore {
     }
 
     async fn participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Participant>, StoreError> {
-        self.get(challenge_pk(challenge), participant_sk(user))
-            .await?
-            .map(|item| from_item::<ParticipantItem>(item).map(ParticipantItem::into_participant))
-            .transpose()
+        self.get(challenge_pk(challenge), participant_sk(user)).await?.map(participant_from_item).transpose()
     }
 
     async fn participants(&self, challenge: &ChallengeId) -> Result<Vec<Participant>, StoreError> {
-        self.query_prefix(challenge_pk(challenge), "PART")
-            .await?
-            .into_iter()
-            .map(|item| from_item::<ParticipantItem>(item).map(ParticipantItem::into_participant))
-            .collect()
+        self.query_prefix(challenge_pk(challenge), "PART").await?.into_iter().map(participant_from_item).collect()
     }
 }

@@ -4,7 +4,7 @@
 use super::items::*;
 use crate::domain::{
     AccountHold, Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate,
-    OAuthState, Participant, ParticipantTotals, Provider, UserId, UserProfile,
+    OAuthState, Participant, Provider, SourceTotals, UserId, UserProfile,
 };
 use crate::domain::{MAX_TRANSACTION_ITEMS, shard_of};
 use crate::ports::{

@@ -53,23 +53,46 @@ impl StepStore for DynamoStore {
             TransactWriteItem::builder().put(day.build().map_err(build_error)?).build(),
             self.profile_rev_update(user, write.expected_rev)?,
         ];
-        for delta in &write.deltas {
-            let update = Update::builder()
+        // One update per participant (a transaction names each item once), moving each
+        // source's numbers that changed.
+        for challenge in write.challenges() {
+            let mut update = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(key(challenge_pk(&delta.challenge), participant_sk(user))))
-                .update_expression("ADD #total :total, #days :days")
-                .expression_attribute_names("#total", "total")
-                .expression_attribute_names("#days", "days")
+                .set_key(Some(key(challenge_pk(challenge), participant_sk(user))))
                 // Never create a participant (one who left), never move a final challenge.
                 .condition_expression("attribute_exists(pk) AND closes_at > :now")
-                .expression_attribute_values(":total", n(delta.total))
-                .expression_attribute_values(":days", n(delta.days))
-                .expression_attribute_values(":now", n(write.now.as_second()))
-                .build()
-                .map_err(build_error)?;
+                .expression_attribute_values(":now", n(write.now.as_second()));
+            let mut adds = Vec::new();
+            for (i, delta) in write.deltas.iter().filter(|d| &d.challenge == challenge).enumerate() {
+                let (steps, days) = source_attributes(delta.source);
+                adds.push(format!("#s{i} :s{i}, #d{i} :d{i}"));
+                update = update
+                    .expression_attribute_names(format!("#s{i}"), steps)
+                    .expression_attribute_names(format!("#d{i}"), days)
+                    .expression_attribute_values(format!(":s{i}"), n(delta.total))
+                    .expression_attribute_values(format!(":d{i}"), n(delta.days));
+            }
+            let update = update.update_expression(format!("ADD {}", adds.join(", "))).build().map_err(build_error)?;
             items.push(TransactWriteItem::builder().update(update).build());
         }
         self.transact(items).await.map_err(StoreError::from)
+    }
+
+    async fn set_time_zone(&self, user: &UserId, zone: &str, expected_rev: u64) -> Result<(), StoreError> {
+        let (condition, values) = rev_condition(expected_rev);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK)))
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values.into_iter().collect()))
+            .expression_attribute_values(":next_rev", n(expected_rev + 1))
+            .expression_attribute_values(":zone", s(zone))
+            .update_expression("SET time_zone = :zone, rev = :next_rev")
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     async fn set_primary_source(

@@ -3,7 +3,7 @@
 //! `GoogleHealthWebhooks`' concern.
 
 use super::wire::{CivilDate, CivilDateTime, int64};
-use super::{ACTIVITY_SCOPE, GoogleHealthSettings, SetupError, http_client, parse_url};
+use super::{ACTIVITY_SCOPE, GoogleHealthSettings, SETTINGS_SCOPE, SetupError, http_client, parse_url};
 use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
 use crate::ports::{AuthorizeRequest, OAuthClient, ProviderError, ProviderIdentity, Revoker, StepSource};
@@ -34,6 +34,7 @@ struct Endpoints {
     pub token: Url,
     pub revoke: Url,
     pub identity: Url,
+    pub settings: Url,
     pub rollup: Url,
 }
 
@@ -45,6 +46,7 @@ impl Endpoints {
             token: parse_url("token_url", &settings.token_url)?,
             revoke: parse_url("revoke_url", &settings.revoke_url)?,
             identity: parse_url("api_base", &format!("{base}/v4/users/me/identity"))?,
+            settings: parse_url("api_base", &format!("{base}/v4/users/me/settings"))?,
             rollup: parse_url("api_base", &format!("{base}/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp"))?,
         })
     }
@@ -159,7 +161,9 @@ impl OAuthClient for GoogleHealthClient {
             .append_pair("client_id", &self.settings.client_id)
             .append_pair("redirect_uri", &request.redirect_uri)
             .append_pair("response_type", "code")
-            .append_pair("scope", ACTIVITY_SCOPE)
+            // The settings scope is optional: it tells the person's zone, the one Google's
+            // civil dates are in; a person may untick it.
+            .append_pair("scope", &format!("{ACTIVITY_SCOPE} {SETTINGS_SCOPE}"))
             // Offline access plus a forced consent page: the only way to get a refresh token
             // again when the person reconnects.
             .append_pair("access_type", "offline")
@@ -214,8 +218,28 @@ impl OAuthClient for GoogleHealthClient {
         Ok(ProviderIdentity {
             account_id: identity.health_user_id,
             legacy_account_id: identity.legacy_user_id.filter(|id| !id.is_empty()),
-            time_zone: None,
+            time_zone: self.time_zone(tokens).await,
         })
+    }
+}
+
+impl GoogleHealthClient {
+    /// The account's IANA zone from its settings, when the person granted the settings scope
+    /// and the answer names a zone we know; otherwise `None` (the person's phone zone is used).
+    async fn time_zone(&self, tokens: &TokenSet) -> Option<String> {
+        let granted = tokens.scope.as_deref().is_some_and(|s| s.split(' ').any(|scope| scope == SETTINGS_SCOPE));
+        if !granted {
+            return None;
+        }
+        let request = self.http.get(self.endpoints.settings.clone());
+        let answer = match self.api_call("settings endpoint", request, tokens).await {
+            Ok(body) => serde_json::from_slice::<SettingsAnswer>(&body).ok(),
+            Err(error) => {
+                tracing::info!(%error, "time zone not read from the settings");
+                None
+            }
+        };
+        answer.and_then(|a| a.time_zone).filter(|zone| jiff::tz::TimeZone::get(zone).is_ok())
     }
 }
 
@@ -310,6 +334,13 @@ struct TokenResponse {
     refresh_token: Option<String>,
     #[serde(default)]
     scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SettingsAnswer {
+    #[serde(default)]
+    time_zone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -468,7 +499,7 @@ mod tests {
         assert_eq!(query["client_id"], "client-1");
         assert_eq!(query["redirect_uri"], "https://app.example/callback?x=1&y=2");
         assert_eq!(query["response_type"], "code");
-        assert_eq!(query["scope"], ACTIVITY_SCOPE);
+        assert_eq!(query["scope"], format!("{ACTIVITY_SCOPE} {SETTINGS_SCOPE}"), "settings only for the zone");
         assert_eq!(query["access_type"], "offline");
         assert_eq!(query["prompt"], "consent");
         assert_eq!(query["state"], "state-1");
@@ -579,6 +610,39 @@ mod tests {
         let sent = server.requests();
         assert_eq!((sent[0].method.as_str(), sent[0].path.as_str()), ("GET", "/v4/users/me/identity"));
         assert_eq!(sent[0].header("authorization"), Some("Bearer ya29.access-old"));
+    }
+
+    /// With the settings scope granted the account's zone comes from its settings; without
+    /// it, or with a zone we do not know, or when the settings fail, there is none (and no
+    /// failure: the zone is optional).
+    #[tokio::test]
+    async fn the_settings_scope_tells_the_accounts_time_zone() {
+        let server = TestServer::start(|request| match request.path.as_str() {
+            "/v4/users/me/settings" => Reply::json(200, r#"{"name":"users/me/settings","timeZone":"America/Chicago"}"#),
+            _ => Reply::json(200, r#"{"healthUserId":"42"}"#),
+        })
+        .await;
+        let granted = TokenSet { scope: Some(format!("{ACTIVITY_SCOPE} {SETTINGS_SCOPE}")), ..tokens() };
+        let identity = client(&server.base).identity(&granted).await.unwrap();
+        assert_eq!(identity.time_zone.as_deref(), Some("America/Chicago"));
+        assert_eq!(server.requests()[1].header("authorization"), Some("Bearer ya29.access-old"));
+
+        let unticked = client(&server.base).identity(&tokens()).await.unwrap();
+        assert_eq!(unticked.time_zone, None);
+        assert_eq!(server.requests().len(), 3, "no settings call without the scope");
+
+        let odd = TestServer::start(|request| match request.path.as_str() {
+            "/v4/users/me/settings" => Reply::json(200, r#"{"timeZone":"Mars/Olympus"}"#),
+            _ => Reply::json(200, r#"{"healthUserId":"42"}"#),
+        })
+        .await;
+        assert_eq!(client(&odd.base).identity(&granted).await.unwrap().time_zone, None);
+        let failing = TestServer::start(|request| match request.path.as_str() {
+            "/v4/users/me/settings" => Reply::json(503, "{}"),
+            _ => Reply::json(200, r#"{"healthUserId":"42"}"#),
+        })
+        .await;
+        assert_eq!(client(&failing.base).identity(&granted).await.unwrap().account_id, "42");
     }
 
     #[tokio::test]

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 /// The one scope StepSync needs: daily activity, read only.
 pub const ACTIVITY_SCOPE: &str = "https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly";
+/// Optional: reads the account's settings, of which StepSync uses the IANA time zone.
+pub const SETTINGS_SCOPE: &str = "https://www.googleapis.com/auth/googlehealth.settings.readonly";
 
 pub const DEFAULT_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";

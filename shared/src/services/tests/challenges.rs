@@ -2,7 +2,7 @@
 //! joining, leaving, recomputing and rebuilding, and how their errors reach the edge.
 
 use super::*;
-use crate::domain::{MAX_OPEN_CHALLENGES, ParticipantTotals};
+use crate::domain::{MAX_OPEN_CHALLENGES, ParticipantTotals, SourceTotals};
 use crate::ports::{StepStore, StoreError};
 use crate::services::ChallengeError;
 use crate::services::challenges::NewChallenge;
@@ -94,7 +94,7 @@ async fn joining_counts_the_days_already_walked_in_the_window_and_twice_is_once(
     let joined = w.challenges().join(&november, &alice, w.now()).await.unwrap();
     let again = w.challenges().join(&november, &alice, w.now()).await.unwrap();
 
-    assert_eq!(joined.totals, ParticipantTotals { total: 3000, days: 1 }, "October is outside the window");
+    assert_eq!(joined.totals(), ParticipantTotals { total: 3000, days: 1 }, "October is outside the window");
     assert_eq!(again, joined);
     assert_eq!(w.store.participants(&november).await.unwrap().len(), 1);
 }
@@ -139,15 +139,15 @@ async fn rebuilding_repairs_drifted_totals_from_the_day_records() {
     w.join(&november, &alice).await;
     w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-02", 3000), steps("2026-11-03", 4000)]).await;
     let rev = w.store.load_user_days(&alice, &[]).await.unwrap().profile.rev;
-    let drifted = ParticipantTotals { total: 1, days: 9 };
-    w.store.commit_totals(&november, &alice, drifted, rev).await.unwrap();
+    let drifted = SourceTotals([(Provider::Misfit, ParticipantTotals { total: 1, days: 9 })].into());
+    w.store.commit_totals(&november, &alice, &drifted, rev).await.unwrap();
 
     let recomputed = w.challenges().recompute(&november, &alice).await.unwrap();
     let rebuilt = w.challenges().rebuild(&november, &alice, w.now()).await.unwrap();
     let stranger = w.challenges().rebuild(&november, &bob, w.now()).await;
 
-    let right = ParticipantTotals { total: 7000, days: 2 };
-    assert_eq!((recomputed, rebuilt), (right, right));
+    let right = SourceTotals([(Provider::AppleHealth, ParticipantTotals { total: 7000, days: 2 })].into());
+    assert_eq!((&recomputed, &rebuilt), (&right, &right), "the drifted Misfit numbers are gone");
     assert_eq!(w.total(&november, &alice).await, (7000, 2));
     assert!(matches!(stranger, Err(ChallengeError::NotParticipant)), "{stranger:?}");
 }

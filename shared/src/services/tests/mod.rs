@@ -8,6 +8,7 @@ mod intake;
 mod standings;
 mod status;
 mod syncing;
+mod travel;
 mod uploads;
 
 use super::{
@@ -186,7 +187,7 @@ impl World {
     }
 
     async fn total(&self, id: &ChallengeId, user: &UserId) -> (u64, u32) {
-        let totals = self.store.participant(id, user).await.unwrap().unwrap().totals;
+        let totals = self.store.participant(id, user).await.unwrap().unwrap().totals();
         (totals.total, totals.days)
     }
 
