@@ -176,6 +176,7 @@ async fn connect_notify_fetch_and_leaderboard(env: TestEnv) {
 
     // A deleted activity re-reads the days: the count may drop.
     w.fake.set_steps(&w.misfit_id, "2026-11-25", 2000);
+    w.env.clock.advance(std::time::Duration::from_secs(1));
     // Inside the coalescing window, but after the last sync started: it asks for its own sync.
     assert_eq!(w.deliver(&w.sns.notification(TOPIC, &[w.event(EventAction::Deleted)]), "Notification").await, 204);
     assert_eq!(w.run_syncs(&mut seen).await, 1);

@@ -15,19 +15,21 @@ pub struct SourceValue {
 }
 
 impl SourceValue {
-    /// Whether `incoming` should replace `self` ("latest wins per source").
+    /// Whether `incoming` should replace `self` ("newest observation wins per source").
     ///
-    /// With provider times on both sides the later time wins, so any arrival order gives the
-    /// same result; equal times fall back to the larger count to stay order-independent.
-    /// Without a provider time, the value that arrives last wins. Replacing a value with an
-    /// identical one is never a change, so re-applying costs no write.
+    /// With observation times on both sides (a pull's start, a phone's reading time) the later
+    /// time wins, so an older fetch never replaces a newer one whatever the commit order;
+    /// equal times fall back to the larger count to stay order-independent. Without a time,
+    /// the value that arrives last wins. The same count again is never a change, even observed
+    /// later: an unchanged re-pull costs no write (the stored time stays that of the first
+    /// observation of the count).
     pub fn is_replaced_by(&self, incoming: &SourceValue) -> bool {
-        if self == incoming {
+        if self.steps == incoming.steps {
             return false;
         }
         match (self.observed_at, incoming.observed_at) {
             (Some(old), Some(new)) => (new, incoming.steps) > (old, self.steps),
-            _ => self.steps != incoming.steps || incoming.observed_at.is_some(),
+            _ => true,
         }
     }
 }
@@ -195,5 +197,8 @@ mod tests {
         assert!(d.merge(Provider::Misfit, sv(500, None), None));
         assert!(!d.merge(Provider::Misfit, sv(500, None), None));
         assert!(d.merge(Provider::Misfit, sv(400, None), None), "without times the last arrival wins");
+        assert!(!d.merge(Provider::Misfit, sv(400, at(50)), None), "the same count observed later is no write");
+        assert!(d.merge(Provider::Misfit, sv(450, at(60)), None));
+        assert!(!d.merge(Provider::Misfit, sv(300, at(55)), None), "an older observation never replaces");
     }
 }

@@ -315,7 +315,10 @@ impl SyncEngine {
             fetched = provider.daily_steps(&connection, tokens.as_ref(), start, end).await;
         }
         match fetched {
-            Ok(values) => {
+            Ok(mut values) => {
+                // A pulled value was observed when the fetch started: an older fetch that
+                // commits later never replaces what a newer one stored.
+                values.iter_mut().for_each(|v| v.observed_at = Some(now));
                 let (user, source) = (&connection.user, connection.provider);
                 let pulled = Some((start, end, now));
                 let report = self.apply_window(user, source, tz, &values, pulled).await?;

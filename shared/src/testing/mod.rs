@@ -89,16 +89,29 @@ pub struct ScriptedProvider {
     pub calls: Mutex<u32>,
     /// The `start..=end` of every pull, in order.
     pub windows: Mutex<Vec<(LocalDate, LocalDate)>>,
-    gate: Option<Arc<Gate>>,
+    gate: Mutex<Option<Arc<Gate>>>,
 }
 
 impl ScriptedProvider {
     pub fn new(provider: Provider, answer: Result<Vec<DailyValue>, ProviderError>) -> Self {
-        Self { provider, answer: Mutex::new(answer), calls: Mutex::new(0), windows: Mutex::default(), gate: None }
+        Self {
+            provider,
+            answer: Mutex::new(answer),
+            calls: Mutex::new(0),
+            windows: Mutex::default(),
+            gate: Mutex::default(),
+        }
     }
 
+    /// Each pull reads its answer, then waits at `gate`: a test decides when a fetched
+    /// answer goes on to be applied.
     pub fn gated(self, gate: Arc<Gate>) -> Self {
-        Self { gate: Some(gate), ..self }
+        Self { gate: Mutex::new(Some(gate)), ..self }
+    }
+
+    /// Later pulls no longer wait (one already waiting still does).
+    pub fn ungate(&self) {
+        *self.gate.lock().unwrap() = None;
     }
 }
 
@@ -117,10 +130,11 @@ impl StepSource for ScriptedProvider {
     ) -> Result<Vec<DailyValue>, ProviderError> {
         *self.calls.lock().unwrap() += 1;
         self.windows.lock().unwrap().push((start, end));
-        if let Some(gate) = &self.gate {
+        let answer = self.answer.lock().unwrap().clone();
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
             gate.pass().await;
         }
-        let answer = self.answer.lock().unwrap().clone();
         answer.map(|values| values.into_iter().filter(|v| start <= v.date && v.date <= end).collect())
     }
 }

@@ -87,6 +87,7 @@ async fn a_day_the_provider_deletes_or_stops_returning_loses_its_value() {
 
     // Both days deleted at Google: Nov 24 is no longer returned, Nov 23 is returned as 0.
     *w.google.answer.lock().unwrap() = Ok(vec![steps("2026-11-23", 0)]);
+    w.clock.advance(Duration::from_secs(60));
     let result = sync().await.unwrap();
 
     assert_eq!(result, WorkerResult::Synced { changed: 2, unchanged: 0, rejected: 0 });
@@ -416,4 +417,47 @@ async fn sync_steps_past_its_deadline_is_queued_for_the_worker_which_finishes_it
     let worker = w.syncing.handle_event(w.publisher.events().remove(0), None).await.unwrap();
     assert_eq!(worker, WorkerResult::Synced { changed: 1, unchanged: 0, rejected: 0 });
     assert_eq!(w.store.day(&alice, date("2026-11-25")).unwrap().total.get(), 4321);
+}
+
+/// Two syncs of one connection interleave: the sweep's fetch reads 5,000, then stalls; a
+/// webhook's sync a minute later reads the corrected 9,000 and commits. When the stalled one
+/// commits, its older observation changes nothing: the day stays 9,000, the challenge exact,
+/// and one `StepsUpdated` was published. An unchanged re-pull writes nothing.
+#[tokio::test]
+async fn an_older_fetch_that_commits_last_never_replaces_a_newer_one() {
+    let gate = Arc::new(Gate::default());
+    let google = ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![steps("2026-11-25", 5000)])).gated(gate.clone());
+    let w = Arc::new(World::with(google, ScriptedOAuth::granting(SCOPE, "g-alice")));
+    let alice = user("alice");
+    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
+    w.join(&november, &alice).await;
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+
+    let stalled = {
+        let w = w.clone();
+        let event = requested("alice", Provider::GoogleHealth, SyncReason::Schedule);
+        tokio::spawn(async move { w.syncing.handle_event(event, None).await })
+    };
+    gate.reached().await;
+    *w.google.answer.lock().unwrap() = Ok(vec![steps("2026-11-25", 9000)]);
+    w.clock.advance(Duration::from_secs(60));
+    w.google.ungate();
+    let newer = w.syncing.handle_event(requested("alice", Provider::GoogleHealth, SyncReason::Webhook), None).await;
+    assert_eq!(newer.unwrap(), WorkerResult::Synced { changed: 1, unchanged: 0, rejected: 0 });
+    gate.open();
+    let older = stalled.await.unwrap().unwrap();
+
+    assert_eq!(older, WorkerResult::Synced { changed: 0, unchanged: 1, rejected: 0 }, "nothing applied");
+    let day = w.store.day(&alice, date("2026-11-25")).unwrap();
+    assert_eq!(day.total.get(), 9000);
+    assert_eq!(day.sources[&Provider::GoogleHealth].observed_at, Some(w.now()), "the newer fetch's start");
+    assert_eq!(w.total(&november, &alice).await, (9000, 1));
+    let updates: Vec<_> = w.publisher.events().into_iter().filter(|e| matches!(e, Event::StepsUpdated(_))).collect();
+    assert_eq!(updates.len(), 1);
+
+    let writes = w.store.writes();
+    w.clock.advance(Duration::from_secs(600));
+    let again = w.syncing.handle_event(requested("alice", Provider::GoogleHealth, SyncReason::Schedule), None).await;
+    assert_eq!(again.unwrap(), WorkerResult::Synced { changed: 0, unchanged: 1, rejected: 0 });
+    assert_eq!(w.store.writes() - writes, 1, "only the outcome record: the same count observed later is no day write");
 }
