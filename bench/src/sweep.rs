@@ -145,6 +145,8 @@ async fn sweep(world: &World, label: &str, progress: &dyn Fn(&str)) -> Result<Sw
         .map(|kind| (kind.to_owned(), world.google.calls(kind)))
         .filter(|(_, c)| *c > 0)
         .collect();
+    // The changed days' StepsUpdated, from the table's stream (after the timed part).
+    world.env.day_events().await;
     let events = world.env.publisher.events().len() - events_before;
     Ok(SweepRun {
         connections: n,

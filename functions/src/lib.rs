@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod challenges;
+pub mod day_events;
 pub mod http;
 pub mod manual_sync;
 pub mod oauth;

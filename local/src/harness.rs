@@ -30,6 +30,8 @@ pub struct TestEnv {
     pub clock: Arc<FixedClock>,
     pub publisher: Arc<RecordingPublisher>,
     pub engine: SyncEngine,
+    /// The table's change stream, opened on first use (`day_events`).
+    stream: tokio::sync::Mutex<Option<crate::stream::TableStream>>,
     _embedded: Option<EmbeddedDynamo>,
 }
 
@@ -75,7 +77,23 @@ impl TestEnv {
             providers: stepsync::ports::Providers::default()
                 .with_source(Arc::new(stepsync::providers::FitbitLegacy::default())),
         };
-        Self { backend, endpoint, table, store, counter, clock, publisher, engine, _embedded: embedded }
+        let stream = tokio::sync::Mutex::new(None);
+        Self { backend, endpoint, table, store, counter, clock, publisher, engine, stream, _embedded: embedded }
+    }
+
+    /// Does what `day-events` does deployed: reads the table's stream from where the last call
+    /// stopped and publishes one `StepsUpdated` per committed day change on `publisher`;
+    /// returns those events.
+    pub async fn day_events(&self) -> Vec<stepsync::events::StepsUpdated> {
+        let mut stream = self.stream.lock().await;
+        if stream.is_none() {
+            let sdk = local_sdk_config(&self.endpoint);
+            *stream = Some(crate::stream::TableStream::open(&sdk, &self.table).await.expect("the stream"));
+        }
+        let changes = stream.as_mut().expect("opened").read().await.expect("stream records");
+        let events = stepsync::services::DayEvents { publisher: self.publisher.clone() };
+        events.publish(&changes).await.expect("published");
+        changes.iter().filter_map(stepsync::services::day_events::steps_updated).collect()
     }
 
     pub fn challenges(&self) -> Challenges<'_> {

@@ -10,6 +10,7 @@ pub mod fakes;
 pub mod harness;
 pub mod moto;
 pub mod stack;
+pub mod stream;
 pub mod table;
 pub mod template;
 

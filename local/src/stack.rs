@@ -7,6 +7,7 @@ use crate::dynoxide::EmbeddedDynamo;
 use crate::fakes::google_health::FakeGoogleHealth;
 use crate::fakes::misfit::FakeMisfit;
 use crate::fakes::sns::FakeSns;
+use crate::stream::TableStream;
 use crate::table;
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use stepsync::domain::Provider;
 use stepsync::events::Event;
 use stepsync::ports::{EventPublisher, PublishError};
+use stepsync::services::DayEvents;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -156,7 +158,7 @@ fn key(data_dir: Option<&PathBuf>, name: &str) -> Result<Vec<u8>, StackError> {
 impl LocalStack {
     /// Starts everything; `progress` hears each step.
     pub async fn start(options: StackOptions, progress: impl Fn(&str)) -> Result<Self, StackError> {
-        let (dynamo, client, dynamo_endpoint) = match &options.store {
+        let (dynamo, sdk, dynamo_endpoint) = match &options.store {
             StoreTarget::Embedded => {
                 progress("starting DynamoDB (embedded dynoxide)");
                 let dynamo = match &options.data_dir {
@@ -164,21 +166,22 @@ impl LocalStack {
                     None => EmbeddedDynamo::in_memory().await,
                 }
                 .map_err(failed)?;
-                let client = aws_sdk_dynamodb::Client::new(&stepsync::aws::local_sdk_config(dynamo.endpoint()));
+                let sdk = stepsync::aws::local_sdk_config(dynamo.endpoint());
                 let endpoint = dynamo.endpoint().to_owned();
-                (Some(dynamo), client, endpoint)
+                (Some(dynamo), sdk, endpoint)
             }
             StoreTarget::Endpoint(url) => {
                 progress(&format!("starting DynamoDB (the endpoint {url})"));
-                (None, aws_sdk_dynamodb::Client::new(&stepsync::aws::local_sdk_config(url)), url.clone())
+                (None, stepsync::aws::local_sdk_config(url), url.clone())
             }
             StoreTarget::Aws => {
                 progress("starting DynamoDB (AWS, from the usual AWS settings)");
                 let config = stepsync::aws::load_sdk_config().await;
                 let region = config.region().map_or_else(|| "no region set".to_owned(), ToString::to_string);
-                (None, aws_sdk_dynamodb::Client::new(&config), format!("AWS DynamoDB ({region})"))
+                (None, config, format!("AWS DynamoDB ({region})"))
             }
         };
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
         table::ensure_table(&client, &options.table).await.map_err(failed)?;
 
         progress("starting the provider sandboxes (Google Health, Misfit, SNS)");
@@ -245,6 +248,36 @@ impl LocalStack {
                         let overflow = feed.len().saturating_sub(1000);
                         feed.drain(..overflow);
                     }
+                }
+            }
+        }));
+        // What DayEvents does deployed: the table's stream, each committed day write one
+        // StepsUpdated on the bus (and so in the console's feed).
+        let (stream_app, stream_table) = (app.clone(), options.table.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut stream = None;
+            let mut interval = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                interval.tick().await;
+                if stream.is_none() {
+                    match TableStream::open(&sdk, &stream_table).await {
+                        Ok(opened) => stream = Some(opened),
+                        Err(error) => {
+                            tracing::warn!(%error, "local stream: not open yet");
+                            continue;
+                        }
+                    }
+                }
+                let Some(open) = stream.as_mut() else { continue };
+                match open.read().await {
+                    Ok(changes) if changes.is_empty() => {}
+                    Ok(changes) => {
+                        let events = DayEvents { publisher: stream_app.services.ports.publisher.clone() };
+                        if let Err(first) = events.publish(&changes).await {
+                            tracing::warn!(first, "local stream: day changes not published");
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "local stream: read failed"),
                 }
             }
         }));

@@ -5,7 +5,7 @@ use crate::template::{KeyDef, TemplateError, template};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,15 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), TableError>
         );
     }
     request = request.set_key_schema(Some(key_schema(&def.key_schema)?));
+    if let Some(stream) = &def.stream_specification {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(stream.stream_view_type.as_str()))
+                .build()
+                .map_err(|e| create(&e))?,
+        );
+    }
     for index in &def.global_secondary_indexes {
         request = request.global_secondary_indexes(
             GlobalSecondaryIndex::builder()

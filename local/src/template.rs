@@ -66,6 +66,14 @@ pub struct TableDefinition {
     pub global_secondary_indexes: Vec<IndexDef>,
     #[serde(default)]
     pub time_to_live_specification: Option<TtlDef>,
+    #[serde(default)]
+    pub stream_specification: Option<StreamDef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamDef {
+    pub stream_view_type: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,6 +223,7 @@ mod tests {
         assert_eq!(keys, [("pk", "HASH"), ("sk", "RANGE")]);
         assert_eq!(def.global_secondary_indexes[0].index_name, "GSI1");
         assert_eq!(def.time_to_live_specification.as_ref().unwrap().attribute_name, "expires_at");
+        assert_eq!(def.stream_specification.as_ref().unwrap().stream_view_type, "NEW_AND_OLD_IMAGES");
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct StepsUpdated {
     pub date: LocalDate,
     pub old_total: u32,
     pub new_total: u32,
+    /// The day's version after the change: `(user, date, version)` names one committed change,
+    /// so a consumer drops a duplicate and orders by it.
+    pub version: u64,
+    /// The source whose value changed.
     pub source: Provider,
 }
 

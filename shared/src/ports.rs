@@ -73,6 +73,15 @@ pub struct DayWrite {
     pub now: Timestamp,
 }
 
+/// One committed write of a day record, as the table's change stream tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayChange {
+    /// The stream's sequence number: what a partial failure reports back.
+    pub id: String,
+    pub old: Option<DayRecord>,
+    pub new: DayRecord,
+}
+
 impl DayWrite {
     /// The challenges the write moves, once each (one transaction item per participant).
     pub fn challenges(&self) -> std::collections::BTreeSet<&ChallengeId> {

@@ -33,6 +33,7 @@ on_both_backends!(
     a_day_a_pull_no_longer_returns_loses_the_sources_value_and_the_totals_follow,
     two_installs_of_one_platform_are_kept_apart_through_the_store,
     a_walk_two_sources_put_on_different_dates_counts_once_through_the_store,
+    every_committed_day_change_is_one_event_with_its_version_from_the_stream,
 );
 
 const SOURCES: [Provider; 2] = [Provider::AppleHealth, Provider::GoogleHealth];
@@ -506,4 +507,32 @@ async fn a_walk_two_sources_put_on_different_dates_counts_once_through_the_store
     let profile = env.store.load_user_days(&walker, &[]).await.unwrap().profile;
     assert_eq!((profile.time_zone.as_deref(), profile.rev), (Some("Asia/Tokyo"), rev + 1));
     assert!(matches!(env.store.set_time_zone(&walker, "UTC", rev).await, Err(StoreError::Conflict)));
+}
+
+/// Every committed day write reaches the stream and becomes one `StepsUpdated` with the day's
+/// version, though the writer published nothing (as if it died right after the commit); an
+/// unchanged re-apply commits nothing and announces nothing; a second read finds nothing new.
+async fn every_committed_day_change_is_one_event_with_its_version_from_the_stream(env: TestEnv) {
+    let walker = user();
+    let tz = TimeZone::UTC;
+    env.engine.apply(&walker, Provider::GoogleHealth, &tz, &[value("2026-11-23", 4000, Some(1))]).await.unwrap();
+    env.engine.apply(&walker, Provider::AppleHealth, &tz, &[value("2026-11-23", 4200, Some(2))]).await.unwrap();
+    env.engine.apply(&walker, Provider::GoogleHealth, &tz, &[value("2026-11-23", 3900, Some(3))]).await.unwrap();
+    env.engine.apply(&walker, Provider::GoogleHealth, &tz, &[value("2026-11-23", 3900, Some(4))]).await.unwrap();
+    assert!(env.publisher.events().is_empty(), "{:?}: the writes publish nothing themselves", env.backend);
+
+    let events = env.day_events().await;
+    let got: Vec<_> = events.iter().map(|u| (u.old_total, u.new_total, u.version, u.source)).collect();
+    assert_eq!(
+        got,
+        [
+            (0, 4000, 1, Provider::GoogleHealth),
+            (4000, 4200, 2, Provider::AppleHealth),
+            (4200, 4200, 3, Provider::GoogleHealth),
+        ],
+        "{:?}",
+        env.backend
+    );
+    assert_eq!(env.publisher.events().len(), 3);
+    assert_eq!(env.day_events().await, [], "each record once");
 }

@@ -108,6 +108,7 @@ fn events(n: usize) -> Vec<Event> {
                 date: LocalDate::parse("2026-11-24").unwrap(),
                 old_total: 0,
                 new_total: 100 + i as u32,
+                version: 1,
                 source: Provider::GoogleHealth,
             })
         })

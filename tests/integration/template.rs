@@ -137,11 +137,14 @@ enum Answer {
     Worker(WorkerResult),
     /// The scheduler's tick: it runs and finds no shard busy (the table is empty).
     Tick,
+    /// A stream batch for day-events: every record published, this `StepsUpdated` among them.
+    DayEvents(u32, u32, u64),
 }
 
 fn sample_answers() -> Vec<(&'static str, Answer)> {
-    use Answer::{Status, Tick, Worker};
+    use Answer::{DayEvents, Status, Tick, Worker};
     vec![
+        ("day_changed.json", DayEvents(8000, 8421, 2)),
         ("challenges_create.json", Status(201)), // the sample's user is an admin
         ("challenges_get.json", Status(404)),    // the sample's challenge was never created
         ("challenges_join.json", Status(404)),
@@ -206,6 +209,17 @@ async fn every_sample_event_gets_its_exact_answer_from_its_handler() {
                 let body = body_json(&res);
                 assert!(body["error"]["message"].as_str() != Some("route not found"), "{name}: {body}");
                 assert_eq!(res.status(), *status, "{name}: {body}");
+            }
+            Answer::DayEvents(old_total, new_total, version) => {
+                let answer = functions::day_events::handle(&app, event.clone()).await.unwrap();
+                assert_eq!(answer, functions::day_events::BatchAnswer::default(), "{name}: nothing to retry");
+                let published = env.publisher.events();
+                let update = published.iter().find_map(|e| match e {
+                    stepsync::events::Event::StepsUpdated(u) => Some((u.old_total, u.new_total, u.version, u.source)),
+                    _ => None,
+                });
+                let expected = (*old_total, *new_total, *version, stepsync::domain::Provider::GoogleHealth);
+                assert_eq!(update, Some(expected), "{name}: {published:?}");
             }
             Answer::Tick => {
                 let busy = functions::scheduled_sync::tick(&app).await;

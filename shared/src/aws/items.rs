@@ -57,6 +57,30 @@ pub fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreErr
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("cannot read item: {e}")))
 }
 
+/// One record of the table's change stream as a committed day change: `None` for any other
+/// item, and for a day item removed (days are never deleted; nothing to announce). Images come
+/// as the Lambda event carries them or as the streams API answers them; an empty image is none.
+pub fn day_change<I: Into<serde_dynamo::Item>>(
+    id: String,
+    old: Option<I>,
+    new: Option<I>,
+) -> Result<Option<crate::ports::DayChange>, StoreError> {
+    let image = |item: Option<I>| -> Result<Option<DayRecord>, StoreError> {
+        let Some(item) = item.map(Into::<serde_dynamo::Item>::into).filter(|i| !i.is_empty()) else {
+            return Ok(None);
+        };
+        match item.get("sk") {
+            Some(serde_dynamo::AttributeValue::S(sk)) if sk.starts_with("DAY#") => {}
+            _ => return Ok(None),
+        }
+        let day: DayItem =
+            serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("cannot read day image: {e}")))?;
+        day.into_record().map(Some)
+    };
+    let Some(new) = image(new)? else { return Ok(None) };
+    Ok(Some(crate::ports::DayChange { id, old: image(old)?, new }))
+}
+
 #[derive(Serialize, Deserialize)]
 pub struct DayItem {
     pub pk: String,

@@ -10,6 +10,7 @@ mod ssm;
 pub use counter::RequestCounter;
 pub use dynamo::DynamoStore;
 pub use eventbridge::{EventBridgePublisher, PutEventsApi};
+pub use items::day_change;
 pub use ssm::{SECRET_SETTINGS, SecretsError, resolve_secret_parameters};
 
 use aws_config::BehaviorVersion;

@@ -14,7 +14,7 @@ use crate::domain::{
     Connection, ConnectionStatus, DailyValue, DayRecord, FailureCode, LastError, LocalDate, Provider, SourceValue,
     StepLimits, UserId, ValueError, local_today,
 };
-use crate::events::{ConnectionStatusChanged, Event, StepsUpdated};
+use crate::events::{ConnectionStatusChanged, Event};
 use crate::ports::{
     ConnectionStore, DayWrite, EventPublisher, ParticipantDelta, ProviderError, Providers, StepStore, StoreError,
     SyncRecord, TokenCipher, UserDays,
@@ -206,7 +206,8 @@ impl SyncEngine {
             }
         }
 
-        self.publish_changes(user, source, &report.changed).await;
+        // Each committed day reaches the bus as one `StepsUpdated` through the table's change
+        // stream (`services::day_events`), never from here: a crash after the commit loses none.
         Ok(report)
     }
 
@@ -252,23 +253,6 @@ impl SyncEngine {
             });
         }
         Ok(())
-    }
-
-    async fn publish_changes(&self, user: &UserId, source: Provider, changes: &[DayChange]) {
-        let events: Vec<Event> = changes
-            .iter()
-            .filter(|c| c.old_total != c.new_total)
-            .map(|c| {
-                Event::StepsUpdated(StepsUpdated {
-                    user: user.clone(),
-                    date: c.date,
-                    old_total: c.old_total,
-                    new_total: c.new_total,
-                    source,
-                })
-            })
-            .collect();
-        self.publish(&events).await;
     }
 
     /// The steps are already counted: a lost event is logged, not returned.
@@ -562,19 +546,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn two_sources_resolve_to_the_maximum_and_publish_the_change() {
+    async fn two_sources_resolve_to_the_maximum_and_each_commit_is_one_change() {
         let w = world();
         let c = joined(&w, "c", "2026-11-01", "2026-11-30").await;
         w.engine.apply(&alice(), Provider::AppleHealth, &TimeZone::UTC, &[v("2026-11-24", 8000)]).await.unwrap();
         w.engine.apply(&alice(), Provider::GoogleHealth, &TimeZone::UTC, &[v("2026-11-24", 7600)]).await.unwrap();
         assert_eq!(total(&w, &c).await, 8000, "never 15600");
-        let updates: Vec<_> = w
-            .publisher
-            .events()
-            .into_iter()
-            .filter_map(|e| if let Event::StepsUpdated(s) = e { Some((s.old_total, s.new_total)) } else { None })
+        assert!(w.publisher.events().is_empty(), "day events come from the change stream, not the write");
+        let changes = w.store.take_day_changes();
+        let updates: Vec<_> = changes
+            .iter()
+            .filter_map(crate::services::day_events::steps_updated)
+            .map(|s| (s.old_total, s.new_total, s.version, s.source))
             .collect();
-        assert_eq!(updates, [(0, 8000)], "the second source moved no total, so no event");
+        assert_eq!(
+            updates,
+            [(0, 8000, 1, Provider::AppleHealth), (8000, 8000, 2, Provider::GoogleHealth)],
+            "every committed change, with the day's version and the source it moved"
+        );
     }
 
     #[tokio::test]

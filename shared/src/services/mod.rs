@@ -5,6 +5,7 @@
 
 pub mod challenges;
 pub mod connecting;
+pub mod day_events;
 pub mod intake;
 pub mod standings;
 pub mod status;
@@ -16,6 +17,7 @@ mod tests;
 
 pub use challenges::{ChallengeError, Challenges};
 pub use connecting::{Callback, CallbackQuery, ConnectSettings, Connecting, ConsentStart};
+pub use day_events::{DayChange, DayEvents};
 pub use intake::{IntakeAnswer, WebhookIntake, coalesce_key};
 pub use standings::{Leaderboard, Standing, Standings};
 pub use status::{ConnectionStatusView, DayView, Status};

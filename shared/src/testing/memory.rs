@@ -5,8 +5,8 @@ use crate::domain::{
     MAX_TRANSACTION_ITEMS, OAuthState, Participant, Provider, SourceTotals, UserId, UserProfile,
 };
 use crate::ports::{
-    AccountClaim, ChallengeStore, ConnectionStore, DayWrite, EphemeralStore, JoinWrite, LeaveWrite, StepStore,
-    StoreError, SyncRecord, UserDays,
+    AccountClaim, ChallengeStore, ConnectionStore, DayChange, DayWrite, EphemeralStore, JoinWrite, LeaveWrite,
+    StepStore, StoreError, SyncRecord, UserDays,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -28,6 +28,10 @@ struct State {
     oauth: HashMap<String, OAuthState>,
     dedupe: HashMap<String, Timestamp>,
     writes: u64,
+    /// The change stream: every committed day write, in commit order, not yet taken.
+    stream: Vec<DayChange>,
+    /// Sequence numbers handed out so far.
+    sequence: u64,
     /// The error the next `save_connection` answers (a test's injected failure).
     refuse_save: Option<StoreError>,
 }
@@ -46,6 +50,11 @@ impl InMemoryStore {
     /// Successful write requests so far (a transaction counts once).
     pub fn writes(&self) -> u64 {
         self.state.lock().unwrap().writes
+    }
+
+    /// Takes the change stream's records so far (as DynamoDB Streams would deliver them).
+    pub fn take_day_changes(&self) -> Vec<DayChange> {
+        std::mem::take(&mut self.state.lock().unwrap().stream)
     }
 
     pub fn day(&self, user: &UserId, date: LocalDate) -> Option<DayRecord> {
@@ -105,7 +114,10 @@ impl StepStore for InMemoryStore {
             let p = state.participants.get_mut(&(delta.challenge.clone(), user.clone())).expect("checked");
             p.sources.add(delta.source, delta.total, delta.days);
         }
-        state.days.insert(key, write.record.clone());
+        let old = state.days.insert(key, write.record.clone());
+        state.sequence += 1;
+        let id = format!("{:020}", state.sequence);
+        state.stream.push(DayChange { id, old, new: write.record.clone() });
         state.profiles.entry(user.clone()).or_default().rev = write.expected_rev + 1;
         state.writes += 1;
         Ok(())

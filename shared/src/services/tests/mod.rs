@@ -4,6 +4,7 @@
 
 mod challenges;
 mod connecting;
+mod day_events;
 mod intake;
 mod standings;
 mod status;
@@ -189,6 +190,14 @@ impl World {
     async fn total(&self, id: &ChallengeId, user: &UserId) -> (u64, u32) {
         let totals = self.store.participant(id, user).await.unwrap().unwrap().totals();
         (totals.total, totals.days)
+    }
+
+    /// Runs the change stream's publisher over what the store committed since the last call
+    /// (as `DayEventsFunction` does deployed); returns the `StepsUpdated` it published.
+    async fn day_events(&self) -> Vec<crate::events::StepsUpdated> {
+        let changes = self.store.take_day_changes();
+        super::DayEvents { publisher: self.publisher.clone() }.publish(&changes).await.unwrap();
+        changes.iter().filter_map(super::day_events::steps_updated).collect()
     }
 
     fn sync_requests(&self) -> Vec<SyncRequested> {

@@ -96,14 +96,8 @@ async fn a_day_the_provider_deletes_or_stops_returning_loses_its_value() {
     let nov23 = w.store.day(&alice, date("2026-11-23")).unwrap();
     assert_eq!(nov23.total.get(), 3000, "the phone's value stays");
     assert_eq!(w.total(&november, &alice).await, (3000, 1));
-    let updates: Vec<(String, u32, u32)> = w
-        .publisher
-        .events()
-        .into_iter()
-        .filter_map(|e| {
-            if let Event::StepsUpdated(u) = e { Some((u.date.to_string(), u.old_total, u.new_total)) } else { None }
-        })
-        .collect();
+    let updates: Vec<(String, u32, u32)> =
+        w.day_events().await.into_iter().map(|u| (u.date.to_string(), u.old_total, u.new_total)).collect();
     assert!(updates.contains(&("2026-11-24".into(), 5000, 0)), "{updates:?}");
     assert!(updates.contains(&("2026-11-23".into(), 4000, 3000)), "{updates:?}");
     // Asked again: nothing left to remove, nothing written.
@@ -275,6 +269,7 @@ async fn an_event_the_worker_does_not_handle_is_a_bad_event() {
         date: date("2026-11-25"),
         old_total: 0,
         new_total: 10,
+        version: 1,
         source: Provider::GoogleHealth,
     });
 
@@ -452,8 +447,9 @@ async fn an_older_fetch_that_commits_last_never_replaces_a_newer_one() {
     assert_eq!(day.total.get(), 9000);
     assert_eq!(day.sources[&Provider::GoogleHealth].observed_at, Some(w.now()), "the newer fetch's start");
     assert_eq!(w.total(&november, &alice).await, (9000, 1));
-    let updates: Vec<_> = w.publisher.events().into_iter().filter(|e| matches!(e, Event::StepsUpdated(_))).collect();
-    assert_eq!(updates.len(), 1);
+    let updates = w.day_events().await;
+    assert_eq!(updates.len(), 1, "one committed change, one event: {updates:?}");
+    assert_eq!((updates[0].old_total, updates[0].new_total, updates[0].version), (0, 9000, 1));
 
     let writes = w.store.writes();
     w.clock.advance(Duration::from_secs(600));
