@@ -24,7 +24,7 @@ use stepsync_local::harness;
 use tokio::task::JoinHandle;
 
 /// Each function and the sample from `events/` it is fed (events/README.md).
-pub const FUNCTIONS: [(&str, &str); 7] = [
+pub const FUNCTIONS: [(&str, &str); 8] = [
     ("sync-worker", "sync_requested.json"),
     ("scheduled-sync", "scheduled_tick.json"),
     ("manual-sync", "sync_now.json"),
@@ -32,6 +32,7 @@ pub const FUNCTIONS: [(&str, &str); 7] = [
     ("provider-webhook", "webhook_google_health_notification.json"),
     ("challenges", "challenges_leaderboard.json"),
     ("day-events", "day_changed.json"),
+    ("reconcile", "reconcile_tick.json"),
 ];
 const TABLE: &str = "stepsync";
 /// walker-1's Google Health account in the fake, as the samples' person.

@@ -8,6 +8,7 @@ pub mod day_events;
 pub mod http;
 pub mod manual_sync;
 pub mod oauth;
+pub mod reconcile;
 pub mod runtime;
 pub mod scheduled_sync;
 pub mod sync_worker;

@@ -281,6 +281,18 @@ impl LocalStack {
                 }
             }
         }));
+        // The daily reconcile, as its schedule runs it deployed: once now, then every day.
+        let reconcile_app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_secs(24 * 3600));
+            loop {
+                interval.tick().await;
+                match functions::reconcile::run(&reconcile_app).await {
+                    Ok(report) => tracing::info!(?report, "local reconcile"),
+                    Err(error) => tracing::warn!(%error, "local reconcile failed"),
+                }
+            }
+        }));
         let tick_app = app.clone();
         let every = options.tick;
         tasks.push(tokio::spawn(async move {

@@ -3,7 +3,7 @@
 
 use crate::domain::{
     Challenge, ChallengeId, Connection, ConnectionStatus, DailyValue, DayRecord, EncryptedTokens, LastError, LocalDate,
-    OAuthState, Participant, Provider, SourceTotals, TokenSet, UserId, UserProfile,
+    OAuthState, Participant, Provider, Snapshot, SourceTotals, TokenSet, UserId, UserProfile,
 };
 use crate::events::Event;
 use async_trait::async_trait;
@@ -98,6 +98,18 @@ pub struct JoinWrite {
     pub expected_rev: u64,
 }
 
+/// Sealing a participant at close, atomically: the snapshot (new), the participant's numbers
+/// set to the snapshot's and marked sealed, and the profile with the membership sealed (its
+/// `rev` one past `expected_rev`), conditioned on `expected_rev`.
+#[derive(Debug, Clone)]
+pub struct SealWrite {
+    pub challenge: ChallengeId,
+    pub user: UserId,
+    pub snapshot: Snapshot,
+    pub profile: UserProfile,
+    pub expected_rev: u64,
+}
+
 /// A leave: the participant removed and the profile without the membership, atomically.
 #[derive(Debug, Clone)]
 pub struct LeaveWrite {
@@ -115,6 +127,8 @@ pub trait StepStore: Send + Sync {
     async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError>;
     /// `StoreError::Conflict` when the day's version or the profile's rev moved.
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError>;
+    /// `StoreError::Conflict` when the profile's rev moved (a day write came first).
+    async fn commit_seal(&self, write: &SealWrite) -> Result<(), StoreError>;
     /// Sets the person's time zone; conditioned on `expected_rev`.
     async fn set_time_zone(&self, user: &UserId, zone: &str, expected_rev: u64) -> Result<(), StoreError>;
     /// Sets or clears the primary source; conditioned on `expected_rev`.
@@ -146,6 +160,8 @@ pub trait ChallengeStore: Send + Sync {
     ) -> Result<(), StoreError>;
     async fn participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Participant>, StoreError>;
     async fn participants(&self, challenge: &ChallengeId) -> Result<Vec<Participant>, StoreError>;
+    /// The participant's snapshot, once sealed.
+    async fn snapshot(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Snapshot>, StoreError>;
 }
 
 /// A claimed provider account: the days before `counts_from` fed a previous owner.

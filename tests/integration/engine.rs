@@ -16,7 +16,7 @@ use stepsync::domain::{
 use stepsync::engine::SyncOutcome;
 use stepsync::events::Event;
 use stepsync::ports::{ChallengeStore, ConnectionStore, DayWrite, ParticipantDelta, StepStore, StoreError};
-use stepsync::services::ChallengeError;
+use stepsync::services::{ChallengeError, Reconcile};
 use stepsync_local::harness::{Backend, TestEnv, date, unique};
 use stepsync_local::on_both_backends;
 
@@ -34,6 +34,7 @@ on_both_backends!(
     two_installs_of_one_platform_are_kept_apart_through_the_store,
     a_walk_two_sources_put_on_different_dates_counts_once_through_the_store,
     every_committed_day_change_is_one_event_with_its_version_from_the_stream,
+    the_reconcile_repairs_drift_and_seals_closed_challenges_through_the_store,
 );
 
 const SOURCES: [Provider; 2] = [Provider::AppleHealth, Provider::GoogleHealth];
@@ -194,6 +195,14 @@ async fn a_final_challenge_never_changes(env: TestEnv) {
     assert_eq!(report.changed.len(), 1, "the day itself still records the correction");
     assert_eq!(participant_totals(&env, &finished, &walker).await.unwrap().total, 4500, "final: frozen");
     assert_eq!(participant_totals(&env, &month, &walker).await.unwrap().total, 9000);
+    // The late write sealed the finished challenge first: its snapshot holds the day at close.
+    let snapshot = env.store.snapshot(&finished, &walker).await.unwrap().expect("sealed by the late write");
+    assert_eq!(snapshot.days[&date("2026-11-05")][&Provider::GoogleHealth], 4500, "{:?}", env.backend);
+    let reconcile = Reconcile { steps: env.store.as_ref(), store: env.store.as_ref() };
+    assert_eq!(reconcile.check_closed(&finished).await.unwrap(), []);
+    let report = reconcile.run(env.now()).await.unwrap();
+    assert_eq!((report.sealed, report.repaired, report.repaired_at_seal), (0, 0, 0), "{report:?}");
+    assert!(env.store.participant(&finished, &walker).await.unwrap().unwrap().sealed);
     assert!(env.challenges().join(&finished, &user(), env.now()).await.is_err(), "a final challenge takes no one");
 }
 
@@ -535,4 +544,39 @@ async fn every_committed_day_change_is_one_event_with_its_version_from_the_strea
     );
     assert_eq!(env.publisher.events().len(), 3);
     assert_eq!(env.day_events().await, [], "each record once");
+}
+
+/// The reconcile through the real adapter: drift in an open challenge rebuilt and counted, a
+/// closed challenge sealed (snapshot, participant and profile in one transaction), then
+/// checked against its snapshot; the next run finds nothing to do.
+async fn the_reconcile_repairs_drift_and_seals_closed_challenges_through_the_store(env: TestEnv) {
+    let walker = user();
+    let closed = env.challenge_with("2026-11-01", "2026-11-10", 1).await;
+    let open = env.challenge("2026-11-01", "2026-11-30").await;
+    env.clock.set("2026-11-05T12:00:00Z".parse().unwrap());
+    for c in [&closed, &open] {
+        env.challenges().join(c, &walker, env.now()).await.unwrap();
+    }
+    let days = [value("2026-11-04", 3000, Some(1)), value("2026-11-05", 4000, Some(1))];
+    env.engine.apply(&walker, Provider::Misfit, &TimeZone::UTC, &days).await.unwrap();
+    let rev = env.store.load_user_days(&walker, &[]).await.unwrap().profile.rev;
+    let drifted = stepsync::domain::SourceTotals([(Provider::Misfit, ParticipantTotals { total: 2, days: 2 })].into());
+    env.store.commit_totals(&open, &walker, &drifted, rev).await.unwrap();
+    env.clock.set("2026-11-25T18:00:00Z".parse().unwrap());
+
+    let reconcile = Reconcile { steps: env.store.as_ref(), store: env.store.as_ref() };
+    let report = reconcile.run(env.now()).await.unwrap();
+
+    assert_eq!((report.open_challenges, report.repaired, report.sealed), (1, 1, 1), "{:?}: {report:?}", env.backend);
+    assert_eq!(assert_exact(&env, &open, &walker).await, ParticipantTotals { total: 7000, days: 2 });
+    let snapshot = env.store.snapshot(&closed, &walker).await.unwrap().unwrap();
+    assert!(snapshot.is_consistent());
+    assert_eq!(snapshot.totals.best(), ParticipantTotals { total: 7000, days: 2 });
+    assert_eq!(reconcile.check_closed(&closed).await.unwrap(), []);
+    let profile = env.store.load_user_days(&walker, &[]).await.unwrap().profile;
+    assert!(profile.memberships[&closed].sealed && !profile.memberships[&open].sealed);
+    assert_eq!(
+        reconcile.run(env.now()).await.unwrap(),
+        stepsync::services::ReconcileReport { open_challenges: 1, participants: 1, ..Default::default() }
+    );
 }

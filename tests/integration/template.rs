@@ -137,13 +137,16 @@ enum Answer {
     Worker(WorkerResult),
     /// The scheduler's tick: it runs and finds no shard busy (the table is empty).
     Tick,
+    /// The daily reconcile: it runs over an empty table and finds nothing to do.
+    Reconcile,
     /// A stream batch for day-events: every record published, this `StepsUpdated` among them.
     DayEvents(u32, u32, u64),
 }
 
 fn sample_answers() -> Vec<(&'static str, Answer)> {
-    use Answer::{DayEvents, Status, Tick, Worker};
+    use Answer::{DayEvents, Reconcile, Status, Tick, Worker};
     vec![
+        ("reconcile_tick.json", Reconcile),
         ("day_changed.json", DayEvents(8000, 8421, 2)),
         ("challenges_create.json", Status(201)), // the sample's user is an admin
         ("challenges_get.json", Status(404)),    // the sample's challenge was never created
@@ -220,6 +223,10 @@ async fn every_sample_event_gets_its_exact_answer_from_its_handler() {
                 });
                 let expected = (*old_total, *new_total, *version, stepsync::domain::Provider::GoogleHealth);
                 assert_eq!(update, Some(expected), "{name}: {published:?}");
+            }
+            Answer::Reconcile => {
+                let report = functions::reconcile::run(&app).await.unwrap();
+                assert_eq!(report, stepsync::services::ReconcileReport::default(), "{name}");
             }
             Answer::Tick => {
                 let busy = functions::scheduled_sync::tick(&app).await;

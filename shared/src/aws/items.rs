@@ -4,8 +4,8 @@
 
 use crate::domain::{
     AccountHold, Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LastError,
-    LocalDate, Membership, OAuthState, Participant, ParticipantTotals, Provider, SourceTotals, SourceValue, StepCount,
-    UserId, UserProfile, shard_of,
+    LocalDate, Membership, OAuthState, Participant, ParticipantTotals, Provider, Snapshot, SourceTotals, SourceValue,
+    StepCount, UserId, UserProfile, shard_of,
 };
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -237,6 +237,8 @@ pub struct ParticipantItem {
     pub joined_at: Timestamp,
     /// Epoch seconds after which the challenge is final: day writes are conditioned on it.
     pub closes_at: i64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
 }
 
 /// The attribute names of one source's numbers in a participant item.
@@ -252,6 +254,7 @@ pub fn participant_item(p: &Participant, closes_at: Timestamp) -> Result<Item, S
         user: p.user.clone(),
         joined_at: p.joined_at,
         closes_at: closes_at.as_second(),
+        sealed: p.sealed,
     })?;
     for (source, totals) in &p.sources.0 {
         let (steps, days) = source_attributes(*source);
@@ -282,7 +285,60 @@ pub fn participant_from_item(item: Item) -> Result<Participant, StoreError> {
         }
     }
     let fixed: ParticipantItem = from_item(item)?;
-    Ok(Participant { challenge: fixed.challenge, user: fixed.user, sources, joined_at: fixed.joined_at })
+    Ok(Participant {
+        challenge: fixed.challenge,
+        user: fixed.user,
+        sources,
+        joined_at: fixed.joined_at,
+        sealed: fixed.sealed,
+    })
+}
+
+pub fn snapshot_sk(user: &UserId) -> String {
+    format!("SNAP#{user}")
+}
+
+/// `CHAL#{id}` / `SNAP#{user}`: a participant's final numbers and the day values they came from.
+#[derive(Serialize, Deserialize)]
+pub struct SnapshotItem {
+    pub pk: String,
+    pub sk: String,
+    /// Provider id → the source's numbers over the window.
+    pub totals: BTreeMap<String, ParticipantTotals>,
+    /// Date → provider id → steps.
+    pub days: BTreeMap<LocalDate, BTreeMap<String, u32>>,
+    pub sealed_at: Timestamp,
+}
+
+impl SnapshotItem {
+    pub fn from_snapshot(challenge: &ChallengeId, user: &UserId, snapshot: &Snapshot) -> Self {
+        let by_name = |p: &Provider| p.as_str().to_owned();
+        Self {
+            pk: challenge_pk(challenge),
+            sk: snapshot_sk(user),
+            totals: snapshot.totals.0.iter().map(|(p, t)| (by_name(p), *t)).collect(),
+            days: snapshot
+                .days
+                .iter()
+                .map(|(date, values)| (*date, values.iter().map(|(p, s)| (by_name(p), *s)).collect()))
+                .collect(),
+            sealed_at: snapshot.sealed_at,
+        }
+    }
+
+    pub fn into_snapshot(self) -> Result<Snapshot, StoreError> {
+        let provider = |name: &str| name.parse::<Provider>().map_err(|e| StoreError::Corrupt(e.to_string()));
+        let totals = self.totals.iter().map(|(p, t)| Ok((provider(p)?, *t))).collect::<Result<_, StoreError>>()?;
+        let days = self
+            .days
+            .into_iter()
+            .map(|(date, values)| {
+                let values = values.iter().map(|(p, s)| Ok((provider(p)?, *s))).collect::<Result<_, StoreError>>()?;
+                Ok((date, values))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Snapshot { totals: SourceTotals(totals), days, sealed_at: self.sealed_at })
+    }
 }
 
 #[derive(Serialize, Deserialize)]

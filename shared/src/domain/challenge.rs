@@ -105,7 +105,7 @@ impl Challenge {
     }
 
     pub fn membership(&self) -> Membership {
-        Membership { start: self.start, end: self.end, closes_at: self.closes_at() }
+        Membership { start: self.start, end: self.end, closes_at: self.closes_at(), sealed: false }
     }
 }
 
@@ -116,6 +116,10 @@ pub struct Membership {
     pub start: LocalDate,
     pub end: LocalDate,
     pub closes_at: Timestamp,
+    /// The participant's final numbers were frozen with the day values they came from
+    /// (`Snapshot`): no day write looks at this membership again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
 }
 
 impl Membership {
@@ -125,6 +129,52 @@ impl Membership {
 
     pub fn is_final(&self, now: Timestamp) -> bool {
         now >= self.closes_at
+    }
+
+    /// Final but not yet sealed: a write to a day it covers must seal it first, so the
+    /// snapshot holds the day values as they were at close.
+    pub fn needs_seal(&self, now: Timestamp) -> bool {
+        self.is_final(now) && !self.sealed
+    }
+}
+
+/// A participant's final numbers, frozen at close together with the day values they came
+/// from (`CHAL#{id}` / `SNAP#{user}`): a closed challenge is checked against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub totals: SourceTotals,
+    /// Each day in the window with a value: every source's steps.
+    pub days: BTreeMap<LocalDate, BTreeMap<Provider, u32>>,
+    pub sealed_at: Timestamp,
+}
+
+impl Snapshot {
+    /// The snapshot of the day records in `membership`'s window.
+    pub fn of<'a>(
+        membership: &Membership,
+        days: impl IntoIterator<Item = &'a super::DayRecord>,
+        now: Timestamp,
+    ) -> Self {
+        let mut snapshot = Snapshot { totals: SourceTotals::default(), days: BTreeMap::new(), sealed_at: now };
+        for day in days.into_iter().filter(|d| membership.covers(d.date) && !d.sources.is_empty()) {
+            let values: BTreeMap<Provider, u32> = day.sources.iter().map(|(p, v)| (*p, v.steps.get())).collect();
+            for (source, steps) in &values {
+                snapshot.totals.add(*source, i64::from(*steps), i64::from(*steps > 0));
+            }
+            snapshot.days.insert(day.date, values);
+        }
+        snapshot
+    }
+
+    /// Whether the totals are exactly what the day values add up to.
+    pub fn is_consistent(&self) -> bool {
+        let mut again = SourceTotals::default();
+        for values in self.days.values() {
+            for (source, steps) in values {
+                again.add(*source, i64::from(*steps), i64::from(*steps > 0));
+            }
+        }
+        again == self.totals
     }
 }
 
@@ -191,6 +241,8 @@ pub struct Participant {
     pub user: UserId,
     pub sources: SourceTotals,
     pub joined_at: Timestamp,
+    /// Frozen with a `Snapshot`.
+    pub sealed: bool,
 }
 
 impl Participant {

@@ -11,7 +11,8 @@ mod steps;
 
 pub use challenge::{
     Challenge, ChallengeState, LeaderboardEntry, LeaderboardPage, MAX_CHALLENGE_DAYS, MAX_GRACE_DAYS,
-    MAX_OPEN_CHALLENGES, MAX_TRANSACTION_ITEMS, Membership, Participant, ParticipantTotals, SourceTotals, UserProfile,
+    MAX_OPEN_CHALLENGES, MAX_TRANSACTION_ITEMS, Membership, Participant, ParticipantTotals, Snapshot, SourceTotals,
+    UserProfile,
 };
 pub use connection::{
     AccountHold, Connection, ConnectionStatus, DUE_SHARDS, EncryptedTokens, LastError, TokenSet, local_today, shard_of,

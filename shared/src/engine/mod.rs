@@ -3,10 +3,12 @@
 //! type, an HTTP request or a provider's JSON.
 
 mod schedule;
+mod seal;
 mod tokens;
 
 pub use schedule::Schedule;
 use schedule::jittered;
+pub use seal::{Sealed, seal_membership};
 use tokens::Tokens;
 
 use crate::clock::Clock;
@@ -222,6 +224,21 @@ impl SyncEngine {
         report: &mut ApplyReport,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        // A day of a final membership not sealed yet: seal it first, so its snapshot holds the
+        // day as it was at close; the seal moved `rev`, so the caller re-reads.
+        let unsealed: Vec<&crate::domain::ChallengeId> = snapshot
+            .profile
+            .memberships
+            .iter()
+            .filter(|(_, m)| m.needs_seal(now) && pending.keys().any(|date| m.covers(*date)))
+            .map(|(id, _)| id)
+            .collect();
+        if !unsealed.is_empty() {
+            for challenge in unsealed {
+                seal_membership(self.steps.as_ref(), user, challenge, now).await?;
+            }
+            return Err(StoreError::Conflict);
+        }
         let mut rev = snapshot.profile.rev;
         let primary = snapshot.profile.primary;
         for (date, value) in pending.clone() {

@@ -134,6 +134,7 @@ impl Challenges<'_> {
                 user: user.clone(),
                 sources: totals_in_window(&challenge, &window),
                 joined_at: now,
+                sealed: false,
             };
             let mut profile = window.profile.clone();
             profile.memberships.insert(id.clone(), challenge.membership());
@@ -281,6 +282,7 @@ mod tests {
             user: UserId::parse(user).unwrap(),
             sources: SourceTotals([(crate::domain::Provider::Misfit, ParticipantTotals { total, days: 1 })].into()),
             joined_at: Timestamp::UNIX_EPOCH,
+            sealed: false,
         }
     }
 

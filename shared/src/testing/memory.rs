@@ -2,11 +2,11 @@
 
 use crate::domain::{
     AccountHold, Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate,
-    MAX_TRANSACTION_ITEMS, OAuthState, Participant, Provider, SourceTotals, UserId, UserProfile,
+    MAX_TRANSACTION_ITEMS, OAuthState, Participant, Provider, Snapshot, SourceTotals, UserId, UserProfile,
 };
 use crate::ports::{
     AccountClaim, ChallengeStore, ConnectionStore, DayChange, DayWrite, EphemeralStore, JoinWrite, LeaveWrite,
-    StepStore, StoreError, SyncRecord, UserDays,
+    SealWrite, StepStore, StoreError, SyncRecord, UserDays,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -26,6 +26,7 @@ struct State {
     connections: HashMap<(UserId, Provider), (Connection, Lease)>,
     owners: HashMap<(Provider, String), AccountHold>,
     oauth: HashMap<String, OAuthState>,
+    snapshots: HashMap<(ChallengeId, UserId), Snapshot>,
     dedupe: HashMap<String, Timestamp>,
     writes: u64,
     /// The change stream: every committed day write, in commit order, not yet taken.
@@ -123,6 +124,22 @@ impl StepStore for InMemoryStore {
         Ok(())
     }
 
+    async fn commit_seal(&self, write: &SealWrite) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        check_rev(&state, &write.user, write.expected_rev)?;
+        let key = (write.challenge.clone(), write.user.clone());
+        if state.snapshots.contains_key(&key) {
+            return Err(StoreError::Conflict);
+        }
+        let participant = state.participants.get_mut(&key).ok_or(StoreError::Conflict)?;
+        participant.sources = write.snapshot.totals.clone();
+        participant.sealed = true;
+        state.snapshots.insert(key, write.snapshot.clone());
+        state.profiles.insert(write.user.clone(), write.profile.clone());
+        state.writes += 1;
+        Ok(())
+    }
+
     async fn set_time_zone(&self, user: &UserId, zone: &str, expected_rev: u64) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
         check_rev(&state, user, expected_rev)?;
@@ -215,6 +232,10 @@ impl ChallengeStore for InMemoryStore {
 
     async fn participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Participant>, StoreError> {
         Ok(self.state.lock().unwrap().participants.get(&(challenge.clone(), user.clone())).cloned())
+    }
+
+    async fn snapshot(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.state.lock().unwrap().snapshots.get(&(challenge.clone(), user.clone())).cloned())
     }
 
     async fn participants(&self, challenge: &ChallengeId) -> Result<Vec<Participant>, StoreError> {

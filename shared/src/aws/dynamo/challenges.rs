@@ -66,13 +66,58 @@ impl ChallengeStore for DynamoStore {
         totals: &SourceTotals,
         expected_rev: u64,
     ) -> Result<(), StoreError> {
-        // Every source's numbers are set, or removed when it has none in the window.
+        let update = self.participant_totals_update(challenge, user, totals, false)?;
+        let (condition, values) = rev_condition(expected_rev);
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK)))
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values.into_iter().collect()))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder().condition_check(check).build(),
+        ];
+        self.transact(items).await.map_err(StoreError::from)
+    }
+
+    async fn participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Participant>, StoreError> {
+        self.get(challenge_pk(challenge), participant_sk(user)).await?.map(participant_from_item).transpose()
+    }
+
+    async fn participants(&self, challenge: &ChallengeId) -> Result<Vec<Participant>, StoreError> {
+        self.query_prefix(challenge_pk(challenge), "PART").await?.into_iter().map(participant_from_item).collect()
+    }
+
+    async fn snapshot(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Snapshot>, StoreError> {
+        self.get(challenge_pk(challenge), snapshot_sk(user))
+            .await?
+            .map(|item| from_item::<SnapshotItem>(item)?.into_snapshot())
+            .transpose()
+    }
+}
+
+impl DynamoStore {
+    /// Sets every source's numbers on a participant (removing a source with none in the
+    /// window), and marks it sealed when `seal`.
+    pub(super) fn participant_totals_update(
+        &self,
+        challenge: &ChallengeId,
+        user: &UserId,
+        totals: &SourceTotals,
+        seal: bool,
+    ) -> Result<Update, StoreError> {
         let mut sets = Vec::new();
         let mut removes = Vec::new();
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(challenge_pk(challenge), participant_sk(user))))
             .condition_expression("attribute_exists(pk)");
+        if seal {
+            sets.push("sealed = :sealed".to_owned());
+            update = update.expression_attribute_values(":sealed", AttributeValue::Bool(true));
+        }
         for (i, source) in Provider::ALL.into_iter().enumerate() {
             let (steps, days) = source_attributes(source);
             update = update
@@ -95,27 +140,6 @@ impl ChallengeStore for DynamoStore {
         if !removes.is_empty() {
             expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
         }
-        let update = update.update_expression(expression.trim()).build().map_err(build_error)?;
-        let (condition, values) = rev_condition(expected_rev);
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), PROFILE_SK)))
-            .condition_expression(condition)
-            .set_expression_attribute_values(Some(values.into_iter().collect()))
-            .build()
-            .map_err(build_error)?;
-        let items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            TransactWriteItem::builder().condition_check(check).build(),
-        ];
-        self.transact(items).await.map_err(StoreError::from)
-    }
-
-    async fn participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Participant>, StoreError> {
-        self.get(challenge_pk(challenge), participant_sk(user)).await?.map(participant_from_item).transpose()
-    }
-
-    async fn participants(&self, challenge: &ChallengeId) -> Result<Vec<Participant>, StoreError> {
-        self.query_prefix(challenge_pk(challenge), "PART").await?.into_iter().map(participant_from_item).collect()
+        update.update_expression(expression.trim()).build().map_err(build_error)
     }
 }

@@ -4,12 +4,12 @@
 use super::items::*;
 use crate::domain::{
     AccountHold, Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate,
-    OAuthState, Participant, Provider, SourceTotals, UserId, UserProfile,
+    OAuthState, Participant, Provider, Snapshot, SourceTotals, UserId, UserProfile,
 };
 use crate::domain::{MAX_TRANSACTION_ITEMS, shard_of};
 use crate::ports::{
-    AccountClaim, ChallengeStore, ConnectionStore, DayWrite, EphemeralStore, JoinWrite, LeaveWrite, StepStore,
-    StoreError, SyncRecord, UserDays,
+    AccountClaim, ChallengeStore, ConnectionStore, DayWrite, EphemeralStore, JoinWrite, LeaveWrite, SealWrite,
+    StepStore, StoreError, SyncRecord, UserDays,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;

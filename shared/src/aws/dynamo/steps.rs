@@ -78,6 +78,29 @@ impl StepStore for DynamoStore {
         self.transact(items).await.map_err(StoreError::from)
     }
 
+    async fn commit_seal(&self, write: &SealWrite) -> Result<(), StoreError> {
+        let item = to_item(&SnapshotItem::from_snapshot(&write.challenge, &write.user, &write.snapshot))?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder()
+                .update(self.participant_totals_update(&write.challenge, &write.user, &write.snapshot.totals, true)?)
+                .build(),
+            self.profile_put(&write.user, &write.profile, write.expected_rev)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            // Sealed already (by a racing seal): the profile moved too, so re-read.
+            Err(TransactFailure::Cancelled(failed)) if failed.contains(&0) => Err(StoreError::Conflict),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     async fn set_time_zone(&self, user: &UserId, zone: &str, expected_rev: u64) -> Result<(), StoreError> {
         let (condition, values) = rev_condition(expected_rev);
         self.client

@@ -6,6 +6,7 @@ mod challenges;
 mod connecting;
 mod day_events;
 mod intake;
+mod reconcile;
 mod standings;
 mod status;
 mod syncing;
