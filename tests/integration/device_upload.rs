@@ -6,12 +6,13 @@ use serde_json::{Value, json};
 use stepsync::domain::{DailyValue, ParticipantTotals, Provider, UserId};
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
 use stepsync_local::harness::{self, TestEnv, body_json, date, request_from_sample, unique};
-use stepsync_local::on_dynoxide;
+use stepsync_local::on_both_backends;
 
-on_dynoxide!(
+on_both_backends!(
     reuploading_the_same_days_sends_zero_writes_and_two_phones_never_add_up,
     phone_and_google_resolve_by_primary_or_maximum_and_the_leaderboard_stays_exact,
     bad_uploads_get_field_errors_and_mixed_uploads_keep_their_valid_days,
+    an_installation_feeds_one_person_through_the_api,
 );
 
 fn user() -> UserId {
@@ -172,4 +173,38 @@ async fn bad_uploads_get_field_errors_and_mixed_uploads_keep_their_valid_days(en
     let stored = env.store.load_user_window(&walker, date("2026-11-19"), date("2026-11-26")).await.unwrap().days;
     let kept: Vec<(String, u32)> = stored.values().map(|d| (d.date.to_string(), d.total.get())).collect();
     assert_eq!(kept, [("2026-11-20".to_owned(), 6000), ("2026-11-25".to_owned(), 7000)]);
+}
+
+/// An installation is bound to the first person who uploads from it (the phone connection
+/// keeps it, the owner item holds it): another person's upload from it is 409 and counts
+/// nothing; once the holder turns Apple Health off, the next person's days count from the day
+/// after the release.
+async fn an_installation_feeds_one_person_through_the_api(env: TestEnv) {
+    let app = harness::app(&env, vec![]);
+    let (alice, bob) = (user(), user());
+    let install = unique("ipad");
+    let (status, body) = upload(&app, &alice, phone(&install, &[("2026-11-24", 8000)])).await;
+    assert_eq!(status, 200, "{body}");
+    let phone_connection = env.store.get_connection(&alice, Provider::AppleHealth).await.unwrap().unwrap();
+    assert_eq!(phone_connection.installs.get(&install), Some(&None), "{:?}", env.backend);
+
+    let (status, body) = upload(&app, &bob, phone(&install, &[("2026-11-24", 8000)])).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("conflict")), "{body}");
+    assert!(env.store.load_user_days(&bob, &[date("2026-11-24")]).await.unwrap().days.is_empty());
+
+    let req = request_from_sample("oauth_disconnect.json", Some(&alice), |e| {
+        e["rawPath"] = "/v1/connections/apple_health".into();
+        e["pathParameters"]["provider"] = "apple_health".into();
+    });
+    let res = functions::oauth::handle(&app, req).await;
+    assert_eq!(res.status().as_u16(), 204, "{}", body_json(&res));
+    let off = env.store.get_connection(&alice, Provider::AppleHealth).await.unwrap().unwrap();
+    assert!(off.installs.is_empty(), "released with the connection");
+
+    env.clock.set("2026-11-27T18:00:00Z".parse().unwrap());
+    let (status, body) = upload(&app, &bob, phone(&install, &[("2026-11-26", 6000), ("2026-11-27", 500)])).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["applied"], json!([{"local_date": "2026-11-27", "steps": 500}]));
+    assert_eq!(body["rejected"][0]["error"], "before_device_linked");
+    assert_eq!(env.store.provider_account_owner(Provider::AppleHealth, &install).await.unwrap(), Some(bob));
 }

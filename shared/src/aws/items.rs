@@ -373,6 +373,8 @@ pub struct ConnectionItem {
     pub next_sync_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts_from: Option<LocalDate>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub installs: BTreeMap<String, Option<LocalDate>>,
     /// GSI1: present only while the connection is active and scheduled (a sparse index).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
@@ -402,6 +404,7 @@ impl ConnectionItem {
             last_error: c.last_error.clone(),
             next_sync_at: c.next_sync_at,
             counts_from: c.counts_from,
+            installs: c.installs.clone(),
             gsi1pk: due.map(|_| due_pk(shard_of(&c.user, c.provider))),
             gsi1sk: due.map(due_sk),
         }
@@ -425,6 +428,7 @@ impl ConnectionItem {
             last_error: self.last_error,
             next_sync_at: self.next_sync_at,
             counts_from: self.counts_from,
+            installs: self.installs,
         }
     }
 }

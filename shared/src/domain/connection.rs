@@ -85,6 +85,9 @@ pub struct Connection {
     /// The first day this connection may count: the provider account fed someone else
     /// through the day before (see `AccountClaim`), so earlier days are never fetched.
     pub counts_from: Option<LocalDate>,
+    /// A phone platform's app installations bound to this person (`install_id` → its first
+    /// countable day): an installation feeds one person at a time, like a provider account.
+    pub installs: std::collections::BTreeMap<String, Option<LocalDate>>,
 }
 
 impl Connection {
@@ -106,6 +109,7 @@ impl Connection {
             last_error: None,
             next_sync_at: None,
             counts_from: None,
+            installs: std::collections::BTreeMap::new(),
         }
     }
 

@@ -332,8 +332,11 @@ impl Connecting {
             }
         }
         let before = connections.disconnect(user, provider).await?;
-        if let Some(account) = existing.provider_user_id.as_deref() {
-            let now = self.ports.clock.now();
+        // The provider account, or a phone platform's installations: free for someone else,
+        // from the day after the last one that may have counted here.
+        let now = self.ports.clock.now();
+        let held = existing.provider_user_id.iter().chain(existing.installs.keys());
+        for account in held {
             connections.release_provider_account(provider, account, user, counted_through(now)).await?;
         }
         if let Some(before) = before.filter(|c| c.status != ConnectionStatus::Disconnected) {

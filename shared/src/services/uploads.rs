@@ -76,9 +76,24 @@ impl DeviceUploads {
         if values.is_empty() {
             return Ok(UploadReport { applied: Vec::new(), rejected });
         }
-        let (last_heard, zone_moved) = self.ensure_connection(user, platform, &zone, now).await?;
-        if zone_moved {
+        let (connection, moved) = self.ensure_connection(user, platform, &zone, now).await?;
+        let last_heard = if moved { None } else { connection.last_success_at };
+        if moved {
             self.learn_zone(user, &zone).await;
+        }
+        // The installation feeds this person only from its first countable day: days it may
+        // have counted for someone before are refused.
+        let counts_from = self.bind_install(&connection, &install_id).await?;
+        let (values, earlier): (Vec<DailyValue>, Vec<DailyValue>) =
+            values.into_iter().partition(|v| counts_from.is_none_or(|first| v.date >= first));
+        rejected.extend(
+            earlier.iter().map(|v| RejectedDay {
+                local_date: v.date.to_string().into(),
+                error: "before_device_linked".to_owned(),
+            }),
+        );
+        if values.is_empty() {
+            return Ok(UploadReport { applied: Vec::new(), rejected });
         }
         let report = self
             .engine
@@ -137,23 +152,55 @@ impl DeviceUploads {
         }
     }
 
+    /// Binds the app installation to the person, once: like a provider account, an
+    /// installation feeds one person at a time. Bound installations are kept on the phone
+    /// connection, so only a new one costs the claim. Returns the installation's first
+    /// countable day (the day after it last counted for someone else).
+    async fn bind_install(&self, connection: &Connection, install: &str) -> Result<Option<LocalDate>, ServiceError> {
+        if let Some(counts_from) = connection.installs.get(install) {
+            return Ok(*counts_from);
+        }
+        let connections = &self.ports.connections;
+        let (user, platform) = (&connection.user, connection.provider);
+        let claim = match connections.claim_provider_account(platform, install, user).await {
+            Ok(claim) => claim,
+            Err(StoreError::AccountOwnedByAnother) => {
+                tracing::warn!(user = %user, source = %platform, "upload from an installation bound to someone else");
+                return Err(ServiceError::Conflict(format!(
+                    "this device's {} is linked to another StepSync account: turn off {} there first",
+                    platform.display_name(),
+                    platform.display_name()
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut bound = connection.clone();
+        bound.installs.insert(install.to_owned(), claim.counts_from);
+        bound.token_version += 1;
+        match connections.save_connection(&bound, Some(connection.token_version)).await {
+            // A racing upload changed the connection: the claim holds; the next upload records it.
+            Ok(()) | Err(StoreError::Conflict) => Ok(claim.counts_from),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The phone source's connection: created on the first upload, and active again after the
     /// person turned it off and the app uploads anew (the upload is the person's act). Returns
-    /// when the source was last heard from, and whether the phone's zone is new.
+    /// it, and whether it was written now (new, back on, or a new zone).
     async fn ensure_connection(
         &self,
         user: &UserId,
         platform: Provider,
         zone: &str,
         now: Timestamp,
-    ) -> Result<(Option<Timestamp>, bool), ServiceError> {
+    ) -> Result<(Connection, bool), ServiceError> {
         let connections = &self.ports.connections;
         let existing = connections.get_connection(user, platform).await?;
         let fresh = Connection { time_zone: Some(zone.to_owned()), ..Connection::new(user.clone(), platform, now) };
-        let result = match existing {
-            None => connections.create_connection(&fresh).await,
+        let (result, written) = match existing {
+            None => (connections.create_connection(&fresh).await, fresh),
             Some(c) if c.status == ConnectionStatus::Active && c.time_zone.as_deref() == Some(zone) => {
-                return Ok((c.last_success_at, false));
+                return Ok((c, false));
             }
             Some(c) => {
                 let updated = Connection {
@@ -162,12 +209,16 @@ impl DeviceUploads {
                     token_version: c.token_version + 1,
                     ..c.clone()
                 };
-                connections.save_connection(&updated, Some(c.token_version)).await
+                (connections.save_connection(&updated, Some(c.token_version)).await, updated)
             }
         };
         match result {
+            Ok(()) => Ok((written, true)),
             // A concurrent upload made or changed it: either way there is one now.
-            Ok(()) | Err(StoreError::AlreadyExists(_)) | Err(StoreError::Conflict) => Ok((None, true)),
+            Err(StoreError::AlreadyExists(_)) | Err(StoreError::Conflict) => {
+                let now_stored = connections.get_connection(user, platform).await?;
+                Ok((now_stored.ok_or(StoreError::NotFound("connection"))?, true))
+            }
             Err(e) => Err(e.into()),
         }
     }

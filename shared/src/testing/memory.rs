@@ -422,6 +422,7 @@ impl ConnectionStore for InMemoryStore {
         conn.tokens = None;
         conn.token_version += 1;
         conn.next_sync_at = None;
+        conn.installs.clear();
         *lease = None;
         state.writes += 1;
         Ok(Some(before))

@@ -256,7 +256,7 @@ impl ConnectionStore for DynamoStore {
             .set_key(Some(key(user_pk(user), conn_sk(provider))))
             .update_expression(
                 "SET #status = :disconnected, token_version = token_version + :one \
-                 REMOVE tokens, gsi1pk, gsi1sk, next_sync_at, lease_holder, lease_expires_at",
+                 REMOVE tokens, gsi1pk, gsi1sk, next_sync_at, lease_holder, lease_expires_at, installs",
             )
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#status", "status")

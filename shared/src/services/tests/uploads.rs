@@ -113,7 +113,8 @@ async fn a_phone_source_turned_off_is_active_again_on_its_next_upload() {
 
     let phone = w.connection(&alice, Provider::AppleHealth).await.unwrap();
     assert_eq!(phone.status, ConnectionStatus::Active);
-    assert_eq!(phone.token_version, before.token_version + 1);
+    assert_eq!(phone.token_version, before.token_version + 2, "back on, then its installation bound again");
+    assert!(phone.installs.contains_key("iphone"));
     assert_eq!((phone.last_success_at, phone.last_data_date), (Some(w.now()), Some(date("2026-11-25"))));
 }
 
@@ -145,4 +146,44 @@ async fn two_devices_on_one_platform_never_add_up_or_lower_the_day() {
         refused(w.uploads.upload(&alice, future).await),
         r#"Invalid { field: "observed_at", message: "is in the future" }"#
     );
+}
+
+/// An app installation feeds one person at a time. Alice's iPhone uploads; Bob signs in on it
+/// and uploads: refused (409), nothing counted. Alice turns Apple Health off in StepSync, which
+/// frees the installation; Bob's next upload binds it, and the days it may have counted for
+/// Alice (through today, on the latest clock on Earth) are refused, later ones count.
+#[tokio::test]
+async fn an_installation_feeds_one_person_and_a_new_holder_starts_after_the_release() {
+    let w = World::new();
+    let (alice, bob) = (user("alice"), user("bob"));
+    w.uploads.upload(&alice, from_iphone(vec![steps("2026-11-24", 8000)])).await.unwrap();
+
+    let refused = w.uploads.upload(&bob, from_iphone(vec![steps("2026-11-24", 8000)])).await;
+    assert!(
+        matches!(&refused, Err(ServiceError::Conflict(m)) if m.contains("another StepSync account")),
+        "{refused:?}"
+    );
+    assert_eq!(w.store.day(&bob, date("2026-11-24")), None);
+
+    w.connecting.disconnect(&alice, Provider::AppleHealth).await.unwrap();
+    w.clock.set("2026-11-27T18:00:00Z".parse().unwrap());
+    let days = vec![steps("2026-11-25", 7000), steps("2026-11-26", 6000), steps("2026-11-27", 500)];
+    let report = w.uploads.upload(&bob, from_iphone(days)).await.unwrap();
+
+    // Released on Nov 25 at 18:00 UTC: Nov 26 already, at UTC+14.
+    assert_eq!(applied(&report), [(date("2026-11-27"), 500)]);
+    assert_eq!(
+        rejected(&report),
+        [
+            (r#""2026-11-25""#.to_owned(), "before_device_linked"),
+            (r#""2026-11-26""#.to_owned(), "before_device_linked")
+        ]
+    );
+    assert_eq!(w.owner(Provider::AppleHealth, "iphone").await, Some(bob.clone()));
+    let phone = w.connection(&bob, Provider::AppleHealth).await.unwrap();
+    assert_eq!(phone.installs.get("iphone"), Some(&Some(date("2026-11-27"))));
+    // Bound once: the next upload from it claims nothing (no write beyond its own).
+    let writes = w.store.writes();
+    w.uploads.upload(&bob, from_iphone(vec![steps("2026-11-27", 500)])).await.unwrap();
+    assert_eq!(w.store.writes(), writes, "unchanged, and no claim");
 }
