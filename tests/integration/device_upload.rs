@@ -201,10 +201,10 @@ async fn an_installation_feeds_one_person_through_the_api(env: TestEnv) {
     let off = env.store.get_connection(&alice, Provider::AppleHealth).await.unwrap().unwrap();
     assert!(off.installs.is_empty(), "released with the connection");
 
-    env.clock.set("2026-11-27T18:00:00Z".parse().unwrap());
-    let (status, body) = upload(&app, &bob, phone(&install, &[("2026-11-26", 6000), ("2026-11-27", 500)])).await;
+    env.clock.set("2026-11-28T18:00:00Z".parse().unwrap());
+    let (status, body) = upload(&app, &bob, phone(&install, &[("2026-11-27", 6000), ("2026-11-28", 500)])).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["applied"], json!([{"local_date": "2026-11-27", "steps": 500}]));
+    assert_eq!(body["applied"], json!([{"local_date": "2026-11-28", "steps": 500}]));
     assert_eq!(body["rejected"][0]["error"], "before_device_linked");
     assert_eq!(env.store.provider_account_owner(Provider::AppleHealth, &install).await.unwrap(), Some(bob));
 }

@@ -17,6 +17,7 @@ mod handlers;
 mod local_stack;
 mod log_capture;
 mod misfit;
+mod model;
 mod openapi;
 mod store;
 mod sync_api;

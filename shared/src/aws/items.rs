@@ -94,6 +94,9 @@ pub struct DayItem {
     /// `{provider}#{install_id}` → that installation's latest value (phone platforms).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub installs: BTreeMap<String, SourceValue>,
+    /// Provider id → when a pull last found its value gone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub removed: BTreeMap<String, Timestamp>,
     pub updated_at: Timestamp,
 }
 
@@ -108,6 +111,7 @@ impl DayItem {
             version: record.version,
             sources: record.sources.iter().map(|(p, v)| (p.as_str().to_owned(), *v)).collect(),
             installs: record.installs.iter().map(|((p, id), v)| (format!("{}#{id}", p.as_str()), *v)).collect(),
+            removed: record.removed.iter().map(|(p, at)| (p.as_str().to_owned(), *at)).collect(),
             updated_at: now,
         }
     }
@@ -129,7 +133,14 @@ impl DayItem {
                 Ok(((provider, id.to_owned()), v))
             })
             .collect::<Result<BTreeMap<_, _>, StoreError>>()?;
+        let removed = self
+            .removed
+            .into_iter()
+            .map(|(p, at)| p.parse::<Provider>().map(|p| (p, at)))
+            .collect::<Result<BTreeMap<_, _>, _>>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(DayRecord {
+            removed,
             user: self.user,
             date: self.date,
             sources,

@@ -46,23 +46,43 @@ pub struct DayRecord {
     /// A phone platform's latest value per app installation (`install_id`); the platform's
     /// entry in `sources` is the largest of them (`merge_install`).
     pub installs: BTreeMap<(Provider, String), SourceValue>,
+    /// When a pull last found a source's value gone (a deletion): an observation from before
+    /// then never brings the value back.
+    pub removed: BTreeMap<Provider, Timestamp>,
 }
 
 impl DayRecord {
     pub fn empty(user: UserId, date: LocalDate) -> Self {
-        Self { user, date, sources: BTreeMap::new(), total: StepCount::ZERO, version: 0, installs: BTreeMap::new() }
+        Self {
+            user,
+            date,
+            sources: BTreeMap::new(),
+            total: StepCount::ZERO,
+            version: 0,
+            installs: BTreeMap::new(),
+            removed: BTreeMap::new(),
+        }
     }
 
     /// Forgets one source's value: the provider deleted the day, or no longer returns it for a
     /// window it was asked for at `observed_at`. A value observed later stays (an older fetch
     /// never undoes a newer one). Returns whether the record changed.
+    /// The removal is remembered (`removed`), so a value observed before it, committing
+    /// later, does not bring it back.
     pub fn remove(&mut self, source: Provider, observed_at: Timestamp, primary: Option<Provider>) -> bool {
         let newer = self.sources.get(&source).and_then(|v| v.observed_at).is_some_and(|at| at > observed_at);
         if newer || self.sources.remove(&source).is_none() {
             return false;
         }
+        self.removed.insert(source, observed_at);
         self.total = resolve_total(&self.sources, primary);
         true
+    }
+
+    /// Whether `incoming` was observed no later than the source's last removal.
+    fn removed_after(&self, source: Provider, incoming: &SourceValue) -> bool {
+        let removed = self.removed.get(&source);
+        matches!((removed, incoming.observed_at), (Some(at), Some(observed)) if observed <= *at)
     }
 
     /// Merges one installation's value for a phone platform; returns whether the record
@@ -97,9 +117,13 @@ impl DayRecord {
 
     /// Merges one source's value; returns whether the record changed.
     pub fn merge(&mut self, source: Provider, incoming: SourceValue, primary: Option<Provider>) -> bool {
+        if self.removed_after(source, &incoming) {
+            return false;
+        }
         let replace = self.sources.get(&source).is_none_or(|current| current.is_replaced_by(&incoming));
         if replace {
             self.sources.insert(source, incoming);
+            self.removed.remove(&source);
             self.total = resolve_total(&self.sources, primary);
         }
         replace
@@ -189,6 +213,19 @@ mod tests {
         assert_eq!(d.total.get(), 900);
         assert!(d.merge(Provider::GoogleHealth, sv(800, at(30)), None), "corrections may go down");
         assert_eq!(d.total.get(), 800);
+    }
+
+    /// A pull that found the day gone beats an older fetch that saw it, whatever the commit
+    /// order; a later observation brings it back.
+    #[test]
+    fn a_removal_is_not_undone_by_an_older_observation() {
+        let mut d = day();
+        assert!(d.merge(Provider::GoogleHealth, sv(900, at(10)), None));
+        assert!(d.remove(Provider::GoogleHealth, Timestamp::from_second(30).unwrap(), None));
+        assert!(!d.merge(Provider::GoogleHealth, sv(900, at(20)), None), "seen at 20, gone at 30");
+        assert_eq!(d.total.get(), 0);
+        assert!(d.merge(Provider::GoogleHealth, sv(700, at(40)), None));
+        assert_eq!((d.total.get(), d.removed.len()), (700, 0));
     }
 
     #[test]

@@ -407,7 +407,7 @@ fn participant_deltas(snapshot: &UserDays, old: &DayRecord, new: &DayRecord, now
         .map(|(p, before, after)| (p, after - before, i64::from(after > 0) - i64::from(before > 0)))
         .filter(|(_, total, days)| *total != 0 || *days != 0)
         .collect();
-    let open = snapshot.profile.memberships.iter().filter(|(_, m)| m.covers(new.date) && !m.is_final(now));
+    let open = snapshot.profile.memberships.iter().filter(|(_, m)| m.covers(new.date) && !m.is_final(now) && !m.sealed);
     open.flat_map(|(challenge, _)| {
         moved.iter().map(|(source, total, days)| ParticipantDelta {
             challenge: challenge.clone(),

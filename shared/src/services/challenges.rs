@@ -195,8 +195,11 @@ impl Challenges<'_> {
         }
         for _ in 0..MAX_ROUNDS {
             let window = self.steps.load_user_window(user, challenge.start, challenge.end).await?;
-            if !window.profile.memberships.contains_key(id) {
-                return Err(ChallengeError::NotParticipant);
+            match window.profile.memberships.get(id) {
+                None => return Err(ChallengeError::NotParticipant),
+                // Frozen with its snapshot: never rewritten, whatever the clock says.
+                Some(m) if m.sealed => return Err(ChallengeError::Final),
+                Some(_) => {}
             }
             let totals = totals_in_window(&challenge, &window);
             match self.store.commit_totals(id, user, &totals, window.profile.rev).await {

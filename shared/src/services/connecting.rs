@@ -354,9 +354,10 @@ impl Connecting {
     }
 }
 
-/// The last day a released account counted for its holder: today where the date is latest on
-/// Earth (UTC+14), so whatever the zones of the old and the new holder, no day the old one
-/// may have counted reaches the new one.
+/// The last day a released account may have counted for its holder: tomorrow where the date
+/// is latest on Earth (UTC+14), since a value is accepted up to the holder's local tomorrow.
+/// Whatever the zones of the old and the new holder, no day the old one may have counted
+/// reaches the new one.
 fn counted_through(now: Timestamp) -> LocalDate {
-    local_today(now, &jiff::tz::TimeZone::fixed(jiff::tz::offset(14)))
+    local_today(now, &jiff::tz::TimeZone::fixed(jiff::tz::offset(14))).add_days(1)
 }

@@ -80,7 +80,7 @@ impl Reconcile<'_> {
 
     async fn repair(&self, id: &ChallengeId, now: Timestamp, report: &mut ReconcileReport) -> Result<(), ServiceError> {
         report.open_challenges += 1;
-        for participant in self.store.participants(id).await? {
+        for participant in self.store.participants(id).await?.into_iter().filter(|p| !p.sealed) {
             report.participants += 1;
             if self.drifted(id, &participant.user, &participant.sources).await? {
                 match self.challenges().rebuild(id, &participant.user, now).await {

@@ -380,11 +380,11 @@ async fn disconnecting_what_was_never_connected_is_not_found() {
 
 /// Alice's Google account counted Nov 20 and 24 for her. She disconnects, and Bob connects the
 /// same account: neither his backfill nor any later sync reaches a day that may have counted
-/// for Alice (through the release day, wherever on Earth it was still that day); the days
-/// after it are his.
+/// for Alice (through the release day's tomorrow where the date is latest on Earth: she may
+/// have sent her local tomorrow); the days after it are his.
 #[tokio::test]
 async fn an_account_passed_on_never_counts_the_previous_holders_days_again() {
-    let walked = ["2026-11-20", "2026-11-24", "2026-11-27"].map(|d| steps(d, 5000)).to_vec();
+    let walked = ["2026-11-20", "2026-11-24", "2026-11-27", "2026-11-28"].map(|d| steps(d, 5000)).to_vec();
     let w = World::with(
         ScriptedProvider::new(Provider::GoogleHealth, Ok(walked)),
         ScriptedOAuth::granting(SCOPE, "g-shared"),
@@ -405,7 +405,8 @@ async fn an_account_passed_on_never_counts_the_previous_holders_days_again() {
     assert_eq!(w.store.day(&alice, date("2026-11-24")).map(|d| d.total.get()), Some(5000));
     w.connecting.disconnect(&alice, Provider::GoogleHealth).await.unwrap();
 
-    // Nov 25, 18:00 UTC is already Nov 26 at UTC+14: Bob counts from Nov 27.
+    // Nov 25, 18:00 UTC is already Nov 26 at UTC+14, and Alice may have sent her local
+    // tomorrow: released through Nov 27, Bob counts from Nov 28.
     let start = w.connecting.authorize(&bob, Provider::GoogleHealth, None).await.unwrap();
     let query = CallbackQuery {
         state: Some(&start.state_id),
@@ -415,7 +416,7 @@ async fn an_account_passed_on_never_counts_the_previous_holders_days_again() {
     };
     assert_eq!(w.connecting.callback(Provider::GoogleHealth, query).await.unwrap().key, "connected");
     let bobs = w.connection(&bob, Provider::GoogleHealth).await.unwrap();
-    assert_eq!(bobs.counts_from, Some(date("2026-11-27")));
+    assert_eq!(bobs.counts_from, Some(date("2026-11-28")));
     for request in w.sync_requests().into_iter().filter(|r| r.user == bob) {
         w.syncing.handle_event(Event::SyncRequested(request), None).await.unwrap();
     }
@@ -423,9 +424,10 @@ async fn an_account_passed_on_never_counts_the_previous_holders_days_again() {
     assert_eq!(w.store.day(&bob, date("2026-11-20")), None);
     assert_eq!(w.store.day(&bob, date("2026-11-24")), None);
 
-    w.clock.set(w.now() + jiff::SignedDuration::from_hours(48));
+    w.clock.set(w.now() + jiff::SignedDuration::from_hours(72));
     sync(&bob).await.unwrap();
-    assert_eq!(w.store.day(&bob, date("2026-11-27")).map(|d| d.total.get()), Some(5000));
+    assert_eq!(w.store.day(&bob, date("2026-11-28")).map(|d| d.total.get()), Some(5000));
+    assert_eq!(w.store.day(&bob, date("2026-11-27")), None, "Alice's local tomorrow at the release");
     assert_eq!(w.store.day(&bob, date("2026-11-24")), None, "still never Alice's days");
     assert_eq!(w.store.day(&alice, date("2026-11-24")).map(|d| d.total.get()), Some(5000), "hers stay");
 }

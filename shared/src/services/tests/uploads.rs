@@ -166,24 +166,24 @@ async fn an_installation_feeds_one_person_and_a_new_holder_starts_after_the_rele
     assert_eq!(w.store.day(&bob, date("2026-11-24")), None);
 
     w.connecting.disconnect(&alice, Provider::AppleHealth).await.unwrap();
-    w.clock.set("2026-11-27T18:00:00Z".parse().unwrap());
-    let days = vec![steps("2026-11-25", 7000), steps("2026-11-26", 6000), steps("2026-11-27", 500)];
+    w.clock.set("2026-11-28T18:00:00Z".parse().unwrap());
+    let days = vec![steps("2026-11-26", 7000), steps("2026-11-27", 6000), steps("2026-11-28", 500)];
     let report = w.uploads.upload(&bob, from_iphone(days)).await.unwrap();
 
-    // Released on Nov 25 at 18:00 UTC: Nov 26 already, at UTC+14.
-    assert_eq!(applied(&report), [(date("2026-11-27"), 500)]);
+    // Released on Nov 25 at 18:00 UTC: Nov 26 already at UTC+14, whose tomorrow Alice may have sent.
+    assert_eq!(applied(&report), [(date("2026-11-28"), 500)]);
     assert_eq!(
         rejected(&report),
         [
-            (r#""2026-11-25""#.to_owned(), "before_device_linked"),
-            (r#""2026-11-26""#.to_owned(), "before_device_linked")
+            (r#""2026-11-26""#.to_owned(), "before_device_linked"),
+            (r#""2026-11-27""#.to_owned(), "before_device_linked")
         ]
     );
     assert_eq!(w.owner(Provider::AppleHealth, "iphone").await, Some(bob.clone()));
     let phone = w.connection(&bob, Provider::AppleHealth).await.unwrap();
-    assert_eq!(phone.installs.get("iphone"), Some(&Some(date("2026-11-27"))));
+    assert_eq!(phone.installs.get("iphone"), Some(&Some(date("2026-11-28"))));
     // Bound once: the next upload from it claims nothing (no write beyond its own).
     let writes = w.store.writes();
-    w.uploads.upload(&bob, from_iphone(vec![steps("2026-11-27", 500)])).await.unwrap();
+    w.uploads.upload(&bob, from_iphone(vec![steps("2026-11-28", 500)])).await.unwrap();
     assert_eq!(w.store.writes(), writes, "unchanged, and no claim");
 }
