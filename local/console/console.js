@@ -138,6 +138,15 @@ async function refreshBoard() {
   });
   $("#leaderboard tbody").replaceChildren(...rows);
   $("#people").replaceChildren(...board.entries.map((e) => el("option", { value: e.user_id })));
+  // The demo's stories, for the people on this board: one click to look at them.
+  const onBoard = new Set(board.entries.map((e) => e.user_id));
+  const stories = (state.stories ?? []).filter((s) => onBoard.has(s.user));
+  $("#stories").replaceChildren(
+    ...stories.map((s) =>
+      el("li", {}, el("a", { href: "#", "data-user": s.user, onclick: (event) => { event.preventDefault(); becomePerson(s.user).catch(report); }, text: s.user }), ` ${s.what}`),
+    ),
+  );
+  $("#stories-box").hidden = stories.length === 0;
   const count = board.entries.length;
   $("#board-updated").textContent = `${count} ${count === 1 ? "person" : "people"} · updated ${new Date().toLocaleTimeString()}`;
   $("#join").disabled = details.joined;
@@ -300,6 +309,7 @@ function readReturn() {
 async function start() {
   const info = await api("GET", "/dev/info", { token: null });
   state.connectable = info.connectable ?? [];
+  state.stories = info.stories ?? [];
   readReturn();
   $("#person-form").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -1,7 +1,10 @@
 //! Demo mode for the local stack: a company with a running challenge and about 25 people on
 //! Google Health, Apple Health uploads and Misfit, one with a revoked Google grant and one whose
 //! phone stopped uploading. People walk; their devices sync at random, so webhooks arrive,
-//! phones upload, and the leaderboard moves.
+//! phones upload, and the leaderboard moves. Two more tell a story each (`STORIES`): walker-26
+//! deletes yesterday's mistaken 25,000-step "walk" at Google (the day drops back once the
+//! deletion notice is synced), and walker-27 flew from Chicago to Tokyo (their watch counts on
+//! Chicago's dates, their phone on Tokyo's: the challenge counts one source, never both).
 
 use crate::fakes::google_health::{ACTIVITY_SCOPE, FakeGoogleHealth, Notification};
 use crate::fakes::misfit::{EventAction, MisfitEvent};
@@ -17,7 +20,18 @@ use stepsync::ports::StoreError;
 
 /// The demo's challenge id.
 pub const DEMO_CHALLENGE: &str = "demo-walk";
-const PEOPLE: usize = 25;
+const PEOPLE: usize = 27;
+/// The people with a story to look at in the console, and what it is.
+pub const STORIES: [(&str, &str); 2] = [
+    ("walker-26", "deleted yesterday's mistaken 25,000-step walk at Google: the day drops back"),
+    (
+        "walker-27",
+        "flew Chicago → Tokyo: watch and phone put a walk on different days; the challenge counts one source",
+    ),
+];
+/// The deleted walk's steps, and what the day really was.
+const MISTAKEN_WALK: u64 = 25_000;
+const REAL_DAY: u64 = 6_000;
 const SNS_TOPIC: &str = "arn:aws:sns:us-east-1:000000000000:misfit-local";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +43,10 @@ enum Source {
     RevokedGoogle,
     /// A phone that stopped uploading three days ago: "allow Health access".
     SilentPhone,
+    /// Google, with yesterday's mistaken walk deleted after the first sweep counted it.
+    DeletedWalk,
+    /// Google on Chicago time and a phone already on Tokyo time.
+    Traveller,
 }
 
 struct Walker {
@@ -49,9 +67,14 @@ fn past_day_steps() -> u64 {
 
 /// The phone app's upload of `days`, as the real app sends it.
 async fn upload(stack: &LocalStack, http: &reqwest::Client, user: &UserId, days: &[(LocalDate, u64)]) {
+    upload_in(stack, http, user, "UTC", days).await;
+}
+
+/// As `upload`, from a phone set to `zone`.
+async fn upload_in(stack: &LocalStack, http: &reqwest::Client, user: &UserId, zone: &str, days: &[(LocalDate, u64)]) {
     let days: Vec<_> = days.iter().map(|(date, steps)| json!({"local_date": date, "steps": steps})).collect();
     let body = json!({
-        "platform": "apple_health", "install_id": format!("iphone-{user}"), "time_zone": "UTC", "days": days,
+        "platform": "apple_health", "install_id": format!("iphone-{user}"), "time_zone": zone, "days": days,
     });
     let sent = http
         .post(format!("{}/v1/steps/device-upload", stack.base_url))
@@ -70,7 +93,9 @@ fn source_of(i: usize) -> Source {
         12..=18 => Source::Phone,
         19..=22 => Source::Misfit,
         23 => Source::RevokedGoogle,
-        _ => Source::SilentPhone,
+        24 => Source::SilentPhone,
+        25 => Source::DeletedWalk,
+        _ => Source::Traveller,
     }
 }
 
@@ -102,12 +127,12 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
         let source = source_of(i);
         let account = format!("demo-account-{:02}", i + 1);
         let provider = match source {
-            Source::Google | Source::RevokedGoogle => Provider::GoogleHealth,
+            Source::Google | Source::RevokedGoogle | Source::DeletedWalk | Source::Traveller => Provider::GoogleHealth,
             Source::Misfit => Provider::Misfit,
             Source::Phone | Source::SilentPhone => Provider::AppleHealth,
         };
         let tokens = match source {
-            Source::Google | Source::RevokedGoogle => {
+            Source::Google | Source::RevokedGoogle | Source::DeletedWalk | Source::Traveller => {
                 Some(google_tokens(&stack.google, &account, now + jiff::SignedDuration::from_mins(50)))
             }
             Source::Misfit => {
@@ -122,7 +147,8 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
             Source::Phone | Source::SilentPhone => None,
         };
         let silent_since = (source == Source::SilentPhone).then(|| now - jiff::SignedDuration::from_hours(72));
-        store_connection(app, &user, provider, &account, tokens.as_ref(), silent_since).await?;
+        let zone = if source == Source::Traveller { "America/Chicago" } else { "UTC" };
+        store_connection_in(app, &user, provider, &account, tokens.as_ref(), silent_since, zone).await?;
         challenges.join(&id, &user, now).await.map_err(failed)?;
         // The days already walked: at the provider (the first sweep fetches them) or uploaded
         // by the phone. The silent phone's history stays unsent, as its app stopped.
@@ -137,6 +163,41 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
             }
             Source::Phone => upload(stack, http, &user, &history).await,
             Source::SilentPhone => {}
+            Source::DeletedWalk => {
+                history.iter().for_each(|(date, steps)| stack.google.set_steps(&account, date.date(), *steps));
+                stack.google.set_steps(&account, today.add_days(-1).date(), MISTAKEN_WALK);
+            }
+            Source::Traveller => {
+                // A 10,000-step walk at 22:00 in Chicago two days ago, then the flight: the
+                // watch (Chicago's dates) has it two days ago, the phone (Tokyo's) yesterday.
+                let (walk_day, next_day) = (today.add_days(-2), today.add_days(-1));
+                let mut watch = history.clone();
+                watch.iter_mut().for_each(|(date, steps)| {
+                    *steps = if *date == walk_day {
+                        10_000
+                    } else if *date == next_day {
+                        3_000
+                    } else {
+                        *steps
+                    }
+                });
+                watch.iter().for_each(|(date, steps)| stack.google.set_steps(&account, date.date(), *steps));
+                stack.google.set_time_zone(&account, "America/Chicago");
+                let phone: Vec<(LocalDate, u64)> = watch
+                    .iter()
+                    .map(|(date, steps)| {
+                        let steps = if *date == walk_day {
+                            1_500
+                        } else if *date == next_day {
+                            11_000
+                        } else {
+                            steps * 4 / 5
+                        };
+                        (*date, steps)
+                    })
+                    .collect();
+                upload_in(stack, http, &user, "Asia/Tokyo", &phone).await;
+            }
         }
         if source == Source::RevokedGoogle {
             stack.google.revoke_grant(&account);
@@ -144,6 +205,31 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
         walkers.push(Walker { user, source, account, today: 0 });
     }
     Ok(walkers)
+}
+
+/// walker-26's story: once the first sweep counted yesterday's 25,000 mistaken steps, the
+/// person deletes that "walk" at Google; Google sends its `DELETE` notice and the re-read day
+/// drops back to what was really walked.
+async fn delete_the_mistaken_walk(stack: &LocalStack, walkers: &[Walker]) {
+    let Some(walker) = walkers.iter().find(|w| w.source == Source::DeletedWalk) else { return };
+    let yesterday = demo_today(stack).add_days(-1);
+    let counted = |stack: &LocalStack| {
+        let (user, app) = (walker.user.clone(), stack.app.clone());
+        async move {
+            let days = app.services.ports.steps.load_user_days(&user, &[yesterday]).await.ok()?.days;
+            days.get(&yesterday).map(|d| u64::from(d.total.get()))
+        }
+    };
+    // The sweep's syncs run on the bus: wait (briefly) until the mistaken walk is counted.
+    for _ in 0..100 {
+        if counted(stack).await == Some(MISTAKEN_WALK) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack.google.set_steps(&walker.account, yesterday.date(), REAL_DAY);
+    let webhook = format!("{}/webhooks/google_health", stack.base_url);
+    stack.google.notify(&webhook, Notification::delete(&walker.account, [yesterday.date()])).await;
 }
 
 /// Tokens for `account` in the Google Health sandbox (the person is added there), as the app
@@ -171,12 +257,25 @@ pub async fn store_connection(
     tokens: Option<&TokenSet>,
     silent_since: Option<jiff::Timestamp>,
 ) -> Result<(), DemoError> {
+    store_connection_in(app, user, provider, account, tokens, silent_since, "UTC").await
+}
+
+/// As `store_connection`, for a provider account in `zone`.
+async fn store_connection_in(
+    app: &App,
+    user: &UserId,
+    provider: Provider,
+    account: &str,
+    tokens: Option<&TokenSet>,
+    silent_since: Option<jiff::Timestamp>,
+    zone: &str,
+) -> Result<(), DemoError> {
     let now = app.services.ports.clock.now();
     let existing = app.services.ports.connections.get_connection(user, provider).await.map_err(failed)?;
     let sealed = tokens.map(|t| app.services.engine.cipher.encrypt(user, provider, t)).transpose().map_err(failed)?;
     let connection = Connection {
         provider_user_id: tokens.map(|_| account.to_owned()),
-        time_zone: Some("UTC".to_owned()),
+        time_zone: Some(zone.to_owned()),
         tokens: sealed,
         token_version: existing.as_ref().map_or(1, |c| c.token_version + 1),
         next_sync_at: tokens.map(|_| now),
@@ -207,7 +306,7 @@ async fn walk(stack: &LocalStack, walkers: &mut [Walker], http: &reqwest::Client
         };
         walker.today += steps;
         match walker.source {
-            Source::Google | Source::RevokedGoogle => {
+            Source::Google | Source::RevokedGoogle | Source::DeletedWalk | Source::Traveller => {
                 stack.google.set_steps(&walker.account, today.date(), walker.today);
                 if syncs {
                     stack.google.notify(&webhook_google, Notification::upsert(&walker.account, [today.date()])).await;
@@ -271,6 +370,7 @@ pub async fn run(stack: Arc<LocalStack>, every: Duration, print: bool) -> Result
     if let Err(error) = functions::scheduled_sync::tick(&stack.app).await {
         tracing::warn!(%error, "demo: the first sweep failed");
     }
+    delete_the_mistaken_walk(&stack, &walkers).await;
     if print {
         eprintln!("demo: {} people in {DEMO_CHALLENGE:?}; walking every {} s", walkers.len(), every.as_secs_f32());
     }

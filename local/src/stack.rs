@@ -321,6 +321,8 @@ impl LocalStack {
             },
             // The providers a person connects through an OAuth consent page (the console's buttons).
             "connectable": connectable,
+            // The demo's people with a story (the console lists those on the board).
+            "stories": crate::demo::STORIES.map(|(user, what)| json!({"user": user, "what": what})),
         }));
         let shared = Shared { app: app.clone(), auth: auth.clone(), info };
         let router = router(shared);

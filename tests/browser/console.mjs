@@ -99,6 +99,13 @@ try {
   await waitForSteps(PERSON, expect);
   await page.waitForSelector(`#chart rect[data-steps="${expect}"]`);
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+  log("the demo's stories: walker-26's deleted walk, walker-27 the traveller");
+  await page.click('#stories a[data-user="walker-26"]');
+  await page.waitForFunction(() => document.querySelector("#person-info").textContent.includes("walker-26"));
+  // Yesterday's mistaken 25,000 was deleted at Google: the day shows what was walked.
+  await page.waitForSelector('#chart rect[data-steps="6000"]');
+  await page.waitForSelector('#stories a[data-user="walker-27"]');
   if (pageErrors.length) throw new Error(`the page threw: ${pageErrors.join("; ")}`);
   send({ done: await stepsOf(PERSON), message: await page.locator("#message").textContent() });
 } catch (error) {

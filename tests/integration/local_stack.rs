@@ -151,6 +151,60 @@ async fn the_demo_walks_syncs_and_shows_who_must_act() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(revoked, "reconnect", "the revoked Google grant");
+
+    // walker-26's deleted walk: counted by the first sweep, then the deletion notice brings
+    // yesterday back to what was walked.
+    let yesterday = stepsync_local::demo::demo_today(&stack).add_days(-1);
+    let steps_of = |user: &'static str| {
+        let (http, base, token) = (http.clone(), stack.base_url.clone(), stack.token(user, false));
+        async move {
+            let url = format!("{base}/v1/steps?from={yesterday}&to={yesterday}");
+            let days: Value = http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+            days["days"][0]["steps"].as_u64()
+        }
+    };
+    let mut deleted = None;
+    for _ in 0..100 {
+        deleted = steps_of("walker-26").await;
+        if deleted == Some(6_000) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(deleted, Some(6_000), "the mistaken 25,000 is gone");
+    // The stream reader publishes it a moment after the write.
+    let mut announced = false;
+    for _ in 0..50 {
+        let feed = stack.feed.lock().unwrap().clone();
+        announced = feed.iter().any(|e| {
+            matches!(e, stepsync::events::Event::StepsUpdated(u)
+                if u.user.as_str() == "walker-26" && u.old_total == 25_000 && u.new_total == 6_000)
+        });
+        if announced {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let updates =
+        stack.feed.lock().unwrap().iter().filter(|e| matches!(e, stepsync::events::Event::StepsUpdated(_))).count();
+    assert!(announced, "the deletion reached the bus as a StepsUpdated ({updates} StepsUpdated in the feed)");
+
+    // walker-27, the traveller: the challenge counts one source over the window, never the
+    // largest per day (which would count the Chicago walk on two dates).
+    let standing = |board: &Value, user: &str| {
+        board["entries"].as_array().unwrap().iter().find(|e| e["user_id"] == user).map(|e| e["steps"].as_u64().unwrap())
+    };
+    let board: Value = http.get(&board_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let counted = standing(&board, "walker-27").expect("the traveller is on the board");
+    let app = &stack.app;
+    let c = stepsync::domain::ChallengeId::parse(stepsync_local::demo::DEMO_CHALLENGE).unwrap();
+    let traveller = stepsync::domain::UserId::parse("walker-27").unwrap();
+    let participant = app.services.ports.challenges.participant(&c, &traveller).await.unwrap().unwrap();
+    let best_single = participant.sources.0.values().map(|t| t.total).max().unwrap();
+    assert!(participant.sources.0.len() == 2, "both sources counted per source: {:?}", participant.sources);
+    assert!(counted <= best_single, "{counted} ≤ the best single source {best_single}");
+    let info: Value = http.get(format!("{}/dev/info", stack.base_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["stories"][1]["user"], "walker-27", "the console lists the stories");
     demo.abort();
     let _ = demo.await;
     if let Ok(stack) = std::sync::Arc::try_unwrap(stack) {
