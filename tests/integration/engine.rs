@@ -452,6 +452,15 @@ async fn a_day_a_pull_no_longer_returns_loses_the_sources_value_and_the_totals_f
     assert_eq!(assert_exact(&env, &month, &walker).await, ParticipantTotals { total: 4000, days: 2 });
     let days = env.store.load_user_days(&walker, &[date("2026-11-22")]).await.unwrap().days;
     assert!(days[&date("2026-11-22")].sources.is_empty(), "{:?}: the value is gone", env.backend);
+    assert_eq!(days[&date("2026-11-22")].removed.get(&source), Some(&at(500)), "the removal is remembered");
+
+    // A fetch that saw the day before the removal (at 400) and commits after it brings
+    // nothing back; one that saw it later (at 600) does.
+    let stale = [value("2026-11-22", 2000, Some(400))];
+    assert!(env.engine.apply(&walker, source, &TimeZone::UTC, &stale).await.unwrap().changed.is_empty());
+    let fresh = [DailyValue { date: date("2026-11-22"), steps: 2500, observed_at: Some(at(600)) }];
+    assert_eq!(env.engine.apply(&walker, source, &TimeZone::UTC, &fresh).await.unwrap().changed.len(), 1);
+    assert_eq!(assert_exact(&env, &month, &walker).await, ParticipantTotals { total: 6500, days: 3 });
 }
 
 /// Per-install values survive the adapter: an iPhone's 9,000 and an iPad's later partial
