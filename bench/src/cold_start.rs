@@ -216,10 +216,10 @@ async fn seed(vars: &HashMap<String, String>, google: &FakeGoogleHealth, dynamod
     let user = UserId::parse("walker-1").map_err(|e| bad(&e))?;
     let tokens = google_tokens(google, SAMPLE_ACCOUNT, now + jiff::SignedDuration::from_hours(24));
     google.set_steps(SAMPLE_ACCOUNT, today.date(), 6_543);
-    store_connection(&app, &user, Provider::GoogleHealth, SAMPLE_ACCOUNT, Some(&tokens), None)
+    store_connection(&app, &user, Provider::GoogleHealth, SAMPLE_ACCOUNT, Some(&tokens), None, "UTC")
         .await
         .map_err(|e| bad(&e))?;
-    store_connection(&app, &user, Provider::Fitbit, "walker-1-fitbit", None, None).await.map_err(|e| bad(&e))?;
+    store_connection(&app, &user, Provider::Fitbit, "walker-1-fitbit", None, None, "UTC").await.map_err(|e| bad(&e))?;
     let challenges = app.services.challenges();
     let start = LocalDate::parse("2026-11-01").map_err(|e| bad(&e))?;
     for raw in ["nov-walk", "Qm9yZWFsLVdhbGsx"] {

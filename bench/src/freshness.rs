@@ -58,7 +58,7 @@ async fn measure(stack: &LocalStack, notifications: usize, progress: &dyn Fn(&st
         let user = UserId::parse(&format!("fresh-{i:02}")).map_err(|e| BenchError::setup("freshness", e))?;
         let account = format!("fresh-account-{i:02}");
         let tokens = google_tokens(&stack.google, &account, now + jiff::SignedDuration::from_hours(24));
-        store_connection(app, &user, Provider::GoogleHealth, &account, Some(&tokens), None)
+        store_connection(app, &user, Provider::GoogleHealth, &account, Some(&tokens), None, "UTC")
             .await
             .map_err(|e| BenchError::setup("freshness", e))?;
         challenges.join(&id, &user, now).await.map_err(|e| BenchError::setup("freshness", e))?;

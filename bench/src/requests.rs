@@ -285,7 +285,7 @@ pub async fn run(world: &mut World, progress: &dyn Fn(&str)) -> Result<Vec<Scena
     progress("requests: a token refresh (scheduled sync, day unchanged)");
     let soon = world.env.now() + jiff::SignedDuration::from_mins(1);
     let tokens = google_tokens(&world.google, account, soon);
-    store_connection(&world.app, user, Provider::GoogleHealth, account, Some(&tokens), None)
+    store_connection(&world.app, user, Provider::GoogleHealth, account, Some(&tokens), None, "UTC")
         .await
         .map_err(|e| BenchError::measurement("token refresh", e))?;
     let least = Minimum::new(

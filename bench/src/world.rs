@@ -71,7 +71,7 @@ impl World {
         let mut seeded = futures::stream::iter(names)
             .map(|(user, account)| async move {
                 let tokens = google_tokens(&this.google, &account, expires_at);
-                store_connection(&this.app, &user, Provider::GoogleHealth, &account, Some(&tokens), None)
+                store_connection(&this.app, &user, Provider::GoogleHealth, &account, Some(&tokens), None, "UTC")
                     .await
                     .map_err(|e| BenchError::setup("people", e))?;
                 this.env

@@ -148,7 +148,7 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
         };
         let silent_since = (source == Source::SilentPhone).then(|| now - jiff::SignedDuration::from_hours(72));
         let zone = if source == Source::Traveller { "America/Chicago" } else { "UTC" };
-        store_connection_in(app, &user, provider, &account, tokens.as_ref(), silent_since, zone).await?;
+        store_connection(app, &user, provider, &account, tokens.as_ref(), silent_since, zone).await?;
         challenges.join(&id, &user, now).await.map_err(failed)?;
         // The days already walked: at the provider (the first sweep fetches them) or uploaded
         // by the phone. The silent phone's history stays unsent, as its app stopped.
@@ -246,22 +246,10 @@ pub fn google_tokens(google: &FakeGoogleHealth, account: &str, expires_at: jiff:
     }
 }
 
-/// Stores `user`'s connection to `provider` as `account` (UTC; tokens sealed; due now when it
-/// has tokens) and claims the provider account. `silent_since`: the last upload of a phone
-/// that went quiet. Repeating it after a restart replaces the connection.
+/// Stores `user`'s connection to `provider` as `account` (its days in `zone`; tokens sealed;
+/// due now when it has tokens) and claims the provider account. `silent_since`: the last
+/// upload of a phone that went quiet. Repeating it after a restart replaces the connection.
 pub async fn store_connection(
-    app: &App,
-    user: &UserId,
-    provider: Provider,
-    account: &str,
-    tokens: Option<&TokenSet>,
-    silent_since: Option<jiff::Timestamp>,
-) -> Result<(), DemoError> {
-    store_connection_in(app, user, provider, account, tokens, silent_since, "UTC").await
-}
-
-/// As `store_connection`, for a provider account in `zone`.
-async fn store_connection_in(
     app: &App,
     user: &UserId,
     provider: Provider,

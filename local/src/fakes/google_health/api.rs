@@ -108,6 +108,12 @@ async fn identity(State(fake): State<Shared>, headers: HeaderMap) -> Response {
     .into_response()
 }
 
+/// Google's answer to a call whose token lacks the method's scope.
+fn missing_scope(method: &str) -> Response {
+    let details = error_info("MISSING_OAUTH_SCOPE", Some(json!({ "method": method })));
+    google_error(StatusCode::FORBIDDEN, "The caller does not have the required scope.", Some(details)).into_response()
+}
+
 /// The user's settings; the zone is the one field StepSync reads. Without the settings scope,
 /// 403 `MISSING_OAUTH_SCOPE` as for any other data.
 async fn settings(State(fake): State<Shared>, headers: HeaderMap) -> Response {
@@ -120,12 +126,7 @@ async fn settings(State(fake): State<Shared>, headers: HeaderMap) -> Response {
         Err(refusal) => return refusal.into_response(),
     };
     if !grant.scopes.iter().any(|s| s == SETTINGS_SCOPE) {
-        return google_error(
-            StatusCode::FORBIDDEN,
-            "The caller does not have the required scope.",
-            Some(error_info("MISSING_OAUTH_SCOPE", Some(json!({ "method": "getSettings" })))),
-        )
-        .into_response();
+        return missing_scope("getSettings");
     }
     let zone = shared.people.get(&grant.health_user_id).and_then(|p| p.time_zone.clone());
     Json(json!({
@@ -151,12 +152,7 @@ async fn daily_roll_up(
         Err(refusal) => return refusal.into_response(),
     };
     if !grant.scopes.iter().any(|s| s == ACTIVITY_SCOPE) {
-        return google_error(
-            StatusCode::FORBIDDEN,
-            "The caller does not have the required scope.",
-            Some(error_info("MISSING_OAUTH_SCOPE", Some(json!({ "method": "dailyRollUp" })))),
-        )
-        .into_response();
+        return missing_scope("dailyRollUp");
     }
     let query = query.map(|Query(q)| q).unwrap_or_default();
     let request = match RollupRequest::parse(&body, first(&query, "pageToken")) {

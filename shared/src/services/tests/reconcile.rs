@@ -13,6 +13,19 @@ impl World {
     }
 }
 
+/// Alice joined "early" (Nov 1–20, no grace) on Nov 10 and walked `days`; now it is Nov 25,
+/// and the challenge is final (since Nov 21, 12:00 UTC), not sealed yet.
+async fn alice_walked_in_a_closed_challenge(days: &[DailyValue]) -> (World, UserId, ChallengeId) {
+    let w = World::new();
+    let alice = user("alice");
+    let early = w.challenge_with_grace("early", "2026-11-01", "2026-11-20", 0).await;
+    w.clock.set("2026-11-10T12:00:00Z".parse().unwrap());
+    w.join(&early, &alice).await;
+    w.walked(&alice, Provider::AppleHealth, days).await;
+    w.clock.set("2026-11-25T18:00:00Z".parse().unwrap());
+    (w, alice, early)
+}
+
 #[tokio::test]
 async fn drift_in_an_open_challenge_is_repaired_and_counted_and_the_next_run_finds_none() {
     let w = World::new();
@@ -43,13 +56,8 @@ async fn drift_in_an_open_challenge_is_repaired_and_counted_and_the_next_run_fin
 /// still checks against its snapshots.
 #[tokio::test]
 async fn a_closed_challenge_is_sealed_and_checks_against_its_snapshots() {
-    let w = World::new();
-    let alice = user("alice");
-    let early = w.challenge_with_grace("early", "2026-11-01", "2026-11-20", 0).await;
-    w.clock.set("2026-11-10T12:00:00Z".parse().unwrap());
-    w.join(&early, &alice).await;
-    w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-05", 4000), steps("2026-11-06", 2500)]).await;
-    w.clock.set("2026-11-25T18:00:00Z".parse().unwrap()); // final since Nov 21, 12:00 UTC
+    let (w, alice, early) =
+        alice_walked_in_a_closed_challenge(&[steps("2026-11-05", 4000), steps("2026-11-06", 2500)]).await;
 
     let report = w.reconcile().run(w.now()).await.unwrap();
 
@@ -71,13 +79,7 @@ async fn a_closed_challenge_is_sealed_and_checks_against_its_snapshots() {
 /// participant first, so the snapshot holds the day as it was at close.
 #[tokio::test]
 async fn a_write_after_the_close_seals_first_so_the_snapshot_holds_the_day_at_close() {
-    let w = World::new();
-    let alice = user("alice");
-    let early = w.challenge_with_grace("early", "2026-11-01", "2026-11-20", 0).await;
-    w.clock.set("2026-11-10T12:00:00Z".parse().unwrap());
-    w.join(&early, &alice).await;
-    w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-05", 4000)]).await;
-    w.clock.set("2026-11-25T18:00:00Z".parse().unwrap());
+    let (w, alice, early) = alice_walked_in_a_closed_challenge(&[steps("2026-11-05", 4000)]).await;
 
     w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-05", 9000)]).await;
 
@@ -92,13 +94,7 @@ async fn a_write_after_the_close_seals_first_so_the_snapshot_holds_the_day_at_cl
 /// after the seal, does not check.
 #[tokio::test]
 async fn a_closed_challenge_without_or_against_its_snapshot_does_not_check() {
-    let w = World::new();
-    let alice = user("alice");
-    let early = w.challenge_with_grace("early", "2026-11-01", "2026-11-20", 0).await;
-    w.clock.set("2026-11-10T12:00:00Z".parse().unwrap());
-    w.join(&early, &alice).await;
-    w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-05", 4000)]).await;
-    w.clock.set("2026-11-25T18:00:00Z".parse().unwrap());
+    let (w, alice, early) = alice_walked_in_a_closed_challenge(&[steps("2026-11-05", 4000)]).await;
     assert_eq!(w.reconcile().check_closed(&early).await.unwrap(), std::slice::from_ref(&alice), "not sealed yet");
     w.reconcile().run(w.now()).await.unwrap();
     let rev = w.store.load_user_days(&alice, &[]).await.unwrap().profile.rev;
