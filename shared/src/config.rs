@@ -123,6 +123,24 @@ impl std::fmt::Debug for Config {
     }
 }
 
+/// The return addresses, each a URL with a host (`https://app.example.com/done`) or an app's own
+/// scheme (`stepsync://`): an entry that does not parse would match nothing, silently.
+fn return_allowlist(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let entries = list(Some(raw));
+    for entry in &entries {
+        let parsed = reqwest::Url::parse(entry).ok();
+        let web = parsed.as_ref().is_some_and(|u| matches!(u.scheme(), "http" | "https"));
+        let usable = parsed.as_ref().is_some_and(|u| !web || u.host_str().is_some_and(|h| !h.is_empty()));
+        if !usable {
+            return Err(ConfigError::new(
+                "STEPSYNC_RETURN_TO_ALLOWLIST",
+                format!("{entry:?} is not a URL with a host, nor an app scheme such as stepsync://"),
+            ));
+        }
+    }
+    Ok(entries)
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(&std::env::vars().collect())
@@ -157,7 +175,9 @@ impl Config {
             sync_window_days: number("STEPSYNC_SYNC_WINDOW_DAYS", 7)?.clamp(1, 90),
             backfill_days: number("STEPSYNC_BACKFILL_DAYS", 30)?.clamp(1, 366),
             public_url: get("STEPSYNC_PUBLIC_URL").unwrap_or("http://127.0.0.1:3000").trim_end_matches('/').to_owned(),
-            return_to_allowlist: list(Some(get("STEPSYNC_RETURN_TO_ALLOWLIST").unwrap_or("http://127.0.0.1:3000/"))),
+            return_to_allowlist: return_allowlist(
+                get("STEPSYNC_RETURN_TO_ALLOWLIST").unwrap_or("http://127.0.0.1:3000/"),
+            )?,
             webhook_coalesce_seconds: number("STEPSYNC_WEBHOOK_COALESCE_SECONDS", 60)?,
             misfit: match get("STEPSYNC_MISFIT_CLIENT_ID") {
                 Some(id) => {
@@ -256,6 +276,20 @@ mod tests {
         let err = Config::from_vars(&vars(&[("STEPSYNC_TABLE", "t"), ("STEPSYNC_TOKEN_KEY", "c2hvcnQ=")])).unwrap_err();
         assert_eq!(err.name, "STEPSYNC_TOKEN_KEY");
         assert_eq!(Config::from_vars(&vars(&[])).unwrap_err().name, "STEPSYNC_TABLE");
+        for bad in ["app.example.com", "https://", "https://app.example.com,/relative"] {
+            let settings =
+                [("STEPSYNC_TABLE", "t"), ("STEPSYNC_TOKEN_KEY", key.as_str()), ("STEPSYNC_RETURN_TO_ALLOWLIST", bad)];
+            assert_eq!(Config::from_vars(&vars(&settings)).unwrap_err().name, "STEPSYNC_RETURN_TO_ALLOWLIST", "{bad}");
+        }
+        let good = [
+            ("STEPSYNC_TABLE", "t"),
+            ("STEPSYNC_TOKEN_KEY", key.as_str()),
+            ("STEPSYNC_RETURN_TO_ALLOWLIST", "https://a.example/x, stepsync://"),
+        ];
+        assert_eq!(
+            Config::from_vars(&vars(&good)).unwrap().return_to_allowlist,
+            ["https://a.example/x", "stepsync://"]
+        );
     }
 
     #[test]

@@ -118,7 +118,7 @@ impl Connecting {
         let client = self.oauth(provider)?;
         let allow = &self.settings.return_to_allowlist;
         let return_to = match return_to {
-            Some(wanted) if allow.iter().any(|prefix| wanted.starts_with(prefix.as_str())) => wanted.to_owned(),
+            Some(wanted) if return_allowed(wanted, allow) => wanted.to_owned(),
             Some(_) => {
                 return Err(ServiceError::Invalid {
                     field: "return_to",
@@ -351,6 +351,72 @@ impl Connecting {
         }
         tracing::info!(user = %user, provider = %provider, "disconnected");
         Ok(())
+    }
+}
+
+/// Whether `wanted` is a return address the allow-list admits, compared on parsed URLs (a
+/// string prefix would let `https://app.example.com.evil.net` or `…@evil.net` through):
+/// scheme, host and port exactly, the path by whole segments, no user or password. An entry
+/// without a host (`stepsync://`) admits any address of its scheme, for an app's own scheme
+/// only, never for http(s).
+fn return_allowed(wanted: &str, allowlist: &[String]) -> bool {
+    let Ok(wanted) = reqwest::Url::parse(wanted) else { return false };
+    if !wanted.username().is_empty() || wanted.password().is_some() {
+        return false;
+    }
+    allowlist.iter().filter_map(|entry| reqwest::Url::parse(entry).ok()).any(|allowed| {
+        if allowed.scheme() != wanted.scheme() {
+            return false;
+        }
+        let web = matches!(allowed.scheme(), "http" | "https");
+        match allowed.host_str().filter(|h| !h.is_empty()) {
+            None => !web,
+            Some(host) => {
+                let base = allowed.path().trim_end_matches('/');
+                let path = wanted.path();
+                let under = path == base || path.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'));
+                wanted.host_str() == Some(host)
+                    && wanted.port_or_known_default() == allowed.port_or_known_default()
+                    && under
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod return_to_tests {
+    use super::return_allowed;
+
+    #[test]
+    fn return_addresses_are_matched_on_the_parsed_url() {
+        let allow = ["https://app.example.com/stepsync", "http://127.0.0.1:3000/", "stepsync://"].map(String::from);
+        let ok = |url: &str| return_allowed(url, &allow);
+        assert!(ok("https://app.example.com/stepsync"));
+        assert!(ok("https://app.example.com/stepsync/done?x=1"));
+        assert!(ok("HTTPS://APP.example.com/stepsync/"), "scheme and host are case-insensitive");
+        assert!(ok("https://app.example.com:443/stepsync"), "the default port is the port");
+        assert!(ok("http://127.0.0.1:3000/anything"));
+        assert!(ok("stepsync://connected"));
+        for attack in [
+            "https://app.example.com.evil.net/stepsync",
+            "https://app.example.com@evil.net/stepsync",
+            "https://user@app.example.com/stepsync",
+            "https://user:pw@app.example.com/stepsync",
+            "https://app.example.com/stepsyncevil",
+            "https://app.example.com/other",
+            "http://app.example.com/stepsync",
+            "https://app.example.com:8443/stepsync",
+            "http://127.0.0.1:30001/",
+            "http://127.0.0.1:3000.evil.net/",
+            "https://evil.net/?https://app.example.com/stepsync",
+            "javascript:alert(1)",
+            "//app.example.com/stepsync",
+            "not a url",
+        ] {
+            assert!(!ok(attack), "{attack} must be refused");
+        }
+        // An entry without a host admits its own scheme only, never the web.
+        assert!(!return_allowed("https://evil.net/", &["https://".to_owned()]));
     }
 }
 
