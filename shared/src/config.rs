@@ -128,7 +128,7 @@ impl std::fmt::Debug for Config {
 fn return_allowlist(raw: &str) -> Result<Vec<String>, ConfigError> {
     let entries = list(Some(raw));
     for entry in &entries {
-        let parsed = reqwest::Url::parse(entry).ok();
+        let parsed = url::Url::parse(entry).ok();
         let web = parsed.as_ref().is_some_and(|u| matches!(u.scheme(), "http" | "https"));
         let usable = parsed.as_ref().is_some_and(|u| !web || u.host_str().is_some_and(|h| !h.is_empty()));
         if !usable {

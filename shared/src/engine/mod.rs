@@ -362,9 +362,48 @@ impl SyncEngine {
             // `ProviderAppRefusedAlarm` (template.yaml) counts these lines: an operator must act.
             tracing::error!(alarm = "provider_app_refused", provider = %connection.provider, reason, "provider refuses our app");
         }
-        let last_error = LastError { code, message: action.clone() };
         // Back off: what the provider asked for, else a few minutes; nothing hammers it.
         let wait = retry_after.unwrap_or_else(|| jittered(FAILURE_BACKOFF));
+        let last_error =
+            self.record_outcome(connection, LastError { code, message: action }, status, wait, now).await?;
+        Ok(SyncOutcome::Failed { error: last_error, status, retry_after })
+    }
+
+    /// Records a sync that ended in an error of ours, not the provider's, so that it never
+    /// stays due: stored tokens no key opens put the connection on `reconnect_required` (an
+    /// operator alarm: a lost or rotated token key); anything else (the store throttling, too
+    /// many concurrent changes) is retried after a backoff. A sweep that meets many of them
+    /// thus moves on to the rest of its shard.
+    pub async fn record_error(&self, connection: &Connection, error: &SyncError) -> Result<(), SyncError> {
+        let now = self.clock.now();
+        let name = connection.provider.display_name();
+        let (code, message, status) = match error {
+            SyncError::Tokens => {
+                // `TokensUnreadableAlarm` (template.yaml) counts these lines.
+                tracing::error!(alarm = "tokens_unreadable", user = %connection.user, provider = %connection.provider, "stored tokens unreadable");
+                let message = format!("Reconnect {name}: we could not use the access you gave us.");
+                (FailureCode::TokensUnreadable, message, ConnectionStatus::ReconnectRequired)
+            }
+            other => {
+                tracing::warn!(user = %connection.user, provider = %connection.provider, error = %other, "sync failed on our side");
+                let message = "We could not finish a sync; we will try again shortly.".to_owned();
+                (FailureCode::SyncFailed, message, connection.status)
+            }
+        };
+        let wait = jittered(FAILURE_BACKOFF);
+        self.record_outcome(connection, LastError { code, message }, status, wait, now).await.map(|_| ())
+    }
+
+    /// Stores a failed sync's outcome (and the status it leads to, announced when it moved);
+    /// an active connection is due again after `wait`.
+    async fn record_outcome(
+        &self,
+        connection: &Connection,
+        last_error: LastError,
+        status: ConnectionStatus,
+        wait: Duration,
+        now: Timestamp,
+    ) -> Result<LastError, SyncError> {
         let record = SyncRecord {
             attempted_at: Some(now),
             last_error: Some(Some(last_error.clone())),
@@ -379,12 +418,12 @@ impl SyncEngine {
                 provider: connection.provider,
                 old_status: connection.status,
                 new_status: status,
-                reason: code.as_str().to_owned(),
-                action,
+                reason: last_error.code.as_str().to_owned(),
+                action: last_error.message.clone(),
             })])
             .await;
         }
-        Ok(SyncOutcome::Failed { error: last_error, status, retry_after })
+        Ok(last_error)
     }
 
     /// A connection disconnected meanwhile refuses the record; that is the person's choice

@@ -360,11 +360,11 @@ impl Connecting {
 /// without a host (`stepsync://`) admits any address of its scheme, for an app's own scheme
 /// only, never for http(s).
 fn return_allowed(wanted: &str, allowlist: &[String]) -> bool {
-    let Ok(wanted) = reqwest::Url::parse(wanted) else { return false };
+    let Ok(wanted) = url::Url::parse(wanted) else { return false };
     if !wanted.username().is_empty() || wanted.password().is_some() {
         return false;
     }
-    allowlist.iter().filter_map(|entry| reqwest::Url::parse(entry).ok()).any(|allowed| {
+    allowlist.iter().filter_map(|entry| url::Url::parse(entry).ok()).any(|allowed| {
         if allowed.scheme() != wanted.scheme() {
             return false;
         }
@@ -381,6 +381,14 @@ fn return_allowed(wanted: &str, allowlist: &[String]) -> bool {
             }
         }
     })
+}
+
+/// The last day a released account may have counted for its holder: tomorrow where the date
+/// is latest on Earth (UTC+14), since a value is accepted up to the holder's local tomorrow.
+/// Whatever the zones of the old and the new holder, no day the old one may have counted
+/// reaches the new one.
+fn counted_through(now: Timestamp) -> LocalDate {
+    local_today(now, &jiff::tz::TimeZone::fixed(jiff::tz::offset(14))).add_days(1)
 }
 
 #[cfg(test)]
@@ -418,12 +426,4 @@ mod return_to_tests {
         // An entry without a host admits its own scheme only, never the web.
         assert!(!return_allowed("https://evil.net/", &["https://".to_owned()]));
     }
-}
-
-/// The last day a released account may have counted for its holder: tomorrow where the date
-/// is latest on Earth (UTC+14), since a value is accepted up to the holder's local tomorrow.
-/// Whatever the zones of the old and the new holder, no day the old one may have counted
-/// reaches the new one.
-fn counted_through(now: Timestamp) -> LocalDate {
-    local_today(now, &jiff::tz::TimeZone::fixed(jiff::tz::offset(14))).add_days(1)
 }

@@ -110,6 +110,10 @@ fn retryable(e: StoreError) -> WorkerError {
     WorkerError::Retryable(e.to_string())
 }
 
+fn retryable_sync(e: &SyncError) -> WorkerError {
+    WorkerError::Retryable(e.to_string())
+}
+
 impl Syncing {
     /// Syncs one connection over `start..=end`, by default the last `window_days` local days.
     pub async fn sync_connection(
@@ -172,10 +176,14 @@ impl Syncing {
                 WorkerResult::Skipped { why: format!("connection is {}", status.as_str()) }
             }
             Ok(SyncOutcome::Failed { error, .. }) => WorkerResult::Failed { code: error.code },
-            Err(SyncError::Tokens) => WorkerResult::Failed { code: FailureCode::TokensUnreadable },
+            Err(SyncError::Tokens) => {
+                self.engine.record_error(&connection, &SyncError::Tokens).await.map_err(|e| retryable_sync(&e))?;
+                WorkerResult::Failed { code: FailureCode::TokensUnreadable }
+            }
             // Refused by the store itself: a retry fails the same way, so the event is not retried.
             Err(e) if !e.is_retryable() => {
                 tracing::error!(error = %e, "sync refused; not retried");
+                self.engine.record_error(&connection, &e).await.map_err(|e| retryable_sync(&e))?;
                 WorkerResult::Failed { code: FailureCode::SyncFailed }
             }
             Err(e) => return Err(WorkerError::Retryable(e.to_string())),
@@ -207,6 +215,13 @@ impl Syncing {
                         return None;
                     }
                     let outcome = self.sync_connection(&connection, None, None).await;
+                    // An error of ours records nothing by itself: record it, so the
+                    // connection's due time moves and the next page is not the same one.
+                    if let Err(error) = &outcome
+                        && let Err(unrecorded) = self.engine.record_error(&connection, error).await
+                    {
+                        tracing::warn!(error = %unrecorded, "a failed sync could not be recorded");
+                    }
                     Some(matches!(outcome, Ok(SyncOutcome::Synced(_))))
                 })
                 .buffer_unordered(concurrency)
@@ -314,9 +329,21 @@ impl Syncing {
                 Ok(Ok(SyncOutcome::Skipped(_))) => answer("skipped", vec![], None),
                 Ok(Err(e)) => {
                     tracing::warn!(user = %user, provider = %connection.provider, error = %e, "manual sync failed");
-                    let error = LastError {
-                        code: FailureCode::SyncFailed,
-                        message: "This sync did not finish; we will try again shortly.".into(),
+                    if let Err(unrecorded) = self.engine.record_error(connection, &e).await {
+                        tracing::warn!(error = %unrecorded, "a failed sync could not be recorded");
+                    }
+                    let error = match e {
+                        SyncError::Tokens => LastError {
+                            code: FailureCode::TokensUnreadable,
+                            message: format!(
+                                "Reconnect {}: we could not use the access you gave us.",
+                                connection.provider.display_name()
+                            ),
+                        },
+                        _ => LastError {
+                            code: FailureCode::SyncFailed,
+                            message: "This sync did not finish; we will try again shortly.".into(),
+                        },
                     };
                     answer("failed", vec![], Some(error))
                 }

@@ -234,9 +234,14 @@ async fn a_shard_sweep_syncs_exactly_its_due_connections_each_once() {
     let first = w.syncing.handle_event(sweep(), None).await.unwrap();
     let second = w.syncing.handle_event(sweep(), None).await.unwrap();
 
-    // The unreadable one fails without moving its due time: tried once per sweep, no loop.
+    // The unreadable one fails once and asks for a reconnect: it is no longer due.
     assert_eq!(first, WorkerResult::Shard { synced: 3, failed: 1, stopped_early: false });
-    assert_eq!(second, WorkerResult::Shard { synced: 0, failed: 1, stopped_early: false });
+    assert_eq!(second, WorkerResult::Shard { synced: 0, failed: 0, stopped_early: false });
+    let broken = w.connection(&unreadable, Provider::GoogleHealth).await.unwrap();
+    assert_eq!(
+        (broken.status, broken.last_error.map(|e| e.code)),
+        (ConnectionStatus::ReconnectRequired, Some(FailureCode::TokensUnreadable))
+    );
     assert_eq!(*w.google.calls.lock().unwrap(), 3);
     for walker in &in_shard {
         assert_eq!(w.last_attempt(walker).await, Some(w.now()), "{walker}");
@@ -456,4 +461,52 @@ async fn an_older_fetch_that_commits_last_never_replaces_a_newer_one() {
     let again = w.syncing.handle_event(requested("alice", Provider::GoogleHealth, SyncReason::Schedule), None).await;
     assert_eq!(again.unwrap(), WorkerResult::Synced { changed: 0, unchanged: 1, rejected: 0 });
     assert_eq!(w.store.writes() - writes, 1, "only the outcome record: the same count observed later is no day write");
+}
+
+/// 150 connections in one shard fail on our side, due before everyone else: more than a page
+/// of the sweep. Each failure is recorded (unreadable tokens ask for a reconnect), so the
+/// sweep reaches the healthy connections behind them in the same run.
+#[tokio::test]
+async fn a_shard_full_of_failing_connections_still_syncs_the_rest() {
+    let w = World::new();
+    let mut walkers = walkers_in(5, 160);
+    let healthy = walkers.split_off(150);
+    for walker in &walkers {
+        w.connected_with_unreadable_tokens(walker).await;
+    }
+    w.clock.advance(Duration::from_secs(1));
+    for walker in &healthy {
+        w.connected(walker, Provider::GoogleHealth, &format!("g-{walker}")).await;
+    }
+    *w.google.answer.lock().unwrap() = Ok(vec![steps("2026-11-25", 1000)]);
+
+    let sweep = w.syncing.handle_event(Event::SyncShard(SyncShard { shard: 5, tick: w.now() }), None).await.unwrap();
+
+    assert_eq!(sweep, WorkerResult::Shard { synced: 10, failed: 150, stopped_early: false });
+    for walker in &healthy {
+        assert_eq!(w.store.day(walker, date("2026-11-25")).map(|d| d.total.get()), Some(1000), "{walker}");
+    }
+    assert!(w.store.due_connections(5, w.now(), 500).await.unwrap().is_empty(), "nothing left due");
+    let diagnosed = w.status_changes().iter().filter(|c| c.reason == "tokens_unreadable").count();
+    assert_eq!(diagnosed, 150, "each one told to reconnect");
+}
+
+/// An error of ours that is not about the tokens (the store throttling, say) keeps the
+/// connection active and due again after a backoff, never due now.
+#[tokio::test]
+async fn an_error_of_ours_is_recorded_with_a_backoff() {
+    let w = World::new();
+    let alice = user("alice");
+    let connection = w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+
+    let error = crate::engine::SyncError::TooManyConflicts(100);
+    w.engine.record_error(&connection, &error).await.unwrap();
+
+    let stored = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    assert_eq!(
+        (stored.status, stored.last_error.map(|e| e.code)),
+        (ConnectionStatus::Active, Some(FailureCode::SyncFailed))
+    );
+    assert!(stored.next_sync_at.is_some_and(|at| at > w.now()), "due later, not now");
+    assert!(w.status_changes().is_empty());
 }
