@@ -123,12 +123,19 @@ pub(super) async fn send(request: reqwest::RequestBuilder, limit: usize) -> Resu
 pub(super) fn retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
     static HTTP_DATE: jiff::fmt::rfc2822::DateTimeParser = jiff::fmt::rfc2822::DateTimeParser::new();
     let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = raw.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = HTTP_DATE.parse_timestamp(raw).ok()?;
-    Some(Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO))
+    let wait = match raw.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = HTTP_DATE.parse_timestamp(raw).ok()?;
+            Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO)
+        }
+    };
+    // A provider's wait never parks a connection for days: at most an hour, then we ask again.
+    Some(wait.min(MAX_RETRY_AFTER))
 }
+
+/// The longest `Retry-After` honoured.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The request to `what` (say, "token endpoint") got no usable answer.
 pub(super) fn unavailable(what: &str, failure: HttpFailure) -> ProviderError {
@@ -171,6 +178,8 @@ mod tests {
         assert_eq!(retry_after(&headers("Wed, 25 Nov 2026 12:01:30 GMT"), now), Some(Duration::from_secs(90)));
         assert_eq!(retry_after(&headers("Wed, 25 Nov 2026 11:00:00 GMT"), now), Some(Duration::ZERO));
         assert_eq!(retry_after(&headers("soon"), now), None);
+        assert_eq!(retry_after(&headers("31536000"), now), Some(MAX_RETRY_AFTER), "a year is capped at an hour");
+        assert_eq!(retry_after(&headers("Fri, 25 Dec 2026 12:00:00 GMT"), now), Some(MAX_RETRY_AFTER));
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 

@@ -423,6 +423,8 @@ fn api_error(what: &str, answer: &Answer, wait: Option<Duration>) -> ProviderErr
     let explanation = || reason.clone().or_else(|| grpc_status.clone()).unwrap_or_else(|| status.as_u16().to_string());
     match status.as_u16() {
         401 => ProviderError::Unauthorized,
+        // Gone: the API (or this version of it) no longer serves us; retrying cannot help.
+        410 => ProviderError::Retired,
         403 if matches!(reason.as_deref(), Some("MISSING_OAUTH_SCOPE" | "ACCESS_TOKEN_SCOPE_INSUFFICIENT")) => {
             ProviderError::MissingScope { scope: ACTIVITY_SCOPE.to_owned() }
         }
@@ -643,6 +645,23 @@ mod tests {
         })
         .await;
         assert_eq!(client(&failing.base).identity(&granted).await.unwrap().account_id, "42");
+    }
+
+    /// A 410 from the Health API retires the connection (reconnect or another source), and a
+    /// 429's `Retry-After` is honoured up to an hour.
+    #[tokio::test]
+    async fn gone_retires_and_a_long_retry_after_is_capped() {
+        let gone = answering(410, r#"{"error":{"code":410,"status":"GONE","message":"gone"}}"#.into()).await;
+        let err = client(&gone.base)
+            .daily_steps(&connection(), Some(&tokens()), date("2026-11-24"), date("2026-11-24"))
+            .await;
+        assert!(matches!(err, Err(ProviderError::Retired)), "{err:?}");
+        let slow = TestServer::replying(Reply::json(429, "{}").with_header("retry-after", "864000")).await;
+        let err = client(&slow.base)
+            .daily_steps(&connection(), Some(&tokens()), date("2026-11-24"), date("2026-11-24"))
+            .await;
+        let hour = std::time::Duration::from_secs(3600);
+        assert!(matches!(err, Err(ProviderError::RateLimited { retry_after: Some(wait) }) if wait == hour), "{err:?}");
     }
 
     #[tokio::test]
