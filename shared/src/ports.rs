@@ -182,6 +182,10 @@ pub struct SyncRecord {
     pub last_error: Option<Option<LastError>>,
     pub status: Option<ConnectionStatus>,
     pub next_sync_at: Option<Timestamp>,
+    /// Only onto the connection with these tokens: the outcome of a sync that began before a
+    /// reconnect (or a refresh elsewhere) never lands on the newer connection
+    /// (`StoreError::Conflict`).
+    pub token_version: Option<u64>,
 }
 
 #[async_trait]

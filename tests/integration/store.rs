@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use stepsync::crypto::AesGcmTokenCipher;
 use stepsync::domain::{Connection, Provider, TokenSet, UserId};
-use stepsync::ports::{ConnectionStore, StoreError, TokenCipher};
+use stepsync::ports::{ConnectionStore, StoreError, SyncRecord, TokenCipher};
 use stepsync_local::harness::{TestEnv, date, unique};
 use stepsync_local::on_both_backends;
 
@@ -18,6 +18,7 @@ on_both_backends!(
     a_provider_account_feeds_one_person_only,
     exactly_one_of_ten_concurrent_lease_attempts_wins,
     a_stale_token_write_never_overwrites_a_newer_one,
+    a_sync_outcome_lands_only_on_the_connection_it_synced,
 );
 
 fn user(name: &str) -> UserId {
@@ -195,4 +196,28 @@ async fn a_stale_token_write_never_overwrites_a_newer_one(env: TestEnv) {
     let kept = env.store.get_connection(&alice, Provider::GoogleHealth).await.unwrap().unwrap();
     assert_eq!(kept.tokens, Some(first));
     assert_eq!(kept.token_version, 1);
+}
+
+/// An outcome recorded for token version 1 after a reconnect made version 2 is refused
+/// (`Conflict`), and changes nothing; the current version's is stored.
+async fn a_sync_outcome_lands_only_on_the_connection_it_synced(env: TestEnv) {
+    let alice = user("alice");
+    let provider = Provider::GoogleHealth;
+    let v1 = Connection { token_version: 1, ..Connection::new(alice.clone(), provider, env.now()) };
+    env.store.create_connection(&v1).await.unwrap();
+    let v2 = Connection { token_version: 2, ..v1.clone() };
+    env.store.save_connection(&v2, Some(1)).await.unwrap();
+    let outcome = |version: u64| SyncRecord {
+        attempted_at: Some(env.now()),
+        status: Some(stepsync::domain::ConnectionStatus::ReconnectRequired),
+        token_version: Some(version),
+        ..SyncRecord::default()
+    };
+    let stale = env.store.record_sync(&alice, provider, &outcome(1)).await.unwrap_err();
+    assert!(matches!(stale, StoreError::Conflict), "{:?}: {stale:?}", env.backend);
+    let kept = env.store.get_connection(&alice, provider).await.unwrap().unwrap();
+    assert_eq!((kept.status, kept.last_attempt_at), (stepsync::domain::ConnectionStatus::Active, None));
+    env.store.record_sync(&alice, provider, &outcome(2)).await.unwrap();
+    let stored = env.store.get_connection(&alice, provider).await.unwrap().unwrap();
+    assert_eq!(stored.status, stepsync::domain::ConnectionStatus::ReconnectRequired);
 }

@@ -411,8 +411,8 @@ impl SyncEngine {
             next_sync_at: (status == ConnectionStatus::Active).then(|| now.checked_add(wait).ok()).flatten(),
             ..SyncRecord::default()
         };
-        self.record(connection, &record).await?;
-        if status != connection.status {
+        // A status change is announced only when it was stored (not for a superseded sync).
+        if self.record(connection, &record).await? && status != connection.status {
             self.publish(&[Event::ConnectionStatusChanged(ConnectionStatusChanged {
                 user: connection.user.clone(),
                 provider: connection.provider,
@@ -427,10 +427,18 @@ impl SyncEngine {
     }
 
     /// A connection disconnected meanwhile refuses the record; that is the person's choice
-    /// winning over a late sync, not an error.
-    async fn record(&self, connection: &Connection, record: &SyncRecord) -> Result<(), SyncError> {
-        match self.connections.record_sync(&connection.user, connection.provider, record).await {
-            Ok(()) | Err(StoreError::Disconnected) | Err(StoreError::NotFound(_)) => Ok(()),
+    /// winning over a late sync, not an error. So does one reconnected (newer tokens) since the
+    /// sync began: its outcome is not this sync's to write.
+    /// Returns whether the record was stored.
+    async fn record(&self, connection: &Connection, record: &SyncRecord) -> Result<bool, SyncError> {
+        let record = SyncRecord { token_version: Some(connection.token_version), ..record.clone() };
+        match self.connections.record_sync(&connection.user, connection.provider, &record).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Disconnected) | Err(StoreError::NotFound(_)) => Ok(false),
+            Err(StoreError::Conflict) => {
+                tracing::info!(user = %connection.user, provider = %connection.provider, "outcome of a superseded sync dropped");
+                Ok(false)
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -342,6 +342,9 @@ impl ConnectionStore for InMemoryStore {
         if conn.status == ConnectionStatus::Disconnected {
             return Err(StoreError::Disconnected);
         }
+        if record.token_version.is_some_and(|v| v != conn.token_version) {
+            return Err(StoreError::Conflict);
+        }
         conn.last_attempt_at = record.attempted_at.or(conn.last_attempt_at);
         conn.last_success_at = record.succeeded_at.or(conn.last_success_at);
         conn.last_data_date = record.last_data_date.max(conn.last_data_date);

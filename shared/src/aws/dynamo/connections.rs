@@ -143,6 +143,11 @@ impl ConnectionStore for DynamoStore {
         let mut names: HashMap<String, String> = HashMap::from([("#status".to_owned(), "status".to_owned())]);
         let mut values: HashMap<String, AttributeValue> =
             HashMap::from([(":disconnected".to_owned(), s(ConnectionStatus::Disconnected.as_str()))]);
+        let mut condition = "attribute_exists(pk) AND #status <> :disconnected".to_owned();
+        if let Some(version) = record.token_version {
+            condition.push_str(" AND token_version = :token_version");
+            values.insert(":token_version".to_owned(), n(version));
+        }
         let mut clauses = Vec::new();
         for (i, (name, value)) in sets.into_iter().enumerate() {
             names.insert(format!("#n{i}"), name.to_owned());
@@ -162,7 +167,7 @@ impl ConnectionStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), conn_sk(provider))))
             .update_expression(expression.trim())
-            .condition_expression("attribute_exists(pk) AND #status <> :disconnected")
+            .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .send()
@@ -171,7 +176,9 @@ impl ConnectionStore for DynamoStore {
             Ok(_) => Ok(()),
             Err(StoreError::Conflict) => match self.get_connection(user, provider).await? {
                 None => Err(StoreError::NotFound("connection")),
-                Some(_) => Err(StoreError::Disconnected),
+                Some(c) if c.status == ConnectionStatus::Disconnected => Err(StoreError::Disconnected),
+                // Newer tokens: this outcome belongs to a connection that no longer exists.
+                Some(_) => Err(StoreError::Conflict),
             },
             Err(e) => Err(e),
         }

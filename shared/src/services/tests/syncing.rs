@@ -510,3 +510,32 @@ async fn an_error_of_ours_is_recorded_with_a_backoff() {
     assert!(stored.next_sync_at.is_some_and(|at| at > w.now()), "due later, not now");
     assert!(w.status_changes().is_empty());
 }
+
+/// A sync begins with the old tokens; meanwhile the person reconnects (new tokens). The old
+/// sync's "revoked" answer is about the old grant: its outcome is dropped, and the fresh
+/// connection stays active with no error.
+#[tokio::test]
+async fn an_old_syncs_failure_never_marks_a_fresh_reconnection() {
+    let gate = Arc::new(Gate::default());
+    let revoked = Err(ProviderError::ReconnectRequired { reason: "revoked".into() });
+    let google = ScriptedProvider::new(Provider::GoogleHealth, revoked).gated(gate.clone());
+    let w = Arc::new(World::with(google, ScriptedOAuth::granting(SCOPE, "g-alice")));
+    let alice = user("alice");
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+
+    let old = {
+        let w = w.clone();
+        let event = requested("alice", Provider::GoogleHealth, SyncReason::Schedule);
+        tokio::spawn(async move { w.syncing.handle_event(event, None).await })
+    };
+    gate.reached().await;
+    let before = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    let reconnected = Connection { token_version: before.token_version + 1, ..before.clone() };
+    w.store.save_connection(&reconnected, Some(before.token_version)).await.unwrap();
+    gate.open();
+    old.await.unwrap().unwrap();
+
+    let now = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    assert_eq!((now.status, now.last_error), (ConnectionStatus::Active, None));
+    assert!(w.status_changes().is_empty(), "nobody is told to reconnect");
+}
