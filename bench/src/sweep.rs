@@ -185,8 +185,14 @@ async fn minimal_sync(world: &World, user: &UserId, date: LocalDate, steps: i64)
         total: new - old,
         days: i64::from(new > 0) - i64::from(old > 0),
     }];
-    let write =
-        DayWrite { record: next, expected_version: current.version, expected_rev: snapshot.profile.rev, deltas, now };
+    let write = DayWrite {
+        record: next,
+        expected_version: current.version,
+        expected_rev: snapshot.profile.rev,
+        deltas,
+        now,
+        through: Some(Provider::GoogleHealth),
+    };
     store.commit_day(&write).await
 }
 

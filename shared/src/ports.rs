@@ -71,6 +71,10 @@ pub struct DayWrite {
     pub expected_rev: u64,
     pub deltas: Vec<ParticipantDelta>,
     pub now: Timestamp,
+    /// The connection the values came through, when they did: the write is refused
+    /// (`StoreError::Disconnected`) once it is disconnected, in the same transaction, so a
+    /// sync still running when the person turns the source off writes nothing more.
+    pub through: Option<Provider>,
 }
 
 /// One committed write of a day record, as the table's change stream tells it.

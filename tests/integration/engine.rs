@@ -423,6 +423,7 @@ async fn a_person_in_the_most_open_challenges_still_syncs_and_no_write_outgrows_
         expected_rev: rev,
         deltas: (0..MAX_TRANSACTION_ITEMS - 1).map(delta).collect(),
         now: env.now(),
+        through: None,
     };
     let error = env.store.commit_day(&write).await.unwrap_err();
     assert!(matches!(error, StoreError::Refused(_)) && !error.is_retryable(), "{error:?}");

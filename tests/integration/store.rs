@@ -19,6 +19,7 @@ on_both_backends!(
     exactly_one_of_ten_concurrent_lease_attempts_wins,
     a_stale_token_write_never_overwrites_a_newer_one,
     a_sync_outcome_lands_only_on_the_connection_it_synced,
+    a_day_write_through_a_disconnected_connection_is_refused_in_its_transaction,
 );
 
 fn user(name: &str) -> UserId {
@@ -220,4 +221,31 @@ async fn a_sync_outcome_lands_only_on_the_connection_it_synced(env: TestEnv) {
     env.store.record_sync(&alice, provider, &outcome(2)).await.unwrap();
     let stored = env.store.get_connection(&alice, provider).await.unwrap().unwrap();
     assert_eq!(stored.status, stepsync::domain::ConnectionStatus::ReconnectRequired);
+}
+
+/// A day write names the connection its values came through: refused (`Disconnected`, and
+/// nothing written) once that connection is disconnected; written while it is active, or when
+/// there is no such connection at all.
+async fn a_day_write_through_a_disconnected_connection_is_refused_in_its_transaction(env: TestEnv) {
+    use stepsync::domain::{DailyValue, DayRecord, SourceValue, StepLimits};
+    use stepsync::ports::{DayWrite, StepStore};
+    let alice = user("alice");
+    let provider = Provider::GoogleHealth;
+    let write = |date_raw: &str, rev: u64, through: Option<Provider>| {
+        let mut record = DayRecord::empty(alice.clone(), date(date_raw));
+        let value = DailyValue { date: date(date_raw), steps: 100, observed_at: None };
+        let steps = StepLimits::default().validate(&value, date(date_raw)).unwrap();
+        record.merge(provider, SourceValue { steps, observed_at: None }, None);
+        record.version = 1;
+        DayWrite { record, expected_version: 0, expected_rev: rev, deltas: vec![], now: env.now(), through }
+    };
+    env.store.commit_day(&write("2026-11-20", 0, Some(provider))).await.unwrap();
+    env.store.create_connection(&Connection::new(alice.clone(), provider, env.now())).await.unwrap();
+    env.store.commit_day(&write("2026-11-21", 1, Some(provider))).await.unwrap();
+    env.store.disconnect(&alice, provider).await.unwrap();
+    let refused = env.store.commit_day(&write("2026-11-22", 2, Some(provider))).await.unwrap_err();
+    assert!(matches!(refused, StoreError::Disconnected), "{:?}: {refused:?}", env.backend);
+    let days = env.store.load_user_days(&alice, &[date("2026-11-22")]).await.unwrap();
+    assert!(days.days.is_empty() && days.profile.rev == 2, "nothing of the transaction was written");
+    env.store.commit_day(&write("2026-11-22", 2, None)).await.unwrap();
 }

@@ -201,7 +201,13 @@ impl SyncEngine {
             }
             let dates: Vec<LocalDate> = pending.keys().copied().collect();
             let snapshot = self.steps.load_user_days(user, &dates).await?;
-            match self.write_changed_days(user, (source, install), &snapshot, &mut pending, &mut report, now).await {
+            // Values that came through a connection (a pull, a phone installation) are written
+            // only while it is not disconnected.
+            let through = (install.is_some() || window.is_some()).then_some(source);
+            match self
+                .write_changed_days(user, (source, install, through), &snapshot, &mut pending, &mut report, now)
+                .await
+            {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => backoff(round).await,
                 Err(e) => return Err(e.into()),
@@ -218,7 +224,7 @@ impl SyncEngine {
     async fn write_changed_days(
         &self,
         user: &UserId,
-        (source, install): (Provider, Option<&str>),
+        (source, install, through): (Provider, Option<&str>, Option<Provider>),
         snapshot: &UserDays,
         pending: &mut BTreeMap<LocalDate, Pending>,
         report: &mut ApplyReport,
@@ -259,7 +265,8 @@ impl SyncEngine {
             }
             next.version = current.version + 1;
             let deltas = participant_deltas(snapshot, &current, &next, now);
-            let write = DayWrite { record: next, expected_version: current.version, expected_rev: rev, deltas, now };
+            let write =
+                DayWrite { record: next, expected_version: current.version, expected_rev: rev, deltas, now, through };
             self.steps.commit_day(&write).await?;
             rev += 1;
             pending.remove(&date);
@@ -322,7 +329,15 @@ impl SyncEngine {
                 values.iter_mut().for_each(|v| v.observed_at = Some(now));
                 let (user, source) = (&connection.user, connection.provider);
                 let pulled = Some((start, end, now));
-                let report = self.apply_window(user, source, tz, &values, pulled).await?;
+                let report = match self.apply_window(user, source, tz, &values, pulled).await {
+                    Ok(report) => report,
+                    // Turned off while this sync ran: the person's choice wins; nothing more
+                    // is written (days already written stay, as for any disconnect).
+                    Err(SyncError::Store(StoreError::Disconnected)) => {
+                        return Ok(SyncOutcome::Skipped(ConnectionStatus::Disconnected));
+                    }
+                    Err(e) => return Err(e),
+                };
                 let record = SyncRecord {
                     attempted_at: Some(now),
                     succeeded_at: Some(now),

@@ -95,11 +95,14 @@ impl DeviceUploads {
         if values.is_empty() {
             return Ok(UploadReport { applied: Vec::new(), rejected });
         }
-        let report = self
-            .engine
-            .apply_from_install(user, platform, &install_id, &tz, &values)
-            .await
-            .map_err(ServiceError::internal)?;
+        let report =
+            self.engine.apply_from_install(user, platform, &install_id, &tz, &values).await.map_err(|e| match e {
+                crate::engine::SyncError::Store(StoreError::Disconnected) => ServiceError::Conflict(format!(
+                    "{} was turned off for your account while this upload ran; turn it on again to count these days",
+                    platform.display_name()
+                )),
+                other => ServiceError::internal(other),
+            })?;
         let applied: Vec<AppliedDay> =
             values.iter().map(|v| AppliedDay { local_date: v.date, steps: v.steps }).collect();
 

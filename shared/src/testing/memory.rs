@@ -104,6 +104,14 @@ impl StepStore for InMemoryStore {
             return Err(StoreError::Conflict);
         }
         check_rev(&state, user, write.expected_rev)?;
+        if let Some(provider) = write.through
+            && state
+                .connections
+                .get(&(user.clone(), provider))
+                .is_some_and(|(c, _)| c.status == ConnectionStatus::Disconnected)
+        {
+            return Err(StoreError::Disconnected);
+        }
         for delta in &write.deltas {
             let challenge = state.challenges.get(&delta.challenge).ok_or(StoreError::Conflict)?;
             let open = write.now < challenge.closes_at();

@@ -53,6 +53,19 @@ impl StepStore for DynamoStore {
             TransactWriteItem::builder().put(day.build().map_err(build_error)?).build(),
             self.profile_rev_update(user, write.expected_rev)?,
         ];
+        if let Some(provider) = write.through {
+            // The connection the values came through is not disconnected (one that never
+            // existed, as for values applied directly, does not stop the write).
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(user_pk(user), conn_sk(provider))))
+                .condition_expression("attribute_not_exists(pk) OR #status <> :disconnected")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":disconnected", s(ConnectionStatus::Disconnected.as_str()))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
         // One update per participant (a transaction names each item once), moving each
         // source's numbers that changed.
         for challenge in write.challenges() {
@@ -75,7 +88,17 @@ impl StepStore for DynamoStore {
             let update = update.update_expression(format!("ADD {}", adds.join(", "))).build().map_err(build_error)?;
             items.push(TransactWriteItem::builder().update(update).build());
         }
-        self.transact(items).await.map_err(StoreError::from)
+        match (self.transact(items).await, write.through) {
+            (Ok(()), _) => Ok(()),
+            // The guard (item 2) failed or conflicted: disconnected, or only written meanwhile.
+            (Err(TransactFailure::Cancelled(failed)), Some(provider)) if failed.contains(&2) => {
+                match self.get_connection(user, provider).await? {
+                    Some(c) if c.status == ConnectionStatus::Disconnected => Err(StoreError::Disconnected),
+                    _ => Err(StoreError::Conflict),
+                }
+            }
+            (Err(other), _) => Err(other.into()),
+        }
     }
 
     async fn commit_seal(&self, write: &SealWrite) -> Result<(), StoreError> {

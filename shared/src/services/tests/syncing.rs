@@ -539,3 +539,30 @@ async fn an_old_syncs_failure_never_marks_a_fresh_reconnection() {
     assert_eq!((now.status, now.last_error), (ConnectionStatus::Active, None));
     assert!(w.status_changes().is_empty(), "nobody is told to reconnect");
 }
+
+/// The person turns Google off while a sync is between its fetch and its writes: the day
+/// writes are refused in their own transaction, nothing is counted, and the sync ends as
+/// skipped (disconnected), not failed.
+#[tokio::test]
+async fn a_sync_running_when_the_person_disconnects_writes_nothing_more() {
+    let gate = Arc::new(Gate::default());
+    let google = ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![steps("2026-11-25", 4321)])).gated(gate.clone());
+    let w = Arc::new(World::with(google, ScriptedOAuth::granting(SCOPE, "g-alice")));
+    let alice = user("alice");
+    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
+    w.join(&november, &alice).await;
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+
+    let running = {
+        let w = w.clone();
+        let event = requested("alice", Provider::GoogleHealth, SyncReason::Schedule);
+        tokio::spawn(async move { w.syncing.handle_event(event, None).await })
+    };
+    gate.reached().await;
+    w.connecting.disconnect(&alice, Provider::GoogleHealth).await.unwrap();
+    gate.open();
+
+    assert_eq!(running.await.unwrap().unwrap(), WorkerResult::Skipped { why: "connection is disconnected".into() });
+    assert_eq!(w.store.day(&alice, date("2026-11-25")), None);
+    assert_eq!(w.total(&november, &alice).await, (0, 0));
+}
