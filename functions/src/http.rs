@@ -251,12 +251,24 @@ pub fn caller(req: &Request) -> Result<UserId, ApiError> {
 }
 
 /// Parses a JSON body into `T`, with a 400 that says what is wrong.
+/// A short message of our own for a body that did not parse: where, and what kind of problem,
+/// never the parser's text (it quotes what was sent).
+fn json_problem(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match error.classify() {
+        Category::Syntax | Category::Eof => "the body is not valid JSON",
+        Category::Data => "the body's fields do not have the expected names or types",
+        Category::Io => "the body could not be read",
+    };
+    format!("{what} (line {}, column {})", error.line(), error.column())
+}
+
 pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes = body_bytes(req);
     if bytes.is_empty() {
         return Err(ApiError::BadRequest("a JSON body is required".into()));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(json_problem(&e)))
 }
 
 pub fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
@@ -287,5 +299,21 @@ pub fn body_bytes(req: &Request) -> &[u8] {
         Body::Text(t) => t.as_bytes(),
         Body::Binary(b) => b,
         _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod json_problem_tests {
+    use super::json_problem;
+
+    #[test]
+    fn a_parse_error_is_answered_in_our_words_without_echoing_the_body() {
+        let secret = r#"{"platform": "ya29.a-token-pasted-by-mistake"}"#;
+        let data = serde_json::from_str::<std::collections::BTreeMap<String, u32>>(secret).unwrap_err();
+        let message = json_problem(&data);
+        assert!(message.starts_with("the body's fields do not have the expected names or types"), "{message}");
+        assert!(!message.contains("ya29"), "{message}");
+        let syntax = serde_json::from_str::<serde_json::Value>("{not json").unwrap_err();
+        assert_eq!(json_problem(&syntax), "the body is not valid JSON (line 1, column 2)");
     }
 }
