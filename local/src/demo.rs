@@ -32,7 +32,8 @@ pub const STORIES: [(&str, &str); 2] = [
 /// The deleted walk's steps, and what the day really was.
 const MISTAKEN_WALK: u64 = 25_000;
 const REAL_DAY: u64 = 6_000;
-const SNS_TOPIC: &str = "arn:aws:sns:us-east-1:000000000000:misfit-local";
+/// The topic the local Misfit notifies through (the stack accepts it, and only it).
+pub const SNS_TOPIC: &str = "arn:aws:sns:us-east-1:000000000000:misfit-local";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {

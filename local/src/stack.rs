@@ -210,6 +210,7 @@ impl LocalStack {
             ("STEPSYNC_MISFIT_CLIENT_SECRET", misfit.client_secret()),
             ("STEPSYNC_MISFIT_BASE_URL", misfit.base_url().to_owned()),
             ("STEPSYNC_MISFIT_SNS_HOSTS", "sns.local.test".to_owned()),
+            ("STEPSYNC_MISFIT_TOPIC_ARNS", crate::demo::SNS_TOPIC.to_owned()),
             ("STEPSYNC_MISFIT_ALLOW_AWS_SNS", "false".to_owned()),
             ("STEPSYNC_MISFIT_SNS_URL_REWRITES", format!("https://sns.local.test/|{}/", sns.base_url())),
         ]

@@ -190,7 +190,18 @@ impl Config {
                         allowed_sns_hosts: list(get("STEPSYNC_MISFIT_SNS_HOSTS")),
                         allow_aws_sns_hosts: get("STEPSYNC_MISFIT_ALLOW_AWS_SNS")
                             .is_none_or(|v| !matches!(v, "0" | "false" | "no")),
-                        allowed_topic_arns: list(get("STEPSYNC_MISFIT_TOPIC_ARNS")),
+                        allowed_topic_arns: {
+                            // Without it anyone could subscribe the endpoint to a topic of
+                            // their own and send validly signed notices.
+                            let topics = list(get("STEPSYNC_MISFIT_TOPIC_ARNS"));
+                            if loads.providers.verifiers && topics.is_empty() {
+                                return Err(ConfigError::new(
+                                    "STEPSYNC_MISFIT_TOPIC_ARNS",
+                                    "must list the SNS topics Misfit notifies through (STEPSYNC_MISFIT_CLIENT_ID is set)",
+                                ));
+                            }
+                            topics
+                        },
                         cert_url_rewrites: list(get("STEPSYNC_MISFIT_SNS_URL_REWRITES"))
                             .iter()
                             .map(|pair| {
@@ -281,6 +292,15 @@ mod tests {
                 [("STEPSYNC_TABLE", "t"), ("STEPSYNC_TOKEN_KEY", key.as_str()), ("STEPSYNC_RETURN_TO_ALLOWLIST", bad)];
             assert_eq!(Config::from_vars(&vars(&settings)).unwrap_err().name, "STEPSYNC_RETURN_TO_ALLOWLIST", "{bad}");
         }
+        let misfit = [
+            ("STEPSYNC_TABLE", "t"),
+            ("STEPSYNC_TOKEN_KEY", key.as_str()),
+            ("STEPSYNC_MISFIT_CLIENT_ID", "m"),
+            ("STEPSYNC_MISFIT_CLIENT_SECRET", "s"),
+        ];
+        let err = Config::from_vars(&vars(&misfit)).unwrap_err();
+        assert_eq!(err.name, "STEPSYNC_MISFIT_TOPIC_ARNS", "the webhook half needs its topics");
+        assert!(Config::loading(&vars(&misfit), Loads::CLIENTS).is_ok(), "the API half does not");
         let good = [
             ("STEPSYNC_TABLE", "t"),
             ("STEPSYNC_TOKEN_KEY", key.as_str()),

@@ -44,6 +44,7 @@ impl World {
                 ("STEPSYNC_MISFIT_CLIENT_SECRET", fake.client_secret()),
                 ("STEPSYNC_MISFIT_BASE_URL", fake.base_url().to_owned()),
                 ("STEPSYNC_MISFIT_SNS_HOSTS", "sns.fake.test".to_owned()),
+                ("STEPSYNC_MISFIT_TOPIC_ARNS", TOPIC.to_owned()),
                 ("STEPSYNC_MISFIT_ALLOW_AWS_SNS", "false".to_owned()),
                 ("STEPSYNC_MISFIT_SNS_URL_REWRITES", format!("https://sns.fake.test/|{}/", sns.base_url())),
             ],

@@ -31,7 +31,8 @@ const MAX_FETCH_TIME: Duration = Duration::from_secs(5);
 /// connection pool and the cached SNS certificates.
 pub struct MisfitWebhooks {
     max_body_bytes: usize,
-    /// Empty accepts any topic.
+    /// The SNS topics Misfit notifies through; a message (or a subscription to confirm) from
+    /// any other topic is refused. Empty accepts none.
     allowed_topic_arns: Vec<String>,
     sns_urls: SnsUrls,
     certs: CertCache,
@@ -91,8 +92,8 @@ impl WebhookVerifier for MisfitWebhooks {
         if header(headers, &[MESSAGE_TYPE_HEADER]).is_some_and(|kind| kind.trim() != message.kind.as_str()) {
             return Err(WebhookError::Malformed("the message type header and the body disagree".into()));
         }
-        let topics = &self.allowed_topic_arns;
-        if !topics.is_empty() && !topics.contains(&message.topic_arn) {
+        // Only the configured topics: none configured accepts none (fail closed).
+        if !self.allowed_topic_arns.contains(&message.topic_arn) {
             return Err(WebhookError::Unauthorized);
         }
         // Every URL is checked before the first fetch, so a refused message fetches nothing.
@@ -274,6 +275,9 @@ mod tests {
         settings.allow_aws_sns_hosts = false;
         settings.cert_url_rewrites = vec![("https://sns.fixture.test/".into(), format!("{server}/"))];
         settings.request_timeout = Duration::from_millis(500);
+        // A second listed topic, so that changing a message's topic is refused by its
+        // signature (the point of the tampering tests), not by the list.
+        settings.allowed_topic_arns = vec![TOPIC.into(), "arn:aws:sns:us-east-1:123456789012:misfit-other".into()];
         settings
     }
 
@@ -635,7 +639,14 @@ mod tests {
         assert!(server.requests().is_empty());
 
         settings.allowed_topic_arns.push(TOPIC.into());
-        assert!(verify(&verifier_with(settings), fixture("sns_notification.json").as_bytes()).await.is_ok());
+        assert!(verify(&verifier_with(settings.clone()), fixture("sns_notification.json").as_bytes()).await.is_ok());
+
+        // None configured accepts none: a subscription to someone's own topic is never confirmed.
+        settings.allowed_topic_arns.clear();
+        let before = server.requests().len();
+        let (verifier, body) = (verifier_with(settings), fixture("sns_subscription_confirmation.json"));
+        assert_eq!(verify(&verifier, body.as_bytes()).await.unwrap_err(), WebhookError::Unauthorized);
+        assert_eq!(server.requests().len(), before, "nothing fetched, nothing confirmed");
     }
 
     #[tokio::test]
