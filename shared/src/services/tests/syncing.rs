@@ -419,26 +419,40 @@ async fn sync_steps_past_its_deadline_is_queued_for_the_worker_which_finishes_it
     assert_eq!(w.store.day(&alice, date("2026-11-25")).unwrap().total.get(), 4321);
 }
 
+/// Alice, in "november" and connected to Google, whose answer is `answer`: a scheduled sync of
+/// hers has fetched and waits at the returned gate when this returns.
+async fn a_sync_held_after_its_fetch(
+    answer: Result<Vec<DailyValue>, ProviderError>,
+) -> (
+    Arc<World>,
+    Arc<Gate>,
+    crate::domain::ChallengeId,
+    tokio::task::JoinHandle<Result<WorkerResult, crate::services::WorkerError>>,
+) {
+    let gate = Arc::new(Gate::default());
+    let google = ScriptedProvider::new(Provider::GoogleHealth, answer).gated(gate.clone());
+    let w = Arc::new(World::with(google, ScriptedOAuth::granting(SCOPE, "g-alice")));
+    let alice = user("alice");
+    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
+    w.join(&november, &alice).await;
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    let sync = {
+        let w = w.clone();
+        let event = requested("alice", Provider::GoogleHealth, SyncReason::Schedule);
+        tokio::spawn(async move { w.syncing.handle_event(event, None).await })
+    };
+    gate.reached().await;
+    (w, gate, november, sync)
+}
+
 /// Two syncs of one connection interleave: the sweep's fetch reads 5,000, then stalls; a
 /// webhook's sync a minute later reads the corrected 9,000 and commits. When the stalled one
 /// commits, its older observation changes nothing: the day stays 9,000, the challenge exact,
 /// and one `StepsUpdated` was published. An unchanged re-pull writes nothing.
 #[tokio::test]
 async fn an_older_fetch_that_commits_last_never_replaces_a_newer_one() {
-    let gate = Arc::new(Gate::default());
-    let google = ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![steps("2026-11-25", 5000)])).gated(gate.clone());
-    let w = Arc::new(World::with(google, ScriptedOAuth::granting(SCOPE, "g-alice")));
+    let (w, gate, november, stalled) = a_sync_held_after_its_fetch(Ok(vec![steps("2026-11-25", 5000)])).await;
     let alice = user("alice");
-    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
-    w.join(&november, &alice).await;
-    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
-
-    let stalled = {
-        let w = w.clone();
-        let event = requested("alice", Provider::GoogleHealth, SyncReason::Schedule);
-        tokio::spawn(async move { w.syncing.handle_event(event, None).await })
-    };
-    gate.reached().await;
     *w.google.answer.lock().unwrap() = Ok(vec![steps("2026-11-25", 9000)]);
     w.clock.advance(Duration::from_secs(60));
     w.google.ungate();
@@ -516,19 +530,9 @@ async fn an_error_of_ours_is_recorded_with_a_backoff() {
 /// connection stays active with no error.
 #[tokio::test]
 async fn an_old_syncs_failure_never_marks_a_fresh_reconnection() {
-    let gate = Arc::new(Gate::default());
     let revoked = Err(ProviderError::ReconnectRequired { reason: "revoked".into() });
-    let google = ScriptedProvider::new(Provider::GoogleHealth, revoked).gated(gate.clone());
-    let w = Arc::new(World::with(google, ScriptedOAuth::granting(SCOPE, "g-alice")));
+    let (w, gate, _, old) = a_sync_held_after_its_fetch(revoked).await;
     let alice = user("alice");
-    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
-
-    let old = {
-        let w = w.clone();
-        let event = requested("alice", Provider::GoogleHealth, SyncReason::Schedule);
-        tokio::spawn(async move { w.syncing.handle_event(event, None).await })
-    };
-    gate.reached().await;
     let before = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
     let reconnected = Connection { token_version: before.token_version + 1, ..before.clone() };
     w.store.save_connection(&reconnected, Some(before.token_version)).await.unwrap();
@@ -545,20 +549,8 @@ async fn an_old_syncs_failure_never_marks_a_fresh_reconnection() {
 /// skipped (disconnected), not failed.
 #[tokio::test]
 async fn a_sync_running_when_the_person_disconnects_writes_nothing_more() {
-    let gate = Arc::new(Gate::default());
-    let google = ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![steps("2026-11-25", 4321)])).gated(gate.clone());
-    let w = Arc::new(World::with(google, ScriptedOAuth::granting(SCOPE, "g-alice")));
+    let (w, gate, november, running) = a_sync_held_after_its_fetch(Ok(vec![steps("2026-11-25", 4321)])).await;
     let alice = user("alice");
-    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
-    w.join(&november, &alice).await;
-    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
-
-    let running = {
-        let w = w.clone();
-        let event = requested("alice", Provider::GoogleHealth, SyncReason::Schedule);
-        tokio::spawn(async move { w.syncing.handle_event(event, None).await })
-    };
-    gate.reached().await;
     w.connecting.disconnect(&alice, Provider::GoogleHealth).await.unwrap();
     gate.open();
 
