@@ -168,3 +168,24 @@ async fn the_failed_entries_of_a_partly_failed_batch_are_retried_alone() {
     assert_eq!(received.len(), 23, "each event exactly once");
     assert_eq!(totals(&received), totals(&sent));
 }
+
+/// docs/EVENTS.md: every JSON example parses as the code's event, and the code writes back
+/// exactly the example's `detail` (no field the doc lacks, none it has that the code drops).
+#[test]
+fn every_documented_event_is_what_the_code_reads_and_writes() {
+    let doc = std::fs::read_to_string(stepsync_local::workspace_root().join("docs/EVENTS.md")).unwrap();
+    let examples: Vec<&str> = doc.split("```json").skip(1).filter_map(|rest| rest.split("```").next()).collect();
+    let mut kinds = BTreeSet::new();
+    for example in examples {
+        let envelope: serde_json::Value = serde_json::from_str(example).unwrap_or_else(|e| panic!("{e}: {example}"));
+        if envelope.get("detail").is_none() {
+            continue; // a rule pattern, not an event
+        }
+        let event: Event = serde_json::from_value(envelope.clone()).unwrap_or_else(|e| panic!("{e}: {example}"));
+        let written: serde_json::Value = serde_json::from_str(&event.detail_json()).unwrap();
+        assert_eq!(written, envelope["detail"], "{}", event.detail_type());
+        assert_eq!(envelope["detail-type"], event.detail_type());
+        kinds.insert(event.detail_type());
+    }
+    assert_eq!(kinds, BTreeSet::from(["ConnectionStatusChanged", "StepsUpdated"]), "both public events are documented");
+}
