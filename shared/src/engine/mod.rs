@@ -391,22 +391,20 @@ impl SyncEngine {
     /// thus moves on to the rest of its shard.
     pub async fn record_error(&self, connection: &Connection, error: &SyncError) -> Result<(), SyncError> {
         let now = self.clock.now();
-        let name = connection.provider.display_name();
-        let (code, message, status) = match error {
+        let status = match error {
             SyncError::Tokens => {
                 // `TokensUnreadableAlarm` (template.yaml) counts these lines.
                 tracing::error!(alarm = "tokens_unreadable", user = %connection.user, provider = %connection.provider, "stored tokens unreadable");
-                let message = format!("Reconnect {name}: we could not use the access you gave us.");
-                (FailureCode::TokensUnreadable, message, ConnectionStatus::ReconnectRequired)
+                ConnectionStatus::ReconnectRequired
             }
             other => {
                 tracing::warn!(user = %connection.user, provider = %connection.provider, error = %other, "sync failed on our side");
-                let message = "We could not finish a sync; we will try again shortly.".to_owned();
-                (FailureCode::SyncFailed, message, connection.status)
+                connection.status
             }
         };
         let wait = jittered(FAILURE_BACKOFF);
-        self.record_outcome(connection, LastError { code, message }, status, wait, now).await.map(|_| ())
+        let last_error = error_outcome(connection.provider, error);
+        self.record_outcome(connection, last_error, status, wait, now).await.map(|_| ())
     }
 
     /// Stores a failed sync's outcome (and the status it leads to, announced when it moved);
@@ -479,6 +477,20 @@ fn participant_deltas(snapshot: &UserDays, old: &DayRecord, new: &DayRecord, now
         })
     })
     .collect()
+}
+
+/// What a person is told about a sync that ended in an error of ours.
+pub fn error_outcome(provider: Provider, error: &SyncError) -> LastError {
+    match error {
+        SyncError::Tokens => LastError {
+            code: FailureCode::TokensUnreadable,
+            message: format!("Reconnect {}: we could not use the access you gave us.", provider.display_name()),
+        },
+        _ => LastError {
+            code: FailureCode::SyncFailed,
+            message: "This sync did not finish; we will try again shortly.".to_owned(),
+        },
+    }
 }
 
 /// A stable code and the sentence that tells the person what to do.

@@ -332,20 +332,7 @@ impl Syncing {
                     if let Err(unrecorded) = self.engine.record_error(connection, &e).await {
                         tracing::warn!(error = %unrecorded, "a failed sync could not be recorded");
                     }
-                    let error = match e {
-                        SyncError::Tokens => LastError {
-                            code: FailureCode::TokensUnreadable,
-                            message: format!(
-                                "Reconnect {}: we could not use the access you gave us.",
-                                connection.provider.display_name()
-                            ),
-                        },
-                        _ => LastError {
-                            code: FailureCode::SyncFailed,
-                            message: "This sync did not finish; we will try again shortly.".into(),
-                        },
-                    };
-                    answer("failed", vec![], Some(error))
+                    answer("failed", vec![], Some(crate::engine::error_outcome(connection.provider, &e)))
                 }
             });
         }
