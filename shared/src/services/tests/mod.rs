@@ -212,6 +212,19 @@ impl World {
     }
 }
 
+/// An Apple Health upload from the installation "iphone", the phone set to `zone`.
+fn from_phone_in(zone: &str, values: Vec<DailyValue>) -> crate::services::DeviceUpload {
+    crate::services::DeviceUpload {
+        platform: Provider::AppleHealth,
+        install_id: "iphone".into(),
+        observed_at: None,
+        zone: zone.into(),
+        tz: jiff::tz::TimeZone::get(zone).unwrap(),
+        values,
+        rejected: vec![],
+    }
+}
+
 fn user(name: &str) -> UserId {
     UserId::parse(name).unwrap()
 }

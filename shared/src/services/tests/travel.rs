@@ -4,19 +4,6 @@
 
 use super::*;
 use crate::domain::ParticipantTotals;
-use crate::services::DeviceUpload;
-
-fn from_phone_in(zone: &str, values: Vec<DailyValue>) -> DeviceUpload {
-    DeviceUpload {
-        platform: Provider::AppleHealth,
-        install_id: "iphone".into(),
-        observed_at: None,
-        zone: zone.into(),
-        tz: jiff::tz::TimeZone::get(zone).unwrap(),
-        values,
-        rejected: vec![],
-    }
-}
 
 /// The example. Alice walks 10,000 steps at 22:00 on Nov 24 in Chicago, then flies;
 /// her Fitbit (Google, Chicago's dates) has Nov 24 = 10,000 and Nov 25 = 3,000 while her

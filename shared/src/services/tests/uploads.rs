@@ -7,15 +7,7 @@ use crate::services::{DeviceUpload, RejectedDay, UploadReport};
 
 /// An upload from alice's iPhone in Paris.
 fn from_iphone(values: Vec<DailyValue>) -> DeviceUpload {
-    DeviceUpload {
-        platform: Provider::AppleHealth,
-        install_id: "iphone".into(),
-        observed_at: None,
-        zone: "Europe/Paris".into(),
-        tz: jiff::tz::TimeZone::get("Europe/Paris").unwrap(),
-        values,
-        rejected: vec![],
-    }
+    from_phone_in("Europe/Paris", values)
 }
 
 fn applied(report: &UploadReport) -> Vec<(LocalDate, i64)> {
