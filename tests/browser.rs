@@ -1,8 +1,10 @@
 //! The web console in headless Chromium (Debian's package, driven by playwright-core; both
 //! installed by `scripts/setup-browser.sh`, which `make test` runs): a person joins the demo
 //! challenge, connects Fitbit / Google Health through the sandbox's consent page, clicks
-//! "Sync steps" once the provider has new steps, and the leaderboard shows them. The screenshot
-//! lands in `tests/out/console.png`.
+//! "Sync steps" once the provider has new steps, and the leaderboard shows them; then a person
+//! connects from the example company app on another origin (CORS, the one-time start link),
+//! with the local authorizer reading only the Authorization header as API Gateway's does. The
+//! screenshot lands in `tests/out/console.png`.
 
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -16,6 +18,8 @@ use tokio::process::Command;
 
 const PERSON: &str = "browser-walker";
 const ACCOUNT: &str = "browser-account";
+const APP_PERSON: &str = "app-walker";
+const APP_ACCOUNT: &str = "app-account";
 /// What the sandbox holds for the person's today when they connect: the backfill brings it.
 const BACKFILL_STEPS: u64 = 2_500;
 
@@ -71,12 +75,16 @@ async fn a_person_connects_syncs_and_climbs_the_leaderboard_in_the_console() {
     }
     let today = demo_today(&stack);
     stack.google.add_person(ACCOUNT, None);
+    stack.google.add_person(APP_ACCOUNT, None);
     stack.google.set_steps(ACCOUNT, today.date(), BACKFILL_STEPS);
 
     let mut child = Command::new("node")
         .arg("console.mjs")
         .current_dir(&dir)
         .env("BASE_URL", &stack.base_url)
+        .env("APP_URL", &stack.app_url)
+        .env("APP_PERSON", APP_PERSON)
+        .env("APP_ACCOUNT", APP_ACCOUNT)
         .env("PERSON", PERSON)
         .env("ACCOUNT", ACCOUNT)
         .env("BACKFILL_STEPS", BACKFILL_STEPS.to_string())
@@ -108,6 +116,18 @@ async fn a_person_connects_syncs_and_climbs_the_leaderboard_in_the_console() {
     assert_eq!(done["done"], 9_876, "the leaderboard after Sync steps: {done}");
     assert!(done["message"].as_str().is_some_and(|m| m.contains("1 day(s) changed")), "{done}");
     assert_eq!(steps_of(&leaderboard(&stack).await, PERSON), Some(9_876));
+    assert_eq!(done["app"], "google_health: active", "connected from the other origin: {done}");
+    let status: Value = reqwest::Client::new()
+        .get(format!("{}/v1/sync/status", stack.base_url))
+        .bearer_auth(stack.token(APP_PERSON, false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["connections"][0]["provider"], "google_health", "{status}");
+    assert_eq!(status["connections"][0]["status"], "active", "{status}");
 
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "the browser script failed: {status}");

@@ -149,8 +149,12 @@ pub fn empty(status: u16) -> Response<Body> {
     Response::builder().status(status).body(Body::Empty).unwrap_or_default()
 }
 
+/// `Cache-Control` for answers that carry a one-time credential or set one.
+pub static NO_STORE: lambda_http::http::HeaderValue = lambda_http::http::HeaderValue::from_static("no-store");
+
 pub fn redirect(location: &str, set_cookie: Option<&str>) -> Response<Body> {
-    let mut builder = Response::builder().status(302).header("location", location).header("cache-control", "no-store");
+    let mut builder =
+        Response::builder().status(302).header("location", location).header("cache-control", NO_STORE.clone());
     if let Some(cookie) = set_cookie {
         builder = builder.header("set-cookie", cookie);
     }
@@ -250,7 +254,6 @@ pub fn caller(req: &Request) -> Result<UserId, ApiError> {
     caller_with_role(req).map(|c| c.user)
 }
 
-/// Parses a JSON body into `T`, with a 400 that says what is wrong.
 /// A short message of our own for a body that did not parse: where, and what kind of problem,
 /// never the parser's text (it quotes what was sent).
 fn json_problem(error: &serde_json::Error) -> String {
@@ -263,12 +266,21 @@ fn json_problem(error: &serde_json::Error) -> String {
     format!("{what} (line {}, column {})", error.line(), error.column())
 }
 
+/// Parses a JSON body into `T`, with a 400 that says what is wrong.
 pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes = body_bytes(req);
     if bytes.is_empty() {
         return Err(ApiError::BadRequest("a JSON body is required".into()));
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(json_problem(&e)))
+}
+
+/// Like [`json_body`], for a route whose body may be left out: no body is `T::default()`.
+pub fn optional_json_body<T: serde::de::DeserializeOwned + Default>(req: &Request) -> Result<T, ApiError> {
+    match body_bytes(req) {
+        [] => Ok(T::default()),
+        _ => json_body(req),
+    }
 }
 
 pub fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {

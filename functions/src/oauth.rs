@@ -1,7 +1,9 @@
 //! `oauth`: connect, callback and disconnect for providers with OAuth (Google Health, Misfit).
 //!
-//! - `GET /v1/connections/{provider}/authorize` (JWT): 302 to the consent page; the state is
-//!   bound to the browser by a cookie.
+//! - `POST /v1/connections/{provider}/authorize` (JWT): a one-time start link for the app to
+//!   open in a browser (a navigation cannot carry the app's token).
+//! - `GET /oauth/{provider}/start?ticket=`: uses the ticket, binds the consent to this browser
+//!   with the state cookie and redirects to the consent page.
 //! - `GET /oauth/{provider}/callback`: finishes connecting and sends the person back with
 //!   `?connected=` or `?error=`.
 //! - `DELETE /v1/connections/{provider}` (JWT): revokes, forgets the tokens, keeps history.
@@ -9,8 +11,9 @@
 //! The use cases live in `stepsync::services::connecting`; this parses and answers.
 
 use crate::app::App;
-use crate::http::{self, ApiError, Params, Route, caller, cookie, empty, query, redirect};
+use crate::http::{self, ApiError, Params, Route, caller, cookie, empty, json, optional_json_body, query, redirect};
 use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
 use stepsync::domain::{OAUTH_STATE_TTL, Provider};
 use stepsync::services::connecting::CallbackQuery;
 
@@ -20,12 +23,14 @@ pub const STATE_COOKIE: &str = "stepsync_oauth_state";
 #[derive(Debug, Clone, Copy)]
 enum Op {
     Authorize,
+    Start,
     Callback,
     Disconnect,
 }
 
-const TABLE: [Route<Op>; 3] = [
-    Route { method: "GET", path: "/v1/connections/{provider}/authorize", op: Op::Authorize },
+const TABLE: [Route<Op>; 4] = [
+    Route { method: "POST", path: "/v1/connections/{provider}/authorize", op: Op::Authorize },
+    Route { method: "GET", path: "/oauth/{provider}/start", op: Op::Start },
     Route { method: "GET", path: "/oauth/{provider}/callback", op: Op::Callback },
     Route { method: "DELETE", path: "/v1/connections/{provider}", op: Op::Disconnect },
 ];
@@ -36,6 +41,7 @@ pub const ROUTES: &[(&str, &str)] = &http::paths(&TABLE);
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let result = match http::route(&TABLE, &req) {
         Ok((Op::Authorize, params)) => authorize(app, &req, &params).await,
+        Ok((Op::Start, params)) => start(app, &req, &params).await,
         Ok((Op::Callback, params)) => callback(app, &req, &params).await,
         Ok((Op::Disconnect, params)) => disconnect(app, &req, &params).await,
         Err(e) => Err(e),
@@ -49,12 +55,28 @@ fn state_cookie(provider: Provider, value: &str, max_age: u64) -> String {
     )
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthorizeBody {
+    return_to: Option<String>,
+}
+
 async fn authorize(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
     let user = caller(req)?;
     let provider = params.provider()?;
-    let start = app.services.connecting.authorize(&user, provider, query(req, "return_to")).await?;
-    let cookie = state_cookie(provider, &start.state_id, OAUTH_STATE_TTL.as_secs());
-    Ok(redirect(&start.location, Some(&cookie)))
+    let body: AuthorizeBody = optional_json_body(req)?;
+    let link = app.services.connecting.authorize(&user, provider, body.return_to.as_deref()).await?;
+    let mut answer = json(200, &serde_json::json!({"authorize_url": link.url, "expires_at": link.expires_at}));
+    // The link is a credential for a minute: no cache may keep it.
+    answer.headers_mut().insert("cache-control", http::NO_STORE.clone());
+    Ok(answer)
+}
+
+async fn start(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
+    let provider = params.provider()?;
+    let consent = app.services.connecting.start(provider, query(req, "ticket")).await?;
+    let cookie = state_cookie(provider, &consent.state_id, OAUTH_STATE_TTL.as_secs());
+    Ok(redirect(&consent.location, Some(&cookie)))
 }
 
 async fn callback(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {

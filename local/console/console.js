@@ -5,9 +5,6 @@
 
 const BOARD_EVERY_MS = 2000;
 const PERSON_EVERY_MS = 5000;
-// The local authorizer also reads the token from this cookie, so that a plain navigation
-// (Connect → /v1/connections/{provider}/authorize) is signed in. Local stack only.
-const TOKEN_COOKIE = "stepsync_local_jwt";
 
 const state = {
   user: null,
@@ -74,7 +71,6 @@ async function becomePerson(user) {
   const token = await devToken(user);
   state.user = user;
   state.token = token;
-  document.cookie = `${TOKEN_COOKIE}=${token}; Path=/; SameSite=Strict; Max-Age=43200`;
   localStorage.setItem("stepsync.user", user);
   $("#person-input").value = user;
   $("#person-info").textContent = `Signed in as ${user} (a local token; the real API Gateway checks a JWT the same way).`;
@@ -169,15 +165,18 @@ function connectionItem(provider, name, connection) {
   const diagnosis = connection?.diagnosis;
   const oauth = state.connectable.some((c) => c.provider === provider);
   const actions = [];
-  const go = (verb) => () => {
-    const back = `${location.origin}/`;
-    location.href = `/v1/connections/${provider}/authorize?return_to=${encodeURIComponent(back)}`;
+  // As a deployed app does: ask for a one-time start link with the token in the header, then
+  // open it (a navigation cannot carry the token).
+  const go = (verb) => async () => {
     say(`${verb} ${name}…`);
+    const back = `${location.origin}/`;
+    const link = await api("POST", `/v1/connections/${provider}/authorize`, { body: { return_to: back } });
+    location.assign(link.authorize_url);
   };
   if (oauth && (!connection || status === "disconnected")) {
-    actions.push(el("button", { type: "button", "data-action": "connect", onclick: go("Connecting") }, `Connect ${name}`));
+    actions.push(el("button", { type: "button", "data-action": "connect", onclick: () => go("Connecting")().catch(report) }, `Connect ${name}`));
   } else if (oauth && (status === "reconnect_required" || diagnosis?.action === "reconnect")) {
-    actions.push(el("button", { type: "button", "data-action": "reconnect", onclick: go("Reconnecting") }, `Reconnect ${name}`));
+    actions.push(el("button", { type: "button", "data-action": "reconnect", onclick: () => go("Reconnecting")().catch(report) }, `Reconnect ${name}`));
   }
   if (connection && status !== "disconnected") {
     actions.push(

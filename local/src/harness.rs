@@ -207,6 +207,41 @@ pub fn request_from_sample(
     lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
 }
 
+/// What a person's app and browser do to start connecting `provider` through the real
+/// handler: the app asks for a start link as `user`, the browser opens it. Answers the consent
+/// page's URL and the state cookie (`name=value`) the browser now holds.
+pub async fn start_connecting(
+    app: &functions::app::App,
+    user: &stepsync::domain::UserId,
+    provider: stepsync::domain::Provider,
+) -> (String, String) {
+    let on_provider = |e: &mut serde_json::Value, path: &str| {
+        e["rawPath"] = path.into();
+        e["requestContext"]["http"]["path"] = path.into();
+        e["pathParameters"]["provider"] = provider.as_str().into();
+    };
+    let ask = request_from_sample("oauth_authorize.json", Some(user), |e| {
+        on_provider(e, &format!("/v1/connections/{provider}/authorize"));
+    });
+    let res = functions::oauth::handle(app, ask).await;
+    assert_eq!(res.status(), 200, "the start link: {}", body_json(&res));
+    let link = body_json(&res)["authorize_url"].as_str().expect("an authorize_url").to_owned();
+    let url = reqwest::Url::parse(&link).expect("the start link is a URL");
+    assert_eq!(url.path(), format!("/oauth/{provider}/start"));
+    let ticket = url.query_pairs().find(|(k, _)| k == "ticket").map(|(_, v)| v.into_owned()).expect("a ticket");
+    let open = request_from_sample("oauth_start.json", None, |e| {
+        on_provider(e, &format!("/oauth/{provider}/start"));
+        e["queryStringParameters"]["ticket"] = ticket.as_str().into();
+        e["rawQueryString"] = format!("ticket={ticket}").into();
+    });
+    let res = functions::oauth::handle(app, open).await;
+    assert_eq!(res.status(), 302, "opening the start link");
+    let header = |name: &str| res.headers()[name].to_str().unwrap().to_owned();
+    let cookie = header("set-cookie");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Lax"), "{cookie}");
+    (header("location"), cookie.split(';').next().unwrap().to_owned())
+}
+
 /// A response body as JSON (`null` when empty). A body that is not JSON fails loudly, with the
 /// body: an answer the API documents as JSON must be JSON, never quietly `null`.
 pub fn body_json(res: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {

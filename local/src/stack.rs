@@ -36,6 +36,9 @@ use tokio::task::JoinHandle;
 pub struct StackOptions {
     /// `STEPSYNC_PORT` (default 3000; 0 picks a free port).
     pub port: u16,
+    /// The example company app's port, another origin than the API (`STEPSYNC_APP_PORT`,
+    /// default the API's port + 1; 0 picks a free port).
+    pub app_port: u16,
     /// The embedded DynamoDB's port (`STEPSYNC_DYNAMO_PORT`; 0 picks a free port).
     pub dynamo_port: u16,
     /// `None`: an in-memory database (tests); else the folder that keeps data across restarts.
@@ -74,6 +77,7 @@ impl Default for StackOptions {
     fn default() -> Self {
         Self {
             port: 0,
+            app_port: 0,
             dynamo_port: 0,
             data_dir: None,
             table: "stepsync".into(),
@@ -114,6 +118,8 @@ impl EventPublisher for LocalBus {
 /// A running local stack.
 pub struct LocalStack {
     pub base_url: String,
+    /// The example company app: a page on another origin that calls the API through CORS.
+    pub app_url: String,
     pub app: Arc<App>,
     pub google: FakeGoogleHealth,
     pub misfit: FakeMisfit,
@@ -122,7 +128,7 @@ pub struct LocalStack {
     /// Events the bus delivered that are for the company's app (StepsUpdated, ...), newest last.
     pub feed: Arc<Mutex<Vec<Event>>>,
     dynamo: Option<EmbeddedDynamo>,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Option<(oneshot::Sender<()>, oneshot::Sender<()>)>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -192,12 +198,14 @@ impl LocalStack {
 
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await.map_err(failed)?;
         let base_url = format!("http://{}", listener.local_addr().map_err(failed)?);
+        let app_listener = tokio::net::TcpListener::bind(("127.0.0.1", options.app_port)).await.map_err(failed)?;
+        let app_url = format!("http://{}", app_listener.local_addr().map_err(failed)?);
         let token_key = base64::engine::general_purpose::STANDARD.encode(key(options.data_dir.as_ref(), "token.key")?);
         let vars: HashMap<String, String> = [
             ("STEPSYNC_TABLE", options.table.clone()),
             ("STEPSYNC_TOKEN_KEY", token_key),
             ("STEPSYNC_PUBLIC_URL", base_url.clone()),
-            ("STEPSYNC_RETURN_TO_ALLOWLIST", format!("{base_url}/")),
+            ("STEPSYNC_RETURN_TO_ALLOWLIST", format!("{base_url}/,{app_url}/")),
             ("STEPSYNC_GOOGLE_CLIENT_ID", google.client_id()),
             ("STEPSYNC_GOOGLE_CLIENT_SECRET", google.client_secret()),
             ("STEPSYNC_GOOGLE_AUTH_URL", google.auth_url()),
@@ -312,6 +320,7 @@ impl LocalStack {
             .map(|p| json!({"provider": p.as_str(), "name": p.display_name()}));
         let info = Arc::new(json!({
             "api": base_url,
+            "app": app_url,
             "dynamodb": dynamo_endpoint,
             "google_health": google.base_url(),
             "misfit": misfit.base_url(),
@@ -326,17 +335,25 @@ impl LocalStack {
             "stories": crate::demo::STORIES.map(|(user, what)| json!({"user": user, "what": what})),
         }));
         let shared = Shared { app: app.clone(), auth: auth.clone(), info };
-        let router = router(shared);
+        let router = router(shared).layer(cors(&[app_url.as_str()])?);
+        let app_page = CONSOLE_APP_HTML.replace("{{API}}", &base_url);
+        let app_router = Router::new().route("/", get(move || async move { Html(app_page) }));
         let (tx, rx) = oneshot::channel::<()>();
-        tasks.push(tokio::spawn(async move {
-            let serving = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            });
-            if let Err(error) = serving.await {
-                tracing::error!(%error, "local router stopped");
-            }
-        }));
-        Ok(Self { base_url, app, google, misfit, sns, auth, feed, dynamo, shutdown: Some(tx), tasks })
+        let (app_tx, app_rx) = oneshot::channel::<()>();
+        for (name, listener, router, stop) in
+            [("API", listener, router, rx), ("example app", app_listener, app_router, app_rx)]
+        {
+            tasks.push(tokio::spawn(async move {
+                let serving = axum::serve(listener, router).with_graceful_shutdown(async move {
+                    let _ = stop.await;
+                });
+                if let Err(error) = serving.await {
+                    tracing::error!(%error, name, "local router stopped");
+                }
+            }));
+        }
+        let shutdown = Some((tx, app_tx));
+        Ok(Self { base_url, app_url, app, google, misfit, sns, auth, feed, dynamo, shutdown, tasks })
     }
 
     /// A JWT for `user`, as `POST /dev/token` gives.
@@ -346,8 +363,9 @@ impl LocalStack {
 
     /// Stops the router, the tasks, the sandboxes and the database.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        if let Some((api, app)) = self.shutdown.take() {
+            let _ = api.send(());
+            let _ = app.send(());
         }
         for task in self.tasks.drain(..) {
             task.abort();
@@ -363,26 +381,28 @@ impl LocalStack {
 const CONSOLE_HTML: &str = include_str!("../console/index.html");
 const CONSOLE_JS: &str = include_str!("../console/console.js");
 const CONSOLE_CSS: &str = include_str!("../console/console.css");
+/// The example company app, served on its own origin.
+const CONSOLE_APP_HTML: &str = include_str!("../console/app.html");
 
-/// The cookie the console keeps its local token in, so that a plain navigation (Connect →
-/// `/v1/connections/{provider}/authorize`) is signed in. Only the local authorizer reads it.
-const TOKEN_COOKIE: &str = "stepsync_local_jwt";
-
-/// The caller's token: the `Authorization: Bearer` header, else the console's cookie.
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let header = headers
+/// The caller's token, from the `Authorization: Bearer` header only, as API Gateway's JWT
+/// authorizer reads it (`IdentitySource: $request.header.Authorization`).
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    if let Some(token) = header {
-        return Some(token.to_owned());
-    }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(TOKEN_COOKIE)?.strip_prefix('=').map(str::to_owned))
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+}
+
+/// What the HttpApi's `CorsConfiguration` does deployed: preflights answered before any
+/// authorizer, the listed origins only, the token in a header (no credentials).
+fn cors(origins: &[&str]) -> Result<tower_http::cors::CorsLayer, StackError> {
+    let origins =
+        origins.iter().map(|o| o.parse::<header::HeaderValue>().map_err(failed)).collect::<Result<Vec<_>, _>>()?;
+    Ok(tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600)))
 }
 
 /// Which function serves a route, and whether API Gateway checks a JWT first.
@@ -483,7 +503,7 @@ async fn invoke(
         "time": now.to_string(), "timeEpoch": now.as_millisecond(),
     });
     if jwt {
-        let Some(claims) = bearer_token(&headers).and_then(|t| s.auth.verify(&t, now.as_second())) else {
+        let Some(claims) = bearer_token(&headers).and_then(|t| s.auth.verify(t, now.as_second())) else {
             // What API Gateway's JWT authorizer answers, before any handler runs.
             return (StatusCode::UNAUTHORIZED, Json(json!({"message": "Unauthorized"}))).into_response();
         };
@@ -491,13 +511,10 @@ async fn invoke(
     }
     let mut header_map = serde_json::Map::new();
     let mut cookies = Vec::new();
-    let token_cookie = format!("{TOKEN_COOKIE}=");
     for (name, value) in &headers {
         let Ok(value) = value.to_str() else { continue };
         if name == header::COOKIE {
-            // The console's token cookie stands in for the Authorization header; handlers never see it.
-            let kept = value.split(';').map(str::trim).filter(|c| !c.starts_with(&token_cookie));
-            cookies.extend(kept.map(|c| Value::String(c.to_owned())));
+            cookies.extend(value.split(';').map(|c| Value::String(c.trim().to_owned())));
         } else {
             header_map.insert(name.as_str().to_owned(), Value::String(value.to_owned()));
         }

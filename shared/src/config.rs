@@ -87,7 +87,7 @@ pub struct Config {
     /// `STEPSYNC_GOOGLE_CLIENT_ID` turns Google Health on (`..._CLIENT_SECRET` is required
     /// where the API client is loaded); every URL
     /// can be pointed elsewhere (`..._AUTH_URL`, `..._TOKEN_URL`, `..._REVOKE_URL`,
-    /// `..._API_BASE`; `..._KEYSET_URL` is required); `..._WEBHOOK_SECRET` is the subscriber's
+    /// `..._API_BASE`, `..._KEYSET_URL`); `..._WEBHOOK_SECRET` is the subscriber's
     /// endpoint secret and `..._REQUIRE_AUTHORIZATION` (default false) makes notifications
     /// carry it too.
     pub google: Option<GoogleHealthSettings>,
@@ -229,7 +229,12 @@ impl Config {
                 Some(id) => {
                     let defaults = GoogleHealthSettings {
                         client_secret: client_secret("STEPSYNC_GOOGLE_CLIENT_ID", "STEPSYNC_GOOGLE_CLIENT_SECRET")?,
-                        ..GoogleHealthSettings::new(id, SecretString::from(""), required("STEPSYNC_GOOGLE_KEYSET_URL")?)
+                        ..GoogleHealthSettings::new(
+                            id,
+                            SecretString::from(""),
+                            get("STEPSYNC_GOOGLE_KEYSET_URL")
+                                .unwrap_or(crate::providers::google_health::DEFAULT_KEYSET_URL),
+                        )
                     };
                     let url = |name: &'static str, default: &str| get(name).unwrap_or(default).to_owned();
                     Some(GoogleHealthSettings {

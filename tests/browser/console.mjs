@@ -3,9 +3,14 @@
 // (once the test harness has new steps waiting at the provider) click "Sync steps" and watch the
 // leaderboard change. Run by tests/browser.rs, which starts the stack and owns the sandbox.
 //
-// Environment: BASE_URL (the stack), PERSON (a new user id), ACCOUNT (their Google Health
-// account on the sandbox), BACKFILL_STEPS (what the sandbox holds for today when they connect),
-// SCREENSHOT (where the final screenshot goes), CHROMIUM (default /usr/bin/chromium).
+// Then, as a company's web app on another origin would (the CORS path): the example app page
+// signs in APP_PERSON, asks the API for a start link with the token in the header, and
+// connects APP_ACCOUNT through the same consent page.
+//
+// Environment: BASE_URL (the stack), APP_URL (the example app, another origin), PERSON (a new
+// user id), ACCOUNT (their Google Health account on the sandbox), APP_PERSON and APP_ACCOUNT
+// (the same for the app page), BACKFILL_STEPS (what the sandbox holds for today when they
+// connect), SCREENSHOT (where the final screenshot goes), CHROMIUM (default /usr/bin/chromium).
 // Protocol on stdout/stdin, one JSON line each: we print {"connected": steps} once connected
 // and the leaderboard shows the backfill's BACKFILL_STEPS (the backfill runs after the
 // redirect, through the stack's bus: its completion is the board showing them), the harness
@@ -20,6 +25,9 @@ const env = (name, fallback) => {
   return value;
 };
 const BASE_URL = env("BASE_URL");
+const APP_URL = env("APP_URL");
+const APP_PERSON = env("APP_PERSON");
+const APP_ACCOUNT = env("APP_ACCOUNT");
 const PERSON = env("PERSON");
 const ACCOUNT = env("ACCOUNT");
 const BACKFILL_STEPS = Number(env("BACKFILL_STEPS"));
@@ -106,8 +114,25 @@ try {
   // Yesterday's mistaken 25,000 was deleted at Google: the day shows what was walked.
   await page.waitForSelector('#chart rect[data-steps="6000"]');
   await page.waitForSelector('#stories a[data-user="walker-27"]');
+
+  log(`the example app on ${APP_URL}: ${APP_PERSON} connects through CORS and the start link`);
+  const app = await browser.newPage();
+  app.setDefaultTimeout(STEP_TIMEOUT_MS);
+  app.on("pageerror", (error) => pageErrors.push(`app: ${error}`));
+  await app.goto(`${APP_URL}/`);
+  await app.fill("#person", APP_PERSON);
+  await app.click('#sign-in button[type="submit"]');
+  await app.waitForFunction(() => document.querySelector("#result").textContent.includes("not connected"));
+  await app.click("#connect");
+  await app.waitForURL((url) => !url.href.startsWith(APP_URL) && !url.href.startsWith(BASE_URL));
+  await app.click(`a[data-health-user-id="${APP_ACCOUNT}"]`);
+  await app.click("#approve");
+  await app.waitForURL(`${APP_URL}/?connected=google_health`);
+  await app.waitForFunction(() => document.querySelector("#result").textContent === "google_health: active");
+  const appStatus = await app.locator("#result").textContent();
+
   if (pageErrors.length) throw new Error(`the page threw: ${pageErrors.join("; ")}`);
-  send({ done: await stepsOf(PERSON), message: await page.locator("#message").textContent() });
+  send({ done: await stepsOf(PERSON), message: await page.locator("#message").textContent(), app: appStatus });
 } catch (error) {
   log(`failed at ${page.url()}: ${error.message}`);
   log(`page said: ${await page.locator("#message").textContent().catch(() => "(no message)")}`);

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 on_dynoxide!(
     connect_callback_backfill_and_leaderboard_are_exact,
     the_callback_refuses_bad_states_and_stores_nothing,
+    a_start_link_is_for_allowed_addresses_one_browser_and_one_minute,
     the_callback_refuses_denied_consent_missing_scope_and_token_errors,
     reconnecting_keeps_history_and_moves_the_token_version,
     a_second_person_cannot_connect_the_same_google_account,
@@ -150,16 +151,7 @@ impl World {
     }
 
     async fn authorize(&self) -> (String, String) {
-        let req = self.request("oauth_authorize.json", |_| {});
-        let res = functions::oauth::handle(&self.app, req).await;
-        assert_eq!(res.status(), 302, "{}", body_text(&res));
-        let cookie = header(&res, "set-cookie");
-        assert!(
-            cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Lax"),
-            "{cookie}"
-        );
-        let state_cookie = cookie.split(';').next().unwrap().to_owned();
-        (header(&res, "location"), state_cookie)
+        harness::start_connecting(&self.app, &self.user, Provider::GoogleHealth).await
     }
 
     /// The callback request the browser makes after the consent page redirected it.
@@ -315,6 +307,58 @@ async fn assert_nothing_stored(w: &World) {
     assert!(w.connection().await.is_none(), "a connection was stored");
     let owner = w.env.store.provider_account_owner(Provider::GoogleHealth, &w.health_id).await.unwrap();
     assert!(owner.is_none(), "the account was claimed");
+}
+
+async fn a_start_link_is_for_allowed_addresses_one_browser_and_one_minute(env: TestEnv) {
+    let w = World::new(env).await;
+    let ask = |body: &str| {
+        let body = body.to_owned();
+        w.request("oauth_authorize.json", move |e| e["body"] = body.into())
+    };
+    let refused = |res: Response<Body>| {
+        assert_eq!(res.status(), 400, "{}", body_text(&res));
+        serde_json::from_str::<serde_json::Value>(&body_text(&res)).unwrap()["error"].clone()
+    };
+
+    // Off-site return addresses, however dressed up, are refused before anything is stored.
+    for off_site in [
+        "https://evil.test/",
+        "http://127.0.0.1:3000.evil.test/",
+        "http://127.0.0.1:3000@evil.test/",
+        "http://user:pw@127.0.0.1:3000/",
+        "http://127.0.0.1:3001/",
+        "https://127.0.0.1:3000/",
+    ] {
+        let error = refused(functions::oauth::handle(&w.app, ask(&format!(r#"{{"return_to": "{off_site}"}}"#))).await);
+        assert_eq!(error["field"], "return_to", "{off_site}");
+    }
+    let error = refused(functions::oauth::handle(&w.app, ask(r#"{"return_to": "x", "user": "bob"}"#)).await);
+    assert_eq!(error["code"], "bad_request", "unknown fields are refused, the caller is the token's");
+
+    // An allowed one: the link answers no-store, opens once, and only within a minute.
+    let res = functions::oauth::handle(&w.app, ask(&format!(r#"{{"return_to": "{RETURN_TO}"}}"#))).await;
+    assert_eq!((res.status().as_u16(), header(&res, "cache-control").as_str()), (200, "no-store"));
+    let link: serde_json::Value = serde_json::from_str(&body_text(&res)).unwrap();
+    let ticket = query_of(link["authorize_url"].as_str().unwrap(), "ticket").unwrap();
+    let open = |ticket: &str| {
+        let ticket = ticket.to_owned();
+        w.request("oauth_start.json", move |e| {
+            e["rawQueryString"] = format!("ticket={ticket}").into();
+            e["queryStringParameters"]["ticket"] = ticket.into();
+        })
+    };
+    w.env.clock.advance(Duration::from_secs(59));
+    assert_eq!(functions::oauth::handle(&w.app, open(&ticket)).await.status(), 302);
+    let again = refused(functions::oauth::handle(&w.app, open(&ticket)).await);
+    assert_eq!(again["field"], "ticket");
+    assert!(!again["message"].as_str().unwrap().contains(&ticket), "the error never echoes the ticket");
+
+    let late = functions::oauth::handle(&w.app, ask("")).await;
+    let late: serde_json::Value = serde_json::from_str(&body_text(&late)).unwrap();
+    w.env.clock.advance(Duration::from_secs(60));
+    let ticket = query_of(late["authorize_url"].as_str().unwrap(), "ticket").unwrap();
+    assert_eq!(refused(functions::oauth::handle(&w.app, open(&ticket)).await)["field"], "ticket", "expired");
+    assert_nothing_stored(&w).await;
 }
 
 async fn the_callback_refuses_bad_states_and_stores_nothing(env: TestEnv) {

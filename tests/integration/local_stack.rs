@@ -82,10 +82,17 @@ async fn a_person_connects_through_the_sandbox_and_their_steps_arrive() {
     let token = stack.token("walker", false);
 
     let authorize =
-        http.get(format!("{base}/v1/connections/google_health/authorize")).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(authorize.status(), StatusCode::FOUND);
-    let consent = authorize.headers()["location"].to_str().unwrap().to_owned();
-    let cookie = authorize.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        http.post(format!("{base}/v1/connections/google_health/authorize")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(authorize.status(), StatusCode::OK);
+    let link: Value = authorize.json().await.unwrap();
+    let start_url = link["authorize_url"].as_str().unwrap();
+    assert!(start_url.starts_with(&format!("{base}/oauth/google_health/start?ticket=")), "{start_url}");
+    // The start link is opened by a browser: no token, and it works once.
+    let start = http.get(start_url).send().await.unwrap();
+    assert_eq!(start.status(), StatusCode::FOUND);
+    let consent = start.headers()["location"].to_str().unwrap().to_owned();
+    let cookie = start.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert_eq!(http.get(start_url).send().await.unwrap().status(), StatusCode::BAD_REQUEST, "single use");
     let back = stack.google.approve(&consent, "sandbox-walker");
     assert!(back.starts_with(&format!("{base}/oauth/google_health/callback")), "{back}");
     let callback = http.get(&back).header("cookie", &cookie).send().await.unwrap();
@@ -232,13 +239,54 @@ async fn the_console_is_served_at_the_root_and_signs_in_with_its_cookie() {
         info["connectable"].as_array().unwrap().iter().map(|c| c["provider"].as_str().unwrap()).collect();
     assert_eq!(connectable, ["google_health", "misfit"]);
 
-    // A plain navigation to authorize carries no header: the console's cookie signs it in.
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_authorizer_reads_only_the_header_and_cors_admits_only_the_app_origin() {
+    let stack = stack().await;
+    let http = client();
+    let base = &stack.base_url;
     let url = format!("{base}/v1/connections/google_health/authorize");
-    let cookie = format!("other=1; stepsync_local_jwt={}", stack.token("cookie-walker", false));
-    let signed_in = http.get(&url).header("cookie", cookie).send().await.unwrap();
-    assert_eq!(signed_in.status(), StatusCode::FOUND);
-    let forged = http.get(&url).header("cookie", "stepsync_local_jwt=not.a.token").send().await.unwrap();
-    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let token = stack.token("cors-walker", false);
+
+    // As API Gateway: a token anywhere but the Authorization header is no token.
+    let cookie = format!("stepsync_local_jwt={token}");
+    assert_eq!(http.post(&url).header("cookie", cookie).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(http.post(&url).bearer_auth("not.a.token").send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // The example app's origin is allowed: the preflight passes (before any authorizer) and
+    // the answer names the origin; no credentials are allowed.
+    let app = stack.app_url.as_str();
+    let preflight = |origin: &str| {
+        http.request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type")
+            .send()
+    };
+    let allowed = preflight(app).await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(allowed.headers()["access-control-allow-origin"], app);
+    let methods = allowed.headers()["access-control-allow-methods"].to_str().unwrap().to_owned();
+    assert!(methods.contains("POST") && methods.contains("DELETE"), "{methods}");
+    assert!(allowed.headers().get("access-control-allow-credentials").is_none());
+    let answer = http
+        .post(&url)
+        .header("origin", app)
+        .bearer_auth(&token)
+        .json(&json!({"return_to": format!("{app}/")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["access-control-allow-origin"], app);
+
+    // Another origin gets no CORS headers, so a browser keeps the answer from its page.
+    let other = preflight("http://evil.test").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let page = http.get(format!("{app}/")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(&format!(r#"const API = "{base}";"#)), "the app page calls this API");
     stack.stop().await;
 }
 

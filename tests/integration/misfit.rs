@@ -72,15 +72,7 @@ impl World {
 
     /// Authorize, approve at the fake consent page, and return the callback's answer.
     async fn callback(&self) -> Response<Body> {
-        let req = request_from_sample("oauth_authorize.json", Some(&self.user), |e| {
-            e["rawPath"] = "/v1/connections/misfit/authorize".into();
-            e["requestContext"]["http"]["path"] = "/v1/connections/misfit/authorize".into();
-            e["pathParameters"]["provider"] = "misfit".into();
-        });
-        let res = functions::oauth::handle(&self.app, req).await;
-        assert_eq!(res.status(), 302);
-        let location = res.headers()["location"].to_str().unwrap().to_owned();
-        let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let (location, cookie) = harness::start_connecting(&self.app, &self.user, Provider::Misfit).await;
         let redirect = self.fake.approve(&location, &self.misfit_id);
         let url = reqwest::Url::parse(&redirect).unwrap();
         let query: serde_json::Map<String, serde_json::Value> =

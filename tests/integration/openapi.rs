@@ -22,9 +22,11 @@ type Route = (String, String);
 const HTTP_METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 const ERROR_REF: &str = "#/components/schemas/Error";
 
-/// The routes that are not behind the JWT authorizer: the browser comes back from the
-/// provider's consent page without a token, and providers sign their webhooks instead.
-const PUBLIC_ROUTES: [(&str, &str); 4] = [
+/// The routes that are not behind the JWT authorizer: a browser opens the start link (its
+/// ticket says who) and comes back from the provider's consent page without a token, and
+/// providers sign their webhooks instead.
+const PUBLIC_ROUTES: [(&str, &str); 5] = [
+    ("GET", "/oauth/{provider}/start"),
     ("GET", "/oauth/{provider}/callback"),
     ("GET", "/webhooks/{provider}"),
     ("POST", "/webhooks/{provider}"),
@@ -33,7 +35,8 @@ const PUBLIC_ROUTES: [(&str, &str); 4] = [
 
 /// The statuses the integration tests observe, route by route, and the tests that do.
 const OBSERVED: &[(&str, &str, &[u16], &str)] = &[
-    ("GET", "/v1/connections/{provider}/authorize", &[302, 401], "google_health.rs, misfit.rs, sync_api.rs"),
+    ("POST", "/v1/connections/{provider}/authorize", &[200, 400, 401], "google_health.rs, misfit.rs, sync_api.rs"),
+    ("GET", "/oauth/{provider}/start", &[302, 400], "google_health.rs, misfit.rs, local_stack.rs"),
     ("GET", "/oauth/{provider}/callback", &[302, 400], "google_health.rs, misfit.rs"),
     ("DELETE", "/v1/connections/{provider}", &[204, 401, 404], "google_health.rs, sync_api.rs"),
     ("POST", "/webhooks/{provider}", &[200, 201, 204, 400, 401, 413], "google_health.rs, misfit.rs"),
@@ -392,7 +395,7 @@ fn the_spec_and_the_handlers_agree() {
     assert_eq!(
         template_public_routes(),
         public_routes(),
-        "template.yaml exempts other routes from the JWT authorizer than the callback and the webhooks"
+        "template.yaml exempts other routes from the JWT authorizer than the start link, the callback and the webhooks"
     );
     let problems = all_problems(&doc, &handler_routes(), &public_routes());
     assert!(problems.is_empty(), "docs/openapi.yaml disagrees with the code:\n  - {}", problems.join("\n  - "));

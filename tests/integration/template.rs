@@ -78,11 +78,12 @@ fn every_template_route_is_a_handler_route_and_back() {
 /// and nothing else: the handler's own answer, never "route not found". The local stack's
 /// test (`local_stack`) expects the same over HTTP.
 pub(crate) const ROUTE_ANSWERS: &[(&str, &str, u16)] = &[
-    ("GET", "/v1/connections/{provider}/authorize", 302), // to Google's consent page
-    ("GET", "/oauth/{provider}/callback", 400),           // no state
-    ("DELETE", "/v1/connections/{provider}", 404),        // no connection to delete
-    ("GET", "/webhooks/{provider}", 400),                 // Google notifies by POST only
-    ("POST", "/webhooks/{provider}", 401),                // unsigned
+    ("POST", "/v1/connections/{provider}/authorize", 200), // the start link
+    ("GET", "/oauth/{provider}/start", 400),               // no ticket
+    ("GET", "/oauth/{provider}/callback", 400),            // no state
+    ("DELETE", "/v1/connections/{provider}", 404),         // no connection to delete
+    ("GET", "/webhooks/{provider}", 400),                  // Google notifies by POST only
+    ("POST", "/webhooks/{provider}", 401),                 // unsigned
     ("HEAD", "/webhooks/{provider}", 400),
     ("POST", "/v1/sync", 200),                // nothing connected, nothing to sync
     ("GET", "/v1/sync/status", 200),          // no connections
@@ -155,7 +156,8 @@ fn sample_answers() -> Vec<(&'static str, Answer)> {
         ("challenges_leave.json", Status(404)),
         ("challenges_list.json", Status(200)),
         ("device_upload.json", Status(200)),
-        ("oauth_authorize.json", Status(302)),
+        ("oauth_authorize.json", Status(200)),
+        ("oauth_start.json", Status(400)),    // a ticket nobody issued
         ("oauth_callback.json", Status(400)), // a state nobody issued
         ("oauth_disconnect.json", Status(404)),
         ("scheduled_tick.json", Tick),

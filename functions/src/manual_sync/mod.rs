@@ -50,10 +50,7 @@ struct SyncBody {
 
 async fn sync_now(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let user = caller(req)?;
-    let body: SyncBody = match http::body_bytes(req) {
-        [] => SyncBody::default(),
-        _ => http::json_body(req)?,
-    };
+    let body: SyncBody = http::optional_json_body(req)?;
     let challenge = body
         .challenge
         .or_else(|| query(req, "challenge").map(str::to_owned))

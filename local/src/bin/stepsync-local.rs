@@ -15,8 +15,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     stepsync::logging::init_with_default("error,stepsync=warn,functions=warn,stepsync_local=warn");
     let root = stepsync_local::workspace_root();
     let data = std::env::var_os("STEPSYNC_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| root.join(".data"));
+    let port = setting("STEPSYNC_PORT", 3000)?;
     let options = StackOptions {
-        port: setting("STEPSYNC_PORT", 3000)?,
+        port,
+        app_port: setting("STEPSYNC_APP_PORT", if port == 0 { 0 } else { port.saturating_add(1) })?,
         dynamo_port: setting("STEPSYNC_DYNAMO_PORT", 0)?,
         data_dir: Some(data.clone()),
         table: std::env::var("STEPSYNC_TABLE").unwrap_or_else(|_| "stepsync".to_owned()),
@@ -36,6 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .then(|| tokio::spawn(stepsync_local::demo::run(stack.clone(), demo_every, true)));
     eprintln!("ready: StepSync at {} (data in {})", stack.base_url, data.display());
     eprintln!("  open {}/ for the web console", stack.base_url);
+    eprintln!("  open {}/ for an example company app on another origin (CORS)", stack.app_url);
     eprintln!("  GET  {}/healthz", stack.base_url);
     eprintln!("  POST {}/dev/token  {{\"user\": \"alice\", \"admin\": false}}", stack.base_url);
     eprintln!("  GET  {}/dev/info   (sandbox URLs)", stack.base_url);

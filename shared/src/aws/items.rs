@@ -4,8 +4,8 @@
 
 use crate::domain::{
     AccountHold, Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LastError,
-    LocalDate, Membership, OAuthState, Participant, ParticipantTotals, Provider, Snapshot, SourceTotals, SourceValue,
-    StepCount, UserId, UserProfile, shard_of,
+    LocalDate, Membership, OAuthStage, OAuthState, Participant, ParticipantTotals, Provider, Snapshot, SourceTotals,
+    SourceValue, StepCount, UserId, UserProfile, shard_of,
 };
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -505,6 +505,8 @@ pub const DEDUPE_SK: &str = "DEDUPE";
 pub struct OAuthStateItem {
     pub pk: String,
     pub sk: String,
+    #[serde(default)]
+    pub stage: OAuthStage,
     pub user: UserId,
     pub provider: Provider,
     pub verifier: String,
@@ -519,6 +521,7 @@ impl OAuthStateItem {
         Self {
             pk: oauth_pk(&state.id),
             sk: OAUTH_SK.to_owned(),
+            stage: state.stage,
             user: state.user.clone(),
             provider: state.provider,
             verifier: state.verifier.expose_secret().to_owned(),
@@ -531,6 +534,7 @@ impl OAuthStateItem {
         let id = self.pk.strip_prefix("OAUTH#").unwrap_or_default().to_owned();
         Ok(OAuthState {
             id,
+            stage: self.stage,
             user: self.user,
             provider: self.provider,
             verifier: self.verifier.into(),

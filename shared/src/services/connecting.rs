@@ -4,7 +4,8 @@
 
 use super::{Ports, ServiceError};
 use crate::domain::{
-    Connection, ConnectionStatus, LocalDate, OAUTH_STATE_TTL, OAuthState, Provider, TokenSet, UserId, local_today,
+    CONNECT_TICKET_TTL, Connection, ConnectionStatus, LocalDate, OAUTH_STATE_TTL, OAuthStage, OAuthState, Provider,
+    TokenSet, UserId, local_today,
 };
 use crate::events::{ConnectionStatusChanged, Event, SyncReason, SyncRequested};
 use crate::ports::{AuthorizeRequest, OAuthClient, Providers, Revoker, StoreError, TokenCipher};
@@ -12,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
 use rand::RngCore;
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -24,6 +26,13 @@ pub struct ConnectSettings {
     pub return_to_allowlist: Vec<String>,
     /// What a new connection pulls when its person is in no open challenge.
     pub backfill_days: u32,
+}
+
+/// The one-time link that starts connecting in a browser, and when it stops working.
+#[derive(Debug, Clone)]
+pub struct ConnectLink {
+    pub url: String,
+    pub expires_at: Timestamp,
 }
 
 /// Where to send the browser for consent, and the state id to bind to it (by a cookie).
@@ -107,15 +116,17 @@ impl Connecting {
         format!("{}/oauth/{provider}/callback", self.settings.public_url)
     }
 
-    /// Starts connecting `user` to `provider`: stores a single-use state with the PKCE
-    /// verifier and answers the consent page to send the browser to.
+    /// Starts connecting `user` to `provider`: stores a one-time ticket (bound to the person,
+    /// valid [`CONNECT_TICKET_TTL`]) and answers the link on this API that opens the consent.
+    /// The app opens the link in a browser: a page cannot send its token on a navigation, so the
+    /// ticket carries who is connecting to [`Connecting::start`].
     pub async fn authorize(
         &self,
         user: &UserId,
         provider: Provider,
         return_to: Option<&str>,
-    ) -> Result<ConsentStart, ServiceError> {
-        let client = self.oauth(provider)?;
+    ) -> Result<ConnectLink, ServiceError> {
+        self.oauth(provider)?;
         let allow = &self.settings.return_to_allowlist;
         let return_to = match return_to {
             Some(wanted) if return_allowed(wanted, allow) => wanted.to_owned(),
@@ -129,16 +140,41 @@ impl Connecting {
                 allow.first().cloned().ok_or_else(|| ServiceError::internal("the return_to allow-list is empty"))?
             }
         };
-        let verifier = random_token(48);
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
         let now = self.ports.clock.now();
-        let state = OAuthState {
+        let ticket = OAuthState {
             id: random_token(32),
+            stage: OAuthStage::Ticket,
             user: user.clone(),
             provider,
-            verifier: verifier.into(),
+            verifier: random_token(48).into(),
             return_to,
+            expires_at: now.checked_add(CONNECT_TICKET_TTL).map_err(ServiceError::internal)?,
+        };
+        self.ports.ephemeral.put_oauth_state(&ticket).await?;
+        let mut url = url::Url::parse(&format!("{}/oauth/{provider}/start", self.settings.public_url))
+            .map_err(ServiceError::internal)?;
+        url.query_pairs_mut().append_pair("ticket", &ticket.id);
+        tracing::info!(user = %user, provider = %provider, "authorize: start link issued");
+        Ok(ConnectLink { url: url.into(), expires_at: ticket.expires_at })
+    }
+
+    /// Opens a start link: uses the ticket once, stores the single-use consent state with the
+    /// PKCE verifier, and answers the consent page to send this browser to.
+    pub async fn start(&self, provider: Provider, ticket: Option<&str>) -> Result<ConsentStart, ServiceError> {
+        let client = self.oauth(provider)?;
+        let invalid = |message: &str| ServiceError::Invalid { field: "ticket", message: message.to_owned() };
+        let ticket_id = ticket.filter(|t| !t.is_empty()).ok_or_else(|| invalid("is missing"))?;
+        let ticket = self.ports.ephemeral.take_oauth_state(ticket_id).await?;
+        let now = self.ports.clock.now();
+        let ticket = ticket
+            .filter(|t| t.stage == OAuthStage::Ticket && t.provider == provider && !t.is_expired(now))
+            .ok_or_else(|| invalid("is unknown, used or expired; start connecting again from the app"))?;
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(ticket.verifier.expose_secret().as_bytes()));
+        let state = OAuthState {
+            id: random_token(32),
+            stage: OAuthStage::Consent,
             expires_at: now.checked_add(OAUTH_STATE_TTL).map_err(ServiceError::internal)?,
+            ..ticket
         };
         self.ports.ephemeral.put_oauth_state(&state).await?;
         let location = client
@@ -148,7 +184,7 @@ impl Connecting {
                 redirect_uri: self.redirect_uri(provider),
             })
             .map_err(ServiceError::internal)?;
-        tracing::info!(user = %user, provider = %provider, "authorize: redirect to consent");
+        tracing::info!(user = %state.user, provider = %provider, "start: redirect to consent");
         Ok(ConsentStart { location, state_id: state.id })
     }
 
@@ -168,6 +204,7 @@ impl Connecting {
             .ephemeral
             .take_oauth_state(state_id)
             .await?
+            .filter(|s| s.stage == OAuthStage::Consent)
             .ok_or_else(|| invalid("is unknown or was already used; start connecting again"))?;
         let now = self.ports.clock.now();
         if state.is_expired(now) || state.provider != provider {

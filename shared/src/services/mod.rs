@@ -17,7 +17,7 @@ pub mod uploads;
 mod tests;
 
 pub use challenges::{ChallengeError, Challenges};
-pub use connecting::{Callback, CallbackQuery, ConnectSettings, Connecting, ConsentStart};
+pub use connecting::{Callback, CallbackQuery, ConnectLink, ConnectSettings, Connecting, ConsentStart};
 pub use day_events::{DayChange, DayEvents};
 pub use intake::{IntakeAnswer, WebhookIntake, coalesce_key};
 pub use reconcile::{Reconcile, ReconcileReport};

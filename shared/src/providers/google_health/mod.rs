@@ -4,6 +4,10 @@
 
 mod client;
 mod keyset;
+
+/// Where Google publishes the Tink keyset that signs webhooks: the address live implementations
+/// use (Google's reference pages name none as of 2026-11).
+pub const DEFAULT_KEYSET_URL: &str = "https://www.gstatic.com/googlehealthapi/webhooks/webhooks_public_keyset.json";
 mod webhook;
 mod wire;
 

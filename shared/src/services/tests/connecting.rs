@@ -13,9 +13,19 @@ use sha2::{Digest, Sha256};
 
 const REDIRECT_URI: &str = "http://127.0.0.1:3000/oauth/google_health/callback";
 
-/// Given: alice started connecting Google Health (a state stored, her browser holds its cookie).
+/// Given: alice started connecting Google Health (her app opened the start link; a state is
+/// stored and her browser holds its cookie).
 async fn started(w: &World) -> ConsentStart {
-    w.connecting.authorize(&user("alice"), Provider::GoogleHealth, None).await.unwrap()
+    started_as(w, &user("alice")).await
+}
+
+async fn started_as(w: &World, who: &UserId) -> ConsentStart {
+    let link = w.connecting.authorize(who, Provider::GoogleHealth, None).await.unwrap();
+    w.connecting.start(Provider::GoogleHealth, Some(ticket_in(&link.url))).await.unwrap()
+}
+
+fn ticket_in(url: &str) -> &str {
+    url.split_once("?ticket=").expect("a start link with a ticket").1
 }
 
 /// When: the same browser comes back with `code`.
@@ -50,7 +60,66 @@ fn challenge_in(location: &str) -> &str {
 }
 
 #[tokio::test]
-async fn authorize_stores_a_single_use_state_and_sends_to_consent_with_an_s256_challenge() {
+async fn authorize_answers_a_one_time_start_link_bound_to_the_person_for_a_minute() {
+    let w = World::new();
+    let alice = user("alice");
+
+    let link = w.connecting.authorize(&alice, Provider::GoogleHealth, None).await.unwrap();
+
+    assert!(link.url.starts_with("http://127.0.0.1:3000/oauth/google_health/start?ticket="), "{}", link.url);
+    assert_eq!(link.expires_at, "2026-11-25T18:01:00Z".parse::<Timestamp>().unwrap());
+    let ticket = ticket_in(&link.url);
+    assert!(ticket.len() >= 43, "32 random bytes");
+    let consent = w.connecting.start(Provider::GoogleHealth, Some(ticket)).await.unwrap();
+    let state = w.store.take_oauth_state(&consent.state_id).await.unwrap().expect("a consent state");
+    assert_eq!((state.user, state.provider), (alice, Provider::GoogleHealth), "bound to the person who asked");
+    let again = w.connecting.start(Provider::GoogleHealth, Some(ticket)).await;
+    assert_eq!(
+        refused(again),
+        r#"Invalid { field: "ticket", message: "is unknown, used or expired; start connecting again from the app" }"#,
+        "single use"
+    );
+}
+
+#[tokio::test]
+async fn a_start_link_is_refused_when_expired_missing_for_another_provider_or_used_as_a_state() {
+    let w = World::new();
+    let alice = user("alice");
+    let unusable =
+        r#"Invalid { field: "ticket", message: "is unknown, used or expired; start connecting again from the app" }"#;
+
+    let late = w.connecting.authorize(&alice, Provider::GoogleHealth, None).await.unwrap();
+    w.clock.advance(Duration::from_secs(60));
+    assert_eq!(refused(w.connecting.start(Provider::GoogleHealth, Some(ticket_in(&late.url))).await), unusable);
+
+    assert_eq!(
+        refused(w.connecting.start(Provider::GoogleHealth, None).await),
+        r#"Invalid { field: "ticket", message: "is missing" }"#
+    );
+    assert_eq!(
+        refused(w.connecting.start(Provider::GoogleHealth, Some("")).await),
+        r#"Invalid { field: "ticket", message: "is missing" }"#
+    );
+
+    let elsewhere = w.connecting.authorize(&alice, Provider::GoogleHealth, None).await.unwrap();
+    assert_eq!(
+        refused(w.connecting.start(Provider::Misfit, Some(ticket_in(&elsewhere.url))).await),
+        r#"NotFound("an OAuth connection for misfit")"#
+    );
+
+    // A ticket is not a consent state: sent straight to the callback (cookie and all), it is refused.
+    let ticket = w.connecting.authorize(&alice, Provider::GoogleHealth, None).await.unwrap();
+    let id = ticket_in(&ticket.url);
+    let query = CallbackQuery { state: Some(id), cookie: Some(id), code: Some("code-1"), error: None };
+    assert_eq!(
+        refused(w.connecting.callback(Provider::GoogleHealth, query).await),
+        r#"Invalid { field: "state", message: "is unknown or was already used; start connecting again" }"#
+    );
+    nothing_connected(&w).await;
+}
+
+#[tokio::test]
+async fn starting_stores_a_single_use_state_and_sends_to_consent_with_an_s256_challenge() {
     let w = World::new();
 
     let start = started(&w).await;
@@ -74,7 +143,7 @@ async fn a_return_address_is_kept_only_when_it_is_on_the_allow_list() {
     let allowed = w.connecting.authorize(&alice, Provider::GoogleHealth, Some("stepsync://connected")).await.unwrap();
     let elsewhere = w.connecting.authorize(&alice, Provider::GoogleHealth, Some("https://evil.test/")).await;
 
-    let state = w.store.take_oauth_state(&allowed.state_id).await.unwrap().unwrap();
+    let state = w.store.take_oauth_state(ticket_in(&allowed.url)).await.unwrap().unwrap();
     assert_eq!(state.return_to, "stepsync://connected");
     assert_eq!(refused(elsewhere), r#"Invalid { field: "return_to", message: "is not an allowed return address" }"#);
 }
@@ -407,7 +476,7 @@ async fn an_account_passed_on_never_counts_the_previous_holders_days_again() {
 
     // Nov 25, 18:00 UTC is already Nov 26 at UTC+14, and Alice may have sent her local
     // tomorrow: released through Nov 27, Bob counts from Nov 28.
-    let start = w.connecting.authorize(&bob, Provider::GoogleHealth, None).await.unwrap();
+    let start = started_as(&w, &bob).await;
     let query = CallbackQuery {
         state: Some(&start.state_id),
         cookie: Some(&start.state_id),
