@@ -87,6 +87,7 @@ async fn callback(app: &App, req: &Request, params: &Params) -> Result<Response<
         cookie: browser_state.as_deref(),
         code: query(req, "code"),
         error: query(req, "error"),
+        iss: query(req, "iss"),
     };
     let back = app.services.connecting.callback(provider, query).await?;
     let separator = if back.return_to.contains('?') { '&' } else { '?' };

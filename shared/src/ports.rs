@@ -435,6 +435,13 @@ pub trait OAuthClient: Send + Sync {
     /// Scopes that must be granted for the connection to work.
     fn required_scopes(&self) -> &[&str];
 
+    /// The authorization server's issuer, which it names in the callback's `iss` (RFC 9207):
+    /// a callback naming another issuer came from somewhere else (a mix-up attack) and is
+    /// refused before its code is exchanged. `None` for a provider that sends no `iss`.
+    fn issuer(&self) -> Option<&str> {
+        None
+    }
+
     async fn exchange_code(&self, code: &str, verifier: &str, redirect_uri: &str) -> Result<TokenSet, ProviderError>;
 
     /// A new access token; keeps the old refresh token when the provider sends none.

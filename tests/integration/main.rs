@@ -12,6 +12,7 @@ mod challenges_api;
 mod device_upload;
 mod engine;
 mod events;
+mod faults;
 mod google_health;
 mod handlers;
 mod local_stack;

@@ -91,6 +91,14 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The newest date with steps among `values`, when it is newer than the one this connection
+    /// holds: "newest data" only moves forward, so a late upload of an older day, or a
+    /// notification about day D after D+1 arrived, never makes a source look silent.
+    pub fn newer_data_date(&self, values: impl IntoIterator<Item = (LocalDate, i64)>) -> Option<LocalDate> {
+        let newest = values.into_iter().filter(|(_, steps)| *steps > 0).map(|(date, _)| date).max()?;
+        self.last_data_date.is_none_or(|held| newest > held).then_some(newest)
+    }
+
     pub fn new(user: UserId, provider: Provider, now: Timestamp) -> Self {
         Self {
             user,

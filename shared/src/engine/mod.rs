@@ -341,7 +341,7 @@ impl SyncEngine {
                 let record = SyncRecord {
                     attempted_at: Some(now),
                     succeeded_at: Some(now),
-                    last_data_date: values.iter().filter(|v| v.steps > 0).map(|v| v.date).max(),
+                    last_data_date: connection.newer_data_date(values.iter().map(|v| (v.date, v.steps))),
                     last_new_data_at: (!report.changed.is_empty()).then_some(now),
                     last_error: Some(None),
                     next_sync_at: self.schedule.next_after_success(connection.provider, now),

@@ -50,6 +50,8 @@ pub struct CallbackQuery<'a> {
     pub cookie: Option<&'a str>,
     pub code: Option<&'a str>,
     pub error: Option<&'a str>,
+    /// The issuer the response names (RFC 9207), where the provider sends one.
+    pub iss: Option<&'a str>,
 }
 
 /// Where to send the person back, and what to tell them there: `connected={provider}` or
@@ -209,6 +211,13 @@ impl Connecting {
         let now = self.ports.clock.now();
         if state.is_expired(now) || state.provider != provider {
             return Err(invalid("has expired; start connecting again"));
+        }
+        if let (Some(named), Some(expected)) = (query.iss, client.issuer())
+            && named != expected
+        {
+            // Not our provider's answer: never exchange its code (a mix-up attack).
+            tracing::warn!(user = %state.user, provider = %provider, "callback: the response names another issuer");
+            return Ok(Callback::failed(&state, "provider_error"));
         }
         if let Some(error) = query.error {
             let code = if error == "access_denied" { "access_denied" } else { "provider_error" };

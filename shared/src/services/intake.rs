@@ -87,23 +87,16 @@ impl WebhookIntake {
     /// One `SyncRequested` per person over the dates nobody asked for within the coalescing
     /// window. Notices for accounts no one connected are ignored.
     async fn request_syncs(&self, provider: Provider, notices: Vec<DataNotice>) -> Result<usize, ServiceError> {
-        let (connections, ephemeral) = (&self.ports.connections, &self.ports.ephemeral);
-        let now = self.ports.clock.now();
-        let mut wanted: BTreeMap<UserId, Vec<LocalDate>> = BTreeMap::new();
         let mut claims = Vec::new();
-        for notice in notices {
-            let Some(user) = connections.provider_account_owner(provider, &notice.account_id).await? else {
-                tracing::info!(provider = %provider, "notice for an account nobody connected: ignored");
-                continue;
-            };
-            for date in notice.dates {
-                let key = coalesce_key(provider, &user, date);
-                if ephemeral.claim_once(&key, now, self.coalesce).await? {
-                    wanted.entry(user.clone()).or_default().push(date);
-                    claims.push(key);
-                }
+        let wanted = match self.claim_days(provider, notices, &mut claims).await {
+            Ok(wanted) => wanted,
+            Err(error) => {
+                // The provider retries a refused notice: the claims taken so far go back, so
+                // the retry is not swallowed by the coalescing.
+                self.release(&claims).await;
+                return Err(error);
             }
-        }
+        };
         let events: Vec<Event> = wanted
             .into_iter()
             .map(|(user, dates)| {
@@ -117,13 +110,46 @@ impl WebhookIntake {
             })
             .collect();
         if let Err(error) = self.ports.publisher.publish(&events).await {
-            // Give the claims back so the provider's retry is not swallowed by the coalescing.
-            for key in &claims {
-                let _ = ephemeral.release_claim(key).await;
-            }
+            self.release(&claims).await;
             tracing::error!(%error, "webhook: sync requests not published");
             return Err(ServiceError::Unavailable("try again later".into()));
         }
         Ok(events.len())
+    }
+
+    /// Claims each (person, day) the notices name for the coalescing window; answers the days
+    /// per person this notice won, and pushes each claim taken onto `claims`.
+    async fn claim_days(
+        &self,
+        provider: Provider,
+        notices: Vec<DataNotice>,
+        claims: &mut Vec<String>,
+    ) -> Result<BTreeMap<UserId, Vec<LocalDate>>, ServiceError> {
+        let (connections, ephemeral) = (&self.ports.connections, &self.ports.ephemeral);
+        let now = self.ports.clock.now();
+        let mut wanted: BTreeMap<UserId, Vec<LocalDate>> = BTreeMap::new();
+        for notice in notices {
+            let Some(user) = connections.provider_account_owner(provider, &notice.account_id).await? else {
+                tracing::info!(provider = %provider, "notice for an account nobody connected: ignored");
+                continue;
+            };
+            for date in notice.dates {
+                let key = coalesce_key(provider, &user, date);
+                if ephemeral.claim_once(&key, now, self.coalesce).await? {
+                    wanted.entry(user.clone()).or_default().push(date);
+                    claims.push(key);
+                }
+            }
+        }
+        Ok(wanted)
+    }
+
+    /// Gives claims back; one that cannot be given back runs out with its window.
+    async fn release(&self, claims: &[String]) {
+        for key in claims {
+            if let Err(error) = self.ports.ephemeral.release_claim(key).await {
+                tracing::warn!(%error, "webhook: a coalescing claim could not be given back; it expires on its own");
+            }
+        }
     }
 }

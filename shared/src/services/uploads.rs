@@ -114,7 +114,7 @@ impl DeviceUploads {
             let record = SyncRecord {
                 attempted_at: Some(now),
                 succeeded_at: Some(now),
-                last_data_date: applied.iter().filter(|a| a.steps > 0).map(|a| a.local_date).max(),
+                last_data_date: connection.newer_data_date(applied.iter().map(|a| (a.local_date, a.steps))),
                 last_new_data_at: (!report.changed.is_empty()).then_some(now),
                 last_error: Some(None),
                 ..SyncRecord::default()

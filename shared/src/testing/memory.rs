@@ -33,8 +33,30 @@ struct State {
     stream: Vec<DayChange>,
     /// Sequence numbers handed out so far.
     sequence: u64,
-    /// The error the next `save_connection` answers (a test's injected failure).
-    refuse_save: Option<StoreError>,
+    /// An operation's injected failure: how many more calls pass first, and the error.
+    refusals: HashMap<Refusable, (u32, StoreError)>,
+}
+
+/// The operations a test can make fail once (as a throttled or unreachable DynamoDB would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusable {
+    SaveConnection,
+    CommitDay,
+    ClaimOnce,
+}
+
+impl State {
+    /// The injected failure for `op`, used up by this call.
+    fn refusal(&mut self, op: Refusable) -> Result<(), StoreError> {
+        match self.refusals.get_mut(&op) {
+            Some((0, _)) => Err(self.refusals.remove(&op).map(|(_, error)| error).expect("just seen")),
+            Some((passing, _)) => {
+                *passing -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -43,9 +65,14 @@ pub struct InMemoryStore {
 }
 
 impl InMemoryStore {
-    /// The next `save_connection` fails with `error` and writes nothing.
-    pub fn refuse_next_save(&self, error: StoreError) {
-        self.state.lock().unwrap().refuse_save = Some(error);
+    /// The next call of `op` fails with `error` and writes nothing.
+    pub fn refuse_next(&self, op: Refusable, error: StoreError) {
+        self.refuse_after(op, 0, error);
+    }
+
+    /// `op` succeeds `passing` more times, then fails once with `error`.
+    pub fn refuse_after(&self, op: Refusable, passing: u32, error: StoreError) {
+        self.state.lock().unwrap().refusals.insert(op, (passing, error));
     }
 
     /// Successful write requests so far (a transaction counts once).
@@ -97,6 +124,7 @@ impl StepStore for InMemoryStore {
             return Err(StoreError::Refused(format!("a transaction of {items} items")));
         }
         let mut state = self.state.lock().unwrap();
+        state.refusal(Refusable::CommitDay)?;
         let user = &write.record.user;
         let key = (user.clone(), write.record.date);
         let version = state.days.get(&key).map_or(0, |d| d.version);
@@ -355,7 +383,8 @@ impl ConnectionStore for InMemoryStore {
         }
         conn.last_attempt_at = record.attempted_at.or(conn.last_attempt_at);
         conn.last_success_at = record.succeeded_at.or(conn.last_success_at);
-        conn.last_data_date = record.last_data_date.max(conn.last_data_date);
+        // As the DynamoDB adapter: a date given is stored (callers pass only a newer one).
+        conn.last_data_date = record.last_data_date.or(conn.last_data_date);
         conn.last_device_sync_at = record.last_device_sync_at.or(conn.last_device_sync_at);
         conn.last_new_data_at = record.last_new_data_at.or(conn.last_new_data_at);
         if let Some(error) = &record.last_error {
@@ -408,9 +437,7 @@ impl ConnectionStore for InMemoryStore {
 
     async fn save_connection(&self, connection: &Connection, expected_version: Option<u64>) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
-        if let Some(error) = state.refuse_save.take() {
-            return Err(error);
-        }
+        state.refusal(Refusable::SaveConnection)?;
         let key = (connection.user.clone(), connection.provider);
         match (state.connections.get(&key), expected_version) {
             (None, None) => {}
@@ -457,6 +484,7 @@ impl EphemeralStore for InMemoryStore {
 
     async fn claim_once(&self, key: &str, now: Timestamp, ttl: Duration) -> Result<bool, StoreError> {
         let mut state = self.state.lock().unwrap();
+        state.refusal(Refusable::ClaimOnce)?;
         let free = state.dedupe.get(key).is_none_or(|expires| *expires <= now);
         if free {
             state.dedupe.insert(key.to_owned(), now.checked_add(ttl).unwrap_or(Timestamp::MAX));

@@ -5,8 +5,10 @@
 mod memory;
 mod providers;
 
-pub use memory::InMemoryStore;
-pub use providers::{Exchange, Gate, RecordingRevoker, ScriptedOAuth, ScriptedWebhooks, issued_tokens};
+pub use memory::{InMemoryStore, Refusable};
+pub use providers::{
+    Exchange, Gate, RecordingRevoker, SCRIPTED_ISSUER, ScriptedOAuth, ScriptedWebhooks, issued_tokens,
+};
 
 use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};

@@ -106,6 +106,9 @@ impl ScriptedOAuth {
     }
 }
 
+/// The issuer `ScriptedOAuth` names in its callbacks' `iss`.
+pub const SCRIPTED_ISSUER: &str = "https://consent.test";
+
 #[async_trait]
 impl OAuthClient for ScriptedOAuth {
     fn authorize_url(&self, request: &AuthorizeRequest) -> Result<String, ProviderError> {
@@ -117,6 +120,10 @@ impl OAuthClient for ScriptedOAuth {
 
     fn required_scopes(&self) -> &[&str] {
         &self.required
+    }
+
+    fn issuer(&self) -> Option<&str> {
+        Some(SCRIPTED_ISSUER)
     }
 
     async fn exchange_code(&self, code: &str, verifier: &str, redirect_uri: &str) -> Result<TokenSet, ProviderError> {

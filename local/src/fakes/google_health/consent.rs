@@ -192,6 +192,8 @@ pub(super) fn decide(
             query.append_pair("scope", &scopes.join(" "));
         }
     }
+    // Google names itself in every authorization response (RFC 9207).
+    location.query_pairs_mut().append_pair("iss", stepsync::providers::google_health::ISSUER);
     Ok(location.to_string())
 }
 

@@ -308,3 +308,33 @@ impl From<TransactFailure> for StoreError {
         }
     }
 }
+
+#[cfg(test)]
+mod store_error_tests {
+    use super::*;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn answered(code: &str) -> StoreError {
+        let error = GetItemError::generic(ErrorMetadata::builder().code(code).message("said DynamoDB").build());
+        store_error(SdkError::service_error(error, ()))
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retryable_a_failed_condition_a_conflict_the_rest_refused() {
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+            "InternalServerError",
+            "ServiceUnavailable",
+            "TransactionInProgressException",
+        ] {
+            assert!(matches!(answered(code), StoreError::Unavailable(c) if c == code), "{code}");
+        }
+        assert!(matches!(answered("ConditionalCheckFailedException"), StoreError::Conflict));
+        assert!(
+            matches!(answered("ValidationException"), StoreError::Refused(m) if m == "ValidationException: said DynamoDB")
+        );
+    }
+}

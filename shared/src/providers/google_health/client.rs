@@ -174,6 +174,10 @@ impl OAuthClient for GoogleHealthClient {
         Ok(url.into())
     }
 
+    fn issuer(&self) -> Option<&str> {
+        Some(super::ISSUER)
+    }
+
     fn required_scopes(&self) -> &[&str] {
         &[ACTIVITY_SCOPE]
     }

@@ -24,6 +24,8 @@ pub const ACTIVITY_SCOPE: &str = "https://www.googleapis.com/auth/googlehealth.a
 /// Optional: reads the account's settings, of which StepSync uses the IANA time zone.
 pub const SETTINGS_SCOPE: &str = "https://www.googleapis.com/auth/googlehealth.settings.readonly";
 
+/// The issuer Google names in an authorization response's `iss` (RFC 9207).
+pub const ISSUER: &str = "https://accounts.google.com";
 pub const DEFAULT_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 pub const DEFAULT_REVOKE_URL: &str = "https://oauth2.googleapis.com/revoke";

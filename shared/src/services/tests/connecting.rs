@@ -6,6 +6,8 @@ use crate::domain::ConnectionStatus;
 use crate::events::SyncReason;
 use crate::ports::{EphemeralStore, ProviderError, StoreError};
 use crate::services::{Callback, CallbackQuery, ConsentStart};
+use crate::testing::Refusable;
+use crate::testing::SCRIPTED_ISSUER;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::ExposeSecret;
@@ -40,7 +42,7 @@ async fn comes_back_with(
     code: Option<&str>,
     error: Option<&str>,
 ) -> Result<Callback, ServiceError> {
-    let query = CallbackQuery { state: Some(&start.state_id), cookie: Some(&start.state_id), code, error };
+    let query = CallbackQuery { state: Some(&start.state_id), cookie: Some(&start.state_id), code, error, iss: None };
     w.connecting.callback(Provider::GoogleHealth, query).await
 }
 
@@ -110,7 +112,7 @@ async fn a_start_link_is_refused_when_expired_missing_for_another_provider_or_us
     // A ticket is not a consent state: sent straight to the callback (cookie and all), it is refused.
     let ticket = w.connecting.authorize(&alice, Provider::GoogleHealth, None).await.unwrap();
     let id = ticket_in(&ticket.url);
-    let query = CallbackQuery { state: Some(id), cookie: Some(id), code: Some("code-1"), error: None };
+    let query = CallbackQuery { state: Some(id), cookie: Some(id), code: Some("code-1"), error: None, iss: None };
     assert_eq!(
         refused(w.connecting.callback(Provider::GoogleHealth, query).await),
         r#"Invalid { field: "state", message: "is unknown or was already used; start connecting again" }"#
@@ -210,11 +212,12 @@ async fn a_callback_without_a_state_or_from_another_browser_is_refused_and_the_s
     let code = Some("code-1");
 
     let missing = w.connecting.callback(Provider::GoogleHealth, CallbackQuery { code, ..Default::default() }).await;
-    let empty = CallbackQuery { state: Some(""), cookie: Some(""), code, error: None };
+    let empty = CallbackQuery { state: Some(""), cookie: Some(""), code, error: None, iss: None };
     let empty = w.connecting.callback(Provider::GoogleHealth, empty).await;
-    let foreign = CallbackQuery { state: Some(&start.state_id), cookie: Some("someone-else"), code, error: None };
+    let foreign =
+        CallbackQuery { state: Some(&start.state_id), cookie: Some("someone-else"), code, error: None, iss: None };
     let foreign = w.connecting.callback(Provider::GoogleHealth, foreign).await;
-    let no_cookie = CallbackQuery { state: Some(&start.state_id), cookie: None, code, error: None };
+    let no_cookie = CallbackQuery { state: Some(&start.state_id), cookie: None, code, error: None, iss: None };
     let no_cookie = w.connecting.callback(Provider::GoogleHealth, no_cookie).await;
 
     assert_eq!(refused(missing), r#"Invalid { field: "state", message: "is missing" }"#);
@@ -239,6 +242,33 @@ async fn a_state_is_used_once() {
         r#"Invalid { field: "state", message: "is unknown or was already used; start connecting again" }"#
     );
     assert_eq!(w.oauth.exchanges().len(), 1);
+}
+
+/// RFC 9207: a response naming another issuer than the provider's came from somewhere else
+/// (a mix-up attack): its code is never exchanged, the state is used up. The provider's own
+/// issuer, or none (a provider that sends none), connects.
+#[tokio::test]
+async fn a_callback_naming_another_issuer_is_refused_before_any_exchange() {
+    fn with_iss<'a>(start: &'a ConsentStart, iss: Option<&'a str>) -> CallbackQuery<'a> {
+        CallbackQuery {
+            state: Some(&start.state_id),
+            cookie: Some(&start.state_id),
+            code: Some("code-1"),
+            error: None,
+            iss,
+        }
+    }
+    let w = World::new();
+    let start = started(&w).await;
+
+    let mixed_up = w.connecting.callback(Provider::GoogleHealth, with_iss(&start, Some("https://evil.test"))).await;
+
+    assert_eq!(mixed_up.unwrap(), sent_back("error", "provider_error"));
+    assert_eq!(w.oauth.exchanges().len(), 0, "no code was exchanged");
+    nothing_connected(&w).await;
+    let ours = started(&w).await;
+    let answer = w.connecting.callback(Provider::GoogleHealth, with_iss(&ours, Some(SCRIPTED_ISSUER))).await;
+    assert_eq!(answer.unwrap(), sent_back("connected", "google_health"));
 }
 
 #[tokio::test]
@@ -482,6 +512,7 @@ async fn an_account_passed_on_never_counts_the_previous_holders_days_again() {
         cookie: Some(&start.state_id),
         code: Some("code-b"),
         error: None,
+        iss: None,
     };
     assert_eq!(w.connecting.callback(Provider::GoogleHealth, query).await.unwrap().key, "connected");
     let bobs = w.connection(&bob, Provider::GoogleHealth).await.unwrap();
@@ -509,7 +540,7 @@ async fn a_reconnect_that_fails_to_save_keeps_the_old_account() {
     let alice = user("alice");
     w.connected(&alice, Provider::GoogleHealth, "g-old").await;
     let start = started(&w).await;
-    w.store.refuse_next_save(StoreError::Unavailable("throttled".into()));
+    w.store.refuse_next(Refusable::SaveConnection, StoreError::Unavailable("throttled".into()));
 
     let answer = comes_back(&w, &start, "code-1").await;
 

@@ -3,9 +3,11 @@
 
 use super::*;
 use crate::events::SyncReason;
+use crate::ports::StoreError;
 use crate::ports::{DataNotice, WebhookError, WebhookMessage};
 use crate::services::IntakeAnswer;
 use crate::services::intake::MAX_WEBHOOK_BODY;
+use crate::testing::Refusable;
 
 fn notice(account: &str, dates: &[&str]) -> DataNotice {
     DataNotice { account_id: account.into(), dates: dates.iter().map(|d| date(d)).collect(), deleted: false }
@@ -86,6 +88,23 @@ async fn a_notice_for_an_account_nobody_connected_is_ignored() {
 
     assert_eq!(answer, IntakeAnswer::Accepted { notices: 1, syncs: 0 });
     assert!(w.publisher.events().is_empty());
+}
+
+/// The store fails half-way through a notice (DynamoDB throttling the second claim): the
+/// provider is asked to retry, and the claim already taken goes back, so the retry asks for
+/// the sync instead of being swallowed by the coalescing.
+#[tokio::test]
+async fn when_the_store_fails_half_way_the_claims_taken_go_back() {
+    let w = World::new();
+    w.connected(&user("alice"), Provider::GoogleHealth, "g-alice").await;
+    w.store.refuse_after(Refusable::ClaimOnce, 1, StoreError::Unavailable("throttled".into()));
+
+    let first = w.notified(vec![notice("g-alice", &["2026-11-24", "2026-11-25"])]).await;
+    let retry = w.notified(vec![notice("g-alice", &["2026-11-24", "2026-11-25"])]).await.unwrap();
+
+    assert_eq!(refused(first), r#"Unavailable("the store is unavailable: throttled")"#);
+    assert_eq!(retry, IntakeAnswer::Accepted { notices: 1, syncs: 1 });
+    assert_eq!(w.sync_requests(), [webhook_sync("alice", "2026-11-24", "2026-11-25")]);
 }
 
 #[tokio::test]

@@ -4,9 +4,10 @@
 use super::*;
 use crate::domain::{ConnectionStatus, EncryptedTokens, FailureCode, shard_of};
 use crate::events::{StepsUpdated, SyncReason, SyncShard};
+use crate::ports::StoreError;
 use crate::ports::{ProviderError, WebhookMessage};
 use crate::services::{ManualSync, Standing, WorkerResult};
-use crate::testing::Gate;
+use crate::testing::{Gate, Refusable};
 use std::time::Instant;
 
 fn requested(who: &str, provider: Provider, reason: SyncReason) -> Event {
@@ -67,6 +68,30 @@ async fn a_sync_request_syncs_the_connection_and_counts_the_days() {
     assert_eq!(again, WorkerResult::Synced { changed: 0, unchanged: 2, rejected: 1 });
     assert_eq!(w.store.day(&alice, date("2026-11-24")).unwrap().total.get(), 5000);
     assert_eq!(w.last_attempt(&alice).await, Some(w.now()));
+}
+
+/// DynamoDB throttles the day's transaction: nothing is half written, the event goes back to
+/// Lambda for a retry, and the retry counts the day once.
+#[tokio::test]
+async fn a_throttled_commit_hands_the_event_back_and_its_retry_counts_the_day_once() {
+    let w = World::new();
+    let alice = user("alice");
+    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
+    w.join(&november, &alice).await;
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    *w.google.answer.lock().unwrap() = Ok(vec![steps("2026-11-24", 5000)]);
+    let event = requested("alice", Provider::GoogleHealth, SyncReason::Webhook);
+    w.store.refuse_next(Refusable::CommitDay, StoreError::Unavailable("ThrottlingException".into()));
+
+    let throttled = w.syncing.handle_event(event.clone(), None).await;
+
+    assert!(matches!(throttled, Err(crate::services::WorkerError::Retryable(_))), "{throttled:?}");
+    assert_eq!(w.store.day(&alice, date("2026-11-24")), None, "nothing half written");
+    assert_eq!(w.total(&november, &alice).await, (0, 0));
+    let retry = w.syncing.handle_event(event, None).await.unwrap();
+    assert_eq!(retry, WorkerResult::Synced { changed: 1, unchanged: 0, rejected: 0 });
+    assert_eq!(w.total(&november, &alice).await, (5000, 1));
+    assert_eq!(w.day_events().await.len(), 1, "one change, one event");
 }
 
 /// A walk the person deletes at the provider: the day comes back without it (or not at all)

@@ -113,6 +113,22 @@ async fn a_phone_source_turned_off_is_active_again_on_its_next_upload() {
 /// Alice's iPhone counted 9,000 for Nov 24; her iPad, which she carried only part of the day,
 /// uploads 3,000 for it later: the day stays 9,000 (never 12,000, never 3,000). Each device's
 /// own later reading replaces its earlier one; an older reading arriving late changes nothing.
+/// D+1 arrives before D (a late upload of an older day): the newest data date stays D+1, so
+/// the diagnosis never calls a phone that is syncing silent.
+#[tokio::test]
+async fn a_late_older_day_never_moves_the_newest_data_date_back() {
+    let w = World::new();
+    let alice = user("alice");
+
+    w.uploads.upload(&alice, from_iphone(vec![steps("2026-11-25", 3000)])).await.unwrap();
+    w.clock.advance(std::time::Duration::from_secs(2 * 3600));
+    w.uploads.upload(&alice, from_iphone(vec![steps("2026-11-24", 8000)])).await.unwrap();
+
+    let phone = w.connection(&alice, Provider::AppleHealth).await.unwrap();
+    assert_eq!(phone.last_data_date, Some(date("2026-11-25")));
+    assert_eq!(w.store.day(&alice, date("2026-11-24")).map(|d| d.total.get()), Some(8000), "the older day counts");
+}
+
 #[tokio::test]
 async fn two_devices_on_one_platform_never_add_up_or_lower_the_day() {
     let w = World::new();

@@ -116,6 +116,6 @@ async fn denying_the_form_redirects_with_access_denied_and_the_state() {
 
     assert_eq!(response.status(), 302);
     let location = response.headers()[header::LOCATION].to_str().unwrap();
-    assert_eq!(location, format!("{REDIRECT}?error=access_denied&state=st-42"));
+    assert_eq!(location, format!("{REDIRECT}?error=access_denied&state=st-42&iss=https%3A%2F%2Faccounts.google.com"));
     assert_eq!(fake.deny(&authorize_url(&fake, &challenge, &[ACTIVITY_SCOPE])), location);
 }
