@@ -165,7 +165,7 @@ impl Report {
         let _ = writeln!(o, "\n## 3. Requests per sync\n");
         let _ = writeln!(
             o,
-            "DynamoDB requests counted by `stepsync::aws::RequestCounter` (by `X-Amz-Target`), events published through the publisher port, fake Google Health calls, for one person in one challenge with a warm function (keyset cached). Minimum = what DESIGN.md / docs/DATA_MODEL.md allow.\n"
+            "DynamoDB requests counted by `stepsync::aws::RequestCounter` (by `X-Amz-Target`), events published through the publisher port, fake Google Health calls, for one person in one challenge with a warm function (keyset cached). Minimum = what docs/DATA_MODEL.md allows.\n"
         );
         let _ = writeln!(
             o,

@@ -19,7 +19,7 @@ const READS: [&str; 5] = ["GetItem", "BatchGetItem", "Query", "Scan", "TransactG
 const WRITES: [&str; 4] = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"];
 const TRANSACTIONS: &str = "TransactWriteItems";
 
-/// The least a scenario can cost by the design (DESIGN.md, docs/DATA_MODEL.md).
+/// The least a scenario can cost by the design (docs/DATA_MODEL.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct Minimum {
     pub operations: BTreeMap<String, u64>,
