@@ -33,6 +33,8 @@ pub struct Template {
     pub default_authorizer: Option<String>,
     /// `Parameters.*.Default`, the scalars as written (`15`, `"stepsync"`, `""`).
     pub parameter_defaults: BTreeMap<String, String>,
+    /// The names of `Globals.Function.Environment.Variables` (every function has them).
+    pub global_environment: Vec<String>,
 }
 
 /// One Lambda function.
@@ -45,6 +47,79 @@ pub struct Function {
     pub routes: Vec<Route>,
     /// The `Type` of each of its events, in the template's order (`HttpApi`, `SQS`, ...).
     pub event_types: Vec<String>,
+    /// What its IAM policy allows, one line per action (see [`Grant`]): its inline
+    /// `Policies`, or the policies of the role it names in `Role: !GetAtt {role}.Arn`.
+    pub grants: Vec<Grant>,
+    /// Managed policies named in `Policies` (SAM's policy templates or ARNs).
+    pub managed_policies: Vec<String>,
+    /// The names of its own environment variables (the globals' are in `Template`).
+    pub environment: Vec<String>,
+}
+
+/// One action an IAM statement allows, with its resource and condition written as the
+/// template writes them (tags kept: `!GetAtt StepsTable.Arn`), and the template condition
+/// that includes the statement (`!If [GoogleWebhookSecretSet, statement, AWS::NoValue]`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Grant {
+    pub action: String,
+    pub resource: String,
+    pub condition: Option<String>,
+    pub only_if: Option<String>,
+}
+
+impl std::fmt::Display for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(when) = &self.only_if {
+            write!(f, "(if {when}) ")?;
+        }
+        write!(f, "{} on {}", self.action, self.resource)?;
+        if let Some(condition) = &self.condition {
+            write!(f, " where {condition}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A node as written, compactly: `!Sub "x"` as `!Sub x`, lists as `[a, b]`, maps as `{k: v}`.
+fn written(node: &Value) -> String {
+    match node {
+        Value::Sequence(items) => format!("[{}]", items.iter().map(written).collect::<Vec<_>>().join(", ")),
+        Value::Mapping(map) => {
+            let pairs = map.iter().map(|(k, v)| format!("{}: {}", written(k), written(v)));
+            format!("{{{}}}", pairs.collect::<Vec<_>>().join(", "))
+        }
+        Value::Tagged(tagged) => format!("{} {}", tagged.tag, written(&tagged.value)),
+        Value::Null => "null".to_owned(),
+        other => scalar(other).unwrap_or_default(),
+    }
+}
+
+/// The grants of a policy document's statements (a statement under `!If` keeps its condition).
+fn grants(statements: &Value) -> Vec<Grant> {
+    let mut out = Vec::new();
+    for statement in statements.as_sequence().into_iter().flatten() {
+        let (statement, only_if) = match statement {
+            Value::Tagged(tagged) if tagged.tag == "If" => {
+                let branches = tagged.value.as_sequence().cloned().unwrap_or_default();
+                let when = branches.first().map(written);
+                (branches.get(1).cloned().unwrap_or(Value::Null), when)
+            }
+            other => (other.clone(), None),
+        };
+        let actions = match &statement["Action"] {
+            Value::Sequence(items) => items.iter().filter_map(scalar).collect(),
+            other => scalar(other).into_iter().collect::<Vec<_>>(),
+        };
+        for action in actions {
+            out.push(Grant {
+                action,
+                resource: written(&statement["Resource"]),
+                condition: statement.get("Condition").map(written),
+                only_if: only_if.clone(),
+            });
+        }
+    }
+    out
 }
 
 /// One `HttpApi` event: a route and whether the JWT authorizer guards it.
@@ -151,7 +226,7 @@ impl Template {
         for (id, resource) in resources {
             let id = text(id, "a resource's logical id")?;
             match resource["Type"].as_str() {
-                Some("AWS::Serverless::Function") => functions.push(Self::function(id, resource)?),
+                Some("AWS::Serverless::Function") => functions.push(Self::function(id, resource, &doc["Resources"])?),
                 Some("AWS::Serverless::HttpApi") => {
                     default_authorizer =
                         resource["Properties"]["Auth"]["DefaultAuthorizer"].as_str().map(str::to_owned);
@@ -175,10 +250,24 @@ impl Template {
             .flatten()
             .filter_map(|(name, parameter)| Some((name.as_str()?.to_owned(), scalar(&parameter["Default"])?)))
             .collect();
-        Ok(Self { table, functions, memory_mb, architecture, default_authorizer, parameter_defaults })
+        let global_environment = globals["Environment"]["Variables"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, _)| name.as_str().map(str::to_owned))
+            .collect();
+        Ok(Self {
+            table,
+            functions,
+            memory_mb,
+            architecture,
+            default_authorizer,
+            parameter_defaults,
+            global_environment,
+        })
     }
 
-    fn function(id: &str, resource: &Value) -> Result<Function, TemplateError> {
+    fn function(id: &str, resource: &Value, resources: &Value) -> Result<Function, TemplateError> {
         let binary = text(&resource["Metadata"]["BuildProperties"]["Binary"], &format!("{id}'s Binary"))?.to_owned();
         let mut routes = Vec::new();
         let mut event_types = Vec::new();
@@ -195,7 +284,37 @@ impl Template {
             }
             event_types.push(kind.to_owned());
         }
-        Ok(Function { logical_id: id.to_owned(), binary, routes, event_types })
+        let props = &resource["Properties"];
+        let (mut granted, mut managed_policies) = (Vec::new(), Vec::new());
+        for policy in props["Policies"].as_sequence().into_iter().flatten() {
+            match policy.get("Statement") {
+                Some(statements) => granted.extend(grants(statements)),
+                None => managed_policies.push(written(policy)),
+            }
+        }
+        if let Value::Tagged(role) = &props["Role"] {
+            let role_id = role.value.as_str().and_then(|r| r.strip_suffix(".Arn")).unwrap_or_default();
+            for policy in resources[role_id]["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+                granted.extend(grants(&policy["PolicyDocument"]["Statement"]));
+            }
+            let managed = &resources[role_id]["Properties"]["ManagedPolicyArns"];
+            managed_policies.extend(managed.as_sequence().into_iter().flatten().map(written));
+        }
+        let environment = props["Environment"]["Variables"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, _)| name.as_str().map(str::to_owned))
+            .collect();
+        Ok(Function {
+            logical_id: id.to_owned(),
+            binary,
+            routes,
+            event_types,
+            grants: granted,
+            managed_policies,
+            environment,
+        })
     }
 
     /// Every HttpApi route with the function that serves it.

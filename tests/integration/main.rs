@@ -20,6 +20,7 @@ mod log_capture;
 mod misfit;
 mod model;
 mod openapi;
+mod policies;
 mod store;
 mod sync_api;
 mod template;
