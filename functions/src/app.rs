@@ -63,7 +63,7 @@ impl App {
     ) -> Self {
         let ports = Ports::over(store, publisher, clock);
         let cipher: Arc<dyn TokenCipher> = match config.token_key() {
-            Some(key) => Arc::new(AesGcmTokenCipher::new(key)),
+            Some(key) => Arc::new(AesGcmTokenCipher::new(key).with_previous(config.previous_token_keys())),
             None => Arc::new(NoTokenKey),
         };
         let settings = Settings {

@@ -261,12 +261,14 @@ pub async fn store_connection(
 ) -> Result<(), DemoError> {
     let now = app.services.ports.clock.now();
     let existing = app.services.ports.connections.get_connection(user, provider).await.map_err(failed)?;
-    let sealed = tokens.map(|t| app.services.engine.cipher.encrypt(user, provider, t)).transpose().map_err(failed)?;
+    let version = existing.as_ref().map_or(1, |c| c.token_version + 1);
+    let cipher = &app.services.engine.cipher;
+    let sealed = tokens.map(|t| cipher.encrypt(user, provider, version, t)).transpose().map_err(failed)?;
     let connection = Connection {
         provider_user_id: tokens.map(|_| account.to_owned()),
         time_zone: Some(zone.to_owned()),
         tokens: sealed,
-        token_version: existing.as_ref().map_or(1, |c| c.token_version + 1),
+        token_version: version,
         next_sync_at: tokens.map(|_| now),
         last_success_at: silent_since,
         ..Connection::new(user.clone(), provider, silent_since.unwrap_or(now))

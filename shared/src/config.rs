@@ -48,7 +48,7 @@ impl Loads {
     pub fn secret_settings(self) -> Vec<&'static str> {
         let mut settings = Vec::new();
         if self.token_key {
-            settings.push("STEPSYNC_TOKEN_KEY");
+            settings.extend(["STEPSYNC_TOKEN_KEY", "STEPSYNC_TOKEN_KEY_PREVIOUS"]);
         }
         if self.providers.clients {
             settings.extend(["STEPSYNC_GOOGLE_CLIENT_SECRET", "STEPSYNC_MISFIT_CLIENT_SECRET"]);
@@ -69,6 +69,10 @@ pub struct Config {
     pub event_bus_name: String,
     /// `STEPSYNC_TOKEN_KEY`: base64 of the 32-byte token data key (when `loads.token_key`).
     pub token_key: Option<SecretBox<[u8; 32]>>,
+    /// `STEPSYNC_TOKEN_KEY_PREVIOUS`: comma-separated earlier token keys (a rotation in
+    /// progress): tokens they sealed still open, and are sealed again with the current key on
+    /// their next refresh.
+    pub previous_token_keys: Vec<SecretBox<[u8; 32]>>,
     /// `STEPSYNC_MAX_DAILY_STEPS` (default 100000).
     pub limits: StepLimits,
     /// `STEPSYNC_SYNC_WINDOW_DAYS` (default 7): the default pull window, in local days.
@@ -114,6 +118,7 @@ impl std::fmt::Debug for Config {
             .field("table_name", &self.table_name)
             .field("event_bus_name", &self.event_bus_name)
             .field("token_key", &"[REDACTED]")
+            .field("previous_token_keys", &format!("{} [REDACTED]", self.previous_token_keys.len()))
             .field("limits", &self.limits)
             .field("sync_window_days", &self.sync_window_days)
             .field("public_url", &self.public_url)
@@ -170,7 +175,18 @@ impl Config {
             loads,
             table_name: required("STEPSYNC_TABLE")?.to_owned(),
             event_bus_name: get("STEPSYNC_EVENT_BUS").unwrap_or("default").to_owned(),
-            token_key: if loads.token_key { Some(parse_key(required("STEPSYNC_TOKEN_KEY")?)?) } else { None },
+            token_key: if loads.token_key {
+                Some(parse_key("STEPSYNC_TOKEN_KEY", required("STEPSYNC_TOKEN_KEY")?)?)
+            } else {
+                None
+            },
+            previous_token_keys: match get("STEPSYNC_TOKEN_KEY_PREVIOUS") {
+                Some(keys) if loads.token_key => list(Some(keys))
+                    .iter()
+                    .map(|k| parse_key("STEPSYNC_TOKEN_KEY_PREVIOUS", k))
+                    .collect::<Result<_, _>>()?,
+                _ => Vec::new(),
+            },
             limits: StepLimits { max_daily_steps: number("STEPSYNC_MAX_DAILY_STEPS", 100_000)? },
             sync_window_days: number("STEPSYNC_SYNC_WINDOW_DAYS", 7)?.clamp(1, 90),
             backfill_days: number("STEPSYNC_BACKFILL_DAYS", 30)?.clamp(1, 366),
@@ -259,6 +275,10 @@ impl Config {
     pub fn token_key(&self) -> Option<&[u8; 32]> {
         self.token_key.as_ref().map(ExposeSecret::expose_secret)
     }
+
+    pub fn previous_token_keys(&self) -> impl Iterator<Item = &[u8; 32]> {
+        self.previous_token_keys.iter().map(ExposeSecret::expose_secret)
+    }
 }
 
 /// A comma-separated setting as a list (empty entries dropped).
@@ -266,12 +286,11 @@ fn list(raw: Option<&str>) -> Vec<String> {
     raw.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-fn parse_key(raw: &str) -> Result<SecretBox<[u8; 32]>, ConfigError> {
+fn parse_key(name: &'static str, raw: &str) -> Result<SecretBox<[u8; 32]>, ConfigError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(raw.trim())
-        .map_err(|_| ConfigError::new("STEPSYNC_TOKEN_KEY", "must be base64"))?;
-    let key: [u8; 32] =
-        bytes.try_into().map_err(|_| ConfigError::new("STEPSYNC_TOKEN_KEY", "must decode to exactly 32 bytes"))?;
+        .map_err(|_| ConfigError::new(name, "must be base64"))?;
+    let key: [u8; 32] = bytes.try_into().map_err(|_| ConfigError::new(name, "must decode to exactly 32 bytes"))?;
     Ok(SecretBox::new(Box::new(key)))
 }
 
@@ -281,6 +300,21 @@ mod tests {
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn previous_token_keys_are_read_with_the_key_and_named_when_wrong() {
+        let b64 = |byte: u8| base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+        let (current, old, older) = (b64(1), b64(2), b64(3));
+        let previous = format!("{old}, {older}");
+        let rotating =
+            [("STEPSYNC_TABLE", "t"), ("STEPSYNC_TOKEN_KEY", &current), ("STEPSYNC_TOKEN_KEY_PREVIOUS", &previous)];
+        let config = Config::loading(&vars(&rotating), Loads::CLIENTS).unwrap();
+        assert_eq!(config.previous_token_keys().map(|k| k[0]).collect::<Vec<_>>(), [2, 3]);
+        assert!(!format!("{config:?}").contains(&old), "never printed");
+        assert_eq!(Config::loading(&vars(&rotating), Loads::STORE_ONLY).unwrap().previous_token_keys().count(), 0);
+        let bad = [("STEPSYNC_TABLE", "t"), ("STEPSYNC_TOKEN_KEY", &current), ("STEPSYNC_TOKEN_KEY_PREVIOUS", "short")];
+        assert_eq!(Config::loading(&vars(&bad), Loads::CLIENTS).unwrap_err().name, "STEPSYNC_TOKEN_KEY_PREVIOUS");
     }
 
     #[test]

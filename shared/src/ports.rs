@@ -310,8 +310,22 @@ pub enum CipherError {
 
 /// Encrypts tokens before they reach the store, bound to the person and the provider.
 pub trait TokenCipher: Send + Sync {
-    fn encrypt(&self, user: &UserId, provider: Provider, tokens: &TokenSet) -> Result<EncryptedTokens, CipherError>;
-    fn decrypt(&self, user: &UserId, provider: Provider, tokens: &EncryptedTokens) -> Result<TokenSet, CipherError>;
+    /// Seals `tokens` for the connection `(user, provider)` at `token_version`, the version
+    /// they are stored with: they open for that connection and version only.
+    fn encrypt(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        token_version: u64,
+        tokens: &TokenSet,
+    ) -> Result<EncryptedTokens, CipherError>;
+    fn decrypt(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        token_version: u64,
+        tokens: &EncryptedTokens,
+    ) -> Result<TokenSet, CipherError>;
 }
 
 /// Why a provider call failed, and what that means for retrying.

@@ -34,6 +34,7 @@ on_dynoxide!(
     a_walk_deleted_at_google_leaves_the_day_and_the_leaderboard,
     twenty_duplicate_notifications_cause_one_provider_fetch,
     ten_concurrent_refreshes_make_one_token_call,
+    a_rotated_token_key_opens_old_tokens_and_seals_them_again_on_refresh,
     a_revoked_refresh_token_asks_the_person_to_reconnect,
     rate_limits_back_off_without_a_hot_loop,
     a_disconnect_during_a_sync_stays_disconnected,
@@ -603,6 +604,52 @@ async fn ten_concurrent_refreshes_make_one_token_call(env: TestEnv) {
     assert_eq!(connection.status, ConnectionStatus::Active, "no false reconnect_required");
     assert_eq!(connection.token_version, 2);
     w.assert_no_secret_logged(&[]).await;
+}
+
+/// The token key rotated without a flag day: the functions get the new key with the old one
+/// as previous; tokens sealed before still open, and the next refresh seals them with the new
+/// key, after which the old key can go.
+async fn a_rotated_token_key_opens_old_tokens_and_seals_them_again_on_refresh(env: TestEnv) {
+    let w = World::new(env).await;
+    assert_eq!(w.connect().await.status(), 302);
+    let base64 = |key: &[u8; 32]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key);
+    let (old, new) = ([42u8; 32], [43u8; 32]);
+    assert_eq!(base64(&old), harness::TEST_TOKEN_KEY, "the world seals with the test key");
+    let sealed_with =
+        |c: &stepsync::domain::Connection| c.tokens.as_ref().unwrap().0.split(':').nth(1).unwrap().to_owned();
+    assert_eq!(sealed_with(&w.connection().await.unwrap()), stepsync::crypto::key_id(&old));
+
+    let rotating = harness::app(
+        &w.env,
+        [
+            harness::google_vars(&w.fake),
+            vec![("STEPSYNC_TOKEN_KEY", base64(&new)), ("STEPSYNC_TOKEN_KEY_PREVIOUS", base64(&old))],
+        ]
+        .concat(),
+    );
+    w.fake.set_steps(&w.health_id, "2026-11-24", 4321);
+    w.env.clock.advance(Duration::from_secs(3600)); // the access token expired: a refresh
+    let event = serde_json::to_value(Event::SyncRequested(SyncRequested {
+        user: w.user.clone(),
+        provider: Provider::GoogleHealth,
+        reason: SyncReason::Schedule,
+        start: Some(date("2026-11-20")),
+        end: Some(date("2026-11-25")),
+    }))
+    .unwrap();
+    let synced = functions::sync_worker::handle(&rotating, event.clone()).await.unwrap();
+    assert!(matches!(synced, functions::sync_worker::WorkerResult::Synced { changed: 1, .. }), "{synced:?}");
+    let connection = w.connection().await.unwrap();
+    assert_eq!((connection.token_version, sealed_with(&connection)), (2, stepsync::crypto::key_id(&new)));
+
+    let rotated =
+        harness::app(&w.env, [harness::google_vars(&w.fake), vec![("STEPSYNC_TOKEN_KEY", base64(&new))]].concat());
+    let again = functions::sync_worker::handle(&rotated, event).await.unwrap();
+    assert!(
+        matches!(again, functions::sync_worker::WorkerResult::Synced { .. }),
+        "the old key is no longer needed: {again:?}"
+    );
+    assert_eq!(w.connection().await.unwrap().status, ConnectionStatus::Active);
 }
 
 async fn a_revoked_refresh_token_asks_the_person_to_reconnect(env: TestEnv) {

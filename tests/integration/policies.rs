@@ -24,6 +24,7 @@ fn loads_of(binary: &str) -> Loads {
 fn parameter_of(setting: &str) -> &'static str {
     match setting {
         "STEPSYNC_TOKEN_KEY" => "TokenKeyParameter",
+        "STEPSYNC_TOKEN_KEY_PREVIOUS" => "PreviousTokenKeyParameter",
         "STEPSYNC_GOOGLE_CLIENT_SECRET" => "GoogleClientSecretParameter",
         "STEPSYNC_MISFIT_CLIENT_SECRET" => "MisfitClientSecretParameter",
         "STEPSYNC_GOOGLE_WEBHOOK_SECRET" => "GoogleWebhookSecretParameter",
@@ -57,6 +58,7 @@ fn each_function_may_read_exactly_the_secrets_it_loads() {
             .flat_map(|g| {
                 let parameters = [
                     "TokenKeyParameter",
+                    "PreviousTokenKeyParameter",
                     "GoogleClientSecretParameter",
                     "MisfitClientSecretParameter",
                     "GoogleWebhookSecretParameter",
@@ -114,6 +116,7 @@ const SHORT_NAMES: &[(&str, &str)] = &[
     (
         "on the token key and client secrets",
         "on [!Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${TokenKeyParameter}, \
+         !If [RotatingTokenKey, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PreviousTokenKeyParameter}, !Ref AWS::NoValue], \
          !If [GoogleEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GoogleClientSecretParameter}, !Ref AWS::NoValue], \
          !If [MisfitEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${MisfitClientSecretParameter}, !Ref AWS::NoValue]]",
     ),

@@ -94,7 +94,7 @@ async fn stored_tokens_are_ciphertext_bound_to_their_owner(env: TestEnv) {
     let alice = user("alice");
     let mallory = user("mallory");
     env.store.create_connection(&Connection::new(alice.clone(), Provider::GoogleHealth, env.now())).await.unwrap();
-    let sealed = cipher.encrypt(&alice, Provider::GoogleHealth, &tokens("ya29.access-PLAINTEXT")).unwrap();
+    let sealed = cipher.encrypt(&alice, Provider::GoogleHealth, 1, &tokens("ya29.access-PLAINTEXT")).unwrap();
     let version = env.store.store_tokens(&alice, Provider::GoogleHealth, &sealed, 0).await.unwrap();
     assert_eq!(version, 1);
 
@@ -115,9 +115,9 @@ async fn stored_tokens_are_ciphertext_bound_to_their_owner(env: TestEnv) {
 
     let stored = env.store.get_connection(&alice, Provider::GoogleHealth).await.unwrap().unwrap();
     let sealed = stored.tokens.unwrap();
-    let opened = cipher.decrypt(&alice, Provider::GoogleHealth, &sealed).unwrap();
+    let opened = cipher.decrypt(&alice, Provider::GoogleHealth, stored.token_version, &sealed).unwrap();
     assert_eq!(opened.access_token.expose_secret(), "ya29.access-PLAINTEXT");
-    assert!(cipher.decrypt(&mallory, Provider::GoogleHealth, &sealed).is_err(), "decrypts as another user");
+    assert!(cipher.decrypt(&mallory, Provider::GoogleHealth, 1, &sealed).is_err(), "decrypts as another user");
 }
 
 async fn a_provider_account_feeds_one_person_only(env: TestEnv) {
@@ -189,8 +189,8 @@ async fn a_stale_token_write_never_overwrites_a_newer_one(env: TestEnv) {
     let alice = user("alice");
     let cipher = AesGcmTokenCipher::new(&[9u8; 32]);
     env.store.create_connection(&Connection::new(alice.clone(), Provider::GoogleHealth, env.now())).await.unwrap();
-    let first = cipher.encrypt(&alice, Provider::GoogleHealth, &tokens("first")).unwrap();
-    let second = cipher.encrypt(&alice, Provider::GoogleHealth, &tokens("second")).unwrap();
+    let first = cipher.encrypt(&alice, Provider::GoogleHealth, 1, &tokens("first")).unwrap();
+    let second = cipher.encrypt(&alice, Provider::GoogleHealth, 1, &tokens("second")).unwrap();
     assert_eq!(env.store.store_tokens(&alice, Provider::GoogleHealth, &first, 0).await.unwrap(), 1);
     let stale = env.store.store_tokens(&alice, Provider::GoogleHealth, &second, 0).await.unwrap_err();
     assert!(matches!(stale, StoreError::Conflict), "got {stale:?}");

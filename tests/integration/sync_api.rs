@@ -51,7 +51,7 @@ impl World {
             expires_at: self.env.now() + SignedDuration::from_hours(12),
             scope: Some(ACTIVITY_SCOPE.to_owned()),
         };
-        let sealed = self.app.services.engine.cipher.encrypt(user, Provider::GoogleHealth, &tokens).unwrap();
+        let sealed = self.app.services.engine.cipher.encrypt(user, Provider::GoogleHealth, 1, &tokens).unwrap();
         let connection = Connection {
             tokens: Some(sealed),
             token_version: 1,

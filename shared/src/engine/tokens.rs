@@ -92,8 +92,11 @@ impl SyncEngine {
         };
         match refreshed {
             Ok(fresh) => {
-                let sealed =
-                    self.cipher.encrypt(&latest.user, latest.provider, &fresh).map_err(|_| SyncError::Tokens)?;
+                // Stored as the next version (`store_tokens` moves it), and sealed for it.
+                let sealed = self
+                    .cipher
+                    .encrypt(&latest.user, latest.provider, latest.token_version + 1, &fresh)
+                    .map_err(|_| SyncError::Tokens)?;
                 match self.connections.store_tokens(&latest.user, latest.provider, &sealed, latest.token_version).await
                 {
                     Ok(version) => {
@@ -138,7 +141,7 @@ impl SyncEngine {
         connection
             .tokens
             .as_ref()
-            .map(|sealed| self.cipher.decrypt(&connection.user, connection.provider, sealed))
+            .map(|sealed| self.cipher.decrypt(&connection.user, connection.provider, connection.token_version, sealed))
             .transpose()
             .map_err(|_| SyncError::Tokens)
     }

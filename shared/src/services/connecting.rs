@@ -277,13 +277,14 @@ impl Connecting {
 
         let existing = self.ports.connections.get_connection(user, provider).await?;
         let replaced = existing.as_ref().and_then(|c| c.provider_user_id.clone()).filter(|a| *a != identity.account_id);
-        let sealed = self.cipher.encrypt(user, provider, &tokens).map_err(ServiceError::internal)?;
+        let version = existing.as_ref().map_or(1, |c| c.token_version + 1);
+        let sealed = self.cipher.encrypt(user, provider, version, &tokens).map_err(ServiceError::internal)?;
         let connection = Connection {
             status: ConnectionStatus::Active,
             provider_user_id: Some(identity.account_id.clone()),
             time_zone: identity.time_zone.clone().or_else(|| existing.as_ref().and_then(|c| c.time_zone.clone())),
             tokens: Some(sealed),
-            token_version: existing.as_ref().map_or(1, |c| c.token_version + 1),
+            token_version: version,
             created_at: existing.as_ref().map_or(now, |c| c.created_at),
             next_sync_at: Some(now),
             counts_from: claim.counts_from,
@@ -372,7 +373,7 @@ impl Connecting {
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("a {provider} connection")))?;
         if let (Some(revoker), Some(sealed)) = (self.providers.revoker(provider), existing.tokens.as_ref()) {
-            match self.cipher.decrypt(user, provider, sealed) {
+            match self.cipher.decrypt(user, provider, existing.token_version, sealed) {
                 Ok(tokens) => revoke_quietly(Some(revoker), &tokens).await,
                 Err(error) => tracing::warn!(%error, "disconnect: stored tokens unreadable; not revoked"),
             }

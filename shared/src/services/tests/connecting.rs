@@ -179,7 +179,7 @@ async fn a_callback_connects_with_encrypted_tokens_claims_the_account_and_asks_f
     assert_eq!((connection.token_version, connection.next_sync_at), (1, Some(w.now())));
     let sealed = connection.tokens.expect("tokens are stored");
     assert!(!sealed.0.contains("access-1"), "stored encrypted, never in clear");
-    let tokens = w.cipher.decrypt(&alice, Provider::GoogleHealth, &sealed).unwrap();
+    let tokens = w.cipher.decrypt(&alice, Provider::GoogleHealth, 1, &sealed).unwrap();
     assert_eq!(tokens.access_token.expose_secret(), "access-1");
     assert_eq!(w.owner(Provider::GoogleHealth, "g-alice").await, Some(alice.clone()));
     assert_eq!(

@@ -149,7 +149,7 @@ impl World {
     async fn connected_with(&self, user: &UserId, provider: Provider, account: &str, tokens: TokenSet) -> Connection {
         let connection = Connection {
             provider_user_id: Some(account.to_owned()),
-            tokens: Some(self.cipher.encrypt(user, provider, &tokens).unwrap()),
+            tokens: Some(self.cipher.encrypt(user, provider, 1, &tokens).unwrap()),
             token_version: 1,
             next_sync_at: Some(self.now()),
             ..Connection::new(user.clone(), provider, self.now())
