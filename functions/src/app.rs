@@ -81,6 +81,7 @@ impl App {
                 manual_deadline: Duration::from_millis(u64::from(config.manual_deadline_ms)),
             },
             coalesce: Duration::from_secs(u64::from(config.webhook_coalesce_seconds)),
+            uploads_per_minute: config.uploads_per_minute,
         };
         Self { services: Services::new(ports, cipher, providers, settings), config }
     }

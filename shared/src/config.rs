@@ -110,6 +110,9 @@ pub struct Config {
     pub manual_deadline_ms: u32,
     /// `STEPSYNC_WORKER_CONCURRENCY` (default 8): connections one worker syncs at once.
     pub worker_concurrency: u32,
+    /// `STEPSYNC_UPLOADS_PER_MINUTE` (default 12): phone uploads one person may send in a
+    /// minute, all their phones together; more are answered 429 with `Retry-After`.
+    pub uploads_per_minute: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -241,6 +244,7 @@ impl Config {
             manual_cooldown_seconds: number("STEPSYNC_MANUAL_COOLDOWN_SECONDS", 60)?,
             manual_deadline_ms: number("STEPSYNC_MANUAL_DEADLINE_MS", 8000)?,
             worker_concurrency: number("STEPSYNC_WORKER_CONCURRENCY", 8)?.clamp(1, 64),
+            uploads_per_minute: number("STEPSYNC_UPLOADS_PER_MINUTE", 12)?.max(1),
             google: match get("STEPSYNC_GOOGLE_CLIENT_ID") {
                 Some(id) => {
                     let defaults = GoogleHealthSettings {

@@ -266,6 +266,10 @@ pub trait EphemeralStore: Send + Sync {
     async fn claim_expiry(&self, key: &str) -> Result<Option<Timestamp>, StoreError>;
     /// Gives a claim back (its work could not be handed on), so a retry is not swallowed.
     async fn release_claim(&self, key: &str) -> Result<(), StoreError>;
+    /// Uses of `key` counted in the fixed window that ends at `window_end` (which names it).
+    async fn window_count(&self, key: &str, window_end: Timestamp) -> Result<u32, StoreError>;
+    /// Counts one use of `key` in the window that ends at `window_end`.
+    async fn count_in_window(&self, key: &str, window_end: Timestamp) -> Result<(), StoreError>;
 }
 
 /// Every store port at once: what one table (DynamoDB, or memory in tests) offers. Services

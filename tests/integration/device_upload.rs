@@ -13,6 +13,7 @@ on_both_backends!(
     phone_and_google_resolve_by_primary_or_maximum_and_the_leaderboard_stays_exact,
     bad_uploads_get_field_errors_and_mixed_uploads_keep_their_valid_days,
     an_installation_feeds_one_person_through_the_api,
+    a_person_uploading_too_often_is_told_when_to_send_again,
 );
 
 fn user() -> UserId {
@@ -207,4 +208,27 @@ async fn an_installation_feeds_one_person_through_the_api(env: TestEnv) {
     assert_eq!(body["applied"], json!([{"local_date": "2026-11-28", "steps": 500}]));
     assert_eq!(body["rejected"][0]["error"], "before_device_linked");
     assert_eq!(env.store.provider_account_owner(Provider::AppleHealth, &install).await.unwrap(), Some(bob));
+}
+
+/// Past the per-person rate (two a minute here), the API answers 429 with `Retry-After`, in the
+/// error shape every route uses, and the next minute's upload passes.
+async fn a_person_uploading_too_often_is_told_when_to_send_again(env: TestEnv) {
+    let app = harness::app(&env, vec![("STEPSYNC_UPLOADS_PER_MINUTE", "2".to_owned())]);
+    let walker = user();
+    let send = |steps: i64| {
+        let text = phone("iphone", &[("2026-11-24", steps)]).to_string();
+        let req = request_from_sample("device_upload.json", Some(&walker), |e| e["body"] = text.into());
+        functions::manual_sync::handle(&app, req)
+    };
+    assert_eq!(send(1000).await.status(), 200);
+    assert_eq!(send(2000).await.status(), 200);
+    let res = send(3000).await;
+    assert_eq!(res.status(), 429);
+    let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(body_json(&res)["error"]["code"], "too_many_requests");
+    let day = env.store.load_user_days(&walker, &[date("2026-11-24")]).await.unwrap().days[&date("2026-11-24")].clone();
+    assert_eq!(day.total.get(), 2000, "the refused upload changed nothing");
+    env.clock.advance(std::time::Duration::from_secs(60));
+    assert_eq!(send(3000).await.status(), 200);
 }

@@ -220,6 +220,7 @@ impl System {
                 manual_deadline: Duration::from_secs(8),
             },
             coalesce: Duration::from_secs(60),
+            uploads_per_minute: 12,
         };
         let cipher = Arc::new(AesGcmTokenCipher::new(&[3; 32]));
         let services = Services::new(ports, cipher, Providers::default().with_source(google.clone()), settings);

@@ -43,7 +43,7 @@ const OBSERVED: &[(&str, &str, &[u16], &str)] = &[
     ("POST", "/v1/sync", &[200, 202, 401, 429], "sync_api.rs"),
     ("GET", "/v1/sync/status", &[200, 401], "sync_api.rs"),
     ("GET", "/v1/steps", &[200, 400, 401], "sync_api.rs"),
-    ("POST", "/v1/steps/device-upload", &[200, 400], "device_upload.rs"),
+    ("POST", "/v1/steps/device-upload", &[200, 400, 409, 429], "device_upload.rs"),
     ("POST", "/v1/challenges", &[201, 400, 401, 403], "challenges_api.rs"),
     ("GET", "/v1/challenges", &[200, 401], "challenges_api.rs"),
     ("GET", "/v1/challenges/{id}", &[200, 401, 404], "challenges_api.rs"),

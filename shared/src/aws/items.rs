@@ -501,6 +501,12 @@ pub fn dedupe_pk(key: &str) -> String {
 }
 pub const DEDUPE_SK: &str = "DEDUPE";
 
+/// A fixed-window counter (uploads per person per minute): one item per key and window.
+pub fn rate_pk(key: &str, window_end: Timestamp) -> String {
+    format!("RATE#{key}#{}", window_end.as_second())
+}
+pub const RATE_SK: &str = "RATE";
+
 #[derive(Serialize, Deserialize)]
 pub struct OAuthStateItem {
     pub pk: String,

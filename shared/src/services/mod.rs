@@ -129,6 +129,8 @@ pub struct Settings {
     pub sync: SyncSettings,
     /// Duplicate webhook notices for one person and day within this window cause one sync.
     pub coalesce: Duration,
+    /// Phone uploads one person may send in a minute (all their phones together).
+    pub uploads_per_minute: u32,
 }
 
 /// Every use case, wired once over the same ports: what a function (or a test) serves from.
@@ -162,7 +164,11 @@ impl Services {
             },
             intake: WebhookIntake { ports: ports.clone(), providers, coalesce: settings.coalesce },
             syncing: Syncing { ports: ports.clone(), engine: engine.clone(), settings: settings.sync },
-            uploads: DeviceUploads { ports: ports.clone(), engine: engine.clone() },
+            uploads: DeviceUploads {
+                ports: ports.clone(),
+                engine: engine.clone(),
+                per_minute: settings.uploads_per_minute,
+            },
             engine,
             ports,
         }

@@ -52,10 +52,32 @@ pub struct UploadReport {
 pub struct DeviceUploads {
     pub ports: Ports,
     pub engine: Arc<SyncEngine>,
+    /// Uploads one person may send in a minute, all their phones together.
+    pub per_minute: u32,
 }
 
 impl DeviceUploads {
+    /// One person's phones may send `per_minute` uploads a minute that change days (a fixed
+    /// minute): a phone stuck in a loop, or a stolen token, cannot make us write without end.
+    /// Beyond it every upload is refused, 429 with the seconds until the next minute. The
+    /// check is one read; only an upload that changed something is counted (it writes anyway),
+    /// so re-sending unchanged days stays free of writes.
+    async fn rate_window(&self, user: &UserId) -> Result<(String, Timestamp), ServiceError> {
+        let now = self.ports.clock.now();
+        let window_end = Timestamp::from_second((now.as_second() / 60 + 1) * 60).map_err(ServiceError::internal)?;
+        let key = format!("upload#{user}");
+        if self.ports.ephemeral.window_count(&key, window_end).await? < self.per_minute {
+            return Ok((key, window_end));
+        }
+        let wait = window_end.as_second().saturating_sub(now.as_second()).max(1);
+        Err(ServiceError::TooSoon {
+            message: format!("too many uploads that changed your days this minute; send again in {wait} seconds"),
+            retry_after: std::time::Duration::from_secs(wait.unsigned_abs()),
+        })
+    }
+
     pub async fn upload(&self, user: &UserId, upload: DeviceUpload) -> Result<UploadReport, ServiceError> {
+        let (window_key, window_end) = self.rate_window(user).await?;
         let DeviceUpload { platform, install_id, observed_at, zone, tz, values, mut rejected } = upload;
         let now = self.ports.clock.now();
         // A phone's clock may run a little fast; a reading from later than that is refused.
@@ -110,6 +132,9 @@ impl DeviceUploads {
         // when something changed or it is more than an hour old (the 48-hour silence check
         // needs no finer grain).
         let stale = last_heard.is_none_or(|at| now.duration_since(at).as_secs() >= 3600);
+        if !report.changed.is_empty() {
+            self.ports.ephemeral.count_in_window(&window_key, window_end).await?;
+        }
         if !report.changed.is_empty() || stale {
             let record = SyncRecord {
                 attempted_at: Some(now),

@@ -28,6 +28,8 @@ struct State {
     oauth: HashMap<String, OAuthState>,
     snapshots: HashMap<(ChallengeId, UserId), Snapshot>,
     dedupe: HashMap<String, Timestamp>,
+    /// Fixed-window counters: (key, window end) → uses counted.
+    windows: HashMap<(String, Timestamp), u32>,
     writes: u64,
     /// The change stream: every committed day write, in commit order, not yet taken.
     stream: Vec<DayChange>,
@@ -498,6 +500,17 @@ impl EphemeralStore for InMemoryStore {
 
     async fn release_claim(&self, key: &str) -> Result<(), StoreError> {
         self.state.lock().unwrap().dedupe.remove(key);
+        Ok(())
+    }
+
+    async fn window_count(&self, key: &str, window_end: Timestamp) -> Result<u32, StoreError> {
+        Ok(self.state.lock().unwrap().windows.get(&(key.to_owned(), window_end)).copied().unwrap_or(0))
+    }
+
+    async fn count_in_window(&self, key: &str, window_end: Timestamp) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        state.writes += 1;
+        *state.windows.entry((key.to_owned(), window_end)).or_default() += 1;
         Ok(())
     }
 }

@@ -48,6 +48,27 @@ impl EphemeralStore for DynamoStore {
         Ok(seconds.and_then(|s| Timestamp::from_second(s).ok()))
     }
 
+    async fn window_count(&self, key_name: &str, window_end: Timestamp) -> Result<u32, StoreError> {
+        let Some(item) = self.get(rate_pk(key_name, window_end), RATE_SK).await? else { return Ok(0) };
+        let hits = item.get("hits").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
+        Ok(hits.unwrap_or(0))
+    }
+
+    async fn count_in_window(&self, key_name: &str, window_end: Timestamp) -> Result<(), StoreError> {
+        // One item per key and window; it expires with its window (TTL).
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(rate_pk(key_name, window_end), RATE_SK)))
+            .update_expression("ADD hits :one SET expires_at = :end")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":end", n(window_end.as_second()))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     async fn release_claim(&self, key_name: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()

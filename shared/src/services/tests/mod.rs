@@ -99,6 +99,7 @@ impl World {
                 manual_deadline: Duration::from_secs(8),
             },
             coalesce: Duration::from_secs(60),
+            uploads_per_minute: 12,
         };
         let Services { ports, engine, connecting, intake, syncing, uploads } =
             Services::new(ports, cipher.clone(), providers, settings);

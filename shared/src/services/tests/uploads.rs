@@ -113,6 +113,36 @@ async fn a_phone_source_turned_off_is_active_again_on_its_next_upload() {
 /// Alice's iPhone counted 9,000 for Nov 24; her iPad, which she carried only part of the day,
 /// uploads 3,000 for it later: the day stays 9,000 (never 12,000, never 3,000). Each device's
 /// own later reading replaces its earlier one; an older reading arriving late changes nothing.
+/// A phone stuck in a loop (or a stolen token) sends changing days again and again: twelve
+/// uploads that change something pass in a minute, then every upload is refused with the
+/// seconds to the next minute, and nothing more is written; unchanged re-uploads are never
+/// counted (they write nothing); the next minute passes again.
+#[tokio::test]
+async fn a_person_may_send_twelve_changing_uploads_a_minute_then_waits() {
+    let w = World::new();
+    let alice = user("alice");
+    let upload = |steps_today: i64| w.uploads.upload(&alice, from_iphone(vec![steps("2026-11-25", steps_today)]));
+
+    for i in 0..12 {
+        upload(1000 + i).await.unwrap();
+    }
+    let writes = w.store.writes();
+    let refused_upload = upload(5000).await;
+
+    assert_eq!(
+        refused(refused_upload),
+        r#"TooSoon { message: "too many uploads that changed your days this minute; send again in 60 seconds", retry_after: 60s }"#
+    );
+    assert_eq!(w.store.writes(), writes, "nothing written");
+    assert_eq!(w.store.day(&alice, date("2026-11-25")).map(|d| d.total.get()), Some(1011));
+    w.clock.advance(std::time::Duration::from_secs(60));
+    upload(5000).await.unwrap();
+    assert_eq!(w.store.day(&alice, date("2026-11-25")).map(|d| d.total.get()), Some(5000));
+    for _ in 0..20 {
+        upload(5000).await.expect("an unchanged re-upload is not counted");
+    }
+}
+
 /// D+1 arrives before D (a late upload of an older day): the newest data date stays D+1, so
 /// the diagnosis never calls a phone that is syncing silent.
 #[tokio::test]
