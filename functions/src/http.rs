@@ -266,9 +266,16 @@ fn json_problem(error: &serde_json::Error) -> String {
     format!("{what} (line {}, column {})", error.line(), error.column())
 }
 
-/// Parses a JSON body into `T`, with a 400 that says what is wrong.
+/// The largest JSON body any route takes (a phone's 31 days are about 2 KB): anything larger
+/// is refused before it is parsed. Webhooks have their own cap (`MAX_WEBHOOK_BODY`).
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// Parses a JSON body into `T`, with a 400 that says what is wrong; 413 past `MAX_JSON_BODY`.
 pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes = body_bytes(req);
+    if bytes.len() > MAX_JSON_BODY {
+        return Err(ApiError::TooLarge);
+    }
     if bytes.is_empty() {
         return Err(ApiError::BadRequest("a JSON body is required".into()));
     }

@@ -35,16 +35,16 @@ const PUBLIC_ROUTES: [(&str, &str); 5] = [
 
 /// The statuses the integration tests observe, route by route, and the tests that do.
 const OBSERVED: &[(&str, &str, &[u16], &str)] = &[
-    ("POST", "/v1/connections/{provider}/authorize", &[200, 400, 401], "google_health.rs, misfit.rs, sync_api.rs"),
+    ("POST", "/v1/connections/{provider}/authorize", &[200, 400, 401, 413], "google_health.rs, misfit.rs, sync_api.rs"),
     ("GET", "/oauth/{provider}/start", &[302, 400], "google_health.rs, misfit.rs, local_stack.rs"),
     ("GET", "/oauth/{provider}/callback", &[302, 400], "google_health.rs, misfit.rs"),
     ("DELETE", "/v1/connections/{provider}", &[204, 401, 404], "google_health.rs, sync_api.rs"),
     ("POST", "/webhooks/{provider}", &[200, 201, 204, 400, 401, 413], "google_health.rs, misfit.rs"),
-    ("POST", "/v1/sync", &[200, 202, 401, 429], "sync_api.rs"),
+    ("POST", "/v1/sync", &[200, 202, 401, 413, 429], "sync_api.rs"),
     ("GET", "/v1/sync/status", &[200, 401], "sync_api.rs"),
     ("GET", "/v1/steps", &[200, 400, 401], "sync_api.rs"),
-    ("POST", "/v1/steps/device-upload", &[200, 400, 409, 429], "device_upload.rs"),
-    ("POST", "/v1/challenges", &[201, 400, 401, 403], "challenges_api.rs"),
+    ("POST", "/v1/steps/device-upload", &[200, 400, 409, 413, 429], "device_upload.rs"),
+    ("POST", "/v1/challenges", &[201, 400, 401, 403, 413], "challenges_api.rs"),
     ("GET", "/v1/challenges", &[200, 401], "challenges_api.rs"),
     ("GET", "/v1/challenges/{id}", &[200, 401, 404], "challenges_api.rs"),
     ("POST", "/v1/challenges/{id}/join", &[200, 401, 404, 409], "challenges_api.rs"),

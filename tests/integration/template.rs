@@ -239,3 +239,34 @@ async fn every_sample_event_gets_its_exact_answer_from_its_handler() {
     let listed: BTreeSet<String> = answers.iter().map(|(sample, _)| sample.to_string()).collect();
     assert_eq!(seen, listed, "every listed sample exists in events/");
 }
+
+/// Every route that takes a body refuses one past its cap with 413 before parsing it: the JSON
+/// routes at `MAX_JSON_BODY`, the webhooks at `MAX_WEBHOOK_BODY`.
+#[tokio::test]
+async fn every_route_with_a_body_refuses_an_oversized_one_before_parsing() {
+    let env = TestEnv::new(Backend::Dynoxide).await;
+    let (app, _google) = app_with_google(&env).await;
+    let json_cap = functions::http::MAX_JSON_BODY;
+    let webhook_cap = stepsync::services::intake::MAX_WEBHOOK_BODY;
+    let samples = [
+        ("oauth_authorize.json", json_cap),
+        ("sync_now.json", json_cap),
+        ("device_upload.json", json_cap),
+        ("challenges_create.json", json_cap),
+        ("webhook_google_health_notification.json", webhook_cap),
+    ];
+    for (name, cap) in samples {
+        let path = stepsync_local::workspace_root().join("events").join(name);
+        let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        // Valid JSON, one byte over the cap: only the size can refuse it.
+        let padding = "x".repeat(cap);
+        event["body"] = serde_json::json!({"padding": padding}).to_string().into();
+        let route = event["routeKey"].as_str().unwrap().to_owned();
+        let (method, path) = route.split_once(' ').unwrap();
+        let binary = template_routes().into_iter().find(|(_, m, p)| m == method && p == path).unwrap().0;
+        let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let res = dispatch(&app, &binary, req).await;
+        assert_eq!(res.status(), 413, "{name}: {}", body_json(&res));
+        assert_eq!(body_json(&res)["error"]["code"], "too_large", "{name}");
+    }
+}
