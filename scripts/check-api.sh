@@ -86,6 +86,8 @@ status=0
 if [ "$status" -eq 0 ]; then
   echo "check-api: docs/openapi.yaml holds against the local stack ($((SECONDS - start)) s)" >&2
 else
+  echo "check-api: the local stack's last log lines (warnings and errors):" >&2
+  tail -n 40 "$work/stack.log" >&2
   echo "check-api: FAILED: the handlers and docs/openapi.yaml disagree (see above); fix the contract or the handler" >&2
 fi
 exit "$status"
