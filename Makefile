@@ -29,10 +29,11 @@ test:
 	./scripts/check-api.sh
 	cargo test --workspace --no-fail-fast
 
-# Part of `make test`: compile every test target, and the local stack that check-api.sh fuzzes.
+# Part of `make test`: compile every test target, and the local stack that check-api.sh fuzzes
+# (`--workspace`: with the features the test build resolved, so only the binary is left to link).
 test-build:
 	cargo test --workspace --no-run
-	cargo build -p stepsync-local --bin stepsync-local
+	cargo build --workspace --bin stepsync-local
 
 ## The project-local virtualenvs: moto, cfn-lint, SAM CLI and schemathesis (requirements-dev.txt);
 ## checkov (requirements-checkov.txt).

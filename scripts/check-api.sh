@@ -17,8 +17,8 @@ root=$PWD
 
 if [ "${CHECK_API_ISOLATED:-}" != 1 ]; then
   ./scripts/setup-venv.sh
-  # A no-op after `make test`'s build step.
-  cargo build --quiet -p stepsync-local --bin stepsync-local
+  # A no-op after `make test`'s build step (the same command: the workspace's features).
+  cargo build --quiet --workspace --bin stepsync-local
   if unshare --net --map-root-user true 2>/dev/null && command -v ip >/dev/null; then
     exec unshare --net --map-root-user env CHECK_API_ISOLATED=1 "$root/scripts/check-api.sh" "$@"
   fi
