@@ -573,8 +573,11 @@ async fn twenty_duplicate_notifications_cause_one_provider_fetch(env: TestEnv) {
     w.fake.set_steps(&w.health_id, "2026-11-24", 7777);
     let body = Notification::upsert(&w.health_id, ["2026-11-24"]).body();
     let signature = w.fake.sign(&body);
-    for _ in 0..20 {
-        assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &signature)]).await.status(), 204);
+    // All twenty at the same moment: the coalescing claim is one conditional put each.
+    let headers = [("x-healthapi-signature", signature.as_str())];
+    let notices = (0..20).map(|_| w.webhook(&body, &headers));
+    for answer in futures::future::join_all(notices).await {
+        assert_eq!(answer.status(), 204);
     }
     w.fake.reset_calls();
     assert_eq!(w.run_sync_requests(&mut ran).await, 1);
