@@ -219,6 +219,8 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
             "dynamodb:PutItem on table",
             "dynamodb:UpdateItem on table",
             "dynamodb:DeleteItem on table",
+            "dynamodb:Query on table",
+            "dynamodb:BatchWriteItem on table",
             "events:PutEvents on bus",
             "ssm:GetParameters on the token key and client secrets",
             "kms:Decrypt on key via ssm",

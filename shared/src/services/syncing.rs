@@ -202,7 +202,16 @@ impl Syncing {
     async fn sync_shard(&self, shard: &SyncShard, stop_at: Option<Instant>) -> Result<WorkerResult, WorkerError> {
         let lease = format!("sweep#{}", shard.shard);
         let now = self.ports.clock.now();
-        if !self.ports.ephemeral.claim_once(&lease, now, SHARD_SWEEP_LEASE).await.map_err(retryable)? {
+        let claimed = match self.ports.ephemeral.claim_once(&lease, now, SHARD_SWEEP_LEASE).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                // It may have been taken all the same (a timeout after the write): give it back,
+                // or the retry of this event would skip the shard until the claim ran out.
+                let _ = self.ports.ephemeral.release_claim(&lease).await;
+                return Err(retryable(error));
+            }
+        };
+        if !claimed {
             tracing::info!(shard = shard.shard, "shard already being swept: this delivery skips it");
             return Ok(WorkerResult::Skipped { why: format!("shard {} is being swept already", shard.shard) });
         }
