@@ -472,16 +472,7 @@ async fn two_installs_of_one_platform_are_kept_apart_through_the_store(env: Test
     let walker = user();
     let month = env.challenge("2026-11-01", "2026-11-30").await;
     env.challenges().join(&month, &walker, env.now()).await.unwrap();
-    let upload = |install: &'static str, steps: i64, observed: i64| {
-        let (env, walker) = (&env, walker.clone());
-        async move {
-            let values = [value("2026-11-24", steps, Some(observed))];
-            env.engine
-                .apply_from_install(&walker, Provider::AppleHealth, install, &TimeZone::UTC, &values)
-                .await
-                .unwrap()
-        }
-    };
+    let upload = |install, steps, observed| from_install(&env, &walker, install, steps, observed);
     upload("iphone", 9000, 100).await;
     upload("ipad", 3000, 200).await;
     let days = env.store.load_user_days(&walker, &[date("2026-11-24")]).await.unwrap().days;
@@ -493,6 +484,18 @@ async fn two_installs_of_one_platform_are_kept_apart_through_the_store(env: Test
     assert_eq!(assert_exact(&env, &month, &walker).await, ParticipantTotals { total: 9400, days: 1 });
 }
 
+/// What one app installation read for Nov 24 (its steps, when it read them), applied.
+async fn from_install(
+    env: &TestEnv,
+    walker: &UserId,
+    install: &str,
+    steps: i64,
+    observed: i64,
+) -> stepsync::engine::ApplyReport {
+    let values = [value("2026-11-24", steps, Some(observed))];
+    env.engine.apply_from_install(walker, Provider::AppleHealth, install, &TimeZone::UTC, &values).await.unwrap()
+}
+
 /// An iPhone and an iPad upload the same day at the same moment, again and again, each with
 /// rising readings: whatever the interleaving (version conflicts retried), the day ends at the
 /// larger of the two devices' latest readings, never a sum, and the challenge total matches.
@@ -500,16 +503,7 @@ async fn two_phones_uploading_at_the_same_moment_end_at_the_larger_latest_readin
     let walker = user();
     let month = env.challenge("2026-11-01", "2026-11-30").await;
     env.challenges().join(&month, &walker, env.now()).await.unwrap();
-    let upload = |install: &'static str, steps: i64, observed: i64| {
-        let (env, walker) = (&env, walker.clone());
-        async move {
-            let values = [value("2026-11-24", steps, Some(observed))];
-            env.engine
-                .apply_from_install(&walker, Provider::AppleHealth, install, &TimeZone::UTC, &values)
-                .await
-                .unwrap()
-        }
-    };
+    let upload = |install, steps, observed| from_install(&env, &walker, install, steps, observed);
     let rounds = (1..=10).flat_map(|i| [upload("iphone", 1000 * i, i), upload("ipad", 900 * i + 50, i)]);
     futures::future::join_all(rounds).await;
 
