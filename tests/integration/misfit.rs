@@ -34,7 +34,8 @@ struct World {
 impl World {
     async fn new(env: TestEnv) -> Self {
         let fake = FakeMisfit::start().await;
-        let mut sns = FakeSns::start().await;
+        // The fake dates its messages by the test's clock, as the app's verifier does.
+        let mut sns = FakeSns::start_with_clock(env.clock.clone()).await;
         // Messages name an https host, as real SNS does; the app maps it to the loopback fake.
         sns.advertise_as("https://sns.fake.test");
         let app = harness::app(

@@ -1,7 +1,7 @@
 //! A fake Amazon SNS on loopback, as Misfit uses it for notifications, for tests and the local
-//! stack: messages signed per SNS SignatureVersion 1 with a certificate it serves, delivery to
-//! subscribers as SNS posts them, and a `ConfirmSubscription` endpoint. Faithful to Amazon SNS's
-//! documented HTTP(S) delivery and message formats.
+//! stack: messages signed per SNS SignatureVersion 1 with a certificate it serves, dated by the
+//! clock it is given, delivery to subscribers as SNS posts them, and a `ConfirmSubscription`
+//! endpoint. Faithful to Amazon SNS's documented HTTP(S) delivery and message formats.
 
 mod api;
 mod signing;
@@ -11,14 +11,15 @@ mod tests;
 mod wire;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::header;
-use jiff::Timestamp;
 use rsa::pkcs1v15::SigningKey;
 use serde::Serialize;
 use serde_json::Value;
 use sha1::Sha1;
+use stepsync::clock::{Clock, SystemClock};
 
 use super::common::{status_or_zero, subscriber_client};
 use super::misfit::{MisfitEvent, notification_message};
@@ -37,24 +38,37 @@ pub struct FakeSns {
     public_base: Option<String>,
     host: String,
     signing_key: SigningKey<Sha1>,
+    /// What "now" is for `Timestamp` and the certificate's validity: the clock of the app the
+    /// messages are for, so that a verifier's freshness check sees them as just sent.
+    clock: Arc<dyn Clock>,
     http: reqwest::Client,
     server: FakeServer<SnsState>,
 }
 
 impl FakeSns {
-    /// Makes a key and certificate and serves on an ephemeral loopback port.
+    /// Makes a key and certificate and serves on an ephemeral loopback port, dating messages
+    /// by the machine's clock.
     ///
     /// # Panics
     /// If loopback cannot be bound or the key cannot be made: a broken test machine.
     pub async fn start() -> Self {
-        Self::start_on_port(0).await.unwrap_or_else(|e| panic!("fake SNS: {e}"))
+        Self::start_with_clock(Arc::new(SystemClock)).await
     }
 
-    /// Serves on `port` (0: any free port), for the local stack where the URL must be stable.
-    pub async fn start_on_port(port: u16) -> Result<Self, FakeError> {
+    /// As [`FakeSns::start`], dating messages by `clock`: give it the clock of the app under
+    /// test (a test's `FixedClock`), whose verifier refuses messages far from its "now".
+    ///
+    /// # Panics
+    /// If loopback cannot be bound or the key cannot be made: a broken test machine.
+    pub async fn start_with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self::start_on_port(0, clock).await.unwrap_or_else(|e| panic!("fake SNS: {e}"))
+    }
+
+    /// Serves on `port` (0: any free port), dating messages by `clock`.
+    pub async fn start_on_port(port: u16, clock: Arc<dyn Clock>) -> Result<Self, FakeError> {
         // RSA key generation takes a while: keep it off the runtime's threads.
         let key = tokio::task::spawn_blocking(new_rsa_key).await.map_err(|e| FakeError::Key(e.to_string()))??;
-        let cert_pem = self_signed_pem(&key)?;
+        let cert_pem = self_signed_pem(&key, clock.now())?;
         // SNS gives up on a subscriber that takes longer than 15 s to answer.
         let http = subscriber_client(Duration::from_secs(15))
             .user_agent("Amazon Simple Notification Service Agent")
@@ -66,6 +80,7 @@ impl FakeSns {
             public_base: None,
             host: format!("127.0.0.1:{}", server.port()),
             signing_key: SigningKey::new(key),
+            clock,
             http,
             server,
         })
@@ -134,7 +149,7 @@ impl FakeSns {
             message: format!(
                 "You have chosen to subscribe to the topic {topic_arn}.\nTo confirm the subscription, visit the SubscribeURL included in this message."
             ),
-            timestamp: sns_timestamp(Timestamp::now()),
+            timestamp: sns_timestamp(self.clock.now()),
             signature_version: "1",
             signing_cert_url: self.cert_url(),
             signature: String::new(),
@@ -151,7 +166,7 @@ impl FakeSns {
             message_id: random_uuid(),
             topic_arn: topic_arn.to_owned(),
             message: notification_message(events),
-            timestamp: sns_timestamp(Timestamp::now()),
+            timestamp: sns_timestamp(self.clock.now()),
             signature_version: "1",
             signing_cert_url: self.cert_url(),
             signature: String::new(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use jiff::Timestamp;
 use rand::Rng;
 use rsa::RsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
@@ -30,15 +31,15 @@ pub(super) fn new_rsa_key() -> Result<RsaPrivateKey, FakeError> {
     RsaPrivateKey::new(&mut rsa::rand_core::OsRng, RSA_BITS).map_err(|e| FakeError::Key(e.to_string()))
 }
 
-/// A self-signed certificate for `key` (sha256WithRSAEncryption, like SNS's own), as PEM.
-pub(super) fn self_signed_pem(key: &RsaPrivateKey) -> Result<String, FakeError> {
+/// A self-signed certificate for `key` (sha256WithRSAEncryption, like SNS's own), as PEM,
+/// valid around `now`.
+pub(super) fn self_signed_pem(key: &RsaPrivateKey, now: Timestamp) -> Result<String, FakeError> {
     let broken = |e: &dyn std::fmt::Display| FakeError::Certificate(e.to_string());
     let issuer = SigningKey::<Sha256>::new(key.clone());
     let public_key = SubjectPublicKeyInfoOwned::from_key(key.to_public_key()).map_err(|e| broken(&e))?;
     let serial = SerialNumber::from(rand::rng().random::<u32>() | 1);
-    // Valid from a month ago, as a real signing certificate is: tests run on clocks that
-    // lag the machine's.
-    let now = std::time::SystemTime::now();
+    // Valid from a month before the fake's "now", as a real signing certificate is.
+    let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(now.as_second()).unwrap_or(0));
     let month = Duration::from_secs(30 * 24 * 3600);
     let validity = Validity {
         not_before: x509_cert::time::Time::try_from(now - month).map_err(|e| broken(&e))?,

@@ -10,6 +10,7 @@ use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
 use serde_json::{Value, json};
+use stepsync::testing::FixedClock;
 use x509_cert::Certificate;
 use x509_cert::der::{DecodePem, Encode};
 
@@ -160,6 +161,23 @@ async fn a_notification_has_the_fixtures_shape_and_verifies_with_the_served_cert
         assert!(!verifies(&pem, &with_field(&body, key, "changed")), "{key} changed");
     }
     assert!(!verifies(&pem, &with_field(&body, "Subject", "added")));
+}
+
+#[tokio::test]
+async fn messages_and_the_certificate_are_dated_by_the_clock_the_fake_was_given() {
+    let clock = Arc::new(FixedClock::at("2026-11-25T18:00:00Z"));
+    let sns = FakeSns::start_with_clock(clock.clone()).await;
+
+    let notification: Value = serde_json::from_str(&sns.notification(TOPIC, &[fixture_event()])).unwrap();
+    clock.advance(Duration::from_secs(90));
+    let confirmation: Value = serde_json::from_str(&sns.subscription_confirmation(TOPIC)).unwrap();
+
+    assert_eq!(notification["Timestamp"], "2026-11-25T18:00:00.000Z");
+    assert_eq!(confirmation["Timestamp"], "2026-11-25T18:01:30.000Z");
+    let validity = Certificate::from_pem(sns.cert_pem().as_bytes()).unwrap().tbs_certificate.validity;
+    let at = |time: x509_cert::time::Time| Timestamp::from_second(time.to_unix_duration().as_secs() as i64).unwrap();
+    let now: Timestamp = "2026-11-25T18:01:30Z".parse().unwrap();
+    assert!(at(validity.not_before) < now && now < at(validity.not_after), "valid at the fake's now");
 }
 
 #[tokio::test]
