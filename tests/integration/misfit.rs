@@ -198,6 +198,11 @@ async fn forged_and_foreign_sns_messages_are_refused_and_nothing_is_fetched(env:
         "SubscribeURL off the allow-list"
     );
 
+    // A genuine message, delivered again after SNS's retries would have ended: a replay.
+    let replayed = w.sns.notification(TOPIC, &[w.event(EventAction::Updated)]);
+    w.env.clock.advance(std::time::Duration::from_secs(3601));
+    assert_eq!(w.deliver(&replayed, "Notification").await, 401, "replayed after an hour");
+
     assert!(w.sns.confirmed().is_empty(), "nothing confirmed");
     assert!(w.sns.calls("cert") <= certs + 1, "at most the one allowed certificate was fetched");
     let new: Vec<_> = w.env.publisher.events()[published..].to_vec();

@@ -62,7 +62,10 @@ pub(super) struct SnsMessage {
     pub message: String,
     pub message_id: String,
     pub subject: Option<String>,
+    /// `Timestamp` as sent: the signature covers these exact characters.
     pub timestamp: String,
+    /// `Timestamp` read: when SNS published the message (retries keep it).
+    pub sent_at: Timestamp,
     pub topic_arn: String,
     /// Present for both confirmations.
     pub subscribe_url: Option<String>,
@@ -120,13 +123,19 @@ impl SnsMessage {
         if confirmation && raw.token.is_none() {
             return Err(missing("Token"));
         }
+        let timestamp = raw.timestamp.ok_or_else(|| missing("Timestamp"))?;
+        let sent_at = timestamp
+            .trim()
+            .parse::<Timestamp>()
+            .map_err(|_| WebhookError::Malformed("the SNS message's Timestamp is unreadable".into()))?;
         Ok(Self {
             kind,
             message: raw.message.ok_or_else(|| missing("Message"))?,
             message_id: raw.message_id.ok_or_else(|| missing("MessageId"))?,
             // Only a notification's subject is signed.
             subject: raw.subject.filter(|_| !confirmation),
-            timestamp: raw.timestamp.ok_or_else(|| missing("Timestamp"))?,
+            timestamp,
+            sent_at,
             topic_arn: raw.topic_arn.ok_or_else(|| missing("TopicArn"))?,
             subscribe_url: raw.subscribe_url,
             token: raw.token,

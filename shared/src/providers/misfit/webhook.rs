@@ -1,8 +1,8 @@
 //! `MisfitWebhooks`: Misfit's notifications arrive as Amazon SNS messages. Every URL a
 //! message names is checked against the allow-list before anything is fetched; then the
-//! signature is verified with the certificate from `SigningCertURL`; then a confirmation is
-//! confirmed, or a notification's changes become notices: whose data changed and around which
-//! dates.
+//! signature is verified with the certificate from `SigningCertURL`, and the signed
+//! `Timestamp` must be within the hour; then a confirmation is confirmed, or a notification's
+//! changes become notices: whose data changed and around which dates.
 
 use super::sns::{CertCache, MessageKind, SnsMessage, SnsUrls};
 use super::{MisfitSettings, SetupError, http_client};
@@ -12,8 +12,8 @@ use crate::ports::{DataNotice, WebhookError, WebhookMessage, WebhookVerifier};
 use crate::providers::http::{HttpFailure, read_limited};
 use crate::providers::webhook::{header, json_items, malformed_item, merge_notice, refuse_unless_small_post};
 use async_trait::async_trait;
-use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
+use jiff::{SignedDuration, Timestamp};
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 use serde_json::Value;
@@ -26,6 +26,11 @@ const MESSAGE_TYPE_HEADER: &str = "x-amz-sns-message-type";
 const MAX_CONFIRMATION_BYTES: usize = 64 * 1024;
 /// SNS wants an answer within 15 s and a confirmation may need two fetches: each gets this.
 const MAX_FETCH_TIME: Duration = Duration::from_secs(5);
+/// SNS retries an HTTP(S) delivery for an hour at most (a hard limit of its delivery
+/// policies) and every retry keeps the message's `Timestamp`: anything older is a replay.
+const MAX_MESSAGE_AGE: SignedDuration = SignedDuration::from_hours(1);
+/// How far ahead of this function's clock SNS's may run.
+const MAX_CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
 
 /// The Misfit adapter behind `WebhookVerifier`. Build it once and share it: it holds one
 /// connection pool and the cached SNS certificates.
@@ -85,9 +90,7 @@ impl WebhookVerifier for MisfitWebhooks {
         body: &[u8],
     ) -> Result<WebhookMessage, WebhookError> {
         refuse_unless_small_post(method, body, self.max_body_bytes, || "SNS messages are POSTs".into())?;
-        // SNS signs fields, not bytes: the body must be read to know what to verify. No
-        // freshness check on `Timestamp`: a replayed message only makes the sync re-read days
-        // (or confirm a subscription again), and SNS itself retries for hours.
+        // SNS signs fields, not bytes: the body must be read to know what to verify.
         let message = SnsMessage::parse(body)?;
         if header(headers, &[MESSAGE_TYPE_HEADER]).is_some_and(|kind| kind.trim() != message.kind.as_str()) {
             return Err(WebhookError::Malformed("the message type header and the body disagree".into()));
@@ -106,8 +109,15 @@ impl WebhookVerifier for MisfitWebhooks {
         };
 
         let cert = self.certs.signing_cert(&cert_url).await?;
-        if !cert.is_valid_at(self.clock.now()) || !cert.verifies(message.canonical().as_bytes(), &message.signature) {
+        let now = self.clock.now();
+        if !cert.is_valid_at(now) || !cert.verifies(message.canonical().as_bytes(), &message.signature) {
             return Err(WebhookError::BadSignature);
+        }
+        // Only a verified `Timestamp` is believed. An old message, validly signed, would
+        // otherwise confirm a subscription again or make someone's days be re-read at will.
+        let age = now.duration_since(message.sent_at);
+        if age > MAX_MESSAGE_AGE || age < -MAX_CLOCK_SKEW {
+            return Err(WebhookError::Stale);
         }
 
         match (message.kind, subscribe_url) {
@@ -193,6 +203,11 @@ mod tests {
     use x509_cert::time::{Time, Validity};
 
     const OWNER: &str = "51a4189acf12e53f80000001";
+    /// The verifier's "now": ten minutes after the notification fixture was sent, half an hour
+    /// after the confirmation fixture.
+    const NOW: &str = "2026-11-23T18:30:00Z";
+    /// When the messages signed with the test key were sent.
+    const SENT: &str = "2026-11-23T18:25:00.000Z";
     const FIXTURE_CERT_PATH: &str = "/SimpleNotificationService-fixture.pem";
     const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:misfit-fixture";
 
@@ -244,11 +259,15 @@ mod tests {
     }
 
     fn own_notification(message: &str) -> Vec<u8> {
+        own_notification_sent_at(message, SENT)
+    }
+
+    fn own_notification_sent_at(message: &str, timestamp: &str) -> Vec<u8> {
         signed_message(
             &[
                 ("Message", message),
                 ("MessageId", "m-1"),
-                ("Timestamp", "2026-11-24T08:00:00.000Z"),
+                ("Timestamp", timestamp),
                 ("TopicArn", TOPIC),
                 ("Type", "Notification"),
             ],
@@ -286,7 +305,7 @@ mod tests {
     }
 
     fn verifier_with(settings: MisfitSettings) -> MisfitWebhooks {
-        MisfitWebhooks::new(settings, Arc::new(FixedClock::at("2026-11-25T12:00:00Z"))).unwrap()
+        MisfitWebhooks::new(settings, Arc::new(FixedClock::at(NOW))).unwrap()
     }
 
     fn date(raw: &str) -> LocalDate {
@@ -323,7 +342,7 @@ mod tests {
     fn an_unusable_sns_allow_list_is_refused_at_setup() {
         let mut unusable = settings("http://127.0.0.1:9");
         unusable.allowed_sns_hosts = vec!["https://sns.fixture.test".into()];
-        let err = MisfitWebhooks::new(unusable, Arc::new(FixedClock::at("2026-11-25T12:00:00Z"))).err().unwrap();
+        let err = MisfitWebhooks::new(unusable, Arc::new(FixedClock::at(NOW))).err().unwrap();
         assert!(matches!(err, SetupError::InvalidSetting { name: "allowed_sns_hosts", .. }), "{err:?}");
     }
 
@@ -511,6 +530,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_message_sent_over_an_hour_ago_or_ahead_of_our_clock_is_refused_once_its_signature_holds() {
+        let server = sns_server().await;
+        let verifier = verifier(&server);
+        for (sent, fresh) in [
+            ("2026-11-23T17:30:00.000Z", true),
+            ("2026-11-23T17:29:59.999Z", false),
+            ("2026-11-22T18:30:00.000Z", false),
+            ("2026-11-23T18:35:00.000Z", true),
+            ("2026-11-23T18:35:00.001Z", false),
+            ("2026-11-24T18:30:00.000Z", false),
+        ] {
+            let answer = verify(&verifier, &own_notification_sent_at("[]", sent)).await;
+            match fresh {
+                true => assert_eq!(answer, Ok(WebhookMessage::Notices(vec![])), "sent {sent}"),
+                false => assert_eq!(answer, Err(WebhookError::Stale), "sent {sent}"),
+            }
+        }
+        // The signature comes first: an old message that was tampered with is a bad signature.
+        let mut tampered: Value = serde_json::from_slice(&own_notification_sent_at("[]", "2026-11-22T18:30:00.000Z")).unwrap();
+        tampered["MessageId"] = "m-2".into();
+        let err = verify(&verifier, &serde_json::to_vec(&tampered).unwrap()).await.unwrap_err();
+        assert_eq!(err, WebhookError::BadSignature);
+    }
+
+    #[tokio::test]
+    async fn a_subscription_confirmation_sent_over_an_hour_ago_is_refused_and_not_confirmed() {
+        let server = sns_server().await;
+        let clock = Arc::new(FixedClock::at("2026-11-23T19:00:01Z"));
+        let verifier = MisfitWebhooks::new(settings(&server.base), clock.clone()).unwrap();
+        let body = fixture("sns_subscription_confirmation.json");
+
+        assert_eq!(verify(&verifier, body.as_bytes()).await.unwrap_err(), WebhookError::Stale);
+        assert_eq!(paths(&server), [FIXTURE_CERT_PATH], "the subscribe URL was not visited");
+
+        clock.set("2026-11-23T19:00:00Z".parse().unwrap());
+        assert!(verify(&verifier, body.as_bytes()).await.is_ok(), "an hour old is still in time");
+        assert_eq!(paths(&server), [FIXTURE_CERT_PATH, "/"]);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_timestamp_is_malformed_and_nothing_is_fetched() {
+        let server = sns_server().await;
+        let verifier = verifier(&server);
+        for timestamp in ["yesterday", "2026-11-23 18:20", ""] {
+            let body = with_field("sns_notification.json", "Timestamp", timestamp);
+            let err = verify(&verifier, &body).await.unwrap_err();
+            assert!(matches!(&err, WebhookError::Malformed(m) if m.contains("Timestamp")), "{timestamp:?}: {err:?}");
+        }
+        assert!(server.requests().is_empty());
+    }
+
+    #[tokio::test]
     async fn an_expired_signing_certificate_is_refused() {
         let server = sns_server().await;
         let mut body: Value = serde_json::from_slice(&own_notification("[]")).unwrap();
@@ -584,7 +655,7 @@ mod tests {
             ("Message", "[]"),
             ("MessageId", "m-2"),
             ("Subject", "Misfit update"),
-            ("Timestamp", "2026-11-24T08:00:00.000Z"),
+            ("Timestamp", SENT),
             ("TopicArn", TOPIC),
             ("Type", "Notification"),
         ];
@@ -605,7 +676,7 @@ mod tests {
                 ("Message", "You have chosen to deactivate subscription."),
                 ("MessageId", "m-3"),
                 ("SubscribeURL", url),
-                ("Timestamp", "2026-11-24T08:00:00.000Z"),
+                ("Timestamp", SENT),
                 ("Token", "t-9"),
                 ("TopicArn", TOPIC),
                 ("Type", "UnsubscribeConfirmation"),
