@@ -9,7 +9,7 @@ use stepsync::domain::{ConnectionStatus, Provider, UserId};
 use stepsync::events::Event;
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
 use stepsync_local::fakes::misfit::{Dead, EventAction, FakeMisfit, Fault, MisfitEvent};
-use stepsync_local::fakes::sns::FakeSns;
+use stepsync_local::fakes::sns::{FakeSns, SignatureVersion};
 use stepsync_local::harness::{self, TestEnv, date, request_from_sample, unique};
 use stepsync_local::on_dynoxide;
 
@@ -168,7 +168,9 @@ async fn connect_notify_fetch_and_leaderboard(env: TestEnv) {
         w.env.challenges().recompute(&challenge, &w.user).await.unwrap()
     );
 
-    // A deleted activity re-reads the days: the count may drop.
+    // A deleted activity re-reads the days: the count may drop. The topic now signs with
+    // SignatureVersion 2 (SHA-256), as a topic set to it does.
+    w.sns.set_signature_version(SignatureVersion::V2);
     w.fake.set_steps(&w.misfit_id, "2026-11-25", 2000);
     w.env.clock.advance(std::time::Duration::from_secs(1));
     // Inside the coalescing window, but after the last sync started: it asks for its own sync.

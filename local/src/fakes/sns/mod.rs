@@ -1,5 +1,6 @@
 //! A fake Amazon SNS on loopback, as Misfit uses it for notifications, for tests and the local
-//! stack: messages signed per SNS SignatureVersion 1 with a certificate it serves, dated by the
+//! stack: messages signed per SNS SignatureVersion 1 (or 2, a setting) with a certificate it
+//! serves, dated by the
 //! clock it is given, delivery to subscribers as SNS posts them, and a `ConfirmSubscription`
 //! endpoint. Faithful to Amazon SNS's documented HTTP(S) delivery and message formats.
 
@@ -15,16 +16,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::header;
-use rsa::pkcs1v15::SigningKey;
+use rsa::RsaPrivateKey;
 use serde::Serialize;
 use serde_json::Value;
-use sha1::Sha1;
 use stepsync::clock::{Clock, SystemClock};
 
 use super::common::{status_or_zero, subscriber_client};
 use super::misfit::{MisfitEvent, notification_message};
 pub use super::server::FakeError;
 use super::server::FakeServer;
+pub use signing::SignatureVersion;
 use signing::{forger, new_rsa_key, self_signed_pem, sign_with};
 use state::SnsState;
 pub use wire::{CERT_PATH, MESSAGE_TYPE_HEADER, SNS_CONTENT_TYPE, canonical_string};
@@ -37,7 +38,7 @@ pub struct FakeSns {
     /// set with `advertise_as`, so a verifier that insists on https hosts can be tested.
     public_base: Option<String>,
     host: String,
-    signing_key: SigningKey<Sha1>,
+    signing_key: RsaPrivateKey,
     /// What "now" is for `Timestamp` and the certificate's validity: the clock of the app the
     /// messages are for, so that a verifier's freshness check sees them as just sent.
     clock: Arc<dyn Clock>,
@@ -74,12 +75,17 @@ impl FakeSns {
             .user_agent("Amazon Simple Notification Service Agent")
             .build()
             .map_err(FakeError::Client)?;
-        let state = SnsState { cert_pem, issued: HashMap::new(), confirmed: Vec::new() };
+        let state = SnsState {
+            cert_pem,
+            signature_version: SignatureVersion::default(),
+            issued: HashMap::new(),
+            confirmed: Vec::new(),
+        };
         let server = FakeServer::start("fake SNS", port, state, api::router).await?;
         Ok(Self {
             public_base: None,
             host: format!("127.0.0.1:{}", server.port()),
-            signing_key: SigningKey::new(key),
+            signing_key: key,
             clock,
             http,
             server,
@@ -130,9 +136,20 @@ impl FakeSns {
         self.server.calls(kind)
     }
 
-    /// Base64 of this fake's RSA PKCS#1 v1.5 SHA-1 signature of `canonical` (see [`canonical_string`]).
+    /// Signs the messages made from now on with `version` (version 1 until told otherwise,
+    /// as an SNS topic does).
+    pub fn set_signature_version(&self, version: SignatureVersion) {
+        self.server.lock().signature_version = version;
+    }
+
+    fn signature_version(&self) -> SignatureVersion {
+        self.server.lock().signature_version
+    }
+
+    /// Base64 of this fake's RSA PKCS#1 v1.5 signature of `canonical` (see
+    /// [`canonical_string`]), SHA-1 or SHA-256 as the signature version set says.
     pub fn sign(&self, canonical: &str) -> String {
-        sign_with(&self.signing_key, canonical)
+        sign_with(&self.signing_key, self.signature_version(), canonical)
     }
 
     /// A signed `SubscriptionConfirmation` for `topic_arn`, shaped as SNS sends one, whose
@@ -150,7 +167,7 @@ impl FakeSns {
                 "You have chosen to subscribe to the topic {topic_arn}.\nTo confirm the subscription, visit the SubscribeURL included in this message."
             ),
             timestamp: sns_timestamp(self.clock.now()),
-            signature_version: "1",
+            signature_version: self.signature_version().as_str(),
             signing_cert_url: self.cert_url(),
             signature: String::new(),
         };
@@ -167,7 +184,7 @@ impl FakeSns {
             topic_arn: topic_arn.to_owned(),
             message: notification_message(events),
             timestamp: sns_timestamp(self.clock.now()),
-            signature_version: "1",
+            signature_version: self.signature_version().as_str(),
             signing_cert_url: self.cert_url(),
             signature: String::new(),
         };
@@ -175,9 +192,11 @@ impl FakeSns {
         serde_json::to_string_pretty(&message).unwrap_or_default()
     }
 
+    /// The signature of a message whose `SignatureVersion` is already set.
     fn sign_fields(&self, message: &impl Serialize) -> String {
         let fields = serde_json::to_value(message).unwrap_or_default();
-        canonical_string(&fields).map(|canonical| self.sign(&canonical)).unwrap_or_default()
+        let version = version_of(&fields);
+        canonical_string(&fields).map(|canonical| sign_with(&self.signing_key, version, &canonical)).unwrap_or_default()
     }
 
     /// `body` with its `Signature` replaced by a valid-looking one from another key: every
@@ -193,12 +212,13 @@ impl FakeSns {
             .and_then(Value::as_str)
             .unwrap_or_else(|| panic!("forge: the body has no Signature"));
         let canonical = canonical_string(&message).unwrap_or_else(|| panic!("forge: not a signable SNS message"));
+        let version = version_of(&message);
         // Base64 needs no JSON escaping, so the value appears verbatim after its key.
         let at = body
             .find("\"Signature\"")
             .and_then(|key| body[key..].find(old).map(|offset| key + offset))
             .unwrap_or_else(|| panic!("forge: the Signature is not written verbatim"));
-        format!("{}{}{}", &body[..at], sign_with(forger(), &canonical), &body[at + old.len()..])
+        format!("{}{}{}", &body[..at], sign_with(forger(), version, &canonical), &body[at + old.len()..])
     }
 
     /// POSTs `body` to a subscriber as SNS does (`x-amz-sns-message-type` from its `Type`,
@@ -219,5 +239,13 @@ impl FakeSns {
             }
         }
         status_or_zero(request.body(body.to_owned()), url, "SNS delivery").await
+    }
+}
+
+/// The signature version a message says it has ("2", or else 1).
+fn version_of(message: &Value) -> SignatureVersion {
+    match message.get("SignatureVersion").and_then(Value::as_str) {
+        Some("2") => SignatureVersion::V2,
+        _ => SignatureVersion::V1,
     }
 }

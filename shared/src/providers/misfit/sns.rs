@@ -1,6 +1,6 @@
-//! Amazon SNS message signatures, version 1: the message's fields, the canonical string the
-//! RSA-SHA1 signature covers, which certificate and subscribe URLs may be fetched, and the
-//! certificate cache.
+//! Amazon SNS message signatures, versions 1 (RSA-SHA1) and 2 (RSA-SHA256): the message's
+//! fields, the canonical string either signature covers, which certificate and subscribe URLs
+//! may be fetched, and the certificate cache.
 
 use super::{MisfitSettings, SetupError};
 use crate::ports::WebhookError;
@@ -14,6 +14,7 @@ use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::signature::Verifier;
 use serde::Deserialize;
 use sha1::Sha1;
+use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,25 @@ impl MessageKind {
     }
 }
 
+/// How an SNS message is signed: RSA PKCS#1 v1.5 over the same canonical string, with SHA-1
+/// (`SignatureVersion` "1", what a topic uses unless told otherwise) or SHA-256 ("2", a
+/// topic's `SignatureVersion` attribute). No other version exists to verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SignatureVersion {
+    Sha1,
+    Sha256,
+}
+
+impl SignatureVersion {
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "1" => Some(SignatureVersion::Sha1),
+            "2" => Some(SignatureVersion::Sha256),
+            _ => None,
+        }
+    }
+}
+
 /// An SNS message whose fields are all present for its kind; not yet verified.
 #[derive(Debug, Clone)]
 pub(super) struct SnsMessage {
@@ -70,6 +90,7 @@ pub(super) struct SnsMessage {
     /// Present for both confirmations.
     pub subscribe_url: Option<String>,
     pub token: Option<String>,
+    pub version: SignatureVersion,
     pub signature: String,
     pub signing_cert_url: String,
 }
@@ -103,8 +124,8 @@ struct RawMessage {
 }
 
 impl SnsMessage {
-    /// Reads the fields a version 1 signature covers. Only the shape is checked here;
-    /// nothing in it is believed until `SigningCert::verifies` says so.
+    /// Reads the fields a signature covers, and which signature it is. Only the shape is
+    /// checked here; nothing in it is believed until `SigningCert::verifies` says so.
     pub fn parse(body: &[u8]) -> Result<Self, WebhookError> {
         let raw: RawMessage =
             serde_json::from_slice(body).map_err(|_| WebhookError::Malformed("not an SNS message".into()))?;
@@ -112,10 +133,8 @@ impl SnsMessage {
         let kind_text = raw.kind.ok_or_else(|| missing("Type"))?;
         let kind = MessageKind::parse(&kind_text)
             .ok_or_else(|| WebhookError::Malformed("the SNS message has an unknown Type".into()))?;
-        // Version 2 (SHA-256) exists too; Misfit's topic signed with version 1.
-        if raw.signature_version.as_deref() != Some("1") {
-            return Err(WebhookError::BadSignature);
-        }
+        let version =
+            raw.signature_version.as_deref().and_then(SignatureVersion::parse).ok_or(WebhookError::BadSignature)?;
         let confirmation = kind != MessageKind::Notification;
         if confirmation && raw.subscribe_url.is_none() {
             return Err(missing("SubscribeURL"));
@@ -139,6 +158,7 @@ impl SnsMessage {
             topic_arn: raw.topic_arn.ok_or_else(|| missing("TopicArn"))?,
             subscribe_url: raw.subscribe_url,
             token: raw.token,
+            version,
             signature: raw.signature.ok_or(WebhookError::MissingSignature)?,
             signing_cert_url: raw.signing_cert_url.ok_or_else(|| missing("SigningCertURL"))?,
         })
@@ -314,11 +334,16 @@ impl SigningCert {
         self.not_before <= now && now <= self.not_after
     }
 
-    /// Whether `signature` (base64) is this key's RSA PKCS#1 v1.5 SHA-1 signature of `message`.
-    pub fn verifies(&self, message: &[u8], signature: &str) -> bool {
+    /// Whether `signature` (base64) is this key's RSA PKCS#1 v1.5 signature of `message`,
+    /// hashed as `version` says.
+    pub fn verifies(&self, message: &[u8], signature: &str, version: SignatureVersion) -> bool {
         let Ok(raw) = STANDARD.decode(signature.trim()) else { return false };
         let Ok(signature) = Signature::try_from(raw.as_slice()) else { return false };
-        VerifyingKey::<Sha1>::new(self.key.clone()).verify(message, &signature).is_ok()
+        let key = self.key.clone();
+        match version {
+            SignatureVersion::Sha1 => VerifyingKey::<Sha1>::new(key).verify(message, &signature).is_ok(),
+            SignatureVersion::Sha256 => VerifyingKey::<Sha256>::new(key).verify(message, &signature).is_ok(),
+        }
     }
 }
 
@@ -528,10 +553,13 @@ mod tests {
     fn the_fixture_certificate_verifies_its_signature_and_nothing_else() {
         let cert = SigningCert::from_pem(fixture("sns_signing_cert.pem").as_bytes()).unwrap();
         let message = SnsMessage::parse(fixture("sns_notification.json").as_bytes()).unwrap();
-        assert!(cert.verifies(message.canonical().as_bytes(), &message.signature));
-        assert!(!cert.verifies(message.canonical().replace("updated", "deleted").as_bytes(), &message.signature));
-        assert!(!cert.verifies(message.canonical().as_bytes(), "not base64!"));
-        assert!(!cert.verifies(message.canonical().as_bytes(), "AAAA"));
+        let v1 = SignatureVersion::Sha1;
+        assert_eq!(message.version, v1);
+        assert!(cert.verifies(message.canonical().as_bytes(), &message.signature, v1));
+        assert!(!cert.verifies(message.canonical().replace("updated", "deleted").as_bytes(), &message.signature, v1));
+        assert!(!cert.verifies(message.canonical().as_bytes(), "not base64!", v1));
+        assert!(!cert.verifies(message.canonical().as_bytes(), "AAAA", v1));
+        assert!(!cert.verifies(message.canonical().as_bytes(), &message.signature, SignatureVersion::Sha256));
         assert!(cert.is_valid_at("2026-11-25T00:00:00Z".parse().unwrap()));
         assert!(!cert.is_valid_at("2025-12-31T23:59:59Z".parse().unwrap()));
         assert!(!cert.is_valid_at("2036-01-01T00:00:01Z".parse().unwrap()));
@@ -542,6 +570,19 @@ mod tests {
         assert!(SigningCert::from_pem(b"-----END CERTIFICATE----------BEGIN CERTIFICATE-----").is_err());
         let chain = format!("{}\n{}", fixture("sns_signing_cert.pem"), fixture("sns_signing_cert.pem"));
         assert!(SigningCert::from_pem(chain.as_bytes()).is_ok(), "a chain is read for its first certificate");
+    }
+
+    #[test]
+    fn the_version_2_fixture_verifies_with_sha256_over_the_same_canonical_string() {
+        let cert = SigningCert::from_pem(fixture("sns_signing_cert.pem").as_bytes()).unwrap();
+        let message = SnsMessage::parse(fixture("sns_notification_v2.json").as_bytes()).unwrap();
+        assert_eq!(message.version, SignatureVersion::Sha256);
+        let canonical = message.canonical();
+        assert!(canonical.starts_with("Message\n") && canonical.ends_with("Type\nNotification\n"));
+        assert!(cert.verifies(canonical.as_bytes(), &message.signature, SignatureVersion::Sha256));
+        assert!(!cert.verifies(canonical.as_bytes(), &message.signature, SignatureVersion::Sha1));
+        let changed = canonical.replace("updated", "deleted");
+        assert!(!cert.verifies(changed.as_bytes(), &message.signature, SignatureVersion::Sha256));
     }
 
     proptest::proptest! {
@@ -557,7 +598,7 @@ mod tests {
     }
 
     #[test]
-    fn messages_missing_a_signed_field_or_of_another_version_are_refused_before_any_fetch() {
+    fn messages_missing_a_signed_field_or_of_an_unknown_version_are_refused_before_any_fetch() {
         let original: serde_json::Value = serde_json::from_str(&fixture("sns_subscription_confirmation.json")).unwrap();
         for field in
             ["Type", "Message", "MessageId", "Timestamp", "TopicArn", "SubscribeURL", "Token", "SigningCertURL"]
@@ -572,7 +613,18 @@ mod tests {
         assert_eq!(SnsMessage::parse(unsigned.to_string().as_bytes()).unwrap_err(), WebhookError::MissingSignature);
         let mut version_2 = original.clone();
         version_2["SignatureVersion"] = "2".into();
-        assert_eq!(SnsMessage::parse(version_2.to_string().as_bytes()).unwrap_err(), WebhookError::BadSignature);
+        assert_eq!(SnsMessage::parse(version_2.to_string().as_bytes()).unwrap().version, SignatureVersion::Sha256);
+        for version in [Some("3"), Some("0"), Some(""), Some(" 1"), Some("1.0"), None] {
+            let mut other = original.clone();
+            match version {
+                Some(version) => other["SignatureVersion"] = version.into(),
+                None => {
+                    other.as_object_mut().unwrap().remove("SignatureVersion");
+                }
+            }
+            let err = SnsMessage::parse(other.to_string().as_bytes()).unwrap_err();
+            assert_eq!(err, WebhookError::BadSignature, "SignatureVersion {version:?}");
+        }
         let mut unknown = original;
         unknown["Type"] = "Surprise".into();
         assert!(matches!(SnsMessage::parse(unknown.to_string().as_bytes()), Err(WebhookError::Malformed(_))));

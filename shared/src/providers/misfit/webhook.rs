@@ -110,7 +110,8 @@ impl WebhookVerifier for MisfitWebhooks {
 
         let cert = self.certs.signing_cert(&cert_url).await?;
         let now = self.clock.now();
-        if !cert.is_valid_at(now) || !cert.verifies(message.canonical().as_bytes(), &message.signature) {
+        if !cert.is_valid_at(now) || !cert.verifies(message.canonical().as_bytes(), &message.signature, message.version)
+        {
             return Err(WebhookError::BadSignature);
         }
         // Only a verified `Timestamp` is believed. An old message, validly signed, would
@@ -214,6 +215,7 @@ mod tests {
     /// A key of our own with two certificates, to sign messages the fixtures do not cover.
     struct TestKey {
         signer: SigningKey<sha1::Sha1>,
+        signer_v2: SigningKey<sha2::Sha256>,
         valid_pem: String,
         expired_pem: String,
     }
@@ -236,6 +238,7 @@ mod tests {
             };
             TestKey {
                 signer: SigningKey::new(private.clone()),
+                signer_v2: SigningKey::new(private.clone()),
                 // 2026-01-01 to 2027-01-01, and 2020-01-01 to 2021-01-01.
                 valid_pem: certificate(1_767_225_600, 1_798_761_600),
                 expired_pem: certificate(1_577_836_800, 1_609_459_200),
@@ -243,16 +246,26 @@ mod tests {
         })
     }
 
-    /// A message signed with the test key: `signed` are the canonical fields in SNS's order,
-    /// `extra` the unsigned ones.
+    /// A message signed (version 1) with the test key: `signed` are the canonical fields in
+    /// SNS's order.
     fn signed_message(signed: &[(&str, &str)], cert_url: &str) -> Vec<u8> {
+        signed_message_as("1", signed, cert_url)
+    }
+
+    /// As `signed_message`, with SignatureVersion `version`: "2" signs with SHA-256, any
+    /// other with SHA-1.
+    fn signed_message_as(version: &str, signed: &[(&str, &str)], cert_url: &str) -> Vec<u8> {
         let canonical: String = signed.iter().map(|(key, value)| format!("{key}\n{value}\n")).collect();
-        let signature = STANDARD.encode(test_key().signer.sign(canonical.as_bytes()).to_bytes());
+        let signature = match version {
+            "2" => test_key().signer_v2.sign(canonical.as_bytes()).to_bytes(),
+            _ => test_key().signer.sign(canonical.as_bytes()).to_bytes(),
+        };
+        let signature = STANDARD.encode(signature);
         let mut message = serde_json::Map::new();
         for (key, value) in signed {
             message.insert((*key).to_owned(), Value::from(*value));
         }
-        message.insert("SignatureVersion".into(), "1".into());
+        message.insert("SignatureVersion".into(), version.into());
         message.insert("Signature".into(), signature.into());
         message.insert("SigningCertURL".into(), cert_url.into());
         serde_json::to_vec(&message).unwrap()
@@ -527,6 +540,54 @@ mod tests {
         body["SigningCertURL"] = format!("https://sns.fixture.test{FIXTURE_CERT_PATH}").into();
         let err = verify(&verifier, &serde_json::to_vec(&body).unwrap()).await.unwrap_err();
         assert_eq!(err, WebhookError::BadSignature);
+    }
+
+    #[tokio::test]
+    async fn version_2_signatures_verify_with_sha256_and_a_version_that_does_not_match_the_hash_fails() {
+        let server = sns_server().await;
+        let verifier = verifier(&server);
+        let changes = r#"[{"type": "sessions", "ownerId": "A1", "action": "updated", "updatedAt": "2026-11-23T10:00:00Z"}]"#;
+        let fields =
+            [("Message", changes), ("MessageId", "m-4"), ("Timestamp", SENT), ("TopicArn", TOPIC), ("Type", "Notification")];
+        let cert_url = "https://sns.fixture.test/own.pem";
+        let expected = DataNotice {
+            account_id: "A1".into(),
+            dates: dates(&["2026-11-22", "2026-11-23", "2026-11-24"]),
+            deleted: false,
+        };
+        let answer = verify(&verifier, &signed_message_as("2", &fields, cert_url)).await;
+        assert_eq!(answer, Ok(WebhookMessage::Notices(vec![expected])));
+
+        // A SHA-256 signature called version 1, and a SHA-1 one called version 2.
+        let mut relabelled: Value = serde_json::from_slice(&signed_message_as("2", &fields, cert_url)).unwrap();
+        relabelled["SignatureVersion"] = "1".into();
+        let err = verify(&verifier, &serde_json::to_vec(&relabelled).unwrap()).await.unwrap_err();
+        assert_eq!(err, WebhookError::BadSignature);
+        let mut relabelled: Value = serde_json::from_slice(&signed_message_as("1", &fields, cert_url)).unwrap();
+        relabelled["SignatureVersion"] = "2".into();
+        let err = verify(&verifier, &serde_json::to_vec(&relabelled).unwrap()).await.unwrap_err();
+        assert_eq!(err, WebhookError::BadSignature);
+
+        // The known-answer vector made by scripts/fixtures.py.
+        let answer = verify(&verifier, fixture("sns_notification_v2.json").as_bytes()).await.unwrap();
+        let owner = DataNotice {
+            account_id: OWNER.into(),
+            dates: dates(&["2026-11-22", "2026-11-23", "2026-11-24"]),
+            deleted: false,
+        };
+        assert_eq!(answer, WebhookMessage::Notices(vec![owner]));
+    }
+
+    #[tokio::test]
+    async fn a_signature_version_other_than_1_or_2_is_refused_before_any_fetch() {
+        let server = sns_server().await;
+        let verifier = verifier(&server);
+        let fields = [("Message", "[]"), ("MessageId", "m-5"), ("Timestamp", SENT), ("TopicArn", TOPIC), ("Type", "Notification")];
+        for version in ["3", "0", "", "v2"] {
+            let body = signed_message_as(version, &fields, "https://sns.fixture.test/own.pem");
+            assert_eq!(verify(&verifier, &body).await.unwrap_err(), WebhookError::BadSignature, "{version:?}");
+        }
+        assert!(server.requests().is_empty(), "no certificate was fetched");
     }
 
     #[tokio::test]
