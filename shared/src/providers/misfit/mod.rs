@@ -39,9 +39,9 @@ pub struct MisfitSettings {
     pub allowed_sns_hosts: Vec<String>,
     /// Whether AWS's own `sns.<region>.amazonaws.com` hosts are allowed too.
     pub allow_aws_sns_hosts: bool,
-    /// Topic ARNs whose messages are accepted; empty accepts any topic. A valid SNS signature
-    /// only proves that AWS sent a message, not whose topic it came from: set this once
-    /// Misfit's topic is known.
+    /// Topic ARNs whose messages are accepted; empty accepts none (the webhook fails closed,
+    /// and configuration requires the list where the verifier is loaded). A valid SNS
+    /// signature only proves that AWS sent a message, not whose topic it came from.
     pub allowed_topic_arns: Vec<String>,
     /// `(prefix, replacement)` applied to certificate and subscribe URLs *after* they passed
     /// the allow-list, first match wins: lets a local stack or a test serve them on 127.0.0.1.
