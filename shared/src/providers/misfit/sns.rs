@@ -3,7 +3,9 @@
 //! may be fetched, and the certificate cache.
 
 use super::{MisfitSettings, SetupError};
+use crate::clock::Clock;
 use crate::ports::WebhookError;
+use crate::providers::fetch_limits::{Expiring, REFETCH_INTERVAL, turn_to_fetch};
 use crate::providers::http::{HttpFailure, http_url, read_limited};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -16,9 +18,9 @@ use serde::Deserialize;
 use sha1::Sha1;
 use sha2::Sha256;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
 use std::time::Duration;
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::Mutex;
 use x509_cert::Certificate;
 use x509_cert::der::DecodePem;
 use x509_cert::der::referenced::OwnedToRef;
@@ -26,8 +28,11 @@ use x509_cert::der::referenced::OwnedToRef;
 /// AWS's certificates are about 2 KB; anything near this is not one.
 const MAX_CERT_BYTES: usize = 64 * 1024;
 /// Certificates are cached by URL and a new one comes with a new URL, so a handful is plenty;
-/// the bound keeps a stream of made-up (but allowed) URLs from growing the cache.
+/// only a certificate that parsed is kept, and the bound caps even a stream of real ones.
 const MAX_CACHED_CERTS: usize = 16;
+/// At most this many URLs whose fetch failed are remembered (made-up allowed URLs can be
+/// endless); when full, the one closest to its minute's end is forgotten first.
+const MAX_FAILED_CERT_URLS: usize = 64;
 
 /// The three kinds of message SNS sends to an HTTP(S) subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,6 +352,11 @@ impl SigningCert {
     }
 }
 
+/// The signing certificate cannot be had, for a reason a retry may overcome.
+fn unavailable(why: &str) -> WebhookError {
+    WebhookError::Unavailable(format!("the SNS signing certificate {why}"))
+}
+
 /// The first `BEGIN CERTIFICATE` block. (x509-cert's own chain loader panics on an empty
 /// file, and the body here comes from the network.)
 fn first_pem_certificate(pem: &[u8]) -> Option<&[u8]> {
@@ -358,58 +368,98 @@ fn first_pem_certificate(pem: &[u8]) -> Option<&[u8]> {
     pem.get(start..end)
 }
 
-/// Certificates by original URL, shared by every request, a lock so that one request at a
-/// time fetches, and what a fetch needs: an HTTP client and how long a fetch may take.
+/// Certificates by original URL, shared by every request, the URLs whose fetch failed in the
+/// last minute, a lock so that one request at a time fetches, and what a fetch needs: an
+/// HTTP client and how long a fetch may take.
 pub(super) struct CertCache {
     http: reqwest::Client,
     fetch_timeout: Duration,
-    certs: RwLock<HashMap<String, Arc<SigningCert>>>,
+    clock: Arc<dyn Clock>,
+    state: StdMutex<CertState>,
     fetching: Mutex<()>,
+}
+
+/// What the cache knows, behind one short lock that is never held across a fetch.
+struct CertState {
+    certs: HashMap<String, Arc<SigningCert>>,
+    /// Original URLs whose fetch failed, until they may be fetched again.
+    failed: Expiring<String>,
 }
 
 impl CertCache {
     /// An empty cache fetching with `http` (which must not follow redirects: one could lead
-    /// off the allow-list), each fetch cut off after `fetch_timeout`.
-    pub fn new(http: reqwest::Client, fetch_timeout: Duration) -> Self {
-        Self { http, fetch_timeout, certs: RwLock::default(), fetching: Mutex::default() }
+    /// off the allow-list), each fetch cut off after `fetch_timeout`; `clock` times the
+    /// minute a failed URL waits before it is fetched again.
+    pub fn new(http: reqwest::Client, fetch_timeout: Duration, clock: Arc<dyn Clock>) -> Self {
+        let state = CertState { certs: HashMap::new(), failed: Expiring::new(MAX_FAILED_CERT_URLS) };
+        Self { http, fetch_timeout, clock, state: StdMutex::new(state), fetching: Mutex::default() }
     }
 
-    /// The certificate behind `target`: from the cache, else from one fetch. Failures are
-    /// not cached, so SNS's retry fetches again.
+    /// The certificate behind `target`: from the cache, else from one fetch. A URL whose
+    /// fetch failed is not fetched again for a minute: requests naming it meanwhile are
+    /// unavailable at once, as are requests that would wait long for another's fetch.
     pub async fn signing_cert(&self, target: &FetchTarget) -> Result<Arc<SigningCert>, WebhookError> {
         let key = target.original.as_str();
-        if let Some(cert) = self.certs.read().await.get(key) {
-            return Ok(cert.clone());
+        if let Some(cert) = self.cached(key)? {
+            return Ok(cert);
         }
-        // Concurrent requests for a new certificate wait here; the first one's fetch serves all.
-        let _one_fetch_at_a_time = self.fetching.lock().await;
-        if let Some(cert) = self.certs.read().await.get(key) {
-            return Ok(cert.clone());
+        let Some(_turn) = turn_to_fetch(&self.fetching).await else {
+            return Err(unavailable("is being fetched for another request"));
+        };
+        // The fetch this request waited for may have been for the same URL.
+        if let Some(cert) = self.cached(key)? {
+            return Ok(cert);
         }
-        let cert = Arc::new(self.fetch_cert(&target.fetch).await?);
-        let mut certs = self.certs.write().await;
-        if certs.len() >= MAX_CACHED_CERTS {
-            certs.clear();
+        let fetched = self.fetch_cert(&target.fetch).await;
+        let now = self.clock.now();
+        let mut state = self.state();
+        match fetched {
+            Ok(cert) => {
+                let cert = Arc::new(cert);
+                if state.certs.len() >= MAX_CACHED_CERTS {
+                    state.certs.clear();
+                }
+                state.certs.insert(key.to_owned(), cert.clone());
+                Ok(cert)
+            }
+            Err(error) => {
+                state.failed.remember(key.to_owned(), now + REFETCH_INTERVAL, now);
+                Err(error)
+            }
         }
-        certs.insert(key.to_owned(), cert.clone());
-        Ok(cert)
+    }
+
+    /// The cached certificate, `None` when it may be fetched, or an error while its last
+    /// fetch failed less than a minute ago.
+    fn cached(&self, key: &str) -> Result<Option<Arc<SigningCert>>, WebhookError> {
+        let state = self.state();
+        if let Some(cert) = state.certs.get(key) {
+            return Ok(Some(cert.clone()));
+        }
+        if state.failed.contains(key, self.clock.now()) {
+            return Err(unavailable("could not be fetched a moment ago"));
+        }
+        Ok(None)
+    }
+
+    fn state(&self) -> MutexGuard<'_, CertState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn fetch_cert(&self, url: &Url) -> Result<SigningCert, WebhookError> {
-        let failed = |why: &str| WebhookError::Unavailable(format!("the SNS signing certificate {why}"));
         let response = self
             .http
             .get(url.clone())
             .timeout(self.fetch_timeout)
             .send()
             .await
-            .map_err(|e| failed(HttpFailure::of(&e).describe()))?;
+            .map_err(|e| unavailable(HttpFailure::of(&e).describe()))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(failed(&format!("answered {}", status.as_u16())));
+            return Err(unavailable(&format!("answered {}", status.as_u16())));
         }
-        let pem = read_limited(response, MAX_CERT_BYTES).await.map_err(|f| failed(f.describe()))?;
-        SigningCert::from_pem(&pem).map_err(|why| failed(&format!("is unusable: {why}")))
+        let pem = read_limited(response, MAX_CERT_BYTES).await.map_err(|f| unavailable(f.describe()))?;
+        SigningCert::from_pem(&pem).map_err(|why| unavailable(&format!("is unusable: {why}")))
     }
 }
 

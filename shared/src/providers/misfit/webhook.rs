@@ -5,16 +5,17 @@
 //! changes become notices: whose data changed and around which dates.
 
 use super::sns::{CertCache, MessageKind, SnsMessage, SnsUrls};
-use super::{MisfitSettings, SetupError, http_client};
+use super::{MisfitSettings, SetupError};
 use crate::clock::Clock;
 use crate::domain::LocalDate;
 use crate::ports::{DataNotice, WebhookError, WebhookMessage, WebhookVerifier};
-use crate::providers::http::{HttpFailure, read_limited};
+use crate::providers::fetch_limits::{KEY_FETCH_CONNECT_TIMEOUT, KEY_FETCH_TIMEOUT};
+use crate::providers::http::{HttpFailure, Redirects, build_client, read_limited};
 use crate::providers::webhook::{header, json_items, malformed_item, merge_notice, refuse_unless_small_post};
 use async_trait::async_trait;
 use jiff::civil::{Date, DateTime};
-use jiff::{SignedDuration, Timestamp};
 use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -24,8 +25,9 @@ use std::time::Duration;
 const MESSAGE_TYPE_HEADER: &str = "x-amz-sns-message-type";
 /// The confirmation answer is a small XML document nobody reads.
 const MAX_CONFIRMATION_BYTES: usize = 64 * 1024;
-/// SNS wants an answer within 15 s and a confirmation may need two fetches: each gets this.
-const MAX_FETCH_TIME: Duration = Duration::from_secs(5);
+/// SNS wants an answer within 15 s and `provider-webhook` has 10 s: a confirmation, fetched
+/// after the certificate (`KEY_FETCH_TIMEOUT`), gets at most this.
+const MAX_CONFIRMATION_TIME: Duration = Duration::from_secs(5);
 /// SNS retries an HTTP(S) delivery for an hour at most (a hard limit of its delivery
 /// policies) and every retry keeps the message's `Timestamp`: anything older is a replay.
 const MAX_MESSAGE_AGE: SignedDuration = SignedDuration::from_hours(1);
@@ -43,23 +45,27 @@ pub struct MisfitWebhooks {
     certs: CertCache,
     /// For confirmations; the certificate cache fetches through a clone (one pool).
     http: reqwest::Client,
-    fetch_timeout: Duration,
+    confirmation_timeout: Duration,
     clock: Arc<dyn Clock>,
 }
 
 impl MisfitWebhooks {
+    /// A verifier with the settings' allow-lists and topics; its fetches use the settings'
+    /// timeouts, capped so that a request is answered well within the function's own.
     pub fn new(settings: MisfitSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         let sns_urls = SnsUrls::from_settings(&settings)?;
         // It does not follow redirects: one could lead a fetch off the allow-list.
-        let http = http_client(&settings)?;
-        let fetch_timeout = settings.request_timeout.min(MAX_FETCH_TIME);
+        let connect_timeout = settings.connect_timeout.min(KEY_FETCH_CONNECT_TIMEOUT);
+        let http = build_client(connect_timeout, settings.request_timeout, Redirects::Stop)
+            .map_err(|e| SetupError::HttpClient(e.to_string()))?;
+        let cert_timeout = settings.request_timeout.min(KEY_FETCH_TIMEOUT);
         Ok(Self {
             max_body_bytes: settings.max_body_bytes,
             allowed_topic_arns: settings.allowed_topic_arns,
             sns_urls,
-            certs: CertCache::new(http.clone(), fetch_timeout),
+            certs: CertCache::new(http.clone(), cert_timeout, clock.clone()),
             http,
-            fetch_timeout,
+            confirmation_timeout: settings.request_timeout.min(MAX_CONFIRMATION_TIME),
             clock,
         })
     }
@@ -70,7 +76,7 @@ impl MisfitWebhooks {
         let response = self
             .http
             .get(url)
-            .timeout(self.fetch_timeout)
+            .timeout(self.confirmation_timeout)
             .send()
             .await
             .map_err(|e| failed(HttpFailure::of(&e).describe()))?;
@@ -504,7 +510,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn certificate_fetch_failures_are_unavailable_and_not_cached() {
+    async fn a_certificate_fetch_that_failed_is_not_tried_again_for_a_minute() {
         let attempts = Arc::new(AtomicUsize::new(0));
         let counter = attempts.clone();
         let flaky = TestServer::start(move |_| match counter.fetch_add(1, Ordering::SeqCst) {
@@ -513,18 +519,61 @@ mod tests {
             _ => Reply::new(200, fixture("sns_signing_cert.pem")),
         })
         .await;
-        let verifier = verifier(&flaky);
+        let clock = Arc::new(FixedClock::at(NOW));
+        let verifier = MisfitWebhooks::new(settings(&flaky.base), clock.clone()).unwrap();
         let body = fixture("sns_notification.json");
-        for _ in 0..2 {
+        for _ in 0..3 {
             let err = verify(&verifier, body.as_bytes()).await.unwrap_err();
             assert!(matches!(err, WebhookError::Unavailable(_)), "{err:?}");
         }
-        assert!(verify(&verifier, body.as_bytes()).await.is_ok(), "a later retry fetches again");
+        assert_eq!(attempts.load(Ordering::SeqCst), 1, "SNS's retries within the minute fetch nothing");
+
+        clock.advance(Duration::from_secs(60));
+        let err = verify(&verifier, body.as_bytes()).await.unwrap_err();
+        assert!(matches!(&err, WebhookError::Unavailable(m) if m.contains("unusable")), "{err:?}");
+        clock.advance(Duration::from_secs(60));
+        assert!(verify(&verifier, body.as_bytes()).await.is_ok(), "a retry after the minute fetches again");
         assert_eq!(attempts.load(Ordering::SeqCst), 3);
 
         let nowhere = TestServer::closed_port().await;
         let err = verify(&verifier_with(settings(&nowhere)), body.as_bytes()).await.unwrap_err();
         assert!(matches!(&err, WebhookError::Unavailable(m) if m.contains("certificate")), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_certificate_url_is_held_back_on_its_own() {
+        let server = sns_server().await;
+        let clock = Arc::new(FixedClock::at(NOW));
+        let verifier = MisfitWebhooks::new(settings(&server.base), clock.clone()).unwrap();
+        let mut missing: Value = serde_json::from_slice(&own_notification("[]")).unwrap();
+        missing["SigningCertURL"] = "https://sns.fixture.test/missing.pem".into();
+        let missing = serde_json::to_vec(&missing).unwrap();
+
+        for _ in 0..5 {
+            assert!(matches!(verify(&verifier, &missing).await, Err(WebhookError::Unavailable(_))));
+        }
+        assert!(verify(&verifier, &own_notification("[]")).await.is_ok(), "another URL is fetched as usual");
+        assert_eq!(paths(&server), ["/missing.pem", "/own.pem"]);
+
+        clock.advance(Duration::from_secs(60));
+        assert!(matches!(verify(&verifier, &missing).await, Err(WebhookError::Unavailable(_))));
+        assert_eq!(paths(&server), ["/missing.pem", "/own.pem", "/missing.pem"]);
+    }
+
+    #[tokio::test]
+    async fn a_certificate_fetch_is_cut_off_well_inside_the_webhook_functions_timeout() {
+        let hanging =
+            TestServer::replying(Reply::new(200, fixture("sns_signing_cert.pem")).after(Duration::from_secs(8))).await;
+        let mut slow_settings = settings(&hanging.base);
+        slow_settings.request_timeout = Duration::from_secs(10);
+        let verifier = verifier_with(slow_settings);
+
+        let started = std::time::Instant::now();
+        let err = verify(&verifier, fixture("sns_notification.json").as_bytes()).await.unwrap_err();
+        let took = started.elapsed();
+
+        assert!(matches!(&err, WebhookError::Unavailable(m) if m.contains("timed out")), "{err:?}");
+        assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(4), "took {took:?}");
     }
 
     #[tokio::test]
@@ -546,9 +595,15 @@ mod tests {
     async fn version_2_signatures_verify_with_sha256_and_a_version_that_does_not_match_the_hash_fails() {
         let server = sns_server().await;
         let verifier = verifier(&server);
-        let changes = r#"[{"type": "sessions", "ownerId": "A1", "action": "updated", "updatedAt": "2026-11-23T10:00:00Z"}]"#;
-        let fields =
-            [("Message", changes), ("MessageId", "m-4"), ("Timestamp", SENT), ("TopicArn", TOPIC), ("Type", "Notification")];
+        let changes =
+            r#"[{"type": "sessions", "ownerId": "A1", "action": "updated", "updatedAt": "2026-11-23T10:00:00Z"}]"#;
+        let fields = [
+            ("Message", changes),
+            ("MessageId", "m-4"),
+            ("Timestamp", SENT),
+            ("TopicArn", TOPIC),
+            ("Type", "Notification"),
+        ];
         let cert_url = "https://sns.fixture.test/own.pem";
         let expected = DataNotice {
             account_id: "A1".into(),
@@ -582,7 +637,13 @@ mod tests {
     async fn a_signature_version_other_than_1_or_2_is_refused_before_any_fetch() {
         let server = sns_server().await;
         let verifier = verifier(&server);
-        let fields = [("Message", "[]"), ("MessageId", "m-5"), ("Timestamp", SENT), ("TopicArn", TOPIC), ("Type", "Notification")];
+        let fields = [
+            ("Message", "[]"),
+            ("MessageId", "m-5"),
+            ("Timestamp", SENT),
+            ("TopicArn", TOPIC),
+            ("Type", "Notification"),
+        ];
         for version in ["3", "0", "", "v2"] {
             let body = signed_message_as(version, &fields, "https://sns.fixture.test/own.pem");
             assert_eq!(verify(&verifier, &body).await.unwrap_err(), WebhookError::BadSignature, "{version:?}");
@@ -603,13 +664,12 @@ mod tests {
             ("2026-11-24T18:30:00.000Z", false),
         ] {
             let answer = verify(&verifier, &own_notification_sent_at("[]", sent)).await;
-            match fresh {
-                true => assert_eq!(answer, Ok(WebhookMessage::Notices(vec![])), "sent {sent}"),
-                false => assert_eq!(answer, Err(WebhookError::Stale), "sent {sent}"),
-            }
+            let expected = if fresh { Ok(WebhookMessage::Notices(vec![])) } else { Err(WebhookError::Stale) };
+            assert_eq!(answer, expected, "sent {sent}");
         }
         // The signature comes first: an old message that was tampered with is a bad signature.
-        let mut tampered: Value = serde_json::from_slice(&own_notification_sent_at("[]", "2026-11-22T18:30:00.000Z")).unwrap();
+        let mut tampered: Value =
+            serde_json::from_slice(&own_notification_sent_at("[]", "2026-11-22T18:30:00.000Z")).unwrap();
         tampered["MessageId"] = "m-2".into();
         let err = verify(&verifier, &serde_json::to_vec(&tampered).unwrap()).await.unwrap_err();
         assert_eq!(err, WebhookError::BadSignature);
