@@ -405,6 +405,9 @@ pub enum WebhookError {
     UnknownKey,
     #[error("the request is not authorized")]
     Unauthorized,
+    /// Signed, but dated too far from now: a replay of an old message, or a sender's clock far off.
+    #[error("the message is dated outside the accepted window")]
+    Stale,
     #[error("the body is too large")]
     TooLarge,
     #[error("the body is malformed: {0}")]

@@ -44,7 +44,8 @@ impl From<WebhookError> for ServiceError {
             WebhookError::MissingSignature
             | WebhookError::BadSignature
             | WebhookError::UnknownKey
-            | WebhookError::Unauthorized => ServiceError::Unauthenticated,
+            | WebhookError::Unauthorized
+            | WebhookError::Stale => ServiceError::Unauthenticated,
         }
     }
 }
