@@ -18,20 +18,24 @@ test bench chaos: export AWS_REGION := us-east-1
 dev:
 	cargo run --quiet -p stepsync-local --bin stepsync-local
 
-## Set up and run every test: unit tests, and the integration suite on dynoxide and moto.
+## Set up and run every test: unit tests, the integration suite on dynoxide and moto, the
+## template's lints and policy scan, and the API contract fuzzed against the local stack.
 ## The tools install while the tests compile (the compile is CPU, the installs mostly network).
 test:
 	@$(MAKE) --no-print-directory -j3 venv browser test-build
 	.venv/bin/python scripts/fixtures.py check
 	./scripts/check-template.sh
 	./scripts/check-deps.sh
+	./scripts/check-api.sh
 	cargo test --workspace --no-fail-fast
 
-# Part of `make test`: compile every test target.
+# Part of `make test`: compile every test target, and the local stack that check-api.sh fuzzes.
 test-build:
 	cargo test --workspace --no-run
+	cargo build -p stepsync-local --bin stepsync-local
 
-## The project-local virtualenv: moto, cfn-lint and SAM CLI (pinned in requirements-dev.txt).
+## The project-local virtualenvs: moto, cfn-lint, SAM CLI and schemathesis (requirements-dev.txt);
+## checkov (requirements-checkov.txt).
 venv:
 	./scripts/setup-venv.sh
 

@@ -136,18 +136,25 @@ struct NewChallengeBody {
     name: String,
     start_date: String,
     end_date: String,
-    grace_days: Option<u32>,
+    /// A whole number, `3` or `3.0` (`http::whole_number`); `null` is the default.
+    grace_days: Option<serde_json::Value>,
     time_zone: Option<String>,
 }
 
 impl NewChallengeBody {
     fn parse(self) -> Result<NewChallenge, ApiError> {
+        let grace_days = match self.grace_days {
+            None => DEFAULT_GRACE_DAYS,
+            Some(raw) => http::whole_number(&raw)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| ApiError::BadRequest("grace_days must be a whole number of days".into()))?,
+        };
         Ok(NewChallenge {
             start: body_date("start_date", &self.start_date)?,
             end: body_date("end_date", &self.end_date)?,
             name: self.name,
             time_zone: self.time_zone.unwrap_or_else(|| DEFAULT_TIME_ZONE.to_owned()),
-            grace_days: self.grace_days.unwrap_or(DEFAULT_GRACE_DAYS),
+            grace_days,
         })
     }
 }

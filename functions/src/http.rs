@@ -290,6 +290,20 @@ pub fn optional_json_body<T: serde::de::DeserializeOwned + Default>(req: &Reques
     }
 }
 
+/// A JSON number as the whole number it is, however it is written: `3`, `3.0` and `3e0` are
+/// all JSON Schema's integer 3, which is what the contract calls an integer. `None` for a
+/// fraction or for anything but a number; a number beyond `i64` saturates (it is above every
+/// limit anyway).
+pub fn whole_number(value: &serde_json::Value) -> Option<i64> {
+    if let Some(n) = value.as_i64() {
+        return Some(n);
+    }
+    if value.is_u64() {
+        return Some(i64::MAX);
+    }
+    value.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)
+}
+
 pub fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.query_string_parameters_ref().and_then(|q| q.first(name))
 }
@@ -334,5 +348,24 @@ mod json_problem_tests {
         assert!(!message.contains("ya29"), "{message}");
         let syntax = serde_json::from_str::<serde_json::Value>("{not json").unwrap_err();
         assert_eq!(json_problem(&syntax), "the body is not valid JSON (line 1, column 2)");
+    }
+}
+
+#[cfg(test)]
+mod whole_number_tests {
+    use super::whole_number;
+    use serde_json::json;
+
+    #[test]
+    fn a_whole_number_is_one_however_it_is_written_and_a_fraction_never() {
+        for (written, expected) in [("3", 3), ("3.0", 3), ("3e0", 3), ("-2.0", -2), ("0.0", 0)] {
+            let value: serde_json::Value = serde_json::from_str(written).unwrap();
+            assert_eq!(whole_number(&value), Some(expected), "{written}");
+        }
+        assert_eq!(whole_number(&json!(u64::MAX)), Some(i64::MAX), "beyond i64 saturates");
+        assert_eq!(whole_number(&json!(1e300)), Some(i64::MAX), "beyond i64 saturates");
+        for not_whole in [json!(12.5), json!("3"), json!(null), json!(true), json!([3])] {
+            assert_eq!(whole_number(&not_whole), None, "{not_whole}");
+        }
     }
 }

@@ -239,6 +239,21 @@ async fn an_admin_creates_a_challenge_that_everyone_can_see(env: TestEnv) {
     let details = api.details(As::User(&walker), &december_id).await;
     assert_eq!(details.body["ends_at"], "2027-01-01T06:00:00Z");
     assert_eq!(details.body["closes_at"], "2027-01-04T12:00:00Z");
+
+    // As the contract says: `null` is the same as leaving a setting out, and `2.0` is the
+    // integer 2 (JSON Schema's integer, written as some encoders do).
+    for (settings, grace_days) in [(json!({"grace_days": null, "time_zone": null}), 3), (json!({"grace_days": 2.0}), 2)]
+    {
+        let mut body = json!({"name": "Spring walk", "start_date": "2027-03-01", "end_date": "2027-03-31"});
+        body.as_object_mut().unwrap().extend(settings.as_object().unwrap().clone());
+        let created = api.create(As::Admin(&api.admin), body.clone()).await;
+        assert_eq!(created.status, 201, "{body}: {}", created.body);
+        assert_eq!(
+            (&created.body["grace_days"], &created.body["time_zone"]),
+            (&json!(grace_days), &json!("UTC")),
+            "{body}"
+        );
+    }
 }
 
 async fn only_admins_create_and_bad_input_names_the_field(env: TestEnv) {
@@ -284,6 +299,7 @@ async fn only_admins_create_and_bad_input_names_the_field(env: TestEnv) {
     for body in [
         json!({"start_date": "2026-11-20", "end_date": "2026-12-20"}),
         with("grace_days", json!(-1)),
+        with("grace_days", json!(2.5)),
         with("grace_days", json!("three")),
         json!(["Walk", "2026-11-20", "2026-12-20"]),
     ] {

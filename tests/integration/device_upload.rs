@@ -136,8 +136,10 @@ async fn bad_uploads_get_field_errors_and_mixed_uploads_keep_their_valid_days(en
     assert_eq!(answer["rejected"], json!([{"local_date": "2026-11-28", "error": "future_date"}]));
     assert!(env.store.load_user_days(&walker, &[date("2026-11-28")]).await.unwrap().days.is_empty());
 
-    // A mixed upload: the valid days are kept, each invalid one says why.
+    // A mixed upload: the valid days are kept, each invalid one says why. `5000.0` is the
+    // integer the contract asks for (JSON Schema's integer 5000), written as some encoders do.
     let mixed = json!({"platform": "health_connect", "install_id": "pixel", "time_zone": "Europe/Berlin", "days": [
+        {"local_date": "2026-11-19", "steps": 5000.0},
         {"local_date": "2026-11-20", "steps": 6000},
         {"local_date": "2026-11-21", "steps": -5},
         {"local_date": "2026-11-22", "steps": 250000},
@@ -151,7 +153,11 @@ async fn bad_uploads_get_field_errors_and_mixed_uploads_keep_their_valid_days(en
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         answer["applied"],
-        json!([{"local_date": "2026-11-20", "steps": 6000}, {"local_date": "2026-11-25", "steps": 7000}])
+        json!([
+            {"local_date": "2026-11-19", "steps": 5000},
+            {"local_date": "2026-11-20", "steps": 6000},
+            {"local_date": "2026-11-25", "steps": 7000},
+        ])
     );
     let mut errors: Vec<(String, String)> = answer["rejected"]
         .as_array()
@@ -173,7 +179,10 @@ async fn bad_uploads_get_field_errors_and_mixed_uploads_keep_their_valid_days(en
     );
     let stored = env.store.load_user_window(&walker, date("2026-11-19"), date("2026-11-26")).await.unwrap().days;
     let kept: Vec<(String, u32)> = stored.values().map(|d| (d.date.to_string(), d.total.get())).collect();
-    assert_eq!(kept, [("2026-11-20".to_owned(), 6000), ("2026-11-25".to_owned(), 7000)]);
+    assert_eq!(
+        kept,
+        [("2026-11-19".to_owned(), 5000), ("2026-11-20".to_owned(), 6000), ("2026-11-25".to_owned(), 7000)]
+    );
 }
 
 /// An installation is bound to the first person who uploads from it (the phone connection

@@ -2,7 +2,7 @@
 //! day's shape); the rules live in `stepsync::services::uploads`.
 
 use crate::app::App;
-use crate::http::{ApiError, caller, json};
+use crate::http::{ApiError, caller, json, whole_number};
 use serde_json::Value;
 use std::collections::HashMap;
 use stepsync::domain::{DailyValue, LocalDate, Provider};
@@ -74,7 +74,7 @@ fn parse_days(days: &[Value]) -> (Vec<DailyValue>, Vec<RejectedDay>) {
             rejected.push(reject("duplicate_date"));
             continue;
         }
-        match day.get("steps").and_then(Value::as_i64) {
+        match day.get("steps").and_then(whole_number) {
             Some(steps) => values.push(DailyValue { date, steps, observed_at: None }),
             None => rejected.push(reject("not_an_integer")),
         }
