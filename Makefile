@@ -7,12 +7,12 @@ export CARGO_TERM_COLOR := never
 
 # Tests and benchmarks never reach AWS: dummy credentials, and no probe of the metadata address.
 # (`make dev` keeps the caller's AWS settings, for STEPSYNC_LOCAL_DYNAMODB=aws.)
-test bench: export AWS_EC2_METADATA_DISABLED := true
-test bench: export AWS_ACCESS_KEY_ID := test
-test bench: export AWS_SECRET_ACCESS_KEY := test
-test bench: export AWS_REGION := us-east-1
+test bench chaos: export AWS_EC2_METADATA_DISABLED := true
+test bench chaos: export AWS_ACCESS_KEY_ID := test
+test bench chaos: export AWS_SECRET_ACCESS_KEY := test
+test bench chaos: export AWS_REGION := us-east-1
 
-.PHONY: dev test test-build venv browser lint fmt bench
+.PHONY: dev test test-build venv browser lint fmt bench chaos
 
 ## Run StepSync locally (Ctrl-C stops it; data is kept under .data/).
 dev:
@@ -50,6 +50,12 @@ browser:
 bench: venv
 	cargo build --release -p stepsync-functions --bins
 	cargo run --release -p stepsync-bench -- $(BENCH_ARGS)
+
+## The chaos run: 1,000 connections with faults injected at random at every seam, then the
+## checks that nothing was lost or counted twice (local/src/chaos.rs; `make test` runs it at
+## 150). STEPSYNC_CHAOS_CONNECTIONS, _ROUNDS, _SEED and _RATE change it.
+chaos:
+	cargo run --release -p stepsync-local --features harness --bin stepsync-chaos
 
 ## Formatting and lints, as CI expects them.
 lint:

@@ -367,15 +367,19 @@ SNS_SIGNED_KEYS = {
 }
 
 
+# SNS SignatureVersion -> the hash of its RSA PKCS#1 v1.5 signature (over the same string).
+SNS_SIGNATURE_HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
+
+
 def sns_canonical(message: dict) -> bytes:
-    """SNS signature version 1: `key\\nvalue\\n` for each signed key present, in this order."""
+    """What SNS signs: `key\\nvalue\\n` for each signed key present, in this order."""
     keys = SNS_SIGNED_KEYS[message["Type"]]
     return "".join(f"{k}\n{message[k]}\n" for k in keys if k in message).encode()
 
 
-def sns_sign(key: rsa.RSAPrivateKey, message: dict) -> dict:
-    signature = key.sign(sns_canonical(message), padding.PKCS1v15(), hashes.SHA1())
-    return {**message, "SignatureVersion": "1", "SigningCertURL": SNS_CERT_URL, "Signature": b64(signature)}
+def sns_sign(key: rsa.RSAPrivateKey, message: dict, version: str = "1") -> dict:
+    signature = key.sign(sns_canonical(message), padding.PKCS1v15(), SNS_SIGNATURE_HASHES[version]())
+    return {**message, "SignatureVersion": version, "SigningCertURL": SNS_CERT_URL, "Signature": b64(signature)}
 
 
 def sns_certificate(key: rsa.RSAPrivateKey) -> bytes:
@@ -411,6 +415,12 @@ def misfit_files() -> dict[str, bytes]:
         "Message": json.dumps(events),
         "Timestamp": "2026-11-23T18:20:12.000Z",
     }
+    # The same change, published again by a topic set to SignatureVersion 2 (SHA-256).
+    notification_message_v2 = {
+        **notification_message,
+        "MessageId": "9c2e4b7a-1d3f-5e60-8a9b-0c1d2e3f4a5b",
+        "Timestamp": "2026-11-23T18:22:47.000Z",
+    }
     confirm_token = "fixture-token-2336412f37"
     confirmation = {
         "Type": "SubscriptionConfirmation",
@@ -444,6 +454,7 @@ def misfit_files() -> dict[str, bytes]:
     return {
         "error_401.json": pretty({"error_code": 401, "error_message": "Invalid access token"}),
         "sns_notification.json": pretty(sns_sign(key, notification_message)),
+        "sns_notification_v2.json": pretty(sns_sign(key, notification_message_v2, "2")),
         "sns_signing_cert.pem": sns_certificate(key),
         "sns_subscription_confirmation.json": pretty(sns_sign(key, confirmation)),
         "summary_detail.json": pretty(summary),
@@ -519,6 +530,13 @@ nothing they sign outside the tests.
   stated home is `https://sns.fixture.test/SimpleNotificationService-fixture.pem`: a test
   serves the PEM itself and allow-lists that host by configuration. Changing any signed field
   (or adding a `Subject`) must make verification fail.
+- `sns_notification_v2.json`: the same change as `sns_notification.json` (another
+  `MessageId`, `Timestamp` 2026-11-23T18:22:47.000Z), signed as SNS `SignatureVersion` 2:
+  RSA PKCS#1 v1.5 with SHA-256 over the same canonical string, same certificate. It must
+  verify as version 2 and fail as version 1; the version 1 messages must fail as version 2.
+- The `Timestamp`s are 2026-11-23T18:00:00Z (confirmation), 18:20:12Z and 18:22:47Z
+  (notifications): a verifier that refuses messages older than an hour must be tested with a
+  clock near them.
 """
 
 
@@ -751,11 +769,15 @@ def check_misfit_json() -> str:
 
 
 def sns_verifies(cert: x509.Certificate, message: dict) -> bool:
-    if message.get("SignatureVersion") != "1" or message.get("Type") not in SNS_SIGNED_KEYS:
+    version = message.get("SignatureVersion")
+    if version not in SNS_SIGNATURE_HASHES or message.get("Type") not in SNS_SIGNED_KEYS:
         return False
     try:
         cert.public_key().verify(
-            base64.b64decode(message["Signature"]), sns_canonical(message), padding.PKCS1v15(), hashes.SHA1()
+            base64.b64decode(message["Signature"]),
+            sns_canonical(message),
+            padding.PKCS1v15(),
+            SNS_SIGNATURE_HASHES[version](),
         )
     except InvalidSignature:
         return False
@@ -772,8 +794,14 @@ def check_sns() -> str:
         "valid 2026-01-01 to 2036-01-01",
     )
     altered = 0
-    for name in ("sns_notification.json", "sns_subscription_confirmation.json"):
+    versions = {
+        "sns_notification.json": "1",
+        "sns_subscription_confirmation.json": "1",
+        "sns_notification_v2.json": "2",
+    }
+    for name, version in versions.items():
         message = json.loads(read("misfit", name))
+        expect(message["SignatureVersion"] == version, f"{name}: SignatureVersion {version}")
         url = urlsplit(message["SigningCertURL"])
         expect((url.scheme, url.hostname) == ("https", SNS_HOST), f"{name}: its certificate's home")
         expect(sns_verifies(cert, message), f"{name} verifies")
@@ -784,14 +812,17 @@ def check_sns() -> str:
             changed = {**message, key: message.get(key, "") + "x"}
             expect(not sns_verifies(cert, changed), f"{name}: {key} changed must fail")
             altered += 1
-        expect(not sns_verifies(cert, {**message, "SignatureVersion": "2"}), f"{name}: version 2 must fail")
+        for other in ("1", "2", "3"):
+            if other != version:
+                relabelled = {**message, "SignatureVersion": other}
+                expect(not sns_verifies(cert, relabelled), f"{name}: as version {other} must fail")
         if message["Type"] == "Notification":
             events = json.loads(message["Message"])
             expect(events[0]["action"] == "updated", "the event")
         else:
             sub = urlsplit(message["SubscribeURL"])
             expect((sub.scheme, sub.hostname) == ("https", SNS_HOST), "SubscribeURL at the fixture host")
-    return f"both verify; {altered} altered messages fail"
+    return f"all three verify (v1 SHA-1, v2 SHA-256); {altered} altered messages fail"
 
 
 def check_reproducible() -> str:
@@ -811,7 +842,7 @@ def check() -> int:
     checks.run("google_health: webhook signatures against the Tink keyset", check_google_signatures)
     checks.run("fitbit_legacy: X-Fitbit-Signature", check_fitbit)
     checks.run("misfit: summary known answers, token, error", check_misfit_json)
-    checks.run("misfit: SNS v1 signatures, every signed field altered fails", check_sns)
+    checks.run("misfit: SNS v1 and v2 signatures, every signed field altered fails", check_sns)
     checks.run("generate reproduces the committed fixtures", check_reproducible)
     print(f"fixtures: {7 - checks.failed} passed, {checks.failed} failed")
     return 1 if checks.failed else 0

@@ -117,15 +117,9 @@ async fn a_person_connects_syncs_and_climbs_the_leaderboard_in_the_console() {
     assert!(done["message"].as_str().is_some_and(|m| m.contains("1 day(s) changed")), "{done}");
     assert_eq!(steps_of(&leaderboard(&stack).await, PERSON), Some(9_876));
     assert_eq!(done["app"], "google_health: active", "connected from the other origin: {done}");
-    let status: Value = reqwest::Client::new()
-        .get(format!("{}/v1/sync/status", stack.base_url))
-        .bearer_auth(stack.token(APP_PERSON, false))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("{}/v1/sync/status", stack.base_url);
+    let answer = reqwest::Client::new().get(url).bearer_auth(stack.token(APP_PERSON, false)).send().await.unwrap();
+    let status: Value = answer.json().await.unwrap();
     assert_eq!(status["connections"][0]["provider"], "google_health", "{status}");
     assert_eq!(status["connections"][0]["status"], "active", "{status}");
 

@@ -209,10 +209,14 @@ pub fn route<Op: Copy>(table: &[Route<Op>], req: &Request) -> Result<(Op, Params
         let mut params = Params::default();
         let matched =
             template.iter().zip(&segments).all(|(t, s)| match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                Some(name) if !s.is_empty() => {
-                    params.0.push((name, (*s).to_owned()));
-                    true
-                }
+                // A parameter as the client meant it: `a%7Cb` is `a|b` (a user id may hold `|`).
+                Some(name) if !s.is_empty() => match percent_encoding::percent_decode_str(s).decode_utf8() {
+                    Ok(value) => {
+                        params.0.push((name, value.into_owned()));
+                        true
+                    }
+                    Err(_) => false,
+                },
                 Some(_) => false,
                 None => t == s,
             });
@@ -367,5 +371,27 @@ mod whole_number_tests {
         for not_whole in [json!(12.5), json!("3"), json!(null), json!(true), json!([3])] {
             assert_eq!(whole_number(&not_whole), None, "{not_whole}");
         }
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    struct Erase;
+
+    const TABLE: [Route<Erase>; 1] = [Route { method: "DELETE", path: "/v1/people/{user}", op: Erase }];
+
+    fn request(path: &str) -> Request {
+        lambda_http::http::Request::builder().method("DELETE").uri(path).body(Body::Empty).unwrap()
+    }
+
+    #[test]
+    fn path_parameters_are_percent_decoded_and_bad_encodings_match_nothing() {
+        let (_, params) = route(&TABLE, &request("/v1/people/.QZ%7CR%2BAn%3A")).unwrap();
+        assert_eq!(params.get("user"), Some(".QZ|R+An:"));
+        assert!(route(&TABLE, &request("/v1/people/%FF")).is_err(), "not UTF-8");
+        assert!(route(&TABLE, &request("/v1/people/")).is_err());
     }
 }

@@ -7,6 +7,8 @@
 //! - `GET /oauth/{provider}/callback`: finishes connecting and sends the person back with
 //!   `?connected=` or `?error=`.
 //! - `DELETE /v1/connections/{provider}` (JWT): revokes, forgets the tokens, keeps history.
+//! - `DELETE /v1/people/{user}` (JWT: the person or an admin): erases the person (grants
+//!   revoked, leaderboard rows removed, every item of theirs deleted).
 //!
 //! The use cases live in `stepsync::services::connecting`; this parses and answers.
 
@@ -26,13 +28,15 @@ enum Op {
     Start,
     Callback,
     Disconnect,
+    Erase,
 }
 
-const TABLE: [Route<Op>; 4] = [
+const TABLE: [Route<Op>; 5] = [
     Route { method: "POST", path: "/v1/connections/{provider}/authorize", op: Op::Authorize },
     Route { method: "GET", path: "/oauth/{provider}/start", op: Op::Start },
     Route { method: "GET", path: "/oauth/{provider}/callback", op: Op::Callback },
     Route { method: "DELETE", path: "/v1/connections/{provider}", op: Op::Disconnect },
+    Route { method: "DELETE", path: "/v1/people/{user}", op: Op::Erase },
 ];
 
 /// The routes this handler serves (method, HttpApi path); `template.yaml` must list the same.
@@ -44,6 +48,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         Ok((Op::Start, params)) => start(app, &req, &params).await,
         Ok((Op::Callback, params)) => callback(app, &req, &params).await,
         Ok((Op::Disconnect, params)) => disconnect(app, &req, &params).await,
+        Ok((Op::Erase, params)) => erase(app, &req, &params).await,
         Err(e) => Err(e),
     };
     result.unwrap_or_else(ApiError::into_response)
@@ -100,4 +105,12 @@ async fn disconnect(app: &App, req: &Request, params: &Params) -> Result<Respons
     let provider = params.provider()?;
     app.services.connecting.disconnect(&user, provider).await?;
     Ok(empty(204))
+}
+
+async fn erase(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
+    let caller = http::caller_with_role(req)?;
+    let raw = params.get("user").ok_or_else(|| ApiError::NotFound("route".into()))?;
+    let person = stepsync::domain::UserId::parse(raw)?;
+    let report = app.services.erasure().erase(&caller.user, caller.admin, &person).await?;
+    Ok(json(200, &report))
 }

@@ -1,8 +1,10 @@
 //! The pieces the local stack, the tests and the benchmarks share: `template.yaml` read once
 //! (`template`), the table it defines, the embedded DynamoDB (dynoxide) and moto in server
-//! mode, the fake providers, all on loopback; and, with the `harness` feature, the tests' harness.
+//! mode, the fake providers, all on loopback; and, with the `harness` feature, the tests' harness and the chaos run.
 
 pub mod auth;
+#[cfg(feature = "harness")]
+pub mod chaos;
 pub mod demo;
 pub mod dynoxide;
 pub mod fakes;

@@ -193,7 +193,9 @@ impl LocalStack {
         progress("starting the provider sandboxes (Google Health, Misfit, SNS)");
         let google = FakeGoogleHealth::start().await;
         let misfit = FakeMisfit::start().await;
-        let mut sns = FakeSns::start().await;
+        // One clock for the app and the fake SNS, whose messages the app's verifier dates by it.
+        let clock: Arc<dyn stepsync::clock::Clock> = Arc::new(stepsync::clock::SystemClock);
+        let mut sns = FakeSns::start_with_clock(clock.clone()).await;
         sns.advertise_as("https://sns.local.test");
 
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await.map_err(failed)?;
@@ -229,10 +231,7 @@ impl LocalStack {
         let config = stepsync::config::Config::from_vars(&vars).map_err(failed)?;
         let store = Arc::new(stepsync::aws::DynamoStore::new(client, options.table.clone()));
         let (sender, mut receiver) = mpsc::unbounded_channel::<Event>();
-        let app = Arc::new(
-            App::from_parts(config, store, Arc::new(LocalBus { sender }), Arc::new(stepsync::clock::SystemClock))
-                .map_err(failed)?,
-        );
+        let app = Arc::new(App::from_parts(config, store, Arc::new(LocalBus { sender }), clock).map_err(failed)?);
 
         progress("starting the bus and the scheduler");
         let feed: Arc<Mutex<Vec<Event>>> = Arc::default();

@@ -142,6 +142,9 @@ pub trait StepStore: Send + Sync {
         primary: Option<Provider>,
         expected_rev: u64,
     ) -> Result<(), StoreError>;
+    /// Deletes every item of the person's own partition (days, profile, memberships,
+    /// connections, logs); answers how many. Idempotent: a second call deletes nothing.
+    async fn erase_user(&self, user: &UserId) -> Result<usize, StoreError>;
 }
 
 #[async_trait]
@@ -166,6 +169,8 @@ pub trait ChallengeStore: Send + Sync {
     async fn participants(&self, challenge: &ChallengeId) -> Result<Vec<Participant>, StoreError>;
     /// The participant's snapshot, once sealed.
     async fn snapshot(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Snapshot>, StoreError>;
+    /// Deletes the person's participant row and sealed snapshot in `challenge`, if any.
+    async fn erase_participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<(), StoreError>;
 }
 
 /// A claimed provider account: the days before `counts_from` fed a previous owner.
@@ -400,6 +405,9 @@ pub enum WebhookError {
     UnknownKey,
     #[error("the request is not authorized")]
     Unauthorized,
+    /// Signed, but dated too far from now: a replay of an old message, or a sender's clock far off.
+    #[error("the message is dated outside the accepted window")]
+    Stale,
     #[error("the body is too large")]
     TooLarge,
     #[error("the body is malformed: {0}")]

@@ -32,6 +32,7 @@ on_both_backends!(
     a_person_in_the_most_open_challenges_still_syncs_and_no_write_outgrows_a_transaction,
     a_day_a_pull_no_longer_returns_loses_the_sources_value_and_the_totals_follow,
     two_installs_of_one_platform_are_kept_apart_through_the_store,
+    two_phones_uploading_at_the_same_moment_end_at_the_larger_latest_reading,
     a_walk_two_sources_put_on_different_dates_counts_once_through_the_store,
     every_committed_day_change_is_one_event_with_its_version_from_the_stream,
     the_reconcile_repairs_drift_and_seals_closed_challenges_through_the_store,
@@ -471,16 +472,7 @@ async fn two_installs_of_one_platform_are_kept_apart_through_the_store(env: Test
     let walker = user();
     let month = env.challenge("2026-11-01", "2026-11-30").await;
     env.challenges().join(&month, &walker, env.now()).await.unwrap();
-    let upload = |install: &'static str, steps: i64, observed: i64| {
-        let (env, walker) = (&env, walker.clone());
-        async move {
-            let values = [value("2026-11-24", steps, Some(observed))];
-            env.engine
-                .apply_from_install(&walker, Provider::AppleHealth, install, &TimeZone::UTC, &values)
-                .await
-                .unwrap()
-        }
-    };
+    let upload = |install, steps, observed| from_install(&env, &walker, install, steps, observed);
     upload("iphone", 9000, 100).await;
     upload("ipad", 3000, 200).await;
     let days = env.store.load_user_days(&walker, &[date("2026-11-24")]).await.unwrap().days;
@@ -490,6 +482,35 @@ async fn two_installs_of_one_platform_are_kept_apart_through_the_store(env: Test
     assert!(upload("iphone", 8000, 50).await.changed.is_empty(), "an older reading changes nothing");
     upload("iphone", 9400, 300).await;
     assert_eq!(assert_exact(&env, &month, &walker).await, ParticipantTotals { total: 9400, days: 1 });
+}
+
+/// What one app installation read for Nov 24 (its steps, when it read them), applied.
+async fn from_install(
+    env: &TestEnv,
+    walker: &UserId,
+    install: &str,
+    steps: i64,
+    observed: i64,
+) -> stepsync::engine::ApplyReport {
+    let values = [value("2026-11-24", steps, Some(observed))];
+    env.engine.apply_from_install(walker, Provider::AppleHealth, install, &TimeZone::UTC, &values).await.unwrap()
+}
+
+/// An iPhone and an iPad upload the same day at the same moment, again and again, each with
+/// rising readings: whatever the interleaving (version conflicts retried), the day ends at the
+/// larger of the two devices' latest readings, never a sum, and the challenge total matches.
+async fn two_phones_uploading_at_the_same_moment_end_at_the_larger_latest_reading(env: TestEnv) {
+    let walker = user();
+    let month = env.challenge("2026-11-01", "2026-11-30").await;
+    env.challenges().join(&month, &walker, env.now()).await.unwrap();
+    let upload = |install, steps, observed| from_install(&env, &walker, install, steps, observed);
+    let rounds = (1..=10).flat_map(|i| [upload("iphone", 1000 * i, i), upload("ipad", 900 * i + 50, i)]);
+    futures::future::join_all(rounds).await;
+
+    let days = env.store.load_user_days(&walker, &[date("2026-11-24")]).await.unwrap().days;
+    let day = &days[&date("2026-11-24")];
+    assert_eq!(day.total.get(), 10_000, "the iPhone's latest, the larger: {:?}", env.backend);
+    assert_eq!(assert_exact(&env, &month, &walker).await, ParticipantTotals { total: 10_000, days: 1 });
 }
 
 /// Chicago → Tokyo through the real adapter: each source's numbers are kept per participant,

@@ -4,6 +4,8 @@
 
 use crate::log_capture::{self, Secrets};
 use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use functions::app::App;
 
 use lambda_http::{Body, Request, Response};
@@ -30,6 +32,7 @@ on_dynoxide!(
     reconnecting_keeps_history_and_moves_the_token_version,
     a_second_person_cannot_connect_the_same_google_account,
     webhook_accepts_valid_signatures_and_refuses_the_rest,
+    made_up_key_ids_cost_one_keyset_fetch_a_minute_and_a_rotated_key_still_arrives,
     each_function_works_with_only_the_part_it_loads,
     a_walk_deleted_at_google_leaves_the_day_and_the_leaderboard,
     twenty_duplicate_notifications_cause_one_provider_fetch,
@@ -490,20 +493,65 @@ async fn webhook_accepts_valid_signatures_and_refuses_the_rest(env: TestEnv) {
     );
     assert_eq!(w.sync_requests().len(), 3, "no refused request asked for a sync");
 
-    // A key the verifier has not seen: exactly one refetch of the keyset, then accepted.
+    // A key the verifier has not seen, a minute after its last fetch: exactly one refetch of
+    // the keyset, then accepted.
+    w.env.clock.advance(Duration::from_secs(60));
     let before = w.fake.calls("keyset");
     w.fake.rotate_key();
     let body = Notification::upsert(&w.health_id, ["2026-11-21"]).body();
     assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &w.fake.sign(&body))]).await.status(), 204);
     assert_eq!(w.fake.calls("keyset") - before, 1);
-    // A key nobody publishes: one refetch, then refused.
+    // A key nobody publishes: one refetch, then refused; sent again later, refused unasked.
+    w.env.clock.advance(Duration::from_secs(60));
     w.fake.set_publish_newest_key(false);
     w.fake.rotate_key();
     let before = w.fake.calls("keyset");
     let body = Notification::upsert(&w.health_id, ["2026-11-20"]).body();
-    assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &w.fake.sign(&body))]).await.status(), 401);
+    let unpublished = w.fake.sign(&body);
+    assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &unpublished)]).await.status(), 401);
     assert_eq!(w.fake.calls("keyset") - before, 1);
-    w.assert_no_secret_logged(&[signature, forged]).await;
+    w.env.clock.advance(Duration::from_secs(60));
+    assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &unpublished)]).await.status(), 401);
+    assert_eq!(w.fake.calls("keyset") - before, 1, "the id the refetch did not find is remembered");
+    w.assert_no_secret_logged(&[signature, forged, unpublished]).await;
+}
+
+/// The signature header `signature` with its Tink key id replaced by `key_id`.
+fn with_key_id(signature: &str, key_id: u32) -> String {
+    let mut raw = STANDARD.decode(signature).unwrap();
+    raw[1..5].copy_from_slice(&key_id.to_be_bytes());
+    STANDARD.encode(raw)
+}
+
+async fn made_up_key_ids_cost_one_keyset_fetch_a_minute_and_a_rotated_key_still_arrives(env: TestEnv) {
+    let w = World::new(env).await;
+    assert_eq!(w.connect().await.status(), 302);
+    let body = Notification::upsert(&w.health_id, ["2026-11-24"]).body();
+    let genuine = w.fake.sign(&body);
+    assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &genuine)]).await.status(), 204, "the keyset is in");
+    w.env.clock.advance(Duration::from_secs(60));
+
+    // A hundred notifications under key ids nobody published, over the next 50 seconds.
+    let before = w.fake.calls("keyset");
+    for n in 0..100u32 {
+        let made_up = with_key_id(&genuine, 0x5eed_0000 + n);
+        assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &made_up)]).await.status(), 401, "key id {n}");
+        w.env.clock.advance(Duration::from_millis(500));
+    }
+    assert_eq!(w.fake.calls("keyset") - before, 1, "one keyset fetch for a hundred made-up key ids");
+
+    // Google rotates within that minute: its first notification under the new key waits...
+    w.fake.rotate_key();
+    let rotated = Notification::upsert(&w.health_id, ["2026-11-23"]).body();
+    let signature = w.fake.sign(&rotated);
+    assert_eq!(w.webhook(&rotated, &[("x-healthapi-signature", &signature)]).await.status(), 401);
+    assert_eq!(w.fake.calls("keyset") - before, 1);
+    // ... and Google's retry after the minute is accepted, with one more fetch.
+    w.env.clock.advance(Duration::from_secs(10));
+    assert_eq!(w.webhook(&rotated, &[("x-healthapi-signature", &signature)]).await.status(), 204);
+    assert_eq!(w.fake.calls("keyset") - before, 2);
+    let dates: Vec<_> = w.sync_requests().iter().filter(|r| r.reason == SyncReason::Webhook).map(|r| r.start).collect();
+    assert_eq!(dates, [Some(date("2026-11-24")), Some(date("2026-11-23"))], "only the genuine notices");
 }
 
 /// Deployed, each function loads only its part: the public webhook verifies and hands over
@@ -573,8 +621,11 @@ async fn twenty_duplicate_notifications_cause_one_provider_fetch(env: TestEnv) {
     w.fake.set_steps(&w.health_id, "2026-11-24", 7777);
     let body = Notification::upsert(&w.health_id, ["2026-11-24"]).body();
     let signature = w.fake.sign(&body);
-    for _ in 0..20 {
-        assert_eq!(w.webhook(&body, &[("x-healthapi-signature", &signature)]).await.status(), 204);
+    // All twenty at the same moment: the coalescing claim is one conditional put each.
+    let headers = [("x-healthapi-signature", signature.as_str())];
+    let notices = (0..20).map(|_| w.webhook(&body, &headers));
+    for answer in futures::future::join_all(notices).await {
+        assert_eq!(answer.status(), 204);
     }
     w.fake.reset_calls();
     assert_eq!(w.run_sync_requests(&mut ran).await, 1);

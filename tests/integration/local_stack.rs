@@ -49,7 +49,10 @@ async fn an_empty_stack_answers_health_tokens_and_every_route() {
     for (method, path) in tables.iter().flat_map(|t| t.iter()) {
         let expected = ROUTE_ANSWERS.iter().find(|(m, p, _)| m == method && p == path);
         let expected = expected.unwrap_or_else(|| panic!("{method} {path}: add its answer to ROUTE_ANSWERS")).2;
-        let url = format!("{base}{}", path.replace("{provider}", "google_health").replace("{id}", "nope"));
+        let url = format!(
+            "{base}{}",
+            path.replace("{provider}", "google_health").replace("{id}", "nope").replace("{user}", "someone-else")
+        );
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let jwt = !(path.starts_with("/webhooks/") || path.starts_with("/oauth/"));
         let answer = http.request(method.clone(), &url).bearer_auth(&token).send().await.unwrap();

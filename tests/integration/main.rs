@@ -9,6 +9,7 @@
 //! target (`tests/browser.rs`): it drives Chromium through node.
 
 mod challenges_api;
+mod chaos;
 mod device_upload;
 mod engine;
 mod events;

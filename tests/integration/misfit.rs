@@ -9,7 +9,7 @@ use stepsync::domain::{ConnectionStatus, Provider, UserId};
 use stepsync::events::Event;
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
 use stepsync_local::fakes::misfit::{Dead, EventAction, FakeMisfit, Fault, MisfitEvent};
-use stepsync_local::fakes::sns::FakeSns;
+use stepsync_local::fakes::sns::{FakeSns, SignatureVersion};
 use stepsync_local::harness::{self, TestEnv, date, request_from_sample, unique};
 use stepsync_local::on_dynoxide;
 
@@ -34,7 +34,8 @@ struct World {
 impl World {
     async fn new(env: TestEnv) -> Self {
         let fake = FakeMisfit::start().await;
-        let mut sns = FakeSns::start().await;
+        // The fake dates its messages by the test's clock, as the app's verifier does.
+        let mut sns = FakeSns::start_with_clock(env.clock.clone()).await;
         // Messages name an https host, as real SNS does; the app maps it to the loopback fake.
         sns.advertise_as("https://sns.fake.test");
         let app = harness::app(
@@ -167,7 +168,9 @@ async fn connect_notify_fetch_and_leaderboard(env: TestEnv) {
         w.env.challenges().recompute(&challenge, &w.user).await.unwrap()
     );
 
-    // A deleted activity re-reads the days: the count may drop.
+    // A deleted activity re-reads the days: the count may drop. The topic now signs with
+    // SignatureVersion 2 (SHA-256), as a topic set to it does.
+    w.sns.set_signature_version(SignatureVersion::V2);
     w.fake.set_steps(&w.misfit_id, "2026-11-25", 2000);
     w.env.clock.advance(std::time::Duration::from_secs(1));
     // Inside the coalescing window, but after the last sync started: it asks for its own sync.
@@ -196,6 +199,11 @@ async fn forged_and_foreign_sns_messages_are_refused_and_nothing_is_fetched(env:
         401,
         "SubscribeURL off the allow-list"
     );
+
+    // A genuine message, delivered again after SNS's retries would have ended: a replay.
+    let replayed = w.sns.notification(TOPIC, &[w.event(EventAction::Updated)]);
+    w.env.clock.advance(std::time::Duration::from_secs(3601));
+    assert_eq!(w.deliver(&replayed, "Notification").await, 401, "replayed after an hour");
 
     assert!(w.sns.confirmed().is_empty(), "nothing confirmed");
     assert!(w.sns.calls("cert") <= certs + 1, "at most the one allowed certificate was fetched");

@@ -39,6 +39,7 @@ const OBSERVED: &[(&str, &str, &[u16], &str)] = &[
     ("GET", "/oauth/{provider}/start", &[302, 400], "google_health.rs, misfit.rs, local_stack.rs"),
     ("GET", "/oauth/{provider}/callback", &[302, 400], "google_health.rs, misfit.rs"),
     ("DELETE", "/v1/connections/{provider}", &[204, 401, 404], "google_health.rs, sync_api.rs"),
+    ("DELETE", "/v1/people/{user}", &[200, 403], "sync_api.rs, template.rs"),
     ("POST", "/webhooks/{provider}", &[200, 201, 204, 400, 401, 413], "google_health.rs, misfit.rs"),
     ("POST", "/v1/sync", &[200, 202, 401, 413, 429], "sync_api.rs"),
     ("GET", "/v1/sync/status", &[200, 401], "sync_api.rs"),

@@ -219,6 +219,8 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
             "dynamodb:PutItem on table",
             "dynamodb:UpdateItem on table",
             "dynamodb:DeleteItem on table",
+            "dynamodb:Query on table",
+            "dynamodb:BatchWriteItem on table",
             "events:PutEvents on bus",
             "ssm:GetParameters on the token key and client secrets",
             "kms:Decrypt on key via ssm",
@@ -247,4 +249,27 @@ fn the_webhook_function_cannot_read_a_persons_items() {
         assert!(!condition.contains("USER#"), "{grant}");
     }
     assert!(webhook.grants.iter().all(|g| g.only_if.is_some() || !g.action.starts_with("ssm:")));
+}
+
+/// The edges an attacker reaches first: every route throttled (API Gateway's default route
+/// settings, from parameters), the public webhook function's concurrency capped, and CORS only
+/// for the configured app origins, with the token in a header and no credentials.
+#[test]
+fn routes_are_throttled_the_webhook_capped_and_cors_limited_to_the_app_origins() {
+    let doc: serde_norway::Value = serde_norway::from_str(stepsync_local::template::TEMPLATE).unwrap();
+    let written = |v: &serde_norway::Value| format!("{v:?}");
+    let api = &doc["Resources"]["HttpApi"]["Properties"];
+    let throttling = written(&api["DefaultRouteSettings"]);
+    assert!(throttling.contains("ThrottlingRateLimit") && throttling.contains("ApiRateLimit"), "{throttling}");
+    assert!(throttling.contains("ThrottlingBurstLimit") && throttling.contains("ApiBurstLimit"), "{throttling}");
+    let cors = written(&api["CorsConfiguration"]);
+    for wanted in ["HasAppOrigins", "AppOrigins", "authorization", "content-type"] {
+        assert!(cors.contains(wanted), "CORS lacks {wanted}: {cors}");
+    }
+    assert!(!cors.contains("allowCredentials") && !cors.contains("\"*\""), "no credentials, no wildcard: {cors}");
+    let webhook = written(&doc["Resources"]["ProviderWebhook"]["Properties"]["ReservedConcurrentExecutions"]);
+    assert!(webhook.contains("WebhookReservedConcurrency"), "{webhook}");
+    for parameter in ["ApiRateLimit", "ApiBurstLimit", "WebhookReservedConcurrency", "AppOrigins"] {
+        assert!(!doc["Parameters"][parameter].is_null(), "{parameter} is a template parameter");
+    }
 }

@@ -20,6 +20,7 @@ on_both_backends!(
     a_stale_token_write_never_overwrites_a_newer_one,
     a_sync_outcome_lands_only_on_the_connection_it_synced,
     a_day_write_through_a_disconnected_connection_is_refused_in_its_transaction,
+    erasing_a_person_deletes_every_item_of_theirs_and_nothing_else,
 );
 
 fn user(name: &str) -> UserId {
@@ -248,4 +249,37 @@ async fn a_day_write_through_a_disconnected_connection_is_refused_in_its_transac
     let days = env.store.load_user_days(&alice, &[date("2026-11-22")]).await.unwrap();
     assert!(days.days.is_empty() && days.profile.rev == 2, "nothing of the transaction was written");
     env.store.commit_day(&write("2026-11-22", 2, None)).await.unwrap();
+}
+
+/// Erasing through DynamoDB: more items than one `BatchWriteItem` takes (40 days, the profile,
+/// the membership, a connection), the participant row; a neighbour's items stay.
+async fn erasing_a_person_deletes_every_item_of_theirs_and_nothing_else(env: TestEnv) {
+    use stepsync::domain::DailyValue;
+    use stepsync::ports::{ChallengeStore, StepStore};
+    let (alice, bob) = (user("alice"), user("bob"));
+    let month = env.challenge("2026-10-01", "2026-11-30").await;
+    for who in [&alice, &bob] {
+        env.challenges().join(&month, who, env.now()).await.unwrap();
+        let days: Vec<DailyValue> = (0..40)
+            .map(|i| DailyValue { date: date("2026-10-10").add_days(i), steps: 1000 + i64::from(i), observed_at: None })
+            .collect();
+        env.engine.apply(who, Provider::AppleHealth, &jiff::tz::TimeZone::UTC, &days).await.unwrap();
+    }
+    env.store.create_connection(&Connection::new(alice.clone(), Provider::GoogleHealth, env.now())).await.unwrap();
+
+    env.store.erase_participant(&month, &alice).await.unwrap();
+    let erased = env.store.erase_user(&alice).await.unwrap();
+
+    assert_eq!(erased, 42, "40 days, the profile (with its memberships), the connection");
+    let items = env.store.client().scan().table_name(&env.table).send().await.unwrap().items.unwrap_or_default();
+    let mentions = |who: &UserId| {
+        items
+            .iter()
+            .filter(|item| item.values().any(|v| v.as_s().is_ok_and(|s| s.ends_with(&format!("#{who}")))))
+            .count()
+    };
+    assert_eq!(mentions(&alice), 0, "nothing of alice's is left");
+    assert!(mentions(&bob) >= 42, "bob's days, profile and row stay");
+    assert_eq!(env.store.participant(&month, &bob).await.unwrap().unwrap().totals().days, 40);
+    assert_eq!(env.store.erase_user(&alice).await.unwrap(), 0, "a second erasure finds nothing");
 }

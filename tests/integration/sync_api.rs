@@ -23,6 +23,7 @@ on_dynoxide!(
     status_diagnoses_each_way_a_connection_can_be_stuck,
     steps_returns_the_callers_own_days_with_their_sources,
     one_persons_token_never_reaches_another_persons_data,
+    a_person_is_erased_by_themselves_or_an_admin_and_their_grant_revoked,
 );
 
 struct World {
@@ -422,4 +423,47 @@ async fn one_persons_token_never_reaches_another_persons_data(env: TestEnv) {
         let res = functions::oauth::handle(&w.app, request_from_sample(sample, None, |_| {})).await;
         assert_eq!(res.status(), 401, "{sample}");
     }
+}
+
+/// `DELETE /v1/people/{user}` through the real handler: someone else is refused (403) and
+/// nothing is touched; the person erases themselves (the grant is revoked at Google, the
+/// account freed, everything deleted); an administrator may erase anyone.
+async fn a_person_is_erased_by_themselves_or_an_admin_and_their_grant_revoked(env: TestEnv) {
+    let w = World::new(env, vec![]).await;
+    let (alice, mallory, carol) = (
+        UserId::parse(&unique("alice")).unwrap(),
+        UserId::parse(&unique("mallory")).unwrap(),
+        UserId::parse(&unique("carol")).unwrap(),
+    );
+    let account = w.connect(&alice, None).await;
+    w.connect(&carol, None).await;
+    let erase = |caller: &UserId, admin: bool, person: &UserId| {
+        let person = person.to_string();
+        let req = request_from_sample("oauth_disconnect.json", Some(caller), move |e| {
+            let path = format!("/v1/people/{person}");
+            e["rawPath"] = path.clone().into();
+            e["requestContext"]["http"]["path"] = path.into();
+            e["routeKey"] = "DELETE /v1/people/{user}".into();
+            e["requestContext"]["routeKey"] = "DELETE /v1/people/{user}".into();
+            e["pathParameters"] = serde_json::json!({"user": person});
+            e["requestContext"]["authorizer"]["jwt"]["claims"]["admin"] = admin.to_string().into();
+        });
+        functions::oauth::handle(&w.app, req)
+    };
+
+    let refused = erase(&mallory, false, &alice).await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(w.connection(&alice).await.status, ConnectionStatus::Active, "untouched");
+
+    let res = erase(&alice, false, &alice).await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = stepsync_local::harness::body_json(&res);
+    assert_eq!(body["connections_disconnected"], 1, "{body}");
+    assert_eq!(w.fake.calls("revoke"), 1, "the grant was given back to Google");
+    assert!(w.env.store.get_connection(&alice, Provider::GoogleHealth).await.unwrap().is_none());
+    assert_eq!(w.env.store.provider_account_owner(Provider::GoogleHealth, &account).await.unwrap(), None);
+
+    let by_admin = erase(&mallory, true, &carol).await;
+    assert_eq!(by_admin.status(), 200);
+    assert!(w.env.store.get_connection(&carol, Provider::GoogleHealth).await.unwrap().is_none());
 }

@@ -82,6 +82,7 @@ pub(crate) const ROUTE_ANSWERS: &[(&str, &str, u16)] = &[
     ("GET", "/oauth/{provider}/start", 400),               // no ticket
     ("GET", "/oauth/{provider}/callback", 400),            // no state
     ("DELETE", "/v1/connections/{provider}", 404),         // no connection to delete
+    ("DELETE", "/v1/people/{user}", 403),                  // someone else, and not an admin
     ("GET", "/webhooks/{provider}", 400),                  // Google notifies by POST only
     ("POST", "/webhooks/{provider}", 401),                 // unsigned
     ("HEAD", "/webhooks/{provider}", 400),
@@ -113,7 +114,10 @@ async fn every_route_is_served_by_its_handler() {
         ROUTE_ANSWERS.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
     assert_eq!(routes, listed, "ROUTE_ANSWERS lists every template route, and only those");
     for (binary, method, path) in template_routes() {
-        let concrete = path.replace("{provider}", "google_health").replace("{id}", "no-such-challenge");
+        let concrete = path
+            .replace("{provider}", "google_health")
+            .replace("{id}", "no-such-challenge")
+            .replace("{user}", "someone-else");
         let req = request_from_sample("sync_status.json", Some(&user), |e| {
             e["rawPath"] = concrete.clone().into();
             e["requestContext"]["http"]["method"] = method.clone().into();

@@ -1,9 +1,10 @@
 //! Adapters: one module per step source, with one struct per concern (an API client for
 //! `StepSource`, `OAuthClient` and `Revoker`; a verifier for `WebhookVerifier`); `registry`
-//! builds the set a deployment uses; the helpers the sources share (HTTP, webhooks, day
-//! ranges, test server).
+//! builds the set a deployment uses; the helpers the sources share (HTTP, webhooks and the
+//! limits on their key fetches, day ranges, test server).
 
 mod day_ranges;
+mod fetch_limits;
 mod fitbit_legacy;
 pub mod google_health;
 mod http;

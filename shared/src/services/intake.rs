@@ -44,7 +44,8 @@ impl From<WebhookError> for ServiceError {
             WebhookError::MissingSignature
             | WebhookError::BadSignature
             | WebhookError::UnknownKey
-            | WebhookError::Unauthorized => ServiceError::Unauthenticated,
+            | WebhookError::Unauthorized
+            | WebhookError::Stale => ServiceError::Unauthenticated,
         }
     }
 }
@@ -135,9 +136,18 @@ impl WebhookIntake {
             };
             for date in notice.dates {
                 let key = coalesce_key(provider, &user, date);
-                if ephemeral.claim_once(&key, now, self.coalesce).await? {
-                    wanted.entry(user.clone()).or_default().push(date);
-                    claims.push(key);
+                match ephemeral.claim_once(&key, now, self.coalesce).await {
+                    Ok(true) => {
+                        wanted.entry(user.clone()).or_default().push(date);
+                        claims.push(key);
+                    }
+                    Ok(false) => {}
+                    // A claim that timed out may have been taken all the same: give it back
+                    // too, or the provider's retry would find it and ask for nothing.
+                    Err(error) => {
+                        claims.push(key);
+                        return Err(error.into());
+                    }
                 }
             }
         }

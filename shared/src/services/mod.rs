@@ -6,6 +6,7 @@
 pub mod challenges;
 pub mod connecting;
 pub mod day_events;
+pub mod erasure;
 pub mod intake;
 pub mod reconcile;
 pub mod standings;
@@ -19,6 +20,7 @@ mod tests;
 pub use challenges::{ChallengeError, Challenges};
 pub use connecting::{Callback, CallbackQuery, ConnectLink, ConnectSettings, Connecting, ConsentStart};
 pub use day_events::{DayChange, DayEvents};
+pub use erasure::{Erasure, ErasureReport};
 pub use intake::{IntakeAnswer, WebhookIntake, coalesce_key};
 pub use reconcile::{Reconcile, ReconcileReport};
 pub use standings::{Leaderboard, Standing, Standings};
@@ -172,6 +174,10 @@ impl Services {
             engine,
             ports,
         }
+    }
+
+    pub fn erasure(&self) -> Erasure<'_> {
+        Erasure { ports: &self.ports, connecting: &self.connecting }
     }
 
     pub fn challenges(&self) -> Challenges<'_> {

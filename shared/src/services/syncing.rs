@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 /// Due connections read per query of a shard.
 const SHARD_PAGE: usize = 100;
+/// How long a shard sweep's claim lasts: the sync-worker's timeout (template.yaml, 300 s), so
+/// a worker that dies mid-shard frees the shard by the time its invocation could have ended.
+const SHARD_SWEEP_LEASE: Duration = Duration::from_secs(300);
 
 /// What syncing needs to know from configuration.
 #[derive(Debug, Clone)]
@@ -192,7 +195,34 @@ impl Syncing {
         Ok(result)
     }
 
+    /// One sweep of a shard at a time: the same `SyncShard` delivered twice at once, or a
+    /// sweep still running when the next tick's begins, would fetch every due connection twice
+    /// (counted once, but twice the provider calls and quota). A claim on the shard, given back
+    /// at the end, decides; a worker that dies leaves it to expire with the worker's timeout.
     async fn sync_shard(&self, shard: &SyncShard, stop_at: Option<Instant>) -> Result<WorkerResult, WorkerError> {
+        let lease = format!("sweep#{}", shard.shard);
+        let now = self.ports.clock.now();
+        let claimed = match self.ports.ephemeral.claim_once(&lease, now, SHARD_SWEEP_LEASE).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                // It may have been taken all the same (a timeout after the write): give it back,
+                // or the retry of this event would skip the shard until the claim ran out.
+                let _ = self.ports.ephemeral.release_claim(&lease).await;
+                return Err(retryable(error));
+            }
+        };
+        if !claimed {
+            tracing::info!(shard = shard.shard, "shard already being swept: this delivery skips it");
+            return Ok(WorkerResult::Skipped { why: format!("shard {} is being swept already", shard.shard) });
+        }
+        let result = self.sweep(shard, stop_at).await;
+        if let Err(error) = self.ports.ephemeral.release_claim(&lease).await {
+            tracing::warn!(%error, shard = shard.shard, "shard sweep claim not given back; it expires by itself");
+        }
+        result
+    }
+
+    async fn sweep(&self, shard: &SyncShard, stop_at: Option<Instant>) -> Result<WorkerResult, WorkerError> {
         let concurrency = self.settings.worker_concurrency as usize;
         let mut attempted: HashSet<(UserId, Provider)> = HashSet::new();
         let (mut synced, mut failed, mut stopped_early) = (0, 0, false);

@@ -77,6 +77,18 @@ impl InMemoryStore {
         self.state.lock().unwrap().refusals.insert(op, (passing, error));
     }
 
+    /// Refresh leases still held at `now` (a run that ended cleanly leaves none).
+    pub fn leases_held(&self, now: Timestamp) -> usize {
+        let state = self.state.lock().unwrap();
+        state.connections.values().filter(|(_, lease)| lease.as_ref().is_some_and(|(_, until)| *until > now)).count()
+    }
+
+    /// Coalescing and cooldown claims still held at `now`.
+    pub fn claims_held(&self, now: Timestamp) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        state.dedupe.iter().filter(|(_, expires)| **expires > now).map(|(key, _)| key.clone()).collect()
+    }
+
     /// Successful write requests so far (a transaction counts once).
     pub fn writes(&self) -> u64 {
         self.state.lock().unwrap().writes
@@ -99,6 +111,17 @@ fn check_rev(state: &State, user: &UserId, expected: u64) -> Result<(), StoreErr
 
 #[async_trait]
 impl StepStore for InMemoryStore {
+    async fn erase_user(&self, user: &UserId) -> Result<usize, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let before = state.days.len() + state.profiles.len() + state.connections.len();
+        state.days.retain(|(u, _), _| u != user);
+        state.profiles.remove(user);
+        state.connections.retain(|(u, _), _| u != user);
+        let erased = before - (state.days.len() + state.profiles.len() + state.connections.len());
+        state.writes += erased as u64;
+        Ok(erased)
+    }
+
     async fn load_user_days(&self, user: &UserId, dates: &[LocalDate]) -> Result<UserDays, StoreError> {
         let state = self.state.lock().unwrap();
         Ok(UserDays {
@@ -206,6 +229,15 @@ impl StepStore for InMemoryStore {
 
 #[async_trait]
 impl ChallengeStore for InMemoryStore {
+    async fn erase_participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let key = (challenge.clone(), user.clone());
+        state.participants.remove(&key);
+        state.snapshots.remove(&key);
+        state.writes += 1;
+        Ok(())
+    }
+
     async fn create_challenge(&self, challenge: &Challenge) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
         if state.challenges.contains_key(&challenge.id) {

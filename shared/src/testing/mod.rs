@@ -92,6 +92,10 @@ pub struct ScriptedProvider {
     /// The `start..=end` of every pull, in order.
     pub windows: Mutex<Vec<(LocalDate, LocalDate)>>,
     gate: Mutex<Option<Arc<Gate>>>,
+    /// Answers the next pulls take first, in order, before `answer`.
+    next: Mutex<std::collections::VecDeque<Result<Vec<DailyValue>, ProviderError>>>,
+    /// A person's own answer, instead of `answer` (a shard where some accounts fail).
+    per_user: Mutex<std::collections::HashMap<crate::domain::UserId, Result<Vec<DailyValue>, ProviderError>>>,
 }
 
 impl ScriptedProvider {
@@ -102,7 +106,19 @@ impl ScriptedProvider {
             calls: Mutex::new(0),
             windows: Mutex::default(),
             gate: Mutex::default(),
+            next: Mutex::default(),
+            per_user: Mutex::default(),
         }
+    }
+
+    /// The next pulls answer these, in order; later ones answer `answer` again.
+    pub fn answer_next(&self, answers: impl IntoIterator<Item = Result<Vec<DailyValue>, ProviderError>>) {
+        self.next.lock().unwrap().extend(answers);
+    }
+
+    /// Pulls of `user`'s connection answer `answer`.
+    pub fn answer_for(&self, user: &crate::domain::UserId, answer: Result<Vec<DailyValue>, ProviderError>) {
+        self.per_user.lock().unwrap().insert(user.clone(), answer);
     }
 
     /// Each pull reads its answer, then waits at `gate`: a test decides when a fetched
@@ -125,14 +141,16 @@ impl StepSource for ScriptedProvider {
 
     async fn daily_steps(
         &self,
-        _connection: &Connection,
+        connection: &Connection,
         _tokens: Option<&TokenSet>,
         start: LocalDate,
         end: LocalDate,
     ) -> Result<Vec<DailyValue>, ProviderError> {
         *self.calls.lock().unwrap() += 1;
         self.windows.lock().unwrap().push((start, end));
-        let answer = self.answer.lock().unwrap().clone();
+        let scripted = self.next.lock().unwrap().pop_front();
+        let own = self.per_user.lock().unwrap().get(&connection.user).cloned();
+        let answer = scripted.or(own).unwrap_or_else(|| self.answer.lock().unwrap().clone());
         let gate = self.gate.lock().unwrap().clone();
         if let Some(gate) = gate {
             gate.pass().await;

@@ -65,6 +65,9 @@ pub struct ScriptedOAuth {
     pub identity: Mutex<Result<ProviderIdentity, ProviderError>>,
     exchanges: Mutex<Vec<Exchange>>,
     refresh_gate: Option<Arc<Gate>>,
+    /// What refreshes answer instead of new tokens (a refused grant, say).
+    refresh_answer: Mutex<Option<Result<TokenSet, ProviderError>>>,
+    refreshes: Mutex<u32>,
 }
 
 impl ScriptedOAuth {
@@ -80,7 +83,19 @@ impl ScriptedOAuth {
             })),
             exchanges: Mutex::new(Vec::new()),
             refresh_gate: None,
+            refresh_answer: Mutex::new(None),
+            refreshes: Mutex::new(0),
         }
+    }
+
+    /// Refreshes answer this from now on.
+    pub fn answer_refresh(&self, answer: Result<TokenSet, ProviderError>) {
+        *self.refresh_answer.lock().unwrap() = Some(answer);
+    }
+
+    /// Refresh calls so far.
+    pub fn refreshes(&self) -> u32 {
+        *self.refreshes.lock().unwrap()
     }
 
     pub fn with_refresh_gate(self, gate: Arc<Gate>) -> Self {
@@ -136,10 +151,14 @@ impl OAuthClient for ScriptedOAuth {
     }
 
     async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet, ProviderError> {
+        *self.refreshes.lock().unwrap() += 1;
         if let Some(gate) = &self.refresh_gate {
             gate.pass().await;
         }
-        Ok(TokenSet { scope: tokens.scope.clone(), ..issued_tokens("refreshed", "") })
+        match self.refresh_answer.lock().unwrap().clone() {
+            Some(answer) => answer,
+            None => Ok(TokenSet { scope: tokens.scope.clone(), ..issued_tokens("refreshed", "") }),
+        }
     }
 
     async fn identity(&self, _tokens: &TokenSet) -> Result<ProviderIdentity, ProviderError> {

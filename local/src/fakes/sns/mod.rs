@@ -1,7 +1,8 @@
 //! A fake Amazon SNS on loopback, as Misfit uses it for notifications, for tests and the local
-//! stack: messages signed per SNS SignatureVersion 1 with a certificate it serves, delivery to
-//! subscribers as SNS posts them, and a `ConfirmSubscription` endpoint. Faithful to Amazon SNS's
-//! documented HTTP(S) delivery and message formats.
+//! stack: messages signed per SNS SignatureVersion 1 (or 2, a setting) with a certificate it
+//! serves, dated by the
+//! clock it is given, delivery to subscribers as SNS posts them, and a `ConfirmSubscription`
+//! endpoint. Faithful to Amazon SNS's documented HTTP(S) delivery and message formats.
 
 mod api;
 mod signing;
@@ -11,19 +12,20 @@ mod tests;
 mod wire;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::header;
-use jiff::Timestamp;
-use rsa::pkcs1v15::SigningKey;
+use rsa::RsaPrivateKey;
 use serde::Serialize;
 use serde_json::Value;
-use sha1::Sha1;
+use stepsync::clock::{Clock, SystemClock};
 
 use super::common::{status_or_zero, subscriber_client};
 use super::misfit::{MisfitEvent, notification_message};
 pub use super::server::FakeError;
 use super::server::FakeServer;
+pub use signing::SignatureVersion;
 use signing::{forger, new_rsa_key, self_signed_pem, sign_with};
 use state::SnsState;
 pub use wire::{CERT_PATH, MESSAGE_TYPE_HEADER, SNS_CONTENT_TYPE, canonical_string};
@@ -36,36 +38,55 @@ pub struct FakeSns {
     /// set with `advertise_as`, so a verifier that insists on https hosts can be tested.
     public_base: Option<String>,
     host: String,
-    signing_key: SigningKey<Sha1>,
+    signing_key: RsaPrivateKey,
+    /// What "now" is for `Timestamp` and the certificate's validity: the clock of the app the
+    /// messages are for, so that a verifier's freshness check sees them as just sent.
+    clock: Arc<dyn Clock>,
     http: reqwest::Client,
     server: FakeServer<SnsState>,
 }
 
 impl FakeSns {
-    /// Makes a key and certificate and serves on an ephemeral loopback port.
+    /// Makes a key and certificate and serves on an ephemeral loopback port, dating messages
+    /// by the machine's clock.
     ///
     /// # Panics
     /// If loopback cannot be bound or the key cannot be made: a broken test machine.
     pub async fn start() -> Self {
-        Self::start_on_port(0).await.unwrap_or_else(|e| panic!("fake SNS: {e}"))
+        Self::start_with_clock(Arc::new(SystemClock)).await
     }
 
-    /// Serves on `port` (0: any free port), for the local stack where the URL must be stable.
-    pub async fn start_on_port(port: u16) -> Result<Self, FakeError> {
+    /// As [`FakeSns::start`], dating messages by `clock`: give it the clock of the app under
+    /// test (a test's `FixedClock`), whose verifier refuses messages far from its "now".
+    ///
+    /// # Panics
+    /// If loopback cannot be bound or the key cannot be made: a broken test machine.
+    pub async fn start_with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self::start_on_port(0, clock).await.unwrap_or_else(|e| panic!("fake SNS: {e}"))
+    }
+
+    /// Serves on `port` (0: any free port), dating messages by `clock`.
+    pub async fn start_on_port(port: u16, clock: Arc<dyn Clock>) -> Result<Self, FakeError> {
         // RSA key generation takes a while: keep it off the runtime's threads.
         let key = tokio::task::spawn_blocking(new_rsa_key).await.map_err(|e| FakeError::Key(e.to_string()))??;
-        let cert_pem = self_signed_pem(&key)?;
+        let cert_pem = self_signed_pem(&key, clock.now())?;
         // SNS gives up on a subscriber that takes longer than 15 s to answer.
         let http = subscriber_client(Duration::from_secs(15))
             .user_agent("Amazon Simple Notification Service Agent")
             .build()
             .map_err(FakeError::Client)?;
-        let state = SnsState { cert_pem, issued: HashMap::new(), confirmed: Vec::new() };
+        let state = SnsState {
+            cert_pem,
+            signature_version: SignatureVersion::default(),
+            issued: HashMap::new(),
+            confirmed: Vec::new(),
+        };
         let server = FakeServer::start("fake SNS", port, state, api::router).await?;
         Ok(Self {
             public_base: None,
             host: format!("127.0.0.1:{}", server.port()),
-            signing_key: SigningKey::new(key),
+            signing_key: key,
+            clock,
             http,
             server,
         })
@@ -115,9 +136,20 @@ impl FakeSns {
         self.server.calls(kind)
     }
 
-    /// Base64 of this fake's RSA PKCS#1 v1.5 SHA-1 signature of `canonical` (see [`canonical_string`]).
+    /// Signs the messages made from now on with `version` (version 1 until told otherwise,
+    /// as an SNS topic does).
+    pub fn set_signature_version(&self, version: SignatureVersion) {
+        self.server.lock().signature_version = version;
+    }
+
+    fn signature_version(&self) -> SignatureVersion {
+        self.server.lock().signature_version
+    }
+
+    /// Base64 of this fake's RSA PKCS#1 v1.5 signature of `canonical` (see
+    /// [`canonical_string`]), SHA-1 or SHA-256 as the signature version set says.
     pub fn sign(&self, canonical: &str) -> String {
-        sign_with(&self.signing_key, canonical)
+        sign_with(&self.signing_key, self.signature_version(), canonical)
     }
 
     /// A signed `SubscriptionConfirmation` for `topic_arn`, shaped as SNS sends one, whose
@@ -134,8 +166,8 @@ impl FakeSns {
             message: format!(
                 "You have chosen to subscribe to the topic {topic_arn}.\nTo confirm the subscription, visit the SubscribeURL included in this message."
             ),
-            timestamp: sns_timestamp(Timestamp::now()),
-            signature_version: "1",
+            timestamp: sns_timestamp(self.clock.now()),
+            signature_version: self.signature_version().as_str(),
             signing_cert_url: self.cert_url(),
             signature: String::new(),
         };
@@ -151,8 +183,8 @@ impl FakeSns {
             message_id: random_uuid(),
             topic_arn: topic_arn.to_owned(),
             message: notification_message(events),
-            timestamp: sns_timestamp(Timestamp::now()),
-            signature_version: "1",
+            timestamp: sns_timestamp(self.clock.now()),
+            signature_version: self.signature_version().as_str(),
             signing_cert_url: self.cert_url(),
             signature: String::new(),
         };
@@ -160,9 +192,11 @@ impl FakeSns {
         serde_json::to_string_pretty(&message).unwrap_or_default()
     }
 
+    /// The signature of a message whose `SignatureVersion` is already set.
     fn sign_fields(&self, message: &impl Serialize) -> String {
         let fields = serde_json::to_value(message).unwrap_or_default();
-        canonical_string(&fields).map(|canonical| self.sign(&canonical)).unwrap_or_default()
+        let version = version_of(&fields);
+        canonical_string(&fields).map(|canonical| sign_with(&self.signing_key, version, &canonical)).unwrap_or_default()
     }
 
     /// `body` with its `Signature` replaced by a valid-looking one from another key: every
@@ -178,12 +212,13 @@ impl FakeSns {
             .and_then(Value::as_str)
             .unwrap_or_else(|| panic!("forge: the body has no Signature"));
         let canonical = canonical_string(&message).unwrap_or_else(|| panic!("forge: not a signable SNS message"));
+        let version = version_of(&message);
         // Base64 needs no JSON escaping, so the value appears verbatim after its key.
         let at = body
             .find("\"Signature\"")
             .and_then(|key| body[key..].find(old).map(|offset| key + offset))
             .unwrap_or_else(|| panic!("forge: the Signature is not written verbatim"));
-        format!("{}{}{}", &body[..at], sign_with(forger(), &canonical), &body[at + old.len()..])
+        format!("{}{}{}", &body[..at], sign_with(forger(), version, &canonical), &body[at + old.len()..])
     }
 
     /// POSTs `body` to a subscriber as SNS does (`x-amz-sns-message-type` from its `Type`,
@@ -204,5 +239,13 @@ impl FakeSns {
             }
         }
         status_or_zero(request.body(body.to_owned()), url, "SNS delivery").await
+    }
+}
+
+/// The signature version a message says it has ("2", or else 1).
+fn version_of(message: &Value) -> SignatureVersion {
+    match message.get("SignatureVersion").and_then(Value::as_str) {
+        Some("2") => SignatureVersion::V2,
+        _ => SignatureVersion::V1,
     }
 }

@@ -1,5 +1,5 @@
 //! The fake SNS's keys: an RSA key with a self-signed certificate per fake, SignatureVersion 1
-//! signatures, and one other key per process to forge with.
+//! and 2 signatures, and one other key per process to forge with.
 
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use jiff::Timestamp;
 use rand::Rng;
 use rsa::RsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
@@ -30,15 +31,15 @@ pub(super) fn new_rsa_key() -> Result<RsaPrivateKey, FakeError> {
     RsaPrivateKey::new(&mut rsa::rand_core::OsRng, RSA_BITS).map_err(|e| FakeError::Key(e.to_string()))
 }
 
-/// A self-signed certificate for `key` (sha256WithRSAEncryption, like SNS's own), as PEM.
-pub(super) fn self_signed_pem(key: &RsaPrivateKey) -> Result<String, FakeError> {
+/// A self-signed certificate for `key` (sha256WithRSAEncryption, like SNS's own), as PEM,
+/// valid around `now`.
+pub(super) fn self_signed_pem(key: &RsaPrivateKey, now: Timestamp) -> Result<String, FakeError> {
     let broken = |e: &dyn std::fmt::Display| FakeError::Certificate(e.to_string());
     let issuer = SigningKey::<Sha256>::new(key.clone());
     let public_key = SubjectPublicKeyInfoOwned::from_key(key.to_public_key()).map_err(|e| broken(&e))?;
     let serial = SerialNumber::from(rand::rng().random::<u32>() | 1);
-    // Valid from a month ago, as a real signing certificate is: tests run on clocks that
-    // lag the machine's.
-    let now = std::time::SystemTime::now();
+    // Valid from a month before the fake's "now", as a real signing certificate is.
+    let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(now.as_second()).unwrap_or(0));
     let month = Duration::from_secs(30 * 24 * 3600);
     let validity = Validity {
         not_before: x509_cert::time::Time::try_from(now - month).map_err(|e| broken(&e))?,
@@ -51,13 +52,37 @@ pub(super) fn self_signed_pem(key: &RsaPrivateKey) -> Result<String, FakeError> 
     certificate.to_pem(LineEnding::LF).map_err(|e| broken(&e))
 }
 
-/// Base64 of the RSA PKCS#1 v1.5 SHA-1 signature of `canonical`: SNS SignatureVersion 1.
-pub(super) fn sign_with(key: &SigningKey<Sha1>, canonical: &str) -> String {
-    STANDARD.encode(key.sign(canonical.as_bytes()).to_bytes())
+/// Which signature SNS puts on a topic's messages (`SignatureVersion`): RSA PKCS#1 v1.5 over
+/// the canonical string with SHA-1 ("1", a topic's default) or with SHA-256 ("2", the topic
+/// attribute `SignatureVersion` set to 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignatureVersion {
+    #[default]
+    V1,
+    V2,
+}
+
+impl SignatureVersion {
+    /// The `SignatureVersion` field's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureVersion::V1 => "1",
+            SignatureVersion::V2 => "2",
+        }
+    }
+}
+
+/// Base64 of `key`'s RSA PKCS#1 v1.5 signature of `canonical`, hashed as `version` says.
+pub(super) fn sign_with(key: &RsaPrivateKey, version: SignatureVersion, canonical: &str) -> String {
+    let signature = match version {
+        SignatureVersion::V1 => SigningKey::<Sha1>::new(key.clone()).sign(canonical.as_bytes()).to_bytes(),
+        SignatureVersion::V2 => SigningKey::<Sha256>::new(key.clone()).sign(canonical.as_bytes()).to_bytes(),
+    };
+    STANDARD.encode(signature)
 }
 
 /// A key that is not any fake's: made once per process, as key generation is slow.
-pub(super) fn forger() -> &'static SigningKey<Sha1> {
-    static FORGER: OnceLock<SigningKey<Sha1>> = OnceLock::new();
-    FORGER.get_or_init(|| SigningKey::new(new_rsa_key().unwrap_or_else(|e| panic!("fake SNS forger: {e}"))))
+pub(super) fn forger() -> &'static RsaPrivateKey {
+    static FORGER: OnceLock<RsaPrivateKey> = OnceLock::new();
+    FORGER.get_or_init(|| new_rsa_key().unwrap_or_else(|e| panic!("fake SNS forger: {e}")))
 }

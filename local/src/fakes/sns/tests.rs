@@ -10,6 +10,9 @@ use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
 use serde_json::{Value, json};
+use sha1::Sha1;
+use sha2::Sha256;
+use stepsync::testing::FixedClock;
 use x509_cert::Certificate;
 use x509_cert::der::{DecodePem, Encode};
 
@@ -43,14 +46,23 @@ fn public_key_of(pem: &str) -> RsaPublicKey {
     RsaPublicKey::from_public_key_der(&spki).unwrap()
 }
 
-/// SignatureVersion 1: RSA PKCS#1 v1.5 SHA-1 over the canonical string, with the certificate's key.
+/// RSA PKCS#1 v1.5 over the canonical string with the certificate's key: SHA-1 for
+/// SignatureVersion 1, SHA-256 for 2.
 fn verifies(pem: &str, body: &str) -> bool {
     let message: Value = serde_json::from_str(body).unwrap();
-    assert_eq!(message["SignatureVersion"], "1");
     let Some(canonical) = canonical_string(&message) else { return false };
     let raw = STANDARD.decode(message["Signature"].as_str().unwrap()).unwrap();
     let signature = Signature::try_from(raw.as_slice()).unwrap();
-    VerifyingKey::<Sha1>::new(public_key_of(pem)).verify(canonical.as_bytes(), &signature).is_ok()
+    let (key, canonical) = (public_key_of(pem), canonical.as_bytes());
+    match message["SignatureVersion"].as_str() {
+        Some("1") => VerifyingKey::<Sha1>::new(key).verify(canonical, &signature).is_ok(),
+        Some("2") => VerifyingKey::<Sha256>::new(key).verify(canonical, &signature).is_ok(),
+        other => panic!("SignatureVersion {other:?}"),
+    }
+}
+
+fn with_version(body: &str, version: &str) -> String {
+    with_field(body, "SignatureVersion", version)
 }
 
 fn with_field(body: &str, key: &str, value: &str) -> String {
@@ -163,6 +175,23 @@ async fn a_notification_has_the_fixtures_shape_and_verifies_with_the_served_cert
 }
 
 #[tokio::test]
+async fn messages_and_the_certificate_are_dated_by_the_clock_the_fake_was_given() {
+    let clock = Arc::new(FixedClock::at("2026-11-25T18:00:00Z"));
+    let sns = FakeSns::start_with_clock(clock.clone()).await;
+
+    let notification: Value = serde_json::from_str(&sns.notification(TOPIC, &[fixture_event()])).unwrap();
+    clock.advance(Duration::from_secs(90));
+    let confirmation: Value = serde_json::from_str(&sns.subscription_confirmation(TOPIC)).unwrap();
+
+    assert_eq!(notification["Timestamp"], "2026-11-25T18:00:00.000Z");
+    assert_eq!(confirmation["Timestamp"], "2026-11-25T18:01:30.000Z");
+    let validity = Certificate::from_pem(sns.cert_pem().as_bytes()).unwrap().tbs_certificate.validity;
+    let at = |time: x509_cert::time::Time| Timestamp::from_second(time.to_unix_duration().as_secs() as i64).unwrap();
+    let now: Timestamp = "2026-11-25T18:01:30Z".parse().unwrap();
+    assert!(at(validity.not_before) < now && now < at(validity.not_after), "valid at the fake's now");
+}
+
+#[tokio::test]
 async fn a_subscription_confirmation_verifies_and_its_subscribe_url_confirms_once_at_the_fake() {
     let sns = FakeSns::start().await;
     let pem = served_cert(&sns).await;
@@ -182,6 +211,28 @@ async fn a_subscription_confirmation_verifies_and_its_subscribe_url_confirms_onc
     let xml = response.text().await.unwrap();
     assert!(xml.contains(&format!("<SubscriptionArn>{TOPIC}:")), "{xml}");
     assert_eq!(sns.confirmed(), [message["Token"].as_str().unwrap()]);
+}
+
+#[tokio::test]
+async fn messages_are_signed_with_version_1_until_version_2_is_asked_for() {
+    let sns = FakeSns::start().await;
+    let pem = sns.cert_pem();
+    let v1 = sns.notification(TOPIC, &[fixture_event()]);
+
+    sns.set_signature_version(SignatureVersion::V2);
+    let v2 = sns.notification(TOPIC, &[fixture_event()]);
+    let confirmation = sns.subscription_confirmation(TOPIC);
+
+    assert_eq!(serde_json::from_str::<Value>(&v1).unwrap()["SignatureVersion"], "1");
+    assert!(verifies(&pem, &v1));
+    assert!(!verifies(&pem, &with_version(&v1, "2")), "a SHA-1 signature is not a version 2 one");
+    for body in [&v2, &confirmation] {
+        assert_eq!(serde_json::from_str::<Value>(body).unwrap()["SignatureVersion"], "2");
+        assert!(verifies(&pem, body), "SHA-256 over the canonical string");
+        assert!(!verifies(&pem, &with_version(body, "1")), "a SHA-256 signature is not a version 1 one");
+        assert!(!verifies(&pem, &sns.forge(body)), "forged in its own version");
+    }
+    assert_eq!(keys_in_order(&v2), keys_in_order(&v1), "only the version differs");
 }
 
 #[tokio::test]

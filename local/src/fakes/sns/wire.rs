@@ -1,5 +1,5 @@
-//! Amazon SNS on the wire: its headers, the JSON of the messages it posts, the string
-//! SignatureVersion 1 signs, and the XML its query API answers.
+//! Amazon SNS on the wire: its headers, the JSON of the messages it posts, the string both
+//! signature versions sign, and the XML its query API answers.
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ pub const CERT_PATH: &str = "/SimpleNotificationService-fake.pem";
 
 const SNS_XML_NAMESPACE: &str = "http://sns.amazonaws.com/doc/2010-03-31/";
 
-/// The string SNS SignatureVersion 1 signs: `key\nvalue\n` for each signed key in order. For
+/// The string SNS signs (SignatureVersion 1 with SHA-1, 2 with SHA-256): `key\nvalue\n` for each signed key in order. For
 /// `Notification`: Message, MessageId, Subject (only when present), Timestamp, TopicArn, Type;
 /// for `SubscriptionConfirmation` and `UnsubscribeConfirmation`: Message, MessageId,
 /// SubscribeURL, Timestamp, Token, TopicArn, Type. `None` for another type or a missing key.

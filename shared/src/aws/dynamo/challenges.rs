@@ -90,6 +90,12 @@ impl ChallengeStore for DynamoStore {
         self.query_prefix(challenge_pk(challenge), "PART").await?.into_iter().map(participant_from_item).collect()
     }
 
+    async fn erase_participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<(), StoreError> {
+        let pk = challenge_pk(challenge);
+        self.delete_keys(vec![key(pk.clone(), participant_sk(user)), key(pk, snapshot_sk(user))]).await?;
+        Ok(())
+    }
+
     async fn snapshot(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Snapshot>, StoreError> {
         self.get(challenge_pk(challenge), snapshot_sk(user))
             .await?

@@ -15,7 +15,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
+    Update, WriteRequest,
 };
 use jiff::Timestamp;
 use std::collections::HashMap;
@@ -146,6 +147,39 @@ impl DynamoStore {
             }
         }
         Ok(items)
+    }
+
+    /// Deletes the items with these keys, 25 to a `BatchWriteItem`, sending again what DynamoDB
+    /// left unprocessed (with a short backoff) until none is left.
+    async fn delete_keys(&self, keys: Vec<Item>) -> Result<usize, StoreError> {
+        let total = keys.len();
+        for chunk in keys.chunks(25) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|k| {
+                    let delete = DeleteRequest::builder().set_key(Some(k.clone())).build().map_err(build_error)?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<Result<_, StoreError>>()?;
+            for attempt in 0..8u32 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt == 7 {
+                    return Err(StoreError::Unavailable(format!("{} deletes left unprocessed", requests.len())));
+                }
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+        }
+        Ok(total)
     }
 
     /// Every item of partition `pk` whose sort key is from `from` to `to`.

@@ -4,6 +4,15 @@ use super::*;
 
 #[async_trait]
 impl StepStore for DynamoStore {
+    async fn erase_user(&self, user: &UserId) -> Result<usize, StoreError> {
+        let items = self.query(None, "pk = :pk", &[(":pk", s(user_pk(user)))], usize::MAX).await?;
+        let keys: Vec<Item> = items
+            .into_iter()
+            .map(|item| item.into_iter().filter(|(name, _)| name == "pk" || name == "sk").collect())
+            .collect();
+        self.delete_keys(keys).await
+    }
+
     async fn load_user_days(&self, user: &UserId, dates: &[LocalDate]) -> Result<UserDays, StoreError> {
         let pk = user_pk(user);
         let mut keys = vec![key(pk.clone(), PROFILE_SK)];

@@ -1,10 +1,14 @@
 //! Google's webhook signing keys: a Tink public keyset (JSON) whose `EcdsaPublicKey` protos
-//! are read by hand, and the cache that fetches it lazily and again on an unknown key id.
+//! are read by hand, and the cache that fetches it lazily and again on an unknown key id, at
+//! most once a minute, remembering for a while the ids such a fetch did not find.
 
-use super::{GoogleHealthSettings, SetupError, http_client, parse_url};
+use super::{GoogleHealthSettings, SetupError, parse_url};
 use crate::clock::Clock;
 use crate::ports::WebhookError;
-use crate::providers::http::{HttpFailure, read_limited};
+use crate::providers::fetch_limits::{
+    Expiring, KEY_FETCH_CONNECT_TIMEOUT, KEY_FETCH_TIMEOUT, REFETCH_INTERVAL, turn_to_fetch,
+};
+use crate::providers::http::{HttpFailure, Redirects, build_client, read_limited};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jiff::{SignedDuration, Timestamp};
@@ -14,11 +18,15 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Arc;
-use tokio::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Keys rotate about monthly; a long-lived process still drops a withdrawn key within a day.
 const MAX_KEYSET_AGE: SignedDuration = SignedDuration::from_hours(24);
+/// A key id that a fetch made for it did not find is refused without a fetch for this long:
+/// Google publishes a key before signing with it, and retries what was refused for days.
+const UNKNOWN_KEY_MEMORY: SignedDuration = SignedDuration::from_mins(10);
+/// At most this many unknown key ids are remembered (made-up ones can be endless).
+const MAX_UNKNOWN_KEYS: usize = 1024;
 /// A keyset is a few hundred bytes; anything near this is not one.
 const MAX_KEYSET_BYTES: usize = 64 * 1024;
 
@@ -255,68 +263,151 @@ struct CachedKeys {
     fetched_at: Option<Timestamp>,
 }
 
-/// The keyset shared by every request, a lock so that one request at a time fetches, and
-/// what a fetch needs: the published keyset's URL and an HTTP client of its own.
+impl CachedKeys {
+    fn is_stale(&self, now: Timestamp) -> bool {
+        self.fetched_at.is_some_and(|at| now.duration_since(at) > MAX_KEYSET_AGE)
+    }
+}
+
+/// What the cache knows, behind one short lock that is never held across a fetch.
+struct KeyState {
+    keys: Option<CachedKeys>,
+    /// When this instance last asked for the keyset, whatever came of it.
+    last_fetch: Option<Timestamp>,
+    /// Key ids a fetch was made for and did not find: refused without asking again until
+    /// they expire, so one id sent over and over costs one fetch per `UNKNOWN_KEY_MEMORY`.
+    unknown: Expiring<u32>,
+}
+
+/// What the cache says about a key id without fetching.
+enum Lookup {
+    Found(PublicKey),
+    Refused(WebhookError),
+    /// Not known, and a fetch is allowed.
+    Fetch,
+}
+
+/// The keyset shared by every request and what a fetch needs: the published keyset's URL
+/// and an HTTP client of its own with short timeouts. One request at a time fetches; the
+/// others do not queue behind it for longer than a moment.
 pub(super) struct KeyCache {
     url: Url,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
-    cached: RwLock<Option<CachedKeys>>,
-    fetching: Mutex<()>,
+    state: Mutex<KeyState>,
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl KeyCache {
-    /// An empty cache for the keyset at `keyset_url`, fetched with the settings' timeouts.
+    /// An empty cache for the keyset at `keyset_url`, fetched with the settings' timeouts
+    /// capped at `KEY_FETCH_CONNECT_TIMEOUT` and `KEY_FETCH_TIMEOUT`: a verification must
+    /// answer well within the webhook function's own timeout.
     pub fn new(settings: &GoogleHealthSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         let url = parse_url("keyset_url", &settings.keyset_url)?;
-        let http = http_client(settings)?;
-        Ok(Self { url, http, clock, cached: RwLock::new(None), fetching: Mutex::new(()) })
+        let connect = settings.connect_timeout.min(KEY_FETCH_CONNECT_TIMEOUT);
+        let total = settings.request_timeout.min(KEY_FETCH_TIMEOUT);
+        let http =
+            build_client(connect, total, Redirects::Follow).map_err(|e| SetupError::HttpClient(e.to_string()))?;
+        let state = KeyState { keys: None, last_fetch: None, unknown: Expiring::new(MAX_UNKNOWN_KEYS) };
+        Ok(Self { url, http, clock, state: Mutex::new(state), fetching: tokio::sync::Mutex::new(()) })
     }
 
     /// Starts with `keyset`, which never goes stale; an unknown key id still fetches.
     pub fn preload(&mut self, keyset: Keyset) {
-        *self.cached.get_mut() = Some(CachedKeys { keyset: Arc::new(keyset), fetched_at: None });
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        state.keys = Some(CachedKeys { keyset: Arc::new(keyset), fetched_at: None });
     }
 
-    /// The key that signed a notification: from the cache, else from one fetch of the
-    /// published keyset (at most one per request).
+    /// The key that signed a notification: from the cache, else from a fetch of the published
+    /// keyset. An id the cache does not have is refused without a fetch when the keyset was
+    /// asked for less than a minute ago (by the injected clock), when a fetch made for this
+    /// id in the last `UNKNOWN_KEY_MEMORY` did not find it, or when another request's fetch
+    /// does not land within `MAX_WAIT_FOR_FETCH`.
     pub async fn signing_key(&self, key_id: u32) -> Result<PublicKey, WebhookError> {
-        if let Some(key) = self.cached_key(key_id).await {
-            return Ok(key);
+        match self.lookup(key_id) {
+            Lookup::Found(key) => return Ok(key),
+            // With no fetch running, waiting would change nothing.
+            Lookup::Refused(error) if self.fetching.try_lock().is_ok() => return Err(error),
+            Lookup::Refused(_) | Lookup::Fetch => {}
         }
-        // Concurrent requests for a new key wait here; once the first one's fetch is in, the
-        // others find the key without fetching again.
-        let _one_fetch_at_a_time = self.fetching.lock().await;
-        if let Some(key) = self.cached_key(key_id).await {
-            return Ok(key);
+        let Some(_turn) = turn_to_fetch(&self.fetching).await else {
+            return Err(self.refusal_while_fetching());
+        };
+        // The fetch this request waited for (if any) may have brought the key, or ruled it out.
+        match self.lookup(key_id) {
+            Lookup::Found(key) => return Ok(key),
+            Lookup::Refused(error) => return Err(error),
+            Lookup::Fetch => {}
         }
+        self.state().last_fetch = Some(self.clock.now());
         let keyset = Arc::new(self.fetch_keyset().await?);
-        let found = keyset.get(key_id).cloned();
-        *self.cached.write().await = Some(CachedKeys { keyset, fetched_at: Some(self.clock.now()) });
-        found.ok_or(WebhookError::UnknownKey)
+        let now = self.clock.now();
+        let mut state = self.state();
+        state.keys = Some(CachedKeys { keyset: keyset.clone(), fetched_at: Some(now) });
+        match keyset.get(key_id) {
+            Some(key) => Ok(key.clone()),
+            None => {
+                state.unknown.remember(key_id, now + UNKNOWN_KEY_MEMORY, now);
+                Err(WebhookError::UnknownKey)
+            }
+        }
     }
 
-    /// The key from a cached keyset that is not yet too old.
-    async fn cached_key(&self, key_id: u32) -> Option<PublicKey> {
+    /// Answers from what is cached, and says whether a fetch may be tried.
+    fn lookup(&self, key_id: u32) -> Lookup {
         let now = self.clock.now();
-        let cached = self.cached.read().await;
-        let cached = cached.as_ref()?;
-        let stale = cached.fetched_at.is_some_and(|at| now.duration_since(at) > MAX_KEYSET_AGE);
-        if stale { None } else { cached.keyset.get(key_id).cloned() }
+        let state = self.state();
+        let fresh = state.keys.as_ref().filter(|keys| !keys.is_stale(now));
+        if let Some(key) = fresh.and_then(|keys| keys.keyset.get(key_id)) {
+            return Lookup::Found(key.clone());
+        }
+        let have_fresh = fresh.is_some();
+        if have_fresh && state.unknown.contains(&key_id, now) {
+            return Lookup::Refused(WebhookError::UnknownKey);
+        }
+        // An id first seen within the minute after a fetch is refused but not remembered:
+        // its key may have been published since, and the next fetch may find it.
+        let may_fetch = state.last_fetch.is_none_or(|at| now.duration_since(at) >= REFETCH_INTERVAL);
+        if may_fetch {
+            return Lookup::Fetch;
+        }
+        Lookup::Refused(if have_fresh {
+            WebhookError::UnknownKey
+        } else {
+            unavailable("the last fetch failed less than a minute ago")
+        })
+    }
+
+    /// Another request's fetch is still running: an unknown id is refused now rather than
+    /// queued (Google retries), and with no usable keyset nothing can be verified yet.
+    fn refusal_while_fetching(&self) -> WebhookError {
+        let now = self.clock.now();
+        if self.state().keys.as_ref().is_some_and(|keys| !keys.is_stale(now)) {
+            WebhookError::UnknownKey
+        } else {
+            unavailable("another request is fetching them")
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, KeyState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn fetch_keyset(&self) -> Result<Keyset, WebhookError> {
-        let failed =
-            |why: &str| WebhookError::Unavailable(format!("the webhook signing keys could not be fetched: {why}"));
         // Google is alive: a refused connection is one more passing failure to connect.
-        let failure = |f: HttpFailure| failed(f.refused_as_connect().describe());
+        let failure = |f: HttpFailure| unavailable(f.refused_as_connect().describe());
         let response = self.http.get(self.url.clone()).send().await.map_err(|e| failure(HttpFailure::of(&e)))?;
         if !response.status().is_success() {
-            return Err(failed(&format!("HTTP {}", response.status().as_u16())));
+            return Err(unavailable(&format!("HTTP {}", response.status().as_u16())));
         }
         let body = read_limited(response, MAX_KEYSET_BYTES).await.map_err(failure)?;
-        Keyset::from_json(&body).map_err(|e| failed(&e.to_string()))
+        Keyset::from_json(&body).map_err(|e| unavailable(&e.to_string()))
     }
+}
+
+/// The webhook signing keys cannot be had, for a reason a retry may overcome.
+fn unavailable(why: &str) -> WebhookError {
+    WebhookError::Unavailable(format!("the webhook signing keys could not be fetched: {why}"))
 }
 
 #[cfg(test)]

@@ -244,6 +244,7 @@ mod tests {
     use p256::ecdsa::SigningKey;
     use p256::ecdsa::signature::Signer;
     use serde_json::Value;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     const ACCOUNT: &str = "114477889900112233445";
@@ -376,21 +377,179 @@ mod tests {
         assert_eq!(err, WebhookError::TooLarge);
     }
 
-    #[tokio::test]
-    async fn an_unknown_key_id_refetches_the_keyset_once_then_gives_up() {
-        let (keys, fetches) = keyset_server(200, fixture("webhook_keyset.json")).await;
-        let verifier = verifier_with(settings(&format!("{}/keys", keys.base)), Some(&fixture("webhook_keyset.json")));
-        let body = fixture("notification_array.json");
-        let headers = signed("X-HEALTHAPI-SIGNATURE", &signature_with_key_id(42));
+    /// A keyset server whose keyset can be changed (Google rotating), counting fetches.
+    async fn rotating_keyset_server(keyset: String) -> (TestServer, Arc<AtomicUsize>, Arc<Mutex<String>>) {
+        let (fetches, published) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(keyset)));
+        let (counter, serving) = (fetches.clone(), published.clone());
+        let server = TestServer::start(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Reply::json(200, serving.lock().unwrap().clone())
+        })
+        .await;
+        (server, fetches, published)
+    }
 
+    async fn refused_key_id(verifier: &GoogleHealthWebhooks, key_id: u32) -> WebhookError {
+        let headers = signed("X-HEALTHAPI-SIGNATURE", &signature_with_key_id(key_id));
+        verifier.verify("POST", &headers, fixture("notification_array.json").as_bytes()).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn an_unknown_key_id_refetches_the_keyset_once_then_is_remembered_for_ten_minutes() {
+        let (keys, fetches) = keyset_server(200, fixture("webhook_keyset.json")).await;
+        let clock = Arc::new(FixedClock::at("2026-11-25T12:00:00Z"));
+        let verifier = GoogleHealthWebhooks::new(settings(&format!("{}/keys", keys.base)), clock.clone())
+            .unwrap()
+            .with_keyset_json(&fixture("webhook_keyset.json"))
+            .unwrap();
+
+        assert_eq!(refused_key_id(&verifier, 42).await, WebhookError::UnknownKey);
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+        // The keyset that lacked it is a minute old: the id is still refused without asking.
+        clock.advance(std::time::Duration::from_secs(61));
+        assert_eq!(refused_key_id(&verifier, 42).await, WebhookError::UnknownKey);
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+        // Ten minutes on, it is asked about once more.
+        clock.advance(std::time::Duration::from_secs(9 * 60));
+        assert_eq!(refused_key_id(&verifier, 42).await, WebhookError::UnknownKey);
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_hundred_made_up_key_ids_cost_one_fetch_a_minute_and_a_rotated_key_is_picked_up_after_it() {
+        let own = OwnKey::new();
+        let (keys, fetches, published) = rotating_keyset_server(own.keyset_json()).await;
+        let clock = Arc::new(FixedClock::at("2026-11-25T12:00:00Z"));
+        let verifier = GoogleHealthWebhooks::new(settings(&format!("{}/keys", keys.base)), clock.clone())
+            .unwrap()
+            .with_keyset_json(&own.keyset_json())
+            .unwrap();
+
+        for key_id in 1000..1100 {
+            assert_eq!(refused_key_id(&verifier, key_id).await, WebhookError::UnknownKey, "key id {key_id}");
+            clock.advance(std::time::Duration::from_millis(500));
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "one fetch for the first made-up id, none for the rest");
+
+        // Google publishes a new key and signs with it, within that minute: it waits its turn.
+        *published.lock().unwrap() = fixture("webhook_keyset.json");
+        let body = fixture("notification_array.json");
+        let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
+        clock.advance(std::time::Duration::from_secs(5));
         let err = verifier.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
         assert_eq!(err, WebhookError::UnknownKey);
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
 
-        // Each request gets its one refetch: the key may have been published in between.
-        let err = verifier.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
-        assert_eq!(err, WebhookError::UnknownKey);
+        // A minute after the fetch, Google's retry brings the rotated key in.
+        clock.advance(std::time::Duration::from_secs(6));
+        assert!(verifier.verify("POST", &headers, body.as_bytes()).await.is_ok());
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        // The id the first fetch was made for is remembered: asked again, still no fetch.
+        assert_eq!(refused_key_id(&verifier, 1000).await, WebhookError::UnknownKey);
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn while_a_keyset_fetch_runs_other_unknown_key_ids_are_refused_at_once_rather_than_queued() {
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counter = fetches.clone();
+        let slow = TestServer::start(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Reply::json(200, fixture("webhook_keyset.json")).after(std::time::Duration::from_millis(1500))
+        })
+        .await;
+        let verifier =
+            Arc::new(verifier_with(settings(&format!("{}/keys", slow.base)), Some(&OwnKey::new().keyset_json())));
+
+        let started = std::time::Instant::now();
+        let requests: Vec<_> = (0..20u32)
+            .map(|n| {
+                let verifier = verifier.clone();
+                tokio::spawn(async move {
+                    let error = refused_key_id(&verifier, 5000 + n).await;
+                    (error, started.elapsed())
+                })
+            })
+            .collect();
+        let mut waits = Vec::new();
+        for request in requests {
+            let (error, waited) = request.await.unwrap();
+            assert_eq!(error, WebhookError::UnknownKey);
+            waits.push(waited);
+        }
+        waits.sort();
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "one fetch for twenty requests");
+        // Each of the others waited a moment for the running fetch (it might have brought their
+        // key), then was refused: none queued for the fetch's 1.5 s.
+        assert!(waits[18] < std::time::Duration::from_millis(1000), "the others did not queue: {waits:?}");
+        assert!(waits[19] >= std::time::Duration::from_millis(1500), "the one that fetched waited for it");
+    }
+
+    #[tokio::test]
+    async fn requests_that_arrive_during_a_quick_fetch_are_served_by_it() {
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counter = fetches.clone();
+        let quick = TestServer::start(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Reply::json(200, fixture("webhook_keyset.json")).after(std::time::Duration::from_millis(100))
+        })
+        .await;
+        // A cold start: no keys yet, and ten notifications at once.
+        let verifier = Arc::new(verifier_with(settings(&format!("{}/keys", quick.base)), None));
+        let requests: Vec<_> = (0..10)
+            .map(|_| {
+                let verifier = verifier.clone();
+                tokio::spawn(async move {
+                    let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
+                    verifier.verify("POST", &headers, fixture("notification_array.json").as_bytes()).await
+                })
+            })
+            .collect();
+        for request in requests {
+            assert!(request.await.unwrap().is_ok());
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_keyset_fetch_is_cut_off_well_inside_the_webhook_functions_timeout() {
+        let hanging = TestServer::replying(
+            Reply::json(200, fixture("webhook_keyset.json")).after(std::time::Duration::from_secs(8)),
+        )
+        .await;
+        // The settings' own request timeout (10 s) is longer than a webhook may wait.
+        let settings = settings(&format!("{}/keys", hanging.base));
+        assert_eq!(settings.request_timeout, std::time::Duration::from_secs(10));
+        let verifier = verifier_with(settings, None);
+        let body = fixture("notification_array.json");
+        let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
+
+        let started = std::time::Instant::now();
+        let err = verifier.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
+        let took = started.elapsed();
+
+        assert!(matches!(&err, WebhookError::Unavailable(m) if m.contains("timed out")), "{err:?}");
+        assert!(took >= std::time::Duration::from_secs(3) && took < std::time::Duration::from_secs(4), "took {took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_keyset_fetch_is_not_tried_again_within_the_minute() {
+        let (failing, fetches) = keyset_server(503, "{}".into()).await;
+        let clock = Arc::new(FixedClock::at("2026-11-25T12:00:00Z"));
+        let verifier = GoogleHealthWebhooks::new(settings(&format!("{}/keys", failing.base)), clock.clone()).unwrap();
+        let body = fixture("notification_array.json");
+        let headers = signed("X-HEALTHAPI-SIGNATURE", &fixture("notification_array.signature"));
+
+        for _ in 0..5 {
+            let err = verifier.verify("POST", &headers, body.as_bytes()).await.unwrap_err();
+            assert!(matches!(err, WebhookError::Unavailable(_)), "{err:?}");
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        clock.advance(std::time::Duration::from_secs(60));
+        assert!(verifier.verify("POST", &headers, body.as_bytes()).await.is_err());
+        assert_eq!(fetches.load(Ordering::SeqCst), 2, "a minute later it is tried again");
     }
 
     #[tokio::test]

@@ -39,14 +39,17 @@ pub struct MisfitSettings {
     pub allowed_sns_hosts: Vec<String>,
     /// Whether AWS's own `sns.<region>.amazonaws.com` hosts are allowed too.
     pub allow_aws_sns_hosts: bool,
-    /// Topic ARNs whose messages are accepted; empty accepts any topic. A valid SNS signature
-    /// only proves that AWS sent a message, not whose topic it came from: set this once
-    /// Misfit's topic is known.
+    /// Topic ARNs whose messages are accepted; empty accepts none (the webhook fails closed,
+    /// and configuration requires the list where the verifier is loaded). A valid SNS
+    /// signature only proves that AWS sent a message, not whose topic it came from.
     pub allowed_topic_arns: Vec<String>,
     /// `(prefix, replacement)` applied to certificate and subscribe URLs *after* they passed
     /// the allow-list, first match wins: lets a local stack or a test serve them on 127.0.0.1.
     /// Both end in `/`, e.g. `("https://sns.fixture.test/", "http://127.0.0.1:9000/")`.
     pub cert_url_rewrites: Vec<(String, String)>,
+    /// Every request's timeouts. The webhook verifier's SNS certificate fetches take the
+    /// shorter of these and 2 s to connect, 3 s in all: a webhook answers within its
+    /// function's 10 s.
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     /// The largest webhook body accepted.
@@ -85,9 +88,9 @@ pub enum SetupError {
     NoClientSecret,
 }
 
-/// The HTTP client each adapter builds for itself: the settings' timeouts, and no redirects:
-/// one could lead a certificate or confirmation fetch off the allow-list, and an API that
-/// redirects its resources is read as moved away.
+/// The API client's HTTP client: the settings' timeouts, and no redirects: an API that
+/// redirects its resources is read as moved away. (The webhook verifier builds its own, with
+/// shorter timeouts and no redirects either.)
 fn http_client(settings: &MisfitSettings) -> Result<reqwest::Client, SetupError> {
     build_client(settings.connect_timeout, settings.request_timeout, Redirects::Stop)
         .map_err(|e| SetupError::HttpClient(e.to_string()))

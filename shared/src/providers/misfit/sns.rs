@@ -1,9 +1,11 @@
-//! Amazon SNS message signatures, version 1: the message's fields, the canonical string the
-//! RSA-SHA1 signature covers, which certificate and subscribe URLs may be fetched, and the
-//! certificate cache.
+//! Amazon SNS message signatures, versions 1 (RSA-SHA1) and 2 (RSA-SHA256): the message's
+//! fields, the canonical string either signature covers, which certificate and subscribe URLs
+//! may be fetched, and the certificate cache.
 
 use super::{MisfitSettings, SetupError};
+use crate::clock::Clock;
 use crate::ports::WebhookError;
+use crate::providers::fetch_limits::{Expiring, REFETCH_INTERVAL, turn_to_fetch};
 use crate::providers::http::{HttpFailure, http_url, read_limited};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,10 +16,11 @@ use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::signature::Verifier;
 use serde::Deserialize;
 use sha1::Sha1;
+use sha2::Sha256;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
 use std::time::Duration;
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::Mutex;
 use x509_cert::Certificate;
 use x509_cert::der::DecodePem;
 use x509_cert::der::referenced::OwnedToRef;
@@ -25,8 +28,11 @@ use x509_cert::der::referenced::OwnedToRef;
 /// AWS's certificates are about 2 KB; anything near this is not one.
 const MAX_CERT_BYTES: usize = 64 * 1024;
 /// Certificates are cached by URL and a new one comes with a new URL, so a handful is plenty;
-/// the bound keeps a stream of made-up (but allowed) URLs from growing the cache.
+/// only a certificate that parsed is kept, and the bound caps even a stream of real ones.
 const MAX_CACHED_CERTS: usize = 16;
+/// At most this many URLs whose fetch failed are remembered (made-up allowed URLs can be
+/// endless); when full, the one closest to its minute's end is forgotten first.
+const MAX_FAILED_CERT_URLS: usize = 64;
 
 /// The three kinds of message SNS sends to an HTTP(S) subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +61,25 @@ impl MessageKind {
     }
 }
 
+/// How an SNS message is signed: RSA PKCS#1 v1.5 over the same canonical string, with SHA-1
+/// (`SignatureVersion` "1", what a topic uses unless told otherwise) or SHA-256 ("2", a
+/// topic's `SignatureVersion` attribute). No other version exists to verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SignatureVersion {
+    Sha1,
+    Sha256,
+}
+
+impl SignatureVersion {
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "1" => Some(SignatureVersion::Sha1),
+            "2" => Some(SignatureVersion::Sha256),
+            _ => None,
+        }
+    }
+}
+
 /// An SNS message whose fields are all present for its kind; not yet verified.
 #[derive(Debug, Clone)]
 pub(super) struct SnsMessage {
@@ -62,11 +87,15 @@ pub(super) struct SnsMessage {
     pub message: String,
     pub message_id: String,
     pub subject: Option<String>,
+    /// `Timestamp` as sent: the signature covers these exact characters.
     pub timestamp: String,
+    /// `Timestamp` read: when SNS published the message (retries keep it).
+    pub sent_at: Timestamp,
     pub topic_arn: String,
     /// Present for both confirmations.
     pub subscribe_url: Option<String>,
     pub token: Option<String>,
+    pub version: SignatureVersion,
     pub signature: String,
     pub signing_cert_url: String,
 }
@@ -100,8 +129,8 @@ struct RawMessage {
 }
 
 impl SnsMessage {
-    /// Reads the fields a version 1 signature covers. Only the shape is checked here;
-    /// nothing in it is believed until `SigningCert::verifies` says so.
+    /// Reads the fields a signature covers, and which signature it is. Only the shape is
+    /// checked here; nothing in it is believed until `SigningCert::verifies` says so.
     pub fn parse(body: &[u8]) -> Result<Self, WebhookError> {
         let raw: RawMessage =
             serde_json::from_slice(body).map_err(|_| WebhookError::Malformed("not an SNS message".into()))?;
@@ -109,10 +138,8 @@ impl SnsMessage {
         let kind_text = raw.kind.ok_or_else(|| missing("Type"))?;
         let kind = MessageKind::parse(&kind_text)
             .ok_or_else(|| WebhookError::Malformed("the SNS message has an unknown Type".into()))?;
-        // Version 2 (SHA-256) exists too; Misfit's topic signed with version 1.
-        if raw.signature_version.as_deref() != Some("1") {
-            return Err(WebhookError::BadSignature);
-        }
+        let version =
+            raw.signature_version.as_deref().and_then(SignatureVersion::parse).ok_or(WebhookError::BadSignature)?;
         let confirmation = kind != MessageKind::Notification;
         if confirmation && raw.subscribe_url.is_none() {
             return Err(missing("SubscribeURL"));
@@ -120,16 +147,23 @@ impl SnsMessage {
         if confirmation && raw.token.is_none() {
             return Err(missing("Token"));
         }
+        let timestamp = raw.timestamp.ok_or_else(|| missing("Timestamp"))?;
+        let sent_at = timestamp
+            .trim()
+            .parse::<Timestamp>()
+            .map_err(|_| WebhookError::Malformed("the SNS message's Timestamp is unreadable".into()))?;
         Ok(Self {
             kind,
             message: raw.message.ok_or_else(|| missing("Message"))?,
             message_id: raw.message_id.ok_or_else(|| missing("MessageId"))?,
             // Only a notification's subject is signed.
             subject: raw.subject.filter(|_| !confirmation),
-            timestamp: raw.timestamp.ok_or_else(|| missing("Timestamp"))?,
+            timestamp,
+            sent_at,
             topic_arn: raw.topic_arn.ok_or_else(|| missing("TopicArn"))?,
             subscribe_url: raw.subscribe_url,
             token: raw.token,
+            version,
             signature: raw.signature.ok_or(WebhookError::MissingSignature)?,
             signing_cert_url: raw.signing_cert_url.ok_or_else(|| missing("SigningCertURL"))?,
         })
@@ -305,12 +339,22 @@ impl SigningCert {
         self.not_before <= now && now <= self.not_after
     }
 
-    /// Whether `signature` (base64) is this key's RSA PKCS#1 v1.5 SHA-1 signature of `message`.
-    pub fn verifies(&self, message: &[u8], signature: &str) -> bool {
+    /// Whether `signature` (base64) is this key's RSA PKCS#1 v1.5 signature of `message`,
+    /// hashed as `version` says.
+    pub fn verifies(&self, message: &[u8], signature: &str, version: SignatureVersion) -> bool {
         let Ok(raw) = STANDARD.decode(signature.trim()) else { return false };
         let Ok(signature) = Signature::try_from(raw.as_slice()) else { return false };
-        VerifyingKey::<Sha1>::new(self.key.clone()).verify(message, &signature).is_ok()
+        let key = self.key.clone();
+        match version {
+            SignatureVersion::Sha1 => VerifyingKey::<Sha1>::new(key).verify(message, &signature).is_ok(),
+            SignatureVersion::Sha256 => VerifyingKey::<Sha256>::new(key).verify(message, &signature).is_ok(),
+        }
     }
+}
+
+/// The signing certificate cannot be had, for a reason a retry may overcome.
+fn unavailable(why: &str) -> WebhookError {
+    WebhookError::Unavailable(format!("the SNS signing certificate {why}"))
 }
 
 /// The first `BEGIN CERTIFICATE` block. (x509-cert's own chain loader panics on an empty
@@ -324,58 +368,98 @@ fn first_pem_certificate(pem: &[u8]) -> Option<&[u8]> {
     pem.get(start..end)
 }
 
-/// Certificates by original URL, shared by every request, a lock so that one request at a
-/// time fetches, and what a fetch needs: an HTTP client and how long a fetch may take.
+/// Certificates by original URL, shared by every request, the URLs whose fetch failed in the
+/// last minute, a lock so that one request at a time fetches, and what a fetch needs: an
+/// HTTP client and how long a fetch may take.
 pub(super) struct CertCache {
     http: reqwest::Client,
     fetch_timeout: Duration,
-    certs: RwLock<HashMap<String, Arc<SigningCert>>>,
+    clock: Arc<dyn Clock>,
+    state: StdMutex<CertState>,
     fetching: Mutex<()>,
+}
+
+/// What the cache knows, behind one short lock that is never held across a fetch.
+struct CertState {
+    certs: HashMap<String, Arc<SigningCert>>,
+    /// Original URLs whose fetch failed, until they may be fetched again.
+    failed: Expiring<String>,
 }
 
 impl CertCache {
     /// An empty cache fetching with `http` (which must not follow redirects: one could lead
-    /// off the allow-list), each fetch cut off after `fetch_timeout`.
-    pub fn new(http: reqwest::Client, fetch_timeout: Duration) -> Self {
-        Self { http, fetch_timeout, certs: RwLock::default(), fetching: Mutex::default() }
+    /// off the allow-list), each fetch cut off after `fetch_timeout`; `clock` times the
+    /// minute a failed URL waits before it is fetched again.
+    pub fn new(http: reqwest::Client, fetch_timeout: Duration, clock: Arc<dyn Clock>) -> Self {
+        let state = CertState { certs: HashMap::new(), failed: Expiring::new(MAX_FAILED_CERT_URLS) };
+        Self { http, fetch_timeout, clock, state: StdMutex::new(state), fetching: Mutex::default() }
     }
 
-    /// The certificate behind `target`: from the cache, else from one fetch. Failures are
-    /// not cached, so SNS's retry fetches again.
+    /// The certificate behind `target`: from the cache, else from one fetch. A URL whose
+    /// fetch failed is not fetched again for a minute: requests naming it meanwhile are
+    /// unavailable at once, as are requests that would wait long for another's fetch.
     pub async fn signing_cert(&self, target: &FetchTarget) -> Result<Arc<SigningCert>, WebhookError> {
         let key = target.original.as_str();
-        if let Some(cert) = self.certs.read().await.get(key) {
-            return Ok(cert.clone());
+        if let Some(cert) = self.cached(key)? {
+            return Ok(cert);
         }
-        // Concurrent requests for a new certificate wait here; the first one's fetch serves all.
-        let _one_fetch_at_a_time = self.fetching.lock().await;
-        if let Some(cert) = self.certs.read().await.get(key) {
-            return Ok(cert.clone());
+        let Some(_turn) = turn_to_fetch(&self.fetching).await else {
+            return Err(unavailable("is being fetched for another request"));
+        };
+        // The fetch this request waited for may have been for the same URL.
+        if let Some(cert) = self.cached(key)? {
+            return Ok(cert);
         }
-        let cert = Arc::new(self.fetch_cert(&target.fetch).await?);
-        let mut certs = self.certs.write().await;
-        if certs.len() >= MAX_CACHED_CERTS {
-            certs.clear();
+        let fetched = self.fetch_cert(&target.fetch).await;
+        let now = self.clock.now();
+        let mut state = self.state();
+        match fetched {
+            Ok(cert) => {
+                let cert = Arc::new(cert);
+                if state.certs.len() >= MAX_CACHED_CERTS {
+                    state.certs.clear();
+                }
+                state.certs.insert(key.to_owned(), cert.clone());
+                Ok(cert)
+            }
+            Err(error) => {
+                state.failed.remember(key.to_owned(), now + REFETCH_INTERVAL, now);
+                Err(error)
+            }
         }
-        certs.insert(key.to_owned(), cert.clone());
-        Ok(cert)
+    }
+
+    /// The cached certificate, `None` when it may be fetched, or an error while its last
+    /// fetch failed less than a minute ago.
+    fn cached(&self, key: &str) -> Result<Option<Arc<SigningCert>>, WebhookError> {
+        let state = self.state();
+        if let Some(cert) = state.certs.get(key) {
+            return Ok(Some(cert.clone()));
+        }
+        if state.failed.contains(key, self.clock.now()) {
+            return Err(unavailable("could not be fetched a moment ago"));
+        }
+        Ok(None)
+    }
+
+    fn state(&self) -> MutexGuard<'_, CertState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn fetch_cert(&self, url: &Url) -> Result<SigningCert, WebhookError> {
-        let failed = |why: &str| WebhookError::Unavailable(format!("the SNS signing certificate {why}"));
         let response = self
             .http
             .get(url.clone())
             .timeout(self.fetch_timeout)
             .send()
             .await
-            .map_err(|e| failed(HttpFailure::of(&e).describe()))?;
+            .map_err(|e| unavailable(HttpFailure::of(&e).describe()))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(failed(&format!("answered {}", status.as_u16())));
+            return Err(unavailable(&format!("answered {}", status.as_u16())));
         }
-        let pem = read_limited(response, MAX_CERT_BYTES).await.map_err(|f| failed(f.describe()))?;
-        SigningCert::from_pem(&pem).map_err(|why| failed(&format!("is unusable: {why}")))
+        let pem = read_limited(response, MAX_CERT_BYTES).await.map_err(|f| unavailable(f.describe()))?;
+        SigningCert::from_pem(&pem).map_err(|why| unavailable(&format!("is unusable: {why}")))
     }
 }
 
@@ -519,10 +603,13 @@ mod tests {
     fn the_fixture_certificate_verifies_its_signature_and_nothing_else() {
         let cert = SigningCert::from_pem(fixture("sns_signing_cert.pem").as_bytes()).unwrap();
         let message = SnsMessage::parse(fixture("sns_notification.json").as_bytes()).unwrap();
-        assert!(cert.verifies(message.canonical().as_bytes(), &message.signature));
-        assert!(!cert.verifies(message.canonical().replace("updated", "deleted").as_bytes(), &message.signature));
-        assert!(!cert.verifies(message.canonical().as_bytes(), "not base64!"));
-        assert!(!cert.verifies(message.canonical().as_bytes(), "AAAA"));
+        let v1 = SignatureVersion::Sha1;
+        assert_eq!(message.version, v1);
+        assert!(cert.verifies(message.canonical().as_bytes(), &message.signature, v1));
+        assert!(!cert.verifies(message.canonical().replace("updated", "deleted").as_bytes(), &message.signature, v1));
+        assert!(!cert.verifies(message.canonical().as_bytes(), "not base64!", v1));
+        assert!(!cert.verifies(message.canonical().as_bytes(), "AAAA", v1));
+        assert!(!cert.verifies(message.canonical().as_bytes(), &message.signature, SignatureVersion::Sha256));
         assert!(cert.is_valid_at("2026-11-25T00:00:00Z".parse().unwrap()));
         assert!(!cert.is_valid_at("2025-12-31T23:59:59Z".parse().unwrap()));
         assert!(!cert.is_valid_at("2036-01-01T00:00:01Z".parse().unwrap()));
@@ -533,6 +620,19 @@ mod tests {
         assert!(SigningCert::from_pem(b"-----END CERTIFICATE----------BEGIN CERTIFICATE-----").is_err());
         let chain = format!("{}\n{}", fixture("sns_signing_cert.pem"), fixture("sns_signing_cert.pem"));
         assert!(SigningCert::from_pem(chain.as_bytes()).is_ok(), "a chain is read for its first certificate");
+    }
+
+    #[test]
+    fn the_version_2_fixture_verifies_with_sha256_over_the_same_canonical_string() {
+        let cert = SigningCert::from_pem(fixture("sns_signing_cert.pem").as_bytes()).unwrap();
+        let message = SnsMessage::parse(fixture("sns_notification_v2.json").as_bytes()).unwrap();
+        assert_eq!(message.version, SignatureVersion::Sha256);
+        let canonical = message.canonical();
+        assert!(canonical.starts_with("Message\n") && canonical.ends_with("Type\nNotification\n"));
+        assert!(cert.verifies(canonical.as_bytes(), &message.signature, SignatureVersion::Sha256));
+        assert!(!cert.verifies(canonical.as_bytes(), &message.signature, SignatureVersion::Sha1));
+        let changed = canonical.replace("updated", "deleted");
+        assert!(!cert.verifies(changed.as_bytes(), &message.signature, SignatureVersion::Sha256));
     }
 
     proptest::proptest! {
@@ -548,7 +648,7 @@ mod tests {
     }
 
     #[test]
-    fn messages_missing_a_signed_field_or_of_another_version_are_refused_before_any_fetch() {
+    fn messages_missing_a_signed_field_or_of_an_unknown_version_are_refused_before_any_fetch() {
         let original: serde_json::Value = serde_json::from_str(&fixture("sns_subscription_confirmation.json")).unwrap();
         for field in
             ["Type", "Message", "MessageId", "Timestamp", "TopicArn", "SubscribeURL", "Token", "SigningCertURL"]
@@ -563,7 +663,18 @@ mod tests {
         assert_eq!(SnsMessage::parse(unsigned.to_string().as_bytes()).unwrap_err(), WebhookError::MissingSignature);
         let mut version_2 = original.clone();
         version_2["SignatureVersion"] = "2".into();
-        assert_eq!(SnsMessage::parse(version_2.to_string().as_bytes()).unwrap_err(), WebhookError::BadSignature);
+        assert_eq!(SnsMessage::parse(version_2.to_string().as_bytes()).unwrap().version, SignatureVersion::Sha256);
+        for version in [Some("3"), Some("0"), Some(""), Some(" 1"), Some("1.0"), None] {
+            let mut other = original.clone();
+            match version {
+                Some(version) => other["SignatureVersion"] = version.into(),
+                None => {
+                    other.as_object_mut().unwrap().remove("SignatureVersion");
+                }
+            }
+            let err = SnsMessage::parse(other.to_string().as_bytes()).unwrap_err();
+            assert_eq!(err, WebhookError::BadSignature, "SignatureVersion {version:?}");
+        }
         let mut unknown = original;
         unknown["Type"] = "Surprise".into();
         assert!(matches!(SnsMessage::parse(unknown.to_string().as_bytes()), Err(WebhookError::Malformed(_))));

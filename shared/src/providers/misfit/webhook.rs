@@ -1,20 +1,21 @@
 //! `MisfitWebhooks`: Misfit's notifications arrive as Amazon SNS messages. Every URL a
 //! message names is checked against the allow-list before anything is fetched; then the
-//! signature is verified with the certificate from `SigningCertURL`; then a confirmation is
-//! confirmed, or a notification's changes become notices: whose data changed and around which
-//! dates.
+//! signature is verified with the certificate from `SigningCertURL`, and the signed
+//! `Timestamp` must be within the hour; then a confirmation is confirmed, or a notification's
+//! changes become notices: whose data changed and around which dates.
 
 use super::sns::{CertCache, MessageKind, SnsMessage, SnsUrls};
-use super::{MisfitSettings, SetupError, http_client};
+use super::{MisfitSettings, SetupError};
 use crate::clock::Clock;
 use crate::domain::LocalDate;
 use crate::ports::{DataNotice, WebhookError, WebhookMessage, WebhookVerifier};
-use crate::providers::http::{HttpFailure, read_limited};
+use crate::providers::fetch_limits::{KEY_FETCH_CONNECT_TIMEOUT, KEY_FETCH_TIMEOUT};
+use crate::providers::http::{HttpFailure, Redirects, build_client, read_limited};
 use crate::providers::webhook::{header, json_items, malformed_item, merge_notice, refuse_unless_small_post};
 use async_trait::async_trait;
-use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -24,8 +25,14 @@ use std::time::Duration;
 const MESSAGE_TYPE_HEADER: &str = "x-amz-sns-message-type";
 /// The confirmation answer is a small XML document nobody reads.
 const MAX_CONFIRMATION_BYTES: usize = 64 * 1024;
-/// SNS wants an answer within 15 s and a confirmation may need two fetches: each gets this.
-const MAX_FETCH_TIME: Duration = Duration::from_secs(5);
+/// SNS wants an answer within 15 s and `provider-webhook` has 10 s: a confirmation, fetched
+/// after the certificate (`KEY_FETCH_TIMEOUT`), gets at most this.
+const MAX_CONFIRMATION_TIME: Duration = Duration::from_secs(5);
+/// SNS retries an HTTP(S) delivery for an hour at most (a hard limit of its delivery
+/// policies) and every retry keeps the message's `Timestamp`: anything older is a replay.
+const MAX_MESSAGE_AGE: SignedDuration = SignedDuration::from_hours(1);
+/// How far ahead of this function's clock SNS's may run.
+const MAX_CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
 
 /// The Misfit adapter behind `WebhookVerifier`. Build it once and share it: it holds one
 /// connection pool and the cached SNS certificates.
@@ -38,23 +45,27 @@ pub struct MisfitWebhooks {
     certs: CertCache,
     /// For confirmations; the certificate cache fetches through a clone (one pool).
     http: reqwest::Client,
-    fetch_timeout: Duration,
+    confirmation_timeout: Duration,
     clock: Arc<dyn Clock>,
 }
 
 impl MisfitWebhooks {
+    /// A verifier with the settings' allow-lists and topics; its fetches use the settings'
+    /// timeouts, capped so that a request is answered well within the function's own.
     pub fn new(settings: MisfitSettings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         let sns_urls = SnsUrls::from_settings(&settings)?;
         // It does not follow redirects: one could lead a fetch off the allow-list.
-        let http = http_client(&settings)?;
-        let fetch_timeout = settings.request_timeout.min(MAX_FETCH_TIME);
+        let connect_timeout = settings.connect_timeout.min(KEY_FETCH_CONNECT_TIMEOUT);
+        let http = build_client(connect_timeout, settings.request_timeout, Redirects::Stop)
+            .map_err(|e| SetupError::HttpClient(e.to_string()))?;
+        let cert_timeout = settings.request_timeout.min(KEY_FETCH_TIMEOUT);
         Ok(Self {
             max_body_bytes: settings.max_body_bytes,
             allowed_topic_arns: settings.allowed_topic_arns,
             sns_urls,
-            certs: CertCache::new(http.clone(), fetch_timeout),
+            certs: CertCache::new(http.clone(), cert_timeout, clock.clone()),
             http,
-            fetch_timeout,
+            confirmation_timeout: settings.request_timeout.min(MAX_CONFIRMATION_TIME),
             clock,
         })
     }
@@ -65,7 +76,7 @@ impl MisfitWebhooks {
         let response = self
             .http
             .get(url)
-            .timeout(self.fetch_timeout)
+            .timeout(self.confirmation_timeout)
             .send()
             .await
             .map_err(|e| failed(HttpFailure::of(&e).describe()))?;
@@ -85,9 +96,7 @@ impl WebhookVerifier for MisfitWebhooks {
         body: &[u8],
     ) -> Result<WebhookMessage, WebhookError> {
         refuse_unless_small_post(method, body, self.max_body_bytes, || "SNS messages are POSTs".into())?;
-        // SNS signs fields, not bytes: the body must be read to know what to verify. No
-        // freshness check on `Timestamp`: a replayed message only makes the sync re-read days
-        // (or confirm a subscription again), and SNS itself retries for hours.
+        // SNS signs fields, not bytes: the body must be read to know what to verify.
         let message = SnsMessage::parse(body)?;
         if header(headers, &[MESSAGE_TYPE_HEADER]).is_some_and(|kind| kind.trim() != message.kind.as_str()) {
             return Err(WebhookError::Malformed("the message type header and the body disagree".into()));
@@ -106,8 +115,16 @@ impl WebhookVerifier for MisfitWebhooks {
         };
 
         let cert = self.certs.signing_cert(&cert_url).await?;
-        if !cert.is_valid_at(self.clock.now()) || !cert.verifies(message.canonical().as_bytes(), &message.signature) {
+        let now = self.clock.now();
+        if !cert.is_valid_at(now) || !cert.verifies(message.canonical().as_bytes(), &message.signature, message.version)
+        {
             return Err(WebhookError::BadSignature);
+        }
+        // Only a verified `Timestamp` is believed. An old message, validly signed, would
+        // otherwise confirm a subscription again or make someone's days be re-read at will.
+        let age = now.duration_since(message.sent_at);
+        if age > MAX_MESSAGE_AGE || age < -MAX_CLOCK_SKEW {
+            return Err(WebhookError::Stale);
         }
 
         match (message.kind, subscribe_url) {
@@ -193,12 +210,18 @@ mod tests {
     use x509_cert::time::{Time, Validity};
 
     const OWNER: &str = "51a4189acf12e53f80000001";
+    /// The verifier's "now": ten minutes after the notification fixture was sent, half an hour
+    /// after the confirmation fixture.
+    const NOW: &str = "2026-11-23T18:30:00Z";
+    /// When the messages signed with the test key were sent.
+    const SENT: &str = "2026-11-23T18:25:00.000Z";
     const FIXTURE_CERT_PATH: &str = "/SimpleNotificationService-fixture.pem";
     const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:misfit-fixture";
 
     /// A key of our own with two certificates, to sign messages the fixtures do not cover.
     struct TestKey {
         signer: SigningKey<sha1::Sha1>,
+        signer_v2: SigningKey<sha2::Sha256>,
         valid_pem: String,
         expired_pem: String,
     }
@@ -221,6 +244,7 @@ mod tests {
             };
             TestKey {
                 signer: SigningKey::new(private.clone()),
+                signer_v2: SigningKey::new(private.clone()),
                 // 2026-01-01 to 2027-01-01, and 2020-01-01 to 2021-01-01.
                 valid_pem: certificate(1_767_225_600, 1_798_761_600),
                 expired_pem: certificate(1_577_836_800, 1_609_459_200),
@@ -228,27 +252,41 @@ mod tests {
         })
     }
 
-    /// A message signed with the test key: `signed` are the canonical fields in SNS's order,
-    /// `extra` the unsigned ones.
+    /// A message signed (version 1) with the test key: `signed` are the canonical fields in
+    /// SNS's order.
     fn signed_message(signed: &[(&str, &str)], cert_url: &str) -> Vec<u8> {
+        signed_message_as("1", signed, cert_url)
+    }
+
+    /// As `signed_message`, with SignatureVersion `version`: "2" signs with SHA-256, any
+    /// other with SHA-1.
+    fn signed_message_as(version: &str, signed: &[(&str, &str)], cert_url: &str) -> Vec<u8> {
         let canonical: String = signed.iter().map(|(key, value)| format!("{key}\n{value}\n")).collect();
-        let signature = STANDARD.encode(test_key().signer.sign(canonical.as_bytes()).to_bytes());
+        let signature = match version {
+            "2" => test_key().signer_v2.sign(canonical.as_bytes()).to_bytes(),
+            _ => test_key().signer.sign(canonical.as_bytes()).to_bytes(),
+        };
+        let signature = STANDARD.encode(signature);
         let mut message = serde_json::Map::new();
         for (key, value) in signed {
             message.insert((*key).to_owned(), Value::from(*value));
         }
-        message.insert("SignatureVersion".into(), "1".into());
+        message.insert("SignatureVersion".into(), version.into());
         message.insert("Signature".into(), signature.into());
         message.insert("SigningCertURL".into(), cert_url.into());
         serde_json::to_vec(&message).unwrap()
     }
 
     fn own_notification(message: &str) -> Vec<u8> {
+        own_notification_sent_at(message, SENT)
+    }
+
+    fn own_notification_sent_at(message: &str, timestamp: &str) -> Vec<u8> {
         signed_message(
             &[
                 ("Message", message),
                 ("MessageId", "m-1"),
-                ("Timestamp", "2026-11-24T08:00:00.000Z"),
+                ("Timestamp", timestamp),
                 ("TopicArn", TOPIC),
                 ("Type", "Notification"),
             ],
@@ -286,7 +324,7 @@ mod tests {
     }
 
     fn verifier_with(settings: MisfitSettings) -> MisfitWebhooks {
-        MisfitWebhooks::new(settings, Arc::new(FixedClock::at("2026-11-25T12:00:00Z"))).unwrap()
+        MisfitWebhooks::new(settings, Arc::new(FixedClock::at(NOW))).unwrap()
     }
 
     fn date(raw: &str) -> LocalDate {
@@ -323,7 +361,7 @@ mod tests {
     fn an_unusable_sns_allow_list_is_refused_at_setup() {
         let mut unusable = settings("http://127.0.0.1:9");
         unusable.allowed_sns_hosts = vec!["https://sns.fixture.test".into()];
-        let err = MisfitWebhooks::new(unusable, Arc::new(FixedClock::at("2026-11-25T12:00:00Z"))).err().unwrap();
+        let err = MisfitWebhooks::new(unusable, Arc::new(FixedClock::at(NOW))).err().unwrap();
         assert!(matches!(err, SetupError::InvalidSetting { name: "allowed_sns_hosts", .. }), "{err:?}");
     }
 
@@ -472,7 +510,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn certificate_fetch_failures_are_unavailable_and_not_cached() {
+    async fn a_certificate_fetch_that_failed_is_not_tried_again_for_a_minute() {
         let attempts = Arc::new(AtomicUsize::new(0));
         let counter = attempts.clone();
         let flaky = TestServer::start(move |_| match counter.fetch_add(1, Ordering::SeqCst) {
@@ -481,18 +519,61 @@ mod tests {
             _ => Reply::new(200, fixture("sns_signing_cert.pem")),
         })
         .await;
-        let verifier = verifier(&flaky);
+        let clock = Arc::new(FixedClock::at(NOW));
+        let verifier = MisfitWebhooks::new(settings(&flaky.base), clock.clone()).unwrap();
         let body = fixture("sns_notification.json");
-        for _ in 0..2 {
+        for _ in 0..3 {
             let err = verify(&verifier, body.as_bytes()).await.unwrap_err();
             assert!(matches!(err, WebhookError::Unavailable(_)), "{err:?}");
         }
-        assert!(verify(&verifier, body.as_bytes()).await.is_ok(), "a later retry fetches again");
+        assert_eq!(attempts.load(Ordering::SeqCst), 1, "SNS's retries within the minute fetch nothing");
+
+        clock.advance(Duration::from_secs(60));
+        let err = verify(&verifier, body.as_bytes()).await.unwrap_err();
+        assert!(matches!(&err, WebhookError::Unavailable(m) if m.contains("unusable")), "{err:?}");
+        clock.advance(Duration::from_secs(60));
+        assert!(verify(&verifier, body.as_bytes()).await.is_ok(), "a retry after the minute fetches again");
         assert_eq!(attempts.load(Ordering::SeqCst), 3);
 
         let nowhere = TestServer::closed_port().await;
         let err = verify(&verifier_with(settings(&nowhere)), body.as_bytes()).await.unwrap_err();
         assert!(matches!(&err, WebhookError::Unavailable(m) if m.contains("certificate")), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_certificate_url_is_held_back_on_its_own() {
+        let server = sns_server().await;
+        let clock = Arc::new(FixedClock::at(NOW));
+        let verifier = MisfitWebhooks::new(settings(&server.base), clock.clone()).unwrap();
+        let mut missing: Value = serde_json::from_slice(&own_notification("[]")).unwrap();
+        missing["SigningCertURL"] = "https://sns.fixture.test/missing.pem".into();
+        let missing = serde_json::to_vec(&missing).unwrap();
+
+        for _ in 0..5 {
+            assert!(matches!(verify(&verifier, &missing).await, Err(WebhookError::Unavailable(_))));
+        }
+        assert!(verify(&verifier, &own_notification("[]")).await.is_ok(), "another URL is fetched as usual");
+        assert_eq!(paths(&server), ["/missing.pem", "/own.pem"]);
+
+        clock.advance(Duration::from_secs(60));
+        assert!(matches!(verify(&verifier, &missing).await, Err(WebhookError::Unavailable(_))));
+        assert_eq!(paths(&server), ["/missing.pem", "/own.pem", "/missing.pem"]);
+    }
+
+    #[tokio::test]
+    async fn a_certificate_fetch_is_cut_off_well_inside_the_webhook_functions_timeout() {
+        let hanging =
+            TestServer::replying(Reply::new(200, fixture("sns_signing_cert.pem")).after(Duration::from_secs(8))).await;
+        let mut slow_settings = settings(&hanging.base);
+        slow_settings.request_timeout = Duration::from_secs(10);
+        let verifier = verifier_with(slow_settings);
+
+        let started = std::time::Instant::now();
+        let err = verify(&verifier, fixture("sns_notification.json").as_bytes()).await.unwrap_err();
+        let took = started.elapsed();
+
+        assert!(matches!(&err, WebhookError::Unavailable(m) if m.contains("timed out")), "{err:?}");
+        assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(4), "took {took:?}");
     }
 
     #[tokio::test]
@@ -508,6 +589,117 @@ mod tests {
         body["SigningCertURL"] = format!("https://sns.fixture.test{FIXTURE_CERT_PATH}").into();
         let err = verify(&verifier, &serde_json::to_vec(&body).unwrap()).await.unwrap_err();
         assert_eq!(err, WebhookError::BadSignature);
+    }
+
+    #[tokio::test]
+    async fn version_2_signatures_verify_with_sha256_and_a_version_that_does_not_match_the_hash_fails() {
+        let server = sns_server().await;
+        let verifier = verifier(&server);
+        let changes =
+            r#"[{"type": "sessions", "ownerId": "A1", "action": "updated", "updatedAt": "2026-11-23T10:00:00Z"}]"#;
+        let fields = [
+            ("Message", changes),
+            ("MessageId", "m-4"),
+            ("Timestamp", SENT),
+            ("TopicArn", TOPIC),
+            ("Type", "Notification"),
+        ];
+        let cert_url = "https://sns.fixture.test/own.pem";
+        let expected = DataNotice {
+            account_id: "A1".into(),
+            dates: dates(&["2026-11-22", "2026-11-23", "2026-11-24"]),
+            deleted: false,
+        };
+        let answer = verify(&verifier, &signed_message_as("2", &fields, cert_url)).await;
+        assert_eq!(answer, Ok(WebhookMessage::Notices(vec![expected])));
+
+        // A SHA-256 signature called version 1, and a SHA-1 one called version 2.
+        let mut relabelled: Value = serde_json::from_slice(&signed_message_as("2", &fields, cert_url)).unwrap();
+        relabelled["SignatureVersion"] = "1".into();
+        let err = verify(&verifier, &serde_json::to_vec(&relabelled).unwrap()).await.unwrap_err();
+        assert_eq!(err, WebhookError::BadSignature);
+        let mut relabelled: Value = serde_json::from_slice(&signed_message_as("1", &fields, cert_url)).unwrap();
+        relabelled["SignatureVersion"] = "2".into();
+        let err = verify(&verifier, &serde_json::to_vec(&relabelled).unwrap()).await.unwrap_err();
+        assert_eq!(err, WebhookError::BadSignature);
+
+        // The known-answer vector made by scripts/fixtures.py.
+        let answer = verify(&verifier, fixture("sns_notification_v2.json").as_bytes()).await.unwrap();
+        let owner = DataNotice {
+            account_id: OWNER.into(),
+            dates: dates(&["2026-11-22", "2026-11-23", "2026-11-24"]),
+            deleted: false,
+        };
+        assert_eq!(answer, WebhookMessage::Notices(vec![owner]));
+    }
+
+    #[tokio::test]
+    async fn a_signature_version_other_than_1_or_2_is_refused_before_any_fetch() {
+        let server = sns_server().await;
+        let verifier = verifier(&server);
+        let fields = [
+            ("Message", "[]"),
+            ("MessageId", "m-5"),
+            ("Timestamp", SENT),
+            ("TopicArn", TOPIC),
+            ("Type", "Notification"),
+        ];
+        for version in ["3", "0", "", "v2"] {
+            let body = signed_message_as(version, &fields, "https://sns.fixture.test/own.pem");
+            assert_eq!(verify(&verifier, &body).await.unwrap_err(), WebhookError::BadSignature, "{version:?}");
+        }
+        assert!(server.requests().is_empty(), "no certificate was fetched");
+    }
+
+    #[tokio::test]
+    async fn a_message_sent_over_an_hour_ago_or_ahead_of_our_clock_is_refused_once_its_signature_holds() {
+        let server = sns_server().await;
+        let verifier = verifier(&server);
+        for (sent, fresh) in [
+            ("2026-11-23T17:30:00.000Z", true),
+            ("2026-11-23T17:29:59.999Z", false),
+            ("2026-11-22T18:30:00.000Z", false),
+            ("2026-11-23T18:35:00.000Z", true),
+            ("2026-11-23T18:35:00.001Z", false),
+            ("2026-11-24T18:30:00.000Z", false),
+        ] {
+            let answer = verify(&verifier, &own_notification_sent_at("[]", sent)).await;
+            let expected = if fresh { Ok(WebhookMessage::Notices(vec![])) } else { Err(WebhookError::Stale) };
+            assert_eq!(answer, expected, "sent {sent}");
+        }
+        // The signature comes first: an old message that was tampered with is a bad signature.
+        let mut tampered: Value =
+            serde_json::from_slice(&own_notification_sent_at("[]", "2026-11-22T18:30:00.000Z")).unwrap();
+        tampered["MessageId"] = "m-2".into();
+        let err = verify(&verifier, &serde_json::to_vec(&tampered).unwrap()).await.unwrap_err();
+        assert_eq!(err, WebhookError::BadSignature);
+    }
+
+    #[tokio::test]
+    async fn a_subscription_confirmation_sent_over_an_hour_ago_is_refused_and_not_confirmed() {
+        let server = sns_server().await;
+        let clock = Arc::new(FixedClock::at("2026-11-23T19:00:01Z"));
+        let verifier = MisfitWebhooks::new(settings(&server.base), clock.clone()).unwrap();
+        let body = fixture("sns_subscription_confirmation.json");
+
+        assert_eq!(verify(&verifier, body.as_bytes()).await.unwrap_err(), WebhookError::Stale);
+        assert_eq!(paths(&server), [FIXTURE_CERT_PATH], "the subscribe URL was not visited");
+
+        clock.set("2026-11-23T19:00:00Z".parse().unwrap());
+        assert!(verify(&verifier, body.as_bytes()).await.is_ok(), "an hour old is still in time");
+        assert_eq!(paths(&server), [FIXTURE_CERT_PATH, "/"]);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_timestamp_is_malformed_and_nothing_is_fetched() {
+        let server = sns_server().await;
+        let verifier = verifier(&server);
+        for timestamp in ["yesterday", "2026-11-23 18:20", ""] {
+            let body = with_field("sns_notification.json", "Timestamp", timestamp);
+            let err = verify(&verifier, &body).await.unwrap_err();
+            assert!(matches!(&err, WebhookError::Malformed(m) if m.contains("Timestamp")), "{timestamp:?}: {err:?}");
+        }
+        assert!(server.requests().is_empty());
     }
 
     #[tokio::test]
@@ -584,7 +776,7 @@ mod tests {
             ("Message", "[]"),
             ("MessageId", "m-2"),
             ("Subject", "Misfit update"),
-            ("Timestamp", "2026-11-24T08:00:00.000Z"),
+            ("Timestamp", SENT),
             ("TopicArn", TOPIC),
             ("Type", "Notification"),
         ];
@@ -605,7 +797,7 @@ mod tests {
                 ("Message", "You have chosen to deactivate subscription."),
                 ("MessageId", "m-3"),
                 ("SubscribeURL", url),
-                ("Timestamp", "2026-11-24T08:00:00.000Z"),
+                ("Timestamp", SENT),
                 ("Token", "t-9"),
                 ("TopicArn", TOPIC),
                 ("Type", "UnsubscribeConfirmation"),

@@ -86,3 +86,33 @@ async fn an_installation_only_change_is_announced_with_its_platform() {
         .unwrap();
     assert_eq!(w.day_events().await, []);
 }
+
+/// Lambda hands the same stream records over again (a retried batch): each gives the same
+/// `StepsUpdated`, with the same `(user, date, version)`, so a consumer that keeps the
+/// versions it saw drops the copies and keeps the order.
+#[tokio::test]
+async fn a_record_delivered_again_gives_the_same_event_and_version() {
+    let w = World::new();
+    let alice = user("alice");
+    w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-23", 4000)]).await;
+    w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-23", 4500)]).await;
+    let changes: Vec<DayChange> = w.store.take_day_changes();
+    let events = DayEvents { publisher: w.publisher.clone() };
+
+    assert_eq!(events.publish(&changes).await, Ok(2));
+    let first = w.publisher.events();
+    assert_eq!(events.publish(&changes).await, Ok(2), "delivered again");
+    let all = w.publisher.events();
+
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[..2], first[..], "the copies are the same events");
+    assert_eq!(all[2..], first[..]);
+    let versions: Vec<u64> = first
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepsUpdated(u) => Some(u.version),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(versions, [1, 2], "the order a consumer keeps");
+}

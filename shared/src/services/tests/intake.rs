@@ -141,6 +141,7 @@ async fn each_verifier_refusal_maps_to_what_the_provider_is_told() {
         (WebhookError::BadSignature, "Unauthenticated"),
         (WebhookError::UnknownKey, "Unauthenticated"),
         (WebhookError::Unauthorized, "Unauthenticated"),
+        (WebhookError::Stale, "Unauthenticated"),
         (WebhookError::TooLarge, "TooLarge"),
         (WebhookError::Malformed("no data".into()), r#"BadRequest("malformed notification: no data")"#),
         (WebhookError::Unavailable("keys unreachable".into()), r#"Unavailable("try again later")"#),

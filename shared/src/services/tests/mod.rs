@@ -5,6 +5,7 @@
 mod challenges;
 mod connecting;
 mod day_events;
+mod erasure;
 mod intake;
 mod reconcile;
 mod standings;
@@ -124,6 +125,10 @@ impl World {
 
     fn challenges(&self) -> Challenges<'_> {
         Challenges { steps: self.ports.steps.as_ref(), store: self.ports.challenges.as_ref() }
+    }
+
+    fn erasure(&self) -> crate::services::Erasure<'_> {
+        crate::services::Erasure { ports: &self.ports, connecting: &self.connecting }
     }
 
     fn standings(&self) -> Standings<'_> {

@@ -583,3 +583,228 @@ async fn a_sync_running_when_the_person_disconnects_writes_nothing_more() {
     assert_eq!(w.store.day(&alice, date("2026-11-25")), None);
     assert_eq!(w.total(&november, &alice).await, (0, 0));
 }
+
+/// Given: alice's Google tokens expire within the refresh margin.
+async fn connected_expiring(w: &World, alice: &UserId) {
+    let expiring =
+        TokenSet { expires_at: w.now() + jiff::SignedDuration::from_mins(1), ..issued_tokens("access-old", SCOPE) };
+    w.connected_with(alice, Provider::GoogleHealth, "g-alice", expiring).await;
+}
+
+/// A refresh is refused (`invalid_grant`) because a rival already replaced the tokens (a
+/// reconnect, or a peer whose lease outlived ours): the refusal was about the old token, so the
+/// sync goes on with the rival's, the connection stays active and nobody is told to reconnect.
+#[tokio::test]
+async fn an_invalid_grant_after_a_rival_rotated_the_token_goes_on_with_the_rivals_tokens() {
+    let gate = Arc::new(Gate::default());
+    let w = World::with(
+        ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![steps("2026-11-25", 4200)])),
+        ScriptedOAuth::granting(SCOPE, "g-alice").with_refresh_gate(gate.clone()),
+    );
+    let alice = user("alice");
+    connected_expiring(&w, &alice).await;
+    w.oauth.answer_refresh(Err(ProviderError::InvalidGrant));
+    let rival = w.cipher.encrypt(&alice, Provider::GoogleHealth, 2, &issued_tokens("access-rival", SCOPE)).unwrap();
+
+    let (synced, ()) = tokio::join!(
+        w.syncing.handle_event(requested("alice", Provider::GoogleHealth, SyncReason::Schedule), None),
+        async {
+            gate.reached().await;
+            assert_eq!(w.store.store_tokens(&alice, Provider::GoogleHealth, &rival, 1).await.unwrap(), 2);
+            gate.open();
+        }
+    );
+
+    assert_eq!(synced.unwrap(), WorkerResult::Synced { changed: 1, unchanged: 0, rejected: 0 });
+    let stored = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    assert_eq!((stored.status, stored.token_version), (ConnectionStatus::Active, 2));
+    assert_eq!(stored.tokens, Some(rival), "the rival's tokens stay");
+    assert_eq!(w.status_changes(), [], "nobody is asked to reconnect");
+}
+
+/// The data API refuses an access token we believed good (401): one forced refresh, one more
+/// fetch. A second refusal ends the sync as `token_refused` with a backoff, no refresh loop,
+/// and the connection stays active.
+#[tokio::test]
+async fn a_401_refreshes_once_and_fetches_once_more() {
+    let w = World::new();
+    let alice = user("alice");
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    w.google.answer_next([Err(ProviderError::Unauthorized), Ok(vec![steps("2026-11-25", 4200)])]);
+    let sync = || w.syncing.handle_event(requested("alice", Provider::GoogleHealth, SyncReason::Schedule), None);
+
+    assert_eq!(sync().await.unwrap(), WorkerResult::Synced { changed: 1, unchanged: 0, rejected: 0 });
+    assert_eq!((w.oauth.refreshes(), *w.google.calls.lock().unwrap()), (1, 2));
+    assert_eq!(w.connection(&alice, Provider::GoogleHealth).await.unwrap().token_version, 2);
+
+    w.google.answer_next([Err(ProviderError::Unauthorized), Err(ProviderError::Unauthorized)]);
+    let refused = sync().await.unwrap();
+
+    assert_eq!(refused, WorkerResult::Failed { code: FailureCode::TokenRefused });
+    assert_eq!((w.oauth.refreshes(), *w.google.calls.lock().unwrap()), (2, 4), "one refresh per sync, never a loop");
+    let stored = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    assert_eq!(stored.status, ConnectionStatus::Active);
+    assert!(stored.next_sync_at.is_some_and(|at| at >= w.now() + jiff::SignedDuration::from_secs(270)), "backed off");
+    assert_eq!(w.status_changes(), []);
+}
+
+/// Google answers 503 for two accounts in the middle of a shard: those two record
+/// `provider_unavailable` and back off, the other four sync, and the next sweep does not
+/// retry the failing ones early.
+#[tokio::test]
+async fn a_provider_5xx_in_the_middle_of_a_shard_backs_those_off_and_syncs_the_rest() {
+    let w = World::new();
+    let walkers = walkers_in(3, 6);
+    for walker in &walkers {
+        w.connected(walker, Provider::GoogleHealth, &format!("g-{walker}")).await;
+    }
+    *w.google.answer.lock().unwrap() = Ok(vec![steps("2026-11-25", 1000)]);
+    for failing in &walkers[2..4] {
+        w.google.answer_for(failing, Err(ProviderError::Unavailable("503 Service Unavailable".into())));
+    }
+    let sweep = || w.syncing.handle_event(Event::SyncShard(SyncShard { shard: 3, tick: w.now() }), None);
+
+    assert_eq!(sweep().await.unwrap(), WorkerResult::Shard { synced: 4, failed: 2, stopped_early: false });
+
+    for (i, walker) in walkers.iter().enumerate() {
+        let stored = w.connection(walker, Provider::GoogleHealth).await.unwrap();
+        let day = w.store.day(walker, date("2026-11-25")).map(|d| d.total.get());
+        if (2..4).contains(&i) {
+            assert_eq!(stored.last_error.map(|e| e.code), Some(FailureCode::ProviderUnavailable), "{walker}");
+            assert_eq!(stored.status, ConnectionStatus::Active);
+            assert!(stored.next_sync_at.is_some_and(|at| at >= w.now() + jiff::SignedDuration::from_secs(270)));
+            assert_eq!(day, None);
+        } else {
+            assert_eq!(day, Some(1000), "{walker}");
+        }
+    }
+    w.clock.advance(Duration::from_secs(60));
+    assert_eq!(sweep().await.unwrap(), WorkerResult::Shard { synced: 0, failed: 0, stopped_early: false });
+}
+
+/// The same `SyncShard` delivered twice at the same moment (EventBridge delivers at least
+/// once): one delivery sweeps, the other skips the shard, and each due connection is fetched
+/// once. The claim is given back at the end, so the next tick sweeps again.
+#[tokio::test]
+async fn a_shard_event_delivered_twice_at_once_fetches_each_connection_once() {
+    let gate = Arc::new(Gate::default());
+    let w = World::with(
+        ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![steps("2026-11-25", 1000)])).gated(gate.clone()),
+        ScriptedOAuth::granting(SCOPE, "g-alice"),
+    );
+    let walker = walkers_in(6, 1).remove(0);
+    w.connected(&walker, Provider::GoogleHealth, "g-walker").await;
+    let sweep = || w.syncing.handle_event(Event::SyncShard(SyncShard { shard: 6, tick: w.now() }), None);
+
+    let both = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(sweep(), async {
+            gate.reached().await; // the first delivery is fetching
+            let second = sweep().await;
+            w.google.ungate();
+            gate.open();
+            second
+        })
+    });
+    let (first, second) = both.await.expect("neither delivery waits on the other");
+
+    assert_eq!(first.unwrap(), WorkerResult::Shard { synced: 1, failed: 0, stopped_early: false });
+    assert_eq!(second.unwrap(), WorkerResult::Skipped { why: "shard 6 is being swept already".into() });
+    assert_eq!(*w.google.calls.lock().unwrap(), 1, "fetched once");
+    assert_eq!(w.store.day(&walker, date("2026-11-25")).map(|d| d.total.get()), Some(1000));
+    let next = sweep().await.unwrap();
+    assert!(matches!(next, WorkerResult::Shard { .. }), "the claim was given back: {next:?}");
+}
+
+/// "Sync steps" tapped twice at the same moment: the cooldown's one conditional write decides.
+/// One tap syncs, the other is told how long to wait, and the provider is asked once.
+#[tokio::test]
+async fn two_taps_of_sync_steps_at_once_sync_once() {
+    let gate = Arc::new(Gate::default());
+    let w = World::with(
+        ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![steps("2026-11-25", 1000)])).gated(gate.clone()),
+        ScriptedOAuth::granting(SCOPE, "g-alice"),
+    );
+    let alice = user("alice");
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+
+    let both = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(w.syncing.sync_now(&alice, None), async {
+            gate.reached().await; // the first tap is fetching
+            let second = w.syncing.sync_now(&alice, None).await;
+            gate.open();
+            second
+        })
+    });
+    let (first, second) = both.await.expect("the second tap never waits on the first");
+
+    assert_eq!(outcomes(&first.unwrap()), [(Provider::GoogleHealth, "synced", 1, None)]);
+    assert!(refused(second).starts_with("TooSoon"), "the second tap is told to wait");
+    assert_eq!(*w.google.calls.lock().unwrap(), 1);
+}
+
+/// The worker dies after the fetch and before the commit (a timeout, a crash): nothing was
+/// written, the connection is still due, and the event delivered again counts each day once,
+/// with one event per changed day.
+#[tokio::test]
+async fn a_worker_dying_after_the_fetch_leaves_nothing_and_the_redelivery_counts_once() {
+    let gate = Arc::new(Gate::default());
+    let w = World::with(
+        ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![steps("2026-11-24", 4000), steps("2026-11-25", 1000)]))
+            .gated(gate.clone()),
+        ScriptedOAuth::granting(SCOPE, "g-alice"),
+    );
+    let alice = user("alice");
+    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
+    w.join(&november, &alice).await;
+    let before = w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    let event = requested("alice", Provider::GoogleHealth, SyncReason::Schedule);
+
+    tokio::select! {
+        _ = w.syncing.handle_event(event.clone(), None) => panic!("the sync was held at the gate"),
+        () = gate.reached() => {} // fetched; the invocation dies here
+    }
+
+    assert_eq!(w.store.day(&alice, date("2026-11-24")), None, "nothing written");
+    assert_eq!(w.total(&november, &alice).await, (0, 0));
+    let stored = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    assert_eq!(stored.next_sync_at, before.next_sync_at, "still due: the next sweep takes it");
+    w.google.ungate();
+    let redelivered = w.syncing.handle_event(event, None).await.unwrap();
+    assert_eq!(redelivered, WorkerResult::Synced { changed: 2, unchanged: 0, rejected: 0 });
+    assert_eq!(w.total(&november, &alice).await, (5000, 2));
+    assert_eq!(w.day_events().await.len(), 2, "one event per changed day");
+}
+
+/// The person unticked the activity permission later (Google answers 403 with a missing
+/// scope): the connection needs them, so it is `reconnect_required` with `missing_permission`,
+/// one status event says what to do, and it leaves the schedule.
+#[tokio::test]
+async fn a_scope_removed_later_asks_the_person_to_grant_it_again() {
+    let w = World::new();
+    let alice = user("alice");
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    *w.google.answer.lock().unwrap() = Err(ProviderError::MissingScope { scope: SCOPE.into() });
+
+    let result = w.syncing.handle_event(requested("alice", Provider::GoogleHealth, SyncReason::Schedule), None).await;
+
+    assert_eq!(result.unwrap(), WorkerResult::Failed { code: FailureCode::MissingPermission });
+    let stored = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    assert_eq!(stored.status, ConnectionStatus::ReconnectRequired);
+    let changes = w.status_changes();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].reason.as_str(), changes[0].new_status),
+        ("missing_permission", ConnectionStatus::ReconnectRequired)
+    );
+    assert!(
+        w.store
+            .due_connections(
+                shard_of(&alice, Provider::GoogleHealth),
+                w.now() + jiff::SignedDuration::from_hours(48),
+                10
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

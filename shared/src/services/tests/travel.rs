@@ -96,3 +96,71 @@ async fn the_phones_zone_is_learned_once_per_change() {
     let profile = w.ports.steps.load_user_days(&alice, &[]).await.unwrap().profile;
     assert_eq!(profile.time_zone.as_deref(), Some("Asia/Tokyo"));
 }
+
+/// A sync that starts at 23:59:50 and commits after midnight: its window was fixed when it
+/// started and ends on that day, which it commits; the new day is not taken for removed, and
+/// the next sync's window ends on the new day.
+#[tokio::test]
+async fn a_sync_across_midnight_commits_its_day_and_the_next_window_ends_on_the_new_day() {
+    let gate = std::sync::Arc::new(crate::testing::Gate::default());
+    let w = World::with(
+        ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![steps("2026-11-25", 9000)])).gated(gate.clone()),
+        ScriptedOAuth::granting(SCOPE, "g-alice"),
+    );
+    let alice = user("alice");
+    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
+    w.join(&november, &alice).await;
+    w.clock.set("2026-11-25T23:59:50Z".parse().unwrap());
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    let connection = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+
+    let (synced, ()) = tokio::join!(w.syncing.sync_connection(&connection, None, None), async {
+        gate.reached().await;
+        w.clock.set("2026-11-26T00:00:10Z".parse().unwrap());
+        w.google.ungate();
+        gate.open();
+    });
+
+    assert!(synced.is_ok(), "{synced:?}");
+    assert_eq!(w.google.windows.lock().unwrap()[0], (date("2026-11-19"), date("2026-11-25")), "fixed at the start");
+    assert_eq!(w.store.day(&alice, date("2026-11-25")).map(|d| d.total.get()), Some(9000));
+    assert_eq!(w.store.day(&alice, date("2026-11-26")), None, "the new day is untouched");
+    assert_eq!(w.total(&november, &alice).await, (9000, 1));
+    *w.google.answer.lock().unwrap() = Ok(vec![steps("2026-11-25", 9000), steps("2026-11-26", 40)]);
+    let connection = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    w.syncing.sync_connection(&connection, None, None).await.unwrap();
+    assert_eq!(w.google.windows.lock().unwrap()[1], (date("2026-11-20"), date("2026-11-26")));
+    assert_eq!(w.total(&november, &alice).await, (9040, 2));
+}
+
+/// Days are civil dates, never 24-hour spans. On Chicago's 25-hour day (clocks fall back at
+/// 02:00 on Nov 1, 2026) the day is "today" through both 01:30s, its value counts once and a
+/// later reading replaces it; on the 23-hour day (Mar 8, 2026) "today" is the calendar's.
+#[tokio::test]
+async fn a_daylight_saving_day_is_one_day_counted_once() {
+    let w = World::new();
+    let alice = user("alice");
+    w.clock.set("2026-11-01T06:30:00Z".parse().unwrap()); // 01:30 CDT, the first one
+    let fall = w.challenge("fall", "2026-10-25", "2026-11-07").await;
+    w.join(&fall, &alice).await;
+    let chicago = |values| from_phone_in("America/Chicago", values);
+
+    w.uploads.upload(&alice, chicago(vec![steps("2026-11-01", 5000)])).await.unwrap();
+    w.clock.set("2026-11-01T07:30:00Z".parse().unwrap()); // 01:30 CST, an hour later
+    let report = w
+        .uploads
+        .upload(&alice, chicago(vec![steps("2026-11-01", 7000), steps("2026-11-02", 10), steps("2026-11-03", 10)]))
+        .await
+        .unwrap();
+
+    let rejected: Vec<(String, &str)> =
+        report.rejected.iter().map(|r| (r.local_date.to_string(), r.error.as_str())).collect();
+    assert_eq!(rejected, [("\"2026-11-03\"".to_owned(), "future_date")], "Nov 1 is still today, Nov 2 tomorrow");
+    assert_eq!(w.total(&fall, &alice).await, (7010, 2), "the 25-hour day counts once, its later reading");
+
+    w.clock.set("2026-03-08T08:30:00Z".parse().unwrap()); // 03:30 CDT, just after the jump
+    let spring =
+        w.uploads.upload(&alice, chicago(vec![steps("2026-03-08", 300), steps("2026-03-10", 1)])).await.unwrap();
+    assert_eq!(spring.applied.len(), 1);
+    assert_eq!(spring.rejected[0].error, "future_date", "Mar 9 is tomorrow, Mar 10 is not");
+}
