@@ -28,9 +28,8 @@ use stepsync::clock::Clock;
 use stepsync::crypto::AesGcmTokenCipher;
 use stepsync::domain::{
     Challenge, ChallengeId, Connection, DailyValue, EncryptedTokens, LocalDate, OAuthState, Participant, Provider,
-    Snapshot, SourceTotals, StepLimits, TokenSet, UserId,
+    Snapshot, SourceTotals, TokenSet, UserId,
 };
-use stepsync::engine::Schedule;
 use stepsync::events::{Event, SyncReason, SyncRequested};
 use stepsync::ports::{
     AccountClaim, ChallengeStore, ConnectionStore, DataNotice, DayWrite, EphemeralStore, EventPublisher, JoinWrite,
@@ -478,22 +477,11 @@ impl World {
             .with_oauth(Provider::GoogleHealth, Arc::new(ScriptedOAuth::granting("activity", "unused")))
             .with_webhooks(Provider::GoogleHealth, Arc::new(PlainNotices));
         let cipher: Arc<dyn TokenCipher> = Arc::new(AesGcmTokenCipher::new(&[5; 32]));
+        let defaults = stepsync::testing::settings();
         let settings = Settings {
-            limits: StepLimits::default(),
-            schedule: Schedule::default(),
-            connect: ConnectSettings {
-                public_url: "http://127.0.0.1:3000".into(),
-                return_to_allowlist: vec!["http://127.0.0.1:3000/".into()],
-                backfill_days: 7,
-            },
-            sync: SyncSettings {
-                window_days: 7,
-                worker_concurrency: 8,
-                manual_cooldown: Duration::from_secs(60),
-                manual_deadline: Duration::from_secs(8),
-            },
-            coalesce: Duration::from_secs(60),
-            uploads_per_minute: 12,
+            connect: ConnectSettings { backfill_days: 7, ..defaults.connect.clone() },
+            sync: SyncSettings { worker_concurrency: 8, ..defaults.sync.clone() },
+            ..defaults
         };
         let ports = Ports::over(store, bus.clone(), clock.clone());
         let services = Services::new(ports, cipher.clone(), providers, settings);

@@ -24,12 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use stepsync::clock::Clock;
 use stepsync::crypto::AesGcmTokenCipher;
-use stepsync::domain::{Challenge, ChallengeId, Connection, DailyValue, LocalDate, Provider, StepLimits, UserId};
-use stepsync::engine::Schedule;
+use stepsync::domain::{Challenge, ChallengeId, Connection, DailyValue, LocalDate, Provider, UserId};
 use stepsync::ports::{Providers, Store};
-use stepsync::services::{
-    ConnectSettings, DeviceUpload, Ports, Reconcile, Services, Settings, SyncSettings, challenges::Challenges,
-};
+use stepsync::services::{DeviceUpload, Ports, Reconcile, Services, Settings, SyncSettings, challenges::Challenges};
 use stepsync::testing::{FixedClock, InMemoryStore, RecordingPublisher, ScriptedProvider};
 use stepsync_local::harness::{Backend, TestEnv, unique};
 
@@ -205,23 +202,8 @@ impl System {
         clock.set(START.parse().unwrap());
         let google = Arc::new(ScriptedProvider::new(Provider::GoogleHealth, Ok(vec![])));
         let ports = Ports::over(store.clone(), Arc::new(RecordingPublisher::default()), clock.clone());
-        let settings = Settings {
-            limits: StepLimits::default(),
-            schedule: Schedule::default(),
-            connect: ConnectSettings {
-                public_url: "http://127.0.0.1:3000".into(),
-                return_to_allowlist: vec!["http://127.0.0.1:3000/".into()],
-                backfill_days: 30,
-            },
-            sync: SyncSettings {
-                window_days: 7,
-                worker_concurrency: 2,
-                manual_cooldown: Duration::from_secs(60),
-                manual_deadline: Duration::from_secs(8),
-            },
-            coalesce: Duration::from_secs(60),
-            uploads_per_minute: 12,
-        };
+        let defaults = stepsync::testing::settings();
+        let settings = Settings { sync: SyncSettings { worker_concurrency: 2, ..defaults.sync.clone() }, ..defaults };
         let cipher = Arc::new(AesGcmTokenCipher::new(&[3; 32]));
         let services = Services::new(ports, cipher, Providers::default().with_source(google.clone()), settings);
         let people = [UserId::parse(&unique("ann")).unwrap(), UserId::parse(&unique("ben")).unwrap()];

@@ -158,3 +158,26 @@ impl StepSource for ScriptedProvider {
         answer.map(|values| values.into_iter().filter(|v| start <= v.date && v.date <= end).collect())
     }
 }
+
+/// The services' settings the tests and the chaos run start from (the code's defaults, a local
+/// public URL): a test changes only what it is about.
+pub fn settings() -> crate::services::Settings {
+    use crate::services::{ConnectSettings, SyncSettings};
+    crate::services::Settings {
+        limits: crate::domain::StepLimits::default(),
+        schedule: crate::engine::Schedule::default(),
+        connect: ConnectSettings {
+            public_url: "http://127.0.0.1:3000".into(),
+            return_to_allowlist: vec!["http://127.0.0.1:3000/".into()],
+            backfill_days: 30,
+        },
+        sync: SyncSettings {
+            window_days: 7,
+            worker_concurrency: 4,
+            manual_cooldown: std::time::Duration::from_secs(60),
+            manual_deadline: std::time::Duration::from_secs(8),
+        },
+        coalesce: std::time::Duration::from_secs(60),
+        uploads_per_minute: 12,
+    }
+}

@@ -16,14 +16,12 @@ mod uploads;
 
 use super::{
     Challenges, ConnectSettings, Connecting, DeviceUploads, Ports, ServiceError, Services, Settings, Standings, Status,
-    SyncSettings, Syncing, WebhookIntake,
+    Syncing, WebhookIntake,
 };
 use crate::clock::Clock;
 use crate::crypto::AesGcmTokenCipher;
-use crate::domain::{
-    Challenge, ChallengeId, Connection, DailyValue, LocalDate, Provider, StepLimits, TokenSet, UserId,
-};
-use crate::engine::{Schedule, SyncEngine};
+use crate::domain::{Challenge, ChallengeId, Connection, DailyValue, LocalDate, Provider, TokenSet, UserId};
+use crate::engine::SyncEngine;
 use crate::events::{ConnectionStatusChanged, Event, SyncRequested};
 use crate::ports::{ChallengeStore, ConnectionStore, Providers, TokenCipher};
 use crate::testing::{
@@ -85,22 +83,13 @@ impl World {
             .with_revoker(Provider::GoogleHealth, revoker.clone())
             .with_webhooks(Provider::GoogleHealth, webhooks.clone());
         let ports = Ports::over(store.clone(), publisher.clone(), clock.clone());
+        let defaults = crate::testing::settings();
         let settings = Settings {
-            limits: StepLimits::default(),
-            schedule: Schedule::default(),
             connect: ConnectSettings {
-                public_url: "http://127.0.0.1:3000".into(),
                 return_to_allowlist: vec![HOME.into(), "stepsync://".into()],
-                backfill_days: 30,
+                ..defaults.connect.clone()
             },
-            sync: SyncSettings {
-                window_days: 7,
-                worker_concurrency: 4,
-                manual_cooldown: Duration::from_secs(60),
-                manual_deadline: Duration::from_secs(8),
-            },
-            coalesce: Duration::from_secs(60),
-            uploads_per_minute: 12,
+            ..defaults
         };
         let Services { ports, engine, connecting, intake, syncing, uploads } =
             Services::new(ports, cipher.clone(), providers, settings);
