@@ -214,7 +214,8 @@ impl World {
         self.env.store.get_connection(&self.user, Provider::GoogleHealth).await.unwrap()
     }
 
-    async fn sync_now(&self) -> functions::sync_worker::WorkerResult {
+    /// The scheduled sync of the person's connection over Nov 20-25, as the worker receives it.
+    fn scheduled_sync(&self) -> serde_json::Value {
         let event = Event::SyncRequested(SyncRequested {
             user: self.user.clone(),
             provider: Provider::GoogleHealth,
@@ -222,7 +223,11 @@ impl World {
             start: Some(date("2026-11-20")),
             end: Some(date("2026-11-25")),
         });
-        functions::sync_worker::handle(&self.app, serde_json::to_value(&event).unwrap()).await.unwrap()
+        serde_json::to_value(&event).unwrap()
+    }
+
+    async fn sync_now(&self) -> functions::sync_worker::WorkerResult {
+        functions::sync_worker::handle(&self.app, self.scheduled_sync()).await.unwrap()
     }
 
     async fn webhook(&self, body: &[u8], headers: &[(&str, &str)]) -> Response<Body> {
@@ -680,14 +685,7 @@ async fn a_rotated_token_key_opens_old_tokens_and_seals_them_again_on_refresh(en
     );
     w.fake.set_steps(&w.health_id, "2026-11-24", 4321);
     w.env.clock.advance(Duration::from_secs(3600)); // the access token expired: a refresh
-    let event = serde_json::to_value(Event::SyncRequested(SyncRequested {
-        user: w.user.clone(),
-        provider: Provider::GoogleHealth,
-        reason: SyncReason::Schedule,
-        start: Some(date("2026-11-20")),
-        end: Some(date("2026-11-25")),
-    }))
-    .unwrap();
+    let event = w.scheduled_sync();
     let synced = functions::sync_worker::handle(&rotating, event.clone()).await.unwrap();
     assert!(matches!(synced, functions::sync_worker::WorkerResult::Synced { changed: 1, .. }), "{synced:?}");
     let connection = w.connection().await.unwrap();
