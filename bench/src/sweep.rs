@@ -14,7 +14,7 @@ use stepsync::clock::Clock;
 use stepsync::domain::{DUE_SHARDS, shard_of};
 use stepsync::domain::{DailyValue, DayRecord, LocalDate, Provider, SourceValue, StepLimits, UserId};
 use stepsync::events::Event;
-use stepsync::ports::{ConnectionStore, DayWrite, ParticipantDelta, StepStore, StoreError};
+use stepsync::ports::{ConnectionStore, DayWrite, StepStore, StoreError};
 
 /// What one sweep measured.
 #[derive(Debug, Clone, Serialize)]
@@ -165,11 +165,12 @@ async fn sweep(world: &World, label: &str, progress: &dyn Fn(&str)) -> Result<Sw
 }
 
 /// The minimal request set of one changed-day sync, straight through the adapter: one
-/// consistent read of the profile and the day, one transaction (day, profile, participant).
+/// consistent read of the profile, the day and the connection's status, one conditional put of
+/// the day, one conditional count into the participant.
 async fn minimal_sync(world: &World, user: &UserId, date: LocalDate, steps: i64) -> Result<(), StoreError> {
     let store = world.env.store.as_ref();
     let now = world.env.clock.now();
-    let snapshot = store.load_user_days(user, &[date]).await?;
+    let (snapshot, _) = store.load_for_write(user, &[date], Some(Provider::GoogleHealth)).await?;
     let current = snapshot.days.get(&date).cloned().unwrap_or_else(|| DayRecord::empty(user.clone(), date));
     let value = DailyValue { date, steps, observed_at: None };
     let counted = StepLimits::default()
@@ -178,22 +179,13 @@ async fn minimal_sync(world: &World, user: &UserId, date: LocalDate, steps: i64)
     let mut next = current.clone();
     next.merge(Provider::GoogleHealth, SourceValue { steps: counted, observed_at: None }, snapshot.profile.primary);
     next.version = current.version + 1;
-    let (old, new) = (i64::from(current.total.get()), i64::from(next.total.get()));
-    let deltas = vec![ParticipantDelta {
-        challenge: world.challenge.clone(),
-        source: Provider::GoogleHealth,
-        total: new - old,
-        days: i64::from(new > 0) - i64::from(old > 0),
-    }];
-    let write = DayWrite {
-        record: next,
-        expected_version: current.version,
-        expected_rev: snapshot.profile.rev,
-        deltas,
-        now,
-        through: Some(Provider::GoogleHealth),
-    };
-    store.commit_day(&write).await
+    store.commit_day(&DayWrite { record: next.clone(), expected_version: current.version, now }).await?;
+    let old = (current.version > 0).then_some(current);
+    let change = stepsync::ports::DayChange { id: String::new(), old, new: next, written_at: now };
+    for count in stepsync::engine::counting::day_counts(&snapshot.profile, &change) {
+        store.count_day(&count).await?;
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy)]

@@ -82,6 +82,7 @@ impl App {
             },
             coalesce: Duration::from_secs(u64::from(config.webhook_coalesce_seconds)),
             uploads_per_minute: config.uploads_per_minute,
+            steps_updated: config.steps_updated,
         };
         Self { services: Services::new(ports, cipher, providers, settings), config }
     }

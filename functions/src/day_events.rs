@@ -1,4 +1,5 @@
-//! `day-events`: the table's change stream in, one `StepsUpdated` per committed day change out
+//! `day-events`: the table's change stream in; every committed day change counted into its
+//! challenges exactly once, and one `StepsUpdated` per change where configured
 //! (`stepsync::services::DayEvents`). The event source mapping filters the stream to day items
 //! and asks for partial batch answers: a record not published, and every later one, come back.
 //!
@@ -8,7 +9,6 @@
 use crate::app::App;
 use serde::{Deserialize, Serialize};
 use stepsync::ports::DayChange;
-use stepsync::services::DayEvents;
 
 /// A DynamoDB stream batch as Lambda hands it over.
 #[derive(Debug, Deserialize)]
@@ -65,10 +65,14 @@ pub async fn handle(app: &App, payload: serde_json::Value) -> Result<BatchAnswer
             Err(error) => tracing::error!(record = %id, %error, alarm = "day_event_unreadable", "day change skipped"),
         }
     }
-    let events = DayEvents { publisher: app.services.ports.publisher.clone() };
-    let failures = match events.publish(&changes).await {
-        Ok(published) => {
-            tracing::info!(published, "day changes published");
+    let failures = match app.services.day_events().handle(&changes).await {
+        Ok(handled) => {
+            tracing::info!(
+                counted = handled.counted,
+                rebuilt = handled.rebuilt,
+                published = handled.published,
+                "day changes handled"
+            );
             Vec::new()
         }
         Err(first) => vec![ItemFailure { item_identifier: first }],

@@ -27,14 +27,14 @@ use std::time::{Duration, Instant};
 use stepsync::clock::Clock;
 use stepsync::crypto::AesGcmTokenCipher;
 use stepsync::domain::{
-    Challenge, ChallengeId, Connection, DailyValue, EncryptedTokens, LocalDate, OAuthState, Participant, Provider,
-    Snapshot, SourceTotals, TokenSet, UserId,
+    Challenge, ChallengeId, Connection, ConnectionStatus, DailyValue, EncryptedTokens, LocalDate, OAuthState,
+    Participant, Provider, Snapshot, TokenSet, UserId,
 };
 use stepsync::events::{Event, SyncReason, SyncRequested};
 use stepsync::ports::{
-    AccountClaim, ChallengeStore, ConnectionStore, DataNotice, DayWrite, EphemeralStore, EventPublisher, JoinWrite,
-    LeaveWrite, ProviderError, Providers, PublishError, SealWrite, StepSource, StepStore, StoreError, SyncRecord,
-    TokenCipher, UserDays, WebhookError, WebhookMessage, WebhookVerifier,
+    AccountClaim, ChallengeStore, ConnectionStore, DataNotice, DayCount, DayWrite, EphemeralStore, EventPublisher,
+    JoinWrite, LeaveWrite, ProviderError, Providers, PublishError, SealWrite, StepSource, StepStore, StoreError,
+    SyncRecord, TokenCipher, UserDays, WebhookError, WebhookMessage, WebhookVerifier,
 };
 use stepsync::services::{ConnectSettings, DayEvents, Ports, Services, Settings, SyncSettings, WorkerError};
 use stepsync::testing::{FixedClock, InMemoryStore, RecordingPublisher, ScriptedOAuth, issued_tokens};
@@ -151,6 +151,7 @@ impl Faults {
 
 const THROTTLED: &str = "store: throttled (ThrottlingException)";
 const TIMED_OUT: &str = "store: timed out after the write committed";
+const COUNT_LOST: &str = "count: the writer stopped after its day write";
 
 /// The in-memory store behind a faulty network: a request may be refused before it runs, and
 /// a write may run and still answer an error.
@@ -184,8 +185,23 @@ impl StepStore for ChaosStore {
     async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError> {
         self.read(self.inner.load_user_window(user, start, end)).await
     }
+    async fn load_for_write(
+        &self,
+        user: &UserId,
+        dates: &[LocalDate],
+        through: Option<Provider>,
+    ) -> Result<(UserDays, Option<ConnectionStatus>), StoreError> {
+        self.read(self.inner.load_for_write(user, dates, through)).await
+    }
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError> {
         self.write(self.inner.commit_day(write)).await
+    }
+    async fn count_day(&self, count: &DayCount) -> Result<(), StoreError> {
+        // The writer dies between its day write and its counts: only the stream counts it.
+        if self.faults.roll(COUNT_LOST) {
+            return Err(StoreError::Unavailable("the function stopped".into()));
+        }
+        self.write(self.inner.count_day(count)).await
     }
     async fn commit_seal(&self, write: &SealWrite) -> Result<(), StoreError> {
         self.write(self.inner.commit_seal(write)).await
@@ -223,14 +239,8 @@ impl ChallengeStore for ChaosStore {
     async fn commit_leave(&self, write: &LeaveWrite) -> Result<(), StoreError> {
         self.write(self.inner.commit_leave(write)).await
     }
-    async fn commit_totals(
-        &self,
-        challenge: &ChallengeId,
-        user: &UserId,
-        totals: &SourceTotals,
-        expected_rev: u64,
-    ) -> Result<(), StoreError> {
-        self.write(self.inner.commit_totals(challenge, user, totals, expected_rev)).await
+    async fn commit_totals(&self, rebuilt: &Participant) -> Result<(), StoreError> {
+        self.write(self.inner.commit_totals(rebuilt)).await
     }
     async fn participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Participant>, StoreError> {
         self.read(self.inner.participant(challenge, user)).await
@@ -447,6 +457,8 @@ impl ChaosBus {
 /// The run's world: the services over the chaos seams, and the truth.
 struct World {
     store: Arc<InMemoryStore>,
+    /// The same store behind the faulty network the functions see.
+    faulty: Arc<ChaosStore>,
     faults: Arc<Faults>,
     clock: Arc<FixedClock>,
     bus: Arc<ChaosBus>,
@@ -483,10 +495,11 @@ impl World {
             sync: SyncSettings { worker_concurrency: 8, ..defaults.sync.clone() },
             ..defaults
         };
-        let ports = Ports::over(store, bus.clone(), clock.clone());
+        let ports = Ports::over(store.clone(), bus.clone(), clock.clone());
         let services = Services::new(ports, cipher.clone(), providers, settings);
         let mut world = World {
             store: inner,
+            faulty: store,
             faults,
             clock,
             bus,
@@ -623,11 +636,15 @@ impl World {
     /// The stream's records handed to `day-events`, its batch failing part-way at times.
     async fn stream(&mut self) {
         let changes = self.store.take_day_changes();
-        let events = DayEvents { publisher: self.announced.clone() };
+        let events = DayEvents {
+            steps: self.faulty.clone(),
+            challenges: self.faulty.clone(),
+            publisher: Some(self.announced.clone()),
+        };
         let mut from = 0;
         while from < changes.len() {
             self.announced.fail(self.faults.roll_times("stream: bus down for StepsUpdated", 5.0));
-            match events.publish(&changes[from..]).await {
+            match events.handle(&changes[from..]).await {
                 Ok(_) => from = changes.len(),
                 Err(first_unpublished) => {
                     from = changes.iter().position(|c| c.id == first_unpublished).expect("a record of the batch");

@@ -32,6 +32,8 @@ pub struct TestEnv {
     pub engine: SyncEngine,
     /// The table's change stream, opened on first use (`day_events`).
     stream: tokio::sync::Mutex<Option<crate::stream::TableStream>>,
+    /// What `settle` handled and `day_events` has not returned yet.
+    handled: std::sync::Mutex<Vec<stepsync::events::StepsUpdated>>,
     _embedded: Option<EmbeddedDynamo>,
 }
 
@@ -78,22 +80,49 @@ impl TestEnv {
                 .with_source(Arc::new(stepsync::providers::FitbitLegacy::default())),
         };
         let stream = tokio::sync::Mutex::new(None);
-        Self { backend, endpoint, table, store, counter, clock, publisher, engine, stream, _embedded: embedded }
+        let handled = std::sync::Mutex::default();
+        Self {
+            backend,
+            endpoint,
+            table,
+            store,
+            counter,
+            clock,
+            publisher,
+            engine,
+            stream,
+            handled,
+            _embedded: embedded,
+        }
     }
 
     /// Does what `day-events` does deployed: reads the table's stream from where the last call
-    /// stopped and publishes one `StepsUpdated` per committed day change on `publisher`;
-    /// returns those events.
-    pub async fn day_events(&self) -> Vec<stepsync::events::StepsUpdated> {
+    /// stopped, counts each committed day change into its challenges (those the writer did not)
+    /// and publishes one `StepsUpdated` per change on `publisher`. Request counts are restored:
+    /// what a test counts is its own requests, not the stream's.
+    pub async fn settle(&self) {
         let mut stream = self.stream.lock().await;
         if stream.is_none() {
             let sdk = local_sdk_config(&self.endpoint);
             *stream = Some(crate::stream::TableStream::open(&sdk, &self.table).await.expect("the stream"));
         }
         let changes = stream.as_mut().expect("opened").read().await.expect("stream records");
-        let events = stepsync::services::DayEvents { publisher: self.publisher.clone() };
-        events.publish(&changes).await.expect("published");
-        changes.iter().filter_map(stepsync::services::day_events::steps_updated).collect()
+        let counted = self.counter.snapshot();
+        let events = stepsync::services::DayEvents {
+            steps: self.store.clone(),
+            challenges: self.store.clone(),
+            publisher: Some(self.publisher.clone()),
+        };
+        events.handle(&changes).await.expect("handled");
+        self.counter.restore(counted);
+        let updates = changes.iter().filter_map(stepsync::services::day_events::steps_updated);
+        self.handled.lock().unwrap().extend(updates);
+    }
+
+    /// `settle`, then every `StepsUpdated` published since the last call.
+    pub async fn day_events(&self) -> Vec<stepsync::events::StepsUpdated> {
+        self.settle().await;
+        std::mem::take(&mut *self.handled.lock().unwrap())
     }
 
     pub fn challenges(&self) -> Challenges<'_> {

@@ -27,7 +27,6 @@ use std::time::Duration;
 use stepsync::domain::Provider;
 use stepsync::events::Event;
 use stepsync::ports::{EventPublisher, PublishError};
-use stepsync::services::DayEvents;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -223,6 +222,8 @@ impl LocalStack {
             ("STEPSYNC_MISFIT_TOPIC_ARNS", crate::demo::SNS_TOPIC.to_owned()),
             ("STEPSYNC_MISFIT_ALLOW_AWS_SNS", "false".to_owned()),
             ("STEPSYNC_MISFIT_SNS_URL_REWRITES", format!("https://sns.local.test/|{}/", sns.base_url())),
+            // The console's feed shows them, as a company's app subscribed to them would.
+            ("STEPSYNC_STEPS_UPDATED", "true".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -280,9 +281,8 @@ impl LocalStack {
                 match open.read().await {
                     Ok(changes) if changes.is_empty() => {}
                     Ok(changes) => {
-                        let events = DayEvents { publisher: stream_app.services.ports.publisher.clone() };
-                        if let Err(first) = events.publish(&changes).await {
-                            tracing::warn!(first, "local stream: day changes not published");
+                        if let Err(first) = stream_app.services.day_events().handle(&changes).await {
+                            tracing::warn!(first, "local stream: day changes not handled");
                         }
                     }
                     Err(error) => tracing::warn!(%error, "local stream: read failed"),

@@ -113,6 +113,9 @@ pub struct Config {
     /// `STEPSYNC_UPLOADS_PER_MINUTE` (default 12): phone uploads one person may send in a
     /// minute, all their phones together; more are answered 429 with `Retry-After`.
     pub uploads_per_minute: u32,
+    /// `STEPSYNC_STEPS_UPDATED` (default off): publish one `StepsUpdated` per changed day for a
+    /// company's app that subscribes. Off, no event is paid for that nobody reads.
+    pub steps_updated: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -245,6 +248,7 @@ impl Config {
             manual_deadline_ms: number("STEPSYNC_MANUAL_DEADLINE_MS", 8000)?,
             worker_concurrency: number("STEPSYNC_WORKER_CONCURRENCY", 8)?.clamp(1, 64),
             uploads_per_minute: number("STEPSYNC_UPLOADS_PER_MINUTE", 12)?.max(1),
+            steps_updated: get("STEPSYNC_STEPS_UPDATED").is_some_and(|v| matches!(v, "1" | "true" | "yes" | "on")),
             google: match get("STEPSYNC_GOOGLE_CLIENT_ID") {
                 Some(id) => {
                     let defaults = GoogleHealthSettings {

@@ -3,7 +3,7 @@
 
 use crate::domain::{
     Challenge, ChallengeId, Connection, ConnectionStatus, DailyValue, DayRecord, EncryptedTokens, LastError, LocalDate,
-    OAuthState, Participant, Provider, Snapshot, SourceTotals, TokenSet, UserId, UserProfile,
+    OAuthState, Participant, Provider, Snapshot, TokenSet, UserId, UserProfile,
 };
 use crate::events::Event;
 use async_trait::async_trait;
@@ -52,29 +52,16 @@ pub struct UserDays {
     pub days: BTreeMap<LocalDate, DayRecord>,
 }
 
-/// How one changed day moves one participant's numbers from one source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParticipantDelta {
-    pub challenge: ChallengeId,
-    pub source: Provider,
-    pub total: i64,
-    pub days: i64,
-}
-
-/// One changed day and everything it moves, written atomically: the day (conditioned on its
-/// version), each participant delta (only while the challenge is not final), and the
-/// profile's `rev` (conditioned, then moved on).
+/// One changed day, written alone: the day item, conditioned on its version. What it moves
+/// (the participants whose challenge counts the date) is counted after it, participant by
+/// participant (`DayCount`), by the writer and again from the table's change stream, each
+/// count idempotent on its own: a crash between the two loses nothing and counts nothing twice.
 #[derive(Debug, Clone)]
 pub struct DayWrite {
     pub record: DayRecord,
     pub expected_version: u64,
-    pub expected_rev: u64,
-    pub deltas: Vec<ParticipantDelta>,
+    /// When the write was made: what the challenge's close is compared with.
     pub now: Timestamp,
-    /// The connection the values came through, when they did: the write is refused
-    /// (`StoreError::Disconnected`) once it is disconnected, in the same transaction, so a
-    /// sync still running when the person turns the source off writes nothing more.
-    pub through: Option<Provider>,
 }
 
 /// One committed write of a day record, as the table's change stream tells it.
@@ -84,13 +71,25 @@ pub struct DayChange {
     pub id: String,
     pub old: Option<DayRecord>,
     pub new: DayRecord,
+    /// The write's time (`DayWrite::now`).
+    pub written_at: Timestamp,
 }
 
-impl DayWrite {
-    /// The challenges the write moves, once each (one transaction item per participant).
-    pub fn challenges(&self) -> std::collections::BTreeSet<&ChallengeId> {
-        self.deltas.iter().map(|d| &d.challenge).collect()
-    }
+/// One committed day change counted into one participant: each source's numbers moved by the
+/// deltas and the date's counted version moved from `from_version` to `to_version`, only if
+/// the participant still counts the date at `from_version` (0: not counted yet), exists, is
+/// not sealed and its challenge was not final at `written_at`. A count applied twice, or one
+/// older than the participant's, fails its condition: counting is idempotent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayCount {
+    pub challenge: ChallengeId,
+    pub user: UserId,
+    pub date: LocalDate,
+    pub from_version: u64,
+    pub to_version: u64,
+    /// Per source whose value moved: (source, steps delta, days-with-data delta).
+    pub deltas: Vec<(Provider, i64, i64)>,
+    pub written_at: Timestamp,
 }
 
 /// A join: the new participant and the profile with the membership added (its `rev` one
@@ -129,8 +128,20 @@ pub trait StepStore: Send + Sync {
     async fn load_user_days(&self, user: &UserId, dates: &[LocalDate]) -> Result<UserDays, StoreError>;
     /// The profile and every stored day from `start` to `end`, read consistently.
     async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError>;
-    /// `StoreError::Conflict` when the day's version or the profile's rev moved.
+    /// As `load_user_days`, with the status of `through`'s connection (`None`: no such
+    /// connection), in the same consistent read: what a write of values that came through a
+    /// connection reads first.
+    async fn load_for_write(
+        &self,
+        user: &UserId,
+        dates: &[LocalDate],
+        through: Option<Provider>,
+    ) -> Result<(UserDays, Option<ConnectionStatus>), StoreError>;
+    /// `StoreError::Conflict` when the day's version moved.
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError>;
+    /// Counts one committed day change into one participant; `StoreError::Conflict` when its
+    /// condition failed (counted already, counting another version, left, sealed or final).
+    async fn count_day(&self, count: &DayCount) -> Result<(), StoreError>;
     /// `StoreError::Conflict` when the profile's rev moved (a day write came first).
     async fn commit_seal(&self, write: &SealWrite) -> Result<(), StoreError>;
     /// Sets the person's time zone; conditioned on `expected_rev`.
@@ -157,14 +168,9 @@ pub trait ChallengeStore: Send + Sync {
     async fn commit_join(&self, write: &JoinWrite) -> Result<(), StoreError>;
     /// `StoreError::Conflict` when the profile's rev moved.
     async fn commit_leave(&self, write: &LeaveWrite) -> Result<(), StoreError>;
-    /// Overwrites a participant's numbers (a rebuild); conditioned on `expected_rev`.
-    async fn commit_totals(
-        &self,
-        challenge: &ChallengeId,
-        user: &UserId,
-        totals: &SourceTotals,
-        expected_rev: u64,
-    ) -> Result<(), StoreError>;
+    /// Overwrites a participant's numbers and counted versions (a rebuild) with `rebuilt`'s,
+    /// conditioned on the participant's `rev` being `rebuilt.rev` (moved on by one).
+    async fn commit_totals(&self, rebuilt: &Participant) -> Result<(), StoreError>;
     async fn participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Participant>, StoreError>;
     async fn participants(&self, challenge: &ChallengeId) -> Result<Vec<Participant>, StoreError>;
     /// The participant's snapshot, once sealed.

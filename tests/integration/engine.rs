@@ -10,12 +10,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use stepsync::domain::{
-    ChallengeId, Connection, ConnectionStatus, DailyValue, DayRecord, LocalDate, MAX_OPEN_CHALLENGES,
-    MAX_TRANSACTION_ITEMS, ParticipantTotals, Provider, UserId,
+    ChallengeId, Connection, ConnectionStatus, DailyValue, LocalDate, MAX_OPEN_CHALLENGES, ParticipantTotals, Provider,
+    UserId,
 };
 use stepsync::engine::SyncOutcome;
 use stepsync::events::Event;
-use stepsync::ports::{ChallengeStore, ConnectionStore, DayWrite, ParticipantDelta, StepStore, StoreError};
+use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore, StoreError};
 use stepsync::services::{ChallengeError, Reconcile};
 use stepsync_local::harness::{Backend, TestEnv, date, unique};
 use stepsync_local::on_both_backends;
@@ -53,11 +53,14 @@ fn value(day: &str, steps: i64, observed: Option<i64>) -> DailyValue {
 }
 
 async fn participant_totals(env: &TestEnv, challenge: &ChallengeId, user: &UserId) -> Option<ParticipantTotals> {
+    env.settle().await;
     env.store.participant(challenge, user).await.unwrap().map(|p| p.totals())
 }
 
-/// The participant's stored numbers, per source, equal what the day records say.
+/// The participant's stored numbers, per source, equal what the day records say, once the
+/// change stream's records are handled (the counts the writers left to it).
 async fn assert_exact(env: &TestEnv, challenge: &ChallengeId, user: &UserId) -> ParticipantTotals {
+    env.settle().await;
     let stored = env.store.participant(challenge, user).await.unwrap().expect("a participant");
     let recomputed = env.challenges().recompute(challenge, user).await.unwrap();
     assert_eq!(stored.sources, recomputed, "{:?}: stored totals differ from recompute", env.backend);
@@ -128,14 +131,13 @@ async fn reapplying_the_same_values_sends_zero_writes(env: TestEnv) {
         .apply(&walker, Provider::GoogleHealth, &TimeZone::UTC, &[value("2026-11-24", 12_400, None)])
         .await
         .unwrap();
-    assert_eq!(
-        env.counter.count("TransactWriteItems"),
-        1,
-        "one changed day is one transaction: {:?}",
-        env.counter.snapshot()
-    );
-    assert_eq!(env.counter.writes(), 1, "requests: {:?}", env.counter.snapshot());
+    let expected: std::collections::BTreeMap<String, u64> =
+        [("BatchGetItem".into(), 1), ("PutItem".into(), 1), ("UpdateItem".into(), 1)].into();
+    assert_eq!(env.counter.snapshot(), expected, "one read, the day's put, its count into the one challenge");
     assert_eq!(assert_exact(&env, &c, &walker).await.total, 8000 + 12_400);
+    env.counter.reset();
+    env.settle().await;
+    assert_eq!(env.counter.total(), 0, "the stream's requests are not the writer's");
 }
 
 async fn a_day_moves_exactly_the_challenges_whose_window_covers_it(env: TestEnv) {
@@ -409,26 +411,6 @@ async fn a_person_in_the_most_open_challenges_still_syncs_and_no_write_outgrows_
     env.challenges().leave(&joined[0], &walker, env.now()).await.unwrap();
     env.challenges().join(&one_more, &walker, env.now()).await.unwrap();
     assert_eq!(assert_exact(&env, &one_more, &walker).await, ParticipantTotals { total: 4321, days: 1 });
-
-    // A day write with 99 deltas would be 101 items: refused before it is sent, not retryable.
-    let rev = env.store.load_user_days(&walker, &[]).await.unwrap().profile.rev;
-    let delta = |i: usize| ParticipantDelta {
-        challenge: if i == 0 { one_more.clone() } else { ChallengeId::parse(&format!("other-{i}")).unwrap() },
-        source: Provider::Misfit,
-        total: 1,
-        days: 0,
-    };
-    let write = DayWrite {
-        record: DayRecord::empty(walker.clone(), date("2026-11-21")),
-        expected_version: 0,
-        expected_rev: rev,
-        deltas: (0..MAX_TRANSACTION_ITEMS - 1).map(delta).collect(),
-        now: env.now(),
-        through: None,
-    };
-    let error = env.store.commit_day(&write).await.unwrap_err();
-    assert!(matches!(error, StoreError::Refused(_)) && !error.is_retryable(), "{error:?}");
-    assert!(env.store.load_user_days(&walker, &[date("2026-11-21")]).await.unwrap().days.is_empty());
 }
 
 /// Deletions through the real adapter: a pull of Nov 20–24 that no longer returns Nov 22
@@ -590,9 +572,9 @@ async fn the_reconcile_repairs_drift_and_seals_closed_challenges_through_the_sto
     }
     let days = [value("2026-11-04", 3000, Some(1)), value("2026-11-05", 4000, Some(1))];
     env.engine.apply(&walker, Provider::Misfit, &TimeZone::UTC, &days).await.unwrap();
-    let rev = env.store.load_user_days(&walker, &[]).await.unwrap().profile.rev;
     let drifted = stepsync::domain::SourceTotals([(Provider::Misfit, ParticipantTotals { total: 2, days: 2 })].into());
-    env.store.commit_totals(&open, &walker, &drifted, rev).await.unwrap();
+    let stored = env.store.participant(&open, &walker).await.unwrap().unwrap();
+    env.store.commit_totals(&stepsync::domain::Participant { sources: drifted, ..stored }).await.unwrap();
     env.clock.set("2026-11-25T18:00:00Z".parse().unwrap());
 
     let reconcile = Reconcile { steps: env.store.as_ref(), store: env.store.as_ref() };

@@ -157,9 +157,13 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        // reads the table's stream, publishes StepsUpdated; no table item at all
+        // reads the table's stream, counts day changes into participants, publishes StepsUpdated
         "DayEvents",
         &[
+            "dynamodb:BatchGetItem on table keys like [USER#*, CHAL#*]",
+            "dynamodb:GetItem on table keys like [USER#*, CHAL#*]",
+            "dynamodb:Query on table keys like [USER#*, CHAL#*]",
+            "dynamodb:UpdateItem on table keys like [CHAL#*]",
             "dynamodb:DescribeStream on the stream",
             "dynamodb:GetRecords on the stream",
             "dynamodb:GetShardIterator on the stream",

@@ -19,7 +19,7 @@ on_both_backends!(
     exactly_one_of_ten_concurrent_lease_attempts_wins,
     a_stale_token_write_never_overwrites_a_newer_one,
     a_sync_outcome_lands_only_on_the_connection_it_synced,
-    a_day_write_through_a_disconnected_connection_is_refused_in_its_transaction,
+    a_day_write_through_a_disconnected_connection_is_refused,
     erasing_a_person_deletes_every_item_of_theirs_and_nothing_else,
 );
 
@@ -224,31 +224,43 @@ async fn a_sync_outcome_lands_only_on_the_connection_it_synced(env: TestEnv) {
     assert_eq!(stored.status, stepsync::domain::ConnectionStatus::ReconnectRequired);
 }
 
-/// A day write names the connection its values came through: refused (`Disconnected`, and
-/// nothing written) once that connection is disconnected; written while it is active, or when
-/// there is no such connection at all.
-async fn a_day_write_through_a_disconnected_connection_is_refused_in_its_transaction(env: TestEnv) {
-    use stepsync::domain::{DailyValue, DayRecord, SourceValue, StepLimits};
-    use stepsync::ports::{DayWrite, StepStore};
+/// Values that came through a connection are written only while it is not disconnected: the
+/// read before the write carries the connection's status (one consistent `BatchGetItem` with
+/// the profile and the days), and the engine refuses (`Disconnected`, nothing written) once it
+/// is disconnected; values with no such connection at all are written.
+async fn a_day_write_through_a_disconnected_connection_is_refused(env: TestEnv) {
+    use stepsync::domain::{ConnectionStatus, DailyValue};
+    use stepsync::ports::StepStore;
     let alice = user("alice");
     let provider = Provider::GoogleHealth;
-    let write = |date_raw: &str, rev: u64, through: Option<Provider>| {
-        let mut record = DayRecord::empty(alice.clone(), date(date_raw));
-        let value = DailyValue { date: date(date_raw), steps: 100, observed_at: None };
-        let steps = StepLimits::default().validate(&value, date(date_raw)).unwrap();
-        record.merge(provider, SourceValue { steps, observed_at: None }, None);
-        record.version = 1;
-        DayWrite { record, expected_version: 0, expected_rev: rev, deltas: vec![], now: env.now(), through }
+    let tz = jiff::tz::TimeZone::UTC;
+    let pull = |raw: &str| {
+        let values = vec![DailyValue { date: date(raw), steps: 100, observed_at: None }];
+        (values, Some((date(raw), date(raw), env.now())))
     };
-    env.store.commit_day(&write("2026-11-20", 0, Some(provider))).await.unwrap();
+    let status = |raw: &'static str| {
+        let (env, alice) = (&env, alice.clone());
+        async move { env.store.load_for_write(&alice, &[date(raw)], Some(provider)).await.unwrap().1 }
+    };
+    assert_eq!(status("2026-11-20").await, None, "{:?}: no such connection", env.backend);
+    let (values, window) = pull("2026-11-20");
+    env.engine.apply_window(&alice, provider, &tz, &values, window).await.unwrap();
     env.store.create_connection(&Connection::new(alice.clone(), provider, env.now())).await.unwrap();
-    env.store.commit_day(&write("2026-11-21", 1, Some(provider))).await.unwrap();
+    assert_eq!(status("2026-11-21").await, Some(ConnectionStatus::Active));
+    let (values, window) = pull("2026-11-21");
+    env.engine.apply_window(&alice, provider, &tz, &values, window).await.unwrap();
     env.store.disconnect(&alice, provider).await.unwrap();
-    let refused = env.store.commit_day(&write("2026-11-22", 2, Some(provider))).await.unwrap_err();
-    assert!(matches!(refused, StoreError::Disconnected), "{:?}: {refused:?}", env.backend);
-    let days = env.store.load_user_days(&alice, &[date("2026-11-22")]).await.unwrap();
-    assert!(days.days.is_empty() && days.profile.rev == 2, "nothing of the transaction was written");
-    env.store.commit_day(&write("2026-11-22", 2, None)).await.unwrap();
+    assert_eq!(status("2026-11-22").await, Some(ConnectionStatus::Disconnected));
+    let (values, window) = pull("2026-11-22");
+    let refused = env.engine.apply_window(&alice, provider, &tz, &values, window).await.unwrap_err();
+    assert!(
+        matches!(refused, stepsync::engine::SyncError::Store(StoreError::Disconnected)),
+        "{:?}: {refused:?}",
+        env.backend
+    );
+    let days = env.store.load_user_days(&alice, &[date("2026-11-20"), date("2026-11-21"), date("2026-11-22")]).await;
+    assert_eq!(days.unwrap().days.len(), 2, "nothing written after the disconnect");
+    env.engine.apply(&alice, provider, &tz, &pull("2026-11-22").0).await.unwrap();
 }
 
 /// Erasing through DynamoDB: more items than one `BatchWriteItem` takes (40 days, the profile,

@@ -101,7 +101,9 @@ pub(crate) const ROUTE_ANSWERS: &[(&str, &str, u16)] = &[
 /// The app the route and sample checks call: the test's table, Google Health at a fake.
 async fn app_with_google(env: &TestEnv) -> (functions::app::App, FakeGoogleHealth) {
     let google = FakeGoogleHealth::start().await;
-    (harness::app(env, harness::google_vars(&google)), google)
+    // The sample stream batch's `StepsUpdated` is published, as for a company app that subscribes.
+    let vars = [harness::google_vars(&google), vec![("STEPSYNC_STEPS_UPDATED", "true".to_owned())]].concat();
+    (harness::app(env, vars), google)
 }
 
 #[tokio::test]

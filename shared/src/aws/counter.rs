@@ -38,6 +38,11 @@ impl RequestCounter {
     pub fn reset(&self) {
         self.0.lock().unwrap().clear();
     }
+
+    /// Puts back counts taken with `snapshot` (a test's own requests, without a helper's).
+    pub fn restore(&self, counts: BTreeMap<String, u64>) {
+        *self.0.lock().unwrap() = counts;
+    }
 }
 
 impl Intercept for RequestCounter {

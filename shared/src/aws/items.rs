@@ -65,7 +65,7 @@ pub fn day_change<I: Into<serde_dynamo::Item>>(
     old: Option<I>,
     new: Option<I>,
 ) -> Result<Option<crate::ports::DayChange>, StoreError> {
-    let image = |item: Option<I>| -> Result<Option<DayRecord>, StoreError> {
+    let image = |item: Option<I>| -> Result<Option<(DayRecord, Timestamp)>, StoreError> {
         let Some(item) = item.map(Into::<serde_dynamo::Item>::into).filter(|i| !i.is_empty()) else {
             return Ok(None);
         };
@@ -75,10 +75,12 @@ pub fn day_change<I: Into<serde_dynamo::Item>>(
         }
         let day: DayItem =
             serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("cannot read day image: {e}")))?;
-        day.into_record().map(Some)
+        let written_at = day.updated_at;
+        day.into_record().map(|record| Some((record, written_at)))
     };
-    let Some(new) = image(new)? else { return Ok(None) };
-    Ok(Some(crate::ports::DayChange { id, old: image(old)?, new }))
+    let Some((new, written_at)) = image(new)? else { return Ok(None) };
+    let old = image(old)?.map(|(record, _)| record);
+    Ok(Some(crate::ports::DayChange { id, old, new, written_at }))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -250,6 +252,12 @@ pub struct ParticipantItem {
     pub closes_at: i64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sealed: bool,
+    /// Date → the version of the day record the numbers include (`Participant::counted`);
+    /// absent on items written before counting by version (read as empty: a rebuild fills it).
+    #[serde(default)]
+    pub counted: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub rev: u64,
 }
 
 /// The attribute names of one source's numbers in a participant item.
@@ -266,6 +274,8 @@ pub fn participant_item(p: &Participant, closes_at: Timestamp) -> Result<Item, S
         joined_at: p.joined_at,
         closes_at: closes_at.as_second(),
         sealed: p.sealed,
+        counted: p.counted.iter().map(|(d, v)| (d.to_string(), *v)).collect(),
+        rev: p.rev,
     })?;
     for (source, totals) in &p.sources.0 {
         let (steps, days) = source_attributes(*source);
@@ -296,12 +306,19 @@ pub fn participant_from_item(item: Item) -> Result<Participant, StoreError> {
         }
     }
     let fixed: ParticipantItem = from_item(item)?;
+    let counted = fixed
+        .counted
+        .iter()
+        .map(|(d, v)| LocalDate::parse(d).map(|d| (d, *v)).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect::<Result<_, _>>()?;
     Ok(Participant {
         challenge: fixed.challenge,
         user: fixed.user,
         sources,
         joined_at: fixed.joined_at,
         sealed: fixed.sealed,
+        counted,
+        rev: fixed.rev,
     })
 }
 

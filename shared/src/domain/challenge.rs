@@ -243,6 +243,11 @@ pub struct Participant {
     pub joined_at: Timestamp,
     /// Frozen with a `Snapshot`.
     pub sealed: bool,
+    /// The version of each day record the numbers include (`DayCount`): a day change is
+    /// counted only onto the version it came from, so none is counted twice or skipped.
+    pub counted: BTreeMap<LocalDate, u64>,
+    /// Moves with every write of the numbers: a rebuild is conditioned on it.
+    pub rev: u64,
 }
 
 impl Participant {

@@ -2,6 +2,7 @@
 //! counting a step twice. Pure logic over the ports in `crate::ports`; it never sees an SDK
 //! type, an HTTP request or a provider's JSON.
 
+pub mod counting;
 mod schedule;
 mod seal;
 mod tokens;
@@ -18,8 +19,8 @@ use crate::domain::{
 };
 use crate::events::{ConnectionStatusChanged, Event};
 use crate::ports::{
-    ConnectionStore, DayWrite, EventPublisher, ParticipantDelta, ProviderError, Providers, StepStore, StoreError,
-    SyncRecord, TokenCipher, UserDays,
+    ConnectionStore, DayChange as CommittedChange, DayWrite, EventPublisher, ProviderError, Providers, StepStore,
+    StoreError, SyncRecord, TokenCipher, UserDays,
 };
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -200,12 +201,13 @@ impl SyncEngine {
                 return Err(SyncError::TooManyConflicts(MAX_CONFLICT_ROUNDS));
             }
             let dates: Vec<LocalDate> = pending.keys().copied().collect();
-            let snapshot = self.steps.load_user_days(user, &dates).await?;
             // Values that came through a connection (a pull, a phone installation) are written
-            // only while it is not disconnected.
+            // only while it is not disconnected: its status comes with the same read.
             let through = (install.is_some() || window.is_some()).then_some(source);
+            let (snapshot, status) = self.steps.load_for_write(user, &dates, through).await?;
+            let disconnected = status == Some(ConnectionStatus::Disconnected);
             match self
-                .write_changed_days(user, (source, install, through), &snapshot, &mut pending, &mut report, now)
+                .write_changed_days(user, (source, install, disconnected), &snapshot, &mut pending, &mut report, now)
                 .await
             {
                 Ok(()) => {}
@@ -224,7 +226,7 @@ impl SyncEngine {
     async fn write_changed_days(
         &self,
         user: &UserId,
-        (source, install, through): (Provider, Option<&str>, Option<Provider>),
+        (source, install, disconnected): (Provider, Option<&str>, bool),
         snapshot: &UserDays,
         pending: &mut BTreeMap<LocalDate, Pending>,
         report: &mut ApplyReport,
@@ -245,7 +247,6 @@ impl SyncEngine {
             }
             return Err(StoreError::Conflict);
         }
-        let mut rev = snapshot.profile.rev;
         let primary = snapshot.profile.primary;
         for (date, value) in pending.clone() {
             let current = snapshot.days.get(&date).cloned().unwrap_or_else(|| DayRecord::empty(user.clone(), date));
@@ -263,20 +264,36 @@ impl SyncEngine {
                 pending.remove(&date);
                 continue;
             }
+            // Turned off since: nothing more is written (what is unchanged costs nothing).
+            if disconnected {
+                return Err(StoreError::Disconnected);
+            }
             next.version = current.version + 1;
-            let deltas = participant_deltas(snapshot, &current, &next, now);
-            let write =
-                DayWrite { record: next, expected_version: current.version, expected_rev: rev, deltas, now, through };
-            self.steps.commit_day(&write).await?;
-            rev += 1;
+            self.steps.commit_day(&DayWrite { record: next.clone(), expected_version: current.version, now }).await?;
             pending.remove(&date);
-            report.changed.push(DayChange {
-                date,
-                old_total: current.total.get(),
-                new_total: write.record.total.get(),
-            });
+            report.changed.push(DayChange { date, old_total: current.total.get(), new_total: next.total.get() });
+            let old = (current.version > 0).then_some(current);
+            let committed = CommittedChange { id: String::new(), old, new: next, written_at: now };
+            self.count_now(&snapshot.profile, &committed).await;
         }
         Ok(())
+    }
+
+    /// Counts a change this engine just committed into the challenges it moves, so the
+    /// leaderboard moves at once. Best effort: the change stream counts whatever this does not
+    /// (a crash, a throttled update, a race with a join), exactly once (`counting`).
+    async fn count_now(&self, profile: &crate::domain::UserProfile, change: &CommittedChange) {
+        for count in counting::day_counts(profile, change) {
+            match self.steps.count_day(&count).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => {
+                    tracing::debug!(challenge = %count.challenge, date = %count.date, "count left to the change stream");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, challenge = %count.challenge, date = %count.date, "count left to the change stream");
+                }
+            }
+        }
     }
 
     /// The steps are already counted: a lost event is logged, not returned.
@@ -457,28 +474,6 @@ impl SyncEngine {
     }
 }
 
-/// The participant deltas a change of one day causes: per source whose value moved, every
-/// membership whose window covers the date and whose challenge is not final.
-fn participant_deltas(snapshot: &UserDays, old: &DayRecord, new: &DayRecord, now: Timestamp) -> Vec<ParticipantDelta> {
-    let steps = |day: &DayRecord, p: &Provider| day.sources.get(p).map_or(0, |v| i64::from(v.steps.get()));
-    let moved: Vec<(Provider, i64, i64)> = Provider::ALL
-        .iter()
-        .map(|p| (*p, steps(old, p), steps(new, p)))
-        .map(|(p, before, after)| (p, after - before, i64::from(after > 0) - i64::from(before > 0)))
-        .filter(|(_, total, days)| *total != 0 || *days != 0)
-        .collect();
-    let open = snapshot.profile.memberships.iter().filter(|(_, m)| m.covers(new.date) && !m.is_final(now) && !m.sealed);
-    open.flat_map(|(challenge, _)| {
-        moved.iter().map(|(source, total, days)| ParticipantDelta {
-            challenge: challenge.clone(),
-            source: *source,
-            total: *total,
-            days: *days,
-        })
-    })
-    .collect()
-}
-
 /// What a person is told about a sync that ended in an error of ours.
 pub fn error_outcome(provider: Provider, error: &SyncError) -> LastError {
     match error {
@@ -628,12 +623,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(report.changed, [DayChange { date: d("2026-11-23"), old_total: 0, new_total: 300 }]);
-        assert_eq!(w.store.writes() - writes_before, 1);
+        assert_eq!(w.store.writes() - writes_before, 2, "the day, and its count into the one challenge");
         assert_eq!(total(&w, &c).await, 300);
         let again =
             w.engine.apply(&alice(), Provider::AppleHealth, &TimeZone::UTC, &[v("2026-11-23", 300)]).await.unwrap();
         assert_eq!(again.unchanged, 1);
-        assert_eq!(w.store.writes() - writes_before, 1, "no write for an unchanged day");
+        assert_eq!(w.store.writes() - writes_before, 2, "no write for an unchanged day");
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ use crate::ports::{ChallengeStore, JoinWrite, LeaveWrite, StepStore, StoreError,
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
+use std::collections::BTreeMap;
 
 /// Re-read rounds a join or leave takes against concurrent day writes before giving up.
 const MAX_ROUNDS: u32 = 100;
@@ -76,6 +77,17 @@ pub fn totals_in_window(challenge: &Challenge, window: &UserDays) -> SourceTotal
     totals
 }
 
+/// The version of each day record in the challenge's window: what numbers computed from
+/// `window` count (`Participant::counted`).
+pub fn counted_in_window(challenge: &Challenge, window: &UserDays) -> BTreeMap<LocalDate, u64> {
+    window
+        .days
+        .values()
+        .filter(|d| challenge.start <= d.date && d.date <= challenge.end)
+        .map(|d| (d.date, d.version))
+        .collect()
+}
+
 pub struct Challenges<'a> {
     pub steps: &'a dyn StepStore,
     pub store: &'a dyn ChallengeStore,
@@ -113,8 +125,9 @@ impl Challenges<'_> {
     }
 
     /// Joins `user` to the challenge, starting from the day records already in the window.
-    /// Joining twice returns the existing participant. The write is conditioned on the
-    /// profile's rev, which every day write moves, so a racing day write is never missed.
+    /// Joining twice returns the existing participant. The participant records the version of
+    /// each day it counted; a day written while the join ran (its count found no membership
+    /// yet) is caught by reading the window again after the join and rebuilding if it moved.
     pub async fn join(&self, id: &ChallengeId, user: &UserId, now: Timestamp) -> Result<Participant, ChallengeError> {
         let challenge = self.load(id).await?;
         if challenge.state(now) == ChallengeState::Final {
@@ -135,19 +148,33 @@ impl Challenges<'_> {
                 sources: totals_in_window(&challenge, &window),
                 joined_at: now,
                 sealed: false,
+                counted: counted_in_window(&challenge, &window),
+                rev: 0,
             };
             let mut profile = window.profile.clone();
             profile.memberships.insert(id.clone(), challenge.membership());
             profile.rev += 1;
             let write = JoinWrite { participant: participant.clone(), profile, expected_rev: window.profile.rev };
             match self.store.commit_join(&write).await {
-                Ok(()) => return Ok(participant),
+                Ok(()) => return self.catch_up(&challenge, participant).await,
                 // A racing join of the same person won: the next round reads its membership.
                 Err(StoreError::Conflict | StoreError::AlreadyExists(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
         Err(StoreError::Unavailable("too many concurrent changes while joining".into()).into())
+    }
+
+    /// After a join: any day of the window written since the join read it is counted by
+    /// rebuilding (its own count came before the membership existed, so it counted nothing).
+    async fn catch_up(&self, challenge: &Challenge, joined: Participant) -> Result<Participant, ChallengeError> {
+        let window = self.steps.load_user_window(&joined.user, challenge.start, challenge.end).await?;
+        if counted_in_window(challenge, &window) == joined.counted {
+            return Ok(joined);
+        }
+        tracing::info!(challenge = %challenge.id, user = %joined.user, "days written during the join: rebuilding");
+        let sources = self.rebuild_numbers(challenge, &joined.user).await?;
+        Ok(Participant { sources, ..joined })
     }
 
     /// Leaves the challenge; the person's days stay. A final challenge keeps its standings.
@@ -193,17 +220,35 @@ impl Challenges<'_> {
         if challenge.state(now) == ChallengeState::Final {
             return Err(ChallengeError::Final);
         }
+        self.rebuild_numbers(&challenge, user).await
+    }
+
+    /// Rewrites the participant's numbers and counted versions from the day records,
+    /// conditioned on the participant's `rev` (read before the days, so a count that lands
+    /// after that read fails the write and the next round sees it).
+    async fn rebuild_numbers(&self, challenge: &Challenge, user: &UserId) -> Result<SourceTotals, ChallengeError> {
+        let id = &challenge.id;
         for _ in 0..MAX_ROUNDS {
+            let Some(participant) = self.store.participant(id, user).await? else {
+                return Err(ChallengeError::NotParticipant);
+            };
+            // Frozen with its snapshot: never rewritten, whatever the clock says.
+            if participant.sealed {
+                return Err(ChallengeError::Final);
+            }
             let window = self.steps.load_user_window(user, challenge.start, challenge.end).await?;
             match window.profile.memberships.get(id) {
                 None => return Err(ChallengeError::NotParticipant),
-                // Frozen with its snapshot: never rewritten, whatever the clock says.
                 Some(m) if m.sealed => return Err(ChallengeError::Final),
                 Some(_) => {}
             }
-            let totals = totals_in_window(&challenge, &window);
-            match self.store.commit_totals(id, user, &totals, window.profile.rev).await {
-                Ok(()) => return Ok(totals),
+            let rebuilt = Participant {
+                sources: totals_in_window(challenge, &window),
+                counted: counted_in_window(challenge, &window),
+                ..participant
+            };
+            match self.store.commit_totals(&rebuilt).await {
+                Ok(()) => return Ok(rebuilt.sources),
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -286,6 +331,8 @@ mod tests {
             sources: SourceTotals([(crate::domain::Provider::Misfit, ParticipantTotals { total, days: 1 })].into()),
             joined_at: Timestamp::UNIX_EPOCH,
             sealed: false,
+            counted: BTreeMap::new(),
+            rev: 0,
         }
     }
 

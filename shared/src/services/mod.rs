@@ -133,6 +133,8 @@ pub struct Settings {
     pub coalesce: Duration,
     /// Phone uploads one person may send in a minute (all their phones together).
     pub uploads_per_minute: u32,
+    /// Publish `StepsUpdated` from the change stream (a company's app subscribes).
+    pub steps_updated: bool,
 }
 
 /// Every use case, wired once over the same ports: what a function (or a test) serves from.
@@ -143,6 +145,7 @@ pub struct Services {
     pub intake: WebhookIntake,
     pub syncing: Syncing,
     pub uploads: DeviceUploads,
+    steps_updated: bool,
 }
 
 impl Services {
@@ -173,6 +176,16 @@ impl Services {
             },
             engine,
             ports,
+            steps_updated: settings.steps_updated,
+        }
+    }
+
+    /// The change stream's handler: counts, and `StepsUpdated` where configured.
+    pub fn day_events(&self) -> DayEvents {
+        DayEvents {
+            steps: self.ports.steps.clone(),
+            challenges: self.ports.challenges.clone(),
+            publisher: self.steps_updated.then(|| self.ports.publisher.clone()),
         }
     }
 

@@ -2,11 +2,11 @@
 
 use crate::domain::{
     AccountHold, Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LocalDate,
-    MAX_TRANSACTION_ITEMS, OAuthState, Participant, Provider, Snapshot, SourceTotals, UserId, UserProfile,
+    OAuthState, Participant, Provider, Snapshot, SourceTotals, UserId, UserProfile,
 };
 use crate::ports::{
-    AccountClaim, ChallengeStore, ConnectionStore, DayChange, DayWrite, EphemeralStore, JoinWrite, LeaveWrite,
-    SealWrite, StepStore, StoreError, SyncRecord, UserDays,
+    AccountClaim, ChallengeStore, ConnectionStore, DayChange, DayCount, DayWrite, EphemeralStore, JoinWrite,
+    LeaveWrite, SealWrite, StepStore, StoreError, SyncRecord, UserDays,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -44,6 +44,8 @@ struct State {
 pub enum Refusable {
     SaveConnection,
     CommitDay,
+    /// The count of a committed day into a participant (`DayCount`).
+    CountDay,
     ClaimOnce,
 }
 
@@ -94,6 +96,15 @@ impl InMemoryStore {
         self.state.lock().unwrap().writes
     }
 
+    /// Overwrites a participant's numbers, whatever its state: drift or tampering for a test
+    /// to find and repair.
+    pub fn tamper(&self, challenge: &ChallengeId, user: &UserId, sources: SourceTotals) {
+        let mut state = self.state.lock().unwrap();
+        if let Some(p) = state.participants.get_mut(&(challenge.clone(), user.clone())) {
+            p.sources = sources;
+        }
+    }
+
     /// Takes the change stream's records so far (as DynamoDB Streams would deliver them).
     pub fn take_day_changes(&self) -> Vec<DayChange> {
         std::mem::take(&mut self.state.lock().unwrap().stream)
@@ -142,12 +153,20 @@ impl StepStore for InMemoryStore {
         })
     }
 
+    async fn load_for_write(
+        &self,
+        user: &UserId,
+        dates: &[LocalDate],
+        through: Option<Provider>,
+    ) -> Result<(UserDays, Option<ConnectionStatus>), StoreError> {
+        let days = self.load_user_days(user, dates).await?;
+        let state = self.state.lock().unwrap();
+        let status = through.and_then(|p| state.connections.get(&(user.clone(), p))).map(|(c, _)| c.status);
+        Ok((days, status))
+    }
+
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError> {
-        // As DynamoDB: the day, the profile and one update per moved participant in one transaction.
-        let items = 2 + write.challenges().len();
-        if items > MAX_TRANSACTION_ITEMS {
-            return Err(StoreError::Refused(format!("a transaction of {items} items")));
-        }
+        // As DynamoDB: the day alone, conditioned on its version.
         let mut state = self.state.lock().unwrap();
         state.refusal(Refusable::CommitDay)?;
         let user = &write.record.user;
@@ -156,31 +175,33 @@ impl StepStore for InMemoryStore {
         if version != write.expected_version {
             return Err(StoreError::Conflict);
         }
-        check_rev(&state, user, write.expected_rev)?;
-        if let Some(provider) = write.through
-            && state
-                .connections
-                .get(&(user.clone(), provider))
-                .is_some_and(|(c, _)| c.status == ConnectionStatus::Disconnected)
-        {
-            return Err(StoreError::Disconnected);
-        }
-        for delta in &write.deltas {
-            let challenge = state.challenges.get(&delta.challenge).ok_or(StoreError::Conflict)?;
-            let open = write.now < challenge.closes_at();
-            if !open || !state.participants.contains_key(&(delta.challenge.clone(), user.clone())) {
-                return Err(StoreError::Conflict);
-            }
-        }
-        for delta in &write.deltas {
-            let p = state.participants.get_mut(&(delta.challenge.clone(), user.clone())).expect("checked");
-            p.sources.add(delta.source, delta.total, delta.days);
-        }
         let old = state.days.insert(key, write.record.clone());
         state.sequence += 1;
         let id = format!("{:020}", state.sequence);
-        state.stream.push(DayChange { id, old, new: write.record.clone() });
-        state.profiles.entry(user.clone()).or_default().rev = write.expected_rev + 1;
+        state.stream.push(DayChange { id, old, new: write.record.clone(), written_at: write.now });
+        state.writes += 1;
+        Ok(())
+    }
+
+    async fn count_day(&self, count: &DayCount) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        state.refusal(Refusable::CountDay)?;
+        let closes_at = state.challenges.get(&count.challenge).map(Challenge::closes_at);
+        let key = (count.challenge.clone(), count.user.clone());
+        let Some(p) = state.participants.get_mut(&key) else { return Err(StoreError::Conflict) };
+        let counted = p.counted.get(&count.date).copied();
+        let at_from = match count.from_version {
+            0 => counted.is_none(),
+            from => counted == Some(from),
+        };
+        if p.sealed || !at_from || closes_at.is_none_or(|at| count.written_at >= at) {
+            return Err(StoreError::Conflict);
+        }
+        for (source, total, days) in &count.deltas {
+            p.sources.add(*source, *total, *days);
+        }
+        p.counted.insert(count.date, count.to_version);
+        p.rev += 1;
         state.writes += 1;
         Ok(())
     }
@@ -282,20 +303,18 @@ impl ChallengeStore for InMemoryStore {
         Ok(())
     }
 
-    async fn commit_totals(
-        &self,
-        challenge: &ChallengeId,
-        user: &UserId,
-        totals: &SourceTotals,
-        expected_rev: u64,
-    ) -> Result<(), StoreError> {
+    async fn commit_totals(&self, rebuilt: &Participant) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
-        check_rev(&state, user, expected_rev)?;
         let p = state
             .participants
-            .get_mut(&(challenge.clone(), user.clone()))
+            .get_mut(&(rebuilt.challenge.clone(), rebuilt.user.clone()))
             .ok_or(StoreError::NotFound("participant"))?;
-        p.sources = totals.clone();
+        if p.rev != rebuilt.rev || p.sealed {
+            return Err(StoreError::Conflict);
+        }
+        p.sources = rebuilt.sources.clone();
+        p.counted = rebuilt.counted.clone();
+        p.rev += 1;
         state.writes += 1;
         Ok(())
     }

@@ -179,5 +179,6 @@ pub fn settings() -> crate::services::Settings {
         },
         coalesce: std::time::Duration::from_secs(60),
         uploads_per_minute: 12,
+        steps_updated: true,
     }
 }

@@ -59,27 +59,33 @@ impl ChallengeStore for DynamoStore {
         self.transact(items).await.map_err(StoreError::from)
     }
 
-    async fn commit_totals(
-        &self,
-        challenge: &ChallengeId,
-        user: &UserId,
-        totals: &SourceTotals,
-        expected_rev: u64,
-    ) -> Result<(), StoreError> {
-        let update = self.participant_totals_update(challenge, user, totals, false)?;
-        let (condition, values) = rev_condition(expected_rev);
-        let check = ConditionCheck::builder()
+    async fn commit_totals(&self, rebuilt: &Participant) -> Result<(), StoreError> {
+        let mut parts = TotalsExpression::of(&rebuilt.sources);
+        // With the counted versions, conditioned on `rev`: a count or a rebuild that came first
+        // fails it (the caller re-reads and rebuilds again).
+        let counted = rebuilt.counted.iter().map(|(d, v)| (d.to_string(), n(*v))).collect();
+        parts.sets.push("counted = :counted, rev = :next_rev".to_owned());
+        parts.values.insert(":counted".to_owned(), AttributeValue::M(counted));
+        parts.values.insert(":next_rev".to_owned(), n(rebuilt.rev + 1));
+        let condition = if rebuilt.rev == 0 {
+            parts.values.insert(":zero".to_owned(), n(0));
+            "attribute_exists(pk) AND attribute_not_exists(sealed) AND (attribute_not_exists(rev) OR rev = :zero)"
+        } else {
+            parts.values.insert(":rev".to_owned(), n(rebuilt.rev));
+            "attribute_exists(pk) AND attribute_not_exists(sealed) AND rev = :rev"
+        };
+        self.client
+            .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), PROFILE_SK)))
+            .set_key(Some(key(challenge_pk(&rebuilt.challenge), participant_sk(&rebuilt.user))))
+            .update_expression(parts.expression())
             .condition_expression(condition)
-            .set_expression_attribute_values(Some(values.into_iter().collect()))
-            .build()
-            .map_err(build_error)?;
-        let items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            TransactWriteItem::builder().condition_check(check).build(),
-        ];
-        self.transact(items).await.map_err(StoreError::from)
+            .set_expression_attribute_names(Some(parts.names))
+            .set_expression_attribute_values(Some(parts.values))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     async fn participant(&self, challenge: &ChallengeId, user: &UserId) -> Result<Option<Participant>, StoreError> {
@@ -104,6 +110,46 @@ impl ChallengeStore for DynamoStore {
     }
 }
 
+/// The update that sets every source's numbers on a participant (removing a source with none
+/// in the window).
+struct TotalsExpression {
+    sets: Vec<String>,
+    removes: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl TotalsExpression {
+    fn of(totals: &SourceTotals) -> Self {
+        let mut parts = Self { sets: vec![], removes: vec![], names: HashMap::new(), values: HashMap::new() };
+        for (i, source) in Provider::ALL.into_iter().enumerate() {
+            let (steps, days) = source_attributes(source);
+            parts.names.insert(format!("#s{i}"), steps);
+            parts.names.insert(format!("#d{i}"), days);
+            match totals.0.get(&source) {
+                Some(t) => {
+                    parts.sets.push(format!("#s{i} = :s{i}, #d{i} = :d{i}"));
+                    parts.values.insert(format!(":s{i}"), n(t.total));
+                    parts.values.insert(format!(":d{i}"), n(t.days));
+                }
+                None => parts.removes.push(format!("#s{i}, #d{i}")),
+            }
+        }
+        parts
+    }
+
+    fn expression(&self) -> String {
+        let mut expression = String::new();
+        if !self.sets.is_empty() {
+            expression.push_str(&format!("SET {}", self.sets.join(", ")));
+        }
+        if !self.removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", self.removes.join(", ")));
+        }
+        expression.trim().to_owned()
+    }
+}
+
 impl DynamoStore {
     /// Sets every source's numbers on a participant (removing a source with none in the
     /// window), and marks it sealed when `seal`.
@@ -114,38 +160,19 @@ impl DynamoStore {
         totals: &SourceTotals,
         seal: bool,
     ) -> Result<Update, StoreError> {
-        let mut sets = Vec::new();
-        let mut removes = Vec::new();
-        let mut update = Update::builder()
+        let mut parts = TotalsExpression::of(totals);
+        if seal {
+            parts.sets.push("sealed = :sealed".to_owned());
+            parts.values.insert(":sealed".to_owned(), AttributeValue::Bool(true));
+        }
+        Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(challenge_pk(challenge), participant_sk(user))))
-            .condition_expression("attribute_exists(pk)");
-        if seal {
-            sets.push("sealed = :sealed".to_owned());
-            update = update.expression_attribute_values(":sealed", AttributeValue::Bool(true));
-        }
-        for (i, source) in Provider::ALL.into_iter().enumerate() {
-            let (steps, days) = source_attributes(source);
-            update = update
-                .expression_attribute_names(format!("#s{i}"), steps)
-                .expression_attribute_names(format!("#d{i}"), days);
-            match totals.0.get(&source) {
-                Some(t) => {
-                    sets.push(format!("#s{i} = :s{i}, #d{i} = :d{i}"));
-                    update = update
-                        .expression_attribute_values(format!(":s{i}"), n(t.total))
-                        .expression_attribute_values(format!(":d{i}"), n(t.days));
-                }
-                None => removes.push(format!("#s{i}, #d{i}")),
-            }
-        }
-        let mut expression = String::new();
-        if !sets.is_empty() {
-            expression.push_str(&format!("SET {}", sets.join(", ")));
-        }
-        if !removes.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
-        update.update_expression(expression.trim()).build().map_err(build_error)
+            .condition_expression("attribute_exists(pk)")
+            .update_expression(parts.expression())
+            .set_expression_attribute_names(Some(parts.names))
+            .set_expression_attribute_values((!parts.values.is_empty()).then_some(parts.values))
+            .build()
+            .map_err(build_error)
     }
 }

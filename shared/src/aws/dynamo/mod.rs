@@ -1,5 +1,6 @@
 //! `DynamoStore`: every store port over one DynamoDB table. Each write that must not race is
-//! one conditional request; a changed day and the totals it moves are one transaction.
+//! one conditional request; a changed day is one conditional put, each participant total it
+//! moves one conditional update (`engine::counting`).
 
 use super::items::*;
 use crate::domain::{
@@ -8,15 +9,14 @@ use crate::domain::{
 };
 use crate::domain::{MAX_TRANSACTION_ITEMS, shard_of};
 use crate::ports::{
-    AccountClaim, ChallengeStore, ConnectionStore, DayWrite, EphemeralStore, JoinWrite, LeaveWrite, SealWrite,
-    StepStore, StoreError, SyncRecord, UserDays,
+    AccountClaim, ChallengeStore, ConnectionStore, DayCount, DayWrite, EphemeralStore, JoinWrite, LeaveWrite,
+    SealWrite, StepStore, StoreError, SyncRecord, UserDays,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
-    Update, WriteRequest,
+    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 use jiff::Timestamp;
 use std::collections::HashMap;
@@ -194,20 +194,6 @@ impl DynamoStore {
     }
 
     /// The profile update every day write carries: check `rev`, move it on.
-    fn profile_rev_update(&self, user: &UserId, expected_rev: u64) -> Result<TransactWriteItem, StoreError> {
-        let (condition, values) = rev_condition(expected_rev);
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), PROFILE_SK)))
-            .update_expression("SET rev = :next_rev")
-            .condition_expression(condition)
-            .expression_attribute_values(":next_rev", n(expected_rev + 1));
-        for (k, v) in values {
-            update = update.expression_attribute_values(k, v);
-        }
-        Ok(TransactWriteItem::builder().update(update.build().map_err(build_error)?).build())
-    }
-
     fn profile_put(
         &self,
         user: &UserId,

@@ -1,4 +1,5 @@
-//! The step-records port over DynamoDB: day records and the profile, one transaction per changed day.
+//! The step-records port over DynamoDB: day records and the profile; a changed day is one
+//! conditional put, each participant it moves one conditional update (`engine::counting`).
 
 use super::*;
 
@@ -14,23 +15,38 @@ impl StepStore for DynamoStore {
     }
 
     async fn load_user_days(&self, user: &UserId, dates: &[LocalDate]) -> Result<UserDays, StoreError> {
+        Ok(self.load_for_write(user, dates, None).await?.0)
+    }
+
+    async fn load_for_write(
+        &self,
+        user: &UserId,
+        dates: &[LocalDate],
+        through: Option<Provider>,
+    ) -> Result<(UserDays, Option<ConnectionStatus>), StoreError> {
         let pk = user_pk(user);
         let mut keys = vec![key(pk.clone(), PROFILE_SK)];
         let mut unique: Vec<LocalDate> = dates.to_vec();
         unique.sort();
         unique.dedup();
         keys.extend(unique.iter().map(|d| key(pk.clone(), day_sk(*d))));
+        if let Some(provider) = through {
+            keys.push(key(pk.clone(), conn_sk(provider)));
+        }
         let mut result = UserDays::default();
+        let mut status = None;
         for item in self.batch_get(keys).await? {
             let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             if sk == PROFILE_SK {
                 result.profile = from_item::<ProfileItem>(item)?.into_profile()?;
+            } else if sk.starts_with("CONN#") {
+                status = Some(from_item::<ConnectionItem>(item)?.into_connection().status);
             } else {
                 let day = from_item::<DayItem>(item)?.into_record()?;
                 result.days.insert(day.date, day);
             }
         }
-        Ok(result)
+        Ok((result, status))
     }
 
     async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError> {
@@ -47,67 +63,61 @@ impl StepStore for DynamoStore {
     }
 
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError> {
-        let user = &write.record.user;
-        let mut day = Put::builder()
+        let mut put = self
+            .client
+            .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(&DayItem::from_record(&write.record, write.now))?));
-        day = if write.expected_version == 0 {
-            day.condition_expression("attribute_not_exists(pk)")
+        put = if write.expected_version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
         } else {
-            day.condition_expression("#version = :version")
+            put.condition_expression("#version = :version")
                 .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":version", n(write.expected_version))
         };
-        let mut items = vec![
-            TransactWriteItem::builder().put(day.build().map_err(build_error)?).build(),
-            self.profile_rev_update(user, write.expected_rev)?,
-        ];
-        if let Some(provider) = write.through {
-            // The connection the values came through is not disconnected (one that never
-            // existed, as for values applied directly, does not stop the write).
-            let check = ConditionCheck::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(user_pk(user), conn_sk(provider))))
-                .condition_expression("attribute_not_exists(pk) OR #status <> :disconnected")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":disconnected", s(ConnectionStatus::Disconnected.as_str()))
-                .build()
-                .map_err(build_error)?;
-            items.push(TransactWriteItem::builder().condition_check(check).build());
+        put.send().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn count_day(&self, count: &DayCount) -> Result<(), StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(challenge_pk(&count.challenge), participant_sk(&count.user))))
+            .expression_attribute_names("#counted", "counted")
+            .expression_attribute_names("#date", count.date.to_string())
+            .expression_attribute_values(":written", n(count.written_at.as_second()))
+            .expression_attribute_values(":to", n(count.to_version))
+            .expression_attribute_values(":one", n(1));
+        // Never create a participant (one who left), never move a sealed one or a final
+        // challenge's, and only from the version the change came from.
+        let from = if count.from_version == 0 {
+            "attribute_not_exists(#counted.#date)"
+        } else {
+            update = update.expression_attribute_values(":from", n(count.from_version));
+            "#counted.#date = :from"
+        };
+        update = update.condition_expression(format!(
+            "attribute_exists(pk) AND attribute_exists(#counted) AND closes_at > :written \
+             AND attribute_not_exists(sealed) AND {from}"
+        ));
+        let mut adds = vec!["rev :one".to_owned()];
+        for (i, (source, total, days)) in count.deltas.iter().enumerate() {
+            let (steps_name, days_name) = source_attributes(*source);
+            adds.push(format!("#s{i} :s{i}, #d{i} :d{i}"));
+            update = update
+                .expression_attribute_names(format!("#s{i}"), steps_name)
+                .expression_attribute_names(format!("#d{i}"), days_name)
+                .expression_attribute_values(format!(":s{i}"), n(*total))
+                .expression_attribute_values(format!(":d{i}"), n(*days));
         }
-        // One update per participant (a transaction names each item once), moving each
-        // source's numbers that changed.
-        for challenge in write.challenges() {
-            let mut update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(challenge_pk(challenge), participant_sk(user))))
-                // Never create a participant (one who left), never move a final challenge.
-                .condition_expression("attribute_exists(pk) AND closes_at > :now")
-                .expression_attribute_values(":now", n(write.now.as_second()));
-            let mut adds = Vec::new();
-            for (i, delta) in write.deltas.iter().filter(|d| &d.challenge == challenge).enumerate() {
-                let (steps, days) = source_attributes(delta.source);
-                adds.push(format!("#s{i} :s{i}, #d{i} :d{i}"));
-                update = update
-                    .expression_attribute_names(format!("#s{i}"), steps)
-                    .expression_attribute_names(format!("#d{i}"), days)
-                    .expression_attribute_values(format!(":s{i}"), n(delta.total))
-                    .expression_attribute_values(format!(":d{i}"), n(delta.days));
-            }
-            let update = update.update_expression(format!("ADD {}", adds.join(", "))).build().map_err(build_error)?;
-            items.push(TransactWriteItem::builder().update(update).build());
-        }
-        match (self.transact(items).await, write.through) {
-            (Ok(()), _) => Ok(()),
-            // The guard (item 2) failed or conflicted: disconnected, or only written meanwhile.
-            (Err(TransactFailure::Cancelled(failed)), Some(provider)) if failed.contains(&2) => {
-                match self.get_connection(user, provider).await? {
-                    Some(c) if c.status == ConnectionStatus::Disconnected => Err(StoreError::Disconnected),
-                    _ => Err(StoreError::Conflict),
-                }
-            }
-            (Err(other), _) => Err(other.into()),
-        }
+        update
+            .update_expression(format!("SET #counted.#date = :to ADD {}", adds.join(", ")))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     async fn commit_seal(&self, write: &SealWrite) -> Result<(), StoreError> {

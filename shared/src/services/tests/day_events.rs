@@ -5,7 +5,7 @@
 use super::*;
 use crate::events::StepsUpdated;
 use crate::ports::ProviderError;
-use crate::services::{DayChange, DayEvents};
+use crate::services::DayChange;
 
 fn summary(updates: &[StepsUpdated]) -> Vec<(String, u32, u32, u64)> {
     updates.iter().map(|u| (u.date.to_string(), u.old_total, u.new_total, u.version)).collect()
@@ -50,12 +50,12 @@ async fn a_bus_that_is_down_hands_the_records_back_until_they_are_published() {
     w.walked(&alice, Provider::AppleHealth, &days).await;
     let changes: Vec<DayChange> = w.store.take_day_changes();
     assert_eq!(changes.len(), 12, "one record per committed day");
-    let events = DayEvents { publisher: w.publisher.clone() };
+    let events = w.stream_handler();
 
     w.publisher.fail(true);
-    assert_eq!(events.publish(&changes).await, Err(changes[0].id.clone()));
+    assert_eq!(events.handle(&changes).await.map(|h| h.published), Err(changes[0].id.clone()));
     w.publisher.fail(false);
-    assert_eq!(events.publish(&changes).await, Ok(12));
+    assert_eq!(events.handle(&changes).await.map(|h| h.published), Ok(12));
     let published: Vec<_> = w.publisher.events();
     assert_eq!(published.len(), 12);
     assert!(changes.windows(2).all(|pair| pair[0].id < pair[1].id), "commit order");
@@ -97,11 +97,11 @@ async fn a_record_delivered_again_gives_the_same_event_and_version() {
     w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-23", 4000)]).await;
     w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-23", 4500)]).await;
     let changes: Vec<DayChange> = w.store.take_day_changes();
-    let events = DayEvents { publisher: w.publisher.clone() };
+    let events = w.stream_handler();
 
-    assert_eq!(events.publish(&changes).await, Ok(2));
+    assert_eq!(events.handle(&changes).await.map(|h| h.published), Ok(2));
     let first = w.publisher.events();
-    assert_eq!(events.publish(&changes).await, Ok(2), "delivered again");
+    assert_eq!(events.handle(&changes).await.map(|h| h.published), Ok(2), "delivered again");
     let all = w.publisher.events();
 
     assert_eq!(all.len(), 4);

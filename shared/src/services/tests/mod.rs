@@ -4,6 +4,7 @@
 
 mod challenges;
 mod connecting;
+mod counting;
 mod day_events;
 mod erasure;
 mod intake;
@@ -91,7 +92,7 @@ impl World {
             },
             ..defaults
         };
-        let Services { ports, engine, connecting, intake, syncing, uploads } =
+        let Services { ports, engine, connecting, intake, syncing, uploads, .. } =
             Services::new(ports, cipher.clone(), providers, settings);
         World {
             store,
@@ -188,11 +189,20 @@ impl World {
         (totals.total, totals.days)
     }
 
-    /// Runs the change stream's publisher over what the store committed since the last call
+    /// The change stream's handler over this world's store, publishing on its publisher.
+    fn stream_handler(&self) -> super::DayEvents {
+        super::DayEvents {
+            steps: self.store.clone(),
+            challenges: self.store.clone(),
+            publisher: Some(self.publisher.clone()),
+        }
+    }
+
+    /// Runs the change stream's handler over what the store committed since the last call
     /// (as `DayEventsFunction` does deployed); returns the `StepsUpdated` it published.
     async fn day_events(&self) -> Vec<crate::events::StepsUpdated> {
         let changes = self.store.take_day_changes();
-        super::DayEvents { publisher: self.publisher.clone() }.publish(&changes).await.unwrap();
+        self.stream_handler().handle(&changes).await.unwrap();
         changes.iter().filter_map(super::day_events::steps_updated).collect()
     }
 
