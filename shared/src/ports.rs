@@ -142,7 +142,7 @@ pub trait StepStore: Send + Sync {
     /// Counts one committed day change into one participant; `StoreError::Conflict` when its
     /// condition failed (counted already, counting another version, left, sealed or final).
     async fn count_day(&self, count: &DayCount) -> Result<(), StoreError>;
-    /// `StoreError::Conflict` when the profile's rev moved (a day write came first).
+    /// `StoreError::Conflict` when the profile's rev moved (a join, leave or seal came first).
     async fn commit_seal(&self, write: &SealWrite) -> Result<(), StoreError>;
     /// Sets the person's time zone; conditioned on `expected_rev`.
     async fn set_time_zone(&self, user: &UserId, zone: &str, expected_rev: u64) -> Result<(), StoreError>;

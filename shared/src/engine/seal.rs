@@ -1,11 +1,13 @@
 //! Sealing a participant at close: the final numbers frozen together with the day values they
 //! came from (`Snapshot`), in one write conditioned on the profile's `rev`.
 //!
-//! A participant's numbers stop moving at `closes_at` (day writes skip final memberships).
-//! The snapshot must hold the day values *as they were then*, so a day write that would change
-//! a day covered by a final membership not yet sealed seals it first (`SyncEngine`), and the
-//! reconcile job seals the rest; either way no day of the window changed between the close
-//! and the seal.
+//! A participant's numbers stop moving at `closes_at` (no count moves a membership final when
+//! its day was written, nor a sealed participant). The snapshot must hold the day values *as
+//! they were then*, so a writer that would change a day covered by a final membership not yet
+//! sealed seals it first (`SyncEngine`), and the reconcile job seals the rest. Day writes no
+//! longer move `rev`, so one written across the close instant by a writer that read the
+//! profile just before it may land after the seal's read: the snapshot (and the sealed
+//! numbers, equal to it) then leaves that value out, which is the boundary the close draws.
 
 use crate::domain::{ChallengeId, Snapshot, UserId};
 use crate::ports::{SealWrite, StepStore, StoreError};
@@ -35,8 +37,8 @@ pub async fn seal_membership(
         let Some(membership) = profile.memberships.get(challenge).filter(|m| m.needs_seal(now)) else {
             return Ok(Sealed::Nothing);
         };
-        // The profile first, then the days: a day write after this read moves `rev`, so the
-        // seal below cannot miss it.
+        // The profile first, then the days; the seal is conditioned on `rev` against a racing
+        // join, leave or seal.
         let window = steps.load_user_window(user, membership.start, membership.end).await?;
         let Some(membership) = window.profile.memberships.get(challenge).filter(|m| m.needs_seal(now)) else {
             return Ok(Sealed::Nothing);

@@ -116,12 +116,18 @@ impl DayEvents {
     /// Applies one count unless the participant is past it; a participant behind it (an
     /// earlier change of the day it never counted) is rebuilt from the day records.
     async fn count(&self, count: &DayCount, handled: &mut Handled) -> Result<(), StoreError> {
+        let mut refused_at: Option<u64> = None;
         for _ in 0..MAX_COUNT_ROUNDS {
             let Some(participant) = self.challenges.participant(&count.challenge, &count.user).await? else {
                 return Ok(()); // left the challenge: nothing to count
             };
             if participant.sealed {
                 return Ok(());
+            }
+            // Refused though nothing moved it since: not a race but a participant the condition
+            // cannot hold for (one stored before counting by version): rebuild it.
+            if refused_at == Some(participant.rev) {
+                return self.rebuild(count, handled).await;
             }
             match counting::standing(participant.counted.get(&count.date).copied(), count) {
                 Standing::Past => return Ok(()),
@@ -130,7 +136,7 @@ impl DayEvents {
                         handled.counted += 1;
                         return Ok(());
                     }
-                    Err(StoreError::Conflict) => continue,
+                    Err(StoreError::Conflict) => refused_at = Some(participant.rev),
                     Err(e) => return Err(e),
                 },
                 Standing::Behind => {

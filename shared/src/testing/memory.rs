@@ -35,6 +35,9 @@ struct State {
     stream: Vec<DayChange>,
     /// Sequence numbers handed out so far.
     sequence: u64,
+    /// Participants without the counted-versions map (stored before it existed): counts are
+    /// refused until a rebuild writes it.
+    legacy: std::collections::HashSet<(ChallengeId, UserId)>,
     /// An operation's injected failure: how many more calls pass first, and the error.
     refusals: HashMap<Refusable, (u32, StoreError)>,
 }
@@ -102,6 +105,16 @@ impl InMemoryStore {
         let mut state = self.state.lock().unwrap();
         if let Some(p) = state.participants.get_mut(&(challenge.clone(), user.clone())) {
             p.sources = sources;
+        }
+    }
+
+    /// Makes a participant look as one stored before counting by version did: no counted
+    /// versions, and counts refused (`count_day` needs the map).
+    pub fn forget_counted(&self, challenge: &ChallengeId, user: &UserId) {
+        let mut state = self.state.lock().unwrap();
+        state.legacy.insert((challenge.clone(), user.clone()));
+        if let Some(p) = state.participants.get_mut(&(challenge.clone(), user.clone())) {
+            p.counted.clear();
         }
     }
 
@@ -188,6 +201,9 @@ impl StepStore for InMemoryStore {
         state.refusal(Refusable::CountDay)?;
         let closes_at = state.challenges.get(&count.challenge).map(Challenge::closes_at);
         let key = (count.challenge.clone(), count.user.clone());
+        if state.legacy.contains(&key) {
+            return Err(StoreError::Conflict);
+        }
         let Some(p) = state.participants.get_mut(&key) else { return Err(StoreError::Conflict) };
         let counted = p.counted.get(&count.date).copied();
         let at_from = match count.from_version {
@@ -312,6 +328,8 @@ impl ChallengeStore for InMemoryStore {
         if p.rev != rebuilt.rev || p.sealed {
             return Err(StoreError::Conflict);
         }
+        state.legacy.remove(&(rebuilt.challenge.clone(), rebuilt.user.clone()));
+        let p = state.participants.get_mut(&(rebuilt.challenge.clone(), rebuilt.user.clone())).expect("just seen");
         p.sources = rebuilt.sources.clone();
         p.counted = rebuilt.counted.clone();
         p.rev += 1;

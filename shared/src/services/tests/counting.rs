@@ -211,3 +211,22 @@ async fn a_join_records_the_versions_of_the_days_it_counted() {
     let participant = w.store.participant(&november, &alice).await.unwrap().unwrap();
     assert_eq!(participant.counted, [(date("2026-11-24"), 2)].into(), "only days in the window");
 }
+
+/// A participant stored before counting by version (no `counted` at all, as the memory store
+/// is told here by removing it) refuses every count: the stream rebuilds it instead of
+/// retrying for ever.
+#[tokio::test]
+async fn a_participant_stored_before_counting_by_version_is_rebuilt() {
+    let w = World::new();
+    let alice = user("alice");
+    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
+    w.join(&november, &alice).await;
+    w.store.refuse_next(Refusable::CountDay, refused());
+    w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-24", 4000)]).await;
+    w.store.forget_counted(&november, &alice);
+
+    let handled = w.stream_handler().handle(&w.store.take_day_changes()).await.unwrap();
+
+    assert_eq!((handled.counted, handled.rebuilt), (0, 1));
+    assert_eq!(w.total(&november, &alice).await, (4000, 1));
+}
