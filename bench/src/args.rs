@@ -17,6 +17,8 @@ pub struct Args {
     pub connections: usize,
     /// Webhook notifications timed for freshness.
     pub notifications: usize,
+    /// Connections swept on the local stack while freshness is timed again (0: not).
+    pub load_connections: usize,
     pub store: Store,
     /// The assumed device syncs (webhooks) per person per day in the cost model.
     pub webhooks_per_day: f64,
@@ -30,6 +32,7 @@ impl Args {
         Self {
             connections: 2_000,
             notifications: 200,
+            load_connections: 10_000,
             store: Store::Dynoxide,
             webhooks_per_day: 16.0,
             skip_cold_start: false,
@@ -39,16 +42,22 @@ impl Args {
     }
 
     /// Parses the arguments after the program name. `--quick` is a smoke run: 200
-    /// connections and 20 notifications unless given explicitly.
+    /// connections, 20 notifications and a 1,000-connection load unless given explicitly.
     pub fn parse(raw: impl IntoIterator<Item = String>) -> Result<Self, BenchError> {
         let mut args = Self::defaults();
-        let (mut connections, mut notifications) = (None, None);
+        let (mut connections, mut notifications, mut load) = (None, None, None);
         let mut raw = raw.into_iter();
         while let Some(flag) = raw.next() {
             let mut value = |name: &str| raw.next().ok_or_else(|| BenchError::Usage(format!("{name} needs a value")));
             match flag.as_str() {
                 "--connections" => connections = Some(positive(&flag, &value("--connections")?)?),
                 "--notifications" => notifications = Some(positive(&flag, &value("--notifications")?)?),
+                "--load-connections" => {
+                    let raw = value("--load-connections")?;
+                    load = Some(raw.parse::<usize>().map_err(|_| {
+                        BenchError::Usage(format!("--load-connections {raw:?}: a whole number (0: no load run)"))
+                    })?);
+                }
                 "--store" => {
                     args.store = match value("--store")?.as_str() {
                         "dynoxide" => Store::Dynoxide,
@@ -71,9 +80,11 @@ impl Args {
                 other => return Err(BenchError::Usage(format!("unknown option {other:?}"))),
             }
         }
-        let (quick_connections, quick_notifications) = if args.quick { (200, 20) } else { (2_000, 200) };
+        let (quick_connections, quick_notifications, quick_load) =
+            if args.quick { (200, 20, 1_000) } else { (2_000, 200, 10_000) };
         args.connections = connections.unwrap_or(quick_connections);
         args.notifications = notifications.unwrap_or(quick_notifications);
+        args.load_connections = load.unwrap_or(quick_load);
         Ok(args)
     }
 }
@@ -100,6 +111,8 @@ mod tests {
         let quick = parse(&["--quick", "--store", "moto"]).unwrap();
         assert_eq!((quick.connections, quick.notifications, quick.store), (200, 20, Store::Moto));
         assert_eq!(parse(&["--quick", "--connections", "10000"]).unwrap().connections, 10_000);
+        assert_eq!((plain.load_connections, quick.load_connections), (10_000, 1_000));
+        assert_eq!(parse(&["--load-connections", "0"]).unwrap().load_connections, 0);
     }
 
     #[test]

@@ -56,11 +56,22 @@ async fn run(args: &Args) -> Result<(), BenchError> {
     };
 
     progress(&format!("freshness: {} notifications on the local stack", args.notifications));
-    let freshness = freshness::run(args.notifications, &progress).await?;
+    let freshness = freshness::run(args.notifications, args.load_connections, &progress).await?;
     progress(&format!(
         "  visible after p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
         freshness.visible_ms.p50, freshness.visible_ms.p95, freshness.visible_ms.max
     ));
+    if let Some(load) = &freshness.under_load {
+        progress(&format!(
+            "  under a {}-connection sweep ({:.0}/s): {} visible after p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+            load.connections,
+            load.sweep_per_second,
+            load.notifications,
+            load.visible_ms.p50,
+            load.visible_ms.p95,
+            load.visible_ms.max
+        ));
+    }
 
     progress(&format!("sweep: seeding {} connections on {:?}", args.connections, args.store));
     let mut world = world::World::start(args.store).await?;

@@ -101,6 +101,17 @@ impl Report {
         let _ = writeln!(o, "| ms | n | p50 | p95 | max | mean |\n| --- | ---: | ---: | ---: | ---: | ---: |");
         summary_row(&mut o, "notification → total visible", &f.visible_ms);
         summary_row(&mut o, "the webhook request alone (→ 204)", &f.webhook_ms);
+        if let Some(load) = &f.under_load {
+            let _ = writeln!(
+                o,
+                "\nUnder load: the same, while a sweep of {} connections (each with one changed day, in a challenge of their own) runs on the same stack: the scheduler's tick publishing `SyncShard` events, each handed to its own `sync-worker`. The sweep took {:.0} ms ({:.0} connections/s); {} notifications were timed while it ran.\n",
+                load.connections, load.sweep_ms, load.sweep_per_second, load.notifications
+            );
+            let _ = writeln!(o, "| ms | n | p50 | p95 | max | mean |\n| --- | ---: | ---: | ---: | ---: | ---: |");
+            summary_row(&mut o, "idle: notification → total visible", &f.visible_ms);
+            summary_row(&mut o, "under load: notification → total visible", &load.visible_ms);
+            summary_row(&mut o, "under load: the webhook request alone", &load.webhook_ms);
+        }
 
         let s = &self.sweep;
         let _ = writeln!(o, "\n## 2. Sweep\n");
