@@ -25,6 +25,10 @@ pub struct SyncRequested {
     pub start: Option<LocalDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<LocalDate>,
+    /// When the webhook notice arrived (reason `webhook`): the worker's fence compares it with
+    /// the last fetch's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noticed_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
