@@ -603,3 +603,53 @@ impl CyclePlan {
         cursor
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> UserId {
+        UserId::parse(name).unwrap()
+    }
+
+    fn slot_work(index: i64, name: &str) -> Work {
+        let connection = Connection::new(user(name), Provider::GoogleHealth, "2026-11-25T18:00:00Z".parse().unwrap());
+        Work::Slot { cycle: 24, index, connection }
+    }
+
+    /// A phase stopped part-way keeps how far it got; one whose every connection ended, with
+    /// each failure recorded, moves the cursor on; an unrecorded failure stops it there.
+    #[test]
+    fn the_cursor_moves_over_finished_phases_and_keeps_a_stopped_ones_place() {
+        let now: jiff::Timestamp = "2026-11-25T18:01:00Z".parse().unwrap();
+        let current = phase_index(now);
+        let cursor = SweepCursor { through: Some(current - 3), ..SweepCursor::default() };
+        let plan = CyclePlan::new(24, cursor, current, now);
+        assert_eq!(plan.phases, [current - 2, current - 1, current]);
+        let results = vec![
+            (1, slot_work(current - 2, "a"), Ended::Synced),
+            (2, Work::PhaseEnd { cycle: 24, index: current - 2 }, Ended::PhaseEnd),
+            (3, slot_work(current - 1, "b"), Ended::Failed),
+            (4, slot_work(current - 1, "c"), Ended::Synced),
+        ];
+        let advanced = plan.advanced(&results);
+        assert_eq!(advanced.through, Some(current - 2));
+        assert_eq!(advanced.swept.get(&(((current - 2).rem_euclid(24)) as u32)), Some(&now));
+        let partial = advanced.partial.clone().expect("stopped in a phase");
+        assert_eq!((partial.index, partial.after), (current - 1, (user("c"), Provider::GoogleHealth)));
+
+        let resumed = CyclePlan::new(24, advanced, current, now);
+        assert_eq!(resumed.phases[0], current - 1);
+        assert_eq!(resumed.resume_after(current - 1), Some((user("c"), Provider::GoogleHealth)));
+
+        let unrecorded = vec![
+            (1, slot_work(current - 2, "a"), Ended::Synced),
+            (2, slot_work(current - 2, "b"), Ended::Unrecorded),
+            (3, slot_work(current - 2, "c"), Ended::Synced),
+            (4, Work::PhaseEnd { cycle: 24, index: current - 2 }, Ended::PhaseEnd),
+        ];
+        let held = plan.advanced(&unrecorded);
+        assert_eq!(held.through, Some(current - 3), "not finished: b's failure is not on record");
+        assert_eq!(held.partial.map(|p| p.after), Some((user("a"), Provider::GoogleHealth)));
+    }
+}
