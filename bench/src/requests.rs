@@ -162,6 +162,8 @@ fn scheduled(user: &UserId) -> Event {
         reason: SyncReason::Schedule,
         start: None,
         end: None,
+        noticed_at: None,
+        notice_id: None,
     })
 }
 

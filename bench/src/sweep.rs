@@ -215,7 +215,7 @@ async fn floor_ops(
     futures::stream::iter(ops)
         .map(|op| async move {
             match op {
-                FloorOp::Page(shard) => world.env.store.due_connections(shard, horizon, 100).await.map(|_| ()),
+                FloorOp::Page(shard) => world.env.store.due_connections(shard, horizon, None, 100).await.map(|_| ()),
                 FloorOp::Sync(user) => {
                     let result = minimal_sync(world, user, date, 4321).await;
                     done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -735,17 +735,17 @@ pub async fn run(options: &ChaosOptions, progress: impl Fn(&str)) -> ChaosReport
                 start: None,
                 end: None,
                 noticed_at: None,
+                notice_id: None,
             })
         })
         .collect();
     world.bus.queue.lock().unwrap().extend(everyone);
-    let clean_from = world.clock.now();
     world.settle().await;
     progress("clean pass done; checking");
-    check(&world, clean_from).await
+    check(&world).await
 }
 
-async fn check(world: &World, clean_from: Timestamp) -> ChaosReport {
+async fn check(world: &World) -> ChaosReport {
     let mut report = ChaosReport {
         connections: world.people.len(),
         injected: world.faults.injected.lock().unwrap().clone(),

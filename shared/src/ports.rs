@@ -221,10 +221,12 @@ pub struct PartialPhase {
 }
 
 /// A webhook sync's claim on the fetch (`ConnectionStore::fence_fetch`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchFence {
     /// When the notice arrived (the webhook's clock).
     pub noticed_at: Timestamp,
+    /// The notice's id: the fence of a retry of the same notice goes ahead again.
+    pub notice_id: String,
     pub start: LocalDate,
     pub end: LocalDate,
     /// When this fetch starts (the worker's clock).
@@ -266,8 +268,8 @@ pub trait ConnectionStore: Send + Sync {
     async fn sweep_cursor(&self, shard: u16, cycle: u32) -> Result<Option<SweepCursor>, StoreError>;
     async fn save_sweep_cursor(&self, shard: u16, cycle: u32, cursor: &SweepCursor) -> Result<(), StoreError>;
     /// One conditional write before a webhook's fetch: it goes ahead unless a fetch of
-    /// `start..=end` that began at or after `noticed_at` is recorded (then `Covered`), or it is a
-    /// retry of the same notice (same `noticed_at`), which goes ahead again. Going ahead records
+    /// `start..=end` that began at or after `noticed_at` is recorded (then `Covered`), unless it
+    /// is a retry of the notice that fence was written for (same `notice_id`): that goes ahead. Going ahead records
     /// `now`, the dates and `noticed_at` on the connection and answers the connection.
     async fn fence_fetch(&self, user: &UserId, provider: Provider, fence: &FetchFence) -> Result<Fenced, StoreError>;
     /// Creates the connection; `AlreadyExists` when there is one.

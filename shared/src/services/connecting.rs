@@ -317,6 +317,7 @@ impl Connecting {
             start: Some(start),
             end: Some(end),
             noticed_at: None,
+            notice_id: None,
         }));
         // The connection is stored; if the events are lost, the scheduled sweep backfills it.
         self.ports.publish_quietly(&events, "callback").await;

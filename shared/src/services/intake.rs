@@ -26,6 +26,12 @@ pub struct WebhookIntake {
     pub providers: Providers,
 }
 
+/// A random id for one accepted notice's sync request.
+fn notice_id() -> String {
+    use rand::Rng;
+    format!("{:016x}", rand::rng().random::<u64>())
+}
+
 impl From<WebhookError> for ServiceError {
     fn from(error: WebhookError) -> Self {
         match error {
@@ -101,6 +107,7 @@ impl WebhookIntake {
                     start: dates.iter().min().copied(),
                     end: dates.iter().max().copied(),
                     noticed_at: Some(now),
+                    notice_id: Some(notice_id()),
                 })
             })
             .collect();

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 /// Due connections read per query of a shard.
 const SHARD_PAGE: usize = 100;
 /// How much earlier than its clock says a webhook fetch is recorded to start: the margin for
-/// the clocks of two Lambda hosts (NTP-synced, far closer than this).
-const FENCE_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(1);
+/// the clocks of two Lambda hosts (Amazon Time Sync keeps them within a millisecond or so).
+const FENCE_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_millis(100);
 /// How long a shard sweep's claim lasts: the sync-worker's timeout (template.yaml, 300 s), so
 /// a worker that dies mid-shard frees the shard by the time its invocation could have ended.
 const SHARD_SWEEP_LEASE: Duration = Duration::from_secs(300);
@@ -164,10 +164,10 @@ impl Syncing {
     /// conditional write on the connection, `ConnectionStore::fence_fetch`) either
     /// - goes ahead, and this sync's fetch of `D` starts after the write, so after `n`; or
     /// - finds a fetch of a superset of `D` recorded as started at or after `n` (recorded a
-    ///   second early, `FENCE_SKEW`): that fetch sees the data `n` announced. It either ends
+    ///   little early, `FENCE_SKEW`): that fetch sees the data `n` announced. It either ends
     ///   well, or it recorded its failure and backs off to a retry that pulls the window again,
     ///   or its worker died and Lambda retries its event, whose fence goes ahead again (same
-    ///   notice time) or is itself covered by a later-started fetch: by induction on the fence
+    ///   notice id) or is itself covered by a later-started fetch: by induction on the fence
     ///   time, the last in that chain fetches. Only an event that exhausts its retries lands
     ///   in the dead-letter queue, and the next reconciliation pull covers its days.
     /// So: a notice before the fetch starts is covered by it; one during or after it (its
@@ -177,12 +177,13 @@ impl Syncing {
         if self.engine.providers.source(request.provider).is_none() {
             return Ok(WorkerResult::Skipped { why: format!("{} is not pulled by the server", request.provider) });
         }
-        let found = match (request.reason, request.start, request.end, request.noticed_at) {
-            (SyncReason::Webhook, Some(start), Some(end), Some(noticed_at)) => {
+        let notice = request.noticed_at.zip(request.notice_id.clone());
+        let found = match (request.reason, request.start, request.end, notice) {
+            (SyncReason::Webhook, Some(start), Some(end), Some((noticed_at, notice_id))) => {
                 // The fetch starts after this write; recorded a little early so a worker clock
                 // ahead of the webhook's never makes a fetch look later than it began.
                 let now = self.ports.clock.now();
-                let fence = FetchFence { noticed_at, start, end, now: now - FENCE_SKEW };
+                let fence = FetchFence { noticed_at, notice_id, start, end, now: now - FENCE_SKEW };
                 let connections = &self.ports.connections;
                 match connections.fence_fetch(&request.user, request.provider, &fence).await.map_err(retryable)? {
                     Fenced::Fetch(connection) => Some(*connection),
@@ -482,6 +483,7 @@ impl Syncing {
                         start: None,
                         end: None,
                         noticed_at: None,
+                        notice_id: None,
                     }));
                     answer("queued", vec![], None)
                 }
@@ -549,8 +551,10 @@ struct CyclePlan {
 
 impl CyclePlan {
     fn new(cycle: u32, cursor: SweepCursor, current: i64, now: jiff::Timestamp) -> Self {
+        // No cursor yet (a new shard, a first deploy): nobody sits in a slot before their
+        // first sync, which comes through the due-time partition, so sweeping starts now.
         let oldest = current - i64::from(cycle) + 1;
-        let from = cursor.through.map_or(oldest, |through| (through + 1).max(oldest));
+        let from = cursor.through.map_or(current, |through| (through + 1).max(oldest));
         Self { cycle, cursor, phases: (from..=current).collect(), now }
     }
 

@@ -402,13 +402,13 @@ impl ConnectionStore for InMemoryStore {
             ms(last.now) >= ms(fence.noticed_at)
                 && last.start <= fence.start
                 && last.end >= fence.end
-                && ms(last.noticed_at) != ms(fence.noticed_at)
+                && last.notice_id != fence.notice_id
         });
         state.writes += 1;
         if covered {
             return Ok(Fenced::Covered);
         }
-        state.fences.insert(key, *fence);
+        state.fences.insert(key, fence.clone());
         Ok(Fenced::Fetch(Box::new(connection)))
     }
 

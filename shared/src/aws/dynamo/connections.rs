@@ -76,15 +76,17 @@ impl ConnectionStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), conn_sk(provider))))
-            .update_expression("SET fetch_at = :now, fetch_from = :start, fetch_to = :end, fetch_notice = :notice")
+            .update_expression("SET fetch_at = :now, fetch_from = :start, fetch_to = :end, fetch_notice = :id")
             // Goes ahead unless a fetch recorded began at or after the notice and covers its
-            // dates; a retry of the same notice goes ahead again (its first try may have died).
+            // dates; a retry of the notice it was written for goes ahead again (its first try may
+            // have died).
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(fetch_at) OR fetch_at < :notice \
-                 OR fetch_from > :start OR fetch_to < :end OR fetch_notice = :notice)",
+                 OR fetch_from > :start OR fetch_to < :end OR fetch_notice = :id)",
             )
             .expression_attribute_values(":now", s(due_sk(fence.now)))
             .expression_attribute_values(":notice", s(due_sk(fence.noticed_at)))
+            .expression_attribute_values(":id", s(fence.notice_id.clone()))
             .expression_attribute_values(":start", s(fence.start.to_string()))
             .expression_attribute_values(":end", s(fence.end.to_string()))
             .return_values(ReturnValue::AllNew)

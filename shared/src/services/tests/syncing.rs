@@ -11,7 +11,15 @@ use crate::testing::{Gate, Refusable};
 use std::time::Instant;
 
 fn requested(who: &str, provider: Provider, reason: SyncReason) -> Event {
-    Event::SyncRequested(SyncRequested { user: user(who), provider, reason, start: None, end: None, noticed_at: None })
+    Event::SyncRequested(SyncRequested {
+        user: user(who),
+        provider,
+        reason,
+        start: None,
+        end: None,
+        noticed_at: None,
+        notice_id: None,
+    })
 }
 
 /// `count` people whose Google connection falls in `shard`.
