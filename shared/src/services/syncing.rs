@@ -170,6 +170,7 @@ impl Syncing {
     ///   notice id) or is itself covered by a later-started fetch: by induction on the fence
     ///   time, the last in that chain fetches. Only an event that exhausts its retries lands
     ///   in the dead-letter queue, and the next reconciliation pull covers its days.
+    ///
     /// So: a notice before the fetch starts is covered by it; one during or after it (its
     /// `n` later than the recorded start) gets a fetch of its own. The write also answers the
     /// connection, so the sync reads nothing else before its days.
