@@ -220,6 +220,8 @@ pub async fn run(world: &mut World, progress: &dyn Fn(&str)) -> Result<Vec<Scena
     scheduled_sync(world, user, 1).await?;
     world.google.set_steps(account, today.add_days(-1).date(), 500);
     webhook(world, account, today.add_days(-1)).await?;
+    // Their day changes reach the bus now, not as the first scenario's events.
+    world.env.day_events().await;
 
     let mut scenarios = Vec::new();
     scenarios.extend(sweep_path(world, progress).await?);
@@ -366,6 +368,7 @@ async fn sweep_path(world: &World, progress: &dyn Fn(&str)) -> Result<Vec<Scenar
         functions::sync_worker::handle(&own.app, payload).await.map_err(|e| BenchError::measurement("requests", e))?;
     }
     to_phase(next);
+    own.env.day_events().await;
 
     let shared = "per sweep, shared by the phase's connections (here {n}): the shard claim (PutItem, DeleteItem), each cycle's cursor (GetItem, PutItem), a page Query per phase and one for due times";
     let per_connection = |scenario: Scenario| -> Scenario {
