@@ -225,11 +225,13 @@ pub struct Inputs<'a> {
 }
 
 /// The scheduler's own cost per day, whatever the population: each tick one Scheduler
-/// invocation and one `scheduled-sync` invocation reading every shard (the worker
-/// invocations it causes are in each sweep connection's share).
+/// invocation and one `scheduled-sync` invocation reading every shard: its due-time query
+/// (0.5 unit) and, per cycle, its cursor (a consistent GetItem, 1 unit) and the new phase's
+/// first page (0.5): 3.5 units a shard (the worker invocations it causes are in each sweep
+/// connection's share).
 fn ticks_per_day(i: &Inputs<'_>) -> Usage {
     let tick = Usage {
-        read_units: 0.5 * i.shards,
+        read_units: 3.5 * i.shards,
         lambda_requests: 1.0,
         lambda_gb_seconds: i.tick_ms.ceil() / 1e3 * i.memory_gb,
         scheduler_invocations: 1.0,

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use stepsync::domain::{LocalDate, Provider, UserId};
-use stepsync::events::{Event, SyncReason, SyncRequested};
+use stepsync::engine::{phase_index, phase_start};
+use stepsync::events::{Event, SyncReason, SyncRequested, SyncShard};
+use stepsync::ports::{ConnectionStore, SyncRecord};
 use stepsync_local::demo::{google_tokens, store_connection};
 use stepsync_local::fakes::google_health::{Notification, SIGNATURE_HEADER};
 use stepsync_local::harness;
@@ -79,16 +81,28 @@ impl Scenario {
 /// Why the engine sends what the minimum does not have: the same in every scenario unless
 /// a scenario says otherwise.
 const WHY: &[(&str, &str)] = &[
-    ("GetItem", "sync-worker reads the connection the SyncRequested event names (the event carries ids only)"),
+    (
+        "GetItem",
+        "sync-worker reads the connection a SyncRequested without dates names (a scheduled or queued sync: its window follows the person's zone, which the connection holds)",
+    ),
     (
         "UpdateItem",
-        "every sync records its outcome on the connection (last attempt and success, diagnosis, next due time: DESIGN step 6), also when nothing changed",
-    ),
-    (
-        "DeleteItem",
-        "the worker gives the webhook's coalescing claim back before it fetches, so a notice arriving mid-sync gets a sync of its own",
+        "a connection that is not settled yet records its outcome (first success, or one after an error or a backoff)",
     ),
 ];
+
+/// Each request beyond the minimum, with why the engine sends it.
+fn beyond(operations: &BTreeMap<String, u64>, minimum: &Minimum, reasons: &[(&str, &str)]) -> Vec<String> {
+    operations
+        .iter()
+        .filter_map(|(op, n)| {
+            let extra = n.saturating_sub(minimum.operations.get(op).copied().unwrap_or(0));
+            let why =
+                reasons.iter().chain(WHY).find(|(o, _)| o == op).map_or("not explained by the design", |(_, w)| *w);
+            (extra > 0).then(|| format!("{op} ×{extra}: {why}"))
+        })
+        .collect()
+}
 
 fn sum(operations: &BTreeMap<String, u64>, kinds: &[&str]) -> u64 {
     kinds.iter().map(|k| operations.get(*k).copied().unwrap_or(0)).sum()
@@ -121,15 +135,7 @@ where
         .collect();
     let (reads, writes, transactions) =
         (sum(&operations, &READS), sum(&operations, &WRITES), sum(&operations, &[TRANSACTIONS]));
-    let over_minimum = operations
-        .iter()
-        .filter_map(|(op, n)| {
-            let extra = n.saturating_sub(minimum.operations.get(op).copied().unwrap_or(0));
-            let why =
-                reasons.iter().chain(WHY).find(|(o, _)| o == op).map_or("not explained by the design", |(_, w)| *w);
-            (extra > 0).then(|| format!("{op} ×{extra}: {why}"))
-        })
-        .collect();
+    let over_minimum = beyond(&operations, &minimum, reasons);
     let events = (world.env.publisher.events().len() - events_before) as u64;
     Ok(Scenario {
         name,
@@ -162,6 +168,8 @@ fn scheduled(user: &UserId) -> Event {
         reason: SyncReason::Schedule,
         start: None,
         end: None,
+        noticed_at: None,
+        notice_id: None,
     })
 }
 
@@ -212,38 +220,19 @@ pub async fn run(world: &mut World, progress: &dyn Fn(&str)) -> Result<Vec<Scena
     scheduled_sync(world, user, 1).await?;
     world.google.set_steps(account, today.add_days(-1).date(), 500);
     webhook(world, account, today.add_days(-1)).await?;
+    // Their day changes reach the bus now, not as the first scenario's events.
+    world.env.day_events().await;
 
     let mut scenarios = Vec::new();
-    progress("requests: an unchanged day");
-    let least =
-        Minimum::new(&[("BatchGetItem", 1)], 0, 1, "one consistent read of the profile and the days; nothing to write");
-    scenarios.push(
-        measure(world, "unchanged day (scheduled sync)", 0, least, &[], async || scheduled_sync(world, user, 0).await)
-            .await?,
-    );
-
-    progress("requests: one changed day");
-    set(2_000);
-    let least = Minimum::new(
-        &[("BatchGetItem", 1), ("TransactWriteItems", 1)],
-        1,
-        1,
-        "the read, one transaction (day, profile, participant), one StepsUpdated (from the stream)",
-    );
-    scenarios.push(
-        measure(world, "one changed day (scheduled sync)", 0, least, &[], async || {
-            scheduled_sync(world, user, 1).await
-        })
-        .await?,
-    );
+    scenarios.extend(sweep_path(world, progress).await?);
 
     progress("requests: a webhook about one day");
     set(3_000);
     let least = Minimum::new(
-        &[("GetItem", 1), ("PutItem", 1), ("BatchGetItem", 1), ("TransactWriteItems", 1)],
+        &[("GetItem", 1), ("UpdateItem", 1), ("BatchGetItem", 1), ("TransactWriteItems", 1)],
         2,
         1,
-        "the account's owner (GetItem), the coalescing claim (PutItem), one SyncRequested; then the changed-day sync",
+        "the account's owner (GetItem), one SyncRequested; the worker's fence (UpdateItem, which answers the connection too); then the changed-day read and write",
     );
     scenarios.push(
         measure(world, "webhook about one day", 1, least, &[], async || webhook(world, account, today).await).await?,
@@ -288,21 +277,144 @@ pub async fn run(world: &mut World, progress: &dyn Fn(&str)) -> Result<Vec<Scena
     store_connection(&world.app, user, Provider::GoogleHealth, account, Some(&tokens), None, "UTC")
         .await
         .map_err(|e| BenchError::measurement("token refresh", e))?;
+    // A settled connection whose access token now nears its expiry (storing it made it due).
+    let slot = world.app.services.engine.schedule.slot(user, Provider::GoogleHealth);
+    let settled = SyncRecord { succeeded_at: Some(world.env.now()), slot, ..SyncRecord::default() };
+    world
+        .env
+        .store
+        .record_sync(user, Provider::GoogleHealth, &settled)
+        .await
+        .map_err(|e| BenchError::measurement("token refresh", e))?;
     let least = Minimum::new(
         &[("UpdateItem", 2), ("GetItem", 1), ("BatchGetItem", 1)],
         0,
         2,
-        "the lease and the new tokens on a version condition (UpdateItem ×2), the re-read under the lease; the refresh and the fetch; the unchanged read",
+        "the lease, and the new tokens on a version condition that also frees the lease (UpdateItem ×2); the re-read under the lease; the refresh and the fetch; the unchanged read",
     );
-    let refresh_reasons = [(
-        "UpdateItem",
-        "the lease is released with a write of its own (it could ride on the token store), and the outcome is recorded as in every sync",
-    )];
     scenarios.push(
-        measure(world, "token refresh, day unchanged", 0, least, &refresh_reasons, async || {
-            scheduled_sync(world, user, 0).await
-        })
-        .await?,
+        measure(world, "token refresh, day unchanged", 0, least, &[], async || scheduled_sync(world, user, 0).await)
+            .await?,
     );
     Ok(scenarios)
+}
+
+/// People sharing one slot in a table of their own: a sweep of their shard at their phase is
+/// theirs alone, so its requests divide evenly among them.
+const SLOT_PEOPLE: usize = 100;
+
+/// The scheduled pull as it happens: the sweep of one shard's phase (`SyncShard` into
+/// `sync-worker`), for `SLOT_PEOPLE` settled connections in one slot, counted per connection.
+/// Nothing new, then one changed day each.
+async fn sweep_path(world: &World, progress: &dyn Fn(&str)) -> Result<Vec<Scenario>, BenchError> {
+    progress(&format!("requests: the sweep of one phase, {SLOT_PEOPLE} connections in one slot"));
+    let store = match world.env.backend {
+        harness::Backend::Dynoxide => crate::args::Store::Dynoxide,
+        harness::Backend::Moto => crate::args::Store::Moto,
+    };
+    let mut own = World::start(store).await?;
+    let schedule = own.app.services.engine.schedule.clone();
+    let first = UserId::parse("slot-00000").map_err(|e| BenchError::setup("slot people", e))?;
+    let slot =
+        schedule.slot(&first, Provider::GoogleHealth).ok_or_else(|| BenchError::setup("slot people", "no slot"))?;
+    let expires_at = own.env.now() + jiff::SignedDuration::from_hours(24 * 30);
+    let mut people = Vec::new();
+    for i in 0.. {
+        if people.len() == SLOT_PEOPLE {
+            break;
+        }
+        let user = UserId::parse(&format!("slot-{i:05}")).map_err(|e| BenchError::setup("slot people", e))?;
+        if schedule.slot(&user, Provider::GoogleHealth) != Some(slot) {
+            continue;
+        }
+        let account = format!("slot-account-{i:05}");
+        let tokens = google_tokens(&own.google, &account, expires_at);
+        store_connection(&own.app, &user, Provider::GoogleHealth, &account, Some(&tokens), None, "UTC")
+            .await
+            .map_err(|e| BenchError::setup("slot people", e))?;
+        own.env
+            .challenges()
+            .join(&own.challenge, &user, own.env.now())
+            .await
+            .map_err(|e| BenchError::setup("slot people", e))?;
+        people.push(crate::world::Person { user, account });
+    }
+    own.people = people;
+    let own = &own;
+    let shard = slot.shard;
+    let sweep = async || -> Result<Vec<Invocation>, BenchError> {
+        let event = Event::SyncShard(SyncShard { shard, tick: own.env.now() });
+        let payload = serde_json::to_value(&event).map_err(|e| BenchError::measurement("requests", e))?;
+        let started = Instant::now();
+        let result = functions::sync_worker::handle(&own.app, payload)
+            .await
+            .map_err(|e| BenchError::measurement("requests", e))?;
+        match result {
+            WorkerResult::Shard { synced, failed: 0, .. } if synced == SLOT_PEOPLE => {}
+            other => return Err(BenchError::measurement("requests", format!("the phase's sweep: {other:?}"))),
+        }
+        Ok(vec![Invocation { function: "sync-worker", ms: started.elapsed().as_secs_f64() * 1e3 }])
+    };
+    // Settle them (their first sync, from the due-time partition), then tick by tick up to
+    // their phase in the next cycle, as the scheduler would: one pending phase per cycle.
+    sweep().await?;
+    let to_phase = |index: i64| own.env.clock.set(phase_start(index) + jiff::SignedDuration::from_mins(1));
+    let current = phase_index(own.env.now());
+    let next = current + 1 + (i64::from(slot.phase) - current - 1).rem_euclid(i64::from(slot.cycle));
+    for index in current + 1..next {
+        to_phase(index);
+        let event = Event::SyncShard(SyncShard { shard, tick: own.env.now() });
+        let payload = serde_json::to_value(&event).map_err(|e| BenchError::measurement("requests", e))?;
+        functions::sync_worker::handle(&own.app, payload).await.map_err(|e| BenchError::measurement("requests", e))?;
+    }
+    to_phase(next);
+    own.env.day_events().await;
+
+    let shared = "per sweep, shared by the phase's connections (here {n}): the shard claim (PutItem, DeleteItem), each cycle's cursor (GetItem, PutItem), a page Query per phase and one for due times";
+    let per_connection = |scenario: Scenario| -> Scenario {
+        let n = SLOT_PEOPLE as u64;
+        let exact: Vec<String> =
+            scenario.operations.iter().map(|(op, count)| format!("{op} {:.2}", *count as f64 / n as f64)).collect();
+        let operations: BTreeMap<String, u64> = scenario
+            .operations
+            .iter()
+            .map(|(op, count)| (op.clone(), (*count as f64 / n as f64).round() as u64))
+            .filter(|(_, count)| *count > 0)
+            .collect();
+        let mut over =
+            vec![format!("{} per connection exactly: {}", shared.replace("{n}", &n.to_string()), exact.join(", "))];
+        over.extend(beyond(&operations, &scenario.minimum, &[]));
+        Scenario {
+            over_minimum: over,
+            reads: sum(&operations, &READS),
+            writes: sum(&operations, &WRITES),
+            transactions: sum(&operations, &[TRANSACTIONS]),
+            operations,
+            events: scenario.events.div_ceil(n),
+            provider_calls: scenario.provider_calls.into_iter().map(|(k, v)| (k, v.div_ceil(n))).collect(),
+            invocations: scenario
+                .invocations
+                .into_iter()
+                .map(|i| Invocation { function: i.function, ms: i.ms / n as f64 })
+                .collect(),
+            ..scenario
+        }
+    };
+    let least =
+        Minimum::new(&[("BatchGetItem", 1)], 0, 1, "one consistent read of the profile and the days; nothing to write");
+    let unchanged = measure(own, "unchanged day (scheduled sync)", 0, least, &[], sweep).await?;
+
+    let today = own.today();
+    for person in &own.people {
+        own.google.set_steps(&person.account, today.date(), 2_500);
+    }
+    to_phase(next + i64::from(slot.cycle));
+    let least = Minimum::new(
+        &[("BatchGetItem", 1), ("TransactWriteItems", 1)],
+        1,
+        1,
+        "the read, one transaction (day, profile, participant), one StepsUpdated (from the stream)",
+    );
+    let changed = measure(own, "one changed day (scheduled sync)", 0, least, &[], sweep).await?;
+    Ok(vec![per_connection(unchanged), per_connection(changed)])
 }

@@ -1,5 +1,6 @@
-//! The scheduled sweep: every connection due at once, the real `scheduled-sync` tick and the
-//! real `sync-worker` shard sweeps until none is due, beside the store's floor (the minimal
+//! The scheduled sweep: every connection settled in its slot, then a whole cycle's phases due
+//! at once, the real `scheduled-sync` tick and the real `sync-worker` shard sweeps until none
+//! is due, beside the store's floor (the minimal
 //! request set of one sync, issued straight through the DynamoDB adapter at the same
 //! concurrency).
 
@@ -11,8 +12,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use stepsync::clock::Clock;
-use stepsync::domain::{DUE_SHARDS, shard_of};
 use stepsync::domain::{DailyValue, DayRecord, LocalDate, Provider, SourceValue, StepLimits, UserId};
+use stepsync::domain::{DueSlot, shard_of};
 use stepsync::events::Event;
 use stepsync::ports::{ConnectionStore, DayWrite, StepStore, StoreError};
 
@@ -90,6 +91,8 @@ fn per(counts: BTreeMap<String, u64>, n: usize) -> BTreeMap<String, f64> {
 async fn sweep(world: &World, label: &str, progress: &dyn Fn(&str)) -> Result<SweepRun, BenchError> {
     let app = &world.app;
     let n = world.people.len();
+    // Day changes written before (the floor's) reach the bus now, not as this sweep's events.
+    world.env.day_events().await;
     world.env.counter.reset();
     world.google.reset_calls();
     let mut seen = world.env.publisher.events().len();
@@ -190,8 +193,10 @@ async fn minimal_sync(world: &World, user: &UserId, date: LocalDate, steps: i64)
 
 #[derive(Clone, Copy)]
 enum FloorOp<'a> {
-    /// One page of a shard's due connections, as the worker reads them.
-    Page(u16),
+    /// One page of a slot's connections, as the worker reads them.
+    Page(DueSlot),
+    /// The query of a shard's due times that opens each sweep.
+    Due(u16),
     Sync(&'a UserId),
 }
 
@@ -207,7 +212,8 @@ async fn floor_ops(
     futures::stream::iter(ops)
         .map(|op| async move {
             match op {
-                FloorOp::Page(shard) => world.env.store.due_connections(shard, horizon, 100).await.map(|_| ()),
+                FloorOp::Page(slot) => world.env.store.slot_connections(slot, None, 100).await.map(|_| ()),
+                FloorOp::Due(shard) => world.env.store.due_connections(shard, horizon, None, 1).await.map(|_| ()),
                 FloorOp::Sync(user) => {
                     let result = minimal_sync(world, user, date, 4321).await;
                     done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -220,8 +226,8 @@ async fn floor_ops(
         .await
 }
 
-/// The floor: per connection the minimal sync above, plus the shard pages the worker reads
-/// (one per 100 connections and the empty one that ends a shard), all at `concurrency`.
+/// The floor: per connection the minimal sync above, plus the pages the worker reads (a page
+/// per slot and 100 connections, and each shard's due-time query), all at `concurrency`.
 async fn floor(
     world: &World,
     concurrency: usize,
@@ -229,17 +235,21 @@ async fn floor(
     progress: &dyn Fn(&str),
 ) -> Result<FloorRun, BenchError> {
     let n = world.people.len();
-    let mut per_shard = [0usize; DUE_SHARDS as usize];
+    // Every slot the people sit in, with how many: a page per 100, as the worker reads them,
+    // and each busy shard's due-time query.
+    let schedule = &world.app.services.engine.schedule;
+    let mut per_slot: BTreeMap<DueSlot, usize> = BTreeMap::new();
     for person in &world.people {
-        per_shard[usize::from(shard_of(&person.user, Provider::GoogleHealth))] += 1;
+        if let Some(slot) = schedule.slot(&person.user, Provider::GoogleHealth) {
+            *per_slot.entry(slot).or_default() += 1;
+        }
     }
-    let pages = per_shard
+    let shards: std::collections::BTreeSet<u16> = per_slot.keys().map(|s| s.shard).collect();
+    let pages = per_slot
         .iter()
-        .enumerate()
-        .filter(|(_, k)| **k > 0)
-        .flat_map(|(shard, k)| std::iter::repeat_n(FloorOp::Page(shard as u16), k.div_ceil(100) + 1));
-    // Far enough ahead that every connection is listed, so each page is a full one.
-    let horizon = world.env.clock.now() + jiff::SignedDuration::from_hours(24 * 30);
+        .flat_map(|(slot, k)| std::iter::repeat_n(FloorOp::Page(*slot), k.div_ceil(100)))
+        .chain(shards.into_iter().map(FloorOp::Due));
+    let horizon = world.env.clock.now();
     world.env.counter.reset();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let status = || format!("  floor: {}/{n} minimal syncs", done.load(std::sync::atomic::Ordering::Relaxed));
@@ -268,11 +278,7 @@ async fn floor(
 /// once just before the sweep and once just after it, on other dates, and the sweep is
 /// compared with their mean: the table the sweep wrote to lies between the two.
 pub async fn run(world: &World, progress: &dyn Fn(&str)) -> Result<SweepReport, BenchError> {
-    let today = world.today();
     let n = world.people.len();
-    for (i, person) in world.people.iter().enumerate() {
-        world.google.set_steps(&person.account, today.date(), 3_000 + (i as u64 % 5_000));
-    }
     let worker_concurrency = world.app.config.worker_concurrency as usize;
     // The shards the tick will find busy: those with a due connection.
     let busy: std::collections::BTreeSet<u16> =
@@ -282,10 +288,22 @@ pub async fn run(world: &World, progress: &dyn Fn(&str)) -> Result<SweepReport, 
         progress(&format!("  {what}: {} minimal syncs in {:.0} ms: {:.0}/s", f.connections, f.wall_ms, f.per_second));
     };
 
+    // Their first syncs (nothing to fetch yet): each connection leaves the due-time partition
+    // for its slot, the one write of a connection's healthy life.
+    progress(&format!("sweep: {n} first syncs, each connection settling in its slot"));
+    let settled = sweep(world, "first syncs", progress).await?;
+    progress(&format!("  {} settled in {:.0} ms", settled.synced, settled.wall_ms));
+    // A cycle later every slot's phase has come round: one changed day each.
+    world.env.clock.advance(Duration::from_secs(7 * 3600));
+    let today = world.today();
+    for (i, person) in world.people.iter().enumerate() {
+        world.google.set_steps(&person.account, today.date(), 3_000 + (i as u64 % 5_000));
+    }
+
     progress(&format!("floor, before the sweep: the minimal request set of one sync, {concurrency} at once"));
     let before = floor(world, concurrency, today.add_days(-14), progress).await?;
     report("floor before", &before);
-    progress(&format!("sweep: {n} connections due, one changed day each"));
+    progress(&format!("sweep: {n} connections, every phase of a cycle, one changed day each"));
     let changed = sweep(world, "changed-day sweep", progress).await?;
     progress(&format!(
         "  {} synced ({} failed) in {:.0} ms: {:.0} connections/s",
@@ -295,7 +313,7 @@ pub async fn run(world: &World, progress: &dyn Fn(&str)) -> Result<SweepReport, 
     let after = floor(world, concurrency, today.add_days(-13), progress).await?;
     report("floor after", &after);
 
-    // Webhook-fed connections are due again after six hours (± 10 %).
+    // Webhook-fed connections are swept again once a cycle (six hours).
     world.env.clock.advance(Duration::from_secs(7 * 3600));
     progress("sweep: the same connections seven hours later, nothing new");
     let unchanged = sweep(world, "unchanged sweep", progress).await?;

@@ -264,8 +264,41 @@ impl ConnectionStore for ChaosStore {
     async fn list_connections(&self, user: &UserId) -> Result<Vec<Connection>, StoreError> {
         self.read(self.inner.list_connections(user)).await
     }
-    async fn due_connections(&self, shard: u16, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError> {
-        self.read(self.inner.due_connections(shard, now, limit)).await
+    async fn due_connections(
+        &self,
+        shard: u16,
+        now: Timestamp,
+        after: Option<&Connection>,
+        limit: usize,
+    ) -> Result<Vec<Connection>, StoreError> {
+        self.read(self.inner.due_connections(shard, now, after, limit)).await
+    }
+    async fn slot_connections(
+        &self,
+        slot: stepsync::domain::DueSlot,
+        after: Option<&(UserId, Provider)>,
+        limit: usize,
+    ) -> Result<Vec<Connection>, StoreError> {
+        self.read(self.inner.slot_connections(slot, after, limit)).await
+    }
+    async fn sweep_cursor(&self, shard: u16, cycle: u32) -> Result<Option<stepsync::ports::SweepCursor>, StoreError> {
+        self.read(self.inner.sweep_cursor(shard, cycle)).await
+    }
+    async fn save_sweep_cursor(
+        &self,
+        shard: u16,
+        cycle: u32,
+        cursor: &stepsync::ports::SweepCursor,
+    ) -> Result<(), StoreError> {
+        self.write(self.inner.save_sweep_cursor(shard, cycle, cursor)).await
+    }
+    async fn fence_fetch(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        fence: &stepsync::ports::FetchFence,
+    ) -> Result<stepsync::ports::Fenced, StoreError> {
+        self.write(self.inner.fence_fetch(user, provider, fence)).await
     }
     async fn create_connection(&self, connection: &Connection) -> Result<(), StoreError> {
         self.write(self.inner.create_connection(connection)).await
@@ -678,7 +711,7 @@ impl World {
 
     async fn nothing_due(&self) -> bool {
         for shard in 0..stepsync::domain::DUE_SHARDS {
-            if !self.store.due_connections(shard, self.clock.now(), 1).await.expect("in memory").is_empty() {
+            if !self.store.due_connections(shard, self.clock.now(), None, 1).await.expect("in memory").is_empty() {
                 return false;
             }
         }
@@ -718,17 +751,18 @@ pub async fn run(options: &ChaosOptions, progress: impl Fn(&str)) -> ChaosReport
                 reason: SyncReason::Schedule,
                 start: None,
                 end: None,
+                noticed_at: None,
+                notice_id: None,
             })
         })
         .collect();
     world.bus.queue.lock().unwrap().extend(everyone);
-    let clean_from = world.clock.now();
     world.settle().await;
     progress("clean pass done; checking");
-    check(&world, clean_from).await
+    check(&world).await
 }
 
-async fn check(world: &World, clean_from: Timestamp) -> ChaosReport {
+async fn check(world: &World) -> ChaosReport {
     let mut report = ChaosReport {
         connections: world.people.len(),
         injected: world.faults.injected.lock().unwrap().clone(),
@@ -755,10 +789,14 @@ async fn check(world: &World, clean_from: Timestamp) -> ChaosReport {
             }
         }
         let connection = world.store.get_connection(user, Provider::GoogleHealth).await.expect("in memory");
+        // A healthy sync writes nothing on its connection: settled means active, no error, no
+        // backoff, back in its slot, having succeeded at some point (the days above prove the
+        // clean pass fetched everything).
         let synced = connection.as_ref().is_some_and(|c| {
             c.status == stepsync::domain::ConnectionStatus::Active
                 && c.last_error.is_none()
-                && c.last_success_at.is_some_and(|at| at >= clean_from)
+                && c.next_sync_at.is_none()
+                && c.last_success_at.is_some()
         });
         if !synced {
             report.unsynced.push(format!("{user}: {connection:?}"));

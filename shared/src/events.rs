@@ -25,6 +25,14 @@ pub struct SyncRequested {
     pub start: Option<LocalDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<LocalDate>,
+    /// When the webhook notice arrived (reason `webhook`): the worker's fence compares it with
+    /// the last fetch's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noticed_at: Option<Timestamp>,
+    /// The notice's own id (random, per request the webhook accepted): a retry of this event
+    /// carries it again, and its fence goes ahead again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,8 +2,8 @@
 //! (`aws::DynamoStore`, `aws::EventBridgePublisher`); in-memory fakes live in `testing`.
 
 use crate::domain::{
-    Challenge, ChallengeId, Connection, ConnectionStatus, DailyValue, DayRecord, EncryptedTokens, LastError, LocalDate,
-    OAuthState, Participant, Provider, Snapshot, TokenSet, UserId, UserProfile,
+    Challenge, ChallengeId, Connection, ConnectionStatus, DailyValue, DayRecord, DueSlot, EncryptedTokens, LastError,
+    LocalDate, OAuthState, Participant, Provider, Snapshot, TokenSet, UserId, UserProfile,
 };
 use crate::events::Event;
 use async_trait::async_trait;
@@ -197,10 +197,56 @@ pub struct SyncRecord {
     pub last_error: Option<Option<LastError>>,
     pub status: Option<ConnectionStatus>,
     pub next_sync_at: Option<Timestamp>,
+    /// Puts the connection (back) in this slot of the schedule and drops its due time: the
+    /// sweep takes it once a cycle from then on, with no write.
+    pub slot: Option<DueSlot>,
     /// Only onto the connection with these tokens: the outcome of a sync that began before a
     /// reconnect (or a refresh elsewhere) never lands on the newer connection
     /// (`StoreError::Conflict`).
     pub token_version: Option<u64>,
+}
+
+/// How far one shard's sweep of one cycle has come: one small item per shard and cycle, written
+/// once per sweep (not per connection), under the shard's sweep claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepCursor {
+    /// Every phase up to this absolute index (`engine::schedule::phase_index`) was swept to its end.
+    pub through: Option<i64>,
+    /// The phase after `through`, begun but stopped (the worker's deadline) after this connection.
+    pub partial: Option<PartialPhase>,
+    /// Per phase of the cycle: when its last complete sweep began. Every connection of the slot
+    /// that carries no error was synced successfully at or after it (a failure records its error).
+    pub swept: BTreeMap<u32, Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialPhase {
+    pub index: i64,
+    pub after: (UserId, Provider),
+    pub started_at: Timestamp,
+}
+
+/// A webhook sync's claim on the fetch (`ConnectionStore::fence_fetch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchFence {
+    /// When the notice arrived (the webhook's clock).
+    pub noticed_at: Timestamp,
+    /// The notice's id: the fence of a retry of the same notice goes ahead again.
+    pub notice_id: String,
+    pub start: LocalDate,
+    pub end: LocalDate,
+    /// When this fetch starts (the worker's clock).
+    pub now: Timestamp,
+}
+
+/// What `fence_fetch` decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fenced {
+    /// Fetch now: the connection as it stands after the fence was written.
+    Fetch(Box<Connection>),
+    /// A fetch of these dates began after the notice arrived: this one is redundant.
+    Covered,
+    NoConnection,
 }
 
 #[async_trait]
@@ -209,12 +255,34 @@ pub trait ConnectionStore: Send + Sync {
     /// Every connection of one person, in any status.
     async fn list_connections(&self, user: &UserId) -> Result<Vec<Connection>, StoreError>;
     /// Up to `limit` active connections of `shard` whose `next_sync_at` is at or before `now`,
-    /// most overdue first.
-    async fn due_connections(&self, shard: u16, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError>;
+    /// most overdue first, after `after` (a connection of the previous page, as it was read).
+    async fn due_connections(
+        &self,
+        shard: u16,
+        now: Timestamp,
+        after: Option<&Connection>,
+        limit: usize,
+    ) -> Result<Vec<Connection>, StoreError>;
+    /// Up to `limit` active connections sitting in `slot` (no due time), in key order, after
+    /// the connection `after`.
+    async fn slot_connections(
+        &self,
+        slot: DueSlot,
+        after: Option<&(UserId, Provider)>,
+        limit: usize,
+    ) -> Result<Vec<Connection>, StoreError>;
+    async fn sweep_cursor(&self, shard: u16, cycle: u32) -> Result<Option<SweepCursor>, StoreError>;
+    async fn save_sweep_cursor(&self, shard: u16, cycle: u32, cursor: &SweepCursor) -> Result<(), StoreError>;
+    /// One conditional write before a webhook's fetch: it goes ahead unless a fetch of
+    /// `start..=end` that began at or after `noticed_at` is recorded (then `Covered`), unless it
+    /// is a retry of the notice that fence was written for (same `notice_id`): that goes ahead. Going ahead records
+    /// `now`, the dates and `noticed_at` on the connection and answers the connection.
+    async fn fence_fetch(&self, user: &UserId, provider: Provider, fence: &FetchFence) -> Result<Fenced, StoreError>;
     /// Creates the connection; `AlreadyExists` when there is one.
     async fn create_connection(&self, connection: &Connection) -> Result<(), StoreError>;
     /// Replaces the tokens when `token_version` is still `expected_version` and the connection
-    /// is not disconnected; returns the new version. A stale writer gets `Conflict` or
+    /// is not disconnected, and frees the refresh lease in the same write; returns the new
+    /// version. A stale writer gets `Conflict` or
     /// `Disconnected`, so it can never overwrite a newer token.
     async fn store_tokens(
         &self,

@@ -222,6 +222,8 @@ impl World {
             reason: SyncReason::Schedule,
             start: Some(date("2026-11-20")),
             end: Some(date("2026-11-25")),
+            noticed_at: None,
+            notice_id: None,
         });
         serde_json::to_value(&event).unwrap()
     }
@@ -626,14 +628,17 @@ async fn twenty_duplicate_notifications_cause_one_provider_fetch(env: TestEnv) {
     w.fake.set_steps(&w.health_id, "2026-11-24", 7777);
     let body = Notification::upsert(&w.health_id, ["2026-11-24"]).body();
     let signature = w.fake.sign(&body);
-    // All twenty at the same moment: the coalescing claim is one conditional put each.
+    // All twenty at the same moment: the webhook writes nothing.
     let headers = [("x-healthapi-signature", signature.as_str())];
     let notices = (0..20).map(|_| w.webhook(&body, &headers));
     for answer in futures::future::join_all(notices).await {
         assert_eq!(answer.status(), 204);
     }
     w.fake.reset_calls();
-    assert_eq!(w.run_sync_requests(&mut ran).await, 1);
+    // Each notice asks for a sync; the worker starts them a moment later, and the first
+    // fence covers the other nineteen (one conditional write each, no fetch).
+    w.env.clock.advance(Duration::from_secs(1));
+    assert_eq!(w.run_sync_requests(&mut ran).await, 20);
     assert_eq!(w.fake.calls("rollup"), 1);
     let days = w.env.store.load_user_days(&w.user, &[date("2026-11-24")]).await.unwrap().days;
     assert_eq!(days[&date("2026-11-24")].total.get(), 7777);

@@ -128,6 +128,8 @@ impl World {
             reason: stepsync::events::SyncReason::Schedule,
             start: None,
             end: None,
+            noticed_at: None,
+            notice_id: None,
         });
         functions::sync_worker::handle(&self.app, serde_json::to_value(&event).unwrap()).await.unwrap()
     }

@@ -141,7 +141,8 @@ fn written_out(line: &str) -> String {
 /// a function's code does not call (the comments in template.yaml say which call needs it).
 const POLICY_TABLE: &[(&str, &[&str])] = &[
     (
-        // runs syncs: connections, days, profiles, participants, the lease; claims given back
+        // runs syncs: connections (outcomes, the lease, the webhook fence), days, profiles,
+        // participants; the shard's sweep claim and cursors
         "SyncWorker",
         &[
             "dynamodb:GetItem on table",
@@ -188,7 +189,11 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
             "dynamodb:ConditionCheckItem on table",
         ],
     ),
-    ("ScheduledSync", &["dynamodb:Query on gsi1", "events:PutEvents on bus"]),
+    (
+        // the due-time and slot pages of each shard, its sweep cursors; SyncShard
+        "ScheduledSync",
+        &["dynamodb:Query on gsi1", "dynamodb:GetItem on table keys like [SWEEP#*]", "events:PutEvents on bus"],
+    ),
     (
         "ManualSync",
         &[
@@ -231,12 +236,10 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        // public: account owners and coalescing claims only, the webhook secret only
+        // public: reads account owners only and writes nothing; the webhook secret only
         "ProviderWebhook",
         &[
-            "dynamodb:GetItem on table keys like [PACCT#*, DEDUPE#*]",
-            "dynamodb:PutItem on table keys like [DEDUPE#*]",
-            "dynamodb:DeleteItem on table keys like [DEDUPE#*]",
+            "dynamodb:GetItem on table keys like [PACCT#*]",
             "events:PutEvents on bus",
             "(if GoogleWebhookSecretSet) ssm:GetParameters on the webhook secret",
             "(if GoogleWebhookSecretSet) kms:Decrypt on key via ssm",

@@ -21,6 +21,10 @@ on_both_backends!(
     a_sync_outcome_lands_only_on_the_connection_it_synced,
     a_day_write_through_a_disconnected_connection_is_refused,
     erasing_a_person_deletes_every_item_of_theirs_and_nothing_else,
+    a_slot_is_paged_in_key_order_and_a_backoff_moves_a_connection_to_a_due_time,
+    a_sweep_cursor_round_trips,
+    the_fetch_fence_covers_later_notices_only,
+    storing_refreshed_tokens_frees_the_refresh_lease,
 );
 
 fn user(name: &str) -> UserId {
@@ -294,4 +298,111 @@ async fn erasing_a_person_deletes_every_item_of_theirs_and_nothing_else(env: Tes
     assert!(mentions(&bob) >= 42, "bob's days, profile and row stay");
     assert_eq!(env.store.participant(&month, &bob).await.unwrap().unwrap().totals().days, 40);
     assert_eq!(env.store.erase_user(&alice).await.unwrap(), 0, "a second erasure finds nothing");
+}
+
+/// Connections put in a slot are read back a page at a time in key order, each page after the
+/// last connection of the one before; a failure's due time takes one out of its slot into the
+/// due-time partition, read the same way; a success puts it back.
+async fn a_slot_is_paged_in_key_order_and_a_backoff_moves_a_connection_to_a_due_time(env: TestEnv) {
+    use stepsync::domain::DueSlot;
+    let provider = Provider::GoogleHealth;
+    let slot = DueSlot { shard: 1, cycle: 24, phase: 7 };
+    let mut people: Vec<UserId> = (0..5).map(|i| user(&format!("slot{i}"))).collect();
+    for who in &people {
+        env.store.create_connection(&Connection::new(who.clone(), provider, env.now())).await.unwrap();
+        let settled = SyncRecord { succeeded_at: Some(env.now()), slot: Some(slot), ..SyncRecord::default() };
+        env.store.record_sync(who, provider, &settled).await.unwrap();
+    }
+    people.sort_by_key(|u| u.to_string());
+    let mut seen = Vec::new();
+    let mut after: Option<(UserId, Provider)> = None;
+    loop {
+        let page = env.store.slot_connections(slot, after.as_ref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|c| (c.user.clone(), c.provider));
+        seen.extend(page.into_iter().map(|c| c.user));
+    }
+    assert_eq!(seen, people, "{:?}: every connection of the slot once, in key order", env.backend);
+
+    let retry_at = env.now() + jiff::SignedDuration::from_mins(5);
+    let failed = SyncRecord { next_sync_at: Some(retry_at), ..SyncRecord::default() };
+    env.store.record_sync(&people[2], provider, &failed).await.unwrap();
+    assert_eq!(env.store.slot_connections(slot, None, 10).await.unwrap().len(), 4, "out of its slot");
+    let shard = stepsync::domain::shard_of(&people[2], provider);
+    assert!(env.store.due_connections(shard, env.now(), None, 10).await.unwrap().is_empty(), "not before its time");
+    let due = env.store.due_connections(shard, retry_at, None, 10).await.unwrap();
+    assert_eq!(due.iter().map(|c| &c.user).collect::<Vec<_>>(), [&people[2]]);
+    assert!(env.store.due_connections(shard, retry_at, due.last(), 10).await.unwrap().is_empty(), "paged past it");
+
+    let back = SyncRecord { last_error: Some(None), slot: Some(slot), ..SyncRecord::default() };
+    env.store.record_sync(&people[2], provider, &back).await.unwrap();
+    assert_eq!(env.store.slot_connections(slot, None, 10).await.unwrap().len(), 5, "back in its slot");
+    let stored = env.store.get_connection(&people[2], provider).await.unwrap().unwrap();
+    assert_eq!((stored.next_sync_at, stored.slot), (None, Some(slot)));
+    assert!(env.store.due_connections(shard, retry_at, None, 10).await.unwrap().is_empty());
+}
+
+async fn a_sweep_cursor_round_trips(env: TestEnv) {
+    use stepsync::ports::{PartialPhase, SweepCursor};
+    assert_eq!(env.store.sweep_cursor(3, 24).await.unwrap(), None);
+    let cursor = SweepCursor {
+        through: Some(1_970_000),
+        partial: Some(PartialPhase {
+            index: 1_970_001,
+            after: (user("alice"), Provider::GoogleHealth),
+            started_at: env.now(),
+        }),
+        swept: [(4, env.now()), (23, env.now())].into(),
+    };
+    env.store.save_sweep_cursor(3, 24, &cursor).await.unwrap();
+    assert_eq!(env.store.sweep_cursor(3, 24).await.unwrap(), Some(cursor));
+    assert_eq!(env.store.sweep_cursor(3, 2).await.unwrap(), None, "one cursor per shard and cycle");
+}
+
+/// The fence a webhook's sync writes before it fetches: a notice that arrived before the last
+/// recorded fetch began, about dates it covered, is covered; a later notice, other dates, or
+/// the same notice again (a retry) go ahead.
+async fn the_fetch_fence_covers_later_notices_only(env: TestEnv) {
+    use stepsync::ports::{Fenced, FetchFence};
+    let alice = user("alice");
+    let provider = Provider::GoogleHealth;
+    let at = |secs: i64| env.now() + jiff::SignedDuration::from_secs(secs);
+    let fence = |noticed: i64, start: &str, end: &str, now: i64| FetchFence {
+        noticed_at: at(noticed),
+        notice_id: format!("notice-{noticed}"),
+        start: date(start),
+        end: date(end),
+        now: at(now),
+    };
+    let nobody = env.store.fence_fetch(&alice, provider, &fence(0, "2026-11-25", "2026-11-25", 1)).await.unwrap();
+    assert_eq!(nobody, Fenced::NoConnection);
+    env.store.create_connection(&Connection::new(alice.clone(), provider, env.now())).await.unwrap();
+
+    let first = env.store.fence_fetch(&alice, provider, &fence(0, "2026-11-24", "2026-11-25", 10)).await.unwrap();
+    assert!(matches!(first, Fenced::Fetch(ref c) if c.user == alice), "{:?}: {first:?}", env.backend);
+    let before = env.store.fence_fetch(&alice, provider, &fence(5, "2026-11-25", "2026-11-25", 11)).await.unwrap();
+    assert_eq!(before, Fenced::Covered, "arrived before the fetch began, about a day it covers");
+    let retry = env.store.fence_fetch(&alice, provider, &fence(0, "2026-11-24", "2026-11-25", 12)).await.unwrap();
+    assert!(matches!(retry, Fenced::Fetch(_)), "the same notice again: a retry fetches");
+    let other = env.store.fence_fetch(&alice, provider, &fence(5, "2026-11-20", "2026-11-25", 13)).await.unwrap();
+    assert!(matches!(other, Fenced::Fetch(_)), "a day the last fetch did not cover");
+    let later = env.store.fence_fetch(&alice, provider, &fence(14, "2026-11-25", "2026-11-25", 15)).await.unwrap();
+    assert!(matches!(later, Fenced::Fetch(_)), "arrived after the last fetch began");
+}
+
+/// New tokens stored free the refresh lease in the same write: a peer can take it at once.
+async fn storing_refreshed_tokens_frees_the_refresh_lease(env: TestEnv) {
+    let alice = user("alice");
+    let provider = Provider::GoogleHealth;
+    let cipher = AesGcmTokenCipher::new(&[9u8; 32]);
+    env.store.create_connection(&Connection::new(alice.clone(), provider, env.now())).await.unwrap();
+    let ttl = Duration::from_secs(30);
+    assert!(env.store.acquire_lease(&alice, provider, "refresher", env.now(), ttl).await.unwrap());
+    assert!(!env.store.acquire_lease(&alice, provider, "peer", env.now(), ttl).await.unwrap(), "held");
+    let sealed = cipher.encrypt(&alice, provider, 1, &tokens("fresh")).unwrap();
+    env.store.store_tokens(&alice, provider, &sealed, 0).await.unwrap();
+    assert!(env.store.acquire_lease(&alice, provider, "peer", env.now(), ttl).await.unwrap(), "freed by the store");
 }

@@ -3,7 +3,7 @@
 //! its participants; `PACCT#{provider}#{account}` who owns a provider account.
 
 use crate::domain::{
-    AccountHold, Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, EncryptedTokens, LastError,
+    AccountHold, Challenge, ChallengeId, Connection, ConnectionStatus, DayRecord, DueSlot, EncryptedTokens, LastError,
     LocalDate, Membership, OAuthStage, OAuthState, Participant, ParticipantTotals, Provider, Snapshot, SourceTotals,
     SourceValue, StepCount, UserId, UserProfile, shard_of,
 };
@@ -403,7 +403,10 @@ pub struct ConnectionItem {
     pub counts_from: Option<LocalDate>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub installs: BTreeMap<String, Option<LocalDate>>,
-    /// GSI1: present only while the connection is active and scheduled (a sparse index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<DueSlot>,
+    /// GSI1: present only while the connection is active and scheduled (a sparse index):
+    /// `DUE#{shard}` / due time while it has one, else `SLOT#...` / `{user}#{provider}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -412,7 +415,12 @@ pub struct ConnectionItem {
 
 impl ConnectionItem {
     pub fn from_connection(c: &Connection) -> Self {
-        let due = (c.status == ConnectionStatus::Active).then_some(c.next_sync_at).flatten();
+        let active = c.status == ConnectionStatus::Active;
+        let (gsi1pk, gsi1sk) = match (c.next_sync_at, c.slot) {
+            (Some(at), _) if active => (Some(due_pk(shard_of(&c.user, c.provider))), Some(due_sk(at))),
+            (None, Some(slot)) if active => (Some(slot_pk(slot)), Some(slot_sk(&c.user, c.provider))),
+            _ => (None, None),
+        };
         Self {
             pk: user_pk(&c.user),
             sk: conn_sk(c.provider),
@@ -433,8 +441,9 @@ impl ConnectionItem {
             next_sync_at: c.next_sync_at,
             counts_from: c.counts_from,
             installs: c.installs.clone(),
-            gsi1pk: due.map(|_| due_pk(shard_of(&c.user, c.provider))),
-            gsi1sk: due.map(due_sk),
+            slot: c.slot,
+            gsi1pk,
+            gsi1sk,
         }
     }
 
@@ -457,7 +466,75 @@ impl ConnectionItem {
             next_sync_at: self.next_sync_at,
             counts_from: self.counts_from,
             installs: self.installs,
+            slot: self.slot,
         }
+    }
+}
+
+/// GSI1 partition of one schedule slot.
+pub fn slot_pk(slot: DueSlot) -> String {
+    format!("SLOT#{}#{}#{}", slot.shard, slot.cycle, slot.phase)
+}
+
+/// GSI1 sort key in a slot: unique per connection, so a sweep can resume after one.
+pub fn slot_sk(user: &UserId, provider: Provider) -> String {
+    format!("{user}#{provider}")
+}
+
+pub fn sweep_pk(shard: u16, cycle: u32) -> String {
+    format!("SWEEP#{shard}#{cycle}")
+}
+pub const SWEEP_SK: &str = "CURSOR";
+
+/// `SWEEP#{shard}#{cycle}` / `CURSOR`: how far the shard's sweep of the cycle has come.
+#[derive(Serialize, Deserialize)]
+pub struct SweepCursorItem {
+    pub pk: String,
+    pub sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_index: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_user: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_provider: Option<Provider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_started_at: Option<Timestamp>,
+    /// Phase (as text) → when its last complete sweep began.
+    #[serde(default)]
+    pub swept: BTreeMap<String, Timestamp>,
+}
+
+impl SweepCursorItem {
+    pub fn from_cursor(shard: u16, cycle: u32, cursor: &crate::ports::SweepCursor) -> Self {
+        let partial = cursor.partial.as_ref();
+        Self {
+            pk: sweep_pk(shard, cycle),
+            sk: SWEEP_SK.to_owned(),
+            through: cursor.through,
+            partial_index: partial.map(|p| p.index),
+            partial_user: partial.map(|p| p.after.0.clone()),
+            partial_provider: partial.map(|p| p.after.1),
+            partial_started_at: partial.map(|p| p.started_at),
+            swept: cursor.swept.iter().map(|(phase, at)| (phase.to_string(), *at)).collect(),
+        }
+    }
+
+    pub fn into_cursor(self) -> Result<crate::ports::SweepCursor, StoreError> {
+        let partial = match (self.partial_index, self.partial_user, self.partial_provider, self.partial_started_at) {
+            (Some(index), Some(user), Some(provider), Some(started_at)) => {
+                Some(crate::ports::PartialPhase { index, after: (user, provider), started_at })
+            }
+            _ => None,
+        };
+        let swept = self
+            .swept
+            .into_iter()
+            .map(|(phase, at)| phase.parse::<u32>().map(|p| (p, at)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::Corrupt(format!("sweep cursor phase: {e}")))?;
+        Ok(crate::ports::SweepCursor { through: self.through, partial, swept })
     }
 }
 

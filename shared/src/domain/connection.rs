@@ -88,6 +88,20 @@ pub struct Connection {
     /// A phone platform's app installations bound to this person (`install_id` → its first
     /// countable day): an installation feeds one person at a time, like a provider account.
     pub installs: std::collections::BTreeMap<String, Option<LocalDate>>,
+    /// The schedule slot a healthy connection sits in (`engine::Schedule::slot`): swept once a
+    /// cycle with no write of its own. `next_sync_at`, while set, takes precedence (a backoff,
+    /// a new connection due now).
+    pub slot: Option<DueSlot>,
+}
+
+/// A fixed place in the scheduler's cycle: shard, phases per cycle (the cadence in
+/// `engine::schedule::PHASE`s) and the phase within it. Written once, when a connection first
+/// syncs (or syncs again after an error); the sweep of each phase takes every connection in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DueSlot {
+    pub shard: u16,
+    pub cycle: u32,
+    pub phase: u32,
 }
 
 impl Connection {
@@ -118,6 +132,7 @@ impl Connection {
             next_sync_at: None,
             counts_from: None,
             installs: std::collections::BTreeMap::new(),
+            slot: None,
         }
     }
 
@@ -129,6 +144,21 @@ impl Connection {
 
 /// Connections are spread over this many scheduler shards (GSI1 `DUE#{shard}`).
 pub const DUE_SHARDS: u16 = 8;
+
+/// A second stable hash of a connection (FNV-1a), independent of `shard_of`'s, so that the
+/// phase within a cycle does not follow the shard.
+pub fn phase_hash(user: &UserId, provider: Provider) -> u32 {
+    let h = user
+        .as_str()
+        .bytes()
+        .chain([b'#'])
+        .chain(provider.as_str().bytes())
+        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    // MurmurHash3's finaliser: FNV's low bits follow the bytes' parity, as `shard_of`'s do.
+    let h = (h ^ (h >> 16)).wrapping_mul(0x85eb_ca6b);
+    let h = (h ^ (h >> 13)).wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
 
 /// The scheduler shard of a connection: stable, spread by a simple string hash.
 pub fn shard_of(user: &UserId, provider: Provider) -> u16 {

@@ -15,7 +15,8 @@ pub use challenge::{
     UserProfile,
 };
 pub use connection::{
-    AccountHold, Connection, ConnectionStatus, DUE_SHARDS, EncryptedTokens, LastError, TokenSet, local_today, shard_of,
+    AccountHold, Connection, ConnectionStatus, DUE_SHARDS, DueSlot, EncryptedTokens, LastError, TokenSet, local_today,
+    phase_hash, shard_of,
 };
 pub use day::{DayRecord, SourceValue, resolve_total, resolved_source};
 pub use failure::FailureCode;

@@ -7,8 +7,8 @@ mod schedule;
 mod seal;
 mod tokens;
 
-pub use schedule::Schedule;
 use schedule::jittered;
+pub use schedule::{PHASE, Schedule, phase_index, phase_start};
 pub use seal::{Sealed, seal_membership};
 use tokens::Tokens;
 
@@ -355,16 +355,27 @@ impl SyncEngine {
                     }
                     Err(e) => return Err(e),
                 };
-                let record = SyncRecord {
-                    attempted_at: Some(now),
-                    succeeded_at: Some(now),
-                    last_data_date: connection.newer_data_date(values.iter().map(|v| (v.date, v.steps))),
-                    last_new_data_at: (!report.changed.is_empty()).then_some(now),
-                    last_error: Some(None),
-                    next_sync_at: self.schedule.next_after_success(connection.provider, now),
-                    ..SyncRecord::default()
-                };
-                self.record(&connection, &record).await?;
+                // A healthy connection in its slot writes nothing: the sweep's cursor tells its
+                // last success, its days tell its newest data (`services::status`). Only a
+                // change of state is written: the first success, one after an error or a
+                // backoff, or a slot that moved with the schedule.
+                let slot = self.schedule.slot(&connection.user, connection.provider);
+                let settled = connection.next_sync_at.is_none()
+                    && connection.last_error.is_none()
+                    && connection.last_success_at.is_some()
+                    && connection.slot == slot;
+                if !settled {
+                    let record = SyncRecord {
+                        attempted_at: Some(now),
+                        succeeded_at: Some(now),
+                        last_data_date: connection.newer_data_date(values.iter().map(|v| (v.date, v.steps))),
+                        last_new_data_at: (!report.changed.is_empty()).then_some(now),
+                        last_error: Some(None),
+                        slot,
+                        ..SyncRecord::default()
+                    };
+                    self.record(&connection, &record).await?;
+                }
                 Ok(SyncOutcome::Synced(report))
             }
             Err(error) => self.record_failure(&connection, error, now).await,

@@ -44,8 +44,11 @@ impl SyncEngine {
         let (user, source) = (&connection.user, connection.provider);
         for round in 0..LEASE_WAIT_ROUNDS {
             if self.connections.acquire_lease(user, source, &holder, now, REFRESH_LEASE).await? {
-                let result = self.refresh_holding_lease(connection, oauth, force).await;
-                if let Err(error) = self.connections.release_lease(user, source, &holder).await {
+                let mut freed = false;
+                let result = self.refresh_holding_lease(connection, oauth, force, &mut freed).await;
+                // New tokens stored freed the lease in the same write; any other ending gives
+                // it back with a write of its own.
+                if !freed && let Err(error) = self.connections.release_lease(user, source, &holder).await {
                     tracing::warn!(%error, "refresh lease not released; it expires by itself");
                 }
                 return result;
@@ -72,6 +75,7 @@ impl SyncEngine {
         read: &Connection,
         oauth: Option<&dyn OAuthClient>,
         force: bool,
+        freed: &mut bool,
     ) -> Result<Tokens, SyncError> {
         let Some(latest) = self.connections.get_connection(&read.user, read.provider).await? else {
             return Ok(Tokens::Stop(SyncOutcome::Skipped(ConnectionStatus::Disconnected)));
@@ -100,6 +104,7 @@ impl SyncEngine {
                 match self.connections.store_tokens(&latest.user, latest.provider, &sealed, latest.token_version).await
                 {
                     Ok(version) => {
+                        *freed = true;
                         tracing::info!(user = %latest.user, provider = %latest.provider, version, "tokens refreshed");
                         let stored = Connection { tokens: Some(sealed), token_version: version, ..latest };
                         Ok(Tokens::Ready(Box::new(stored), Some(fresh)))

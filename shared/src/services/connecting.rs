@@ -316,6 +316,8 @@ impl Connecting {
             reason: SyncReason::Connect,
             start: Some(start),
             end: Some(end),
+            noticed_at: None,
+            notice_id: None,
         }));
         // The connection is stored; if the events are lost, the scheduled sweep backfills it.
         self.ports.publish_quietly(&events, "callback").await;

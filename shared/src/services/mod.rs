@@ -21,7 +21,7 @@ pub use challenges::{ChallengeError, Challenges};
 pub use connecting::{Callback, CallbackQuery, ConnectLink, ConnectSettings, Connecting, ConsentStart};
 pub use day_events::{DayChange, DayEvents};
 pub use erasure::{Erasure, ErasureReport};
-pub use intake::{IntakeAnswer, WebhookIntake, coalesce_key};
+pub use intake::{IntakeAnswer, WebhookIntake};
 pub use reconcile::{Reconcile, ReconcileReport};
 pub use standings::{Leaderboard, Standing, Standings};
 pub use status::{ConnectionStatusView, DayView, Status};
@@ -129,7 +129,8 @@ pub struct Settings {
     pub schedule: Schedule,
     pub connect: ConnectSettings,
     pub sync: SyncSettings,
-    /// Duplicate webhook notices for one person and day within this window cause one sync.
+    /// `STEPSYNC_WEBHOOK_COALESCE_SECONDS`: no longer read. Duplicate notices are coalesced
+    /// by the worker's fetch fence, which needs no window (`services::syncing`).
     pub coalesce: Duration,
     /// Phone uploads one person may send in a minute (all their phones together).
     pub uploads_per_minute: u32,
@@ -167,7 +168,7 @@ impl Services {
                 providers: providers.clone(),
                 settings: settings.connect,
             },
-            intake: WebhookIntake { ports: ports.clone(), providers, coalesce: settings.coalesce },
+            intake: WebhookIntake { ports: ports.clone(), providers },
             syncing: Syncing { ports: ports.clone(), engine: engine.clone(), settings: settings.sync },
             uploads: DeviceUploads {
                 ports: ports.clone(),

@@ -4,14 +4,40 @@
 use super::ServiceError;
 use crate::clock::Clock;
 use crate::diagnosis::{Diagnosis, diagnose};
-use crate::domain::{ConnectionStatus, LastError, LocalDate, Provider, UserId, resolved_source};
-use crate::ports::{ConnectionStore, StepStore};
+use crate::domain::{
+    ConnectionStatus, DayRecord, LastError, LocalDate, Provider, UserId, local_today, resolved_source,
+};
+use crate::engine::{phase_index, phase_start};
+use crate::ports::{ConnectionStore, StepStore, SweepCursor};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// The longest range of days answered at once.
 pub const MAX_DAYS_RANGE: i32 = 93;
+/// How far back a connection's newest data is looked for (its diagnosis needs a day or two).
+const RECENT_DAYS: i32 = 14;
+
+/// The newest date with steps from `provider`, and when its value last changed (a pulled value
+/// is stamped with the start of the fetch that brought it), among `days`.
+fn recent_data(days: &BTreeMap<LocalDate, DayRecord>, provider: Provider) -> (Option<LocalDate>, Option<Timestamp>) {
+    let values = days.values().filter_map(|d| d.sources.get(&provider).map(|v| (d.date, v)));
+    let newest = values.clone().filter(|(_, v)| v.steps.get() > 0).map(|(date, _)| date).max();
+    let changed = values.filter_map(|(_, v)| v.observed_at).max();
+    (newest, changed)
+}
+
+/// When the sweep next takes a connection in phase `phase` of a `cycle`-phase cycle: the next
+/// start of that phase not swept yet.
+fn next_sweep(cycle: u32, phase: u32, through: Option<i64>, now: Timestamp) -> Timestamp {
+    let cycle = i64::from(cycle.max(1));
+    let current = phase_index(now);
+    let mut index = current + (i64::from(phase) - current).rem_euclid(cycle);
+    if through.is_some_and(|t| t >= index) {
+        index += cycle;
+    }
+    phase_start(index)
+}
 
 #[derive(Debug, Serialize)]
 pub struct ConnectionStatusView {
@@ -43,23 +69,64 @@ pub struct Status<'a> {
 
 impl Status<'_> {
     /// Every connection of `user`, each with what is wrong and the one action that fixes it.
+    /// A healthy connection writes nothing when it syncs, so what it did is read here, where
+    /// it is rare: its last success from its slot's sweep cursor, its newest data from the
+    /// person's recent days.
     pub async fn connections(&self, user: &UserId) -> Result<Vec<ConnectionStatusView>, ServiceError> {
         let now = self.clock.now();
         let connections = self.connections.list_connections(user).await?;
-        Ok(connections
-            .into_iter()
-            .map(|c| ConnectionStatusView {
+        let pulled = connections.iter().any(|c| !c.provider.is_phone_upload());
+        // A day ahead of UTC covers every zone's today.
+        let end = local_today(now, &jiff::tz::TimeZone::UTC).add_days(1);
+        let days = match pulled {
+            true => self.steps.load_user_window(user, end.add_days(-RECENT_DAYS), end).await?.days,
+            false => BTreeMap::new(),
+        };
+        let mut cursors: BTreeMap<(u16, u32), Option<SweepCursor>> = BTreeMap::new();
+        let mut views = Vec::new();
+        for mut c in connections {
+            let mut next_sync_at = c.next_sync_at;
+            if let Some(slot) = c.slot.filter(|_| c.next_sync_at.is_none()) {
+                let cursor = match cursors.get(&(slot.shard, slot.cycle)) {
+                    Some(cursor) => cursor.clone(),
+                    None => {
+                        let cursor = self.connections.sweep_cursor(slot.shard, slot.cycle).await?;
+                        cursors.insert((slot.shard, slot.cycle), cursor.clone());
+                        cursor
+                    }
+                };
+                let cursor = cursor.unwrap_or_default();
+                // A sweep that began after the connection entered its slot (its last recorded
+                // success) and finished: it synced the connection, which would carry an error
+                // had that failed.
+                let swept = cursor.swept.get(&slot.phase).copied();
+                if c.last_error.is_none()
+                    && let (Some(entered), Some(swept)) = (c.last_success_at, swept)
+                    && swept > entered
+                {
+                    c.last_success_at = Some(swept);
+                    c.last_attempt_at = c.last_attempt_at.max(Some(swept));
+                }
+                next_sync_at = Some(next_sweep(slot.cycle, slot.phase, cursor.through, now));
+            }
+            if !c.provider.is_phone_upload() {
+                let (newest, changed) = recent_data(&days, c.provider);
+                c.last_data_date = c.last_data_date.max(newest);
+                c.last_new_data_at = c.last_new_data_at.max(changed);
+            }
+            views.push(ConnectionStatusView {
                 provider: c.provider,
                 status: c.status,
                 last_attempt_at: c.last_attempt_at,
                 last_success_at: c.last_success_at,
                 newest_data_date: c.last_data_date,
                 last_device_sync_at: c.last_device_sync_at,
-                next_sync_at: c.next_sync_at.filter(|_| c.status == ConnectionStatus::Active),
+                next_sync_at: next_sync_at.filter(|_| c.status == ConnectionStatus::Active),
                 diagnosis: diagnose(&c, now),
                 last_error: c.last_error,
-            })
-            .collect())
+            });
+        }
+        Ok(views)
     }
 
     /// The stored days of `user` from `from` to `to` (at most `MAX_DAYS_RANGE` days).

@@ -5,8 +5,8 @@ use crate::domain::{
     OAuthState, Participant, Provider, Snapshot, SourceTotals, UserId, UserProfile,
 };
 use crate::ports::{
-    AccountClaim, ChallengeStore, ConnectionStore, DayChange, DayCount, DayWrite, EphemeralStore, JoinWrite,
-    LeaveWrite, SealWrite, StepStore, StoreError, SyncRecord, UserDays,
+    AccountClaim, ChallengeStore, ConnectionStore, DayChange, DayCount, DayWrite, EphemeralStore, Fenced, FetchFence,
+    JoinWrite, LeaveWrite, SealWrite, StepStore, StoreError, SweepCursor, SyncRecord, UserDays,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -30,6 +30,10 @@ struct State {
     dedupe: HashMap<String, Timestamp>,
     /// Fixed-window counters: (key, window end) → uses counted.
     windows: HashMap<(String, Timestamp), u32>,
+    /// Sweep cursors by (shard, cycle).
+    sweeps: HashMap<(u16, u32), SweepCursor>,
+    /// Each connection's last webhook fetch fence.
+    fences: HashMap<(UserId, Provider), FetchFence>,
     writes: u64,
     /// The change stream: every committed day write, in commit order, not yet taken.
     stream: Vec<DayChange>,
@@ -365,19 +369,84 @@ impl ConnectionStore for InMemoryStore {
         Ok(all)
     }
 
-    async fn due_connections(&self, shard: u16, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError> {
+    async fn due_connections(
+        &self,
+        shard: u16,
+        now: Timestamp,
+        after: Option<&Connection>,
+        limit: usize,
+    ) -> Result<Vec<Connection>, StoreError> {
         let state = self.state.lock().unwrap();
+        // As GSI1 orders them: due time, then the table key.
+        let order = |c: &Connection| (c.next_sync_at, c.user.clone(), c.provider);
+        let from = after.map(order);
         let mut due: Vec<Connection> = state
             .connections
             .values()
             .map(|(c, _)| c)
             .filter(|c| c.status == ConnectionStatus::Active && crate::domain::shard_of(&c.user, c.provider) == shard)
             .filter(|c| c.next_sync_at.is_some_and(|at| at <= now))
+            .filter(|c| from.as_ref().is_none_or(|from| order(c) > *from))
             .cloned()
             .collect();
-        due.sort_by_key(|c| c.next_sync_at);
+        due.sort_by_key(order);
         due.truncate(limit);
         Ok(due)
+    }
+
+    async fn slot_connections(
+        &self,
+        slot: crate::domain::DueSlot,
+        after: Option<&(UserId, Provider)>,
+        limit: usize,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let state = self.state.lock().unwrap();
+        // As GSI1 orders a slot: by `{user}#{provider}`.
+        let order = |user: &UserId, provider: Provider| format!("{user}#{provider}");
+        let from = after.map(|(u, p)| order(u, *p));
+        let mut found: Vec<Connection> = state
+            .connections
+            .values()
+            .map(|(c, _)| c)
+            .filter(|c| c.status == ConnectionStatus::Active && c.next_sync_at.is_none() && c.slot == Some(slot))
+            .filter(|c| from.as_ref().is_none_or(|from| order(&c.user, c.provider) > *from))
+            .cloned()
+            .collect();
+        found.sort_by_key(|c| order(&c.user, c.provider));
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn sweep_cursor(&self, shard: u16, cycle: u32) -> Result<Option<SweepCursor>, StoreError> {
+        Ok(self.state.lock().unwrap().sweeps.get(&(shard, cycle)).cloned())
+    }
+
+    async fn save_sweep_cursor(&self, shard: u16, cycle: u32, cursor: &SweepCursor) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        state.sweeps.insert((shard, cycle), cursor.clone());
+        state.writes += 1;
+        Ok(())
+    }
+
+    async fn fence_fetch(&self, user: &UserId, provider: Provider, fence: &FetchFence) -> Result<Fenced, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let key = (user.clone(), provider);
+        let Some((connection, _)) = state.connections.get(&key) else { return Ok(Fenced::NoConnection) };
+        let connection = connection.clone();
+        // As the DynamoDB adapter's condition (times compared at its millisecond precision).
+        let ms = |at: Timestamp| at.as_millisecond();
+        let covered = state.fences.get(&key).is_some_and(|last| {
+            ms(last.now) >= ms(fence.noticed_at)
+                && last.start <= fence.start
+                && last.end >= fence.end
+                && last.notice_id != fence.notice_id
+        });
+        state.writes += 1;
+        if covered {
+            return Ok(Fenced::Covered);
+        }
+        state.fences.insert(key, fence.clone());
+        Ok(Fenced::Fetch(Box::new(connection)))
     }
 
     async fn create_connection(&self, connection: &Connection) -> Result<(), StoreError> {
@@ -399,7 +468,7 @@ impl ConnectionStore for InMemoryStore {
         expected_version: u64,
     ) -> Result<u64, StoreError> {
         let mut state = self.state.lock().unwrap();
-        let (conn, _) =
+        let (conn, lease) =
             state.connections.get_mut(&(user.clone(), provider)).ok_or(StoreError::NotFound("connection"))?;
         if conn.status == ConnectionStatus::Disconnected {
             return Err(StoreError::Disconnected);
@@ -410,6 +479,8 @@ impl ConnectionStore for InMemoryStore {
         conn.tokens = Some(tokens.clone());
         conn.token_version += 1;
         let version = conn.token_version;
+        // The same write frees the refresh lease.
+        *lease = None;
         state.writes += 1;
         Ok(version)
     }
@@ -463,6 +534,12 @@ impl ConnectionStore for InMemoryStore {
         }
         conn.status = record.status.unwrap_or(conn.status);
         conn.next_sync_at = record.next_sync_at.or(conn.next_sync_at);
+        if let (None, Some(slot)) = (record.next_sync_at, record.slot)
+            && record.status.is_none_or(|s| s == ConnectionStatus::Active)
+        {
+            conn.slot = Some(slot);
+            conn.next_sync_at = None;
+        }
         state.writes += 1;
         Ok(())
     }

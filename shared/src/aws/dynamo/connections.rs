@@ -1,6 +1,8 @@
 //! The connection port over DynamoDB: connections, tokens, leases, outcomes and provider-account owners.
 
 use super::*;
+use crate::domain::DueSlot;
+use crate::ports::{Fenced, FetchFence, SweepCursor};
 
 #[async_trait]
 impl ConnectionStore for DynamoStore {
@@ -19,13 +21,102 @@ impl ConnectionStore for DynamoStore {
             .collect()
     }
 
-    async fn due_connections(&self, shard: u16, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError> {
+    async fn due_connections(
+        &self,
+        shard: u16,
+        now: Timestamp,
+        after: Option<&Connection>,
+        limit: usize,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let start = after.and_then(|c| {
+            let at = c.next_sync_at?;
+            Some(gsi1_start(c, due_pk(shard), due_sk(at)))
+        });
         let values = [(":pk", s(due_pk(shard))), (":now", s(due_sk(now)))];
-        self.query(Some(GSI1), "gsi1pk = :pk AND gsi1sk <= :now", &values, limit)
+        self.gsi1_page("gsi1pk = :pk AND gsi1sk <= :now", &values, start, limit).await
+    }
+
+    async fn slot_connections(
+        &self,
+        slot: DueSlot,
+        after: Option<&(UserId, Provider)>,
+        limit: usize,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let start = after.map(|(user, provider)| {
+            let mut key = key(user_pk(user), conn_sk(*provider));
+            key.insert("gsi1pk".to_owned(), s(slot_pk(slot)));
+            key.insert("gsi1sk".to_owned(), s(slot_sk(user, *provider)));
+            key
+        });
+        self.gsi1_page("gsi1pk = :pk", &[(":pk", s(slot_pk(slot)))], start, limit).await
+    }
+
+    async fn sweep_cursor(&self, shard: u16, cycle: u32) -> Result<Option<SweepCursor>, StoreError> {
+        self.get(sweep_pk(shard, cycle), SWEEP_SK)
             .await?
-            .into_iter()
-            .map(|item| from_item::<ConnectionItem>(item).map(ConnectionItem::into_connection))
-            .collect()
+            .map(|item| from_item::<SweepCursorItem>(item)?.into_cursor())
+            .transpose()
+    }
+
+    async fn save_sweep_cursor(&self, shard: u16, cycle: u32, cursor: &SweepCursor) -> Result<(), StoreError> {
+        // Written only under the shard's sweep claim: a plain put.
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&SweepCursorItem::from_cursor(shard, cycle, cursor))?))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn fence_fetch(&self, user: &UserId, provider: Provider, fence: &FetchFence) -> Result<Fenced, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), conn_sk(provider))))
+            .update_expression("SET fetch_at = :now, fetch_from = :start, fetch_to = :end, fetch_notice = :id")
+            // Goes ahead unless a fetch recorded began at or after the notice and covers its
+            // dates; a retry of the notice it was written for goes ahead again (its first try may
+            // have died).
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(fetch_at) OR fetch_at < :notice \
+                 OR fetch_from > :start OR fetch_to < :end OR fetch_notice = :id)",
+            )
+            .expression_attribute_values(":now", s(due_sk(fence.now)))
+            .expression_attribute_values(":notice", s(due_sk(fence.noticed_at)))
+            .expression_attribute_values(":id", s(fence.notice_id.clone()))
+            .expression_attribute_values(":start", s(fence.start.to_string()))
+            .expression_attribute_values(":end", s(fence.end.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        let returned_old = match &result {
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    failed.item().is_some_and(|item| !item.is_empty())
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        match result.map_err(store_error) {
+            Ok(out) => match out.attributes {
+                Some(item) => Ok(Fenced::Fetch(Box::new(from_item::<ConnectionItem>(item)?.into_connection()))),
+                None => Ok(Fenced::NoConnection),
+            },
+            Err(StoreError::Conflict) if returned_old => Ok(Fenced::Covered),
+            // No old item came back: none exists, or an emulator that does not return it.
+            Err(StoreError::Conflict) => match self.get_connection(user, provider).await? {
+                Some(_) => Ok(Fenced::Covered),
+                None => Ok(Fenced::NoConnection),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     async fn create_connection(&self, connection: &Connection) -> Result<(), StoreError> {
@@ -44,7 +135,7 @@ impl ConnectionStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), conn_sk(provider))))
-            .update_expression("SET tokens = :tokens, token_version = :next")
+            .update_expression("SET tokens = :tokens, token_version = :next REMOVE lease_holder, lease_expires_at")
             .condition_expression("token_version = :expected AND #status <> :disconnected")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":tokens", s(tokens.0.clone()))
@@ -139,6 +230,12 @@ impl ConnectionStore for DynamoStore {
         } else if let Some(at) = record.next_sync_at {
             sets.push(("gsi1pk", s(due_pk(shard_of(user, provider)))));
             sets.push(("gsi1sk", s(due_sk(at))));
+        } else if let Some(slot) = record.slot {
+            // Back in its slot: no due time any more, swept once a cycle without a write.
+            sets.push(("slot", AttributeValue::M(to_item(&slot)?)));
+            sets.push(("gsi1pk", s(slot_pk(slot))));
+            sets.push(("gsi1sk", s(slot_sk(user, provider))));
+            removes.push("next_sync_at");
         }
         let mut names: HashMap<String, String> = HashMap::from([("#status".to_owned(), "status".to_owned())]);
         let mut values: HashMap<String, AttributeValue> =
@@ -286,7 +383,42 @@ impl ConnectionStore for DynamoStore {
 /// Rounds of read-decide-write on one provider account before giving up (a retry may help).
 const CLAIM_ROUNDS: u32 = 5;
 
+/// The `ExclusiveStartKey` of a GSI1 query that resumes after `connection`.
+fn gsi1_start(connection: &Connection, gsi1pk: String, gsi1sk: String) -> Item {
+    let mut key = key(user_pk(&connection.user), conn_sk(connection.provider));
+    key.insert("gsi1pk".to_owned(), s(gsi1pk));
+    key.insert("gsi1sk".to_owned(), s(gsi1sk));
+    key
+}
+
 impl DynamoStore {
+    /// One page of connections from GSI1 (a single `Query`), starting after `start`.
+    async fn gsi1_page(
+        &self,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+        start: Option<Item>,
+        limit: usize,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression(condition)
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        for (name, value) in values {
+            request = request.expression_attribute_values(*name, value.clone());
+        }
+        let out = request.send().await.map_err(store_error)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<ConnectionItem>(item).map(ConnectionItem::into_connection))
+            .collect()
+    }
+
     async fn owner_item(&self, provider: Provider, account: &str) -> Result<Option<OwnerItem>, StoreError> {
         self.get(account_pk(provider, account), OWNER_SK).await?.map(from_item::<OwnerItem>).transpose()
     }

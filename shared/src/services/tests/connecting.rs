@@ -200,6 +200,8 @@ async fn a_callback_connects_with_encrypted_tokens_claims_the_account_and_asks_f
                 reason: SyncReason::Connect,
                 start: Some(date("2026-10-28")),
                 end: Some(date("2026-11-26")),
+                noticed_at: None,
+                notice_id: None,
             }),
         ]
     );
@@ -497,6 +499,8 @@ async fn an_account_passed_on_never_counts_the_previous_holders_days_again() {
             reason: SyncReason::Schedule,
             start: Some(date("2026-11-01")),
             end: None,
+            noticed_at: None,
+            notice_id: None,
         });
         w.syncing.handle_event(event, None)
     };

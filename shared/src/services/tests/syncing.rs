@@ -11,7 +11,15 @@ use crate::testing::{Gate, Refusable};
 use std::time::Instant;
 
 fn requested(who: &str, provider: Provider, reason: SyncReason) -> Event {
-    Event::SyncRequested(SyncRequested { user: user(who), provider, reason, start: None, end: None })
+    Event::SyncRequested(SyncRequested {
+        user: user(who),
+        provider,
+        reason,
+        start: None,
+        end: None,
+        noticed_at: None,
+        notice_id: None,
+    })
 }
 
 /// `count` people whose Google connection falls in `shard`.
@@ -128,7 +136,7 @@ async fn a_day_the_provider_deletes_or_stops_returning_loses_its_value() {
     // Asked again: nothing left to remove, nothing written.
     let writes = w.store.writes();
     assert_eq!(sync().await.unwrap(), WorkerResult::Synced { changed: 0, unchanged: 1, rejected: 0 });
-    assert_eq!(w.store.writes(), writes + 1, "only the outcome stamp");
+    assert_eq!(w.store.writes(), writes, "a healthy sync writes nothing, not even its outcome");
 }
 
 /// A day the source never had stays untouched when a pull does not return it, and a pull
@@ -288,7 +296,7 @@ async fn a_shard_sweep_past_its_stop_time_starts_nothing() {
 
     assert_eq!(result, WorkerResult::Shard { synced: 0, failed: 0, stopped_early: true });
     assert_eq!(*w.google.calls.lock().unwrap(), 0);
-    assert_eq!(w.store.due_connections(3, w.now(), 10).await.unwrap().len(), 2, "left due for the next tick");
+    assert_eq!(w.store.due_connections(3, w.now(), None, 10).await.unwrap().len(), 2, "left due for the next tick");
 }
 
 #[tokio::test]
@@ -499,7 +507,7 @@ async fn an_older_fetch_that_commits_last_never_replaces_a_newer_one() {
     w.clock.advance(Duration::from_secs(600));
     let again = w.syncing.handle_event(requested("alice", Provider::GoogleHealth, SyncReason::Schedule), None).await;
     assert_eq!(again.unwrap(), WorkerResult::Synced { changed: 0, unchanged: 1, rejected: 0 });
-    assert_eq!(w.store.writes() - writes, 1, "only the outcome record: the same count observed later is no day write");
+    assert_eq!(w.store.writes() - writes, 0, "the same count observed later is no day write, and no outcome record");
 }
 
 /// 150 connections in one shard fail on our side, due before everyone else: more than a page
@@ -525,7 +533,7 @@ async fn a_shard_full_of_failing_connections_still_syncs_the_rest() {
     for walker in &healthy {
         assert_eq!(w.store.day(walker, date("2026-11-25")).map(|d| d.total.get()), Some(1000), "{walker}");
     }
-    assert!(w.store.due_connections(5, w.now(), 500).await.unwrap().is_empty(), "nothing left due");
+    assert!(w.store.due_connections(5, w.now(), None, 500).await.unwrap().is_empty(), "nothing left due");
     let diagnosed = w.status_changes().iter().filter(|c| c.reason == "tokens_unreadable").count();
     assert_eq!(diagnosed, 150, "each one told to reconnect");
 }
@@ -801,10 +809,130 @@ async fn a_scope_removed_later_asks_the_person_to_grant_it_again() {
             .due_connections(
                 shard_of(&alice, Provider::GoogleHealth),
                 w.now() + jiff::SignedDuration::from_hours(48),
+                None,
                 10
             )
             .await
             .unwrap()
             .is_empty()
     );
+}
+
+impl World {
+    /// When: the worker sweeps `shard` now.
+    async fn sweep(&self, shard: u16) -> WorkerResult {
+        self.syncing.handle_event(Event::SyncShard(SyncShard { shard, tick: self.now() }), None).await.unwrap()
+    }
+
+    /// Moves the clock a minute into the next start of `slot`'s phase.
+    fn to_next_phase_of(&self, slot: crate::domain::DueSlot) {
+        let current = phase_index(self.now());
+        let ahead = (i64::from(slot.phase) - current - 1).rem_euclid(i64::from(slot.cycle));
+        let target = phase_start(current + 1 + ahead) + jiff::SignedDuration::from_mins(1);
+        self.clock.set(target);
+    }
+
+    fn google_calls(&self) -> u32 {
+        *self.google.calls.lock().unwrap()
+    }
+}
+
+use crate::engine::{phase_index, phase_start};
+
+/// Alice's first sync puts her connection in its slot (one write); from then on the sweep of
+/// her phase, once a cycle, fetches her days and writes nothing on her connection; her status
+/// still tells when that was and her newest data.
+#[tokio::test]
+async fn a_settled_connection_is_swept_once_a_cycle_and_writes_nothing() {
+    let w = World::new();
+    let alice = user("alice");
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    let shard = shard_of(&alice, Provider::GoogleHealth);
+    *w.google.answer.lock().unwrap() = Ok(vec![steps("2026-11-25", 1200)]);
+    assert_eq!(w.sweep(shard).await, WorkerResult::Shard { synced: 1, failed: 0, stopped_early: false });
+    let settled = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    let slot = settled.slot.expect("in its slot");
+    assert_eq!((settled.next_sync_at, settled.last_success_at), (None, Some(w.now())));
+    assert_eq!(slot, w.engine.schedule.slot(&alice, Provider::GoogleHealth).unwrap());
+
+    // The same tick again, and the rest of the cycle before her phase: nothing to do.
+    assert_eq!(w.sweep(shard).await, WorkerResult::Shard { synced: 0, failed: 0, stopped_early: false });
+    assert_eq!(w.syncing.tick().await.unwrap(), Vec::<u16>::new(), "nothing due anywhere");
+    assert_eq!(w.google_calls(), 1);
+
+    w.to_next_phase_of(slot);
+    let writes = w.store.writes();
+    assert_eq!(w.syncing.tick().await.unwrap(), [shard], "her phase began");
+    assert_eq!(w.sweep(shard).await, WorkerResult::Shard { synced: 1, failed: 0, stopped_early: false });
+    assert_eq!(w.google_calls(), 2);
+    assert_eq!(w.connection(&alice, Provider::GoogleHealth).await.unwrap(), settled, "her connection untouched");
+    let cycles = w.engine.schedule.cycles().len() as u64;
+    assert_eq!(w.store.writes() - writes, cycles, "one cursor write per cycle, for the whole shard");
+
+    let view = w.status().connections(&alice).await.unwrap().remove(0);
+    assert_eq!(view.last_success_at, Some(w.now()), "the sweep of her phase, from its cursor");
+    assert_eq!(view.newest_data_date, Some(date("2026-11-25")));
+    assert_eq!(view.diagnosis.code, "healthy");
+    assert!(view.next_sync_at.is_some_and(|at| at > w.now()), "her phase in the next cycle");
+}
+
+/// A failing connection leaves its slot for a due time (a write: the error and the backoff),
+/// is not swept before it, is at it, and goes back to its slot when it succeeds.
+#[tokio::test]
+async fn a_connection_backing_off_is_retried_at_its_time_and_not_before() {
+    let w = World::new();
+    let alice = user("alice");
+    w.connected(&alice, Provider::GoogleHealth, "g-alice").await;
+    let shard = shard_of(&alice, Provider::GoogleHealth);
+    w.sweep(shard).await;
+    let slot = w.connection(&alice, Provider::GoogleHealth).await.unwrap().slot.unwrap();
+
+    w.to_next_phase_of(slot);
+    *w.google.answer.lock().unwrap() = Err(ProviderError::Unavailable("502".into()));
+    assert_eq!(w.sweep(shard).await, WorkerResult::Shard { synced: 0, failed: 1, stopped_early: false });
+    let backing_off = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    let retry_at = backing_off.next_sync_at.expect("a due time while it backs off");
+    assert!(retry_at > w.now());
+    assert_eq!(backing_off.last_error.map(|e| e.code), Some(FailureCode::ProviderUnavailable));
+    let view = w.status().connections(&alice).await.unwrap().remove(0);
+    assert_eq!((view.diagnosis.code, view.next_sync_at), ("provider_unavailable", Some(retry_at)));
+
+    assert_eq!(w.syncing.tick().await.unwrap(), Vec::<u16>::new(), "not before its time");
+    assert_eq!(w.sweep(shard).await, WorkerResult::Shard { synced: 0, failed: 0, stopped_early: false });
+    assert_eq!(w.google_calls(), 2);
+
+    w.clock.set(retry_at);
+    *w.google.answer.lock().unwrap() = Ok(vec![]);
+    assert_eq!(w.syncing.tick().await.unwrap(), [shard], "due at its time");
+    assert_eq!(w.sweep(shard).await, WorkerResult::Shard { synced: 1, failed: 0, stopped_early: false });
+    let back = w.connection(&alice, Provider::GoogleHealth).await.unwrap();
+    assert_eq!((back.next_sync_at, back.last_error, back.slot), (None, None, Some(slot)), "back in its slot");
+    assert_eq!(back.last_success_at, Some(w.now()));
+}
+
+/// A sweep stopped at its deadline before a phase ended leaves the phase due: the next sweep
+/// takes every connection it did not reach.
+#[tokio::test]
+async fn a_sweep_stopped_at_its_deadline_leaves_the_rest_of_its_phase_due() {
+    let w = World::new();
+    let schedule = w.engine.schedule.clone();
+    let first = walkers_in(3, 1).remove(0);
+    let slot = schedule.slot(&first, Provider::GoogleHealth).unwrap();
+    let together: Vec<UserId> = (0..)
+        .map(|i| user(&format!("walker-{i}")))
+        .filter(|u| schedule.slot(u, Provider::GoogleHealth) == Some(slot))
+        .take(4)
+        .collect();
+    for walker in &together {
+        w.connected(walker, Provider::GoogleHealth, &format!("g-{walker}")).await;
+    }
+    assert_eq!(w.sweep(3).await, WorkerResult::Shard { synced: 4, failed: 0, stopped_early: false });
+
+    w.to_next_phase_of(slot);
+    let deadline =
+        w.syncing.handle_event(Event::SyncShard(SyncShard { shard: 3, tick: w.now() }), Some(Instant::now()));
+    assert_eq!(deadline.await.unwrap(), WorkerResult::Shard { synced: 0, failed: 0, stopped_early: true });
+    assert_eq!(w.syncing.tick().await.unwrap(), [3], "the phase is still due");
+    assert_eq!(w.sweep(3).await, WorkerResult::Shard { synced: 4, failed: 0, stopped_early: false });
+    assert_eq!(w.syncing.tick().await.unwrap(), Vec::<u16>::new());
 }

@@ -27,6 +27,8 @@ async fn a_walk_two_sources_put_on_different_dates_counts_once() {
                 reason: crate::events::SyncReason::Schedule,
                 start: None,
                 end: None,
+                noticed_at: None,
+                notice_id: None,
             }),
             None,
         )
