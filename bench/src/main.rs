@@ -116,7 +116,7 @@ async fn run(args: &Args) -> Result<(), BenchError> {
         pull_minutes: schedule.pull_interval.as_secs_f64() / 60.0,
         tick_minutes: f64::from(template.sync_interval_minutes),
         tick_ms: sweep.changed.tick_ms,
-        shards: f64::from(stepsync::domain::DUE_SHARDS),
+        shards: f64::from(world.app.config.schedule.shards),
     };
     let costs = cost::populations(&inputs);
     for c in &costs {

@@ -102,7 +102,8 @@ pub struct Config {
     /// accepted; `..._SNS_URL_REWRITES` (`from|to,...`) maps allowed SNS URLs to where a local
     /// stack serves them.
     pub misfit: Option<MisfitSettings>,
-    /// `STEPSYNC_RECONCILE_MINUTES` (360) and `STEPSYNC_PULL_MINUTES` (30).
+    /// `STEPSYNC_RECONCILE_MINUTES` (360), `STEPSYNC_PULL_MINUTES` (30), and the sweep shards
+    /// from `STEPSYNC_EXPECTED_PEOPLE` (10,000; `engine::shards_for`).
     pub schedule: Schedule,
     /// `STEPSYNC_MANUAL_COOLDOWN_SECONDS` (default 60): one "Sync steps" per person per window.
     pub manual_cooldown_seconds: u32,
@@ -242,6 +243,7 @@ impl Config {
                     60 * u64::from(number("STEPSYNC_RECONCILE_MINUTES", 360)?.max(1)),
                 ),
                 pull_interval: Duration::from_secs(60 * u64::from(number("STEPSYNC_PULL_MINUTES", 30)?.max(1))),
+                shards: crate::engine::shards_for(u64::from(number("STEPSYNC_EXPECTED_PEOPLE", 10_000)?)),
                 ..Schedule::default()
             },
             manual_cooldown_seconds: number("STEPSYNC_MANUAL_COOLDOWN_SECONDS", 60)?,

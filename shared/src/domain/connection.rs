@@ -142,7 +142,8 @@ impl Connection {
     }
 }
 
-/// Connections are spread over this many scheduler shards (GSI1 `DUE#{shard}`).
+/// Connections backing off are spread over this many shards (GSI1 `DUE#{shard}`); healthy ones
+/// over `Schedule::shards`, never fewer.
 pub const DUE_SHARDS: u16 = 8;
 
 /// A second stable hash of a connection (FNV-1a), independent of `shard_of`'s, so that the
@@ -160,14 +161,20 @@ pub fn phase_hash(user: &UserId, provider: Provider) -> u32 {
     h ^ (h >> 16)
 }
 
-/// The scheduler shard of a connection: stable, spread by a simple string hash.
+/// The scheduler shard of a connection backing off (GSI1 `DUE#{shard}`, always `DUE_SHARDS` of
+/// them): stable, spread by a simple string hash.
 pub fn shard_of(user: &UserId, provider: Provider) -> u16 {
+    shard_among(user, provider, DUE_SHARDS)
+}
+
+/// The sweep shard of a connection among `shards` (its slot's; `Schedule::shards`).
+pub fn shard_among(user: &UserId, provider: Provider, shards: u16) -> u16 {
     let h = user
         .as_str()
         .bytes()
         .chain(provider.as_str().bytes())
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    (h % u32::from(DUE_SHARDS)) as u16
+    (h % u32::from(shards.max(1))) as u16
 }
 
 /// Who holds a provider account, and from which day it counts for them. Released, the hold

@@ -16,7 +16,7 @@ pub use challenge::{
 };
 pub use connection::{
     AccountHold, Connection, ConnectionStatus, DUE_SHARDS, DueSlot, EncryptedTokens, LastError, TokenSet, local_today,
-    phase_hash, shard_of,
+    phase_hash, shard_among, shard_of,
 };
 pub use day::{DayRecord, SourceValue, resolve_total, resolved_source};
 pub use failure::FailureCode;

@@ -8,7 +8,7 @@ mod seal;
 mod tokens;
 
 use schedule::jittered;
-pub use schedule::{PHASE, Schedule, phase_index, phase_start};
+pub use schedule::{PEOPLE_PER_SHARD, PHASE, Schedule, phase_index, phase_start, shards_for};
 pub use seal::{Sealed, seal_membership};
 use tokens::Tokens;
 

@@ -3,7 +3,7 @@
 //! swept once a cycle with no write of its own; only a connection backing off (or new, due
 //! now) carries a due time (`next_sync_at`).
 
-use crate::domain::{DueSlot, Provider, UserId, phase_hash, shard_of};
+use crate::domain::{DUE_SHARDS, DueSlot, Provider, UserId, phase_hash, shard_among};
 use jiff::Timestamp;
 use std::time::Duration;
 
@@ -11,6 +11,22 @@ use std::time::Duration;
 /// cycle. Independent of the scheduler's tick (`SyncIntervalMinutes`): a tick sweeps every
 /// phase begun since the last one swept, so a slower or missed tick delays, never skips.
 pub const PHASE: Duration = Duration::from_secs(15 * 60);
+
+/// People one sweep shard holds. One tick sweeps a shard's share of the phases begun since the
+/// last (a webhook-fed connection is swept once every 24 phases of its 6-hour cycle), and one
+/// `sync-worker` invocation must finish it: 250 s (its 300 s timeout less the stop margin) ÷
+/// 0.3 s per sync deployed (the provider's answer dominates) × 8 at once = 6,666 connections a
+/// phase, × 24 phases = 160,000 people. `bench/src/scale.rs` derives the same figure.
+pub const PEOPLE_PER_SHARD: u64 = 160_000;
+
+/// Sweep shards for an expected population (`STEPSYNC_EXPECTED_PEOPLE`): one per
+/// `PEOPLE_PER_SHARD`, never fewer than `DUE_SHARDS`. Raise it ahead of the population, never
+/// lower it: a connection keeps the shard it was slotted in until its slot is written again,
+/// and the scheduler sweeps shards `0..shards`.
+pub fn shards_for(expected_people: u64) -> u16 {
+    let needed = expected_people.div_ceil(PEOPLE_PER_SHARD);
+    u16::try_from(needed).unwrap_or(u16::MAX).max(DUE_SHARDS)
+}
 
 /// When a connection is next due for a pull.
 #[derive(Debug, Clone)]
@@ -21,6 +37,8 @@ pub struct Schedule {
     pub webhook_interval: Duration,
     /// `STEPSYNC_PULL_MINUTES` (default 30).
     pub pull_interval: Duration,
+    /// Sweep shards (`shards_for(STEPSYNC_EXPECTED_PEOPLE)`; at least `DUE_SHARDS`).
+    pub shards: u16,
 }
 
 impl Default for Schedule {
@@ -29,6 +47,7 @@ impl Default for Schedule {
             webhook_fed: vec![Provider::GoogleHealth, Provider::Misfit],
             webhook_interval: Duration::from_secs(6 * 3600),
             pull_interval: Duration::from_secs(30 * 60),
+            shards: DUE_SHARDS,
         }
     }
 }
@@ -68,7 +87,8 @@ impl Schedule {
             return None;
         }
         let cycle = Self::cycle_of(self.interval(provider));
-        Some(DueSlot { shard: shard_of(user, provider), cycle, phase: phase_hash(user, provider) % cycle })
+        let shard = shard_among(user, provider, self.shards);
+        Some(DueSlot { shard, cycle, phase: phase_hash(user, provider) % cycle })
     }
 }
 
@@ -81,6 +101,25 @@ pub(super) fn jittered(base: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_follow_the_expected_population_and_never_fall_below_the_minimum() {
+        assert_eq!(shards_for(0), DUE_SHARDS);
+        assert_eq!(shards_for(10_000), DUE_SHARDS);
+        assert_eq!(shards_for(1_280_000), 8);
+        assert_eq!(shards_for(1_280_001), 9);
+        assert_eq!(shards_for(10_000_000), 63);
+    }
+
+    #[test]
+    fn a_larger_shard_count_spreads_slots_over_every_shard() {
+        let schedule = Schedule { shards: 20, ..Schedule::default() };
+        let shards: std::collections::BTreeSet<u16> = (0..2_000)
+            .filter_map(|i| schedule.slot(&UserId::parse(&format!("u{i}")).unwrap(), Provider::GoogleHealth))
+            .map(|slot| slot.shard)
+            .collect();
+        assert_eq!(shards, (0..20).collect());
+    }
 
     #[test]
     fn slots_follow_the_cadence_and_spread_within_a_shard() {

@@ -401,7 +401,7 @@ impl Syncing {
         let current = phase_index(now);
         let connections = self.ports.connections.as_ref();
         let mut busy = Vec::new();
-        'shards: for shard in 0..DUE_SHARDS {
+        'shards: for shard in 0..self.engine.schedule.shards.max(DUE_SHARDS) {
             if !connections.due_connections(shard, now, None, 1).await?.is_empty() {
                 busy.push(shard);
                 continue;
