@@ -151,19 +151,23 @@ fn units(ops: &BTreeMap<String, f64>, sizes: &ItemSizes, prices: &Prices, gsi_it
 
 /// One scenario of the request counts, as billed.
 /// `ops`: the DynamoDB requests to bill (the measured ones, or the design's minimum).
+/// `stream_batch`: the changed days one `day-events` invocation handles (the stream gathers
+/// them for up to its batching window), so each costs that share of an invocation.
 pub fn scenario_usage(
     s: &Scenario,
     ops: &BTreeMap<String, u64>,
     sizes: &ItemSizes,
     prices: &Prices,
     memory_gb: f64,
+    stream_batch: f64,
 ) -> Usage {
     let ops = ops.iter().map(|(k, v)| (k.clone(), *v as f64)).collect();
     let (read_units, write_units) = units(&ops, sizes, prices, None);
+    let share = |i: &crate::requests::Invocation| if i.function == "day-events" { 1.0 / stream_batch } else { 1.0 };
     Usage {
         read_units,
         write_units,
-        lambda_requests: s.invocations.len() as f64,
+        lambda_requests: s.invocations.iter().map(share).sum(),
         lambda_gb_seconds: s.invocations.iter().map(|i| i.ms.ceil() / 1e3).sum::<f64>() * memory_gb,
         events: s.events as f64,
         scheduler_invocations: 0.0,
@@ -222,6 +226,17 @@ pub struct Inputs<'a> {
     pub tick_minutes: f64,
     pub tick_ms: f64,
     pub shards: f64,
+    /// Changed days one `day-events` invocation handles (`stream_batch`).
+    pub stream_batch: f64,
+}
+
+/// The stream's batching window for `day-events` (template.yaml `MaximumBatchingWindowInSeconds`).
+pub const STREAM_WINDOW_SECONDS: f64 = 5.0;
+
+/// Changed days one `day-events` invocation gathers at 10,000 people making `changes_per_day`
+/// each: the rate times the batching window, between 1 and the batch size (100).
+pub fn stream_batch(changes_per_day: f64) -> f64 {
+    (PEOPLE * changes_per_day / 86_400.0 * STREAM_WINDOW_SECONDS).clamp(1.0, 100.0)
 }
 
 /// The scheduler's own cost per day, whatever the population: each tick one Scheduler
@@ -246,12 +261,17 @@ pub fn populations(i: &Inputs<'_>) -> Vec<Population> {
     unchanged_floor.remove("TransactWriteItems");
     // (measured, at the design's minimum)
     let webhook = (
-        scenario_usage(i.webhook, &i.webhook.operations, sizes, prices, gb),
-        scenario_usage(i.webhook, &i.webhook.minimum.operations, sizes, prices, gb),
+        scenario_usage(i.webhook, &i.webhook.operations, sizes, prices, gb, i.stream_batch),
+        scenario_usage(i.webhook, &i.webhook.minimum.operations, sizes, prices, gb, i.stream_batch),
     );
+    // What the change stream adds to a changed pull: day-events reads the profile and the
+    // participant (consistent GetItems) to check the count, in a share of one invocation.
+    let stream_ops: BTreeMap<String, f64> = [("GetItem".to_owned(), 2.0)].into();
+    let (stream_reads, _) = units(&stream_ops, sizes, prices, None);
+    let stream = Usage { read_units: stream_reads, lambda_requests: 1.0 / i.stream_batch, ..Usage::default() };
     let changed = (
-        sweep_usage(i.sweep_changed, &i.sweep_changed.requests_per_sync, sizes, prices, gb),
-        sweep_usage(i.sweep_changed, i.floor_ops, sizes, prices, gb),
+        sweep_usage(i.sweep_changed, &i.sweep_changed.requests_per_sync, sizes, prices, gb).plus(stream),
+        sweep_usage(i.sweep_changed, i.floor_ops, sizes, prices, gb).plus(stream),
     );
     let unchanged = (
         sweep_usage(i.sweep_unchanged, &i.sweep_unchanged.requests_per_sync, sizes, prices, gb),

@@ -117,6 +117,7 @@ async fn run(args: &Args) -> Result<(), BenchError> {
         tick_minutes: f64::from(template.sync_interval_minutes),
         tick_ms: sweep.changed.tick_ms,
         shards: f64::from(world.app.config.schedule.shards),
+        stream_batch: cost::stream_batch(args.webhooks_per_day),
     };
     let costs = cost::populations(&inputs);
     for c in &costs {

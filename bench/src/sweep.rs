@@ -168,12 +168,14 @@ async fn sweep(world: &World, label: &str, progress: &dyn Fn(&str)) -> Result<Sw
 }
 
 /// The minimal request set of one changed-day sync, straight through the adapter: one
-/// consistent read of the profile, the day and the connection's status, one conditional put of
+/// consistent read of the day and the profile, one consistent read of the connection's status
+/// (a write through a connection is refused once it is disconnected), one conditional put of
 /// the day, one conditional count into the participant.
 async fn minimal_sync(world: &World, user: &UserId, date: LocalDate, steps: i64) -> Result<(), StoreError> {
     let store = world.env.store.as_ref();
     let now = world.env.clock.now();
-    let (snapshot, _) = store.load_for_write(user, &[date], Some(Provider::GoogleHealth)).await?;
+    let snapshot = store.load_user_days(user, &[date]).await?;
+    store.get_connection(user, Provider::GoogleHealth).await?;
     let current = snapshot.days.get(&date).cloned().unwrap_or_else(|| DayRecord::empty(user.clone(), date));
     let value = DailyValue { date, steps, observed_at: None };
     let counted = StepLimits::default()

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use stepsync::clock::Clock;
 use stepsync::crypto::AesGcmTokenCipher;
 use stepsync::domain::{
-    Challenge, ChallengeId, Connection, ConnectionStatus, DailyValue, EncryptedTokens, LocalDate, OAuthState,
-    Participant, Provider, Snapshot, TokenSet, UserId,
+    Challenge, ChallengeId, Connection, DailyValue, EncryptedTokens, LocalDate, OAuthState, Participant, Provider,
+    Snapshot, TokenSet, UserId,
 };
 use stepsync::events::{Event, SyncReason, SyncRequested};
 use stepsync::ports::{
@@ -184,14 +184,6 @@ impl StepStore for ChaosStore {
     }
     async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError> {
         self.read(self.inner.load_user_window(user, start, end)).await
-    }
-    async fn load_for_write(
-        &self,
-        user: &UserId,
-        dates: &[LocalDate],
-        through: Option<Provider>,
-    ) -> Result<(UserDays, Option<ConnectionStatus>), StoreError> {
-        self.read(self.inner.load_for_write(user, dates, through)).await
     }
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError> {
         self.write(self.inner.commit_day(write)).await

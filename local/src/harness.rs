@@ -99,22 +99,28 @@ impl TestEnv {
     /// Does what `day-events` does deployed: reads the table's stream from where the last call
     /// stopped, counts each committed day change into its challenges (those the writer did not)
     /// and publishes one `StepsUpdated` per change on `publisher`. Request counts are restored:
-    /// what a test counts is its own requests, not the stream's.
+    /// what a test counts is its own requests, not the stream's (`settle_counted` keeps them).
     pub async fn settle(&self) {
+        let counted = self.counter.snapshot();
+        self.settle_counted().await;
+        self.counter.restore(counted);
+    }
+
+    /// `settle`, with the stream handler's own requests left on the counter (what `day-events`
+    /// costs, for the bench).
+    pub async fn settle_counted(&self) {
         let mut stream = self.stream.lock().await;
         if stream.is_none() {
             let sdk = local_sdk_config(&self.endpoint);
             *stream = Some(crate::stream::TableStream::open(&sdk, &self.table).await.expect("the stream"));
         }
         let changes = stream.as_mut().expect("opened").read().await.expect("stream records");
-        let counted = self.counter.snapshot();
         let events = stepsync::services::DayEvents {
             steps: self.store.clone(),
             challenges: self.store.clone(),
             publisher: Some(self.publisher.clone()),
         };
         events.handle(&changes).await.expect("handled");
-        self.counter.restore(counted);
         let updates = changes.iter().filter_map(stepsync::services::day_events::steps_updated);
         self.handled.lock().unwrap().extend(updates);
     }

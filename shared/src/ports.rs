@@ -124,19 +124,11 @@ pub struct LeaveWrite {
 
 #[async_trait]
 pub trait StepStore: Send + Sync {
-    /// The profile and the stored days among `dates`, read consistently.
+    /// The profile and the stored days among `dates`, read consistently (one request: the
+    /// days from the earliest asked through the profile, which sorts after them).
     async fn load_user_days(&self, user: &UserId, dates: &[LocalDate]) -> Result<UserDays, StoreError>;
     /// The profile and every stored day from `start` to `end`, read consistently.
     async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError>;
-    /// As `load_user_days`, with the status of `through`'s connection (`None`: no such
-    /// connection), in the same consistent read: what a write of values that came through a
-    /// connection reads first.
-    async fn load_for_write(
-        &self,
-        user: &UserId,
-        dates: &[LocalDate],
-        through: Option<Provider>,
-    ) -> Result<(UserDays, Option<ConnectionStatus>), StoreError>;
     /// `StoreError::Conflict` when the day's version moved.
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError>;
     /// Counts one committed day change into one participant; `StoreError::Conflict` when its

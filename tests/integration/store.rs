@@ -228,34 +228,31 @@ async fn a_sync_outcome_lands_only_on_the_connection_it_synced(env: TestEnv) {
     assert_eq!(stored.status, stepsync::domain::ConnectionStatus::ReconnectRequired);
 }
 
-/// Values that came through a connection are written only while it is not disconnected: the
-/// read before the write carries the connection's status (one consistent `BatchGetItem` with
-/// the profile and the days), and the engine refuses (`Disconnected`, nothing written) once it
-/// is disconnected; values with no such connection at all are written.
+/// Values that came through a connection are written only while it is not disconnected: before
+/// its first write the engine reads the connection's status (consistently; an unchanged sync
+/// reads nothing more than its days), and refuses (`Disconnected`, nothing written) once it is
+/// disconnected; values with no such connection at all are written.
 async fn a_day_write_through_a_disconnected_connection_is_refused(env: TestEnv) {
-    use stepsync::domain::{ConnectionStatus, DailyValue};
+    use stepsync::domain::DailyValue;
     use stepsync::ports::StepStore;
     let alice = user("alice");
     let provider = Provider::GoogleHealth;
     let tz = jiff::tz::TimeZone::UTC;
-    let pull = |raw: &str| {
-        let values = vec![DailyValue { date: date(raw), steps: 100, observed_at: None }];
+    let pull = |raw: &str, steps: i64| {
+        let values = vec![DailyValue { date: date(raw), steps, observed_at: None }];
         (values, Some((date(raw), date(raw), env.now())))
     };
-    let status = |raw: &'static str| {
-        let (env, alice) = (&env, alice.clone());
-        async move { env.store.load_for_write(&alice, &[date(raw)], Some(provider)).await.unwrap().1 }
-    };
-    assert_eq!(status("2026-11-20").await, None, "{:?}: no such connection", env.backend);
-    let (values, window) = pull("2026-11-20");
+    let (values, window) = pull("2026-11-20", 100);
     env.engine.apply_window(&alice, provider, &tz, &values, window).await.unwrap();
     env.store.create_connection(&Connection::new(alice.clone(), provider, env.now())).await.unwrap();
-    assert_eq!(status("2026-11-21").await, Some(ConnectionStatus::Active));
-    let (values, window) = pull("2026-11-21");
+    let (values, window) = pull("2026-11-21", 100);
     env.engine.apply_window(&alice, provider, &tz, &values, window).await.unwrap();
     env.store.disconnect(&alice, provider).await.unwrap();
-    assert_eq!(status("2026-11-22").await, Some(ConnectionStatus::Disconnected));
-    let (values, window) = pull("2026-11-22");
+    env.counter.reset();
+    let (values, window) = pull("2026-11-21", 100);
+    env.engine.apply_window(&alice, provider, &tz, &values, window).await.unwrap();
+    assert_eq!(env.counter.total(), 1, "{:?}: nothing to write, nothing more read", env.backend);
+    let (values, window) = pull("2026-11-22", 100);
     let refused = env.engine.apply_window(&alice, provider, &tz, &values, window).await.unwrap_err();
     assert!(
         matches!(refused, stepsync::engine::SyncError::Store(StoreError::Disconnected)),
@@ -264,7 +261,7 @@ async fn a_day_write_through_a_disconnected_connection_is_refused(env: TestEnv) 
     );
     let days = env.store.load_user_days(&alice, &[date("2026-11-20"), date("2026-11-21"), date("2026-11-22")]).await;
     assert_eq!(days.unwrap().days.len(), 2, "nothing written after the disconnect");
-    env.engine.apply(&alice, provider, &tz, &pull("2026-11-22").0).await.unwrap();
+    env.engine.apply(&alice, provider, &tz, &pull("2026-11-22", 100).0).await.unwrap();
 }
 
 /// Erasing through DynamoDB: more items than one `BatchWriteItem` takes (40 days, the profile,

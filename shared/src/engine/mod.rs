@@ -202,12 +202,11 @@ impl SyncEngine {
             }
             let dates: Vec<LocalDate> = pending.keys().copied().collect();
             // Values that came through a connection (a pull, a phone installation) are written
-            // only while it is not disconnected: its status comes with the same read.
+            // only while it is not disconnected: its status is read before the first write.
             let through = (install.is_some() || window.is_some()).then_some(source);
-            let (snapshot, status) = self.steps.load_for_write(user, &dates, through).await?;
-            let disconnected = status == Some(ConnectionStatus::Disconnected);
+            let snapshot = self.steps.load_user_days(user, &dates).await?;
             match self
-                .write_changed_days(user, (source, install, disconnected), &snapshot, &mut pending, &mut report, now)
+                .write_changed_days(user, (source, install, through), &snapshot, &mut pending, &mut report, now)
                 .await
             {
                 Ok(()) => {}
@@ -226,7 +225,7 @@ impl SyncEngine {
     async fn write_changed_days(
         &self,
         user: &UserId,
-        (source, install, disconnected): (Provider, Option<&str>, bool),
+        (source, install, mut through): (Provider, Option<&str>, Option<Provider>),
         snapshot: &UserDays,
         pending: &mut BTreeMap<LocalDate, Pending>,
         report: &mut ApplyReport,
@@ -264,9 +263,13 @@ impl SyncEngine {
                 pending.remove(&date);
                 continue;
             }
-            // Turned off since: nothing more is written (what is unchanged costs nothing).
-            if disconnected {
-                return Err(StoreError::Disconnected);
+            // Turned off since: nothing more is written. Read only when there is something to
+            // write, so an unchanged sync stays one read.
+            if let Some(provider) = through.take() {
+                let status = self.connections.get_connection(user, provider).await?.map(|c| c.status);
+                if status == Some(ConnectionStatus::Disconnected) {
+                    return Err(StoreError::Disconnected);
+                }
             }
             next.version = current.version + 1;
             self.steps.commit_day(&DayWrite { record: next.clone(), expected_version: current.version, now }).await?;

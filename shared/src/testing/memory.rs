@@ -170,18 +170,6 @@ impl StepStore for InMemoryStore {
         })
     }
 
-    async fn load_for_write(
-        &self,
-        user: &UserId,
-        dates: &[LocalDate],
-        through: Option<Provider>,
-    ) -> Result<(UserDays, Option<ConnectionStatus>), StoreError> {
-        let days = self.load_user_days(user, dates).await?;
-        let state = self.state.lock().unwrap();
-        let status = through.and_then(|p| state.connections.get(&(user.clone(), p))).map(|(c, _)| c.status);
-        Ok((days, status))
-    }
-
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError> {
         // As DynamoDB: the day alone, conditioned on its version.
         let mut state = self.state.lock().unwrap();

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 use jiff::Timestamp;
 use std::collections::HashMap;
@@ -29,8 +29,6 @@ mod steps;
 
 /// The one global secondary index (scheduler shards, the challenge directory).
 const GSI1: &str = "GSI1";
-/// BatchGetItem takes at most this many keys per request.
-const BATCH_GET_LIMIT: usize = 100;
 
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
@@ -84,35 +82,6 @@ impl DynamoStore {
     }
 
     /// Consistent BatchGetItem of `keys`, following `UnprocessedKeys`.
-    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::new();
-        for chunk in keys.chunks(BATCH_GET_LIMIT) {
-            let mut request = KeysAndAttributes::builder()
-                .set_keys(Some(chunk.to_vec()))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            for attempt in 0..10u32 {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request.clone())
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                found.extend(out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default());
-                match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
-                    Some(rest) if !rest.keys().is_empty() => {
-                        request = rest;
-                        tokio::time::sleep(Duration::from_millis(10 << attempt.min(6))).await;
-                    }
-                    _ => break,
-                }
-            }
-        }
-        Ok(found)
-    }
-
     /// Every item a key condition matches, on the table (consistent) or on GSI1, following
     /// pages, up to `limit` items.
     async fn query(

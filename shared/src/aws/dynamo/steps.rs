@@ -15,38 +15,26 @@ impl StepStore for DynamoStore {
     }
 
     async fn load_user_days(&self, user: &UserId, dates: &[LocalDate]) -> Result<UserDays, StoreError> {
-        Ok(self.load_for_write(user, dates, None).await?.0)
-    }
-
-    async fn load_for_write(
-        &self,
-        user: &UserId,
-        dates: &[LocalDate],
-        through: Option<Provider>,
-    ) -> Result<(UserDays, Option<ConnectionStatus>), StoreError> {
-        let pk = user_pk(user);
-        let mut keys = vec![key(pk.clone(), PROFILE_SK)];
-        let mut unique: Vec<LocalDate> = dates.to_vec();
-        unique.sort();
-        unique.dedup();
-        keys.extend(unique.iter().map(|d| key(pk.clone(), day_sk(*d))));
-        if let Some(provider) = through {
-            keys.push(key(pk.clone(), conn_sk(provider)));
-        }
+        let Some(first) = dates.iter().min() else {
+            return Ok(UserDays { profile: self.get_profile(user).await?, days: std::collections::BTreeMap::new() });
+        };
+        // One consistent Query, billed by the bytes it reads: the days from the earliest asked
+        // through the profile (`DAY#…` < `PROFILE` in the partition, nothing between), where a
+        // BatchGetItem would bill each item a whole unit.
+        let wanted: std::collections::BTreeSet<LocalDate> = dates.iter().copied().collect();
         let mut result = UserDays::default();
-        let mut status = None;
-        for item in self.batch_get(keys).await? {
+        for item in self.query_all(user_pk(user), day_sk(*first), PROFILE_SK.to_owned()).await? {
             let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             if sk == PROFILE_SK {
                 result.profile = from_item::<ProfileItem>(item)?.into_profile()?;
-            } else if sk.starts_with("CONN#") {
-                status = Some(from_item::<ConnectionItem>(item)?.into_connection().status);
-            } else {
+            } else if sk.starts_with("DAY#") {
                 let day = from_item::<DayItem>(item)?.into_record()?;
-                result.days.insert(day.date, day);
+                if wanted.contains(&day.date) {
+                    result.days.insert(day.date, day);
+                }
             }
         }
-        Ok((result, status))
+        Ok(result)
     }
 
     async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError> {

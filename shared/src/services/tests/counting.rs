@@ -119,14 +119,6 @@ impl StepStore for DayWrittenDuringJoin {
     async fn load_user_days(&self, user: &UserId, dates: &[LocalDate]) -> Result<UserDays, StoreError> {
         self.inner.load_user_days(user, dates).await
     }
-    async fn load_for_write(
-        &self,
-        user: &UserId,
-        dates: &[LocalDate],
-        through: Option<Provider>,
-    ) -> Result<(UserDays, Option<crate::domain::ConnectionStatus>), StoreError> {
-        self.inner.load_for_write(user, dates, through).await
-    }
     async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError> {
         let window = self.inner.load_user_window(user, start, end).await?;
         if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
