@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use stepsync::aws::{DynamoStore, EventBridgePublisher, SdkConfig};
+use stepsync::aws::{DynamoStore, EventBridgePublisher, SdkConfig, WorkerDispatch};
 use stepsync::clock::{Clock, SystemClock};
 use stepsync::config::{Config, Loads};
 use stepsync::crypto::{AesGcmTokenCipher, NoTokenKey};
@@ -31,8 +31,14 @@ impl App {
 
     pub fn new(config: Config, sdk: &SdkConfig) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name.clone()));
-        let publisher =
+        let bus: Arc<dyn EventPublisher> =
             Arc::new(EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), config.event_bus_name.clone()));
+        // A sync is handed straight to sync-worker where the template names it: one hop and
+        // one PutEvents entry fewer than the bus's rule (stepsync::aws::WorkerDispatch).
+        let publisher: Arc<dyn EventPublisher> = match &config.sync_worker_function {
+            Some(worker) => Arc::new(WorkerDispatch::new(aws_sdk_lambda::Client::new(sdk), worker.clone(), bus)),
+            None => bus,
+        };
         Self::from_parts(config, store, publisher, Arc::new(SystemClock))
     }
 

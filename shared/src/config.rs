@@ -67,6 +67,9 @@ pub struct Config {
     pub table_name: String,
     /// `STEPSYNC_EVENT_BUS`: the EventBridge bus StepSync publishes to.
     pub event_bus_name: String,
+    /// `STEPSYNC_SYNC_WORKER_FUNCTION`: `sync-worker`'s name; set, a `SyncRequested` is handed
+    /// to it by an asynchronous invoke instead of the bus (`aws::WorkerDispatch`).
+    pub sync_worker_function: Option<String>,
     /// `STEPSYNC_TOKEN_KEY`: base64 of the 32-byte token data key (when `loads.token_key`).
     pub token_key: Option<SecretBox<[u8; 32]>>,
     /// `STEPSYNC_TOKEN_KEY_PREVIOUS`: comma-separated earlier token keys (a rotation in
@@ -124,6 +127,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("table_name", &self.table_name)
             .field("event_bus_name", &self.event_bus_name)
+            .field("sync_worker_function", &self.sync_worker_function)
             .field("token_key", &"[REDACTED]")
             .field("previous_token_keys", &format!("{} [REDACTED]", self.previous_token_keys.len()))
             .field("limits", &self.limits)
@@ -182,6 +186,7 @@ impl Config {
             loads,
             table_name: required("STEPSYNC_TABLE")?.to_owned(),
             event_bus_name: get("STEPSYNC_EVENT_BUS").unwrap_or("default").to_owned(),
+            sync_worker_function: get("STEPSYNC_SYNC_WORKER_FUNCTION").filter(|f| !f.is_empty()).map(str::to_owned),
             token_key: if loads.token_key {
                 Some(parse_key("STEPSYNC_TOKEN_KEY", required("STEPSYNC_TOKEN_KEY")?)?)
             } else {

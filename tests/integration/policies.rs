@@ -240,7 +240,7 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
         "ProviderWebhook",
         &[
             "dynamodb:GetItem on table keys like [PACCT#*]",
-            "events:PutEvents on bus",
+            "lambda:InvokeFunction on !GetAtt SyncWorker.Arn",
             "(if GoogleWebhookSecretSet) ssm:GetParameters on the webhook secret",
             "(if GoogleWebhookSecretSet) kms:Decrypt on key via ssm",
         ],

@@ -81,7 +81,6 @@ impl<A: InvokeApi> EventPublisher for WorkerDispatch<A> {
                 total: events.len(),
                 reason: reason.clone(),
             }),
-            (Some(_), Err(other)) => Err(other),
         }
     }
 }

@@ -1,15 +1,18 @@
 //! The only code that imports `aws_sdk_*`: the DynamoDB store (a file per port), the
-//! EventBridge publisher, SSM secrets, SDK configuration and a request counter.
+//! EventBridge publisher, the worker dispatch (Lambda invoke), SSM secrets, SDK configuration
+//! and a request counter.
 
 mod counter;
 mod dynamo;
 mod eventbridge;
+mod invoke;
 mod items;
 mod ssm;
 
 pub use counter::RequestCounter;
 pub use dynamo::DynamoStore;
 pub use eventbridge::{EventBridgePublisher, PutEventsApi};
+pub use invoke::{InvokeApi, WorkerDispatch};
 pub use items::day_change;
 pub use ssm::{SECRET_SETTINGS, SecretsError, resolve_secret_parameters};
 
