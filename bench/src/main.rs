@@ -51,9 +51,19 @@ async fn run(args: &Args) -> Result<(), BenchError> {
     let cold_start = if args.skip_cold_start {
         Err("skipped (--skip-cold-start)".to_owned())
     } else {
-        progress("start and size: each release binary against the Runtime API emulator");
+        progress("start and size: each release binary and hello-world against the Runtime API emulator");
         Ok(cold_start::run(template.memory_mb, &args.out, &progress).await?)
     };
+    if args.only_cold_start {
+        let json_path = args.out.join("cold-start.json");
+        let json = serde_json::to_string_pretty(&cold_start).map_err(|e| BenchError::measurement("report", e))?;
+        std::fs::write(&json_path, json).map_err(BenchError::io(&json_path))?;
+        let md_path = args.out.join("cold-start.md");
+        let md = format!("# Start and size\n\n{}", report::cold_start_section(&cold_start, template.memory_mb));
+        std::fs::write(&md_path, md).map_err(BenchError::io(&md_path))?;
+        progress(&format!("wrote {} and {}", md_path.display(), json_path.display()));
+        return Ok(());
+    }
 
     progress(&format!("freshness: {} notifications on the local stack", args.notifications));
     let freshness = freshness::run(args.notifications, &progress).await?;

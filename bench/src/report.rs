@@ -1,6 +1,6 @@
 //! The report: `report.json` (everything measured) and `report.md` (the same, for people).
 
-use crate::cold_start::ColdStart;
+use crate::cold_start::{ColdStart, ColdStarts, STARTS};
 use crate::cost::{ItemSizes, Population};
 use crate::freshness::Freshness;
 use crate::machine::Machine;
@@ -27,7 +27,7 @@ pub struct Report {
     pub machine: Machine,
     pub settings: Settings,
     pub template: Template,
-    pub cold_start: Result<Vec<ColdStart>, String>,
+    pub cold_start: Result<ColdStarts, String>,
     pub freshness: Freshness,
     pub sweep: SweepReport,
     pub requests: Vec<Scenario>,
@@ -246,35 +246,65 @@ impl Report {
         }
 
         let _ = writeln!(o, "\n## 5. Start and size\n");
-        match &self.cold_start {
-            Ok(starts) => {
-                let _ = writeln!(
-                    o,
-                    "Each release binary (`cargo build --release -p stepsync-functions --bins`) started as Lambda starts it, against the bench's Runtime API emulator, with `AWS_LAMBDA_FUNCTION_MEMORY_SIZE={}`, DynamoDB embedded (dynoxide), fake Google Health and a PutEvents stub on loopback, fed one sample from `events/`. This machine is x86_64; Lambda runs arm64 and its own sandbox start comes on top.\n",
-                    self.template.memory_mb
-                );
-                let _ = writeln!(
-                    o,
-                    "| function | sample | binary | start → first poll | start → first answer | answer | peak RSS |\n| --- | --- | ---: | ---: | ---: | --- | ---: |"
-                );
-                for c in starts {
-                    let _ = writeln!(
-                        o,
-                        "| `{}` | `{}` | {:.1} MB | {:.1} ms | {:.1} ms | {} | {:.1} MB |",
-                        c.function,
-                        c.sample,
-                        c.binary_bytes as f64 / 1e6,
-                        c.to_first_poll_ms,
-                        c.to_first_answer_ms,
-                        answer(&c.outcome),
-                        c.peak_rss_kib as f64 / 1024.0
-                    );
-                }
-            }
-            Err(why) => {
-                let _ = writeln!(o, "Not measured in this run: {why}");
-            }
-        }
+        o.push_str(&cold_start_section(&self.cold_start, self.template.memory_mb));
         o
     }
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.2} MB", bytes as f64 / 1e6)
+}
+
+/// Section 5's text (also written alone by `--only-cold-start`).
+pub fn cold_start_section(cold_start: &Result<ColdStarts, String>, memory_mb: u32) -> String {
+    let mut o = String::new();
+    let starts = match cold_start {
+        Ok(starts) => starts,
+        Err(why) => {
+            let _ = writeln!(o, "Not measured in this run: {why}");
+            return o;
+        }
+    };
+    let hello = &starts.hello_world;
+    let _ = writeln!(
+        o,
+        "Each release binary (`cargo build --release -p stepsync-functions -p stepsync-hello-world --bins`) started as Lambda starts it, against the bench's Runtime API emulator, with `AWS_LAMBDA_FUNCTION_MEMORY_SIZE={memory_mb}`, DynamoDB embedded (dynoxide), fake Google Health and a PutEvents stub on loopback. Each binary is started {STARTS} times, the starts interleaved across binaries: the first is fed one sample from `events/` and runs until it has answered (its answer, first-answer time and peak RSS are that start's); the others stop at the first poll. Start → first poll is the median of the {STARTS}. The baseline is `hello-world` (`hello/`): a `lambda_runtime` function answering a constant, with the same profile and Tokio runtime, measured in the same run; the ratios are to it. This machine is x86_64; Lambda runs arm64 and its own sandbox start comes on top.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| binary | sample | size (cargo) | size (`sam build`) | start → first poll | ÷ hello-world | start → first answer | answer | peak RSS | ÷ hello-world |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"
+    );
+    let sam = |c: &ColdStart| c.sam_build_bytes.map_or_else(|| "–".to_owned(), megabytes);
+    let _ = writeln!(
+        o,
+        "| `{}` (baseline) | `{}` | {} | – | {:.1} ms | 1 | {:.1} ms | {} | {:.1} MB | 1 |",
+        hello.function,
+        hello.sample,
+        megabytes(hello.binary_bytes),
+        hello.to_first_poll_ms,
+        hello.to_first_answer_ms,
+        answer(&hello.outcome),
+        hello.peak_rss_kib as f64 / 1024.0
+    );
+    for c in &starts.functions {
+        let _ = writeln!(
+            o,
+            "| `{}` | `{}` | {} | {} | {:.1} ms | **{:.2}×** | {:.1} ms | {} | {:.1} MB | {:.2}× |",
+            c.function,
+            c.sample,
+            megabytes(c.binary_bytes),
+            sam(c),
+            c.to_first_poll_ms,
+            c.poll_ratio(hello),
+            c.to_first_answer_ms,
+            answer(&c.outcome),
+            c.peak_rss_kib as f64 / 1024.0,
+            c.rss_ratio(hello)
+        );
+    }
+    if starts.functions.iter().all(|c| c.sam_build_bytes.is_none()) {
+        let _ =
+            writeln!(o, "\nNo `sam build` output (`.aws-sam/build/*/bootstrap`) was found: `make release` makes it.");
+    }
+    o
 }
