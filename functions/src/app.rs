@@ -144,3 +144,26 @@ impl App {
         Self { services: Services::new(ports, cipher, providers, settings), config }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared() -> Prepared {
+        let vars = [("STEPSYNC_TABLE", "stepsync"), ("STEPSYNC_PUBLIC_URL", "https://api.stepsync.example")];
+        Prepared {
+            vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            loads: Loads::STORE_ONLY,
+            sdk: Some(stepsync::aws::local_sdk_config("http://127.0.0.1:9")),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_app_is_built_from_the_checked_settings_until_they_are_released() {
+        let mut prepared = prepared();
+        let app = prepared.build().await.unwrap();
+        assert_eq!(app.config.table_name, "stepsync");
+        prepared.release();
+        assert!(matches!(prepared.build().await, Err(StartError::Config(_))), "nothing is left to build from");
+    }
+}
