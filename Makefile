@@ -12,7 +12,7 @@ test bench chaos: export AWS_ACCESS_KEY_ID := test
 test bench chaos: export AWS_SECRET_ACCESS_KEY := test
 test bench chaos: export AWS_REGION := us-east-1
 
-.PHONY: dev test test-build venv browser lint fmt bench chaos
+.PHONY: dev test test-build venv browser lint fmt bench chaos release
 
 ## Run StepSync locally (Ctrl-C stops it; data is kept under .data/).
 dev:
@@ -48,8 +48,24 @@ browser:
 ## cold start and size; writes bench/out/report.md and report.json (see docs/PERFORMANCE.md).
 ## Options: BENCH_ARGS="--connections 10000 --store moto --quick ...".
 bench: venv
-	cargo build --release -p stepsync-functions --bins
+	cargo build --release -p stepsync-functions -p stepsync-hello-world --bins
 	cargo run --release -p stepsync-bench -- $(BENCH_ARGS)
+
+## The deployable build, as `sam deploy` would upload it: cargo-lambda (requirements-release.txt)
+## into .venv, then `sam build` of template.yaml, each function to .aws-sam/build/<Function>/bootstrap.
+## Not part of `make test`. RELEASE_ARCH=x86_64 by default: this machine's toolchain has only the
+## x86_64 standard library; arm64 (the template's default) needs `rustup target add
+## aarch64-unknown-linux-gnu` (README.md, docs/DEPLOY.md). cargo-lambda builds into
+## target/lambda and its own target triple's folder: a second full release build.
+RELEASE_ARCH ?= x86_64
+release: venv
+	.venv/bin/pip install --quiet --disable-pip-version-check -r requirements-release.txt
+	@mkdir -p .venv/sam-home/.aws-sam
+	@echo '{"telemetryEnabled": false, "lastVersionCheck": 4102444800.0}' >.venv/sam-home/.aws-sam/metadata.json
+	time env PATH="$(CURDIR)/.venv/bin:$$PATH" HOME="$(CURDIR)/.venv/sam-home" CARGO_HOME="$${CARGO_HOME:-$$HOME/.cargo}" \
+	  RUSTUP_HOME="$${RUSTUP_HOME:-$$HOME/.rustup}" SAM_CLI_TELEMETRY=0 SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 \
+	  .venv/bin/sam build --template-file template.yaml --parameter-overrides Architecture=$(RELEASE_ARCH)
+	@ls -l .aws-sam/build/*/bootstrap
 
 ## The chaos run: 1,000 connections with faults injected at random at every seam, then the
 ## checks that nothing was lost or counted twice (local/src/chaos.rs; `make test` runs it at

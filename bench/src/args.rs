@@ -23,6 +23,8 @@ pub struct Args {
     /// The assumed device syncs (webhooks) per person per day in the cost model.
     pub webhooks_per_day: f64,
     pub skip_cold_start: bool,
+    /// Section 5 alone, written to `cold-start.md` and `cold-start.json`.
+    pub only_cold_start: bool,
     pub quick: bool,
     pub out: PathBuf,
 }
@@ -36,6 +38,7 @@ impl Args {
             store: Store::Dynoxide,
             webhooks_per_day: 16.0,
             skip_cold_start: false,
+            only_cold_start: false,
             quick: false,
             out: stepsync_local::workspace_root().join("bench/out"),
         }
@@ -75,10 +78,14 @@ impl Args {
                 }
                 "--quick" => args.quick = true,
                 "--skip-cold-start" => args.skip_cold_start = true,
+                "--only-cold-start" => args.only_cold_start = true,
                 "--out" => args.out = PathBuf::from(value("--out")?),
                 "-h" | "--help" => return Err(BenchError::Usage("StepSync benchmarks".into())),
                 other => return Err(BenchError::Usage(format!("unknown option {other:?}"))),
             }
+        }
+        if args.skip_cold_start && args.only_cold_start {
+            return Err(BenchError::Usage("--skip-cold-start and --only-cold-start exclude each other".into()));
         }
         let (quick_connections, quick_notifications, quick_load) =
             if args.quick { (200, 20, 1_000) } else { (2_000, 200, 10_000) };
@@ -117,7 +124,14 @@ mod tests {
 
     #[test]
     fn bad_input_is_a_usage_error() {
-        for bad in [&["--connections", "0"][..], &["--connections"], &["--store", "sqlite"], &["--fast"]] {
+        assert!(parse(&["--only-cold-start"]).unwrap().only_cold_start);
+        for bad in [
+            &["--connections", "0"][..],
+            &["--connections"],
+            &["--store", "sqlite"],
+            &["--fast"],
+            &["--skip-cold-start", "--only-cold-start"],
+        ] {
             assert!(matches!(parse(bad), Err(BenchError::Usage(_))), "{bad:?}");
         }
     }

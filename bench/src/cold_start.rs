@@ -1,6 +1,8 @@
 //! Start and size: each function's release binary, started as Lambda starts it, against a
 //! minimal Runtime API emulator on loopback, with DynamoDB embedded (dynoxide), fake Google
-//! Health and a PutEvents stub for EventBridge; nothing leaves 127.0.0.1.
+//! Health and a PutEvents stub for EventBridge; nothing leaves 127.0.0.1. Beside them, the
+//! same for a hello-world `lambda_runtime` binary built with the same profile (`hello/`): each
+//! function's start and peak RSS are reported as a ratio to it, measured in the same run.
 
 use crate::error::BenchError;
 use axum::Router;
@@ -40,19 +42,51 @@ const SAMPLE_ACCOUNT: &str = "health-walker-1";
 /// How long a function may take to answer its first invocation before it counts as failed.
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
+/// The baseline binary (`hello/`, package `stepsync-hello-world`), fed any event.
+pub const HELLO_WORLD: (&str, &str) = ("hello-world", "scheduled_tick.json");
+/// Starts per binary: the first answers its sample, the others stop at the first poll; the
+/// reported start is their median, the runs interleaved across binaries so that a busy moment
+/// of this shared machine lands on all of them alike.
+pub const STARTS: usize = 7;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ColdStart {
     pub function: &'static str,
     pub sample: String,
     pub binary_bytes: u64,
-    /// Process start → its first `GET .../invocation/next` (init done).
+    /// The same function's `bootstrap` as `sam build` (`make release`) left it in
+    /// `.aws-sam/build/{LogicalId}/`, when there is one.
+    pub sam_build_bytes: Option<u64>,
+    /// Process start → its first `GET .../invocation/next` (init done): the median of
+    /// [`STARTS`] starts.
     pub to_first_poll_ms: f64,
-    /// Process start → the first invocation's answer posted.
+    /// Each start's, in the order they ran.
+    pub first_poll_runs_ms: Vec<f64>,
+    /// Process start → the first invocation's answer posted (the first start).
     pub to_first_answer_ms: f64,
     /// The answer (an HTTP status, or the event function's result), or the error reported.
     pub outcome: String,
-    /// VmHWM just before the process was stopped.
+    /// VmHWM just before the process was stopped, after its answer (the first start).
     pub peak_rss_kib: u64,
+}
+
+/// The functions and the baseline, measured in one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColdStarts {
+    pub hello_world: ColdStart,
+    pub functions: Vec<ColdStart>,
+}
+
+impl ColdStart {
+    /// Start → first poll over hello-world's.
+    pub fn poll_ratio(&self, hello: &ColdStart) -> f64 {
+        self.to_first_poll_ms / hello.to_first_poll_ms
+    }
+
+    /// Peak RSS over hello-world's.
+    pub fn rss_ratio(&self, hello: &ColdStart) -> f64 {
+        self.peak_rss_kib as f64 / hello.peak_rss_kib as f64
+    }
 }
 
 /// What the emulator saw of one process.
@@ -286,21 +320,37 @@ pub fn release_dir() -> PathBuf {
         .join("release")
 }
 
-async fn start_one(
-    function: &'static str,
-    file: &'static str,
+/// `.aws-sam/build/{LogicalId}/bootstrap`'s size for the function that runs `binary`, if
+/// `sam build` has made it.
+fn sam_build_bytes(binary: &str) -> Option<u64> {
+    let template = stepsync_local::template::template().ok()?;
+    let function = template.functions.iter().find(|f| f.binary == binary)?;
+    let path = stepsync_local::workspace_root().join(".aws-sam/build").join(&function.logical_id).join("bootstrap");
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+/// What one start showed.
+struct Start {
+    first_poll_ms: Option<f64>,
+    answer: Option<(f64, String)>,
+    peak_rss_kib: u64,
+}
+
+/// Starts `binary` once. With an `event`, it is the first invocation and the process runs
+/// until it has answered and polled again; without, it is stopped at its first poll.
+async fn start_once(
+    function: &str,
     binary: &FsPath,
     vars: &HashMap<String, String>,
-    event: Vec<u8>,
+    event: Option<Vec<u8>>,
     memory_mb: u32,
-    logs: &FsPath,
-) -> Result<ColdStart, BenchError> {
-    let binary_bytes = std::fs::metadata(binary).map_err(BenchError::io(binary))?.len();
-    let seen: Shared = Arc::new(Mutex::new(Seen { event: Some((function.to_owned(), event)), ..Seen::default() }));
+    log_path: &FsPath,
+) -> Result<Start, BenchError> {
+    let answers = event.is_some();
+    let seen: Shared = Arc::new(Mutex::new(Seen { event: event.map(|e| (function.to_owned(), e)), ..Seen::default() }));
     let (address, server) = serve(runtime_api(seen.clone())).await?;
-    let log_path = logs.join(format!("{function}.log"));
-    let log = std::fs::File::create(&log_path).map_err(BenchError::io(&log_path))?;
-    let log_err = log.try_clone().map_err(BenchError::io(&log_path))?;
+    let log = std::fs::File::options().create(true).append(true).open(log_path).map_err(BenchError::io(log_path))?;
+    let log_err = log.try_clone().map_err(BenchError::io(log_path))?;
     let mut command = tokio::process::Command::new(binary);
     command
         .env_clear()
@@ -317,53 +367,77 @@ async fn start_one(
     let started = Instant::now();
     let mut child = command.spawn().map_err(BenchError::io(binary))?;
     let pid = child.id().unwrap_or(0);
-    // Wait for the answer, then for the runtime to ask for the next event (or a moment).
+    // Wait for the answer, then for the runtime to ask for the next event (or a moment);
+    // without an event, for the first poll.
     loop {
         let (answered_at, polls) = {
             let seen = lock(&seen);
             (seen.answer.as_ref().map(|(at, _)| *at), seen.polls.len())
         };
-        if polls >= 2 || (answered_at.is_some_and(|at| at.elapsed() > Duration::from_millis(500))) {
-            break;
-        }
+        let done = if answers {
+            polls >= 2 || answered_at.is_some_and(|at| at.elapsed() > Duration::from_millis(500))
+        } else {
+            polls >= 1
+        };
         // The process ended (a crash at init, say): what it reported, if anything, is all.
-        if matches!(child.try_wait(), Ok(Some(_))) {
+        if done || matches!(child.try_wait(), Ok(Some(_))) || started.elapsed() > ANSWER_WITHIN {
             break;
         }
-        if started.elapsed() > ANSWER_WITHIN {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let peak_rss_kib = peak_rss_kib(pid);
     let _ = child.kill().await;
     server.abort();
     let seen = lock(&seen);
     let ms = |at: Instant| at.duration_since(started).as_secs_f64() * 1e3;
-    let Some((answered_at, outcome)) = seen.answer.clone() else {
-        return Err(BenchError::measurement(
-            "cold start",
-            format!("{function} did not answer its first invocation; see {}", log_path.display()),
-        ));
-    };
-    Ok(ColdStart {
-        function,
-        sample: sample_label(file),
-        binary_bytes,
-        to_first_poll_ms: seen.polls.first().map_or(f64::NAN, |at| ms(*at)),
-        to_first_answer_ms: ms(answered_at),
-        outcome,
+    Ok(Start {
+        first_poll_ms: seen.polls.first().map(|at| ms(*at)),
+        answer: seen.answer.as_ref().map(|(at, outcome)| (ms(*at), outcome.clone())),
         peak_rss_kib,
     })
 }
 
-pub async fn run(memory_mb: u32, out: &FsPath, progress: &dyn Fn(&str)) -> Result<Vec<ColdStart>, BenchError> {
+/// One binary's starts so far.
+struct Measured {
+    function: &'static str,
+    file: &'static str,
+    binary: PathBuf,
+    log: PathBuf,
+    first: Start,
+    polls: Vec<f64>,
+}
+
+impl Measured {
+    fn finish(self) -> Result<ColdStart, BenchError> {
+        let Some((to_first_answer_ms, outcome)) = self.first.answer else {
+            return Err(BenchError::measurement(
+                "cold start",
+                format!("{} did not answer its first invocation; see {}", self.function, self.log.display()),
+            ));
+        };
+        let median = crate::stats::Summary::of(&self.polls).map_or(f64::NAN, |s| s.p50);
+        Ok(ColdStart {
+            function: self.function,
+            sample: sample_label(self.file),
+            binary_bytes: std::fs::metadata(&self.binary).map_err(BenchError::io(&self.binary))?.len(),
+            sam_build_bytes: sam_build_bytes(self.function),
+            to_first_poll_ms: median,
+            first_poll_runs_ms: self.polls,
+            to_first_answer_ms,
+            outcome,
+            peak_rss_kib: self.first.peak_rss_kib,
+        })
+    }
+}
+
+pub async fn run(memory_mb: u32, out: &FsPath, progress: &dyn Fn(&str)) -> Result<ColdStarts, BenchError> {
     let release = release_dir();
-    if let Some((missing, _)) = FUNCTIONS.iter().find(|(f, _)| !release.join(f).exists()) {
+    let binaries: Vec<(&'static str, &'static str)> = std::iter::once(HELLO_WORLD).chain(FUNCTIONS).collect();
+    if let Some((missing, _)) = binaries.iter().find(|(f, _)| !release.join(f).exists()) {
         return Err(BenchError::setup(
             "cold start",
             format!(
-                "{} is missing: cargo build --release -p stepsync-functions --bins (make bench does)",
+                "{} is missing: cargo build --release -p stepsync-functions -p stepsync-hello-world --bins (make bench does)",
                 release.join(missing).display()
             ),
         ));
@@ -375,21 +449,44 @@ pub async fn run(memory_mb: u32, out: &FsPath, progress: &dyn Fn(&str)) -> Resul
     let (stub, stub_task) = serve(Router::new().fallback(aws_stub)).await?;
     let vars = app_vars(&google, dynamo.endpoint(), &stub);
     seed(&vars, &google, dynamo.endpoint()).await?;
-    let mut results = Vec::new();
-    for (function, file) in FUNCTIONS {
-        let event = sample(file, &google)?;
-        let result = start_one(function, file, &release.join(function), &vars, event, memory_mb, &logs).await?;
-        progress(&format!(
-            "  {function}: {:.1} MB, first poll {:.1} ms, first answer {:.1} ms ({}), peak RSS {:.1} MB",
-            result.binary_bytes as f64 / 1e6,
-            result.to_first_poll_ms,
-            result.to_first_answer_ms,
-            result.outcome,
-            result.peak_rss_kib as f64 / 1024.0
-        ));
-        results.push(result);
+    let mut measured = Vec::new();
+    for (function, file) in binaries {
+        let binary = release.join(function);
+        let log = logs.join(format!("{function}.log"));
+        let _ = std::fs::remove_file(&log);
+        let first = start_once(function, &binary, &vars, Some(sample(file, &google)?), memory_mb, &log).await?;
+        let polls = first.first_poll_ms.into_iter().collect();
+        measured.push(Measured { function, file, binary, log, first, polls });
+    }
+    for _ in 1..STARTS {
+        for m in &mut measured {
+            let start = start_once(m.function, &m.binary, &vars, None, memory_mb, &m.log).await?;
+            m.polls.extend(start.first_poll_ms);
+        }
     }
     stub_task.abort();
     dynamo.stop().await;
-    Ok(results)
+    let mut results = measured.into_iter().map(Measured::finish).collect::<Result<Vec<_>, _>>()?;
+    let hello_world = results.remove(0);
+    progress(&format!(
+        "  {}: {:.2} MB, first poll {:.1} ms (median of {STARTS}), peak RSS {:.1} MB",
+        hello_world.function,
+        hello_world.binary_bytes as f64 / 1e6,
+        hello_world.to_first_poll_ms,
+        hello_world.peak_rss_kib as f64 / 1024.0
+    ));
+    for result in &results {
+        progress(&format!(
+            "  {}: {:.1} MB, first poll {:.1} ms ({:.2}x hello-world), first answer {:.1} ms ({}), peak RSS {:.1} MB ({:.2}x)",
+            result.function,
+            result.binary_bytes as f64 / 1e6,
+            result.to_first_poll_ms,
+            result.poll_ratio(&hello_world),
+            result.to_first_answer_ms,
+            result.outcome,
+            result.peak_rss_kib as f64 / 1024.0,
+            result.rss_ratio(&hello_world),
+        ));
+    }
+    Ok(ColdStarts { hello_world, functions: results })
 }

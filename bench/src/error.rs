@@ -5,7 +5,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error(
-        "{0}\n\nusage: stepsync-bench [--connections N] [--notifications N] [--store dynoxide|moto] [--webhooks-per-day N] [--quick] [--skip-cold-start] [--out DIR]"
+        "{0}\n\nusage: stepsync-bench [--connections N] [--notifications N] [--store dynoxide|moto] [--webhooks-per-day N] [--quick] [--skip-cold-start | --only-cold-start] [--out DIR]"
     )]
     Usage(String),
     #[error("setting up {what}: {why}")]

@@ -10,6 +10,7 @@ mod machine;
 mod prices;
 mod report;
 mod requests;
+mod scale;
 mod stats;
 mod sweep;
 mod template;
@@ -51,9 +52,19 @@ async fn run(args: &Args) -> Result<(), BenchError> {
     let cold_start = if args.skip_cold_start {
         Err("skipped (--skip-cold-start)".to_owned())
     } else {
-        progress("start and size: each release binary against the Runtime API emulator");
+        progress("start and size: each release binary and hello-world against the Runtime API emulator");
         Ok(cold_start::run(template.memory_mb, &args.out, &progress).await?)
     };
+    if args.only_cold_start {
+        let json_path = args.out.join("cold-start.json");
+        let json = serde_json::to_string_pretty(&cold_start).map_err(|e| BenchError::measurement("report", e))?;
+        std::fs::write(&json_path, json).map_err(BenchError::io(&json_path))?;
+        let md_path = args.out.join("cold-start.md");
+        let md = format!("# Start and size\n\n{}", report::cold_start_section(&cold_start, template.memory_mb));
+        std::fs::write(&md_path, md).map_err(BenchError::io(&md_path))?;
+        progress(&format!("wrote {} and {}", md_path.display(), json_path.display()));
+        return Ok(());
+    }
 
     progress(&format!("freshness: {} notifications on the local stack", args.notifications));
     let freshness = freshness::run(args.notifications, args.load_connections, &progress).await?;
@@ -124,6 +135,37 @@ async fn run(args: &Args) -> Result<(), BenchError> {
         progress(&format!("  {}: ${:.2} per month for 10,000 people", c.name, c.month.total));
     }
 
+    progress("scale: the capacity model from this run's figures");
+    let gb = inputs.memory_gb;
+    let changed = cost::scenario_usage(webhook, &webhook.operations, &item_sizes, &prices, gb, inputs.stream_batch);
+    let unchanged = cost::sweep_usage(&sweep.unchanged, &sweep.unchanged.requests_per_sync, &item_sizes, &prices, gb);
+    let fed = costs
+        .iter()
+        .find(|c| c.name.starts_with("webhook"))
+        .ok_or_else(|| BenchError::measurement("scale", "no webhook-fed population"))?;
+    let reconciles_per_day = 24.0 / inputs.reconcile_hours;
+    let scale_inputs = scale::Inputs {
+        webhooks_per_day: args.webhooks_per_day,
+        reconciles_per_day,
+        tick_minutes: inputs.tick_minutes,
+        worker_concurrency: sweep.worker_concurrency as f64,
+        people_per_shard: scale::people_per_shard(
+            reconciles_per_day,
+            inputs.tick_minutes,
+            sweep.worker_concurrency as f64,
+        ),
+        changed_write_units: changed.write_units,
+        changed_read_units: changed.read_units,
+        unchanged_read_units: unchanged.read_units,
+        provider_calls_per_sync: sweep.changed.provider_calls_per_sync.get("rollup").copied().unwrap_or(1.0),
+        dollars_per_10k: fed.month.total,
+        sweep_ms_per_connection: vec![(
+            sweep.changed.connections,
+            sweep.changed.wall_ms / sweep.changed.connections.max(1) as f64,
+        )],
+    };
+    let scale = scale::model(&scale_inputs);
+
     let report = report::Report {
         machine,
         settings: report::Settings {
@@ -141,6 +183,8 @@ async fn run(args: &Args) -> Result<(), BenchError> {
         item_sizes,
         prices,
         costs,
+        scale_inputs,
+        scale,
         run_seconds: started.elapsed().as_secs_f64(),
     };
     let json_path = args.out.join("report.json");

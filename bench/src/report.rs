@@ -1,6 +1,6 @@
 //! The report: `report.json` (everything measured) and `report.md` (the same, for people).
 
-use crate::cold_start::ColdStart;
+use crate::cold_start::{ColdStart, ColdStarts, STARTS};
 use crate::cost::{ItemSizes, Population};
 use crate::freshness::Freshness;
 use crate::machine::Machine;
@@ -27,14 +27,89 @@ pub struct Report {
     pub machine: Machine,
     pub settings: Settings,
     pub template: Template,
-    pub cold_start: Result<Vec<ColdStart>, String>,
+    pub cold_start: Result<ColdStarts, String>,
     pub freshness: Freshness,
     pub sweep: SweepReport,
     pub requests: Vec<Scenario>,
     pub item_sizes: ItemSizes,
     pub prices: Prices,
     pub costs: Vec<Population>,
+    pub scale_inputs: crate::scale::Inputs,
+    pub scale: Vec<crate::scale::Row>,
     pub run_seconds: f64,
+}
+
+impl Report {
+    /// Section 6: the capacity model (docs/SCALE.md says how each row is made).
+    fn scale_section(&self) -> String {
+        use crate::scale::{assume, limits};
+        let i = &self.scale_inputs;
+        let mut o = String::new();
+        let _ = writeln!(o, "\n## 6. Scale\n");
+        let _ = writeln!(
+            o,
+            "Webhook-fed people (Google Health): {} device syncs and {:.0} reconcile pulls a person a day; the busiest hour {}× the day's average; a sync deployed {} s, a webhook {} s (assumed: loopback measures only our part). From this run: a webhook's changed day costs {:.2} write and {:.2} read units (the webhook, the worker, the stream's check), an unchanged reconcile pull {:.2} read units, {} provider call(s) a sync, ${:.2} a month per 10,000 people. Shards: one per {:.0} people, at least 8. The sweep here: {}.\n",
+            i.webhooks_per_day,
+            i.reconciles_per_day,
+            assume::PEAK_FACTOR,
+            assume::SYNC_SECONDS,
+            assume::WEBHOOK_SECONDS,
+            i.changed_write_units,
+            i.changed_read_units,
+            i.unchanged_read_units,
+            i.provider_calls_per_sync,
+            i.dollars_per_10k,
+            i.people_per_shard,
+            i.sweep_ms_per_connection
+                .iter()
+                .map(|(n, ms)| format!("{ms:.3} ms per connection at {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let people = |n: f64| match n {
+            n if n >= 1e6 => format!("{:.0} M", n / 1e6),
+            n => format!("{:.0} k", n / 1e3),
+        };
+        let _ = writeln!(o, "| | {} |", self.scale.iter().map(|r| people(r.people)).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(o, "| --- |{}", " ---: |".repeat(self.scale.len()));
+        let row = |o: &mut String, name: &str, value: &dyn Fn(&crate::scale::Row) -> String| {
+            let _ = writeln!(o, "| {name} | {} |", self.scale.iter().map(value).collect::<Vec<_>>().join(" | "));
+        };
+        row(&mut o, "sweep shards", &|r| format!("{:.0}", r.shards));
+        row(&mut o, "device syncs/s, peak", &|r| format!("{:.0}", r.device_syncs_per_second_peak));
+        row(&mut o, "table write units/s, peak", &|r| format!("{:.0}", r.table_write_units_peak));
+        row(&mut o, "table read units/s, peak", &|r| format!("{:.0}", r.table_read_units_peak));
+        row(&mut o, "hottest key (one challenge of everyone), writes/s", &|r| {
+            format!("{:.0}", r.hottest_partition_writes_peak)
+        });
+        row(&mut o, "connections per tick", &|r| format!("{:.0}", r.per_tick_connections));
+        row(&mut o, "one shard's sweep deployed, s", &|r| format!("{:.0}", r.shard_sweep_seconds));
+        row(&mut o, "Lambda concurrency, peak", &|r| format!("{:.0}", r.lambda_concurrency_peak));
+        row(&mut o, "PutEvents/s (SyncShard)", &|r| format!("{:.2}", r.put_events_per_second));
+        row(&mut o, "scheduler invocations/month", &|r| format!("{:.0}", r.scheduler_invocations_per_month));
+        row(&mut o, "Google requests/day", &|r| format!("{:.0}", r.google_requests_per_day));
+        row(&mut o, "Google requests/minute, peak", &|r| format!("{:.0}", r.google_requests_per_minute_peak));
+        row(&mut o, "Google OAuth grants/day", &|r| format!("{:.0}", r.google_grants_per_day));
+        row(&mut o, "dollars/month", &|r| format!("${:.0}", r.dollars_per_month));
+        row(&mut o, "first limit reached (default quotas)", &|r| match r.limits_hit.as_slice() {
+            [] => "none".to_owned(),
+            hit => hit.join("; "),
+        });
+        let _ = writeln!(
+            o,
+            "\nLimits: DynamoDB {:.0} write / {:.0} read units a second per partition, {:.0} per table (on-demand default); Lambda {:.0} concurrent; PutEvents {:.0}/s; Google Health {:.1} M requests a day, {:.0} a minute per project, {:.0} a minute per person, {:.0} OAuth grants a day.",
+            limits::PARTITION_WRITE_UNITS,
+            limits::PARTITION_READ_UNITS,
+            limits::TABLE_UNITS,
+            limits::LAMBDA_CONCURRENCY,
+            limits::PUT_EVENTS_PER_SECOND,
+            limits::GOOGLE_PER_DAY / 1e6,
+            limits::GOOGLE_PER_MINUTE,
+            limits::GOOGLE_PER_USER_MINUTE,
+            limits::GOOGLE_GRANTS_PER_DAY
+        );
+        o
+    }
 }
 
 fn ops(map: &BTreeMap<String, f64>) -> String {
@@ -257,35 +332,66 @@ impl Report {
         }
 
         let _ = writeln!(o, "\n## 5. Start and size\n");
-        match &self.cold_start {
-            Ok(starts) => {
-                let _ = writeln!(
-                    o,
-                    "Each release binary (`cargo build --release -p stepsync-functions --bins`) started as Lambda starts it, against the bench's Runtime API emulator, with `AWS_LAMBDA_FUNCTION_MEMORY_SIZE={}`, DynamoDB embedded (dynoxide), fake Google Health and a PutEvents stub on loopback, fed one sample from `events/`. This machine is x86_64; Lambda runs arm64 and its own sandbox start comes on top.\n",
-                    self.template.memory_mb
-                );
-                let _ = writeln!(
-                    o,
-                    "| function | sample | binary | start → first poll | start → first answer | answer | peak RSS |\n| --- | --- | ---: | ---: | ---: | --- | ---: |"
-                );
-                for c in starts {
-                    let _ = writeln!(
-                        o,
-                        "| `{}` | `{}` | {:.1} MB | {:.1} ms | {:.1} ms | {} | {:.1} MB |",
-                        c.function,
-                        c.sample,
-                        c.binary_bytes as f64 / 1e6,
-                        c.to_first_poll_ms,
-                        c.to_first_answer_ms,
-                        answer(&c.outcome),
-                        c.peak_rss_kib as f64 / 1024.0
-                    );
-                }
-            }
-            Err(why) => {
-                let _ = writeln!(o, "Not measured in this run: {why}");
-            }
-        }
+        o.push_str(&cold_start_section(&self.cold_start, self.template.memory_mb));
+        o.push_str(&self.scale_section());
         o
     }
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.2} MB", bytes as f64 / 1e6)
+}
+
+/// Section 5's text (also written alone by `--only-cold-start`).
+pub fn cold_start_section(cold_start: &Result<ColdStarts, String>, memory_mb: u32) -> String {
+    let mut o = String::new();
+    let starts = match cold_start {
+        Ok(starts) => starts,
+        Err(why) => {
+            let _ = writeln!(o, "Not measured in this run: {why}");
+            return o;
+        }
+    };
+    let hello = &starts.hello_world;
+    let _ = writeln!(
+        o,
+        "Each release binary (`cargo build --release -p stepsync-functions -p stepsync-hello-world --bins`) started as Lambda starts it, against the bench's Runtime API emulator, with `AWS_LAMBDA_FUNCTION_MEMORY_SIZE={memory_mb}`, DynamoDB embedded (dynoxide), fake Google Health and a PutEvents stub on loopback. Each binary is started {STARTS} times, the starts interleaved across binaries: the first is fed one sample from `events/` and runs until it has answered (its answer, first-answer time and peak RSS are that start's); the others stop at the first poll. Start → first poll is the median of the {STARTS}. The baseline is `hello-world` (`hello/`): a `lambda_runtime` function answering a constant, with the same profile and Tokio runtime, measured in the same run; the ratios are to it. This machine is x86_64; Lambda runs arm64 and its own sandbox start comes on top.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| binary | sample | size (cargo) | size (`sam build`) | start → first poll | ÷ hello-world | start → first answer | answer | peak RSS | ÷ hello-world |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"
+    );
+    let sam = |c: &ColdStart| c.sam_build_bytes.map_or_else(|| "–".to_owned(), megabytes);
+    let _ = writeln!(
+        o,
+        "| `{}` (baseline) | `{}` | {} | – | {:.1} ms | 1 | {:.1} ms | {} | {:.1} MB | 1 |",
+        hello.function,
+        hello.sample,
+        megabytes(hello.binary_bytes),
+        hello.to_first_poll_ms,
+        hello.to_first_answer_ms,
+        answer(&hello.outcome),
+        hello.peak_rss_kib as f64 / 1024.0
+    );
+    for c in &starts.functions {
+        let _ = writeln!(
+            o,
+            "| `{}` | `{}` | {} | {} | {:.1} ms | **{:.2}×** | {:.1} ms | {} | {:.1} MB | {:.2}× |",
+            c.function,
+            c.sample,
+            megabytes(c.binary_bytes),
+            sam(c),
+            c.to_first_poll_ms,
+            c.poll_ratio(hello),
+            c.to_first_answer_ms,
+            answer(&c.outcome),
+            c.peak_rss_kib as f64 / 1024.0,
+            c.rss_ratio(hello)
+        );
+    }
+    if starts.functions.iter().all(|c| c.sam_build_bytes.is_none()) {
+        let _ =
+            writeln!(o, "\nNo `sam build` output (`.aws-sam/build/*/bootstrap`) was found: `make release` makes it.");
+    }
+    o
 }

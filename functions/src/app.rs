@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use stepsync::aws::{DynamoStore, EventBridgePublisher, SdkConfig, WorkerDispatch};
+use stepsync::aws::{DynamoStore, EventBridgePublisher, SdkConfig, SecretsError, WorkerDispatch};
 use stepsync::clock::{Clock, SystemClock};
-use stepsync::config::{Config, Loads};
+use stepsync::config::{Config, ConfigError, Loads};
 use stepsync::crypto::{AesGcmTokenCipher, NoTokenKey};
 use stepsync::ports::{EventPublisher, Providers, Store, TokenCipher};
+use stepsync::providers::SetupError;
 use stepsync::services::{ConnectSettings, Ports, Services, Settings, SyncSettings};
 
 /// The configuration and the services, built once over the adapters.
@@ -17,19 +18,76 @@ pub struct App {
     pub services: Services,
 }
 
-impl App {
-    /// Builds what one function `loads` from the environment: AWS settings, its secrets from
-    /// SSM (one call, none when it loads no secret), then `Config::loading`. Runs once per cold
-    /// start.
-    pub async fn from_env(loads: Loads) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let sdk = stepsync::aws::load_sdk_config().await;
+/// Why a function could not start; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("a provider's client: {0}")]
+    Providers(#[from] SetupError),
+}
+
+/// What a function settles before its first event: its settings, secrets included (one SSM
+/// call when deployed), checked once so that a missing or malformed one fails the init as
+/// before. The AWS clients and the provider clients are built from it when the first event
+/// needs them ([`Prepared::build`]): building the SDK's first client reads and parses the
+/// system's root certificates, which is most of a cold start's own work.
+#[derive(Clone)]
+pub struct Prepared {
+    vars: HashMap<String, String>,
+    loads: Loads,
+    /// Loaded already when the secrets needed it.
+    sdk: Option<SdkConfig>,
+}
+
+impl Prepared {
+    /// Reads what `loads` names from the environment: the secrets from SSM (one call, none
+    /// when the function loads no secret or the settings are given locally), then checks
+    /// the configuration.
+    pub async fn from_env(loads: Loads) -> Result<Self, StartError> {
         let mut vars: HashMap<String, String> = std::env::vars().collect();
-        stepsync::aws::resolve_secret_parameters(&sdk, &loads.secret_settings(), &mut vars).await?;
-        let config = Config::loading(&vars, loads)?;
-        Self::new(config, &sdk)
+        let secrets = loads.secret_settings();
+        let names_a_parameter = secrets
+            .iter()
+            .any(|setting| vars.get(&format!("{setting}_PARAMETER")).is_some_and(|name| !name.is_empty()));
+        let sdk = if names_a_parameter {
+            let sdk = stepsync::aws::load_sdk_config().await;
+            stepsync::aws::resolve_secret_parameters(&sdk, &secrets, &mut vars).await?;
+            Some(sdk)
+        } else {
+            None
+        };
+        Config::loading(&vars, loads)?;
+        Ok(Self { vars, loads, sdk })
     }
 
-    pub fn new(config: Config, sdk: &SdkConfig) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    /// Forgets the settings once the app holds them: a later `build` finds none.
+    pub fn release(&mut self) {
+        self.vars = HashMap::new();
+        self.sdk = None;
+    }
+
+    /// The app: AWS settings (unless the secrets loaded them), the DynamoDB and EventBridge
+    /// clients, the provider clients and the token cipher.
+    pub async fn build(&self) -> Result<App, StartError> {
+        let config = Config::loading(&self.vars, self.loads)?;
+        match &self.sdk {
+            Some(sdk) => App::new(config, sdk),
+            None => App::new(config, &stepsync::aws::load_sdk_config().await),
+        }
+    }
+}
+
+impl App {
+    /// Builds what one function `loads` from the environment, all at once (see [`Prepared`]
+    /// for the two halves the Lambda runtime uses).
+    pub async fn from_env(loads: Loads) -> Result<Self, StartError> {
+        Prepared::from_env(loads).await?.build().await
+    }
+
+    pub fn new(config: Config, sdk: &SdkConfig) -> Result<Self, StartError> {
         let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name.clone()));
         let bus: Arc<dyn EventPublisher> =
             Arc::new(EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), config.event_bus_name.clone()));
@@ -49,7 +107,7 @@ impl App {
         store: Arc<dyn Store>,
         publisher: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    ) -> Result<Self, StartError> {
         let providers = stepsync::providers::registry(
             config.google.as_ref(),
             config.misfit.as_ref(),
@@ -91,5 +149,28 @@ impl App {
             steps_updated: config.steps_updated,
         };
         Self { services: Services::new(ports, cipher, providers, settings), config }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared() -> Prepared {
+        let vars = [("STEPSYNC_TABLE", "stepsync"), ("STEPSYNC_PUBLIC_URL", "https://api.stepsync.example")];
+        Prepared {
+            vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            loads: Loads::STORE_ONLY,
+            sdk: Some(stepsync::aws::local_sdk_config("http://127.0.0.1:9")),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_app_is_built_from_the_checked_settings_until_they_are_released() {
+        let mut prepared = prepared();
+        let app = prepared.build().await.unwrap();
+        assert_eq!(app.config.table_name, "stepsync");
+        prepared.release();
+        assert!(matches!(prepared.build().await, Err(StartError::Config(_))), "nothing is left to build from");
     }
 }

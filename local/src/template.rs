@@ -240,16 +240,23 @@ impl Template {
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| bad("Globals.Function.MemorySize is not a number"))?;
-        let architecture = match &globals["Architectures"][0] {
-            Value::Null => DEFAULT_ARCHITECTURE.to_owned(),
-            other => text(other, "Globals.Function.Architectures[0]")?.to_owned(),
-        };
-        let parameter_defaults = doc["Parameters"]
+        let parameter_defaults: BTreeMap<String, String> = doc["Parameters"]
             .as_mapping()
             .into_iter()
             .flatten()
             .filter_map(|(name, parameter)| Some((name.as_str()?.to_owned(), scalar(&parameter["Default"])?)))
             .collect();
+        let architecture = match &globals["Architectures"][0] {
+            Value::Null => DEFAULT_ARCHITECTURE.to_owned(),
+            // `!Ref Architecture`: the parameter's default, what a deploy without overrides gets.
+            Value::Tagged(tagged) if tagged.tag == "Ref" => tagged
+                .value
+                .as_str()
+                .and_then(|name| parameter_defaults.get(name))
+                .cloned()
+                .ok_or_else(|| bad("Globals.Function.Architectures[0] refers to no parameter with a default"))?,
+            other => text(other, "Globals.Function.Architectures[0]")?.to_owned(),
+        };
         let global_environment = globals["Environment"]["Variables"]
             .as_mapping()
             .into_iter()

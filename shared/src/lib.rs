@@ -8,7 +8,8 @@
 //! - `domain`: typed values parsed at the edge.
 //!
 //! Adapters: `aws` (DynamoDB, EventBridge, SSM), `providers` (one folder per source),
-//! `crypto` (the token cipher), `config` (settings from the environment), `logging`.
+//! `crypto` (the token cipher), `config` (settings from the environment), `logging`, `tls`
+//! (the outbound HTTPS clients' settings).
 //! `functions/` and `local/` build the adapters and hand them to the services.
 
 pub mod aws;
@@ -23,6 +24,7 @@ pub mod logging;
 pub mod ports;
 pub mod providers;
 pub mod services;
+pub mod tls;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

@@ -127,10 +127,13 @@ mod tests {
     async fn sync_requests_go_to_the_worker_as_events_it_reads_and_the_rest_to_the_bus() {
         let bus = Arc::new(RecordingPublisher::default());
         let dispatch = WorkerDispatch::new(Invokes::default(), "stepsync-sync-worker", bus.clone());
-        let status = Event::ConnectionStatusChanged(serde_json::from_value(serde_json::json!({
-            "user": "alice", "provider": "google_health", "old_status": "active",
-            "new_status": "reconnect_required", "reason": "reconnect_required", "action": "Reconnect."
-        })).unwrap());
+        let status = Event::ConnectionStatusChanged(
+            serde_json::from_value(serde_json::json!({
+                "user": "alice", "provider": "google_health", "old_status": "active",
+                "new_status": "reconnect_required", "reason": "reconnect_required", "action": "Reconnect."
+            }))
+            .unwrap(),
+        );
         dispatch.publish(&[sync("alice"), status.clone(), sync("bob")]).await.unwrap();
 
         let sent = dispatch.api.sent.lock().unwrap().clone();

@@ -100,10 +100,12 @@ async fn get_parameters(sdk: &SdkConfig, names: &[String]) -> Result<HashMap<Str
     let body = serde_json::to_vec(&serde_json::json!({"Names": names, "WithDecryption": true}))
         .map_err(|e| SecretsError::Ssm(e.to_string()))?;
     let headers = signed_headers(&credentials.into(), &region, SystemTime::now(), &url, &body)?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| SecretsError::Ssm(format!("HTTP client: {e}")))?;
+    let mut builder =
+        reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(10));
+    if let Some(tls) = crate::tls::client_config() {
+        builder = builder.tls_backend_preconfigured(tls);
+    }
+    let client = builder.build().map_err(|e| SecretsError::Ssm(format!("HTTP client: {e}")))?;
     let mut request = client.post(&url).body(body);
     for (name, value) in headers.iter().filter(|(name, _)| name != "host") {
         request = request.header(name.as_str(), value.as_str());

@@ -15,13 +15,18 @@ pub(super) enum Redirects {
     Stop,
 }
 
-/// The one HTTP client a provider builds and shares: connect and total timeouts, always.
+/// The one HTTP client a provider builds and shares: connect and total timeouts, always, and
+/// the process's TLS settings (`crate::tls`: the roots are read on the first handshake).
 pub(super) fn build_client(
     connect_timeout: Duration,
     request_timeout: Duration,
     redirects: Redirects,
 ) -> Result<reqwest::Client, reqwest::Error> {
     let builder = reqwest::Client::builder().connect_timeout(connect_timeout).timeout(request_timeout);
+    let builder = match crate::tls::client_config() {
+        Some(tls) => builder.tls_backend_preconfigured(tls),
+        None => builder,
+    };
     let builder = match redirects {
         Redirects::Follow => builder,
         Redirects::Stop => builder.redirect(reqwest::redirect::Policy::none()),
