@@ -13,17 +13,24 @@ fn refused() -> StoreError {
     StoreError::Unavailable("the function stopped".into())
 }
 
-/// The writer stops between its day write and its count: the leaderboard lags until the
-/// stream's record is handled, which counts it once; the same batch delivered again counts
-/// nothing more.
-#[tokio::test]
-async fn a_writer_that_stops_after_its_day_write_is_counted_by_the_stream_once() {
+/// Alice in "november", whose 4,000 steps on Nov 24 were written by a writer that stopped
+/// before its count.
+async fn uncounted_walk() -> (World, UserId, ChallengeId) {
     let w = World::new();
     let alice = user("alice");
     let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
     w.join(&november, &alice).await;
     w.store.refuse_next(Refusable::CountDay, refused());
     w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-24", 4000)]).await;
+    (w, alice, november)
+}
+
+/// The writer stops between its day write and its count: the leaderboard lags until the
+/// stream's record is handled, which counts it once; the same batch delivered again counts
+/// nothing more.
+#[tokio::test]
+async fn a_writer_that_stops_after_its_day_write_is_counted_by_the_stream_once() {
+    let (w, alice, november) = uncounted_walk().await;
     assert_eq!(w.total(&november, &alice).await, (0, 0), "the count was lost with the writer");
 
     let changes = w.store.take_day_changes();
@@ -209,12 +216,7 @@ async fn a_join_records_the_versions_of_the_days_it_counted() {
 /// retrying for ever.
 #[tokio::test]
 async fn a_participant_stored_before_counting_by_version_is_rebuilt() {
-    let w = World::new();
-    let alice = user("alice");
-    let november = w.challenge("november", "2026-11-01", "2026-11-30").await;
-    w.join(&november, &alice).await;
-    w.store.refuse_next(Refusable::CountDay, refused());
-    w.walked(&alice, Provider::AppleHealth, &[steps("2026-11-24", 4000)]).await;
+    let (w, alice, november) = uncounted_walk().await;
     w.store.forget_counted(&november, &alice);
 
     let handled = w.stream_handler().handle(&w.store.take_day_changes()).await.unwrap();
