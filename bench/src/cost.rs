@@ -136,11 +136,17 @@ fn units(ops: &BTreeMap<String, f64>, sizes: &ItemSizes, prices: &Prices, gsi_it
     let read_unit = (sizes.sync_item() / 4096.0).ceil();
     let write_unit = (sizes.sync_item() / 1024.0).ceil();
     let count = |op: &str| ops.get(op).copied().unwrap_or(0.0);
-    let query = match gsi_items {
-        Some(items) => 0.5 * (items * sizes.bytes("CONN") / 4096.0).ceil().max(1.0),
-        None => read_unit,
+    // A sweep's connection: its own Query of days and profile (the table, one unit), and its
+    // share of the GSI pages it was listed on (eventually consistent, the page's bytes).
+    let (own, pages) = match gsi_items {
+        Some(items) => {
+            let page = 0.5 * (items * sizes.bytes("CONN") / 4096.0).ceil().max(1.0);
+            let own = count("Query").min(1.0);
+            (own * read_unit, (count("Query") - own) * page)
+        }
+        None => (count("Query") * read_unit, 0.0),
     };
-    let reads = read_unit * (count("GetItem") + 2.0 * count("BatchGetItem")) + query * count("Query");
+    let reads = read_unit * (count("GetItem") + 2.0 * count("BatchGetItem")) + own + pages;
     let writes = write_unit
         * (count("PutItem")
             + count("UpdateItem")

@@ -203,7 +203,7 @@ impl Report {
         sweep_row(&mut o, "nothing new", &s.unchanged);
         let _ = writeln!(
             o,
-            "\n**The floor**: the minimal request set of one sync issued straight through the DynamoDB adapter at the same concurrency ({}): one consistent `BatchGetItem` of the profile and the day, one `TransactWriteItems` (day, profile, participant), and the shard pages the worker reads (one `Query` per 100 connections and the empty one ending a shard). No provider call, no token decryption, no outcome record. The store slows as the table grows (every changed-day run adds a day item per person), so the floor runs just before and just after the changed-day sweep, on other dates, and the sweep is compared with the two floors' mean time.\n",
+            "\n**The floor**: the minimal request set of one sync issued straight through the DynamoDB adapter at the same concurrency ({}): one consistent `Query` of the day and the profile, the connection's status (`GetItem`), the day's conditional `PutItem` and its count (`UpdateItem`), and the shard pages the worker reads (one `Query` per 100 connections and the empty one ending a shard). No provider call, no token decryption. The store slows as the table grows (every changed-day run adds a day item per person), so the floor runs just before and just after the changed-day sweep, on other dates, and the sweep is compared with the two floors' mean time.\n",
             s.concurrency
         );
         let _ = writeln!(

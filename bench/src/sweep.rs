@@ -150,7 +150,11 @@ async fn sweep(world: &World, label: &str, progress: &dyn Fn(&str)) -> Result<Sw
         .collect();
     // The changed days' StepsUpdated, from the table's stream (after the timed part).
     world.env.day_events().await;
-    let events = world.env.publisher.events().len() - events_before;
+    // StepsUpdated is published only where a company's app subscribes (opt-in): not counted.
+    let events = world.env.publisher.events()[events_before..]
+        .iter()
+        .filter(|e| !matches!(e, stepsync::events::Event::StepsUpdated(_)))
+        .count();
     Ok(SweepRun {
         connections: n,
         synced,
