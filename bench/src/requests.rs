@@ -176,15 +176,7 @@ async fn worker(world: &World, event: &Event) -> Result<(Invocation, WorkerResul
 }
 
 fn scheduled(user: &UserId) -> Event {
-    Event::SyncRequested(SyncRequested {
-        user: user.clone(),
-        provider: Provider::GoogleHealth,
-        reason: SyncReason::Schedule,
-        start: None,
-        end: None,
-        noticed_at: None,
-        notice_id: None,
-    })
+    Event::SyncRequested(SyncRequested::whole(user.clone(), Provider::GoogleHealth, SyncReason::Schedule))
 }
 
 /// One scheduled sync of `user`, which must change `changed` days.

@@ -737,15 +737,7 @@ pub async fn run(options: &ChaosOptions, progress: impl Fn(&str)) -> ChaosReport
         .people
         .iter()
         .map(|user| {
-            Event::SyncRequested(SyncRequested {
-                user: user.clone(),
-                provider: Provider::GoogleHealth,
-                reason: SyncReason::Schedule,
-                start: None,
-                end: None,
-                noticed_at: None,
-                notice_id: None,
-            })
+            Event::SyncRequested(SyncRequested::whole(user.clone(), Provider::GoogleHealth, SyncReason::Schedule))
         })
         .collect();
     world.bus.queue.lock().unwrap().extend(everyone);

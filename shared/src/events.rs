@@ -35,6 +35,13 @@ pub struct SyncRequested {
     pub notice_id: Option<String>,
 }
 
+impl SyncRequested {
+    /// A sync of the connection's default window for `reason`, with no notice behind it.
+    pub fn whole(user: UserId, provider: Provider, reason: SyncReason) -> Self {
+        Self { user, provider, reason, start: None, end: None, noticed_at: None, notice_id: None }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncShard {
     pub shard: u16,

@@ -477,15 +477,11 @@ impl Syncing {
             answers.push(match result {
                 // Past the deadline the sync is dropped between atomic writes; the worker redoes it.
                 Err(_elapsed) => {
-                    queued.push(Event::SyncRequested(SyncRequested {
-                        user: user.clone(),
-                        provider: connection.provider,
-                        reason: SyncReason::Manual,
-                        start: None,
-                        end: None,
-                        noticed_at: None,
-                        notice_id: None,
-                    }));
+                    queued.push(Event::SyncRequested(SyncRequested::whole(
+                        user.clone(),
+                        connection.provider,
+                        SyncReason::Manual,
+                    )));
                     answer("queued", vec![], None)
                 }
                 Ok(Ok(SyncOutcome::Synced(report))) => answer(

@@ -100,15 +100,7 @@ async fn settled_alice(w: &World) {
 }
 
 fn sync_event(who: &str) -> Event {
-    Event::SyncRequested(SyncRequested {
-        user: user(who),
-        provider: Provider::GoogleHealth,
-        reason: SyncReason::Schedule,
-        start: None,
-        end: None,
-        noticed_at: None,
-        notice_id: None,
-    })
+    Event::SyncRequested(SyncRequested::whole(user(who), Provider::GoogleHealth, SyncReason::Schedule))
 }
 
 /// A notice that arrives before the fetch of an earlier one starts is covered by that fetch:
