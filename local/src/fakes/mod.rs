@@ -4,6 +4,7 @@
 mod common;
 pub mod google_health;
 pub mod misfit;
+pub mod oura;
 mod server;
 pub mod sns;
 #[cfg(test)]

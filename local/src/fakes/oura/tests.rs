@@ -1,0 +1,1 @@
+//! The fake Oura's own tests.
