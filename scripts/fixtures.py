@@ -68,6 +68,14 @@ ROLLUP_ANSWERS = {
     "2026-11-25": 4310,
 }
 MISFIT_ANSWERS = {"2026-11-22": 9823, "2026-11-23": 3011}
+# Oura: the app's client secret (the fake's default), the sandbox person, the notification's
+# signing instant, and the daily_activity known answers (days in Europe/Helsinki, UTC+2 in November).
+OURA_CLIENT_SECRET = "fake-oura-secret"
+OURA_USER_ID = "2f9a6c1e-5b3d-4e7f-8a90-1c2d3e4f5a6b"
+OURA_TIMESTAMP = "1795504329"  # 2026-11-24T07:12:09Z, the x-oura-timestamp of the notification
+OURA_EVENT_TIME = "2026-11-24T07:12:09+00:00"
+OURA_NEXT_TOKEN = "MnwyMDI2LTExLTIxLzIwMjYtMTEtMjQ"
+OURA_ANSWERS = {"2026-11-21": 10234, "2026-11-22": 3987, "2026-11-23": 0}
 
 # --- JSON writing ---
 
@@ -462,6 +470,144 @@ def misfit_files() -> dict[str, bytes]:
     }
 
 
+# --- Oura ---
+
+
+def oura_document_id(user_id: str, day: str) -> str:
+    """A daily document's id: a UUID-shaped digest, stable for (person, day) as Oura's ids are."""
+    digest = hashlib.sha256(f"fake-oura/daily_activity/{user_id}/{day}".encode()).hexdigest()[:32]
+    return f"{digest[0:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
+
+def oura_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """x-oura-signature: HMAC-SHA256 keyed with the client secret over timestamp then body, upper-case hex."""
+    return hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).hexdigest().upper()
+
+
+def oura_daily_activity(day: str, steps: int) -> dict:
+    """One DailyActivityModel in Oura's field set; the day starts at 04:00 local (Helsinki, +02:00)."""
+    active = steps * 4 // 100
+    return {
+        "id": oura_document_id(OURA_USER_ID, day),
+        "class_5_min": "1112211111111111111111111111111111111111111111233322322223333323322222",
+        "score": min(100, 40 + steps // 250),
+        "active_calories": active,
+        "average_met_minutes": 1.40625,
+        "contributors": {
+            "meet_daily_targets": 60,
+            "move_every_hour": 95,
+            "recovery_time": 100,
+            "stay_active": 80,
+            "training_frequency": 71,
+            "training_volume": 98,
+        },
+        "equivalent_walking_distance": steps * 3 // 4,
+        "high_activity_met_minutes": 7,
+        "high_activity_time": 60,
+        "inactivity_alerts": 0,
+        "low_activity_met_minutes": 117,
+        "low_activity_time": 10020,
+        "medium_activity_met_minutes": 25,
+        "medium_activity_time": 360,
+        "met": {"interval": 60.0, "items": [0.9, 0.9, 1.2], "timestamp": f"{day}T04:00:00.000+02:00"},
+        "meters_to_target": 5200,
+        "non_wear_time": 27480,
+        "resting_time": 18840,
+        "sedentary_met_minutes": 10,
+        "sedentary_time": 21000,
+        "steps": steps,
+        "target_calories": 350,
+        "target_meters": 7000,
+        "total_calories": 1800 + active,
+        "day": day,
+        "timestamp": f"{day}T04:00:00+02:00",
+    }
+
+
+def oura_subscription(sub_id: str, event_type: str, expiration: str) -> dict:
+    return {
+        "id": sub_id,
+        "callback_url": "https://stepsync.example/webhooks/oura",
+        "event_type": event_type,
+        "data_type": "daily_activity",
+        "expiration_time": expiration,
+    }
+
+
+def oura_notification_body() -> bytes:
+    return compact(
+        {
+            "event_type": "update",
+            "data_type": "daily_activity",
+            "object_id": oura_document_id(OURA_USER_ID, "2026-11-23"),
+            "event_time": OURA_EVENT_TIME,
+            "user_id": OURA_USER_ID,
+        }
+    )
+
+
+def oura_files() -> dict[str, bytes]:
+    days = sorted(OURA_ANSWERS.items())
+    page1 = {"data": [oura_daily_activity(d, s) for d, s in days[:2]], "next_token": OURA_NEXT_TOKEN}
+    page2 = {"data": [oura_daily_activity(d, s) for d, s in days[2:]], "next_token": None}
+    body = oura_notification_body()
+    subscription = oura_subscription(
+        "5d3fe17b-f880-4d93-b9b6-afbfb76c1e78", "update", "2027-02-22T07:12:09+00:00"
+    )
+    return {
+        "daily_activity_page1.json": pretty(page1),
+        "daily_activity_page2.json": pretty(page2),
+        "error_401.json": pretty(
+            {"status": 401, "title": "Unauthorized", "detail": "Access token not provided or is invalid."}
+        ),
+        "error_429.json": pretty(
+            {
+                "status": 429,
+                "title": "Request Rate Limit Exceeded.",
+                "detail": "Too many requests: the application's rate limit was exceeded.",
+            }
+        ),
+        "notification_daily_activity.json": body,
+        "notification_daily_activity.headers.json": pretty(
+            {"x-oura-timestamp": OURA_TIMESTAMP, "x-oura-signature": oura_signature(OURA_CLIENT_SECRET, OURA_TIMESTAMP, body)}
+        ),
+        "personal_info.json": pretty(
+            {
+                "id": OURA_USER_ID,
+                "age": 34,
+                "weight": 72.5,
+                "height": 1.78,
+                "biological_sex": "female",
+                "email": f"{OURA_USER_ID}@sandbox.oura.test",
+            }
+        ),
+        "subscription.json": pretty(subscription),
+        "subscription_list.json": pretty(
+            [
+                subscription,
+                oura_subscription("0b6f1c2d-3e4f-4a5b-8c7d-9e0f1a2b3c4d", "create", "2027-02-20T18:00:00+00:00"),
+            ]
+        ),
+        "token.json": pretty(
+            {
+                "token_type": "bearer",
+                "access_token": "fixture-oura-access",
+                "expires_in": 86400,
+                "refresh_token": "fixture-oura-refresh",
+                "scope": "daily personal",
+            }
+        ),
+        "token_invalid_grant.json": pretty(
+            {
+                "status": 400,
+                "title": "Bad Request",
+                "error": "invalid_grant",
+                "error_description": "Token already used or revoked.",
+            }
+        ),
+    }
+
+
 README = """\
 # Provider fixtures: known answers
 
@@ -537,6 +683,26 @@ nothing they sign outside the tests.
 - The `Timestamp`s are 2026-11-23T18:00:00Z (confirmation), 18:20:12Z and 18:22:47Z
   (notifications): a verifier that refuses messages older than an hour must be tested with a
   clock near them.
+
+## oura/
+
+- `daily_activity_page1.json` + `daily_activity_page2.json`: one `daily_activity` answer over
+  two pages (follow `next_token` `MnwyMDI2LTExLTIxLzIwMjYtMTEtMjQ`; page 2's `next_token` is
+  `null`). Parsed, the days are 2026-11-21 → 10234, 2026-11-22 → 3987, 2026-11-23 → 0 (a true
+  zero: the document is there). Each `timestamp` is the day's 04:00 in Europe/Helsinki
+  (`+02:00`), where Oura's day starts; the ids are stable per (person, day).
+- `personal_info.json` (user id `2f9a6c1e-5b3d-4e7f-8a90-1c2d3e4f5a6b`, a sandbox account of
+  the fake), `token.json` (`token_type` `bearer`, `expires_in` 86400, scope `daily personal`),
+  `token_invalid_grant.json` (a used or revoked refresh token: Oura's refresh tokens are
+  single-use), `error_401.json`, `error_429.json` (RFC 7807 `status`, `title`, `detail`).
+- `subscription.json` and `subscription_list.json`: webhook subscriptions as
+  `/v2/webhook/subscription` answers them.
+- `notification_daily_activity.json` with `notification_daily_activity.headers.json`: an
+  `update` notice for the person's 2026-11-23 document, signed for the client secret
+  `fake-oura-secret` at `x-oura-timestamp` `1795504329` (2026-11-24T07:12:09Z). The
+  `x-oura-signature` is HMAC-SHA256 keyed with the client secret over the timestamp string's
+  bytes followed by the raw body bytes, in upper-case hex. The body has no trailing newline:
+  verify the bytes exactly as stored; changing any byte of the body or the timestamp must fail.
 """
 
 
@@ -546,6 +712,7 @@ def all_files() -> dict[str, bytes]:
         ("google_health", google_health_files),
         ("fitbit_legacy", fitbit_legacy_files),
         ("misfit", misfit_files),
+        ("oura", oura_files),
     ):
         files.update({f"{provider}/{name}": data for name, data in make().items()})
     return files
@@ -825,6 +992,64 @@ def check_sns() -> str:
     return f"all three verify (v1 SHA-1, v2 SHA-256); {altered} altered messages fail"
 
 
+def check_oura() -> str:
+    pages = {None: json.loads(read("oura", "daily_activity_page1.json"))}
+    expect(pages[None]["next_token"] == OURA_NEXT_TOKEN, "page 1 names page 2")
+    pages[OURA_NEXT_TOKEN] = json.loads(read("oura", "daily_activity_page2.json"))
+    expect(pages[OURA_NEXT_TOKEN]["next_token"] is None, "page 2 is the last")
+    days: dict[str, int] = {}
+    token = None
+    while True:
+        page = pages[token]
+        for doc in page["data"]:
+            expect(doc["day"] not in days, f"{doc['day']} appears twice")
+            expect(doc["timestamp"] == f"{doc['day']}T04:00:00+02:00", f"{doc['day']}: starts at 04:00 local")
+            expect(doc["id"] == oura_document_id(OURA_USER_ID, doc["day"]), f"{doc['day']}: its stable id")
+            days[doc["day"]] = doc["steps"]
+        token = page["next_token"]
+        if token is None:
+            break
+    expect(days == OURA_ANSWERS, f"parsed {days}")
+    expect(json.loads(read("oura", "personal_info.json"))["id"] == OURA_USER_ID, "personal_info id")
+    token_json = json.loads(read("oura", "token.json"))
+    expect(token_json["token_type"] == "bearer" and token_json["expires_in"] == 86400, "token")
+    expect(token_json["scope"].split() == ["daily", "personal"], "token scope")
+    expect(json.loads(read("oura", "token_invalid_grant.json"))["error"] == "invalid_grant", "invalid_grant")
+    for name, status in (("error_401.json", 401), ("error_429.json", 429)):
+        error = json.loads(read("oura", name))
+        expect(error["status"] == status and error["title"], name)
+    subscription = json.loads(read("oura", "subscription.json"))
+    listed = json.loads(read("oura", "subscription_list.json"))
+    expect(isinstance(listed, list) and listed[0] == subscription, "the list holds the subscription")
+    keys = {"id", "callback_url", "event_type", "data_type", "expiration_time"}
+    expect(all(set(s) == keys for s in listed), "subscription fields")
+    return ", ".join(f"{d} -> {s}" for d, s in sorted(days.items()))
+
+
+def check_oura_signature() -> str:
+    body = read("oura", "notification_daily_activity.json")
+    headers = json.loads(read("oura", "notification_daily_activity.headers.json"))
+    expect(set(headers) == {"x-oura-timestamp", "x-oura-signature"}, "the two headers")
+    timestamp, given = headers["x-oura-timestamp"], headers["x-oura-signature"]
+    expect(timestamp == OURA_TIMESTAMP and timestamp.isdigit(), "Unix seconds")
+    expect(
+        dt.datetime.fromtimestamp(int(timestamp), dt.timezone.utc).isoformat() == OURA_EVENT_TIME,
+        "the timestamp is the event time",
+    )
+    expect(not body.endswith(b"\n"), "the body has no trailing newline")
+    want = hmac.new(OURA_CLIENT_SECRET.encode(), timestamp.encode() + body, hashlib.sha256).hexdigest()
+    expect(given == want.upper() and given != want, "upper-case hex HMAC-SHA256 over timestamp + body")
+    expect(given != oura_signature(OURA_CLIENT_SECRET, timestamp, body + b"\n"), "a trailing newline must fail")
+    expect(given != oura_signature(OURA_CLIENT_SECRET, str(int(timestamp) + 1), body), "another timestamp must fail")
+    tampered = body.replace(b'"update"', b'"delete"')
+    expect(tampered != body and given != oura_signature(OURA_CLIENT_SECRET, timestamp, tampered), "tampered fails")
+    expect(given != oura_signature("another-secret", timestamp, body), "another secret must fail")
+    notice = json.loads(body)
+    expect(list(notice) == ["event_type", "data_type", "object_id", "event_time", "user_id"], "the fields")
+    expect(notice["object_id"] == oura_document_id(OURA_USER_ID, "2026-11-23"), "the 2026-11-23 document")
+    return "HMAC-SHA256 with fake-oura-secret over timestamp + body, upper-case hex"
+
+
 def check_reproducible() -> str:
     committed = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*") if p.is_file())
     with tempfile.TemporaryDirectory() as tmp:
@@ -843,8 +1068,10 @@ def check() -> int:
     checks.run("fitbit_legacy: X-Fitbit-Signature", check_fitbit)
     checks.run("misfit: summary known answers, token, error", check_misfit_json)
     checks.run("misfit: SNS v1 and v2 signatures, every signed field altered fails", check_sns)
+    checks.run("oura: daily_activity known answers over two pages, tokens, errors, subscriptions", check_oura)
+    checks.run("oura: x-oura-signature over timestamp + body", check_oura_signature)
     checks.run("generate reproduces the committed fixtures", check_reproducible)
-    print(f"fixtures: {7 - checks.failed} passed, {checks.failed} failed")
+    print(f"fixtures: {9 - checks.failed} passed, {checks.failed} failed")
     return 1 if checks.failed else 0
 
 
