@@ -21,10 +21,10 @@ use super::faults::FaultTarget;
 use super::notifications::Verification;
 use super::state::{Shared, Subscription};
 use super::wire::{
-    AUTHORIZE_PATH, CONSENT_PATH, DAILY_ACTIVITY_PATH, DATA_TYPES, EventType, PERSONAL_INFO_PATH, REVOKE_PATH,
-    Refusal, SCOPE_DAILY, SCOPE_EMAIL, SCOPE_PERSONAL, SUBSCRIPTION_ID_ROUTE, SUBSCRIPTION_PATH,
-    SUBSCRIPTION_RENEW_PREFIX, SUBSCRIPTION_RENEW_ROUTE, TOKEN_PATH, daily_activity_document, day_start,
-    decode_next_token, encode_next_token, membership_lapsed, missing_scope, not_found, problem, utc_time, validation,
+    AUTHORIZE_PATH, CONSENT_PATH, DAILY_ACTIVITY_PATH, DATA_TYPES, EventType, PERSONAL_INFO_PATH, REVOKE_PATH, Refusal,
+    SCOPE_DAILY, SCOPE_EMAIL, SCOPE_PERSONAL, SUBSCRIPTION_ID_ROUTE, SUBSCRIPTION_PATH, SUBSCRIPTION_RENEW_PREFIX,
+    SUBSCRIPTION_RENEW_ROUTE, TOKEN_PATH, daily_activity_document, day_start, decode_next_token, encode_next_token,
+    membership_lapsed, missing_scope, not_found, problem, utc_time, validation,
 };
 
 /// Every route of the fake Oura, the consent page's included; anything else is a 404.
@@ -214,8 +214,7 @@ async fn daily_activity(
         return validation(&["query", "start_date"], "Input should be a valid datetime or date").into_response();
     };
     if from > until {
-        return problem(StatusCode::BAD_REQUEST, "Bad Request", "Start date is greater than end date.")
-            .into_response();
+        return problem(StatusCode::BAD_REQUEST, "Bad Request", "Start date is greater than end date.").into_response();
     }
     // A date-only end_date is midnight: the end day's document (timestamped 04:00) falls outside,
     // as observed against Oura; `set_end_date_inclusive(true)` makes it the whole day instead.

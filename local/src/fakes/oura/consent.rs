@@ -60,8 +60,8 @@ impl AuthorizeRequest {
         if redirect_uri_raw.is_empty() {
             return Err(ConsentError("Missing redirect_uri parameter.".to_owned()));
         }
-        let redirect_uri = http_url(redirect_uri_raw)
-            .ok_or_else(|| ConsentError("redirect_uri is not an http(s) URL.".to_owned()))?;
+        let redirect_uri =
+            http_url(redirect_uri_raw).ok_or_else(|| ConsentError("redirect_uri is not an http(s) URL.".to_owned()))?;
         let scope = first(params, "scope");
         let mut scopes: Vec<String> = Vec::new();
         for scope in scope.unwrap_or_default().split_whitespace() {
