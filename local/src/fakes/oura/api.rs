@@ -283,10 +283,8 @@ fn string_field(body: &serde_json::Map<String, Value>, name: &str, required: boo
 
 fn callback_field(body: &serde_json::Map<String, Value>, required: bool) -> Result<Option<String>, Refusal> {
     let url = string_field(body, "callback_url", required)?;
-    if let Some(url) = &url {
-        if http_url(url).is_none() {
-            return Err(validation(&["body", "callback_url"], "Input should be a valid URL"));
-        }
+    if url.as_deref().is_some_and(|url| http_url(url).is_none()) {
+        return Err(validation(&["body", "callback_url"], "Input should be a valid URL"));
     }
     Ok(url)
 }
@@ -302,10 +300,8 @@ fn event_type_field(body: &serde_json::Map<String, Value>, required: bool) -> Re
 
 fn data_type_field(body: &serde_json::Map<String, Value>, required: bool) -> Result<Option<String>, Refusal> {
     let data_type = string_field(body, "data_type", required)?;
-    if let Some(raw) = &data_type {
-        if !DATA_TYPES.contains(&raw.as_str()) {
-            return Err(validation(&["body", "data_type"], format!("Input should be one of {DATA_TYPES:?}")));
-        }
+    if data_type.as_deref().is_some_and(|raw| !DATA_TYPES.contains(&raw)) {
+        return Err(validation(&["body", "data_type"], format!("Input should be one of {DATA_TYPES:?}")));
     }
     Ok(data_type)
 }
