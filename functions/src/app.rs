@@ -108,12 +108,7 @@ impl App {
         publisher: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
-        let providers = stepsync::providers::registry(
-            config.google.as_ref(),
-            config.misfit.as_ref(),
-            config.loads.providers,
-            clock.clone(),
-        )?;
+        let providers = stepsync::providers::registry(config.sources(), store.clone(), clock.clone())?;
         Ok(Self::with_providers(config, store, publisher, clock, providers))
     }
 

@@ -1,15 +1,28 @@
 //! `reconcile`: once a day (EventBridge Scheduler, explicit `Input`), seals the challenges that
-//! closed and repairs drift in the open ones (`stepsync::services::Reconcile`).
+//! closed and repairs drift in the open ones (`stepsync::services::Reconcile`), then keeps the
+//! sources' app-level subscriptions alive (`stepsync::services::Subscriptions`: Oura's expire).
 
 use crate::app::App;
-use stepsync::services::{Reconcile, ReconcileReport};
+use serde::Serialize;
+use stepsync::services::{Reconcile, ReconcileReport, SubscriptionsReport};
 
 #[derive(Debug, thiserror::Error)]
 #[error("the reconcile run failed: {0}")]
 pub struct ReconcileError(String);
 
-pub async fn run(app: &App) -> Result<ReconcileReport, ReconcileError> {
+/// What one run did.
+#[derive(Debug, Serialize)]
+pub struct DailyReport {
+    #[serde(flatten)]
+    pub challenges: ReconcileReport,
+    pub subscriptions: SubscriptionsReport,
+}
+
+pub async fn run(app: &App) -> Result<DailyReport, ReconcileError> {
     let ports = &app.services.ports;
+    let now = ports.clock.now();
     let reconcile = Reconcile { steps: ports.steps.as_ref(), store: ports.challenges.as_ref() };
-    reconcile.run(ports.clock.now()).await.map_err(|e| ReconcileError(e.to_string()))
+    let challenges = reconcile.run(now).await.map_err(|e| ReconcileError(e.to_string()))?;
+    let subscriptions = app.services.subscriptions().keep(now).await.map_err(|e| ReconcileError(e.to_string()))?;
+    Ok(DailyReport { challenges, subscriptions })
 }

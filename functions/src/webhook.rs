@@ -31,12 +31,19 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 async fn webhook(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
     let provider = params.provider()?;
-    let answer =
-        app.services.intake.receive(provider, req.method().as_str(), &header_pairs(req), body_bytes(req)).await?;
+    let query = req.uri().query().unwrap_or("");
+    let answer = app
+        .services
+        .intake
+        .receive_request(provider, req.method().as_str(), query, &header_pairs(req), body_bytes(req))
+        .await?;
     Ok(match answer {
         IntakeAnswer::Handshake { status, body } => {
+            let json = body.starts_with('{');
             let body = if body.is_empty() { Body::Empty } else { Body::Text(body) };
-            Response::builder().status(status).body(body).unwrap_or_default()
+            let builder = Response::builder().status(status);
+            let builder = if json { builder.header("content-type", "application/json") } else { builder };
+            builder.body(body).unwrap_or_default()
         }
         IntakeAnswer::Accepted { .. } => empty(204),
     })

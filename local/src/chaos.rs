@@ -34,7 +34,7 @@ use stepsync::events::{Event, SyncReason, SyncRequested};
 use stepsync::ports::{
     AccountClaim, ChallengeStore, ConnectionStore, DataNotice, DayCount, DayWrite, EphemeralStore, EventPublisher,
     JoinWrite, LeaveWrite, ProviderError, Providers, PublishError, SealWrite, StepSource, StepStore, StoreError,
-    SyncRecord, TokenCipher, UserDays, WebhookError, WebhookMessage, WebhookVerifier,
+    StoredSubscriptions, SyncRecord, TokenCipher, UserDays, WebhookError, WebhookMessage, WebhookVerifier,
 };
 use stepsync::services::{ConnectSettings, DayEvents, Ports, Services, Settings, SyncSettings, WorkerError};
 use stepsync::testing::{FixedClock, InMemoryStore, RecordingPublisher, ScriptedOAuth, issued_tokens};
@@ -346,6 +346,12 @@ impl ConnectionStore for ChaosStore {
     async fn disconnect(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError> {
         self.write(self.inner.disconnect(user, provider)).await
     }
+    async fn subscriptions(&self, provider: Provider) -> Result<Option<StoredSubscriptions>, StoreError> {
+        self.read(self.inner.subscriptions(provider)).await
+    }
+    async fn save_subscriptions(&self, provider: Provider, stored: &StoredSubscriptions) -> Result<(), StoreError> {
+        self.write(self.inner.save_subscriptions(provider, stored)).await
+    }
 }
 
 #[async_trait]
@@ -370,6 +376,9 @@ impl EphemeralStore for ChaosStore {
     }
     async fn count_in_window(&self, key: &str, window_end: Timestamp) -> Result<(), StoreError> {
         self.write(self.inner.count_in_window(key, window_end)).await
+    }
+    async fn take_in_window(&self, key: &str, window_end: Timestamp, limit: u32) -> Result<bool, StoreError> {
+        self.write(self.inner.take_in_window(key, window_end, limit)).await
     }
 }
 

@@ -211,13 +211,8 @@ pub fn app_loading(
     vars.retain(|name, _| !stepsync::aws::SECRET_SETTINGS.contains(&name.as_str()) || loaded.contains(&name.as_str()));
     let config = stepsync::config::Config::loading(&vars, loads).expect("test configuration");
     let clock: Arc<dyn stepsync::clock::Clock> = env.clock.clone();
-    let providers = stepsync::providers::registry(
-        config.google.as_ref(),
-        config.misfit.as_ref(),
-        config.loads.providers,
-        clock.clone(),
-    )
-    .expect("the provider clients build");
+    let providers = stepsync::providers::registry(config.sources(), env.store.clone(), clock.clone())
+        .expect("the provider clients build");
     let providers = adjust(providers, &config);
     functions::app::App::with_providers(config, env.store.clone(), env.publisher.clone(), clock, providers)
 }

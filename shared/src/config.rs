@@ -5,6 +5,8 @@ use crate::engine::Schedule;
 use crate::providers::Parts;
 use crate::providers::google_health::GoogleHealthSettings;
 use crate::providers::misfit::MisfitSettings;
+use crate::providers::oura::OuraSettings;
+use crate::providers::quota::QuotaWindow;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use std::collections::HashMap;
@@ -41,6 +43,8 @@ impl Loads {
     pub const CLIENTS: Loads = Loads { token_key: true, providers: Parts { clients: true, verifiers: false } };
     /// The public webhook: verifiers only, no token key, no client secret.
     pub const VERIFIERS: Loads = Loads { token_key: false, providers: Parts { clients: false, verifiers: true } };
+    /// The daily run: the API clients (to keep the sources' subscriptions), no token key.
+    pub const APP_CLIENTS: Loads = Loads { token_key: false, providers: Parts { clients: true, verifiers: false } };
     /// Challenges and the scheduled sweep: the table and the bus, no secret at all.
     pub const STORE_ONLY: Loads = Loads { token_key: false, providers: Parts { clients: false, verifiers: false } };
 
@@ -55,6 +59,11 @@ impl Loads {
         }
         if self.providers.verifiers {
             settings.push("STEPSYNC_GOOGLE_WEBHOOK_SECRET");
+        }
+        if self.providers.clients || self.providers.verifiers {
+            // Oura signs notifications with the client secret; the verification token is
+            // what subscriptions are created with and what their verification GET carries.
+            settings.extend(["STEPSYNC_OURA_CLIENT_SECRET", "STEPSYNC_OURA_VERIFICATION_TOKEN"]);
         }
         settings
     }
@@ -105,6 +114,13 @@ pub struct Config {
     /// accepted; `..._SNS_URL_REWRITES` (`from|to,...`) maps allowed SNS URLs to where a local
     /// stack serves them.
     pub misfit: Option<MisfitSettings>,
+    /// `STEPSYNC_OURA_CLIENT_ID` turns Oura on; `..._CLIENT_SECRET` is required wherever an
+    /// Oura adapter is loaded (it signs notifications too) and `..._VERIFICATION_TOKEN` is
+    /// what subscriptions carry; `..._AUTH_URL`, `..._TOKEN_URL`, `..._REVOKE_URL` and
+    /// `..._API_BASE` point it elsewhere; `..._REQUESTS_PER_MINUTE` (300) and
+    /// `..._REQUESTS_PER_DAY` (5000) are the app-wide budget. Notifications are asked for at
+    /// `{STEPSYNC_PUBLIC_URL}/webhooks/oura`.
+    pub oura: Option<OuraSettings>,
     /// `STEPSYNC_RECONCILE_MINUTES` (360), `STEPSYNC_PULL_MINUTES` (30), and the sweep shards
     /// from `STEPSYNC_EXPECTED_PEOPLE` (10,000; `engine::shards_for`).
     pub schedule: Schedule,
@@ -243,6 +259,38 @@ impl Config {
                 }
                 None => None,
             },
+            oura: match get("STEPSYNC_OURA_CLIENT_ID") {
+                Some(id) if loads.providers.clients || loads.providers.verifiers => {
+                    let secret = get("STEPSYNC_OURA_CLIENT_SECRET").ok_or_else(|| {
+                        ConfigError::new(
+                            "STEPSYNC_OURA_CLIENT_ID",
+                            "is set, so STEPSYNC_OURA_CLIENT_SECRET must be too",
+                        )
+                    })?;
+                    let public_url =
+                        get("STEPSYNC_PUBLIC_URL").unwrap_or("http://127.0.0.1:3000").trim_end_matches('/');
+                    let defaults = OuraSettings::new(
+                        id,
+                        SecretString::from(secret.to_owned()),
+                        format!("{public_url}/webhooks/oura"),
+                    );
+                    let url = |name: &'static str, default: &str| get(name).unwrap_or(default).to_owned();
+                    Some(OuraSettings {
+                        auth_url: url("STEPSYNC_OURA_AUTH_URL", &defaults.auth_url),
+                        token_url: url("STEPSYNC_OURA_TOKEN_URL", &defaults.token_url),
+                        revoke_url: url("STEPSYNC_OURA_REVOKE_URL", &defaults.revoke_url),
+                        api_base: url("STEPSYNC_OURA_API_BASE", &defaults.api_base),
+                        verification_token: get("STEPSYNC_OURA_VERIFICATION_TOKEN")
+                            .map(|t| SecretString::from(t.to_owned())),
+                        quota: vec![
+                            QuotaWindow::per_minute(number("STEPSYNC_OURA_REQUESTS_PER_MINUTE", 300)?.max(1)),
+                            QuotaWindow::per_day(number("STEPSYNC_OURA_REQUESTS_PER_DAY", 5000)?.max(1)),
+                        ],
+                        ..defaults
+                    })
+                }
+                _ => None,
+            },
             schedule: Schedule {
                 webhook_interval: Duration::from_secs(
                     60 * u64::from(number("STEPSYNC_RECONCILE_MINUTES", 360)?.max(1)),
@@ -284,6 +332,16 @@ impl Config {
                 None => None,
             },
         })
+    }
+
+    /// Each source's settings and the parts this function builds, for the provider registry.
+    pub fn sources(&self) -> crate::providers::SourceSettings<'_> {
+        crate::providers::SourceSettings {
+            google: self.google.as_ref(),
+            misfit: self.misfit.as_ref(),
+            oura: self.oura.as_ref(),
+            parts: self.loads.providers,
+        }
     }
 
     /// The token key, where this function loaded it.
@@ -397,7 +455,12 @@ mod tests {
         assert!(store_only.token_key().is_none());
         assert!(store_only.google.is_some_and(|g| g.client_secret.is_none() && g.webhook_secret.is_none()));
         assert!(Loads::STORE_ONLY.secret_settings().is_empty());
-        assert_eq!(Loads::VERIFIERS.secret_settings(), ["STEPSYNC_GOOGLE_WEBHOOK_SECRET"]);
+        // Oura signs notifications with its client secret: the verifier holds it too.
+        assert_eq!(
+            Loads::VERIFIERS.secret_settings(),
+            ["STEPSYNC_GOOGLE_WEBHOOK_SECRET", "STEPSYNC_OURA_CLIENT_SECRET", "STEPSYNC_OURA_VERIFICATION_TOKEN"]
+        );
+        assert!(!Loads::APP_CLIENTS.secret_settings().contains(&"STEPSYNC_TOKEN_KEY"));
         assert!(!Loads::CLIENTS.secret_settings().contains(&"STEPSYNC_GOOGLE_WEBHOOK_SECRET"));
         for setting in Loads::EVERYTHING.secret_settings() {
             assert!(crate::aws::SECRET_SETTINGS.contains(&setting), "{setting} is not a known secret setting");

@@ -54,6 +54,21 @@ fn uploads_only_zeros(connection: &Connection, now: Timestamp) -> bool {
     connection.last_data_date.is_none_or(|newest| newest < today.add_days(-2))
 }
 
+/// A healthy connection whose source stopped notifying the app (an expired Oura
+/// subscription): the daily run renews it; meanwhile the scheduled pull still brings steps,
+/// only later.
+pub fn subscription_lapsed(connection: &Connection) -> Diagnosis {
+    let name = connection.provider.display_name();
+    Diagnosis {
+        code: "subscription_lapsed",
+        action: Action::Wait,
+        message: format!(
+            "{name} stopped telling us about new data; we are renewing that. Nothing to do: your steps still arrive every few hours until it is fixed."
+        ),
+        retry_at: connection.next_sync_at,
+    }
+}
+
 /// The diagnosis for one connection at `now`.
 pub fn diagnose(connection: &Connection, now: Timestamp) -> Diagnosis {
     let name = connection.provider.display_name();

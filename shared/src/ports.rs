@@ -323,6 +323,17 @@ pub trait ConnectionStore: Send + Sync {
     /// a refresh or sync still in flight can neither store tokens nor reactivate it.
     /// Returns the connection as it was.
     async fn disconnect(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError>;
+    /// The app-level subscriptions the daily run left for `provider`, and when it ran.
+    async fn subscriptions(&self, provider: Provider) -> Result<Option<StoredSubscriptions>, StoreError>;
+    /// Replaces what is stored for `provider`'s subscriptions.
+    async fn save_subscriptions(&self, provider: Provider, stored: &StoredSubscriptions) -> Result<(), StoreError>;
+}
+
+/// A source's subscriptions as one run of the keeper left them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredSubscriptions {
+    pub checked_at: Timestamp,
+    pub states: Vec<SubscriptionState>,
 }
 
 /// Short-lived, single-use records: OAuth states and webhook de-duplication keys.
@@ -341,6 +352,10 @@ pub trait EphemeralStore: Send + Sync {
     async fn window_count(&self, key: &str, window_end: Timestamp) -> Result<u32, StoreError>;
     /// Counts one use of `key` in the window that ends at `window_end`.
     async fn count_in_window(&self, key: &str, window_end: Timestamp) -> Result<(), StoreError>;
+    /// Counts one use of `key` in the window that ends at `window_end` if fewer than `limit`
+    /// were counted there, in one conditional step shared by every caller: `false` (nothing
+    /// counted) once the window is spent. An app-wide quota at a provider.
+    async fn take_in_window(&self, key: &str, window_end: Timestamp, limit: u32) -> Result<bool, StoreError>;
 }
 
 /// Every store port at once: what one table (DynamoDB, or memory in tests) offers. Services
@@ -559,6 +574,41 @@ pub trait WebhookVerifier: Send + Sync {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<WebhookMessage, WebhookError>;
+
+    /// A GET carrying its question in the query (a subscription's verification, as Oura's).
+    /// Sources that verify no such thing read it as any other request.
+    async fn verify_query(&self, query: &str, headers: &[(String, String)]) -> Result<WebhookMessage, WebhookError> {
+        let _ = query;
+        self.verify("GET", headers, b"").await
+    }
+}
+
+/// An app-level notification subscription at a source, as the daily run last left it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SubscriptionState {
+    /// What it delivers, in the source's terms (`daily_activity/create`).
+    pub topic: String,
+    pub id: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    /// What the run did (`kept`, `renewed`, `created`), or why it could not.
+    pub note: String,
+}
+
+impl SubscriptionState {
+    /// Whether notices flow through it at `now`: it exists and has not expired.
+    pub fn live(&self, now: Timestamp) -> bool {
+        self.id.is_some() && self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+/// Keeps a source's app-level subscriptions alive: the daily run's part for sources whose
+/// subscriptions expire or can be switched off.
+#[async_trait]
+pub trait SubscriptionKeeper: Send + Sync {
+    /// Renews each subscription close to its end (or past it) and creates each one missing;
+    /// returns every topic's state after. A topic that could not be mended is reported in its
+    /// state; an error means the source could not even be asked.
+    async fn keep(&self, now: Timestamp) -> Result<Vec<SubscriptionState>, ProviderError>;
 }
 
 /// The sources this deployment has, by capability: each use case asks for the one it needs.
@@ -568,6 +618,7 @@ pub struct Providers {
     oauth: HashMap<Provider, Arc<dyn OAuthClient>>,
     revokers: HashMap<Provider, Arc<dyn Revoker>>,
     webhooks: HashMap<Provider, Arc<dyn WebhookVerifier>>,
+    keepers: HashMap<Provider, Arc<dyn SubscriptionKeeper>>,
 }
 
 impl Providers {
@@ -589,6 +640,16 @@ impl Providers {
     pub fn with_webhooks(mut self, provider: Provider, verifier: Arc<dyn WebhookVerifier>) -> Self {
         self.webhooks.insert(provider, verifier);
         self
+    }
+
+    pub fn with_keeper(mut self, provider: Provider, keeper: Arc<dyn SubscriptionKeeper>) -> Self {
+        self.keepers.insert(provider, keeper);
+        self
+    }
+
+    /// The sources whose subscriptions the daily run keeps.
+    pub fn keepers(&self) -> impl Iterator<Item = (Provider, &dyn SubscriptionKeeper)> {
+        self.keepers.iter().map(|(p, k)| (*p, k.as_ref()))
     }
 
     pub fn source(&self, provider: Provider) -> Option<&dyn StepSource> {

@@ -2,6 +2,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    functions::runtime::serve_events(stepsync::config::Loads::STORE_ONLY, |app, _tick| functions::reconcile::run(app))
+    functions::runtime::serve_events(stepsync::config::Loads::APP_CLIENTS, |app, _tick| functions::reconcile::run(app))
         .await
 }

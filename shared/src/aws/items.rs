@@ -585,6 +585,12 @@ impl OwnerItem {
     }
 }
 
+/// A source's app-level subscriptions (one item per source), as the daily run left them.
+pub fn subscriptions_pk(provider: Provider) -> String {
+    format!("SUBSCRIPTIONS#{provider}")
+}
+pub const SUBSCRIPTIONS_SK: &str = "STATE";
+
 pub fn oauth_pk(id: &str) -> String {
     format!("OAUTH#{id}")
 }

@@ -16,12 +16,14 @@ use std::time::{Duration, SystemTime};
 /// Settings that hold secrets. Deployed, each comes from the SSM SecureString parameter named
 /// by `{SETTING}_PARAMETER` (decrypted with the stack's KMS key), never from a plain
 /// environment value; locally the setting itself may be set.
-pub const SECRET_SETTINGS: [&str; 5] = [
+pub const SECRET_SETTINGS: [&str; 7] = [
     "STEPSYNC_TOKEN_KEY",
     "STEPSYNC_TOKEN_KEY_PREVIOUS",
     "STEPSYNC_GOOGLE_CLIENT_SECRET",
     "STEPSYNC_GOOGLE_WEBHOOK_SECRET",
     "STEPSYNC_MISFIT_CLIENT_SECRET",
+    "STEPSYNC_OURA_CLIENT_SECRET",
+    "STEPSYNC_OURA_VERIFICATION_TOKEN",
 ];
 
 #[derive(Debug, thiserror::Error)]

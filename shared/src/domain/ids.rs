@@ -73,11 +73,19 @@ pub enum Provider {
     Misfit,
     AppleHealth,
     HealthConnect,
+    /// The Oura ring, through Oura's API v2.
+    Oura,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 5] =
-        [Provider::GoogleHealth, Provider::Fitbit, Provider::Misfit, Provider::AppleHealth, Provider::HealthConnect];
+    pub const ALL: [Provider; 6] = [
+        Provider::GoogleHealth,
+        Provider::Fitbit,
+        Provider::Misfit,
+        Provider::AppleHealth,
+        Provider::HealthConnect,
+        Provider::Oura,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -86,6 +94,7 @@ impl Provider {
             Provider::Misfit => "misfit",
             Provider::AppleHealth => "apple_health",
             Provider::HealthConnect => "health_connect",
+            Provider::Oura => "oura",
         }
     }
 
@@ -97,7 +106,14 @@ impl Provider {
             Provider::Misfit => "Misfit",
             Provider::AppleHealth => "Apple Health",
             Provider::HealthConnect => "Health Connect",
+            Provider::Oura => "Oura",
         }
+    }
+
+    /// Sources whose notifications flow through app-level subscriptions that can lapse
+    /// (expire, or be switched off), which the daily run keeps alive.
+    pub fn has_app_subscriptions(self) -> bool {
+        matches!(self, Provider::Oura)
     }
 
     /// Phone sources upload their own totals; nothing is pulled from a server.

@@ -9,6 +9,8 @@ mod fitbit_legacy;
 pub mod google_health;
 mod http;
 pub mod misfit;
+pub mod oura;
+pub mod quota;
 #[cfg(test)]
 mod test_server;
 mod webhook;
@@ -17,9 +19,11 @@ pub use fitbit_legacy::FitbitLegacy;
 
 use crate::clock::Clock;
 use crate::domain::Provider;
-use crate::ports::Providers;
+use crate::ports::{EphemeralStore, Providers};
 use google_health::{GoogleHealthClient, GoogleHealthSettings, GoogleHealthWebhooks};
 use misfit::{MisfitClient, MisfitSettings, MisfitWebhooks};
+use oura::{OuraClient, OuraSettings, OuraSubscriptions, OuraWebhooks};
+use quota::AppQuota;
 use std::sync::Arc;
 
 /// A source client that could not be built from its settings.
@@ -29,6 +33,8 @@ pub enum SetupError {
     GoogleHealth(#[from] google_health::SetupError),
     #[error(transparent)]
     Misfit(#[from] misfit::SetupError),
+    #[error(transparent)]
+    Oura(#[from] oura::SetupError),
 }
 
 /// Which halves of each source a function builds: the API clients (fetching, OAuth, revoke;
@@ -39,15 +45,25 @@ pub struct Parts {
     pub verifiers: bool,
 }
 
+/// The settings of every source a deployment may turn on, and the parts a function builds.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceSettings<'a> {
+    pub google: Option<&'a GoogleHealthSettings>,
+    pub misfit: Option<&'a MisfitSettings>,
+    pub oura: Option<&'a OuraSettings>,
+    pub parts: Parts,
+}
+
 /// Every source the settings turn on, each capability registered from the struct that has it,
-/// and only the `parts` asked for. The retired Fitbit Web API is always there, so old
+/// and only the `parts` asked for; a source with an app-wide request budget counts it in
+/// `quota_store`, shared by every function. The retired Fitbit Web API is always there, so old
 /// connections learn they must move.
 pub fn registry(
-    google: Option<&GoogleHealthSettings>,
-    misfit: Option<&MisfitSettings>,
-    parts: Parts,
+    sources: SourceSettings<'_>,
+    quota_store: Arc<dyn EphemeralStore>,
     clock: Arc<dyn Clock>,
 ) -> Result<Providers, SetupError> {
+    let SourceSettings { google, misfit, oura, parts } = sources;
     let fitbit = Arc::new(FitbitLegacy::default());
     let mut providers = Providers::default();
     if parts.clients {
@@ -75,8 +91,23 @@ pub fn registry(
             providers = providers.with_source(client.clone()).with_oauth(Provider::Misfit, client);
         }
         if parts.verifiers {
-            providers =
-                providers.with_webhooks(Provider::Misfit, Arc::new(MisfitWebhooks::new(settings.clone(), clock)?));
+            providers = providers
+                .with_webhooks(Provider::Misfit, Arc::new(MisfitWebhooks::new(settings.clone(), clock.clone())?));
+        }
+    }
+    if let Some(settings) = oura {
+        // One budget for every Oura call this deployment makes, counted in the table.
+        let quota = AppQuota::new("quota#oura", settings.quota.clone(), quota_store, clock.clone());
+        if parts.clients {
+            let client = Arc::new(OuraClient::new(settings.clone(), quota.clone(), clock.clone())?);
+            providers = providers
+                .with_source(client.clone())
+                .with_oauth(Provider::Oura, client.clone())
+                .with_revoker(Provider::Oura, client)
+                .with_keeper(Provider::Oura, Arc::new(OuraSubscriptions::new(settings, quota)?));
+        }
+        if parts.verifiers {
+            providers = providers.with_webhooks(Provider::Oura, Arc::new(OuraWebhooks::new(settings, clock)?));
         }
     }
     Ok(providers)

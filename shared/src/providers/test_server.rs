@@ -105,6 +105,16 @@ impl TestServer {
         Self::start(move |_| reply.clone()).await
     }
 
+    /// A server that gives the replies in turn, the last one to every later request.
+    pub async fn sequence(replies: Vec<Reply>) -> Self {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        Self::start(move |_| {
+            let index = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst).min(replies.len() - 1);
+            replies[index].clone()
+        })
+        .await
+    }
+
     /// A server that answers every request with one status and body.
     pub async fn answering(status: u16, body: impl Into<String>) -> Self {
         Self::replying(Reply::new(status, body)).await

@@ -56,6 +56,18 @@ impl WebhookIntake {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<IntakeAnswer, ServiceError> {
+        self.receive_request(provider, method, "", headers, body).await
+    }
+
+    /// As `receive`, with the request's raw query string (which only a GET's verification reads).
+    pub async fn receive_request(
+        &self,
+        provider: Provider,
+        method: &str,
+        query: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<IntakeAnswer, ServiceError> {
         let verifier = self
             .providers
             .webhooks(provider)
@@ -63,7 +75,13 @@ impl WebhookIntake {
         if body.len() > MAX_WEBHOOK_BODY {
             return Err(ServiceError::TooLarge);
         }
-        match verifier.verify(method, headers, body).await {
+        let verified = if method.eq_ignore_ascii_case("GET") {
+            // A GET asks its question in the query (Oura's subscription verification).
+            verifier.verify_query(query, headers).await
+        } else {
+            verifier.verify(method, headers, body).await
+        };
+        match verified {
             Ok(WebhookMessage::Handshake { status, body }) => {
                 tracing::info!(provider = %provider, status, "webhook handshake");
                 Ok(IntakeAnswer::Handshake { status, body })

@@ -11,6 +11,7 @@ pub mod intake;
 pub mod reconcile;
 pub mod standings;
 pub mod status;
+pub mod subscriptions;
 pub mod syncing;
 pub mod uploads;
 
@@ -25,6 +26,7 @@ pub use intake::{IntakeAnswer, WebhookIntake};
 pub use reconcile::{Reconcile, ReconcileReport};
 pub use standings::{Leaderboard, Standing, Standings};
 pub use status::{ConnectionStatusView, DayView, Status};
+pub use subscriptions::{Subscriptions, SubscriptionsReport};
 pub use syncing::{ManualSync, SyncSettings, Syncing, WorkerError, WorkerResult};
 pub use uploads::{AppliedDay, DeviceUpload, DeviceUploads, RejectedDay, UploadReport};
 
@@ -192,6 +194,11 @@ impl Services {
 
     pub fn erasure(&self) -> Erasure<'_> {
         Erasure { ports: &self.ports, connecting: &self.connecting }
+    }
+
+    /// The daily run's keeper of the sources' app-level subscriptions.
+    pub fn subscriptions(&self) -> Subscriptions<'_> {
+        Subscriptions { connections: self.ports.connections.as_ref(), providers: &self.engine.providers }
     }
 
     pub fn challenges(&self) -> Challenges<'_> {

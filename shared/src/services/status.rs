@@ -3,7 +3,7 @@
 
 use super::ServiceError;
 use crate::clock::Clock;
-use crate::diagnosis::{Diagnosis, diagnose};
+use crate::diagnosis::{Action, Diagnosis, diagnose, subscription_lapsed};
 use crate::domain::{
     ConnectionStatus, DayRecord, LastError, LocalDate, Provider, UserId, local_today, resolved_source,
 };
@@ -83,6 +83,7 @@ impl Status<'_> {
             false => BTreeMap::new(),
         };
         let mut cursors: BTreeMap<(u16, u32), Option<SweepCursor>> = BTreeMap::new();
+        let mut lapsed: BTreeMap<Provider, bool> = BTreeMap::new();
         let mut views = Vec::new();
         for mut c in connections {
             let mut next_sync_at = c.next_sync_at;
@@ -114,6 +115,24 @@ impl Status<'_> {
                 c.last_data_date = c.last_data_date.max(newest);
                 c.last_new_data_at = c.last_new_data_at.max(changed);
             }
+            let mut diagnosis = diagnose(&c, now);
+            if diagnosis.action == Action::None && c.provider.has_app_subscriptions() {
+                let provider_lapsed = match lapsed.get(&c.provider) {
+                    Some(known) => *known,
+                    None => {
+                        // No record yet (the daily run has not run since the source was
+                        // turned on) is not a lapse: notices may well be flowing.
+                        let stored = self.connections.subscriptions(c.provider).await?;
+                        let known = stored.is_some_and(|s| s.states.iter().any(|state| !state.live(now)));
+                        lapsed.insert(c.provider, known);
+                        known
+                    }
+                };
+                if provider_lapsed {
+                    diagnosis = subscription_lapsed(&c);
+                    diagnosis.retry_at = next_sync_at;
+                }
+            }
             views.push(ConnectionStatusView {
                 provider: c.provider,
                 status: c.status,
@@ -122,7 +141,7 @@ impl Status<'_> {
                 newest_data_date: c.last_data_date,
                 last_device_sync_at: c.last_device_sync_at,
                 next_sync_at: next_sync_at.filter(|_| c.status == ConnectionStatus::Active),
-                diagnosis: diagnose(&c, now),
+                diagnosis,
                 last_error: c.last_error,
             });
         }

@@ -6,7 +6,7 @@ use crate::domain::{
 };
 use crate::ports::{
     AccountClaim, ChallengeStore, ConnectionStore, DayChange, DayCount, DayWrite, EphemeralStore, Fenced, FetchFence,
-    JoinWrite, LeaveWrite, SealWrite, StepStore, StoreError, SweepCursor, SyncRecord, UserDays,
+    JoinWrite, LeaveWrite, SealWrite, StepStore, StoreError, StoredSubscriptions, SweepCursor, SyncRecord, UserDays,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -30,6 +30,8 @@ struct State {
     dedupe: HashMap<String, Timestamp>,
     /// Fixed-window counters: (key, window end) → uses counted.
     windows: HashMap<(String, Timestamp), u32>,
+    /// App-level subscriptions by source.
+    subscriptions: HashMap<Provider, StoredSubscriptions>,
     /// Sweep cursors by (shard, cycle).
     sweeps: HashMap<(u16, u32), SweepCursor>,
     /// Each connection's last webhook fetch fence.
@@ -586,6 +588,17 @@ impl ConnectionStore for InMemoryStore {
         Ok(())
     }
 
+    async fn subscriptions(&self, provider: Provider) -> Result<Option<StoredSubscriptions>, StoreError> {
+        Ok(self.state.lock().unwrap().subscriptions.get(&provider).cloned())
+    }
+
+    async fn save_subscriptions(&self, provider: Provider, stored: &StoredSubscriptions) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        state.writes += 1;
+        state.subscriptions.insert(provider, stored.clone());
+        Ok(())
+    }
+
     async fn disconnect(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError> {
         let mut state = self.state.lock().unwrap();
         let Some((conn, lease)) = state.connections.get_mut(&(user.clone(), provider)) else {
@@ -646,5 +659,16 @@ impl EphemeralStore for InMemoryStore {
         state.writes += 1;
         *state.windows.entry((key.to_owned(), window_end)).or_default() += 1;
         Ok(())
+    }
+
+    async fn take_in_window(&self, key: &str, window_end: Timestamp, limit: u32) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let count = state.windows.entry((key.to_owned(), window_end)).or_default();
+        if *count >= limit {
+            return Ok(false);
+        }
+        *count += 1;
+        state.writes += 1;
+        Ok(true)
     }
 }

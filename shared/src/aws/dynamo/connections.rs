@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::domain::DueSlot;
-use crate::ports::{Fenced, FetchFence, SweepCursor};
+use crate::ports::{Fenced, FetchFence, StoredSubscriptions, SweepCursor};
 
 #[async_trait]
 impl ConnectionStore for DynamoStore {
@@ -350,6 +350,29 @@ impl ConnectionStore for DynamoStore {
             Err(StoreError::Conflict) if expected_version.is_none() => Err(StoreError::AlreadyExists("connection")),
             Err(e) => Err(e),
         }
+    }
+
+    async fn subscriptions(&self, provider: Provider) -> Result<Option<StoredSubscriptions>, StoreError> {
+        let Some(item) = self.get(subscriptions_pk(provider), SUBSCRIPTIONS_SK).await? else { return Ok(None) };
+        let json = item
+            .get("states")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| StoreError::Corrupt("subscriptions without states".into()))?;
+        serde_json::from_str(json).map(Some).map_err(|e| StoreError::Corrupt(format!("subscriptions: {e}")))
+    }
+
+    async fn save_subscriptions(&self, provider: Provider, stored: &StoredSubscriptions) -> Result<(), StoreError> {
+        let json = serde_json::to_string(stored).map_err(|e| StoreError::Corrupt(format!("subscriptions: {e}")))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(subscriptions_pk(provider)))
+            .item("sk", s(SUBSCRIPTIONS_SK))
+            .item("states", s(json))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     async fn disconnect(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError> {

@@ -69,6 +69,24 @@ impl EphemeralStore for DynamoStore {
         Ok(())
     }
 
+    async fn take_in_window(&self, key_name: &str, window_end: Timestamp, limit: u32) -> Result<bool, StoreError> {
+        // The same item as `count_in_window`; the condition makes the count and the check one
+        // step, so callers in many functions at once never take more than `limit` together.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(rate_pk(key_name, window_end), RATE_SK)))
+            .update_expression("ADD hits :one SET expires_at = :end")
+            .condition_expression("attribute_not_exists(hits) OR hits < :limit")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":end", n(window_end.as_second()))
+            .expression_attribute_values(":limit", n(i64::from(limit)))
+            .send()
+            .await;
+        won(result.map_err(store_error))
+    }
+
     async fn release_claim(&self, key_name: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()
