@@ -21,6 +21,7 @@ mod log_capture;
 mod misfit;
 mod model;
 mod openapi;
+mod oura;
 mod policies;
 mod store;
 mod sync_api;

@@ -13,6 +13,7 @@ fn loads_of(binary: &str) -> Loads {
         ("Loads::EVERYTHING", Loads::EVERYTHING),
         ("Loads::CLIENTS", Loads::CLIENTS),
         ("Loads::VERIFIERS", Loads::VERIFIERS),
+        ("Loads::APP_CLIENTS", Loads::APP_CLIENTS),
         ("Loads::STORE_ONLY", Loads::STORE_ONLY),
     ];
     let found: Vec<Loads> = named.iter().filter(|(name, _)| source.contains(name)).map(|(_, loads)| *loads).collect();
@@ -28,6 +29,8 @@ fn parameter_of(setting: &str) -> &'static str {
         "STEPSYNC_GOOGLE_CLIENT_SECRET" => "GoogleClientSecretParameter",
         "STEPSYNC_MISFIT_CLIENT_SECRET" => "MisfitClientSecretParameter",
         "STEPSYNC_GOOGLE_WEBHOOK_SECRET" => "GoogleWebhookSecretParameter",
+        "STEPSYNC_OURA_CLIENT_SECRET" => "OuraClientSecretParameter",
+        "STEPSYNC_OURA_VERIFICATION_TOKEN" => "OuraVerificationTokenParameter",
         other => panic!("no template parameter for {other}"),
     }
 }
@@ -62,6 +65,8 @@ fn each_function_may_read_exactly_the_secrets_it_loads() {
                     "GoogleClientSecretParameter",
                     "MisfitClientSecretParameter",
                     "GoogleWebhookSecretParameter",
+                    "OuraClientSecretParameter",
+                    "OuraVerificationTokenParameter",
                 ];
                 parameters.into_iter().filter(move |p| g.resource.contains(&format!("${{{p}}}"))).map(str::to_owned)
             })
@@ -118,11 +123,22 @@ const SHORT_NAMES: &[(&str, &str)] = &[
         "on [!Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${TokenKeyParameter}, \
          !If [RotatingTokenKey, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PreviousTokenKeyParameter}, !Ref AWS::NoValue], \
          !If [GoogleEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GoogleClientSecretParameter}, !Ref AWS::NoValue], \
-         !If [MisfitEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${MisfitClientSecretParameter}, !Ref AWS::NoValue]]",
+         !If [MisfitEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${MisfitClientSecretParameter}, !Ref AWS::NoValue], \
+         !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraClientSecretParameter}, !Ref AWS::NoValue], \
+         !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue]]",
     ),
     (
-        "on the webhook secret",
-        "on !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GoogleWebhookSecretParameter}",
+        "on the webhook secrets",
+        "on [!If [GoogleWebhookSecretSet, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GoogleWebhookSecretParameter}, !Ref AWS::NoValue], \
+         !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraClientSecretParameter}, !Ref AWS::NoValue], \
+         !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue]]",
+    ),
+    (
+        "on the client secrets",
+        "on [!If [GoogleEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GoogleClientSecretParameter}, !Ref AWS::NoValue], \
+         !If [MisfitEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${MisfitClientSecretParameter}, !Ref AWS::NoValue], \
+         !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraClientSecretParameter}, !Ref AWS::NoValue], \
+         !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue]]",
     ),
 ];
 
@@ -177,7 +193,8 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        // rebuilds and seals challenges; no secret, no event
+        // rebuilds and seals challenges; keeps the sources' subscriptions (their client
+        // secrets, the request budget's counters); no event
         "Reconcile",
         &[
             "dynamodb:GetItem on table",
@@ -187,6 +204,8 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
             "dynamodb:PutItem on table",
             "dynamodb:UpdateItem on table",
             "dynamodb:ConditionCheckItem on table",
+            "(if ProviderClientsEnabled) ssm:GetParameters on the client secrets",
+            "(if ProviderClientsEnabled) kms:Decrypt on key via ssm",
         ],
     ),
     (
@@ -236,13 +255,13 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        // public: reads account owners only and writes nothing; the webhook secret only
+        // public: reads account owners only and writes nothing; the webhook secrets only (Oura signs its notices with its client secret)
         "ProviderWebhook",
         &[
             "dynamodb:GetItem on table keys like [PACCT#*]",
             "lambda:InvokeFunction on !GetAtt SyncWorker.Arn",
-            "(if GoogleWebhookSecretSet) ssm:GetParameters on the webhook secret",
-            "(if GoogleWebhookSecretSet) kms:Decrypt on key via ssm",
+            "(if WebhookSecretsSet) ssm:GetParameters on the webhook secrets",
+            "(if WebhookSecretsSet) kms:Decrypt on key via ssm",
         ],
     ),
 ];

@@ -116,7 +116,9 @@ impl Status<'_> {
                 c.last_new_data_at = c.last_new_data_at.max(changed);
             }
             let mut diagnosis = diagnose(&c, now);
-            if diagnosis.action == Action::None && c.provider.has_app_subscriptions() {
+            // A lapsed subscription explains a quiet connection better than its device does.
+            let quiet = diagnosis.action == Action::None || diagnosis.code == "no_new_data";
+            if quiet && c.provider.has_app_subscriptions() {
                 let provider_lapsed = match lapsed.get(&c.provider) {
                     Some(known) => *known,
                     None => {
