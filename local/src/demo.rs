@@ -1,5 +1,5 @@
-//! Demo mode for the local stack: a company with a running challenge and about 25 people on
-//! Google Health, Apple Health uploads and Misfit, one with a revoked Google grant and one whose
+//! Demo mode for the local stack: a company with a running challenge and about 30 people on
+//! Google Health, Apple Health uploads, Misfit and Oura, one with a revoked Google grant and one whose
 //! phone stopped uploading. People walk; their devices sync at random, so webhooks arrive,
 //! phones upload, and the leaderboard moves. Two more tell a story each (`STORIES`): walker-26
 //! deletes yesterday's mistaken 25,000-step "walk" at Google (the day drops back once the
@@ -20,7 +20,7 @@ use stepsync::ports::StoreError;
 
 /// The demo's challenge id.
 pub const DEMO_CHALLENGE: &str = "demo-walk";
-const PEOPLE: usize = 27;
+const PEOPLE: usize = 30;
 /// The people with a story to look at in the console, and what it is.
 pub const STORIES: [(&str, &str); 2] = [
     ("walker-26", "deleted yesterday's mistaken 25,000-step walk at Google: the day drops back"),
@@ -48,6 +48,8 @@ enum Source {
     DeletedWalk,
     /// Google on Chicago time and a phone already on Tokyo time.
     Traveller,
+    /// An Oura ring: notices through the app's webhook subscriptions.
+    Oura,
 }
 
 struct Walker {
@@ -96,7 +98,8 @@ fn source_of(i: usize) -> Source {
         23 => Source::RevokedGoogle,
         24 => Source::SilentPhone,
         25 => Source::DeletedWalk,
-        _ => Source::Traveller,
+        26 => Source::Traveller,
+        _ => Source::Oura,
     }
 }
 
@@ -130,6 +133,7 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
         let provider = match source {
             Source::Google | Source::RevokedGoogle | Source::DeletedWalk | Source::Traveller => Provider::GoogleHealth,
             Source::Misfit => Provider::Misfit,
+            Source::Oura => Provider::Oura,
             Source::Phone | Source::SilentPhone => Provider::AppleHealth,
         };
         let tokens = match source {
@@ -143,6 +147,16 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
                     refresh_token: None,
                     expires_at: now + jiff::SignedDuration::from_hours(24 * 365),
                     scope: Some("tracking".to_owned()),
+                })
+            }
+            Source::Oura => {
+                stack.oura.add_person(&account, "UTC");
+                let granted = stack.oura.grant_tokens(&account, &["daily", "personal"]);
+                Some(TokenSet {
+                    access_token: SecretString::from(granted.access_token),
+                    refresh_token: Some(SecretString::from(granted.refresh_token)),
+                    expires_at: now + jiff::SignedDuration::from_hours(20),
+                    scope: Some("daily personal".to_owned()),
                 })
             }
             Source::Phone | Source::SilentPhone => None,
@@ -161,6 +175,9 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
             }
             Source::Misfit => {
                 history.iter().for_each(|(date, steps)| stack.misfit.set_steps(&account, date.date(), *steps))
+            }
+            Source::Oura => {
+                history.iter().for_each(|(date, steps)| stack.oura.seed_steps(&account, date.date(), *steps))
             }
             Source::Phone => upload(stack, http, &user, &history).await,
             Source::SilentPhone => {}
@@ -315,6 +332,11 @@ async fn walk(stack: &LocalStack, walkers: &mut [Walker], http: &reqwest::Client
                     stack.sns.deliver(&webhook_misfit, &stack.sns.notification(SNS_TOPIC, &[event])).await;
                 }
             }
+            // The ring syncs to the phone; Oura then notifies every live subscription.
+            Source::Oura if syncs => {
+                stack.oura.set_steps(&walker.account, today.date(), walker.today).await;
+            }
+            Source::Oura => stack.oura.seed_steps(&walker.account, today.date(), walker.today),
             Source::Phone if syncs => upload(stack, http, &walker.user, &[(today, walker.today)]).await,
             Source::Phone | Source::SilentPhone => {}
         }
@@ -328,15 +350,18 @@ pub fn add_sandbox_accounts(stack: &LocalStack) -> Vec<(Provider, String)> {
     let today = demo_today(stack);
     let mut added = Vec::new();
     for n in 1..=3 {
-        let (google, misfit) = (format!("sandbox-google-{n}"), format!("sandbox-misfit-{n}"));
+        let (google, misfit, oura) =
+            (format!("sandbox-google-{n}"), format!("sandbox-misfit-{n}"), format!("sandbox-oura-{n}"));
         stack.google.add_person(&google, None);
         stack.misfit.add_person(&misfit);
+        stack.oura.add_person(&oura, "UTC");
         for offset in -13..=0 {
             let date = today.add_days(offset).date();
             stack.google.set_steps(&google, date, past_day_steps());
             stack.misfit.set_steps(&misfit, date, past_day_steps());
+            stack.oura.seed_steps(&oura, date, past_day_steps());
         }
-        added.extend([(Provider::GoogleHealth, google), (Provider::Misfit, misfit)]);
+        added.extend([(Provider::GoogleHealth, google), (Provider::Misfit, misfit), (Provider::Oura, oura)]);
     }
     added
 }

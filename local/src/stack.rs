@@ -1,11 +1,12 @@
 //! The local stack: the real handlers behind a router with exactly the HttpApi's routes, the
 //! embedded DynamoDB, an in-process bus that hands the same EventBridge JSON to `sync-worker`,
-//! the scheduler ticking, and the provider sandboxes (fake Google Health, Misfit and SNS).
+//! the scheduler ticking, and the provider sandboxes (fake Google Health, Misfit, SNS and Oura).
 
 use crate::auth::LocalAuth;
 use crate::dynoxide::EmbeddedDynamo;
 use crate::fakes::google_health::FakeGoogleHealth;
 use crate::fakes::misfit::FakeMisfit;
+use crate::fakes::oura::FakeOura;
 use crate::fakes::sns::FakeSns;
 use crate::stream::TableStream;
 use crate::table;
@@ -122,6 +123,7 @@ pub struct LocalStack {
     pub app: Arc<App>,
     pub google: FakeGoogleHealth,
     pub misfit: FakeMisfit,
+    pub oura: FakeOura,
     pub sns: FakeSns,
     auth: Arc<LocalAuth>,
     /// Events the bus delivered that are for the company's app (StepsUpdated, ...), newest last.
@@ -189,9 +191,10 @@ impl LocalStack {
         let client = aws_sdk_dynamodb::Client::new(&sdk);
         table::ensure_table(&client, &options.table).await.map_err(failed)?;
 
-        progress("starting the provider sandboxes (Google Health, Misfit, SNS)");
+        progress("starting the provider sandboxes (Google Health, Misfit, SNS, Oura)");
         let google = FakeGoogleHealth::start().await;
         let misfit = FakeMisfit::start().await;
+        let oura = FakeOura::start().await;
         // One clock for the app and the fake SNS, whose messages the app's verifier dates by it.
         let clock: Arc<dyn stepsync::clock::Clock> = Arc::new(stepsync::clock::SystemClock);
         let mut sns = FakeSns::start_with_clock(clock.clone()).await;
@@ -222,6 +225,15 @@ impl LocalStack {
             ("STEPSYNC_MISFIT_TOPIC_ARNS", crate::demo::SNS_TOPIC.to_owned()),
             ("STEPSYNC_MISFIT_ALLOW_AWS_SNS", "false".to_owned()),
             ("STEPSYNC_MISFIT_SNS_URL_REWRITES", format!("https://sns.local.test/|{}/", sns.base_url())),
+            // The daily run (at start) subscribes the app at the fake Oura, which verifies the
+            // callback with a GET to this stack's /webhooks/oura before it sends anything.
+            ("STEPSYNC_OURA_CLIENT_ID", oura.client_id()),
+            ("STEPSYNC_OURA_CLIENT_SECRET", oura.client_secret()),
+            ("STEPSYNC_OURA_VERIFICATION_TOKEN", "local-oura-verification-token".to_owned()),
+            ("STEPSYNC_OURA_AUTH_URL", oura.authorize_url()),
+            ("STEPSYNC_OURA_TOKEN_URL", oura.token_url()),
+            ("STEPSYNC_OURA_REVOKE_URL", oura.revoke_url()),
+            ("STEPSYNC_OURA_API_BASE", oura.base_url().to_owned()),
             // The console's feed shows them, as a company's app subscribed to them would.
             ("STEPSYNC_STEPS_UPDATED", "true".to_owned()),
         ]
@@ -315,7 +327,7 @@ impl LocalStack {
 
         progress("starting the API router");
         let auth = Arc::new(LocalAuth::new(key(options.data_dir.as_ref(), "jwt.key")?));
-        let connectable = [Provider::GoogleHealth, Provider::Misfit]
+        let connectable = [Provider::GoogleHealth, Provider::Misfit, Provider::Oura]
             .map(|p| json!({"provider": p.as_str(), "name": p.display_name()}));
         let info = Arc::new(json!({
             "api": base_url,
@@ -323,10 +335,12 @@ impl LocalStack {
             "dynamodb": dynamo_endpoint,
             "google_health": google.base_url(),
             "misfit": misfit.base_url(),
+            "oura": oura.base_url(),
             "sns": sns.base_url(),
             "webhooks": {
                 "google_health": format!("{base_url}/webhooks/google_health"),
                 "misfit": format!("{base_url}/webhooks/misfit"),
+                "oura": format!("{base_url}/webhooks/oura"),
             },
             // The providers a person connects through an OAuth consent page (the console's buttons).
             "connectable": connectable,
@@ -352,7 +366,7 @@ impl LocalStack {
             }));
         }
         let shutdown = Some((tx, app_tx));
-        Ok(Self { base_url, app_url, app, google, misfit, sns, auth, feed, dynamo, shutdown, tasks })
+        Ok(Self { base_url, app_url, app, google, misfit, oura, sns, auth, feed, dynamo, shutdown, tasks })
     }
 
     /// A JWT for `user`, as `POST /dev/token` gives.

@@ -4,7 +4,7 @@
 
 use super::ServiceError;
 use crate::domain::Provider;
-use crate::ports::{ConnectionStore, Providers, StoredSubscriptions};
+use crate::ports::{ConnectionStore, ProviderError, Providers, StoredSubscriptions};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -36,6 +36,12 @@ impl Subscriptions<'_> {
                         .save_subscriptions(provider, &StoredSubscriptions { checked_at: now, states })
                         .await?;
                     if live { report.live.push(provider) } else { report.lapsed.push(provider) }
+                }
+                // The app's request budget was spent this minute: tomorrow's run (or the
+                // week of margin before an expiry) tries again; no operator needs waking.
+                Err(error @ ProviderError::RateLimited { .. }) => {
+                    tracing::warn!(provider = %provider, %error, "subscriptions not checked: the request budget is spent");
+                    report.lapsed.push(provider);
                 }
                 Err(error) => {
                     // What was stored stays: it expires on its own dates, and the status

@@ -151,7 +151,12 @@ impl SubscriptionKeeper for OuraSubscriptions {
             states.push(match outcome {
                 Ok(state) => state,
                 Err((existing, error)) => {
-                    tracing::error!(alarm = "subscription_not_kept", provider = "oura", topic = topic(event_type), %error, "an Oura subscription could not be renewed or created");
+                    // A spent budget is not worth an alarm: a week of margin is left to retry.
+                    if matches!(error, ProviderError::RateLimited { .. }) {
+                        tracing::warn!(provider = "oura", topic = topic(event_type), %error, "an Oura subscription waits for the request budget");
+                    } else {
+                        tracing::error!(alarm = "subscription_not_kept", provider = "oura", topic = topic(event_type), %error, "an Oura subscription could not be renewed or created");
+                    }
                     SubscriptionState {
                         topic: topic(event_type),
                         id: existing.map(|s| s.id.clone()),
