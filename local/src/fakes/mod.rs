@@ -9,3 +9,4 @@ mod server;
 pub mod sns;
 #[cfg(test)]
 mod test_support;
+pub mod withings;

@@ -1,0 +1,1 @@
+//! The fake Withings' own tests, over HTTP.
