@@ -76,6 +76,16 @@ OURA_TIMESTAMP = "1795504329"  # 2026-11-24T07:12:09Z, the x-oura-timestamp of t
 OURA_EVENT_TIME = "2026-11-24T07:12:09+00:00"
 OURA_NEXT_TOKEN = "MnwyMDI2LTExLTIxLzIwMjYtMTEtMjQ"
 OURA_ANSWERS = {"2026-11-21": 10234, "2026-11-22": 3987, "2026-11-23": 0}
+# Withings: the app (the fake's defaults), a sandbox person in Europe/Paris (UTC+1 in November),
+# the getactivity known answers, the signing instant of getnonce and the nonce revoke signs.
+WITHINGS_CLIENT_ID = "fake-withings-client"
+WITHINGS_CLIENT_SECRET = "fake-withings-secret"
+WITHINGS_USER_ID = "31415926"
+WITHINGS_ZONE = "Europe/Paris"
+WITHINGS_TIMESTAMP = "1795504329"  # 2026-11-24T07:12:09Z, the getnonce timestamp
+WITHINGS_NONCE = "fixture-withings-nonce-4f1c2a"
+WITHINGS_ANSWERS = {"2026-11-21": 10234, "2026-11-22": 3987, "2026-11-23": 0}
+WITHINGS_CALLBACK = "https://stepsync.example/webhooks/withings?token=fixture-webhook-token"
 
 # --- JSON writing ---
 
@@ -608,6 +618,132 @@ def oura_files() -> dict[str, bytes]:
     }
 
 
+# --- Withings ---
+
+
+def withings_signature(secret: str, values: dict) -> str:
+    """Withings' request signature: hex HMAC-SHA256 keyed with the client secret over the values
+    joined with commas, in the order of their keys sorted."""
+    joined = ",".join(values[k] for k in sorted(values))
+    return hmac.new(secret.encode(), joined.encode(), hashlib.sha256).hexdigest()
+
+
+def withings_device(device: str) -> str:
+    return hashlib.sha256(f"fake-withings/device/{WITHINGS_USER_ID}/{device}".encode()).hexdigest()[:40]
+
+
+def withings_activity(day: str, steps: int) -> dict:
+    """One getactivity entry (all data_fields), the day's main tracker."""
+    device = withings_device("main")
+    return {
+        "date": day,
+        "timezone": WITHINGS_ZONE,
+        "deviceid": device,
+        "hash_deviceid": device,
+        "brand": 1,
+        "is_tracker": True,
+        "modified": 1795400000,
+        "steps": steps,
+        "distance": steps * 3 // 4,
+        "elevation": steps // 2000,
+        "soft": steps // 4,
+        "moderate": steps // 20,
+        "intense": steps // 60,
+        "active": steps // 20 + steps // 60,
+        "calories": steps * 4 // 100,
+        "totalcalories": 1600 + steps * 4 // 100,
+        "hr_average": 72,
+        "hr_min": 52,
+        "hr_max": 131,
+        "hr_zone_0": 600,
+        "hr_zone_1": 300,
+        "hr_zone_2": 100,
+        "hr_zone_3": 0,
+    }
+
+
+def withings_day_bounds(day: str) -> tuple[int, int]:
+    """The day's first and last second in the person's zone, as Unix times."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(WITHINGS_ZONE)
+    start = dt.datetime.fromisoformat(day).replace(tzinfo=zone)
+    end = (start + dt.timedelta(days=1)).replace(tzinfo=zone)
+    return int(start.timestamp()), int(end.timestamp()) - 1
+
+
+def withings_notice(day: str) -> bytes:
+    start, end = withings_day_bounds(day)
+    return f"userid={WITHINGS_USER_ID}&appli=16&startdate={start}&enddate={end}".encode()
+
+
+def withings_envelope(body: dict) -> dict:
+    return {"status": 0, "body": body}
+
+
+def withings_error(status: int, error: str) -> dict:
+    return {"status": status, "body": {}, "error": error}
+
+
+def withings_token(access: str, refresh: str) -> dict:
+    return withings_envelope(
+        {
+            "userid": WITHINGS_USER_ID,
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": 10800,
+            "scope": "user.activity,user.metrics",
+            "token_type": "Bearer",
+        }
+    )
+
+
+def withings_files() -> dict[str, bytes]:
+    days = sorted(WITHINGS_ANSWERS.items())
+    page1 = withings_envelope(
+        {"activities": [withings_activity(d, s) for d, s in days[:2]], "more": True, "offset": 2}
+    )
+    page2 = withings_envelope(
+        {"activities": [withings_activity(d, s) for d, s in days[2:]], "more": False, "offset": 0}
+    )
+    getnonce = {"action": "getnonce", "client_id": WITHINGS_CLIENT_ID, "timestamp": WITHINGS_TIMESTAMP}
+    revoke = {"action": "revoke", "client_id": WITHINGS_CLIENT_ID, "nonce": WITHINGS_NONCE}
+    return {
+        "token.json": pretty(withings_token("fixture-withings-access", "fixture-withings-refresh")),
+        "token_refresh.json": pretty(withings_token("fixture-withings-access-2", "fixture-withings-refresh-2")),
+        "token_invalid.json": pretty(withings_error(503, "Invalid Params: invalid refresh_token")),
+        "getactivity_page1.json": pretty(page1),
+        "getactivity_page2.json": pretty(page2),
+        "error_401.json": pretty(withings_error(401, "invalid_token")),
+        "error_601.json": pretty(withings_error(601, "Too Many Request")),
+        "notify_list.json": pretty(
+            withings_envelope(
+                {
+                    "profiles": [
+                        {"appli": 16, "callbackurl": WITHINGS_CALLBACK, "comment": "stepsync", "expires": 2147483647}
+                    ]
+                }
+            )
+        ),
+        "notification_activity.form": withings_notice("2026-11-23"),
+        "signature_getnonce.json": pretty(
+            {
+                "client_secret": WITHINGS_CLIENT_SECRET,
+                "values": getnonce,
+                "signature": withings_signature(WITHINGS_CLIENT_SECRET, getnonce),
+            }
+        ),
+        "signature_revoke.json": pretty(
+            {
+                "client_secret": WITHINGS_CLIENT_SECRET,
+                "values": revoke,
+                "userid": WITHINGS_USER_ID,
+                "signature": withings_signature(WITHINGS_CLIENT_SECRET, revoke),
+            }
+        ),
+    }
+
+
 README = """\
 # Provider fixtures: known answers
 
@@ -703,6 +839,30 @@ nothing they sign outside the tests.
   `x-oura-signature` is HMAC-SHA256 keyed with the client secret over the timestamp string's
   bytes followed by the raw body bytes, in upper-case hex. The body has no trailing newline:
   verify the bytes exactly as stored; changing any byte of the body or the timestamp must fail.
+## withings/
+
+Every answer is HTTP 200 with Withings' envelope: `status` 0 and a `body`, or an error
+`status` with `body: {}` and an `error` string.
+
+- `getactivity_page1.json` (`more` true, `offset` 2) + `getactivity_page2.json` (`more` false,
+  `offset` 0): one `getactivity` answer over two pages (send `offset=2` for page 2). Parsed, the
+  days are 2026-11-21 → 10234, 2026-11-22 → 3987, 2026-11-23 → 0 (a true zero: the entry is
+  there). `timezone` Europe/Paris; one entry per date here, but an entry is per device
+  (`hash_deviceid`): a date can come more than once.
+- `token.json` and `token_refresh.json` (`userid` the string `"31415926"`, `expires_in` 10800,
+  scope `user.activity,user.metrics`, comma-separated), `token_invalid.json` (status 503
+  `Invalid Params: invalid refresh_token`), `error_401.json` (status 401 `invalid_token`),
+  `error_601.json` (status 601 `Too Many Request`: over the app's 120 requests a minute).
+- `notify_list.json`: one appli 16 subscription whose callback URL carries a query string
+  (`?token=fixture-webhook-token`): notices go to that exact URL.
+- `notification_activity.form`: the form-encoded appli 16 notice for user 31415926's
+  2026-11-23 (`startdate` and `enddate` the day's first and last second in Europe/Paris). No
+  signature: Withings signs nothing. No trailing newline.
+- `signature_getnonce.json` and `signature_revoke.json`: `signature` is the hex HMAC-SHA256,
+  keyed with `client_secret` (`fake-withings-secret`), over the `values` joined with commas in
+  the order of their keys sorted: `getnonce,fake-withings-client,1795504329` and
+  `revoke,fake-withings-client,fixture-withings-nonce-4f1c2a` (revoke's `userid` is sent but
+  not signed).
 """
 
 
@@ -713,6 +873,7 @@ def all_files() -> dict[str, bytes]:
         ("fitbit_legacy", fitbit_legacy_files),
         ("misfit", misfit_files),
         ("oura", oura_files),
+        ("withings", withings_files),
     ):
         files.update({f"{provider}/{name}": data for name, data in make().items()})
     return files
@@ -1050,6 +1211,42 @@ def check_oura_signature() -> str:
     return "HMAC-SHA256 with fake-oura-secret over timestamp + body, upper-case hex"
 
 
+def check_withings() -> str:
+    pages = [json.loads(read("withings", "getactivity_page1.json")), json.loads(read("withings", "getactivity_page2.json"))]
+    expect(pages[0]["body"]["more"] is True and pages[0]["body"]["offset"] == 2, "page 1 points at offset 2")
+    expect(pages[1]["body"]["more"] is False, "page 2 is the last")
+    days = {a["date"]: a["steps"] for p in pages for a in p["body"]["activities"]}
+    expect(days == WITHINGS_ANSWERS, f"known answers: {days}")
+    for name, status in (("token_invalid.json", 503), ("error_401.json", 401), ("error_601.json", 601)):
+        error = json.loads(read("withings", name))
+        expect(error["status"] == status and error["body"] == {} and error["error"], f"{name}: status {status}")
+    for name in ("token.json", "token_refresh.json"):
+        token = json.loads(read("withings", name))
+        expect(token["status"] == 0 and token["body"]["userid"] == WITHINGS_USER_ID, f"{name}: userid")
+        expect(token["body"]["expires_in"] == 10800 and token["body"]["token_type"] == "Bearer", f"{name}: Bearer 3 h")
+    listed = json.loads(read("withings", "notify_list.json"))["body"]["profiles"]
+    expect(urlsplit(listed[0]["callbackurl"]).query == "token=fixture-webhook-token", "the callback's query string")
+    notice = read("withings", "notification_activity.form").decode()
+    fields = dict(pair.split("=", 1) for pair in notice.split("&"))
+    start, end = withings_day_bounds("2026-11-23")
+    expect(fields == {"userid": WITHINGS_USER_ID, "appli": "16", "startdate": str(start), "enddate": str(end)}, notice)
+    expect(start == 1795388400, f"2026-11-23T00:00+01:00 is {start}")
+    return "three days over two pages, envelopes, the appli 16 notice"
+
+
+def check_withings_signatures() -> str:
+    for name, joined in (
+        ("signature_getnonce.json", f"getnonce,{WITHINGS_CLIENT_ID},{WITHINGS_TIMESTAMP}"),
+        ("signature_revoke.json", f"revoke,{WITHINGS_CLIENT_ID},{WITHINGS_NONCE}"),
+    ):
+        known = json.loads(read("withings", name))
+        expected = hmac.new(known["client_secret"].encode(), joined.encode(), hashlib.sha256).hexdigest()
+        expect(known["signature"] == expected, f"{name}: HMAC over {joined!r}")
+        expect(known["signature"] == withings_signature(known["client_secret"], known["values"]), f"{name}: sorted values")
+        expect(known["signature"] != withings_signature("another-secret", known["values"]), f"{name}: another secret fails")
+    return "hex HMAC-SHA256 over the sorted values, comma-joined"
+
+
 def check_reproducible() -> str:
     committed = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*") if p.is_file())
     with tempfile.TemporaryDirectory() as tmp:
@@ -1070,8 +1267,10 @@ def check() -> int:
     checks.run("misfit: SNS v1 and v2 signatures, every signed field altered fails", check_sns)
     checks.run("oura: daily_activity known answers over two pages, tokens, errors, subscriptions", check_oura)
     checks.run("oura: x-oura-signature over timestamp + body", check_oura_signature)
+    checks.run("withings: getactivity known answers over two pages, envelopes, notify, the notice", check_withings)
+    checks.run("withings: getnonce and revoke signatures", check_withings_signatures)
     checks.run("generate reproduces the committed fixtures", check_reproducible)
-    print(f"fixtures: {9 - checks.failed} passed, {checks.failed} failed")
+    print(f"fixtures: {11 - checks.failed} passed, {checks.failed} failed")
     return 1 if checks.failed else 0
 
 
