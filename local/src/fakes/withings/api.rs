@@ -87,7 +87,8 @@ async fn oauth2(State(fake): State<Shared>, query: QueryPairs, form: FormPairs) 
 async fn signature(State(fake): State<Shared>, query: QueryPairs, form: FormPairs) -> Response {
     let fields = params(query, form);
     let getnonce = first(&fields, "action") == Some("getnonce");
-    if let Some(response) = gate(&fake, if getnonce { "getnonce" } else { "signature_other" }, FaultTarget::Signature).await
+    if let Some(response) =
+        gate(&fake, if getnonce { "getnonce" } else { "signature_other" }, FaultTarget::Signature).await
     {
         return response;
     }
@@ -103,7 +104,8 @@ async fn signature(State(fake): State<Shared>, query: QueryPairs, form: FormPair
 async fn measure(State(fake): State<Shared>, headers: HeaderMap, query: QueryPairs, form: FormPairs) -> Response {
     let fields = params(query, form);
     let getactivity = first(&fields, "action") == Some("getactivity");
-    if let Some(response) = gate(&fake, if getactivity { "getactivity" } else { "measure_other" }, FaultTarget::Measure).await
+    if let Some(response) =
+        gate(&fake, if getactivity { "getactivity" } else { "measure_other" }, FaultTarget::Measure).await
     {
         return response;
     }
@@ -153,7 +155,9 @@ enum Selection {
 impl Selection {
     fn parse(fields: &[(String, String)]) -> Result<Self, Refusal> {
         let value = |name: &str| first(fields, name).filter(|v| !v.is_empty());
-        let date = |name: &str, raw: &str| raw.parse::<Date>().map_err(|_| invalid_params(&format!("{name} must be YYYY-MM-DD")));
+        let date = |name: &str, raw: &str| {
+            raw.parse::<Date>().map_err(|_| invalid_params(&format!("{name} must be YYYY-MM-DD")))
+        };
         match (value("startdateymd"), value("enddateymd"), value("lastupdate")) {
             (Some(start), Some(end), _) => {
                 let (start, end) = (date("startdateymd", start)?, date("enddateymd", end)?);
@@ -193,10 +197,10 @@ async fn notify(State(fake): State<Shared>, headers: HeaderMap, query: QueryPair
     if let Some(response) = gate(&fake, kind, FaultTarget::Notify).await {
         return response;
     }
-    let userid = {
+    let (grant, userid) = {
         let mut shared = fake.lock();
         match shared.bearer_grant(&headers, &fields) {
-            Ok(grant) => shared.grants[grant].userid.clone(),
+            Ok(grant) => (grant, shared.grants[grant].userid.clone()),
             Err(refusal) => return refusal.into_response(),
         }
     };
@@ -217,9 +221,8 @@ async fn notify(State(fake): State<Shared>, headers: HeaderMap, query: QueryPair
                 (Err(refusal), _) | (_, Err(refusal)) => return refusal.into_response(),
             };
             if appli == APPLI_ACTIVITY {
-                let shared = fake.lock();
-                let grant = shared.grants.iter().position(|g| g.userid == userid && !g.revoked);
-                if let Some(refusal) = grant.and_then(|g| shared.require_scope(g, SCOPE_ACTIVITY).err()) {
+                let scoped = fake.lock().require_scope(grant, SCOPE_ACTIVITY);
+                if let Err(refusal) = scoped {
                     return refusal.into_response();
                 }
             }
@@ -273,11 +276,15 @@ async fn subscribe(fake: &Shared, userid: &str, url: String, appli: i64, comment
             super::notifications::Attempt::Status(status) => format!("it answered HTTP {status}"),
             super::notifications::Attempt::Failed(e) => e,
         };
-        return refusal(STATUS_CALLBACK_UNREACHABLE, format!("Invalid Params: the callback URL failed the HEAD check: {why}"))
-            .into_response();
+        return refusal(
+            STATUS_CALLBACK_UNREACHABLE,
+            format!("Invalid Params: the callback URL failed the HEAD check: {why}"),
+        )
+        .into_response();
     }
     let mut shared = fake.lock();
-    let existing = shared.subscriptions.iter_mut().find(|s| s.userid == userid && s.callbackurl == url && s.appli == appli);
+    let existing =
+        shared.subscriptions.iter_mut().find(|s| s.userid == userid && s.callbackurl == url && s.appli == appli);
     match existing {
         Some(subscription) => subscription.comment = comment.to_owned(),
         None => shared.subscriptions.push(Subscription {

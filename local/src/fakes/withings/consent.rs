@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use reqwest::Url;
 
 use super::super::common::{account_picker, decision_forms, escape_html, first, found, hidden_inputs, http_url, page};
-use super::state::{WithingsState, Person, Shared};
+use super::state::{Person, Shared, WithingsState};
 use super::wire::{ALL_SCOPES, AUTHORIZE_PATH, CONSENT_PATH};
 
 /// The consent routes: the page and the form it posts.
@@ -131,7 +131,9 @@ pub(super) fn decide(
             }
             Decision::Approve { user_id, granted } => {
                 if !state.people.contains_key(&user_id) {
-                    return Err(ConsentError(format!("No Withings account {user_id:?} on this fake: add_person first.")));
+                    return Err(ConsentError(format!(
+                        "No Withings account {user_id:?} on this fake: add_person first."
+                    )));
                 }
                 // The person can only untick what was asked for, never add to it.
                 let scopes: Vec<String> = request.scopes.iter().filter(|s| granted.contains(s)).cloned().collect();

@@ -27,10 +27,10 @@ pub use super::server::FakeError;
 use super::server::FakeServer;
 use consent::{AuthorizeRequest, Decision};
 pub use faults::{Fault, FaultTarget};
-pub use notifications::{Attempt, Delivery, NOTICE_CONTENT_TYPE};
 use notifications::Sender;
-use state::{FAILURES_BEFORE_DROP, WithingsState};
+pub use notifications::{Attempt, Delivery, NOTICE_CONTENT_TYPE};
 pub use state::Subscription;
+use state::{FAILURES_BEFORE_DROP, WithingsState};
 pub use wire::{
     ACTIVITY_DATA_FIELDS, ALL_SCOPES, APPLI_ACTIVITY, AUTHORIZE_PATH, CONSENT_PATH, DeviceDay, MEASURE_PATH,
     NEVER_EXPIRES, NOTIFY_PATH, NoticeStyle, OAUTH2_PATH, Refusal, SCOPE_ACTIVITY, SCOPE_INFO, SCOPE_METRICS,

@@ -197,8 +197,13 @@ impl WithingsState {
 
     pub(super) fn issue_code(&mut self, userid: &str, scopes: Vec<String>, redirect_uri: &str) -> String {
         let code = random_token("fake-withings-code-");
-        let record =
-            AuthCode { userid: userid.to_owned(), scopes, redirect_uri: redirect_uri.to_owned(), issued_at: self.now(), redeemed: false };
+        let record = AuthCode {
+            userid: userid.to_owned(),
+            scopes,
+            redirect_uri: redirect_uri.to_owned(),
+            issued_at: self.now(),
+            redeemed: false,
+        };
         self.codes.insert(code.clone(), record);
         code
     }
@@ -324,8 +329,7 @@ impl WithingsState {
         if first(fields, "client_id") != Some(self.client_id.as_str()) {
             return Err(unauthorized("invalid client_id"));
         }
-        let values: Vec<(&str, &str)> =
-            signed.iter().map(|k| (*k, first(fields, k).unwrap_or_default())).collect();
+        let values: Vec<(&str, &str)> = signed.iter().map(|k| (*k, first(fields, k).unwrap_or_default())).collect();
         let given = first(fields, "signature").unwrap_or_default();
         if given.is_empty() || !given.eq_ignore_ascii_case(&self.sign(&values)) {
             return Err(unauthorized("invalid signature"));
@@ -354,7 +358,8 @@ impl WithingsState {
         if self.nonces.remove(nonce).is_none() {
             return Err(invalid_params("invalid nonce"));
         }
-        let userid = first(fields, "userid").filter(|u| !u.is_empty()).ok_or_else(|| invalid_params("missing userid"))?;
+        let userid =
+            first(fields, "userid").filter(|u| !u.is_empty()).ok_or_else(|| invalid_params("missing userid"))?;
         let userid = userid.to_owned();
         let mut found = false;
         for (_, grant) in self.grants_of(&userid) {

@@ -236,29 +236,31 @@ pub enum NoticeStyle {
 
 /// The exact form-encoded body of an activity notice for `day` in `zone`.
 pub(super) fn notice_body(userid: &str, day: Date, zone: &jiff::tz::TimeZone, style: NoticeStyle) -> String {
-    reqwest::Url::parse("http://notice.invalid/").map(|mut u| {
-        {
-            let mut pairs = u.query_pairs_mut();
-            pairs.append_pair("userid", userid);
-            pairs.append_pair("appli", &APPLI_ACTIVITY.to_string());
-            match style {
-                NoticeStyle::Range => {
-                    let start = day.to_zoned_datetime(zone.clone()).map(|z| z.timestamp().as_second()).unwrap_or_default();
-                    let next = day
-                        .tomorrow()
-                        .ok()
-                        .and_then(|d| d.to_zoned_datetime(zone.clone()).ok())
-                        .map(|z| z.timestamp().as_second())
-                        .unwrap_or(start + 86_400);
-                    pairs.append_pair("startdate", &start.to_string());
-                    pairs.append_pair("enddate", &(next - 1).to_string());
-                }
-                NoticeStyle::Date => {
-                    pairs.append_pair("date", &day.to_string());
+    reqwest::Url::parse("http://notice.invalid/")
+        .map(|mut u| {
+            {
+                let mut pairs = u.query_pairs_mut();
+                pairs.append_pair("userid", userid);
+                pairs.append_pair("appli", &APPLI_ACTIVITY.to_string());
+                match style {
+                    NoticeStyle::Range => {
+                        let start =
+                            day.to_zoned_datetime(zone.clone()).map(|z| z.timestamp().as_second()).unwrap_or_default();
+                        let next = day
+                            .tomorrow()
+                            .ok()
+                            .and_then(|d| d.to_zoned_datetime(zone.clone()).ok())
+                            .map(|z| z.timestamp().as_second())
+                            .unwrap_or(start + 86_400);
+                        pairs.append_pair("startdate", &start.to_string());
+                        pairs.append_pair("enddate", &(next - 1).to_string());
+                    }
+                    NoticeStyle::Date => {
+                        pairs.append_pair("date", &day.to_string());
+                    }
                 }
             }
-        }
-        u.query().unwrap_or_default().to_owned()
-    })
-    .unwrap_or_default()
+            u.query().unwrap_or_default().to_owned()
+        })
+        .unwrap_or_default()
 }
