@@ -372,7 +372,7 @@ async fn over_the_apps_limit_every_call_gets_601_until_the_minute_rolls_over() {
         assert_eq!(statuses, [0, 0, 0, 0, 0, 601, 601]);
         assert_eq!(fake.max_requests_in_any_minute(), 7);
     }
-    // Every service counts: a refresh is refused too.
+    // The next minute of the fake's clock starts afresh.
     fake.advance(Duration::from_secs(60));
     assert_eq!(activity(&fake, &token, &dates("2026-11-21", "2026-11-23")).await["status"], 0);
     assert_eq!(fake.calls("getactivity"), 8);
