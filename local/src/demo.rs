@@ -1,5 +1,5 @@
 //! Demo mode for the local stack: a company with a running challenge and about 30 people on
-//! Google Health, Apple Health uploads, Misfit and Oura, one with a revoked Google grant and one whose
+//! Google Health, Apple Health uploads, Misfit, Oura and Withings, one with a revoked Google grant and one whose
 //! phone stopped uploading. People walk; their devices sync at random, so webhooks arrive,
 //! phones upload, and the leaderboard moves. Two more tell a story each (`STORIES`): walker-26
 //! deletes yesterday's mistaken 25,000-step "walk" at Google (the day drops back once the
@@ -20,7 +20,7 @@ use stepsync::ports::StoreError;
 
 /// The demo's challenge id.
 pub const DEMO_CHALLENGE: &str = "demo-walk";
-const PEOPLE: usize = 30;
+const PEOPLE: usize = 33;
 /// The people with a story to look at in the console, and what it is.
 pub const STORIES: [(&str, &str); 2] = [
     ("walker-26", "deleted yesterday's mistaken 25,000-step walk at Google: the day drops back"),
@@ -50,6 +50,8 @@ enum Source {
     Traveller,
     /// An Oura ring: notices through the app's webhook subscriptions.
     Oura,
+    /// A Withings watch: notices through the person's own subscription.
+    Withings,
 }
 
 struct Walker {
@@ -99,7 +101,8 @@ fn source_of(i: usize) -> Source {
         24 => Source::SilentPhone,
         25 => Source::DeletedWalk,
         26 => Source::Traveller,
-        _ => Source::Oura,
+        27..=29 => Source::Oura,
+        _ => Source::Withings,
     }
 }
 
@@ -129,11 +132,16 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
     for i in 0..PEOPLE {
         let user = UserId::parse(&format!("walker-{:02}", i + 1)).map_err(failed)?;
         let source = source_of(i);
-        let account = format!("demo-account-{:02}", i + 1);
+        // Withings' user ids are numbers.
+        let account = match source {
+            Source::Withings => format!("7770{:04}", i + 1),
+            _ => format!("demo-account-{:02}", i + 1),
+        };
         let provider = match source {
             Source::Google | Source::RevokedGoogle | Source::DeletedWalk | Source::Traveller => Provider::GoogleHealth,
             Source::Misfit => Provider::Misfit,
             Source::Oura => Provider::Oura,
+            Source::Withings => Provider::Withings,
             Source::Phone | Source::SilentPhone => Provider::AppleHealth,
         };
         let tokens = match source {
@@ -159,6 +167,16 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
                     scope: Some("daily personal".to_owned()),
                 })
             }
+            Source::Withings => {
+                stack.withings.add_person(&account, "UTC");
+                let granted = stack.withings.grant_tokens(&account, &["user.activity"]);
+                Some(TokenSet {
+                    access_token: SecretString::from(granted.access_token),
+                    refresh_token: Some(SecretString::from(granted.refresh_token)),
+                    expires_at: now + jiff::SignedDuration::from_hours(2),
+                    scope: Some("user.activity".to_owned()),
+                })
+            }
             Source::Phone | Source::SilentPhone => None,
         };
         let silent_since = (source == Source::SilentPhone).then(|| now - jiff::SignedDuration::from_hours(72));
@@ -178,6 +196,11 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
             }
             Source::Oura => {
                 history.iter().for_each(|(date, steps)| stack.oura.seed_steps(&account, date.date(), *steps))
+            }
+            Source::Withings => {
+                history.iter().for_each(|(date, steps)| stack.withings.seed_steps(&account, date.date(), *steps));
+                // What connecting does: the person's notification subscription, behind the HEAD check.
+                subscribe_withings(stack, &account).await;
             }
             Source::Phone => upload(stack, http, &user, &history).await,
             Source::SilentPhone => {}
@@ -302,6 +325,19 @@ pub async fn store_connection(
     Ok(())
 }
 
+/// The subscription connecting makes for a Withings person (the demo stores its people's
+/// connections directly): our callback with its token, checked by Withings' HEAD.
+async fn subscribe_withings(stack: &LocalStack, account: &str) {
+    let Some(settings) = stack.app.config.withings.as_ref() else { return };
+    let Some(token) = settings.notify_token.as_ref() else { return };
+    let mut callback = match reqwest::Url::parse(&settings.callback_base) {
+        Ok(url) => url,
+        Err(_) => return,
+    };
+    callback.query_pairs_mut().append_pair("token", secrecy::ExposeSecret::expose_secret(token));
+    stack.withings.subscribe_unchecked(account, callback.as_str(), 16);
+}
+
 /// One step of the simulation: everybody walks a little; some devices sync.
 async fn walk(stack: &LocalStack, walkers: &mut [Walker], http: &reqwest::Client) {
     let today = local_today(stack.app.services.ports.clock.now(), &jiff::tz::TimeZone::UTC);
@@ -337,6 +373,10 @@ async fn walk(stack: &LocalStack, walkers: &mut [Walker], http: &reqwest::Client
                 stack.oura.set_steps(&walker.account, today.date(), walker.today).await;
             }
             Source::Oura => stack.oura.seed_steps(&walker.account, today.date(), walker.today),
+            Source::Withings if syncs => {
+                stack.withings.set_steps(&walker.account, today.date(), walker.today).await;
+            }
+            Source::Withings => stack.withings.seed_steps(&walker.account, today.date(), walker.today),
             Source::Phone if syncs => upload(stack, http, &walker.user, &[(today, walker.today)]).await,
             Source::Phone | Source::SilentPhone => {}
         }
@@ -352,16 +392,24 @@ pub fn add_sandbox_accounts(stack: &LocalStack) -> Vec<(Provider, String)> {
     for n in 1..=3 {
         let (google, misfit, oura) =
             (format!("sandbox-google-{n}"), format!("sandbox-misfit-{n}"), format!("sandbox-oura-{n}"));
+        let withings = format!("5550000{n}");
         stack.google.add_person(&google, None);
         stack.misfit.add_person(&misfit);
         stack.oura.add_person(&oura, "UTC");
+        stack.withings.add_person(&withings, "UTC");
         for offset in -13..=0 {
             let date = today.add_days(offset).date();
             stack.google.set_steps(&google, date, past_day_steps());
             stack.misfit.set_steps(&misfit, date, past_day_steps());
             stack.oura.seed_steps(&oura, date, past_day_steps());
+            stack.withings.seed_steps(&withings, date, past_day_steps());
         }
-        added.extend([(Provider::GoogleHealth, google), (Provider::Misfit, misfit), (Provider::Oura, oura)]);
+        added.extend([
+            (Provider::GoogleHealth, google),
+            (Provider::Misfit, misfit),
+            (Provider::Oura, oura),
+            (Provider::Withings, withings),
+        ]);
     }
     added
 }

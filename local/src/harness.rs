@@ -329,3 +329,86 @@ macro_rules! on_backend {
         }
     };
 }
+
+/// A `lambda_http` request for `/webhooks/{provider}` as API Gateway hands it over: `method`,
+/// the raw `query`, `headers` (names lower-cased) and `body`.
+pub fn webhook_request(
+    provider: stepsync::domain::Provider,
+    method: &str,
+    query: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> lambda_http::Request {
+    request_from_sample("webhook_google_health_notification.json", None, |e| {
+        let path = format!("/webhooks/{provider}");
+        e["rawPath"] = path.as_str().into();
+        e["requestContext"]["http"]["path"] = path.as_str().into();
+        e["requestContext"]["http"]["method"] = method.into();
+        e["pathParameters"]["provider"] = provider.as_str().into();
+        e["rawQueryString"] = query.into();
+        let parsed = reqwest::Url::parse(&format!("http://query.invalid/?{query}")).expect("a query string");
+        let pairs: serde_json::Map<String, serde_json::Value> =
+            parsed.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned().into())).collect();
+        e["queryStringParameters"] = pairs.into();
+        let map = e["headers"].as_object_mut().expect("the sample has headers");
+        map.clear();
+        for (name, value) in headers {
+            map.insert(name.to_ascii_lowercase(), value.clone().into());
+        }
+        e["body"] = String::from_utf8_lossy(body).into_owned().into();
+        e["isBase64Encoded"] = false.into();
+    })
+}
+
+/// A loopback server handing `/webhooks/{provider}` to the real webhook handler, as API
+/// Gateway does deployed: the fakes of providers that call back (Oura's verification GET,
+/// Withings' HEAD check, their notifications) reach the app through it. The app's public URL
+/// is this server's, so the app is handed over once built (`serve`); until then it answers 503.
+pub struct WebhookForwarder {
+    pub base: String,
+    app: Arc<std::sync::OnceLock<Arc<functions::app::App>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl WebhookForwarder {
+    pub async fn start() -> Self {
+        use axum::body::Bytes;
+        use axum::extract::Path;
+        use axum::http::{HeaderMap, Method, StatusCode, Uri};
+        let app: Arc<std::sync::OnceLock<Arc<functions::app::App>>> = Arc::default();
+        let cell = app.clone();
+        let route = move |Path(provider): Path<String>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let cell = cell.clone();
+            async move {
+                let (Some(app), Ok(provider)) = (cell.get().cloned(), provider.parse()) else {
+                    return (StatusCode::SERVICE_UNAVAILABLE, Vec::new());
+                };
+                let headers: Vec<(String, String)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+                    .collect();
+                let req = webhook_request(provider, method.as_str(), uri.query().unwrap_or(""), &headers, &body);
+                let res = functions::webhook::handle(&app, req).await;
+                let status = StatusCode::from_u16(res.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+                let body = match res.into_body() {
+                    lambda_http::Body::Text(text) => text.into_bytes(),
+                    lambda_http::Body::Binary(bytes) => bytes,
+                    _ => Vec::new(),
+                };
+                (status, body)
+            }
+        };
+        let router = axum::Router::new().route("/webhooks/{provider}", axum::routing::any(route));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free loopback port");
+        let base = format!("http://{}", listener.local_addr().expect("a bound address"));
+        let _task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self { base, app, _task }
+    }
+
+    /// Hands requests to `app` from now on.
+    pub fn serve(&self, app: Arc<functions::app::App>) {
+        let _ = self.app.set(app);
+    }
+}

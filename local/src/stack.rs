@@ -1,6 +1,6 @@
 //! The local stack: the real handlers behind a router with exactly the HttpApi's routes, the
 //! embedded DynamoDB, an in-process bus that hands the same EventBridge JSON to `sync-worker`,
-//! the scheduler ticking, and the provider sandboxes (fake Google Health, Misfit, SNS and Oura).
+//! the scheduler ticking, and the provider sandboxes (fake Google Health, Misfit, SNS, Oura and Withings).
 
 use crate::auth::LocalAuth;
 use crate::dynoxide::EmbeddedDynamo;
@@ -8,6 +8,7 @@ use crate::fakes::google_health::FakeGoogleHealth;
 use crate::fakes::misfit::FakeMisfit;
 use crate::fakes::oura::FakeOura;
 use crate::fakes::sns::FakeSns;
+use crate::fakes::withings::FakeWithings;
 use crate::stream::TableStream;
 use crate::table;
 use async_trait::async_trait;
@@ -124,6 +125,7 @@ pub struct LocalStack {
     pub google: FakeGoogleHealth,
     pub misfit: FakeMisfit,
     pub oura: FakeOura,
+    pub withings: FakeWithings,
     pub sns: FakeSns,
     auth: Arc<LocalAuth>,
     /// Events the bus delivered that are for the company's app (StepsUpdated, ...), newest last.
@@ -191,10 +193,11 @@ impl LocalStack {
         let client = aws_sdk_dynamodb::Client::new(&sdk);
         table::ensure_table(&client, &options.table).await.map_err(failed)?;
 
-        progress("starting the provider sandboxes (Google Health, Misfit, SNS, Oura)");
+        progress("starting the provider sandboxes (Google Health, Misfit, SNS, Oura, Withings)");
         let google = FakeGoogleHealth::start().await;
         let misfit = FakeMisfit::start().await;
         let oura = FakeOura::start().await;
+        let withings = FakeWithings::start().await;
         // One clock for the app and the fake SNS, whose messages the app's verifier dates by it.
         let clock: Arc<dyn stepsync::clock::Clock> = Arc::new(stepsync::clock::SystemClock);
         let mut sns = FakeSns::start_with_clock(clock.clone()).await;
@@ -234,6 +237,13 @@ impl LocalStack {
             ("STEPSYNC_OURA_TOKEN_URL", oura.token_url()),
             ("STEPSYNC_OURA_REVOKE_URL", oura.revoke_url()),
             ("STEPSYNC_OURA_API_BASE", oura.base_url().to_owned()),
+            // Each person connecting Withings is subscribed at this stack's /webhooks/withings
+            // (the fake checks it with a HEAD first); notices carry this token in the URL.
+            ("STEPSYNC_WITHINGS_CLIENT_ID", withings.client_id()),
+            ("STEPSYNC_WITHINGS_CLIENT_SECRET", withings.client_secret()),
+            ("STEPSYNC_WITHINGS_NOTIFY_TOKEN", "local-withings-notify-token".to_owned()),
+            ("STEPSYNC_WITHINGS_AUTH_URL", withings.authorize_url()),
+            ("STEPSYNC_WITHINGS_API_BASE", withings.base_url().to_owned()),
             // The console's feed shows them, as a company's app subscribed to them would.
             ("STEPSYNC_STEPS_UPDATED", "true".to_owned()),
         ]
@@ -327,7 +337,7 @@ impl LocalStack {
 
         progress("starting the API router");
         let auth = Arc::new(LocalAuth::new(key(options.data_dir.as_ref(), "jwt.key")?));
-        let connectable = [Provider::GoogleHealth, Provider::Misfit, Provider::Oura]
+        let connectable = [Provider::GoogleHealth, Provider::Misfit, Provider::Oura, Provider::Withings]
             .map(|p| json!({"provider": p.as_str(), "name": p.display_name()}));
         let info = Arc::new(json!({
             "api": base_url,
@@ -336,11 +346,13 @@ impl LocalStack {
             "google_health": google.base_url(),
             "misfit": misfit.base_url(),
             "oura": oura.base_url(),
+            "withings": withings.base_url(),
             "sns": sns.base_url(),
             "webhooks": {
                 "google_health": format!("{base_url}/webhooks/google_health"),
                 "misfit": format!("{base_url}/webhooks/misfit"),
                 "oura": format!("{base_url}/webhooks/oura"),
+                "withings": format!("{base_url}/webhooks/withings"),
             },
             // The providers a person connects through an OAuth consent page (the console's buttons).
             "connectable": connectable,
@@ -366,7 +378,7 @@ impl LocalStack {
             }));
         }
         let shutdown = Some((tx, app_tx));
-        Ok(Self { base_url, app_url, app, google, misfit, oura, sns, auth, feed, dynamo, shutdown, tasks })
+        Ok(Self { base_url, app_url, app, google, misfit, oura, withings, sns, auth, feed, dynamo, shutdown, tasks })
     }
 
     /// A JWT for `user`, as `POST /dev/token` gives.

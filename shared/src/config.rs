@@ -7,6 +7,7 @@ use crate::providers::google_health::GoogleHealthSettings;
 use crate::providers::misfit::MisfitSettings;
 use crate::providers::oura::OuraSettings;
 use crate::providers::quota::QuotaWindow;
+use crate::providers::withings::WithingsSettings;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use std::collections::HashMap;
@@ -55,7 +56,11 @@ impl Loads {
             settings.extend(["STEPSYNC_TOKEN_KEY", "STEPSYNC_TOKEN_KEY_PREVIOUS"]);
         }
         if self.providers.clients {
-            settings.extend(["STEPSYNC_GOOGLE_CLIENT_SECRET", "STEPSYNC_MISFIT_CLIENT_SECRET"]);
+            settings.extend([
+                "STEPSYNC_GOOGLE_CLIENT_SECRET",
+                "STEPSYNC_MISFIT_CLIENT_SECRET",
+                "STEPSYNC_WITHINGS_CLIENT_SECRET",
+            ]);
         }
         if self.providers.verifiers {
             settings.push("STEPSYNC_GOOGLE_WEBHOOK_SECRET");
@@ -64,6 +69,9 @@ impl Loads {
             // Oura signs notifications with the client secret; the verification token is
             // what subscriptions are created with and what their verification GET carries.
             settings.extend(["STEPSYNC_OURA_CLIENT_SECRET", "STEPSYNC_OURA_VERIFICATION_TOKEN"]);
+            // Withings signs nothing: our callback URL carries this token, which the client
+            // subscribes with and the verifier checks.
+            settings.push("STEPSYNC_WITHINGS_NOTIFY_TOKEN");
         }
         settings
     }
@@ -121,6 +129,11 @@ pub struct Config {
     /// `..._REQUESTS_PER_DAY` (5000) are the app-wide budget. Notifications are asked for at
     /// `{STEPSYNC_PUBLIC_URL}/webhooks/oura`.
     pub oura: Option<OuraSettings>,
+    /// `STEPSYNC_WITHINGS_CLIENT_ID` turns Withings on (`..._CLIENT_SECRET` is required where
+    /// the API client is loaded); `..._NOTIFY_TOKEN` is the secret our notification callback
+    /// (`{STEPSYNC_PUBLIC_URL}/webhooks/withings?token=...`) carries; `..._AUTH_URL` and
+    /// `..._API_BASE` point it elsewhere; `..._REQUESTS_PER_MINUTE` (120) is the app-wide budget.
+    pub withings: Option<WithingsSettings>,
     /// `STEPSYNC_RECONCILE_MINUTES` (360), `STEPSYNC_PULL_MINUTES` (30), and the sweep shards
     /// from `STEPSYNC_EXPECTED_PEOPLE` (10,000; `engine::shards_for`).
     pub schedule: Schedule,
@@ -291,6 +304,27 @@ impl Config {
                 }
                 _ => None,
             },
+            withings: match get("STEPSYNC_WITHINGS_CLIENT_ID") {
+                Some(id) if loads.providers.clients || loads.providers.verifiers => {
+                    let public_url =
+                        get("STEPSYNC_PUBLIC_URL").unwrap_or("http://127.0.0.1:3000").trim_end_matches('/');
+                    let defaults = WithingsSettings {
+                        client_secret: client_secret("STEPSYNC_WITHINGS_CLIENT_ID", "STEPSYNC_WITHINGS_CLIENT_SECRET")?,
+                        ..WithingsSettings::new(id, SecretString::from(""), format!("{public_url}/webhooks/withings"))
+                    };
+                    let url = |name: &'static str, default: &str| get(name).unwrap_or(default).to_owned();
+                    Some(WithingsSettings {
+                        auth_url: url("STEPSYNC_WITHINGS_AUTH_URL", &defaults.auth_url),
+                        api_base: url("STEPSYNC_WITHINGS_API_BASE", &defaults.api_base),
+                        notify_token: get("STEPSYNC_WITHINGS_NOTIFY_TOKEN").map(|t| SecretString::from(t.to_owned())),
+                        quota: vec![QuotaWindow::per_minute(
+                            number("STEPSYNC_WITHINGS_REQUESTS_PER_MINUTE", 120)?.max(1),
+                        )],
+                        ..defaults
+                    })
+                }
+                _ => None,
+            },
             schedule: Schedule {
                 webhook_interval: Duration::from_secs(
                     60 * u64::from(number("STEPSYNC_RECONCILE_MINUTES", 360)?.max(1)),
@@ -340,6 +374,7 @@ impl Config {
             google: self.google.as_ref(),
             misfit: self.misfit.as_ref(),
             oura: self.oura.as_ref(),
+            withings: self.withings.as_ref(),
             parts: self.loads.providers,
         }
     }
@@ -458,7 +493,12 @@ mod tests {
         // Oura signs notifications with its client secret: the verifier holds it too.
         assert_eq!(
             Loads::VERIFIERS.secret_settings(),
-            ["STEPSYNC_GOOGLE_WEBHOOK_SECRET", "STEPSYNC_OURA_CLIENT_SECRET", "STEPSYNC_OURA_VERIFICATION_TOKEN"]
+            [
+                "STEPSYNC_GOOGLE_WEBHOOK_SECRET",
+                "STEPSYNC_OURA_CLIENT_SECRET",
+                "STEPSYNC_OURA_VERIFICATION_TOKEN",
+                "STEPSYNC_WITHINGS_NOTIFY_TOKEN"
+            ]
         );
         assert!(!Loads::APP_CLIENTS.secret_settings().contains(&"STEPSYNC_TOKEN_KEY"));
         assert!(!Loads::CLIENTS.secret_settings().contains(&"STEPSYNC_GOOGLE_WEBHOOK_SECRET"));

@@ -551,6 +551,13 @@ pub trait OAuthClient: Send + Sync {
 
     async fn exchange_code(&self, code: &str, verifier: &str, redirect_uri: &str) -> Result<TokenSet, ProviderError>;
 
+    /// What a source needs once a connection is stored (Withings: the person's notification
+    /// subscription). Best effort: a failure leaves the connection on the scheduled pulls.
+    async fn connected(&self, tokens: &TokenSet, identity: &ProviderIdentity) -> Result<(), ProviderError> {
+        let _ = (tokens, identity);
+        Ok(())
+    }
+
     /// A new access token; keeps the old refresh token when the provider sends none.
     async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet, ProviderError>;
 
@@ -562,6 +569,13 @@ pub trait OAuthClient: Send + Sync {
 pub trait Revoker: Send + Sync {
     /// Best effort: the caller logs a failure and goes on.
     async fn revoke(&self, tokens: &TokenSet) -> Result<(), ProviderError>;
+
+    /// As `revoke`, knowing the account at the source where the connection did (Withings'
+    /// revoke names the user).
+    async fn revoke_account(&self, tokens: &TokenSet, account_id: Option<&str>) -> Result<(), ProviderError> {
+        let _ = account_id;
+        self.revoke(tokens).await
+    }
 }
 
 /// Verifies a source's webhook requests on their raw bytes, then parses them.
@@ -580,6 +594,23 @@ pub trait WebhookVerifier: Send + Sync {
     async fn verify_query(&self, query: &str, headers: &[(String, String)]) -> Result<WebhookMessage, WebhookError> {
         let _ = query;
         self.verify("GET", headers, b"").await
+    }
+
+    /// The whole request, its raw query string included: a GET goes to `verify_query`, any
+    /// other method to `verify`. A source whose callback URL carries a secret of ours in its
+    /// query (Withings signs nothing) reads it here.
+    async fn verify_request(
+        &self,
+        method: &str,
+        query: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<WebhookMessage, WebhookError> {
+        if method.eq_ignore_ascii_case("GET") {
+            self.verify_query(query, headers).await
+        } else {
+            self.verify(method, headers, body).await
+        }
     }
 }
 

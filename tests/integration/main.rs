@@ -8,6 +8,7 @@
 //! `module::dynoxide::case` and `module::moto::case`). The console's browser test is its own
 //! target (`tests/browser.rs`): it drives Chromium through node.
 
+mod budget;
 mod challenges_api;
 mod chaos;
 mod device_upload;
@@ -26,3 +27,4 @@ mod policies;
 mod store;
 mod sync_api;
 mod template;
+mod withings;

@@ -7,7 +7,6 @@
 //! them (and its verification GETs) to the real webhook handler.
 
 use functions::app::App;
-use futures::StreamExt;
 use jiff::Timestamp;
 use lambda_http::{Body, Response};
 use std::sync::Arc;
@@ -15,7 +14,9 @@ use stepsync::domain::{ConnectionStatus, LocalDate, Provider, TokenSet, UserId, 
 use stepsync::events::{Event, SyncReason, SyncRequested};
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
 use stepsync_local::fakes::oura::{EventType, FakeOura, Notification};
-use stepsync_local::harness::{self, TestEnv, body_json, request_from_sample, unique};
+use stepsync_local::harness::{
+    self, TestEnv, WebhookForwarder, body_json, request_from_sample, unique, webhook_request,
+};
 use stepsync_local::on_dynoxide;
 
 on_dynoxide!(
@@ -35,29 +36,7 @@ struct World {
     app: Arc<App>,
     user: UserId,
     oura_id: String,
-    _forwarder: tokio::task::JoinHandle<()>,
-}
-
-/// A lambda_http request for `/webhooks/oura` as API Gateway would hand it over.
-fn webhook_request(method: &str, query: &str, headers: &[(String, String)], body: &[u8]) -> lambda_http::Request {
-    request_from_sample("webhook_google_health_notification.json", None, |e| {
-        e["rawPath"] = "/webhooks/oura".into();
-        e["requestContext"]["http"]["path"] = "/webhooks/oura".into();
-        e["requestContext"]["http"]["method"] = method.into();
-        e["pathParameters"]["provider"] = "oura".into();
-        e["rawQueryString"] = query.into();
-        let pairs: serde_json::Map<String, serde_json::Value> = url::form_urlencoded::parse(query.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned().into()))
-            .collect();
-        e["queryStringParameters"] = pairs.into();
-        let map = e["headers"].as_object_mut().unwrap();
-        map.clear();
-        for (name, value) in headers {
-            map.insert(name.to_ascii_lowercase(), value.clone().into());
-        }
-        e["body"] = String::from_utf8_lossy(body).into_owned().into();
-        e["isBase64Encoded"] = false.into();
-    })
+    _forwarder: WebhookForwarder,
 }
 
 impl World {
@@ -65,14 +44,8 @@ impl World {
         // The fake signs notifications with the real time; the app checks them against its own.
         env.clock.set(Timestamp::now());
         let fake = FakeOura::start().await;
-        let slot = Arc::new(std::sync::OnceLock::<Arc<App>>::new());
-        // The forwarder needs the app and the app needs the forwarder's URL (its public URL):
-        // the forwarder serves through a cell filled once the app is built.
-        let (base, handle) = {
-            let slot = slot.clone();
-            let proxy = Arc::new(ProxyApp(slot));
-            start_proxy(proxy).await
-        };
+        // Oura calls back (verification GETs, notifications) at the app's public URL.
+        let forwarder = WebhookForwarder::start().await;
         let app = Arc::new(harness::app(
             &env,
             vec![
@@ -83,13 +56,13 @@ impl World {
                 ("STEPSYNC_OURA_TOKEN_URL", fake.token_url()),
                 ("STEPSYNC_OURA_REVOKE_URL", fake.revoke_url()),
                 ("STEPSYNC_OURA_API_BASE", fake.base_url().to_owned()),
-                ("STEPSYNC_PUBLIC_URL", base),
+                ("STEPSYNC_PUBLIC_URL", forwarder.base.clone()),
             ],
         ));
-        let _ = slot.set(app.clone());
+        forwarder.serve(app.clone());
         let oura_id = unique("oura");
         fake.add_person(&oura_id, "Europe/Helsinki");
-        Self { env, fake, app, user: UserId::parse(&unique("walker")).unwrap(), oura_id, _forwarder: handle }
+        Self { env, fake, app, user: UserId::parse(&unique("walker")).unwrap(), oura_id, _forwarder: forwarder }
     }
 
     fn today(&self) -> LocalDate {
@@ -162,43 +135,6 @@ impl World {
     async fn daily_run(&self) -> functions::reconcile::DailyReport {
         functions::reconcile::run(&self.app).await.unwrap()
     }
-}
-
-/// The app behind the forwarder, once it is built.
-struct ProxyApp(Arc<std::sync::OnceLock<Arc<App>>>);
-
-/// Serves `/webhooks/oura` on loopback through the real handler, as API Gateway does deployed.
-async fn start_proxy(proxy: Arc<ProxyApp>) -> (String, tokio::task::JoinHandle<()>) {
-    use axum::body::Bytes;
-    use axum::http::{HeaderMap, Method, Uri};
-    let route = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-        let proxy = proxy.clone();
-        async move {
-            let Some(app) = proxy.0.get().cloned() else {
-                return (axum::http::StatusCode::SERVICE_UNAVAILABLE, Vec::new());
-            };
-            let headers: Vec<(String, String)> = headers
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
-                .collect();
-            let req = webhook_request(method.as_str(), uri.query().unwrap_or(""), &headers, &body);
-            let res = functions::webhook::handle(&app, req).await;
-            let status = axum::http::StatusCode::from_u16(res.status().as_u16()).unwrap();
-            let body = match res.into_body() {
-                Body::Text(t) => t.into_bytes(),
-                Body::Binary(b) => b,
-                _ => Vec::new(),
-            };
-            (status, body)
-        }
-    };
-    let router = axum::Router::new().route("/webhooks/oura", axum::routing::any(route));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let handle = tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
-    });
-    (base, handle)
 }
 
 async fn connect_backfill_notify_delete_and_leaderboard(env: TestEnv) {
@@ -323,7 +259,11 @@ async fn forged_and_replayed_notifications_are_refused_and_nothing_is_synced(env
     };
     let send = |headers: Vec<(String, String)>, body: Vec<u8>| {
         let app = w.app.clone();
-        async move { functions::webhook::handle(&app, webhook_request("POST", "", &headers, &body)).await.status() }
+        async move {
+            functions::webhook::handle(&app, webhook_request(Provider::Oura, "POST", "", &headers, &body))
+                .await
+                .status()
+        }
     };
     let signed = w.fake.signed_notification(&notification, now.as_second());
     let headers = |signature: &str, timestamp: &str| {
@@ -346,9 +286,11 @@ async fn forged_and_replayed_notifications_are_refused_and_nothing_is_synced(env
     let old = w.fake.signed_notification(&notification, now.as_second() - 600);
     assert_eq!(send(headers(&old.signature, &old.timestamp), old.body.clone()).await, 401);
     // A verification GET with a guessed token.
-    let guess =
-        functions::webhook::handle(&w.app, webhook_request("GET", "verification_token=guess&challenge=abc", &[], b""))
-            .await;
+    let guess = functions::webhook::handle(
+        &w.app,
+        webhook_request(Provider::Oura, "GET", "verification_token=guess&challenge=abc", &[], b""),
+    )
+    .await;
     assert_eq!(guess.status(), 401);
     // A genuine one for an account nobody connected: accepted, nothing synced.
     let stranger = Notification { user_id: "someone-else".into(), ..notification.clone() };
@@ -362,7 +304,6 @@ async fn forged_and_replayed_notifications_are_refused_and_nothing_is_synced(env
 }
 
 async fn a_sweep_of_two_thousand_connections_never_exceeds_the_app_budget(env: TestEnv) {
-    const PEOPLE: usize = 2_000;
     const PER_MINUTE: u64 = 120;
     let w = World::new(env).await;
     // Oura's app-wide limit, set low, and the app's budget set to the same.
@@ -378,74 +319,21 @@ async fn a_sweep_of_two_thousand_connections_never_exceeds_the_app_budget(env: T
         ],
     );
     let now = w.env.now();
-    let people: Vec<(UserId, String)> = (0..PEOPLE)
-        .map(|i| (UserId::parse(&format!("sweeper-{i:04}")).unwrap(), format!("oura-sweeper-{i:04}")))
-        .collect();
-    futures::stream::iter(people.iter())
-        .for_each_concurrent(16, |(user, account)| {
-            let (app, fake) = (&app, &w.fake);
-            async move {
-                fake.add_person(account, "UTC");
-                let pair = fake.grant_tokens(account, &["daily", "personal"]);
-                let tokens = TokenSet {
-                    access_token: pair.access_token.into(),
-                    refresh_token: Some(pair.refresh_token.into()),
-                    expires_at: now + jiff::SignedDuration::from_hours(20),
-                    scope: Some("daily personal".into()),
-                };
-                stepsync_local::demo::store_connection(app, user, Provider::Oura, account, Some(&tokens), None, "UTC")
-                    .await
-                    .unwrap();
-            }
-        })
-        .await;
-    w.fake.reset_requests();
-
-    // The scheduler's tick hands each shard with due connections to the worker; the shards
-    // sweep at once, as their workers do deployed.
-    let published = w.env.publisher.events().len();
-    let busy = functions::scheduled_sync::tick(&app).await.unwrap();
-    assert!(!busy.is_empty());
-    let shards: Vec<Event> =
-        w.env.publisher.events()[published..].iter().filter(|e| matches!(e, Event::SyncShard(_))).cloned().collect();
-    let results: Vec<functions::sync_worker::WorkerResult> = futures::stream::iter(shards)
-        .map(|event| {
-            let app = &app;
-            async move { functions::sync_worker::handle(app, serde_json::to_value(&event).unwrap()).await.unwrap() }
-        })
-        .buffer_unordered(8)
-        .collect()
-        .await;
-    let (mut synced, mut failed) = (0, 0);
-    for result in &results {
-        match result {
-            functions::sync_worker::WorkerResult::Shard { synced: s, failed: f, .. } => {
-                synced += s;
-                failed += f;
-            }
-            other => panic!("a shard's sweep: {other:?}"),
+    let grant = |account: &str| {
+        w.fake.add_person(account, "UTC");
+        let pair = w.fake.grant_tokens(account, &["daily", "personal"]);
+        TokenSet {
+            access_token: pair.access_token.into(),
+            refresh_token: Some(pair.refresh_token.into()),
+            expires_at: now + jiff::SignedDuration::from_hours(20),
+            scope: Some("daily personal".into()),
         }
-    }
-    assert!(synced >= 1 && synced as u64 <= PER_MINUTE, "at most one minute's budget went out: {synced} ({results:?})");
-    assert_eq!(synced + failed, PEOPLE, "every connection was taken: {results:?}");
-    assert!(
-        w.fake.max_requests_in_any_minute() <= PER_MINUTE,
-        "Oura counted {} in a minute",
-        w.fake.max_requests_in_any_minute()
-    );
-    assert_eq!(w.fake.calls("daily_activity") as usize, synced, "no request was refused at Oura");
-    // The ones that waited say why, and are due again when the next minute's budget opens.
-    let mut waiting = 0;
-    for (user, _) in &people {
-        let connection = w.env.store.get_connection(user, Provider::Oura).await.unwrap().unwrap();
-        if let Some(error) = &connection.last_error {
-            assert_eq!(error.code, stepsync::domain::FailureCode::RateLimited);
-            let next = connection.next_sync_at.expect("due again");
-            assert!(next > now && next.duration_since(now).as_secs() <= 60, "back within the minute: {next}");
-            waiting += 1;
-        }
-    }
-    assert_eq!(waiting, failed);
+    };
+    let counted = || crate::budget::Counted {
+        fetches: w.fake.calls("daily_activity"),
+        max_in_a_minute: w.fake.max_requests_in_any_minute(),
+    };
+    crate::budget::a_sweep_stays_within_the_budget(&w.env, &app, Provider::Oura, PER_MINUTE, grant, counted).await;
 }
 
 async fn disconnect_revokes_the_grant_at_oura(env: TestEnv) {

@@ -75,16 +75,19 @@ pub enum Provider {
     HealthConnect,
     /// The Oura ring, through Oura's API v2.
     Oura,
+    /// Withings watches and trackers, through the Withings Public API.
+    Withings,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 6] = [
+    pub const ALL: [Provider; 7] = [
         Provider::GoogleHealth,
         Provider::Fitbit,
         Provider::Misfit,
         Provider::AppleHealth,
         Provider::HealthConnect,
         Provider::Oura,
+        Provider::Withings,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +98,7 @@ impl Provider {
             Provider::AppleHealth => "apple_health",
             Provider::HealthConnect => "health_connect",
             Provider::Oura => "oura",
+            Provider::Withings => "withings",
         }
     }
 
@@ -107,6 +111,7 @@ impl Provider {
             Provider::AppleHealth => "Apple Health",
             Provider::HealthConnect => "Health Connect",
             Provider::Oura => "Oura",
+            Provider::Withings => "Withings",
         }
     }
 

@@ -14,6 +14,7 @@ pub mod quota;
 #[cfg(test)]
 mod test_server;
 mod webhook;
+pub mod withings;
 
 pub use fitbit_legacy::FitbitLegacy;
 
@@ -25,6 +26,7 @@ use misfit::{MisfitClient, MisfitSettings, MisfitWebhooks};
 use oura::{OuraClient, OuraSettings, OuraSubscriptions, OuraWebhooks};
 use quota::AppQuota;
 use std::sync::Arc;
+use withings::{WithingsClient, WithingsSettings, WithingsWebhooks};
 
 /// A source client that could not be built from its settings.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,8 @@ pub enum SetupError {
     Misfit(#[from] misfit::SetupError),
     #[error(transparent)]
     Oura(#[from] oura::SetupError),
+    #[error(transparent)]
+    Withings(#[from] withings::SetupError),
 }
 
 /// Which halves of each source a function builds: the API clients (fetching, OAuth, revoke;
@@ -51,6 +55,7 @@ pub struct SourceSettings<'a> {
     pub google: Option<&'a GoogleHealthSettings>,
     pub misfit: Option<&'a MisfitSettings>,
     pub oura: Option<&'a OuraSettings>,
+    pub withings: Option<&'a WithingsSettings>,
     pub parts: Parts,
 }
 
@@ -63,7 +68,7 @@ pub fn registry(
     quota_store: Arc<dyn EphemeralStore>,
     clock: Arc<dyn Clock>,
 ) -> Result<Providers, SetupError> {
-    let SourceSettings { google, misfit, oura, parts } = sources;
+    let SourceSettings { google, misfit, oura, withings, parts } = sources;
     let fitbit = Arc::new(FitbitLegacy::default());
     let mut providers = Providers::default();
     if parts.clients {
@@ -97,7 +102,7 @@ pub fn registry(
     }
     if let Some(settings) = oura {
         // One budget for every Oura call this deployment makes, counted in the table.
-        let quota = AppQuota::new("quota#oura", settings.quota.clone(), quota_store, clock.clone());
+        let quota = AppQuota::new("quota#oura", settings.quota.clone(), quota_store.clone(), clock.clone());
         if parts.clients {
             let client = Arc::new(OuraClient::new(settings.clone(), quota.clone(), clock.clone())?);
             providers = providers
@@ -107,7 +112,20 @@ pub fn registry(
                 .with_keeper(Provider::Oura, Arc::new(OuraSubscriptions::new(settings, quota)?));
         }
         if parts.verifiers {
-            providers = providers.with_webhooks(Provider::Oura, Arc::new(OuraWebhooks::new(settings, clock)?));
+            providers = providers.with_webhooks(Provider::Oura, Arc::new(OuraWebhooks::new(settings, clock.clone())?));
+        }
+    }
+    if let Some(settings) = withings {
+        if parts.clients {
+            let quota = AppQuota::new("quota#withings", settings.quota.clone(), quota_store, clock.clone());
+            let client = Arc::new(WithingsClient::new(settings.clone(), quota, clock)?);
+            providers = providers
+                .with_source(client.clone())
+                .with_oauth(Provider::Withings, client.clone())
+                .with_revoker(Provider::Withings, client);
+        }
+        if parts.verifiers {
+            providers = providers.with_webhooks(Provider::Withings, Arc::new(WithingsWebhooks::new(settings)?));
         }
     }
     Ok(providers)

@@ -99,9 +99,9 @@ fn status_changed(
     })
 }
 
-async fn revoke_quietly(revoker: Option<&dyn Revoker>, tokens: &TokenSet) {
+async fn revoke_quietly(revoker: Option<&dyn Revoker>, tokens: &TokenSet, account: Option<&str>) {
     if let Some(revoker) = revoker
-        && let Err(error) = revoker.revoke(tokens).await
+        && let Err(error) = revoker.revoke_account(tokens, account).await
     {
         tracing::warn!(%error, "revoke failed (best effort)");
     }
@@ -255,7 +255,7 @@ impl Connecting {
         };
         let granted: Vec<&str> = tokens.scope.as_deref().unwrap_or("").split_whitespace().collect();
         if !client.required_scopes().iter().all(|s| granted.contains(s)) {
-            revoke_quietly(revoker, &tokens).await;
+            revoke_quietly(revoker, &tokens, None).await;
             return Ok(Err("missing_permission"));
         }
         let identity = match client.identity(&tokens).await {
@@ -269,7 +269,7 @@ impl Connecting {
             Ok(claim) => claim,
             Err(StoreError::AccountOwnedByAnother) => {
                 tracing::warn!(user = %user, provider = %provider, "callback: account already connected to someone else");
-                revoke_quietly(revoker, &tokens).await;
+                revoke_quietly(revoker, &tokens, Some(&identity.account_id)).await;
                 return Ok(Err("account_in_use"));
             }
             Err(e) => return Err(e.into()),
@@ -319,6 +319,11 @@ impl Connecting {
             noticed_at: None,
             notice_id: None,
         }));
+        // What the source needs once connected (Withings: the person's notifications);
+        // without it the scheduled pulls still bring the steps.
+        if let Err(error) = client.connected(&tokens, &identity).await {
+            tracing::warn!(user = %user, provider = %provider, %error, "callback: the source's follow-up failed; pulls continue");
+        }
         // The connection is stored; if the events are lost, the scheduled sweep backfills it.
         self.ports.publish_quietly(&events, "callback").await;
         tracing::info!(user = %user, provider = %provider, version = connection.token_version, "callback: connected");
@@ -376,7 +381,7 @@ impl Connecting {
             .ok_or_else(|| ServiceError::NotFound(format!("a {provider} connection")))?;
         if let (Some(revoker), Some(sealed)) = (self.providers.revoker(provider), existing.tokens.as_ref()) {
             match self.cipher.decrypt(user, provider, existing.token_version, sealed) {
-                Ok(tokens) => revoke_quietly(Some(revoker), &tokens).await,
+                Ok(tokens) => revoke_quietly(Some(revoker), &tokens, existing.provider_user_id.as_deref()).await,
                 Err(error) => tracing::warn!(%error, "disconnect: stored tokens unreadable; not revoked"),
             }
         }

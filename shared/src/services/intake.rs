@@ -59,7 +59,8 @@ impl WebhookIntake {
         self.receive_request(provider, method, "", headers, body).await
     }
 
-    /// As `receive`, with the request's raw query string (which only a GET's verification reads).
+    /// As `receive`, with the request's raw query string (a GET's verification, or a secret
+    /// of ours in the callback URL).
     pub async fn receive_request(
         &self,
         provider: Provider,
@@ -75,13 +76,7 @@ impl WebhookIntake {
         if body.len() > MAX_WEBHOOK_BODY {
             return Err(ServiceError::TooLarge);
         }
-        let verified = if method.eq_ignore_ascii_case("GET") {
-            // A GET asks its question in the query (Oura's subscription verification).
-            verifier.verify_query(query, headers).await
-        } else {
-            verifier.verify(method, headers, body).await
-        };
-        match verified {
+        match verifier.verify_request(method, query, headers, body).await {
             Ok(WebhookMessage::Handshake { status, body }) => {
                 tracing::info!(provider = %provider, status, "webhook handshake");
                 Ok(IntakeAnswer::Handshake { status, body })
