@@ -31,6 +31,8 @@ fn parameter_of(setting: &str) -> &'static str {
         "STEPSYNC_GOOGLE_WEBHOOK_SECRET" => "GoogleWebhookSecretParameter",
         "STEPSYNC_OURA_CLIENT_SECRET" => "OuraClientSecretParameter",
         "STEPSYNC_OURA_VERIFICATION_TOKEN" => "OuraVerificationTokenParameter",
+        "STEPSYNC_WITHINGS_CLIENT_SECRET" => "WithingsClientSecretParameter",
+        "STEPSYNC_WITHINGS_NOTIFY_TOKEN" => "WithingsNotifyTokenParameter",
         other => panic!("no template parameter for {other}"),
     }
 }
@@ -67,6 +69,8 @@ fn each_function_may_read_exactly_the_secrets_it_loads() {
                     "GoogleWebhookSecretParameter",
                     "OuraClientSecretParameter",
                     "OuraVerificationTokenParameter",
+                    "WithingsClientSecretParameter",
+                    "WithingsNotifyTokenParameter",
                 ];
                 parameters.into_iter().filter(move |p| g.resource.contains(&format!("${{{p}}}"))).map(str::to_owned)
             })
@@ -125,20 +129,25 @@ const SHORT_NAMES: &[(&str, &str)] = &[
          !If [GoogleEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GoogleClientSecretParameter}, !Ref AWS::NoValue], \
          !If [MisfitEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${MisfitClientSecretParameter}, !Ref AWS::NoValue], \
          !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraClientSecretParameter}, !Ref AWS::NoValue], \
-         !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue]]",
+         !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue], \
+         !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsClientSecretParameter}, !Ref AWS::NoValue], \
+         !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsNotifyTokenParameter}, !Ref AWS::NoValue]]",
     ),
     (
         "on the webhook secrets",
         "on [!If [GoogleWebhookSecretSet, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GoogleWebhookSecretParameter}, !Ref AWS::NoValue], \
          !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraClientSecretParameter}, !Ref AWS::NoValue], \
-         !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue]]",
+         !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue], \
+         !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsNotifyTokenParameter}, !Ref AWS::NoValue]]",
     ),
     (
         "on the client secrets",
         "on [!If [GoogleEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GoogleClientSecretParameter}, !Ref AWS::NoValue], \
          !If [MisfitEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${MisfitClientSecretParameter}, !Ref AWS::NoValue], \
          !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraClientSecretParameter}, !Ref AWS::NoValue], \
-         !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue]]",
+         !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue], \
+         !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsClientSecretParameter}, !Ref AWS::NoValue], \
+         !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsNotifyTokenParameter}, !Ref AWS::NoValue]]",
     ),
 ];
 
@@ -255,7 +264,8 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        // public: reads account owners only and writes nothing; the webhook secrets only (Oura signs its notices with its client secret)
+        // public: reads account owners only and writes nothing; the webhook secrets only (Oura signs its notices with its client secret;
+        // Withings signs nothing, so its notify token, which our callback URL carries, is the webhook secret)
         "ProviderWebhook",
         &[
             "dynamodb:GetItem on table keys like [PACCT#*]",
