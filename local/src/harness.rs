@@ -412,3 +412,51 @@ impl WebhookForwarder {
         let _ = self.app.set(app);
     }
 }
+
+/// The provider's redirect back after consent (`redirect`, from a fake's consent page) handed to
+/// the real `oauth` handler with the start's cookie; checks it answers the redirect that says
+/// `connected={provider}`.
+pub async fn finish_connecting(
+    app: &functions::app::App,
+    provider: stepsync::domain::Provider,
+    redirect: &str,
+    cookie: &str,
+) {
+    let url = reqwest::Url::parse(redirect).expect("the consent page redirects to a URL");
+    let query: serde_json::Map<String, serde_json::Value> =
+        url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned().into())).collect();
+    let raw = url.query().unwrap_or("").to_owned();
+    let path = format!("/oauth/{provider}/callback");
+    let req = request_from_sample("oauth_callback.json", None, |e| {
+        e["rawPath"] = path.as_str().into();
+        e["requestContext"]["http"]["path"] = path.as_str().into();
+        e["pathParameters"]["provider"] = provider.as_str().into();
+        e["queryStringParameters"] = query.into();
+        e["rawQueryString"] = raw.into();
+        e["cookies"] = serde_json::json!([cookie]);
+    });
+    let res = functions::oauth::handle(app, req).await;
+    let location = res.headers().get("location").map_or(String::new(), |l| l.to_str().unwrap_or("").to_owned());
+    assert_eq!(res.status(), 302, "the callback: {location}");
+    assert!(location.contains(&format!("connected={provider}")), "the callback: {location}");
+}
+
+/// Runs the `SyncRequested` events `publisher` received since `*from` through the real worker,
+/// as the bus would; returns how many ran.
+pub async fn run_sync_requests(
+    app: &functions::app::App,
+    publisher: &stepsync::testing::RecordingPublisher,
+    from: &mut usize,
+) -> usize {
+    let events = publisher.events();
+    let mut ran = 0;
+    for event in &events[*from..] {
+        if matches!(event, stepsync::events::Event::SyncRequested(_)) {
+            let payload = serde_json::to_value(event).expect("an event is JSON");
+            functions::sync_worker::handle(app, payload).await.expect("the worker answers");
+            ran += 1;
+        }
+    }
+    *from = events.len();
+    ran
+}

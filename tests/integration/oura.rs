@@ -8,7 +8,6 @@
 
 use functions::app::App;
 use jiff::Timestamp;
-use lambda_http::{Body, Response};
 use std::sync::Arc;
 use stepsync::domain::{ConnectionStatus, LocalDate, Provider, TokenSet, UserId, local_today};
 use stepsync::events::{Event, SyncReason, SyncRequested};
@@ -73,38 +72,14 @@ impl World {
     async fn connect(&self) {
         let (location, cookie) = harness::start_connecting(&self.app, &self.user, Provider::Oura).await;
         let redirect = self.fake.approve(&location, &self.oura_id);
-        let url = reqwest::Url::parse(&redirect).unwrap();
-        let query: serde_json::Map<String, serde_json::Value> =
-            url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned().into())).collect();
-        let raw = url.query().unwrap_or("").to_owned();
-        let req = request_from_sample("oauth_callback.json", None, |e| {
-            e["rawPath"] = "/oauth/oura/callback".into();
-            e["requestContext"]["http"]["path"] = "/oauth/oura/callback".into();
-            e["pathParameters"]["provider"] = "oura".into();
-            e["queryStringParameters"] = query.into();
-            e["rawQueryString"] = raw.into();
-            e["cookies"] = serde_json::json!([cookie]);
-        });
-        let res: Response<Body> = functions::oauth::handle(&self.app, req).await;
-        let location = res.headers().get("location").map_or(String::new(), |l| l.to_str().unwrap().to_owned());
-        assert_eq!(res.status(), 302, "the callback: {location}");
-        assert!(location.contains("connected=oura"), "the callback: {location}");
+        harness::finish_connecting(&self.app, Provider::Oura, &redirect, &cookie).await;
         let connection = self.env.store.get_connection(&self.user, Provider::Oura).await.unwrap();
         assert_eq!(connection.map(|c| c.status), Some(ConnectionStatus::Active));
     }
 
     /// Runs the `SyncRequested` events published since `*from` through the worker.
     async fn run_syncs(&self, from: &mut usize) -> usize {
-        let events = self.env.publisher.events();
-        let mut ran = 0;
-        for event in &events[*from..] {
-            if matches!(event, Event::SyncRequested(_)) {
-                functions::sync_worker::handle(&self.app, serde_json::to_value(event).unwrap()).await.unwrap();
-                ran += 1;
-            }
-        }
-        *from = events.len();
-        ran
+        harness::run_sync_requests(&self.app, &self.env.publisher, from).await
     }
 
     async fn scheduled_sync(&self, user: &UserId) -> functions::sync_worker::WorkerResult {
