@@ -25,10 +25,13 @@ pub fn init_with_default(directives: &str) {
 /// `EnvFilter`, without its regular-expression engine (about 0.2 MB of every binary).
 fn parse(directives: &str) -> Option<Targets> {
     let directives: Vec<&str> = directives.split(',').filter(|d| !d.is_empty()).collect();
+    if directives.is_empty() {
+        return Some(Targets::new());
+    }
     if directives.iter().any(|d| d.contains('[')) {
         return None;
     }
-    directives.join(",").parse().ok().or_else(|| directives.is_empty().then(Targets::new))
+    directives.join(",").parse().ok()
 }
 
 #[cfg(test)]
