@@ -91,7 +91,7 @@ fn pong() -> WebhookMessage {
 /// PING naming nobody. Only such a body is read before its signature verifies, and only to be
 /// answered.
 fn is_ping(headers: &[(String, String)], body: &[u8]) -> bool {
-    if !header(headers, &[EVENT_HEADER]).is_some_and(|e| e.trim() == PING) {
+    if header(headers, &[EVENT_HEADER]).is_none_or(|e| e.trim() != PING) {
         return false;
     }
     let Ok(Value::Object(ping)) = serde_json::from_slice::<Value>(body) else { return false };
