@@ -86,6 +86,14 @@ WITHINGS_TIMESTAMP = "1795504329"  # 2026-11-24T07:12:09Z, the getnonce timestam
 WITHINGS_NONCE = "fixture-withings-nonce-4f1c2a"
 WITHINGS_ANSWERS = {"2026-11-21": 10234, "2026-11-22": 3987, "2026-11-23": 0}
 WITHINGS_CALLBACK = "https://stepsync.example/webhooks/withings?token=fixture-webhook-token"
+# Polar: the webhook's signature_secret_key (UUID-shaped, as Polar's are), the sandbox person's
+# Polar user id, the callback the webhook points at, and the activity-summary known answers
+# (days on the device's own clock).
+POLAR_SIGNATURE_KEY = "0f8c6a52-3b1d-4e7f-9a2c-5d4e3f2a1b0c"
+POLAR_USER_ID = 2278512
+POLAR_CALLBACK = "https://stepsync.example/webhooks/polar"
+POLAR_WEBHOOK_ID = "abdf33"
+POLAR_ANSWERS = {"2026-11-21": 10234, "2026-11-22": 3987, "2026-11-23": 0}
 
 # --- JSON writing ---
 
@@ -744,6 +752,103 @@ def withings_files() -> dict[str, bytes]:
     }
 
 
+# --- Polar ---
+
+
+def polar_signature(key: str, body: bytes) -> str:
+    """Polar-Webhook-Signature: hex HMAC-SHA256 of the raw body keyed with the signature_secret_key."""
+    return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
+def polar_activity(day: str, steps: int) -> dict:
+    """One activity summary as GET /v3/users/activities lists it (no samples asked for)."""
+    return {
+        "start_time": f"{day}T00:00:00",
+        "end_time": f"{day}T23:59:59",
+        "active_duration": "PT3H11M",
+        "inactive_duration": "PT18H23M30S",
+        "daily_activity": 89.1,
+        "calories": 1800 + steps * 4 // 100,
+        "active_calories": steps * 4 // 100,
+        "steps": steps,
+        "inactivity_alert_count": 1,
+        "distance_from_steps": round(steps * 0.74, 2),
+    }
+
+
+def polar_error(status: int, error_type: str, message: str) -> dict:
+    return {
+        "timestamp": "2026-11-24T07:12:09.000Z",
+        "status": status,
+        "errorType": error_type,
+        "message": message,
+        "corrId": "3f6c1d2e-0a9b-4c8d-8e7f-6a5b4c3d2e1f",
+    }
+
+
+def polar_webhook(active: bool) -> dict:
+    return {"id": POLAR_WEBHOOK_ID, "events": ["ACTIVITY_SUMMARY"], "url": POLAR_CALLBACK, "active": active}
+
+
+def polar_notification_body() -> bytes:
+    return compact(
+        {
+            "event": "ACTIVITY_SUMMARY",
+            "user_id": POLAR_USER_ID,
+            "date": "2026-11-23",
+            "timestamp": "2026-11-24T07:12:09Z",
+            "url": "https://www.polaraccesslink.com/v3/users/activities/2026-11-23",
+        }
+    )
+
+
+def polar_files() -> dict[str, bytes]:
+    body = polar_notification_body()
+    return {
+        "token.json": pretty(
+            {
+                "access_token": "fixture-polar-access",
+                "token_type": "bearer",
+                "x_user_id": POLAR_USER_ID,
+                "expires_in": 315359999,
+            }
+        ),
+        "user.json": pretty(
+            {
+                "polar-user-id": POLAR_USER_ID,
+                "member-id": "4c1b2f0e9d8a7b6c5d4e3f2a1b0c9d8e",
+                "registration-date": "2026-11-24T07:12:09.000Z",
+                "first-name": "Eka",
+                "last-name": "Toka",
+                "birthdate": "1985-09-06",
+                "gender": "FEMALE",
+                "weight": 66.0,
+                "height": 170.0,
+                "extra-info": [],
+            }
+        ),
+        "activities.json": pretty([polar_activity(d, s) for d, s in sorted(POLAR_ANSWERS.items())]),
+        "error_401.json": pretty(polar_error(401, "UNAUTHORIZED", "Unauthorized")),
+        "error_409.json": pretty(polar_error(409, "CONFLICT", "User already registered to partner or duplicated member-id")),
+        "error_429.json": pretty(polar_error(429, "TOO_MANY_REQUESTS", "Rate limit exceeded")),
+        "webhook_created.json": pretty(
+            {
+                "data": {
+                    "id": POLAR_WEBHOOK_ID,
+                    "events": ["ACTIVITY_SUMMARY"],
+                    "url": POLAR_CALLBACK,
+                    "signature_secret_key": POLAR_SIGNATURE_KEY,
+                }
+            }
+        ),
+        "webhook_list.json": pretty({"data": [polar_webhook(True)]}),
+        "webhook_list_inactive.json": pretty({"data": [polar_webhook(False)]}),
+        "notification_activity_summary.json": body,
+        "notification_activity_summary.signature": polar_signature(POLAR_SIGNATURE_KEY, body).encode(),
+        "ping.json": compact({"event": "PING", "timestamp": "2026-11-24T07:12:09Z"}),
+    }
+
+
 README = """\
 # Provider fixtures: known answers
 
@@ -863,6 +968,29 @@ Every answer is HTTP 200 with Withings' envelope: `status` 0 and a `body`, or an
   the order of their keys sorted: `getnonce,fake-withings-client,1795504329` and
   `revoke,fake-withings-client,fixture-withings-nonce-4f1c2a` (revoke's `userid` is sent but
   not signed).
+
+## polar/
+
+- `activities.json`: `GET /v3/users/activities?from=2026-11-21&to=2026-11-23` (both dates
+  included), a JSON array of activity summaries. Parsed, the days are 2026-11-21 → 10234,
+  2026-11-22 → 3987, 2026-11-23 → 0 (a true zero). A summary carries no `date`: its day is
+  the date of `start_time`, on the device's own clock (AccessLink has no time zones).
+- `token.json`: the code exchange's answer: `x_user_id` 2278512 (a JSON number: the account),
+  `token_type` `bearer`, `expires_in` 315359999 (about ten years), and no `refresh_token`.
+- `user.json`: `POST /v3/users`'s answer for the registered person (`polar-user-id` 2278512).
+- `error_401.json`, `error_409.json` (already registered: fine), `error_429.json`: AccessLink's
+  error body (`timestamp`, `status`, `errorType`, `message`, `corrId`).
+- `webhook_created.json`: `POST /v3/webhooks`'s 201, the only answer that ever shows the
+  `signature_secret_key`; `webhook_list.json` (active) and `webhook_list_inactive.json`
+  (switched off after a week of failed deliveries): `GET /v3/webhooks`, each webhook at
+  `https://stepsync.example/webhooks/polar` for `ACTIVITY_SUMMARY`.
+- `notification_activity_summary.json` with `notification_activity_summary.signature`: the
+  `ACTIVITY_SUMMARY` notice for user 2278512's 2026-11-23, and its `Polar-Webhook-Signature`:
+  lower-case hex HMAC-SHA256 of the raw body keyed with the signature_secret_key
+  `0f8c6a52-3b1d-4e7f-9a2c-5d4e3f2a1b0c`. Neither file has a trailing newline: verify the
+  bytes exactly as stored; changing any byte of the body must fail.
+- `ping.json`: the `PING` Polar POSTs (`Polar-Webhook-Event: PING`) when the webhook is
+  created, reactivated or repointed; answer it 200.
 """
 
 
@@ -874,6 +1002,7 @@ def all_files() -> dict[str, bytes]:
         ("misfit", misfit_files),
         ("oura", oura_files),
         ("withings", withings_files),
+        ("polar", polar_files),
     ):
         files.update({f"{provider}/{name}": data for name, data in make().items()})
     return files
@@ -1247,6 +1376,49 @@ def check_withings_signatures() -> str:
     return "hex HMAC-SHA256 over the sorted values, comma-joined"
 
 
+def check_polar() -> str:
+    days: dict[str, int] = {}
+    for summary in json.loads(read("polar", "activities.json")):
+        day = summary["start_time"][:10]
+        expect(day not in days, f"{day} appears twice")
+        expect(summary["end_time"].startswith(day), f"{day}: ends the same day")
+        days[day] = summary["steps"]
+    expect(days == POLAR_ANSWERS, f"known answers: {days}")
+    token = json.loads(read("polar", "token.json"))
+    expect(token["x_user_id"] == POLAR_USER_ID and isinstance(token["x_user_id"], int), "x_user_id a number")
+    expect(token["token_type"] == "bearer" and "refresh_token" not in token, "bearer, no refresh token")
+    expect(json.loads(read("polar", "user.json"))["polar-user-id"] == POLAR_USER_ID, "the registered user")
+    for name, status in (("error_401.json", 401), ("error_409.json", 409), ("error_429.json", 429)):
+        error = json.loads(read("polar", name))
+        expect(error["status"] == status and error["errorType"] and error["message"], name)
+    created = json.loads(read("polar", "webhook_created.json"))["data"]
+    expect(created["signature_secret_key"] == POLAR_SIGNATURE_KEY, "the one-time key")
+    for name, active in (("webhook_list.json", True), ("webhook_list_inactive.json", False)):
+        listed = json.loads(read("polar", name))["data"]
+        expect(len(listed) == 1 and listed[0]["active"] is active, f"{name}: active {active}")
+        expect(listed[0]["url"] == POLAR_CALLBACK and listed[0]["events"] == ["ACTIVITY_SUMMARY"], name)
+        expect("signature_secret_key" not in listed[0], f"{name}: the key is never listed")
+    ping = json.loads(read("polar", "ping.json"))
+    expect(ping["event"] == "PING" and "user_id" not in ping, "the PING names nobody")
+    return ", ".join(f"{d} -> {s}" for d, s in sorted(days.items()))
+
+
+def check_polar_signature() -> str:
+    body = read("polar", "notification_activity_summary.json")
+    given = read("polar", "notification_activity_summary.signature").decode()
+    expect(not body.endswith(b"\n") and not given.endswith("\n"), "no trailing newlines")
+    want = hmac.new(POLAR_SIGNATURE_KEY.encode(), body, hashlib.sha256).hexdigest()
+    expect(given == want and given == given.lower(), "lower-case hex HMAC-SHA256 over the body")
+    expect(given != polar_signature(POLAR_SIGNATURE_KEY, body + b"\n"), "a trailing newline must fail")
+    tampered = body.replace(b"2026-11-23", b"2026-11-22", 1)
+    expect(tampered != body and given != polar_signature(POLAR_SIGNATURE_KEY, tampered), "tampered fails")
+    expect(given != polar_signature("another-key", body), "another key must fail")
+    notice = json.loads(body)
+    expect(list(notice) == ["event", "user_id", "date", "timestamp", "url"], "the fields")
+    expect(notice["user_id"] == POLAR_USER_ID and notice["date"] == "2026-11-23", "whose day")
+    return "hex HMAC-SHA256 of the body with the signature_secret_key"
+
+
 def check_reproducible() -> str:
     committed = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*") if p.is_file())
     with tempfile.TemporaryDirectory() as tmp:
@@ -1269,8 +1441,10 @@ def check() -> int:
     checks.run("oura: x-oura-signature over timestamp + body", check_oura_signature)
     checks.run("withings: getactivity known answers over two pages, envelopes, notify, the notice", check_withings)
     checks.run("withings: getnonce and revoke signatures", check_withings_signatures)
+    checks.run("polar: activity summaries, token, user, errors, webhooks, PING", check_polar)
+    checks.run("polar: Polar-Webhook-Signature over the body", check_polar_signature)
     checks.run("generate reproduces the committed fixtures", check_reproducible)
-    print(f"fixtures: {11 - checks.failed} passed, {checks.failed} failed")
+    print(f"fixtures: {13 - checks.failed} passed, {checks.failed} failed")
     return 1 if checks.failed else 0
 
 

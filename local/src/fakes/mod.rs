@@ -5,6 +5,7 @@ mod common;
 pub mod google_health;
 pub mod misfit;
 pub mod oura;
+pub mod polar;
 mod server;
 pub mod sns;
 #[cfg(test)]

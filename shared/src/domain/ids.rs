@@ -77,10 +77,12 @@ pub enum Provider {
     Oura,
     /// Withings watches and trackers, through the Withings Public API.
     Withings,
+    /// Polar watches and trackers, through Polar's AccessLink API v3.
+    Polar,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 7] = [
+    pub const ALL: [Provider; 8] = [
         Provider::GoogleHealth,
         Provider::Fitbit,
         Provider::Misfit,
@@ -88,6 +90,7 @@ impl Provider {
         Provider::HealthConnect,
         Provider::Oura,
         Provider::Withings,
+        Provider::Polar,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +102,7 @@ impl Provider {
             Provider::HealthConnect => "health_connect",
             Provider::Oura => "oura",
             Provider::Withings => "withings",
+            Provider::Polar => "polar",
         }
     }
 
@@ -112,13 +116,15 @@ impl Provider {
             Provider::HealthConnect => "Health Connect",
             Provider::Oura => "Oura",
             Provider::Withings => "Withings",
+            Provider::Polar => "Polar",
         }
     }
 
     /// Sources whose notifications flow through app-level subscriptions that can lapse
-    /// (expire, or be switched off), which the daily run keeps alive.
+    /// (expire, or be switched off), which the daily run keeps alive: Oura's expire, and
+    /// Polar switches its one webhook off after a week of failed deliveries.
     pub fn has_app_subscriptions(self) -> bool {
-        matches!(self, Provider::Oura)
+        matches!(self, Provider::Oura | Provider::Polar)
     }
 
     /// Phone sources upload their own totals; nothing is pulled from a server.

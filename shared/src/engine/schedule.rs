@@ -44,7 +44,13 @@ pub struct Schedule {
 impl Default for Schedule {
     fn default() -> Self {
         Self {
-            webhook_fed: vec![Provider::GoogleHealth, Provider::Misfit, Provider::Oura, Provider::Withings],
+            webhook_fed: vec![
+                Provider::GoogleHealth,
+                Provider::Misfit,
+                Provider::Oura,
+                Provider::Withings,
+                Provider::Polar,
+            ],
             webhook_interval: Duration::from_secs(6 * 3600),
             pull_interval: Duration::from_secs(30 * 60),
             shards: DUE_SHARDS,

@@ -10,6 +10,7 @@ pub mod google_health;
 mod http;
 pub mod misfit;
 pub mod oura;
+pub mod polar;
 pub mod quota;
 #[cfg(test)]
 mod test_server;
