@@ -1,5 +1,5 @@
 //! Demo mode for the local stack: a company with a running challenge and about 30 people on
-//! Google Health, Apple Health uploads, Misfit, Oura and Withings, one with a revoked Google grant and one whose
+//! Google Health, Apple Health uploads, Misfit, Oura, Withings and Polar, one with a revoked Google grant and one whose
 //! phone stopped uploading. People walk; their devices sync at random, so webhooks arrive,
 //! phones upload, and the leaderboard moves. Two more tell a story each (`STORIES`): walker-26
 //! deletes yesterday's mistaken 25,000-step "walk" at Google (the day drops back once the
@@ -20,7 +20,7 @@ use stepsync::ports::StoreError;
 
 /// The demo's challenge id.
 pub const DEMO_CHALLENGE: &str = "demo-walk";
-const PEOPLE: usize = 33;
+const PEOPLE: usize = 36;
 /// The people with a story to look at in the console, and what it is.
 pub const STORIES: [(&str, &str); 2] = [
     ("walker-26", "deleted yesterday's mistaken 25,000-step walk at Google: the day drops back"),
@@ -52,6 +52,8 @@ enum Source {
     Oura,
     /// A Withings watch: notices through the person's own subscription.
     Withings,
+    /// A Polar watch: notices through the app's one webhook.
+    Polar,
 }
 
 struct Walker {
@@ -102,7 +104,8 @@ fn source_of(i: usize) -> Source {
         25 => Source::DeletedWalk,
         26 => Source::Traveller,
         27..=29 => Source::Oura,
-        _ => Source::Withings,
+        30..=32 => Source::Withings,
+        _ => Source::Polar,
     }
 }
 
@@ -132,9 +135,9 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
     for i in 0..PEOPLE {
         let user = UserId::parse(&format!("walker-{:02}", i + 1)).map_err(failed)?;
         let source = source_of(i);
-        // Withings' user ids are numbers.
         let account = match source {
-            Source::Withings => format!("7770{:04}", i + 1),
+            // Withings' and Polar's user ids are numbers.
+            Source::Withings | Source::Polar => format!("7770{:04}", i + 1),
             _ => format!("demo-account-{:02}", i + 1),
         };
         let provider = match source {
@@ -142,6 +145,7 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
             Source::Misfit => Provider::Misfit,
             Source::Oura => Provider::Oura,
             Source::Withings => Provider::Withings,
+            Source::Polar => Provider::Polar,
             Source::Phone | Source::SilentPhone => Provider::AppleHealth,
         };
         let tokens = match source {
@@ -177,6 +181,17 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
                     scope: Some("user.activity".to_owned()),
                 })
             }
+            Source::Polar => {
+                let id = polar_id(&account);
+                stack.polar.add_person(id);
+                let token = stack.polar.grant_registered(id, &format!("demo-member-{id}"));
+                Some(TokenSet {
+                    access_token: SecretString::from(token),
+                    refresh_token: None,
+                    expires_at: now + jiff::SignedDuration::from_hours(24 * 365),
+                    scope: Some("accesslink.read_all".to_owned()),
+                })
+            }
             Source::Phone | Source::SilentPhone => None,
         };
         let silent_since = (source == Source::SilentPhone).then(|| now - jiff::SignedDuration::from_hours(72));
@@ -196,6 +211,9 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
             }
             Source::Oura => {
                 history.iter().for_each(|(date, steps)| stack.oura.seed_steps(&account, date.date(), *steps))
+            }
+            Source::Polar => {
+                history.iter().for_each(|(date, steps)| stack.polar.seed_steps(polar_id(&account), date.date(), *steps))
             }
             Source::Withings => {
                 history.iter().for_each(|(date, steps)| stack.withings.seed_steps(&account, date.date(), *steps));
@@ -325,6 +343,11 @@ pub async fn store_connection(
     Ok(())
 }
 
+/// A demo Polar account's numeric id (the demo names it like the others).
+fn polar_id(account: &str) -> u64 {
+    account.parse().unwrap_or_default()
+}
+
 /// The subscription connecting makes for a Withings person (the demo stores its people's
 /// connections directly): our callback with its token, checked by Withings' HEAD.
 async fn subscribe_withings(stack: &LocalStack, account: &str) {
@@ -377,6 +400,10 @@ async fn walk(stack: &LocalStack, walkers: &mut [Walker], http: &reqwest::Client
                 stack.withings.set_steps(&walker.account, today.date(), walker.today).await;
             }
             Source::Withings => stack.withings.seed_steps(&walker.account, today.date(), walker.today),
+            Source::Polar if syncs => {
+                stack.polar.set_steps(polar_id(&walker.account), today.date(), walker.today).await;
+            }
+            Source::Polar => stack.polar.seed_steps(polar_id(&walker.account), today.date(), walker.today),
             Source::Phone if syncs => upload(stack, http, &walker.user, &[(today, walker.today)]).await,
             Source::Phone | Source::SilentPhone => {}
         }
@@ -393,22 +420,26 @@ pub fn add_sandbox_accounts(stack: &LocalStack) -> Vec<(Provider, String)> {
         let (google, misfit, oura) =
             (format!("sandbox-google-{n}"), format!("sandbox-misfit-{n}"), format!("sandbox-oura-{n}"));
         let withings = format!("5550000{n}");
+        let polar = 6_660_000 + n;
         stack.google.add_person(&google, None);
         stack.misfit.add_person(&misfit);
         stack.oura.add_person(&oura, "UTC");
         stack.withings.add_person(&withings, "UTC");
+        stack.polar.add_person(polar);
         for offset in -13..=0 {
             let date = today.add_days(offset).date();
             stack.google.set_steps(&google, date, past_day_steps());
             stack.misfit.set_steps(&misfit, date, past_day_steps());
             stack.oura.seed_steps(&oura, date, past_day_steps());
             stack.withings.seed_steps(&withings, date, past_day_steps());
+            stack.polar.seed_steps(polar, date, past_day_steps());
         }
         added.extend([
             (Provider::GoogleHealth, google),
             (Provider::Misfit, misfit),
             (Provider::Oura, oura),
             (Provider::Withings, withings),
+            (Provider::Polar, polar.to_string()),
         ]);
     }
     added

@@ -1,12 +1,13 @@
 //! The local stack: the real handlers behind a router with exactly the HttpApi's routes, the
 //! embedded DynamoDB, an in-process bus that hands the same EventBridge JSON to `sync-worker`,
-//! the scheduler ticking, and the provider sandboxes (fake Google Health, Misfit, SNS, Oura and Withings).
+//! the scheduler ticking, and the provider sandboxes (fake Google Health, Misfit, SNS, Oura, Withings and Polar).
 
 use crate::auth::LocalAuth;
 use crate::dynoxide::EmbeddedDynamo;
 use crate::fakes::google_health::FakeGoogleHealth;
 use crate::fakes::misfit::FakeMisfit;
 use crate::fakes::oura::FakeOura;
+use crate::fakes::polar::FakePolar;
 use crate::fakes::sns::FakeSns;
 use crate::fakes::withings::FakeWithings;
 use crate::stream::TableStream;
@@ -126,6 +127,7 @@ pub struct LocalStack {
     pub misfit: FakeMisfit,
     pub oura: FakeOura,
     pub withings: FakeWithings,
+    pub polar: FakePolar,
     pub sns: FakeSns,
     auth: Arc<LocalAuth>,
     /// Events the bus delivered that are for the company's app (StepsUpdated, ...), newest last.
@@ -193,11 +195,12 @@ impl LocalStack {
         let client = aws_sdk_dynamodb::Client::new(&sdk);
         table::ensure_table(&client, &options.table).await.map_err(failed)?;
 
-        progress("starting the provider sandboxes (Google Health, Misfit, SNS, Oura, Withings)");
+        progress("starting the provider sandboxes (Google Health, Misfit, SNS, Oura, Withings, Polar)");
         let google = FakeGoogleHealth::start().await;
         let misfit = FakeMisfit::start().await;
         let oura = FakeOura::start().await;
         let withings = FakeWithings::start().await;
+        let polar = FakePolar::start().await;
         // One clock for the app and the fake SNS, whose messages the app's verifier dates by it.
         let clock: Arc<dyn stepsync::clock::Clock> = Arc::new(stepsync::clock::SystemClock);
         let mut sns = FakeSns::start_with_clock(clock.clone()).await;
@@ -207,6 +210,8 @@ impl LocalStack {
         let base_url = format!("http://{}", listener.local_addr().map_err(failed)?);
         let app_listener = tokio::net::TcpListener::bind(("127.0.0.1", options.app_port)).await.map_err(failed)?;
         let app_url = format!("http://{}", app_listener.local_addr().map_err(failed)?);
+        // The operator's step for Polar: its one webhook, made once, its key then configured.
+        let polar_webhook_secret = polar.create_webhook_unverified(&format!("{base_url}/webhooks/polar"));
         let token_key = base64::engine::general_purpose::STANDARD.encode(key(options.data_dir.as_ref(), "token.key")?);
         let vars: HashMap<String, String> = [
             ("STEPSYNC_TABLE", options.table.clone()),
@@ -244,6 +249,12 @@ impl LocalStack {
             ("STEPSYNC_WITHINGS_NOTIFY_TOKEN", "local-withings-notify-token".to_owned()),
             ("STEPSYNC_WITHINGS_AUTH_URL", withings.authorize_url()),
             ("STEPSYNC_WITHINGS_API_BASE", withings.base_url().to_owned()),
+            ("STEPSYNC_POLAR_CLIENT_ID", polar.client_id()),
+            ("STEPSYNC_POLAR_CLIENT_SECRET", polar.client_secret()),
+            ("STEPSYNC_POLAR_WEBHOOK_SECRET", polar_webhook_secret),
+            ("STEPSYNC_POLAR_AUTH_URL", polar.authorize_url()),
+            ("STEPSYNC_POLAR_TOKEN_URL", polar.token_url()),
+            ("STEPSYNC_POLAR_API_BASE", polar.base_url().to_owned()),
             // The console's feed shows them, as a company's app subscribed to them would.
             ("STEPSYNC_STEPS_UPDATED", "true".to_owned()),
         ]
@@ -337,8 +348,9 @@ impl LocalStack {
 
         progress("starting the API router");
         let auth = Arc::new(LocalAuth::new(key(options.data_dir.as_ref(), "jwt.key")?));
-        let connectable = [Provider::GoogleHealth, Provider::Misfit, Provider::Oura, Provider::Withings]
-            .map(|p| json!({"provider": p.as_str(), "name": p.display_name()}));
+        let connectable =
+            [Provider::GoogleHealth, Provider::Misfit, Provider::Oura, Provider::Withings, Provider::Polar]
+                .map(|p| json!({"provider": p.as_str(), "name": p.display_name()}));
         let info = Arc::new(json!({
             "api": base_url,
             "app": app_url,
@@ -347,12 +359,14 @@ impl LocalStack {
             "misfit": misfit.base_url(),
             "oura": oura.base_url(),
             "withings": withings.base_url(),
+            "polar": polar.base_url(),
             "sns": sns.base_url(),
             "webhooks": {
                 "google_health": format!("{base_url}/webhooks/google_health"),
                 "misfit": format!("{base_url}/webhooks/misfit"),
                 "oura": format!("{base_url}/webhooks/oura"),
                 "withings": format!("{base_url}/webhooks/withings"),
+                "polar": format!("{base_url}/webhooks/polar"),
             },
             // The providers a person connects through an OAuth consent page (the console's buttons).
             "connectable": connectable,
@@ -378,7 +392,22 @@ impl LocalStack {
             }));
         }
         let shutdown = Some((tx, app_tx));
-        Ok(Self { base_url, app_url, app, google, misfit, oura, withings, sns, auth, feed, dynamo, shutdown, tasks })
+        Ok(Self {
+            base_url,
+            app_url,
+            app,
+            google,
+            misfit,
+            oura,
+            withings,
+            polar,
+            sns,
+            auth,
+            feed,
+            dynamo,
+            shutdown,
+            tasks,
+        })
     }
 
     /// A JWT for `user`, as `POST /dev/token` gives.

@@ -6,6 +6,7 @@ use crate::providers::Parts;
 use crate::providers::google_health::GoogleHealthSettings;
 use crate::providers::misfit::MisfitSettings;
 use crate::providers::oura::OuraSettings;
+use crate::providers::polar::PolarSettings;
 use crate::providers::quota::QuotaWindow;
 use crate::providers::withings::WithingsSettings;
 use base64::Engine;
@@ -60,10 +61,11 @@ impl Loads {
                 "STEPSYNC_GOOGLE_CLIENT_SECRET",
                 "STEPSYNC_MISFIT_CLIENT_SECRET",
                 "STEPSYNC_WITHINGS_CLIENT_SECRET",
+                "STEPSYNC_POLAR_CLIENT_SECRET",
             ]);
         }
         if self.providers.verifiers {
-            settings.push("STEPSYNC_GOOGLE_WEBHOOK_SECRET");
+            settings.extend(["STEPSYNC_GOOGLE_WEBHOOK_SECRET", "STEPSYNC_POLAR_WEBHOOK_SECRET"]);
         }
         if self.providers.clients || self.providers.verifiers {
             // Oura signs notifications with the client secret; the verification token is
@@ -134,6 +136,13 @@ pub struct Config {
     /// (`{STEPSYNC_PUBLIC_URL}/webhooks/withings?token=...`) carries; `..._AUTH_URL` and
     /// `..._API_BASE` point it elsewhere; `..._REQUESTS_PER_MINUTE` (120) is the app-wide budget.
     pub withings: Option<WithingsSettings>,
+    /// `STEPSYNC_POLAR_CLIENT_ID` turns Polar on (`..._CLIENT_SECRET` is required where the API
+    /// client is loaded: the daily run's webhook check authenticates as the client too);
+    /// `..._WEBHOOK_SECRET` is the one webhook's `signature_secret_key`, which Polar shows once
+    /// when an operator creates the webhook at `{STEPSYNC_PUBLIC_URL}/webhooks/polar`;
+    /// `..._AUTH_URL`, `..._TOKEN_URL` and `..._API_BASE` point it elsewhere;
+    /// `..._REQUESTS_PER_QUARTER_HOUR` (500) and `..._REQUESTS_PER_DAY` (5000) are the budget.
+    pub polar: Option<PolarSettings>,
     /// `STEPSYNC_RECONCILE_MINUTES` (360), `STEPSYNC_PULL_MINUTES` (30), and the sweep shards
     /// from `STEPSYNC_EXPECTED_PEOPLE` (10,000; `engine::shards_for`).
     pub schedule: Schedule,
@@ -325,6 +334,34 @@ impl Config {
                 }
                 _ => None,
             },
+            polar: match get("STEPSYNC_POLAR_CLIENT_ID") {
+                Some(id) if loads.providers.clients || loads.providers.verifiers => {
+                    let public_url =
+                        get("STEPSYNC_PUBLIC_URL").unwrap_or("http://127.0.0.1:3000").trim_end_matches('/');
+                    let defaults = PolarSettings {
+                        client_secret: client_secret("STEPSYNC_POLAR_CLIENT_ID", "STEPSYNC_POLAR_CLIENT_SECRET")?,
+                        ..PolarSettings::new(id, SecretString::from(""), format!("{public_url}/webhooks/polar"))
+                    };
+                    let url = |name: &'static str, default: &str| get(name).unwrap_or(default).to_owned();
+                    Some(PolarSettings {
+                        auth_url: url("STEPSYNC_POLAR_AUTH_URL", &defaults.auth_url),
+                        token_url: url("STEPSYNC_POLAR_TOKEN_URL", &defaults.token_url),
+                        api_base: url("STEPSYNC_POLAR_API_BASE", &defaults.api_base),
+                        webhook_secret: get("STEPSYNC_POLAR_WEBHOOK_SECRET")
+                            .filter(|_| loads.providers.verifiers)
+                            .map(|s| SecretString::from(s.to_owned())),
+                        quota: vec![
+                            QuotaWindow {
+                                length: Duration::from_secs(15 * 60),
+                                limit: number("STEPSYNC_POLAR_REQUESTS_PER_QUARTER_HOUR", 500)?.max(1),
+                            },
+                            QuotaWindow::per_day(number("STEPSYNC_POLAR_REQUESTS_PER_DAY", 5000)?.max(1)),
+                        ],
+                        ..defaults
+                    })
+                }
+                _ => None,
+            },
             schedule: Schedule {
                 webhook_interval: Duration::from_secs(
                     60 * u64::from(number("STEPSYNC_RECONCILE_MINUTES", 360)?.max(1)),
@@ -375,6 +412,7 @@ impl Config {
             misfit: self.misfit.as_ref(),
             oura: self.oura.as_ref(),
             withings: self.withings.as_ref(),
+            polar: self.polar.as_ref(),
             parts: self.loads.providers,
         }
     }
@@ -495,6 +533,7 @@ mod tests {
             Loads::VERIFIERS.secret_settings(),
             [
                 "STEPSYNC_GOOGLE_WEBHOOK_SECRET",
+                "STEPSYNC_POLAR_WEBHOOK_SECRET",
                 "STEPSYNC_OURA_CLIENT_SECRET",
                 "STEPSYNC_OURA_VERIFICATION_TOKEN",
                 "STEPSYNC_WITHINGS_NOTIFY_TOKEN"

@@ -23,6 +23,7 @@ mod misfit;
 mod model;
 mod openapi;
 mod oura;
+mod polar;
 mod policies;
 mod store;
 mod sync_api;

@@ -306,9 +306,17 @@ async fn a_sweep_of_two_thousand_connections_never_exceeds_the_app_budget(env: T
     };
     let counted = || crate::budget::Counted {
         fetches: w.fake.calls("daily_activity"),
-        max_in_a_minute: w.fake.max_requests_in_any_minute(),
+        max_in_a_window: w.fake.max_requests_in_any_minute(),
     };
-    crate::budget::a_sweep_stays_within_the_budget(&w.env, &app, Provider::Oura, PER_MINUTE, grant, counted).await;
+    crate::budget::a_sweep_stays_within_the_budget(
+        &w.env,
+        &app,
+        Provider::Oura,
+        (PER_MINUTE, std::time::Duration::from_secs(60)),
+        grant,
+        counted,
+    )
+    .await;
 }
 
 async fn disconnect_revokes_the_grant_at_oura(env: TestEnv) {

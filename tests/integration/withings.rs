@@ -218,9 +218,17 @@ async fn a_sweep_of_two_thousand_connections_never_exceeds_the_app_budget(env: T
     };
     let counted = || crate::budget::Counted {
         fetches: w.fake.calls("getactivity"),
-        max_in_a_minute: w.fake.max_requests_in_any_minute(),
+        max_in_a_window: w.fake.max_requests_in_any_minute(),
     };
-    crate::budget::a_sweep_stays_within_the_budget(&w.env, &app, Provider::Withings, PER_MINUTE, grant, counted).await;
+    crate::budget::a_sweep_stays_within_the_budget(
+        &w.env,
+        &app,
+        Provider::Withings,
+        (PER_MINUTE, std::time::Duration::from_secs(60)),
+        grant,
+        counted,
+    )
+    .await;
 }
 
 async fn disconnect_gives_back_the_subscription_and_the_grant(env: TestEnv) {

@@ -25,6 +25,7 @@ use crate::ports::{EphemeralStore, Providers};
 use google_health::{GoogleHealthClient, GoogleHealthSettings, GoogleHealthWebhooks};
 use misfit::{MisfitClient, MisfitSettings, MisfitWebhooks};
 use oura::{OuraClient, OuraSettings, OuraSubscriptions, OuraWebhooks};
+use polar::{PolarClient, PolarSettings, PolarWebhookKeeper, PolarWebhooks};
 use quota::AppQuota;
 use std::sync::Arc;
 use withings::{WithingsClient, WithingsSettings, WithingsWebhooks};
@@ -40,6 +41,8 @@ pub enum SetupError {
     Oura(#[from] oura::SetupError),
     #[error(transparent)]
     Withings(#[from] withings::SetupError),
+    #[error(transparent)]
+    Polar(#[from] polar::SetupError),
 }
 
 /// Which halves of each source a function builds: the API clients (fetching, OAuth, revoke;
@@ -57,6 +60,7 @@ pub struct SourceSettings<'a> {
     pub misfit: Option<&'a MisfitSettings>,
     pub oura: Option<&'a OuraSettings>,
     pub withings: Option<&'a WithingsSettings>,
+    pub polar: Option<&'a PolarSettings>,
     pub parts: Parts,
 }
 
@@ -69,7 +73,7 @@ pub fn registry(
     quota_store: Arc<dyn EphemeralStore>,
     clock: Arc<dyn Clock>,
 ) -> Result<Providers, SetupError> {
-    let SourceSettings { google, misfit, oura, withings, parts } = sources;
+    let SourceSettings { google, misfit, oura, withings, polar, parts } = sources;
     let fitbit = Arc::new(FitbitLegacy::default());
     let mut providers = Providers::default();
     if parts.clients {
@@ -114,6 +118,21 @@ pub fn registry(
         }
         if parts.verifiers {
             providers = providers.with_webhooks(Provider::Oura, Arc::new(OuraWebhooks::new(settings, clock.clone())?));
+        }
+    }
+    if let Some(settings) = polar {
+        if parts.clients {
+            let quota = AppQuota::new("quota#polar", settings.quota.clone(), quota_store.clone(), clock.clone());
+            let client = Arc::new(PolarClient::new(settings.clone(), quota.clone(), clock.clone())?);
+            providers = providers
+                .with_source(client.clone())
+                .with_oauth(Provider::Polar, client.clone())
+                .with_revoker(Provider::Polar, client)
+                .with_keeper(Provider::Polar, Arc::new(PolarWebhookKeeper::new(settings, quota)?));
+        }
+        if parts.verifiers {
+            providers =
+                providers.with_webhooks(Provider::Polar, Arc::new(PolarWebhooks::new(settings, clock.clone())?));
         }
     }
     if let Some(settings) = withings {

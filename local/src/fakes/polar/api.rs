@@ -329,8 +329,10 @@ async fn list_webhooks(State(fake): State<Shared>, headers: HeaderMap) -> Respon
 /// `POST /v3/webhooks/activate`: 204 without a webhook; otherwise it is switched on if its
 /// URL answers the PING with 200 (400 if not).
 async fn activate_webhook(State(fake): State<Shared>, headers: HeaderMap) -> Response {
-    if let Some(response) = fake.take_fault(FaultTarget::Webhook).await {
-        return response;
+    for target in [FaultTarget::Webhook, FaultTarget::WebhookActivation] {
+        if let Some(response) = fake.take_fault(target).await {
+            return response;
+        }
     }
     if let Err(refusal) = client_auth(&fake, &headers) {
         return refusal.into_response();

@@ -9,12 +9,14 @@ use super::super::server::{FaultAnswer, InjectedFault};
 use super::wire::{Refusal, consents_missing, error};
 
 /// Which endpoints a scripted fault hits: AccessLink's user resources (registration, activity
-/// summaries), the token endpoint, or the webhook resources.
+/// summaries), the token endpoint, the webhook resources, or only the webhook's activation
+/// (a switch back on that fails while the listing works).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FaultTarget {
     Api,
     Token,
     Webhook,
+    WebhookActivation,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
