@@ -33,6 +33,8 @@ fn parameter_of(setting: &str) -> &'static str {
         "STEPSYNC_OURA_VERIFICATION_TOKEN" => "OuraVerificationTokenParameter",
         "STEPSYNC_WITHINGS_CLIENT_SECRET" => "WithingsClientSecretParameter",
         "STEPSYNC_WITHINGS_NOTIFY_TOKEN" => "WithingsNotifyTokenParameter",
+        "STEPSYNC_POLAR_CLIENT_SECRET" => "PolarClientSecretParameter",
+        "STEPSYNC_POLAR_WEBHOOK_SECRET" => "PolarWebhookSecretParameter",
         other => panic!("no template parameter for {other}"),
     }
 }
@@ -71,6 +73,8 @@ fn each_function_may_read_exactly_the_secrets_it_loads() {
                     "OuraVerificationTokenParameter",
                     "WithingsClientSecretParameter",
                     "WithingsNotifyTokenParameter",
+                    "PolarClientSecretParameter",
+                    "PolarWebhookSecretParameter",
                 ];
                 parameters.into_iter().filter(move |p| g.resource.contains(&format!("${{{p}}}"))).map(str::to_owned)
             })
@@ -131,14 +135,16 @@ const SHORT_NAMES: &[(&str, &str)] = &[
          !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraClientSecretParameter}, !Ref AWS::NoValue], \
          !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue], \
          !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsClientSecretParameter}, !Ref AWS::NoValue], \
-         !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsNotifyTokenParameter}, !Ref AWS::NoValue]]",
+         !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsNotifyTokenParameter}, !Ref AWS::NoValue], \
+         !If [PolarEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PolarClientSecretParameter}, !Ref AWS::NoValue]]",
     ),
     (
         "on the webhook secrets",
         "on [!If [GoogleWebhookSecretSet, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GoogleWebhookSecretParameter}, !Ref AWS::NoValue], \
          !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraClientSecretParameter}, !Ref AWS::NoValue], \
          !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue], \
-         !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsNotifyTokenParameter}, !Ref AWS::NoValue]]",
+         !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsNotifyTokenParameter}, !Ref AWS::NoValue], \
+         !If [PolarWebhookSecretSet, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PolarWebhookSecretParameter}, !Ref AWS::NoValue]]",
     ),
     (
         "on the client secrets",
@@ -147,7 +153,8 @@ const SHORT_NAMES: &[(&str, &str)] = &[
          !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraClientSecretParameter}, !Ref AWS::NoValue], \
          !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue], \
          !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsClientSecretParameter}, !Ref AWS::NoValue], \
-         !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsNotifyTokenParameter}, !Ref AWS::NoValue]]",
+         !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsNotifyTokenParameter}, !Ref AWS::NoValue], \
+         !If [PolarEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PolarClientSecretParameter}, !Ref AWS::NoValue]]",
     ),
 ];
 
@@ -265,7 +272,8 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
     ),
     (
         // public: reads account owners only and writes nothing; the webhook secrets only (Oura signs its notices with its client secret;
-        // Withings signs nothing, so its notify token, which our callback URL carries, is the webhook secret)
+        // Withings signs nothing, so its notify token, which our callback URL carries, is the webhook secret;
+        // Polar's is its one webhook's signature_secret_key, granted only once set)
         "ProviderWebhook",
         &[
             "dynamodb:GetItem on table keys like [PACCT#*]",
