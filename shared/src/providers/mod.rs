@@ -4,6 +4,7 @@
 //! limits on their key fetches, day ranges, test server).
 
 mod day_ranges;
+mod exchanged;
 mod fetch_limits;
 mod fitbit_legacy;
 pub mod google_health;

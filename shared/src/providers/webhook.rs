@@ -48,6 +48,14 @@ pub(super) fn malformed_item(kind: &str, index: usize, why: &str) -> WebhookErro
     WebhookError::Malformed(format!("{kind} {index}: {}", short(why)))
 }
 
+/// A hex signature header's bytes (either case); `None` for anything else.
+pub(super) fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || text.is_empty() {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok())).collect()
+}
+
 /// Adds `incoming` to the notice for the same account, if any; dates end sorted and unique.
 pub(super) fn merge_notice(notices: &mut Vec<DataNotice>, mut incoming: DataNotice) {
     if let Some(notice) = notices.iter_mut().find(|n| n.account_id == incoming.account_id) {

@@ -9,7 +9,9 @@ use super::{DATA_TYPE, OuraSettings, SetupError, client_secret};
 use crate::clock::Clock;
 use crate::domain::LocalDate;
 use crate::ports::{DataNotice, WebhookError, WebhookMessage, WebhookVerifier};
-use crate::providers::webhook::{header, json_items, malformed_item, merge_notice, refuse_unless_small_post, short};
+use crate::providers::webhook::{
+    decode_hex, header, json_items, malformed_item, merge_notice, refuse_unless_small_post, short,
+};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
@@ -122,13 +124,6 @@ fn parse_timestamp(raw: &str) -> Option<Timestamp> {
         Ok(seconds) => Timestamp::from_second(seconds).ok(),
         Err(_) => raw.parse().ok(),
     }
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.is_empty() {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok())).collect()
 }
 
 #[derive(Deserialize)]

@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
 use crate::ports::{AuthorizeRequest, OAuthClient, ProviderError, ProviderIdentity, Revoker, StepSource};
 use crate::providers::day_ranges;
+use crate::providers::exchanged::ExchangedAccounts;
 use crate::providers::http::{Answer, answered, error_code, retry_after, send, unavailable, unreadable};
 use crate::providers::quota::AppQuota;
 use async_trait::async_trait;
@@ -22,8 +23,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// AccessLink's documented maximum range of one `/v3/users/activities` request.
@@ -34,8 +35,6 @@ const MAX_RESPONSE_BYTES: usize = 2 * 1024 * 1024;
 /// Polar's tokens do not expire in practice (its `expires_in` is about ten years); a token
 /// answer without one, or with more, is given this.
 const MAX_LIFETIME: i64 = 10 * 365 * 86_400;
-/// Accounts remembered from code exchanges, for `identity` in the same process.
-const MAX_REMEMBERED: usize = 256;
 /// What a spent Polar window asks when it names no time: its short window is a quarter hour.
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
 
@@ -69,8 +68,8 @@ pub struct PolarClient {
     http: reqwest::Client,
     quota: AppQuota,
     clock: Arc<dyn Clock>,
-    /// SHA-256 of an access token → the `x_user_id` its exchange named.
-    accounts: Mutex<HashMap<[u8; 32], String>>,
+    /// The `x_user_id` each exchange named, for `identity`.
+    accounts: ExchangedAccounts,
 }
 
 impl PolarClient {
@@ -81,7 +80,7 @@ impl PolarClient {
         let endpoints = Endpoints::from_settings(&settings)?;
         let http = http_client(&settings)?;
         let client_secret = client_secret(&settings)?;
-        Ok(Self { settings, client_secret, endpoints, http, quota, clock, accounts: Mutex::default() })
+        Ok(Self { settings, client_secret, endpoints, http, quota, clock, accounts: ExchangedAccounts::default() })
     }
 
     /// Takes from the budget, sends, and returns the answer whatever its status.
@@ -186,13 +185,7 @@ impl OAuthClient for PolarClient {
             return Err(unreadable(what));
         }
         let account = token.x_user_id.as_ref().and_then(account_id).ok_or_else(|| unreadable(what))?;
-        {
-            let mut accounts = self.accounts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if accounts.len() >= MAX_REMEMBERED {
-                accounts.clear();
-            }
-            accounts.insert(Sha256::digest(token.access_token.as_bytes()).into(), account);
-        }
+        self.accounts.remember(&token.access_token, account);
         let now = self.clock.now();
         let lifetime = token.expires_in.filter(|s| *s > 0).unwrap_or(MAX_LIFETIME).min(MAX_LIFETIME);
         Ok(TokenSet {
@@ -212,9 +205,8 @@ impl OAuthClient for PolarClient {
     /// The `x_user_id` the code exchange named: AccessLink tells nothing about a person before
     /// they are registered, and registering needs to know who they are.
     async fn identity(&self, tokens: &TokenSet) -> Result<ProviderIdentity, ProviderError> {
-        let key: [u8; 32] = Sha256::digest(tokens.access_token.expose_secret().as_bytes()).into();
-        let accounts = self.accounts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let account_id = accounts.get(&key).cloned().ok_or_else(|| unreadable("token exchange's x_user_id"))?;
+        let account_id =
+            self.accounts.account_for(&tokens.access_token).ok_or_else(|| unreadable("token exchange's x_user_id"))?;
         // Polar's days are the device's own dates; it tells no time zone.
         Ok(ProviderIdentity { account_id, legacy_account_id: None, time_zone: None })
     }

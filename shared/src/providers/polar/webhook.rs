@@ -11,7 +11,9 @@ use super::{ACTIVITY_SUMMARY, PolarSettings, SetupError, user_id};
 use crate::clock::Clock;
 use crate::domain::LocalDate;
 use crate::ports::{DataNotice, WebhookError, WebhookMessage, WebhookVerifier};
-use crate::providers::webhook::{header, json_items, malformed_item, merge_notice, refuse_unless_small_post, short};
+use crate::providers::webhook::{
+    decode_hex, header, json_items, malformed_item, merge_notice, refuse_unless_small_post, short,
+};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
@@ -96,13 +98,6 @@ fn is_ping(headers: &[(String, String)], body: &[u8]) -> bool {
     }
     let Ok(Value::Object(ping)) = serde_json::from_slice::<Value>(body) else { return false };
     ping.get("event").and_then(Value::as_str) == Some(PING) && !ping.contains_key("user_id")
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.is_empty() {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok())).collect()
 }
 
 /// A verified body: a PING, or the notices in it (one object, or a list of them). Events

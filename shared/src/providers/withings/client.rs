@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
 use crate::ports::{AuthorizeRequest, OAuthClient, ProviderError, ProviderIdentity, Revoker, StepSource};
 use crate::providers::day_ranges;
+use crate::providers::exchanged::ExchangedAccounts;
 use crate::providers::http::{answered, retry_after, send, unavailable, unreadable};
 use crate::providers::quota::AppQuota;
 use async_trait::async_trait;
@@ -21,9 +22,9 @@ use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 const MAX_DAYS_PER_REQUEST: i32 = 31;
@@ -31,8 +32,6 @@ const MAX_PAGES: usize = 20;
 const MAX_RESPONSE_BYTES: usize = 2 * 1024 * 1024;
 /// Withings' access tokens last three hours.
 const DEFAULT_EXPIRES_IN: i64 = 10_800;
-/// Accounts remembered from code exchanges, for `identity` in the same process.
-const MAX_REMEMBERED: usize = 256;
 /// What a spent Withings minute asks when it names no time.
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
@@ -52,8 +51,8 @@ pub struct WithingsClient {
     http: reqwest::Client,
     quota: AppQuota,
     clock: Arc<dyn Clock>,
-    /// SHA-256 of an access token → the `userid` its exchange named.
-    accounts: Mutex<HashMap<[u8; 32], String>>,
+    /// The `userid` each exchange named, for `identity`.
+    accounts: ExchangedAccounts,
 }
 
 /// Which endpoint answered: the token endpoint's refusals are about the grant.
@@ -79,7 +78,7 @@ impl WithingsClient {
         };
         let http = http_client(&settings)?;
         let client_secret = settings.client_secret.clone().ok_or(SetupError::NoClientSecret)?;
-        Ok(Self { settings, client_secret, endpoints, http, quota, clock, accounts: Mutex::default() })
+        Ok(Self { settings, client_secret, endpoints, http, quota, clock, accounts: ExchangedAccounts::default() })
     }
 
     /// Sends a form, reads Withings' envelope, and returns its `body` when `status` is 0.
@@ -129,11 +128,7 @@ impl WithingsClient {
             return Err(unreadable(what));
         }
         if let Some(userid) = answer.userid.as_ref().and_then(account_id) {
-            let mut accounts = self.accounts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if accounts.len() >= MAX_REMEMBERED {
-                accounts.clear();
-            }
-            accounts.insert(Sha256::digest(answer.access_token.as_bytes()).into(), userid);
+            self.accounts.remember(&answer.access_token, userid);
         }
         let now = self.clock.now();
         let lifetime = answer.expires_in.filter(|s| *s > 0).unwrap_or(DEFAULT_EXPIRES_IN);
@@ -275,9 +270,8 @@ impl OAuthClient for WithingsClient {
 
     /// The `userid` the code exchange named (Withings has no endpoint that tells it).
     async fn identity(&self, tokens: &TokenSet) -> Result<ProviderIdentity, ProviderError> {
-        let key: [u8; 32] = Sha256::digest(tokens.access_token.expose_secret().as_bytes()).into();
-        let accounts = self.accounts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let account_id = accounts.get(&key).cloned().ok_or_else(|| unreadable("token exchange's userid"))?;
+        let account_id =
+            self.accounts.account_for(&tokens.access_token).ok_or_else(|| unreadable("token exchange's userid"))?;
         Ok(ProviderIdentity { account_id, legacy_account_id: None, time_zone: None })
     }
 
