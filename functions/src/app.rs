@@ -139,7 +139,6 @@ impl App {
                 manual_cooldown: Duration::from_secs(u64::from(config.manual_cooldown_seconds)),
                 manual_deadline: Duration::from_millis(u64::from(config.manual_deadline_ms)),
             },
-            coalesce: Duration::from_secs(u64::from(config.webhook_coalesce_seconds)),
             uploads_per_minute: config.uploads_per_minute,
             steps_updated: config.steps_updated,
         };

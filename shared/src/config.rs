@@ -107,9 +107,6 @@ pub struct Config {
     /// `STEPSYNC_RETURN_TO_ALLOWLIST`: comma-separated URL prefixes a person may be sent
     /// back to after connecting; the first is the default.
     pub return_to_allowlist: Vec<String>,
-    /// `STEPSYNC_WEBHOOK_COALESCE_SECONDS` (default 60): duplicate notices for one person and
-    /// day within this window cause one sync.
-    pub webhook_coalesce_seconds: u32,
     /// `STEPSYNC_GOOGLE_CLIENT_ID` turns Google Health on (`..._CLIENT_SECRET` is required
     /// where the API client is loaded); every URL
     /// can be pointed elsewhere (`..._AUTH_URL`, `..._TOKEN_URL`, `..._REVOKE_URL`,
@@ -244,7 +241,6 @@ impl Config {
             return_to_allowlist: return_allowlist(
                 get("STEPSYNC_RETURN_TO_ALLOWLIST").unwrap_or("http://127.0.0.1:3000/"),
             )?,
-            webhook_coalesce_seconds: number("STEPSYNC_WEBHOOK_COALESCE_SECONDS", 60)?,
             misfit: match get("STEPSYNC_MISFIT_CLIENT_ID") {
                 Some(id) => {
                     let defaults = MisfitSettings {

@@ -131,9 +131,6 @@ pub struct Settings {
     pub schedule: Schedule,
     pub connect: ConnectSettings,
     pub sync: SyncSettings,
-    /// `STEPSYNC_WEBHOOK_COALESCE_SECONDS`: no longer read. Duplicate notices are coalesced
-    /// by the worker's fetch fence, which needs no window (`services::syncing`).
-    pub coalesce: Duration,
     /// Phone uploads one person may send in a minute (all their phones together).
     pub uploads_per_minute: u32,
     /// Publish `StepsUpdated` from the change stream (a company's app subscribes).

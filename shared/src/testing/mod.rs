@@ -177,7 +177,6 @@ pub fn settings() -> crate::services::Settings {
             manual_cooldown: std::time::Duration::from_secs(60),
             manual_deadline: std::time::Duration::from_secs(8),
         },
-        coalesce: std::time::Duration::from_secs(60),
         uploads_per_minute: 12,
         steps_updated: true,
     }
