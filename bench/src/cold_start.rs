@@ -235,7 +235,9 @@ fn app_vars(google: &FakeGoogleHealth, dynamodb: &str, stub: &str) -> HashMap<St
 async fn seed(vars: &HashMap<String, String>, google: &FakeGoogleHealth, dynamodb: &str) -> Result<(), BenchError> {
     let bad = |e: &dyn std::fmt::Display| BenchError::setup("the cold-start data", e.to_string());
     let client = aws_sdk_dynamodb::Client::new(&stepsync::aws::local_sdk_config(dynamodb));
-    stepsync_local::table::ensure_table(&client, TABLE).await.map_err(|e| bad(&e))?;
+    stepsync_local::table::ensure_table(&client, TABLE, stepsync_local::table::Stream::AsTemplate)
+        .await
+        .map_err(|e| bad(&e))?;
     let config = stepsync::config::Config::from_vars(vars).map_err(|e| bad(&e))?;
     let store = Arc::new(stepsync::aws::DynamoStore::new(client, TABLE.to_owned()));
     let app = functions::app::App::from_parts(

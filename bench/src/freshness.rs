@@ -55,7 +55,14 @@ fn failed(step: &'static str) -> impl Fn(String) -> BenchError {
 /// Times `notifications` one at a time on an idle stack, then (when `load` > 0) as many as fit
 /// while a sweep of `load` connections runs on the same stack.
 pub async fn run(notifications: usize, load: usize, progress: &dyn Fn(&str)) -> Result<Freshness, BenchError> {
-    let options = StackOptions { tick: Duration::from_secs(24 * 3600), ..StackOptions::default() };
+    // No change stream: the freshness path is the webhook, the worker and its count, and the
+    // load's tens of thousands of writes would each pay dynoxide's stream scan
+    // (`stepsync_local::table::Stream::Off`).
+    let options = StackOptions {
+        tick: Duration::from_secs(24 * 3600),
+        stream: stepsync_local::table::Stream::Off,
+        ..StackOptions::default()
+    };
     let stack = LocalStack::start(options, |step| progress(&format!("  local stack: {step}")))
         .await
         .map_err(|e| BenchError::setup("the local stack", e))?;

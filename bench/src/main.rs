@@ -84,8 +84,15 @@ async fn run(args: &Args) -> Result<(), BenchError> {
         ));
     }
 
+    // The bigger sweeps first, each on a table of its own that is dropped before the next.
+    let mut grown = Vec::with_capacity(args.sweep_sizes.len());
+    for &n in &args.sweep_sizes {
+        grown.push(sweep::grown(args.store, n, &progress).await?);
+    }
+
     progress(&format!("sweep: seeding {} connections on {:?}", args.connections, args.store));
-    let mut world = world::World::start(args.store).await?;
+    // The sweep reads no stream; the request counts turn it on for theirs.
+    let mut world = world::World::start(args.store, stepsync_local::table::Stream::Off).await?;
     world.add_people("sweeper", args.connections, &progress).await?;
     let sweep = sweep::run(&world, &progress).await?;
     progress(&format!(
@@ -93,6 +100,7 @@ async fn run(args: &Args) -> Result<(), BenchError> {
         sweep.changed.per_second, sweep.floor_per_second, sweep.ratio_to_floor
     ));
 
+    world.env.enable_stream().await;
     let requests = requests::run(&mut world, &progress).await?;
     for s in &requests {
         progress(&format!(
@@ -159,10 +167,12 @@ async fn run(args: &Args) -> Result<(), BenchError> {
         unchanged_read_units: unchanged.read_units,
         provider_calls_per_sync: sweep.changed.provider_calls_per_sync.get("rollup").copied().unwrap_or(1.0),
         dollars_per_10k: fed.month.total,
-        sweep_ms_per_connection: vec![(
+        sweep_ms_per_connection: std::iter::once((
             sweep.changed.connections,
             sweep.changed.wall_ms / sweep.changed.connections.max(1) as f64,
-        )],
+        ))
+        .chain(grown.iter().map(|g| (g.connections, g.ms_per_connection())))
+        .collect(),
     };
     let scale = scale::model(&scale_inputs);
 
@@ -179,6 +189,7 @@ async fn run(args: &Args) -> Result<(), BenchError> {
         cold_start,
         freshness,
         sweep,
+        grown,
         requests,
         item_sizes,
         prices,

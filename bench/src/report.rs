@@ -7,7 +7,7 @@ use crate::machine::Machine;
 use crate::prices::Prices;
 use crate::requests::Scenario;
 use crate::stats::Summary;
-use crate::sweep::{SweepReport, SweepRun};
+use crate::sweep::{GrownSweep, SweepReport, SweepRun};
 use crate::template::Template;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -30,6 +30,8 @@ pub struct Report {
     pub cold_start: Result<ColdStarts, String>,
     pub freshness: Freshness,
     pub sweep: SweepReport,
+    /// The same sweep on fresh tables of other sizes (`--sweep-sizes`).
+    pub grown: Vec<GrownSweep>,
     pub requests: Vec<Scenario>,
     pub item_sizes: ItemSizes,
     pub prices: Prices,
@@ -247,6 +249,33 @@ impl Report {
             s.changed.events_per_sync,
             s.unchanged.events_per_sync
         );
+        if !self.grown.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n**As the sweep grows**: the same sweep and floors on a fresh table of each size (`--sweep-sizes`), the {} above first. Time per connection is the changed-day sweep's wall time over its connections.\n",
+                s.changed.connections
+            );
+            let _ = writeln!(
+                o,
+                "| connections | seeding s | changed day, connections/s | floor, connections/s | sweep ÷ floor | ms per connection | nothing new, connections/s |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            );
+            let row = |o: &mut String, n: usize, seed: Option<f64>, r: &SweepReport| {
+                let _ = writeln!(
+                    o,
+                    "| {n} | {} | {:.0} | {:.0} | **{:.2}** | {:.3} | {:.0} |",
+                    seed.map_or_else(|| "–".to_owned(), |ms| format!("{:.0}", ms / 1e3)),
+                    r.changed.per_second,
+                    r.floor_per_second,
+                    r.ratio_to_floor,
+                    r.changed.wall_ms / n.max(1) as f64,
+                    r.unchanged.per_second
+                );
+            };
+            row(&mut o, s.changed.connections, None, s);
+            for g in &self.grown {
+                row(&mut o, g.connections, Some(g.seed_ms), &g.report);
+            }
+        }
 
         let _ = writeln!(o, "\n## 3. Requests per sync\n");
         let _ = writeln!(

@@ -318,7 +318,7 @@ async fn sweep_path(world: &World, progress: &dyn Fn(&str)) -> Result<Vec<Scenar
         harness::Backend::Dynoxide => crate::args::Store::Dynoxide,
         harness::Backend::Moto => crate::args::Store::Moto,
     };
-    let mut own = World::start(store).await?;
+    let mut own = World::start(store, stepsync_local::table::Stream::AsTemplate).await?;
     let schedule = own.app.services.engine.schedule.clone();
     let first = UserId::parse("slot-00000").map_err(|e| BenchError::setup("slot people", e))?;
     let slot =

@@ -69,6 +69,37 @@ pub struct SweepReport {
     pub ratio_to_floor: f64,
 }
 
+/// One more sweep on a fresh table of its own size (`--sweep-sizes`): whether the time per
+/// connection stays flat as the sweep grows.
+#[derive(Debug, Clone, Serialize)]
+pub struct GrownSweep {
+    pub connections: usize,
+    /// Seeding the people (connection, tokens, challenge membership) before the sweep.
+    pub seed_ms: f64,
+    pub report: SweepReport,
+}
+
+impl GrownSweep {
+    pub fn ms_per_connection(&self) -> f64 {
+        self.report.changed.wall_ms / self.connections.max(1) as f64
+    }
+}
+
+/// `run` on a fresh world of `n` connections, dropped afterwards.
+pub async fn grown(store: crate::args::Store, n: usize, progress: &dyn Fn(&str)) -> Result<GrownSweep, BenchError> {
+    progress(&format!("sweep at {n}: seeding a fresh table"));
+    let mut world = World::start(store, stepsync_local::table::Stream::Off).await?;
+    let started = Instant::now();
+    world.add_people("grown", n, progress).await?;
+    let seed_ms = started.elapsed().as_secs_f64() * 1e3;
+    let report = run(&world, progress).await?;
+    progress(&format!(
+        "  at {n}: sweep {:.0}/s against the floor's {:.0}/s: ratio {:.2}",
+        report.changed.per_second, report.floor_per_second, report.ratio_to_floor
+    ));
+    Ok(GrownSweep { connections: n, seed_ms, report })
+}
+
 /// Runs `work` while printing `status()` every two seconds.
 async fn with_progress<T>(work: impl Future<Output = T>, status: impl Fn() -> String, progress: &dyn Fn(&str)) -> T {
     tokio::pin!(work);

@@ -13,6 +13,7 @@ use stepsync::domain::{ChallengeId, LocalDate, Provider, UserId, local_today};
 use stepsync_local::demo::{google_tokens, store_connection};
 use stepsync_local::fakes::google_health::FakeGoogleHealth;
 use stepsync_local::harness::{self, Backend, TestEnv};
+use stepsync_local::table::Stream;
 
 type Item = std::collections::HashMap<String, AttributeValue>;
 
@@ -34,7 +35,9 @@ pub struct World {
 }
 
 impl World {
-    pub async fn start(store: Store) -> Result<Self, BenchError> {
+    /// A fresh table on `store`, with or without its change stream (a sweep reads none:
+    /// `stepsync_local::table::Stream::Off` says why it goes faster without).
+    pub async fn start(store: Store, stream: Stream) -> Result<Self, BenchError> {
         let backend = match store {
             Store::Dynoxide => Backend::Dynoxide,
             Store::Moto => {
@@ -43,7 +46,7 @@ impl World {
                 Backend::Moto
             }
         };
-        let env = TestEnv::new(backend).await;
+        let env = TestEnv::new_with(backend, stream).await;
         let google =
             FakeGoogleHealth::start_on_port(0).await.map_err(|e| BenchError::setup("fake Google Health", e))?;
         let app = harness::app(&env, harness::google_vars(&google));

@@ -32,6 +32,8 @@ pub struct TestEnv {
     pub engine: SyncEngine,
     /// The table's change stream, opened on first use (`day_events`).
     stream: tokio::sync::Mutex<Option<crate::stream::TableStream>>,
+    /// Whether the table has its stream (`table::Stream::Off` until `enable_stream`).
+    streaming: std::sync::atomic::AtomicBool,
     /// What `settle` handled and `day_events` has not returned yet.
     handled: std::sync::Mutex<Vec<stepsync::events::StepsUpdated>>,
     _embedded: Option<EmbeddedDynamo>,
@@ -48,6 +50,12 @@ pub const NOW: &str = "2026-11-25T18:00:00Z";
 
 impl TestEnv {
     pub async fn new(backend: Backend) -> Self {
+        Self::new_with(backend, table::Stream::AsTemplate).await
+    }
+
+    /// A `TestEnv` whose table has no change stream until [`Self::enable_stream`] (runs that
+    /// write a lot and read no stream: `table::Stream::Off` says why).
+    pub async fn new_with(backend: Backend, stream: table::Stream) -> Self {
         let (endpoint, embedded) = match backend {
             Backend::Dynoxide => {
                 let db = EmbeddedDynamo::in_memory().await.expect("embedded DynamoDB starts");
@@ -62,7 +70,7 @@ impl TestEnv {
         let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(counter.clone()).build();
         let client = aws_sdk_dynamodb::Client::from_conf(config);
         let table = unique("steps");
-        table::create_table(&client, &table).await.expect("table from template.yaml");
+        table::create_table_with(&client, &table, stream).await.expect("table from template.yaml");
         counter.reset();
         let store = Arc::new(DynamoStore::new(client, table.clone()));
         let clock = Arc::new(FixedClock::at(NOW));
@@ -79,6 +87,7 @@ impl TestEnv {
             providers: stepsync::ports::Providers::default()
                 .with_source(Arc::new(stepsync::providers::FitbitLegacy::default())),
         };
+        let streaming = (stream == table::Stream::AsTemplate).into();
         let stream = tokio::sync::Mutex::new(None);
         let handled = std::sync::Mutex::default();
         Self {
@@ -91,9 +100,18 @@ impl TestEnv {
             publisher,
             engine,
             stream,
+            streaming,
             handled,
             _embedded: embedded,
         }
+    }
+
+    /// Turns on the table's stream for an env made with `table::Stream::Off`; `settle` reads
+    /// the changes made from here on.
+    pub async fn enable_stream(&self) {
+        let client = aws_sdk_dynamodb::Client::new(&local_sdk_config(&self.endpoint));
+        table::enable_stream(&client, &self.table).await.expect("the template's stream on");
+        self.streaming.store(true, Ordering::Relaxed);
     }
 
     /// Does what `day-events` does deployed: reads the table's stream from where the last call
@@ -107,8 +125,11 @@ impl TestEnv {
     }
 
     /// `settle`, with the stream handler's own requests left on the counter (what `day-events`
-    /// costs, for the bench).
+    /// costs, for the bench). A table without its stream has nothing to hand on.
     pub async fn settle_counted(&self) {
+        if !self.streaming.load(Ordering::Relaxed) {
+            return;
+        }
         let mut stream = self.stream.lock().await;
         if stream.is_none() {
             let sdk = local_sdk_config(&self.endpoint);

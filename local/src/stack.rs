@@ -49,6 +49,9 @@ pub struct StackOptions {
     /// How often the scheduler ticks.
     pub tick: Duration,
     pub store: StoreTarget,
+    /// Whether the table has its change stream and `day-events` reads it (`make dev`, the
+    /// tests). The bench's freshness run turns it off: `table::Stream::Off` says why.
+    pub stream: table::Stream,
 }
 
 /// Which DynamoDB the stack keeps its table in.
@@ -85,6 +88,7 @@ impl Default for StackOptions {
             table: "stepsync".into(),
             tick: Duration::from_secs(60),
             store: StoreTarget::Embedded,
+            stream: table::Stream::AsTemplate,
         }
     }
 }
@@ -193,7 +197,7 @@ impl LocalStack {
             }
         };
         let client = aws_sdk_dynamodb::Client::new(&sdk);
-        table::ensure_table(&client, &options.table).await.map_err(failed)?;
+        table::ensure_table(&client, &options.table, options.stream).await.map_err(failed)?;
 
         progress("starting the provider sandboxes (Google Health, Misfit, SNS, Oura, Withings, Polar)");
         let google = FakeGoogleHealth::start().await;
@@ -296,31 +300,34 @@ impl LocalStack {
         // What DayEvents does deployed: the table's stream, each committed day write one
         // StepsUpdated on the bus (and so in the console's feed).
         let (stream_app, stream_table) = (app.clone(), options.table.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut stream = None;
-            let mut interval = tokio::time::interval(Duration::from_millis(250));
-            loop {
-                interval.tick().await;
-                if stream.is_none() {
-                    match TableStream::open(&sdk, &stream_table).await {
-                        Ok(opened) => stream = Some(opened),
-                        Err(error) => {
-                            tracing::warn!(%error, "local stream: not open yet");
-                            continue;
+        let reads_stream = options.stream == table::Stream::AsTemplate;
+        tasks.extend(reads_stream.then(|| {
+            tokio::spawn(async move {
+                let mut stream = None;
+                let mut interval = tokio::time::interval(Duration::from_millis(250));
+                loop {
+                    interval.tick().await;
+                    if stream.is_none() {
+                        match TableStream::open(&sdk, &stream_table).await {
+                            Ok(opened) => stream = Some(opened),
+                            Err(error) => {
+                                tracing::warn!(%error, "local stream: not open yet");
+                                continue;
+                            }
                         }
                     }
-                }
-                let Some(open) = stream.as_mut() else { continue };
-                match open.read().await {
-                    Ok(changes) if changes.is_empty() => {}
-                    Ok(changes) => {
-                        if let Err(first) = stream_app.services.day_events().handle(&changes).await {
-                            tracing::warn!(first, "local stream: day changes not handled");
+                    let Some(open) = stream.as_mut() else { continue };
+                    match open.read().await {
+                        Ok(changes) if changes.is_empty() => {}
+                        Ok(changes) => {
+                            if let Err(first) = stream_app.services.day_events().handle(&changes).await {
+                                tracing::warn!(first, "local stream: day changes not handled");
+                            }
                         }
+                        Err(error) => tracing::warn!(%error, "local stream: read failed"),
                     }
-                    Err(error) => tracing::warn!(%error, "local stream: read failed"),
                 }
-            }
+            })
         }));
         // The daily reconcile, as its schedule runs it deployed: once now, then every day.
         let reconcile_app = app.clone();

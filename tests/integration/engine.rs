@@ -593,3 +593,18 @@ async fn the_reconcile_repairs_drift_and_seals_closed_challenges_through_the_sto
         stepsync::services::ReconcileReport { open_challenges: 1, participants: 1, ..Default::default() }
     );
 }
+
+/// The bench's tables start without their stream (`stepsync_local::table::Stream::Off`) and turn
+/// it on before the scenarios that read it: the changes before are never announced, those after
+/// are, once each.
+#[tokio::test]
+async fn a_table_made_without_its_stream_announces_only_what_follows_turning_it_on() {
+    let env = TestEnv::new_with(Backend::Dynoxide, stepsync_local::table::Stream::Off).await;
+    let (walker, tz) = (user(), TimeZone::UTC);
+    env.engine.apply(&walker, Provider::GoogleHealth, &tz, &[value("2026-11-23", 4000, Some(1))]).await.unwrap();
+    env.enable_stream().await;
+    env.engine.apply(&walker, Provider::GoogleHealth, &tz, &[value("2026-11-23", 5000, Some(2))]).await.unwrap();
+    let got: Vec<_> = env.day_events().await.iter().map(|u| (u.old_total, u.new_total, u.version)).collect();
+    assert_eq!(got, [(4000, 5000, 2)]);
+    assert_eq!(env.day_events().await, [], "each record once");
+}

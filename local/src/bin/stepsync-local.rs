@@ -24,6 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         table: std::env::var("STEPSYNC_TABLE").unwrap_or_else(|_| "stepsync".to_owned()),
         tick: Duration::from_secs(setting::<u64>("STEPSYNC_TICK_SECONDS", 60)?.max(1)),
         store: StoreTarget::from_env(),
+        ..StackOptions::default()
     };
     let demo_every = Duration::from_millis(setting("STEPSYNC_DEMO_MS", 3000)?);
     let steps = ["starting DynamoDB", "starting the provider sandboxes", "starting the bus", "starting the API router"];
