@@ -79,10 +79,12 @@ pub enum Provider {
     Withings,
     /// Polar watches and trackers, through Polar's AccessLink API v3.
     Polar,
+    /// Garmin watches and trackers, through Garmin's Health API (daily summaries).
+    Garmin,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 8] = [
+    pub const ALL: [Provider; 9] = [
         Provider::GoogleHealth,
         Provider::Fitbit,
         Provider::Misfit,
@@ -91,6 +93,7 @@ impl Provider {
         Provider::Oura,
         Provider::Withings,
         Provider::Polar,
+        Provider::Garmin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +106,7 @@ impl Provider {
             Provider::Oura => "oura",
             Provider::Withings => "withings",
             Provider::Polar => "polar",
+            Provider::Garmin => "garmin",
         }
     }
 
@@ -117,6 +121,7 @@ impl Provider {
             Provider::Oura => "Oura",
             Provider::Withings => "Withings",
             Provider::Polar => "Polar",
+            Provider::Garmin => "Garmin",
         }
     }
 
