@@ -132,6 +132,12 @@ impl Provider {
         matches!(self, Provider::Oura | Provider::Polar)
     }
 
+    /// Sources read by upload time, not by date (Garmin): a sync by dates asks the source to
+    /// deliver those days again and reads nothing itself, so it never finds a day gone.
+    pub fn is_read_by_upload(self) -> bool {
+        matches!(self, Provider::Garmin)
+    }
+
     /// Phone sources upload their own totals; nothing is pulled from a server.
     pub fn is_phone_upload(self) -> bool {
         matches!(self, Provider::AppleHealth | Provider::HealthConnect)
