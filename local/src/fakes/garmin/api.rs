@@ -191,6 +191,7 @@ async fn backfill(
     let ping = {
         let mut shared = fake.lock();
         let minute = minute_of(jiff::Timestamp::now().as_second());
+        *shared.backfill_requests.entry(minute).or_default() += 1;
         let days = backfill_days(from, to);
         let spent = shared.backfill_days.get(&minute).copied().unwrap_or(0);
         if spent + days > shared.backfill_days_per_minute {

@@ -156,6 +156,11 @@ impl FakeGarmin {
         self.server.lock().backfill_days.values().copied().max().unwrap_or(0)
     }
 
+    /// The most backfill requests the app sent in one minute (refused ones included).
+    pub fn max_backfills_in_any_minute(&self) -> u64 {
+        self.server.lock().backfill_requests.values().copied().max().unwrap_or(0)
+    }
+
     // --- people and their days ---
 
     /// Adds an account who can consent, its device `offset` seconds from UTC.

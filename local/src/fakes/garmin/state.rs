@@ -80,6 +80,8 @@ pub(super) struct GarminState {
     /// Days of backfill asked for per UTC minute, and the app's limit.
     pub(super) backfill_days: BTreeMap<i64, u64>,
     pub(super) backfill_days_per_minute: u64,
+    /// Backfill requests per UTC minute, refused ones included.
+    pub(super) backfill_requests: BTreeMap<i64, u64>,
     /// Where pings go (the app's endpoint configuration), if anywhere.
     pub(super) ping_url: Option<String>,
     /// `http://127.0.0.1:PORT`: the origin every ping's `callbackURL` names.
@@ -101,6 +103,7 @@ impl GarminState {
             backfills: HashSet::new(),
             backfill_days: BTreeMap::new(),
             backfill_days_per_minute: super::PRODUCTION_BACKFILL_DAYS_PER_MINUTE,
+            backfill_requests: BTreeMap::new(),
             ping_url: None,
             base_url: String::new(),
             deliveries: Vec::new(),
