@@ -12,7 +12,7 @@ use stepsync::diagnosis::{Action, diagnose};
 use stepsync::domain::{ConnectionStatus, LocalDate, Provider, TokenSet, UserId, local_today};
 use stepsync::events::{Event, SyncReason, SyncRequested};
 use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
-use stepsync_local::fakes::garmin::FakeGarmin;
+use stepsync_local::fakes::garmin::{FakeGarmin, Fault, FaultTarget};
 use stepsync_local::harness::{
     self, TestEnv, WebhookForwarder, body_json, request_from_sample, unique, webhook_request,
 };
@@ -23,6 +23,7 @@ on_dynoxide!(
     the_refresh_token_rotates_and_a_revoked_grant_asks_to_reconnect,
     a_deregistration_and_a_withdrawn_permission_are_diagnosed,
     forged_pings_are_refused_and_strangers_ignored,
+    a_window_garmin_could_not_serve_is_retried_not_lost,
     a_sweep_of_two_thousand_connections_never_exceeds_the_backfill_budget,
     disconnect_deregisters_the_person,
 );
@@ -235,6 +236,25 @@ async fn forged_pings_are_refused_and_strangers_ignored(env: TestEnv) {
     assert_eq!(w.total(w.today()).await, 0);
     let head = webhook_request(Provider::Garmin, "GET", &ours, &[], b"");
     assert_eq!(functions::webhook::handle(&w.app, head).await.status(), 400, "Garmin only POSTs");
+}
+
+async fn a_window_garmin_could_not_serve_is_retried_not_lost(env: TestEnv) {
+    let w = World::new(env).await;
+    w.connect().await;
+    let published = w.env.publisher.events().len();
+    w.fake.set_steps(&w.garmin_id, w.today().date(), 6_100).await;
+    let ping = w.env.publisher.events()[published..]
+        .iter()
+        .find(|e| matches!(e, Event::SyncRequested(r) if r.upload.is_some()))
+        .cloned()
+        .expect("the ping's sync");
+    let payload = serde_json::to_value(&ping).unwrap();
+    w.fake.fail_next(FaultTarget::Api, Fault::Unavailable, 1);
+    assert!(functions::sync_worker::handle(&w.app, payload.clone()).await.is_err(), "handed back for a retry");
+    assert_eq!(w.total(w.today()).await, 0);
+    // Lambda's retry of the same event reads the window.
+    assert!(matches!(functions::sync_worker::handle(&w.app, payload).await, Ok(WorkerResult::Synced { .. })));
+    assert_eq!(w.total(w.today()).await, 6_100);
 }
 
 async fn a_sweep_of_two_thousand_connections_never_exceeds_the_backfill_budget(env: TestEnv) {

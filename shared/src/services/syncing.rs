@@ -219,6 +219,15 @@ impl Syncing {
             Ok(SyncOutcome::Skipped(status)) => {
                 WorkerResult::Skipped { why: format!("connection is {}", status.as_str()) }
             }
+            // An upload window is named by one notice only: a failure that may pass is handed
+            // back as the event's (Lambda retries it, then its dead-letter queue keeps it), so
+            // the window is read again rather than lost.
+            Ok(SyncOutcome::Failed { error, .. })
+                if request.upload.is_some()
+                    && matches!(error.code, FailureCode::RateLimited | FailureCode::ProviderUnavailable) =>
+            {
+                return Err(WorkerError::Retryable(format!("the upload window was not read: {}", error.code.as_str())));
+            }
             Ok(SyncOutcome::Failed { error, .. }) => WorkerResult::Failed { code: error.code },
             Err(SyncError::Tokens) => {
                 self.engine.record_error(&connection, &SyncError::Tokens).await.map_err(|e| retryable_sync(&e))?;
