@@ -1118,7 +1118,7 @@ Every answer is HTTP 200 with Withings' envelope: `status` 0 and a `body`, or an
   `dailies_expected.json` holds the answers: 2026-11-30 → 11873, 2026-12-01 → 9876,
   2026-12-02 → 0 (a true zero).
 - `ping_dailies.json`: the ping Garmin POSTs for dailies (`userId`, `callbackURL` with the
-  upload window and a one-use pull `token`); `ping_dailies_expected.json` is what it names.
+  upload window and a time-bound pull `token`); `ping_dailies_expected.json` is what it names.
   The URL itself is never fetched: StepSync reads that window at its own configured API base.
 - `deregistration.json`, `permissions_change.json` (the person withdrew `HEALTH_EXPORT`): the
   grant notices, which name a person and no URL.

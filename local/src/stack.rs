@@ -4,10 +4,10 @@
 
 use crate::auth::LocalAuth;
 use crate::dynoxide::EmbeddedDynamo;
+use crate::fakes::garmin::FakeGarmin;
 use crate::fakes::google_health::FakeGoogleHealth;
 use crate::fakes::misfit::FakeMisfit;
 use crate::fakes::oura::FakeOura;
-use crate::fakes::garmin::FakeGarmin;
 use crate::fakes::polar::FakePolar;
 use crate::fakes::sns::FakeSns;
 use crate::fakes::withings::FakeWithings;

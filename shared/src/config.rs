@@ -3,10 +3,10 @@
 use crate::domain::StepLimits;
 use crate::engine::Schedule;
 use crate::providers::Parts;
+use crate::providers::garmin::GarminSettings;
 use crate::providers::google_health::GoogleHealthSettings;
 use crate::providers::misfit::MisfitSettings;
 use crate::providers::oura::OuraSettings;
-use crate::providers::garmin::GarminSettings;
 use crate::providers::polar::PolarSettings;
 use crate::providers::quota::QuotaWindow;
 use crate::providers::withings::WithingsSettings;
@@ -389,7 +389,9 @@ impl Config {
                         notify_token: get("STEPSYNC_GARMIN_NOTIFY_TOKEN")
                             .filter(|_| loads.providers.verifiers)
                             .map(|t| SecretString::from(t.to_owned())),
-                        quota: vec![QuotaWindow::per_minute(number("STEPSYNC_GARMIN_BACKFILLS_PER_MINUTE", 100)?.max(1))],
+                        quota: vec![QuotaWindow::per_minute(
+                            number("STEPSYNC_GARMIN_BACKFILLS_PER_MINUTE", 100)?.max(1),
+                        )],
                         ..defaults
                     })
                 }

@@ -95,7 +95,8 @@ impl World {
     }
 
     async fn scheduled_sync(&self) -> WorkerResult {
-        let event = Event::SyncRequested(SyncRequested::whole(self.user.clone(), Provider::Garmin, SyncReason::Schedule));
+        let event =
+            Event::SyncRequested(SyncRequested::whole(self.user.clone(), Provider::Garmin, SyncReason::Schedule));
         functions::sync_worker::handle(&self.app, serde_json::to_value(&event).unwrap()).await.unwrap()
     }
 

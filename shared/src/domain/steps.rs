@@ -64,7 +64,7 @@ impl ValueError {
 pub struct UploadWindow {
     pub start: Timestamp,
     pub end: Timestamp,
-    /// The source's one-use pull token from the notice, sent back with the read (Garmin's
+    /// The source's time-bound pull token from the notice, sent back with the read (Garmin's
     /// `token`): time-bound and worthless without the person's access token, which never
     /// leaves the encrypted store. Never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,7 +74,11 @@ pub struct UploadWindow {
 impl std::fmt::Debug for UploadWindow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let token = self.pull_token.as_ref().map(|_| "[redacted]");
-        f.debug_struct("UploadWindow").field("start", &self.start).field("end", &self.end).field("pull_token", &token).finish()
+        f.debug_struct("UploadWindow")
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("pull_token", &token)
+            .finish()
     }
 }
 

@@ -138,7 +138,11 @@ impl WebhookIntake {
     /// default window, for a notice about the grant). No fence: each upload window is read on
     /// its own, and reading one twice (a duplicate or a replay) finds the same uploads, whose
     /// values are dated by their upload, so it changes nothing.
-    async fn request_upload_syncs(&self, provider: Provider, notices: Vec<UploadNotice>) -> Result<usize, ServiceError> {
+    async fn request_upload_syncs(
+        &self,
+        provider: Provider,
+        notices: Vec<UploadNotice>,
+    ) -> Result<usize, ServiceError> {
         let now = self.ports.clock.now();
         let mut events = Vec::new();
         for notice in notices {

@@ -235,7 +235,8 @@ impl Authorize {
         }
         let raw_redirect = first(params, "redirect_uri").unwrap_or_default();
         let redirect_uri = http_url(raw_redirect).ok_or("redirect_uri is missing or not an http(s) URL.")?;
-        let challenge = first(params, "code_challenge").filter(|c| !c.is_empty()).ok_or("code_challenge is required.")?;
+        let challenge =
+            first(params, "code_challenge").filter(|c| !c.is_empty()).ok_or("code_challenge is required.")?;
         if first(params, "code_challenge_method") != Some("S256") {
             return Err("code_challenge_method must be S256.".into());
         }
@@ -248,7 +249,13 @@ impl Authorize {
         ];
         let state = first(params, "state").map(str::to_owned);
         kept.extend(state.clone().map(|s| ("state", s)));
-        Ok(Self { params: kept, redirect_uri, redirect_raw: raw_redirect.to_owned(), challenge: challenge.to_owned(), state })
+        Ok(Self {
+            params: kept,
+            redirect_uri,
+            redirect_raw: raw_redirect.to_owned(),
+            challenge: challenge.to_owned(),
+            state,
+        })
     }
 
     /// The redirect back: with a code for `user` (whose registration it makes), or

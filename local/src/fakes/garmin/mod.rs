@@ -304,9 +304,8 @@ impl FakeGarmin {
 
 /// A dailies ping: the person and the `callbackURL` of the window, with its pull token.
 fn daily_ping(base: &str, user_id: &str, start: i64, end: i64, token: &str) -> Value {
-    let callback = format!(
-        "{base}{DAILIES_PATH}?uploadStartTimeInSeconds={start}&uploadEndTimeInSeconds={end}&token={token}"
-    );
+    let callback =
+        format!("{base}{DAILIES_PATH}?uploadStartTimeInSeconds={start}&uploadEndTimeInSeconds={end}&token={token}");
     json!({ "dailies": [{ "userId": user_id, "callbackURL": callback }] })
 }
 

@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::super::common::{pkce_s256, random_token};
@@ -167,7 +167,8 @@ impl GarminState {
                 Ok(self.issue_tokens(&code.user_id))
             }
             Some("refresh_token") => {
-                let grant = self.refresh.remove(field("refresh_token").unwrap_or_default()).ok_or((400, "invalid_grant"))?;
+                let grant =
+                    self.refresh.remove(field("refresh_token").unwrap_or_default()).ok_or((400, "invalid_grant"))?;
                 let registered = self.people.get(&grant.user_id).is_some_and(|p| p.registered);
                 if grant.revoked || grant.expires_at <= now || !registered {
                     return Err((400, "invalid_grant"));
@@ -194,8 +195,10 @@ impl GarminState {
     /// latest, so windows never share a second) and the pull token of its ping.
     pub(super) fn upload(&mut self, user_id: &str, days: &[Date]) -> Option<(i64, i64, String)> {
         let person = self.people.get(user_id)?;
-        let summaries: Vec<Value> =
-            days.iter().filter_map(|d| person.steps.get(d).map(|s| daily_summary(user_id, *d, person.offset, *s))).collect();
+        let summaries: Vec<Value> = days
+            .iter()
+            .filter_map(|d| person.steps.get(d).map(|s| daily_summary(user_id, *d, person.offset, *s)))
+            .collect();
         if summaries.is_empty() {
             return None;
         }

@@ -118,10 +118,8 @@ async fn a_backfill_pings_the_days_once_within_the_limit_and_deregistration_ends
     let (access, _) = fake.grant_tokens(user);
     let backfill = |from: i64, to: i64| {
         let access = access.clone();
-        let url = format!(
-            "{}{BACKFILL_PATH}?summaryStartTimeInSeconds={from}&summaryEndTimeInSeconds={to}",
-            fake.base_url()
-        );
+        let url =
+            format!("{}{BACKFILL_PATH}?summaryStartTimeInSeconds={from}&summaryEndTimeInSeconds={to}", fake.base_url());
         async move { http().get(url).bearer_auth(access).send().await.unwrap().status().as_u16() }
     };
     let (from, to) = (1_795_000_000, 1_795_000_000 + 30 * 86_400);

@@ -475,9 +475,12 @@ mod tests {
 
     #[tokio::test]
     async fn identity_is_the_user_id_and_disconnecting_deletes_the_registration() {
-        let server =
-            TestServer::sequence(vec![Reply::json(200, fixture("user_id.json")), Reply::new(204, ""), Reply::new(403, "")])
-                .await;
+        let server = TestServer::sequence(vec![
+            Reply::json(200, fixture("user_id.json")),
+            Reply::new(204, ""),
+            Reply::new(403, ""),
+        ])
+        .await;
         let client = client(&server.base);
         let identity = client.identity(&tokens("a")).await.unwrap();
         let answer: Value = serde_json::from_str(&fixture("user_id.json")).unwrap();
@@ -507,13 +510,13 @@ mod tests {
         assert_eq!(query["token"], "pull-1");
         assert_eq!(request.header("authorization"), Some("Bearer a"));
         // The fixture holds one day twice (a mid-day sync, then the whole day): the fuller one.
-        let expected: BTreeMap<LocalDate, i64> =
-            serde_json::from_str::<Value>(&fixture("dailies_expected.json")).unwrap()["days"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(day, steps)| (date(day), steps.as_i64().unwrap()))
-                .collect();
+        let expected: BTreeMap<LocalDate, i64> = serde_json::from_str::<Value>(&fixture("dailies_expected.json"))
+            .unwrap()["days"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(day, steps)| (date(day), steps.as_i64().unwrap()))
+            .collect();
         assert_eq!(values.iter().map(|v| (v.date, v.steps)).collect::<BTreeMap<_, _>>(), expected);
         assert!(values.iter().all(|v| v.observed_at == Some(pulled.end)), "dated by their upload");
 
@@ -542,8 +545,10 @@ mod tests {
     async fn days_asked_by_date_become_backfill_requests_of_at_most_90_days_to_now() {
         let server = TestServer::replying(Reply::new(202, "")).await;
         let client = client(&server.base);
-        let values =
-            client.daily_steps(&connection(), Some(&tokens("a")), date("2026-09-01"), date("2026-12-03")).await.unwrap();
+        let values = client
+            .daily_steps(&connection(), Some(&tokens("a")), date("2026-09-01"), date("2026-12-03"))
+            .await
+            .unwrap();
         assert!(values.is_empty(), "the days come through pings");
         let ranges: Vec<(i64, i64)> = server
             .requests()

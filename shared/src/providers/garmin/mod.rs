@@ -4,7 +4,7 @@
 //! a secret in our callback URL (`GarminWebhooks`).
 //!
 //! Garmin is read by upload time, not by date: a ping names an upload window (at most 24 h)
-//! with a one-use pull token, and "summary data endpoints should only be called as a result
+//! with a time-bound pull token, and "summary data endpoints should only be called as a result
 //! of ping notifications". So the days of a window are never pulled by date. Instead:
 //! - a ping becomes a sync of exactly its upload window (`StepSource::uploaded_steps`), read
 //!   at our configured API base with the person's token and the ping's pull token; each

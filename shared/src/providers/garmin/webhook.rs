@@ -88,7 +88,9 @@ impl GarminWebhooks {
                 let account = account.ok_or_else(|| malformed_item(kind, index, "no readable userId"))?.to_owned();
                 let window = match item.get("callbackURL").and_then(Value::as_str) {
                     _ if about_the_grant => None,
-                    Some(callback) => Some(self.upload_window(callback).map_err(|why| malformed_item(kind, index, why))?),
+                    Some(callback) => {
+                        Some(self.upload_window(callback).map_err(|why| malformed_item(kind, index, why))?)
+                    }
                     None => {
                         tracing::warn!("garmin: a pushed daily summary was ignored: configure dailies for ping/pull");
                         continue;
@@ -206,7 +208,10 @@ mod tests {
         let body = b"not even json";
         assert_eq!(v.verify_request("POST", "", &[], body).await, Err(WebhookError::MissingSignature));
         assert_eq!(v.verify_request("POST", "token=theirs", &[], body).await, Err(WebhookError::BadSignature));
-        assert!(matches!(v.verify_request("POST", "token=our-secret", &[], body).await, Err(WebhookError::Malformed(_))));
+        assert!(matches!(
+            v.verify_request("POST", "token=our-secret", &[], body).await,
+            Err(WebhookError::Malformed(_))
+        ));
         assert!(matches!(v.verify_request("GET", "token=our-secret", &[], b"").await, Err(WebhookError::Malformed(_))));
         let big = vec![b' '; v.max_body_bytes + 1];
         assert_eq!(v.verify_request("POST", "token=our-secret", &[], &big).await, Err(WebhookError::TooLarge));
