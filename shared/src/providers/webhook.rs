@@ -25,10 +25,22 @@ pub(super) fn refuse_unless_small_post(
     Ok(())
 }
 
-/// For a source that signs nothing (Withings, Garmin): whether the query carries our secret
-/// as `token`, compared in constant time (hashed first: the comparison leaks no length). No
-/// secret configured refuses everything.
-pub(super) fn check_query_token(secret: Option<&SecretString>, query: &str) -> Result<(), WebhookError> {
+/// For a source that signs nothing (Withings, Garmin): a body over `max_body_bytes` refused,
+/// then one whose query does not carry our secret as `token`, compared in constant time
+/// (hashed first: the comparison leaks no length). No secret configured refuses everything.
+pub(super) fn refuse_unless_small_with_token(
+    secret: Option<&SecretString>,
+    query: &str,
+    body: &[u8],
+    max_body_bytes: usize,
+) -> Result<(), WebhookError> {
+    if body.len() > max_body_bytes {
+        return Err(WebhookError::TooLarge);
+    }
+    check_query_token(secret, query)
+}
+
+fn check_query_token(secret: Option<&SecretString>, query: &str) -> Result<(), WebhookError> {
     let given = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v);
     let Some(given) = given else { return Err(WebhookError::MissingSignature) };
     let Some(secret) = secret else { return Err(WebhookError::BadSignature) };
@@ -97,6 +109,11 @@ mod tests {
     #[test]
     fn a_query_token_must_be_ours_and_without_a_secret_nothing_passes() {
         let ours = SecretString::from("our-secret");
+        assert_eq!(
+            refuse_unless_small_with_token(Some(&ours), "token=our-secret", b"1234", 3),
+            Err(WebhookError::TooLarge)
+        );
+        assert_eq!(refuse_unless_small_with_token(Some(&ours), "token=our-secret", b"123", 3), Ok(()));
         assert_eq!(check_query_token(Some(&ours), "token=our-secret&x=1"), Ok(()));
         assert_eq!(check_query_token(Some(&ours), "x=1&token=our-secret"), Ok(()));
         assert_eq!(check_query_token(Some(&ours), "token=our-secreT"), Err(WebhookError::BadSignature));

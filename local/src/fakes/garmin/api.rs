@@ -41,7 +41,16 @@ pub(super) fn router(fake: Shared) -> Router {
 
 /// Garmin's error body.
 pub(super) fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "errorMessage": message }))).into_response()
+    Refused(status, message.to_owned()).into_response()
+}
+
+/// A refusal, answered in Garmin's error body.
+struct Refused(StatusCode, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "errorMessage": self.1 }))).into_response()
+    }
 }
 
 /// Counts every request by kind and applies the faults scripted for its target.
@@ -68,30 +77,48 @@ async fn count(State(fake): State<Shared>, request: axum::extract::Request, next
 
 /// The person behind a bearer token: 401 for an unknown or expired one, 403 for one whose
 /// grant the person ended (Garmin's "invalidated by the user removing their consent").
-fn reader(fake: &Shared, headers: &HeaderMap) -> Result<String, Response> {
+fn reader(fake: &Shared, headers: &HeaderMap) -> Result<String, Refused> {
     let shared = fake.lock();
     let grant = bearer_token(headers).and_then(|t| shared.access.get(t));
     match grant {
-        None => Err(error(StatusCode::UNAUTHORIZED, "Unauthorized: the access token is missing or unknown")),
-        Some(g) if g.revoked => Err(error(StatusCode::FORBIDDEN, "The user access token is invalid")),
-        Some(g) if expired(g.expires_at) => Err(error(StatusCode::UNAUTHORIZED, "The access token expired")),
+        None => Err(Refused(StatusCode::UNAUTHORIZED, "Unauthorized: the access token is missing or unknown".into())),
+        Some(g) if g.revoked => Err(Refused(StatusCode::FORBIDDEN, "The user access token is invalid".into())),
+        Some(g) if expired(g.expires_at) => Err(Refused(StatusCode::UNAUTHORIZED, "The access token expired".into())),
         Some(g) => Ok(g.user_id.clone()),
     }
 }
 
 /// As `reader`, for a summary read: 412 when the person does not share health data.
-fn health_reader(fake: &Shared, headers: &HeaderMap) -> Result<String, Response> {
+fn health_reader(fake: &Shared, headers: &HeaderMap) -> Result<String, Refused> {
     let user = reader(fake, headers)?;
     if !fake.lock().people.get(&user).is_some_and(|p| p.shares_health()) {
-        return Err(error(StatusCode::PRECONDITION_FAILED, "User has not given permission for this summary type"));
+        let why = "User has not given permission for this summary type";
+        return Err(Refused(StatusCode::PRECONDITION_FAILED, why.into()));
     }
     Ok(user)
 }
 
-fn seconds(params: &[(String, String)], name: &str) -> Result<i64, Response> {
+fn seconds(params: &[(String, String)], name: &str) -> Result<i64, Refused> {
     first(params, name)
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| error(StatusCode::BAD_REQUEST, &format!("{name} is required, in seconds")))
+        .ok_or_else(|| Refused(StatusCode::BAD_REQUEST, format!("{name} is required, in seconds")))
+}
+
+/// A summary read's person and time range (the query's `start` and `end` names, in seconds,
+/// at most `longest` apart): 400 for a range missing, reversed or too long.
+fn health_read_of(
+    fake: &Shared,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+    (start, end, longest): (&str, &str, i64),
+) -> Result<(String, i64, i64), Refused> {
+    let user = health_reader(fake, headers)?;
+    let (from, to) = (seconds(params, start)?, seconds(params, end)?);
+    if to <= from || to - from > longest {
+        let why = format!("{start}..{end} must be positive and at most {longest} seconds");
+        return Err(Refused(StatusCode::BAD_REQUEST, why));
+    }
+    Ok((user, from, to))
 }
 
 async fn token(State(fake): State<Shared>, Form(fields): Form<Vec<(String, String)>>) -> Response {
@@ -107,14 +134,14 @@ async fn token(State(fake): State<Shared>, Form(fields): Form<Vec<(String, Strin
 async fn user_id(State(fake): State<Shared>, headers: HeaderMap) -> Response {
     match reader(&fake, &headers) {
         Ok(user) => Json(json!({ "userId": user })).into_response(),
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 
 async fn permissions(State(fake): State<Shared>, headers: HeaderMap) -> Response {
     match reader(&fake, &headers) {
         Ok(user) => Json(fake.lock().person_mut(&user).permissions.clone()).into_response(),
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -123,7 +150,7 @@ async fn permissions(State(fake): State<Shared>, headers: HeaderMap) -> Response
 async fn deregister(State(fake): State<Shared>, headers: HeaderMap) -> Response {
     let user = match reader(&fake, &headers) {
         Ok(user) => user,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let url = {
         let mut shared = fake.lock();
@@ -143,18 +170,11 @@ async fn dailies(
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    let user = match health_reader(&fake, &headers) {
-        Ok(user) => user,
-        Err(refused) => return refused,
+    let range = ("uploadStartTimeInSeconds", "uploadEndTimeInSeconds", MAX_UPLOAD_WINDOW);
+    let (user, start, end) = match health_read_of(&fake, &headers, &params, range) {
+        Ok(read) => read,
+        Err(refused) => return refused.into_response(),
     };
-    let (start, end) = match (seconds(&params, "uploadStartTimeInSeconds"), seconds(&params, "uploadEndTimeInSeconds"))
-    {
-        (Ok(start), Ok(end)) => (start, end),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
-    };
-    if end <= start || end - start > MAX_UPLOAD_WINDOW {
-        return error(StatusCode::BAD_REQUEST, "The upload time range must be positive and at most 86400 seconds");
-    }
     let shared = fake.lock();
     let pull = first(&params, "token").and_then(|t| shared.pull_tokens.get(t));
     let allowed = pull.is_some_and(|p| p.user_id == user && p.start <= start && end <= p.end && !expired(p.expires_at));
@@ -176,18 +196,11 @@ async fn backfill(
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    let user = match health_reader(&fake, &headers) {
-        Ok(user) => user,
-        Err(refused) => return refused,
+    let range = ("summaryStartTimeInSeconds", "summaryEndTimeInSeconds", MAX_BACKFILL_SECS);
+    let (user, from, to) = match health_read_of(&fake, &headers, &params, range) {
+        Ok(read) => read,
+        Err(refused) => return refused.into_response(),
     };
-    let (from, to) = match (seconds(&params, "summaryStartTimeInSeconds"), seconds(&params, "summaryEndTimeInSeconds"))
-    {
-        (Ok(from), Ok(to)) => (from, to),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
-    };
-    if to <= from || to - from > MAX_BACKFILL_SECS {
-        return error(StatusCode::BAD_REQUEST, "The summary time range must be positive and at most 90 days");
-    }
     let ping = {
         let mut shared = fake.lock();
         let minute = minute_of(jiff::Timestamp::now().as_second());

@@ -11,7 +11,7 @@ use super::client::MAX_UPLOAD_WINDOW_SECS;
 use super::{DAILIES_PATH, GarminSettings, SetupError, parse_url, user_id};
 use crate::domain::UploadWindow;
 use crate::ports::{UploadNotice, WebhookError, WebhookMessage, WebhookVerifier};
-use crate::providers::webhook::{check_query_token, malformed_item, refuse_unless_small_post};
+use crate::providers::webhook::{malformed_item, refuse_unless_small_post, refuse_unless_small_with_token};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use reqwest::Url;
@@ -122,10 +122,7 @@ impl WebhookVerifier for GarminWebhooks {
         _headers: &[(String, String)],
         body: &[u8],
     ) -> Result<WebhookMessage, WebhookError> {
-        if body.len() > self.max_body_bytes {
-            return Err(WebhookError::TooLarge);
-        }
-        check_query_token(self.token.as_ref(), query)?;
+        refuse_unless_small_with_token(self.token.as_ref(), query, body, self.max_body_bytes)?;
         refuse_unless_small_post(method, body, self.max_body_bytes, || "Garmin POSTs its notices".to_owned())?;
         self.parse(body).map(WebhookMessage::Uploads)
     }

@@ -7,7 +7,7 @@
 use super::{ACTIVITY_APPLI, SetupError, WithingsSettings};
 use crate::domain::LocalDate;
 use crate::ports::{DataNotice, WebhookError, WebhookMessage, WebhookVerifier};
-use crate::providers::webhook::{check_query_token, short};
+use crate::providers::webhook::{refuse_unless_small_with_token, short};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -46,10 +46,7 @@ impl WebhookVerifier for WithingsWebhooks {
         _headers: &[(String, String)],
         body: &[u8],
     ) -> Result<WebhookMessage, WebhookError> {
-        if body.len() > self.max_body_bytes {
-            return Err(WebhookError::TooLarge);
-        }
-        check_query_token(self.token.as_ref(), query)?;
+        refuse_unless_small_with_token(self.token.as_ref(), query, body, self.max_body_bytes)?;
         match method.to_ascii_uppercase().as_str() {
             // Withings checks the callback answers before it subscribes it.
             "HEAD" | "GET" => Ok(WebhookMessage::Handshake { status: 200, body: String::new() }),
