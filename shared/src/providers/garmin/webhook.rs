@@ -69,11 +69,15 @@ impl GarminWebhooks {
         Ok(UploadWindow { start: at(start)?, end: at(end)?, pull_token })
     }
 
+    /// The notices of a ping. Garmin batches many people into one: an item that cannot be read
+    /// is skipped (and logged) so the others are not held back with it, since Garmin resends a
+    /// refused ping whole; only a ping none of whose items can be read is refused.
     fn parse(&self, body: &[u8]) -> Result<Vec<UploadNotice>, WebhookError> {
         let Ok(Value::Object(lists)) = serde_json::from_slice::<Value>(body) else {
             return Err(WebhookError::Malformed("a Garmin notice is a JSON object of lists".into()));
         };
         let mut notices = Vec::new();
+        let mut refused = None;
         for (kind, items) in &lists {
             let about_the_grant = matches!(kind.as_str(), "deregistrations" | "userPermissionsChange");
             if kind != "dailies" && !about_the_grant {
@@ -84,22 +88,35 @@ impl GarminWebhooks {
                 return Err(WebhookError::Malformed(format!("{kind} is not a list")));
             };
             for (index, item) in items.iter().enumerate() {
-                let account = item.get("userId").and_then(Value::as_str).and_then(user_id);
-                let account = account.ok_or_else(|| malformed_item(kind, index, "no readable userId"))?.to_owned();
-                let window = match item.get("callbackURL").and_then(Value::as_str) {
-                    _ if about_the_grant => None,
-                    Some(callback) => {
-                        Some(self.upload_window(callback).map_err(|why| malformed_item(kind, index, why))?)
-                    }
-                    None => {
+                match self.notice(item, about_the_grant) {
+                    Ok(Some(notice)) => notices.push(notice),
+                    Ok(None) => {
                         tracing::warn!("garmin: a pushed daily summary was ignored: configure dailies for ping/pull");
-                        continue;
                     }
-                };
-                notices.push(UploadNotice { account_id: account, window });
+                    Err(why) => {
+                        // The reason only: the item's callbackURL carries a pull token.
+                        tracing::warn!(kind = kind.as_str(), index, why, "garmin: a notice item was skipped");
+                        refused.get_or_insert_with(|| malformed_item(kind, index, why));
+                    }
+                }
             }
         }
-        Ok(notices)
+        match refused {
+            Some(error) if notices.is_empty() => Err(error),
+            _ => Ok(notices),
+        }
+    }
+
+    /// One item of a ping: whose, and the upload window of a daily's `callbackURL` (none for a
+    /// notice about the grant); `None` for a pushed daily (its numbers inline, no URL).
+    fn notice(&self, item: &Value, about_the_grant: bool) -> Result<Option<UploadNotice>, &'static str> {
+        let account = item.get("userId").and_then(Value::as_str).and_then(user_id).ok_or("no readable userId")?;
+        let window = match item.get("callbackURL").and_then(Value::as_str) {
+            _ if about_the_grant => None,
+            Some(callback) => Some(self.upload_window(callback)?),
+            None => return Ok(None),
+        };
+        Ok(Some(UploadNotice { account_id: account.to_owned(), window }))
     }
 }
 
@@ -197,6 +214,19 @@ mod tests {
         ] {
             assert!(matches!(uploads(&ping(&callback)).await, Err(WebhookError::Malformed(_))), "{callback}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_batch_keeps_its_readable_items_and_skips_the_others() {
+        let window = "uploadStartTimeInSeconds=1796256000&uploadEndTimeInSeconds=1796256300&token=t";
+        let body = serde_json::json!({ "dailies": [
+            { "userId": "a1", "callbackURL": format!("https://evil.example{DAILIES_PATH}?{window}") },
+            { "userId": "b2", "callbackURL": format!("{BASE}{DAILIES_PATH}?{window}") },
+            { "userId": "../c3", "callbackURL": format!("{BASE}{DAILIES_PATH}?{window}") },
+        ]})
+        .to_string();
+        let notices = uploads(&body).await.unwrap();
+        assert_eq!(notices.iter().map(|n| n.account_id.as_str()).collect::<Vec<_>>(), ["b2"]);
     }
 
     #[tokio::test]
