@@ -28,7 +28,7 @@ import math
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -94,6 +94,19 @@ POLAR_USER_ID = 2278512
 POLAR_CALLBACK = "https://stepsync.example/webhooks/polar"
 POLAR_WEBHOOK_ID = "abdf33"
 POLAR_ANSWERS = {"2026-11-21": 10234, "2026-11-22": 3987, "2026-11-23": 0}
+GARMIN_USER_ID = "4aacafe82427c251df9c9592d0c06768"
+GARMIN_API = "https://apis.garmin.com/wellness-api/rest"
+GARMIN_PULL_TOKEN = "fixture-garmin-pull-7c1e"
+GARMIN_UPLOAD = (1796256000, 1796256300)  # 2026-12-03T00:00:00Z, five minutes
+GARMIN_PKCE_VERIFIER = "fixture-garmin-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
+# (calendar date, offset from UTC in seconds, seconds of the day recorded, steps), upload order:
+# the second day is synced mid-day (6h, 2210 steps), then whole (24h, 9876 steps).
+GARMIN_DAILIES = [
+    ("2026-11-30", -25200, 86400, 11873),
+    ("2026-12-01", 3600, 21600, 2210),
+    ("2026-12-01", 3600, 86400, 9876),
+    ("2026-12-02", 32400, 86400, 0),
+]
 
 # --- JSON writing ---
 
@@ -849,6 +862,108 @@ def polar_files() -> dict[str, bytes]:
     }
 
 
+# --- Garmin ---
+
+
+def garmin_day_start(day: str, offset: int) -> int:
+    """The UTC second of the device's local midnight starting `day` (offset: local minus UTC)."""
+    midnight = dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc)
+    return int(midnight.timestamp()) - offset
+
+
+def garmin_daily(index: int, day: str, offset: int, duration: int, steps: int) -> dict:
+    """One daily summary as GET /wellness-api/rest/dailies lists it (a few of its fields)."""
+    start = garmin_day_start(day, offset)
+    return {
+        "summaryId": f"x{GARMIN_USER_ID[:6]}-{start:x}-{index}",
+        "calendarDate": day,
+        "activityType": "GENERIC",
+        "startTimeInSeconds": start,
+        "startTimeOffsetInSeconds": offset,
+        "durationInSeconds": duration,
+        "steps": steps,
+        "distanceInMeters": round(steps * 0.76, 2),
+        "activeKilocalories": steps * 4 // 100,
+        "stepsGoal": 8000,
+    }
+
+
+def garmin_error(message: str) -> dict:
+    return {"errorMessage": message}
+
+
+def garmin_callback_url(start: int, end: int, token: str) -> str:
+    return f"{GARMIN_API}/dailies?uploadStartTimeInSeconds={start}&uploadEndTimeInSeconds={end}&token={token}"
+
+
+def garmin_files() -> dict[str, bytes]:
+    dailies = [garmin_daily(i, *entry) for i, entry in enumerate(GARMIN_DAILIES)]
+    expected: dict[str, int] = {}
+    longest: dict[str, int] = {}
+    for entry in dailies:
+        day = entry["calendarDate"]
+        if entry["durationInSeconds"] >= longest.get(day, -1):
+            longest[day] = entry["durationInSeconds"]
+            expected[day] = entry["steps"]
+    start, end = GARMIN_UPLOAD
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(GARMIN_PKCE_VERIFIER.encode()).digest()).rstrip(b"=")
+    return {
+        "token.json": pretty(
+            {
+                "access_token": "fixture-garmin-access-1",
+                "token_type": "bearer",
+                "expires_in": 86400,
+                "refresh_token": "fixture-garmin-refresh-1",
+                "refresh_token_expires_in": 7775998,
+                "scope": "PARTNER_READ CONNECT_READ",
+                "jti": "0b8a3c1d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+            }
+        ),
+        "token_refreshed.json": pretty(
+            {
+                "access_token": "fixture-garmin-access-2",
+                "token_type": "bearer",
+                "expires_in": 86400,
+                "refresh_token": "fixture-garmin-refresh-2",
+                "refresh_token_expires_in": 7775998,
+                "scope": "PARTNER_READ CONNECT_READ",
+            }
+        ),
+        "pkce.json": pretty({"code_verifier": GARMIN_PKCE_VERIFIER, "code_challenge": challenge.decode()}),
+        "user_id.json": pretty({"userId": GARMIN_USER_ID}),
+        "permissions.json": pretty(["ACTIVITY_EXPORT", "HEALTH_EXPORT"]),
+        "dailies.json": pretty(dailies),
+        "dailies_expected.json": pretty({"days": expected}),
+        "ping_dailies.json": compact(
+            {"dailies": [{"userId": GARMIN_USER_ID, "callbackURL": garmin_callback_url(start, end, GARMIN_PULL_TOKEN)}]}
+        ),
+        "ping_dailies_expected.json": pretty(
+            {
+                "userId": GARMIN_USER_ID,
+                "uploadStartTimeInSeconds": start,
+                "uploadEndTimeInSeconds": end,
+                "token": GARMIN_PULL_TOKEN,
+            }
+        ),
+        "deregistration.json": compact({"deregistrations": [{"userId": GARMIN_USER_ID}]}),
+        "permissions_change.json": compact(
+            {
+                "userPermissionsChange": [
+                    {
+                        "userId": GARMIN_USER_ID,
+                        "summaryId": "x4aacafe-permissions-1",
+                        "permissions": ["ACTIVITY_EXPORT"],
+                        "changeTimeInSeconds": start,
+                    }
+                ]
+            }
+        ),
+        "error_401.json": pretty(garmin_error("Unauthorized: the access token is expired or invalid")),
+        "error_409.json": pretty(garmin_error("Duplicate backfill request: this time range was requested already")),
+        "error_412.json": pretty(garmin_error("User has not given permission for this summary type")),
+    }
+
+
 README = """\
 # Provider fixtures: known answers
 
@@ -991,7 +1106,29 @@ Every answer is HTTP 200 with Withings' envelope: `status` 0 and a `body`, or an
   bytes exactly as stored; changing any byte of the body must fail.
 - `ping.json`: the `PING` Polar POSTs (`Polar-Webhook-Event: PING`) when the webhook is
   created, reactivated or repointed; answer it 200.
-"""
+
+
+## garmin/
+
+- `dailies.json`: `GET /wellness-api/rest/dailies?uploadStartTimeInSeconds=..&uploadEndTimeInSeconds=..`
+  (a window of upload time, at most 24 hours), a JSON array of daily summaries in upload
+  order. Each `calendarDate` is the device's local date of `startTimeInSeconds +
+  startTimeOffsetInSeconds`. 2026-12-01 comes twice: synced mid-day (`durationInSeconds`
+  21600, 2210 steps), then whole (86400, 9876): the fuller one is the day's, never the sum.
+  `dailies_expected.json` holds the answers: 2026-11-30 → 11873, 2026-12-01 → 9876,
+  2026-12-02 → 0 (a true zero).
+- `ping_dailies.json`: the ping Garmin POSTs for dailies (`userId`, `callbackURL` with the
+  upload window and a time-bound pull `token`); `ping_dailies_expected.json` is what it names.
+  The URL itself is never fetched: StepSync reads that window at its own configured API base.
+- `deregistration.json`, `permissions_change.json` (the person withdrew `HEALTH_EXPORT`): the
+  grant notices, which name a person and no URL.
+- `token.json` and `token_refreshed.json`: the token endpoint's answers, the access token for
+  a day (`expires_in` 86400), the refresh token for about 90 days
+  (`refresh_token_expires_in`), rotated by each refresh.
+- `pkce.json`: a code verifier and its S256 challenge (base64url of SHA-256, no padding).
+- `user_id.json` (`GET /wellness-api/rest/user/id`), `permissions.json`, and the error bodies
+  `error_401.json`, `error_409.json` (a backfill asked already: fine), `error_412.json` (the
+  person does not share the summary type), each `{"errorMessage": ...}`."""
 
 
 def all_files() -> dict[str, bytes]:
@@ -1003,6 +1140,7 @@ def all_files() -> dict[str, bytes]:
         ("oura", oura_files),
         ("withings", withings_files),
         ("polar", polar_files),
+        ("garmin", garmin_files),
     ):
         files.update({f"{provider}/{name}": data for name, data in make().items()})
     return files
@@ -1419,6 +1557,50 @@ def check_polar_signature() -> str:
     return "hex HMAC-SHA256 of the body with the signature_secret_key"
 
 
+def check_garmin() -> str:
+    days: dict[str, tuple[int, int]] = {}
+    for summary in json.loads(read("garmin", "dailies.json")):
+        local = summary["startTimeInSeconds"] + summary["startTimeOffsetInSeconds"]
+        local_day = dt.datetime.fromtimestamp(local, dt.timezone.utc).date().isoformat()
+        expect(local_day == summary["calendarDate"], f"{summary['summaryId']}: the local day of its start")
+        expect(0 < summary["durationInSeconds"] <= 86400, "at most a day recorded")
+        kept = days.get(local_day)
+        if kept is None or summary["durationInSeconds"] >= kept[0]:
+            days[local_day] = (summary["durationInSeconds"], summary["steps"])
+    answers = {d: s for d, (_, s) in days.items()}
+    expect(answers == json.loads(read("garmin", "dailies_expected.json"))["days"], f"known answers: {answers}")
+    expect(answers == {"2026-11-30": 11873, "2026-12-01": 9876, "2026-12-02": 0}, "the fuller summary, never a sum")
+    pkce = json.loads(read("garmin", "pkce.json"))
+    digest = hashlib.sha256(pkce["code_verifier"].encode()).digest()
+    expect(pkce["code_challenge"] == base64.urlsafe_b64encode(digest).decode().rstrip("="), "S256 challenge")
+    expect(43 <= len(pkce["code_verifier"]) <= 128, "an RFC 7636 verifier length")
+    ping = json.loads(read("garmin", "ping_dailies.json"))["dailies"]
+    expect(len(ping) == 1 and set(ping[0]) == {"userId", "callbackURL"}, "a ping names a person and a URL")
+    url = urlsplit(ping[0]["callbackURL"])
+    query = dict(parse_qsl(url.query))
+    expect(f"{url.scheme}://{url.netloc}{url.path}" == f"{GARMIN_API}/dailies", "the dailies at Garmin's API")
+    window = {
+        "userId": ping[0]["userId"],
+        "uploadStartTimeInSeconds": int(query["uploadStartTimeInSeconds"]),
+        "uploadEndTimeInSeconds": int(query["uploadEndTimeInSeconds"]),
+        "token": query["token"],
+    }
+    expect(window == json.loads(read("garmin", "ping_dailies_expected.json")), f"the window: {window}")
+    expect(0 < window["uploadEndTimeInSeconds"] - window["uploadStartTimeInSeconds"] <= 86400, "at most 24 hours")
+    token = json.loads(read("garmin", "token.json"))
+    refreshed = json.loads(read("garmin", "token_refreshed.json"))
+    expect(token["expires_in"] == 86400 and token["refresh_token_expires_in"] < 91 * 86400, "a day, and ~90 days")
+    expect(refreshed["refresh_token"] != token["refresh_token"], "refresh tokens rotate")
+    expect(json.loads(read("garmin", "user_id.json"))["userId"] == GARMIN_USER_ID, "the user id")
+    gone = json.loads(read("garmin", "deregistration.json"))["deregistrations"]
+    expect(gone == [{"userId": GARMIN_USER_ID}], "a deregistration names the person, no URL")
+    change = json.loads(read("garmin", "permissions_change.json"))["userPermissionsChange"][0]
+    expect("HEALTH_EXPORT" not in change["permissions"], "the health permission withdrawn")
+    for name in ("error_401.json", "error_409.json", "error_412.json"):
+        expect(list(json.loads(read("garmin", name))) == ["errorMessage"], name)
+    return ", ".join(f"{d} -> {s}" for d, s in sorted(answers.items()))
+
+
 def check_reproducible() -> str:
     committed = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*") if p.is_file())
     with tempfile.TemporaryDirectory() as tmp:
@@ -1443,8 +1625,9 @@ def check() -> int:
     checks.run("withings: getnonce and revoke signatures", check_withings_signatures)
     checks.run("polar: activity summaries, token, user, errors, webhooks, PING", check_polar)
     checks.run("polar: Polar-Webhook-Signature over the body", check_polar_signature)
+    checks.run("garmin: dailies by local day, PKCE, the ping's window, tokens, grant notices", check_garmin)
     checks.run("generate reproduces the committed fixtures", check_reproducible)
-    print(f"fixtures: {13 - checks.failed} passed, {checks.failed} failed")
+    print(f"fixtures: {14 - checks.failed} passed, {checks.failed} failed")
     return 1 if checks.failed else 0
 
 

@@ -5,6 +5,7 @@
 use crate::app::App;
 use crate::http::{self, ApiError, Params, Route, body_bytes, empty, header_pairs};
 use lambda_http::{Body, Request, Response};
+use stepsync::domain::Provider;
 use stepsync::services::IntakeAnswer;
 
 pub use stepsync::services::intake::MAX_WEBHOOK_BODY;
@@ -45,6 +46,8 @@ async fn webhook(app: &App, req: &Request, params: &Params) -> Result<Response<B
             let builder = if json { builder.header("content-type", "application/json") } else { builder };
             builder.body(body).unwrap_or_default()
         }
+        // Garmin counts any answer but 200 as a failed ping, and sends it again.
+        IntakeAnswer::Accepted { .. } if provider == Provider::Garmin => empty(200),
         IntakeAnswer::Accepted { .. } => empty(204),
     })
 }

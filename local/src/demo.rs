@@ -1,5 +1,5 @@
 //! Demo mode for the local stack: a company with a running challenge and about 30 people on
-//! Google Health, Apple Health uploads, Misfit, Oura, Withings and Polar, one with a revoked Google grant and one whose
+//! Google Health, Apple Health uploads, Misfit, Oura, Withings, Polar and Garmin, one with a revoked Google grant and one whose
 //! phone stopped uploading. People walk; their devices sync at random, so webhooks arrive,
 //! phones upload, and the leaderboard moves. Two more tell a story each (`STORIES`): walker-26
 //! deletes yesterday's mistaken 25,000-step "walk" at Google (the day drops back once the
@@ -20,7 +20,7 @@ use stepsync::ports::StoreError;
 
 /// The demo's challenge id.
 pub const DEMO_CHALLENGE: &str = "demo-walk";
-const PEOPLE: usize = 36;
+const PEOPLE: usize = 39;
 /// The people with a story to look at in the console, and what it is.
 pub const STORIES: [(&str, &str); 2] = [
     ("walker-26", "deleted yesterday's mistaken 25,000-step walk at Google: the day drops back"),
@@ -54,6 +54,8 @@ enum Source {
     Withings,
     /// A Polar watch: notices through the app's one webhook.
     Polar,
+    /// A Garmin watch: pings naming upload windows, read back with their pull tokens.
+    Garmin,
 }
 
 struct Walker {
@@ -105,7 +107,8 @@ fn source_of(i: usize) -> Source {
         26 => Source::Traveller,
         27..=29 => Source::Oura,
         30..=32 => Source::Withings,
-        _ => Source::Polar,
+        33..=35 => Source::Polar,
+        _ => Source::Garmin,
     }
 }
 
@@ -146,6 +149,7 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
             Source::Oura => Provider::Oura,
             Source::Withings => Provider::Withings,
             Source::Polar => Provider::Polar,
+            Source::Garmin => Provider::Garmin,
             Source::Phone | Source::SilentPhone => Provider::AppleHealth,
         };
         let tokens = match source {
@@ -192,6 +196,16 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
                     scope: Some("accesslink.read_all".to_owned()),
                 })
             }
+            Source::Garmin => {
+                stack.garmin.add_person(&account, 0);
+                let (access, refresh) = stack.garmin.grant_tokens(&account);
+                Some(TokenSet {
+                    access_token: SecretString::from(access),
+                    refresh_token: Some(SecretString::from(refresh)),
+                    expires_at: now + jiff::SignedDuration::from_hours(20),
+                    scope: None,
+                })
+            }
             Source::Phone | Source::SilentPhone => None,
         };
         let silent_since = (source == Source::SilentPhone).then(|| now - jiff::SignedDuration::from_hours(72));
@@ -214,6 +228,10 @@ async fn seed(stack: &LocalStack, http: &reqwest::Client) -> Result<Vec<Walker>,
             }
             Source::Polar => {
                 history.iter().for_each(|(date, steps)| stack.polar.seed_steps(polar_id(&account), date.date(), *steps))
+            }
+            // The first sweep asks Garmin for a backfill, which Garmin delivers through pings.
+            Source::Garmin => {
+                history.iter().for_each(|(date, steps)| stack.garmin.seed_steps(&account, date.date(), *steps))
             }
             Source::Withings => {
                 history.iter().for_each(|(date, steps)| stack.withings.seed_steps(&account, date.date(), *steps));
@@ -404,6 +422,10 @@ async fn walk(stack: &LocalStack, walkers: &mut [Walker], http: &reqwest::Client
                 stack.polar.set_steps(polar_id(&walker.account), today.date(), walker.today).await;
             }
             Source::Polar => stack.polar.seed_steps(polar_id(&walker.account), today.date(), walker.today),
+            Source::Garmin if syncs => {
+                stack.garmin.set_steps(&walker.account, today.date(), walker.today).await;
+            }
+            Source::Garmin => stack.garmin.seed_steps(&walker.account, today.date(), walker.today),
             Source::Phone if syncs => upload(stack, http, &walker.user, &[(today, walker.today)]).await,
             Source::Phone | Source::SilentPhone => {}
         }
@@ -421,11 +443,13 @@ pub fn add_sandbox_accounts(stack: &LocalStack) -> Vec<(Provider, String)> {
             (format!("sandbox-google-{n}"), format!("sandbox-misfit-{n}"), format!("sandbox-oura-{n}"));
         let withings = format!("5550000{n}");
         let polar = 6_660_000 + n;
+        let garmin = format!("sandbox-garmin-{n}");
         stack.google.add_person(&google, None);
         stack.misfit.add_person(&misfit);
         stack.oura.add_person(&oura, "UTC");
         stack.withings.add_person(&withings, "UTC");
         stack.polar.add_person(polar);
+        stack.garmin.add_person(&garmin, 0);
         for offset in -13..=0 {
             let date = today.add_days(offset).date();
             stack.google.set_steps(&google, date, past_day_steps());
@@ -433,6 +457,7 @@ pub fn add_sandbox_accounts(stack: &LocalStack) -> Vec<(Provider, String)> {
             stack.oura.seed_steps(&oura, date, past_day_steps());
             stack.withings.seed_steps(&withings, date, past_day_steps());
             stack.polar.seed_steps(polar, date, past_day_steps());
+            stack.garmin.seed_steps(&garmin, date, past_day_steps());
         }
         added.extend([
             (Provider::GoogleHealth, google),
@@ -440,6 +465,7 @@ pub fn add_sandbox_accounts(stack: &LocalStack) -> Vec<(Provider, String)> {
             (Provider::Oura, oura),
             (Provider::Withings, withings),
             (Provider::Polar, polar.to_string()),
+            (Provider::Garmin, garmin),
         ]);
     }
     added

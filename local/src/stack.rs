@@ -1,9 +1,10 @@
 //! The local stack: the real handlers behind a router with exactly the HttpApi's routes, the
 //! embedded DynamoDB, an in-process bus that hands the same EventBridge JSON to `sync-worker`,
-//! the scheduler ticking, and the provider sandboxes (fake Google Health, Misfit, SNS, Oura, Withings and Polar).
+//! the scheduler ticking, and the provider sandboxes (fake Google Health, Misfit, SNS, Oura, Withings, Polar and Garmin).
 
 use crate::auth::LocalAuth;
 use crate::dynoxide::EmbeddedDynamo;
+use crate::fakes::garmin::FakeGarmin;
 use crate::fakes::google_health::FakeGoogleHealth;
 use crate::fakes::misfit::FakeMisfit;
 use crate::fakes::oura::FakeOura;
@@ -132,6 +133,7 @@ pub struct LocalStack {
     pub oura: FakeOura,
     pub withings: FakeWithings,
     pub polar: FakePolar,
+    pub garmin: FakeGarmin,
     pub sns: FakeSns,
     auth: Arc<LocalAuth>,
     /// Events the bus delivered that are for the company's app (StepsUpdated, ...), newest last.
@@ -199,12 +201,13 @@ impl LocalStack {
         let client = aws_sdk_dynamodb::Client::new(&sdk);
         table::ensure_table(&client, &options.table, options.stream).await.map_err(failed)?;
 
-        progress("starting the provider sandboxes (Google Health, Misfit, SNS, Oura, Withings, Polar)");
+        progress("starting the provider sandboxes (Google Health, Misfit, SNS, Oura, Withings, Polar, Garmin)");
         let google = FakeGoogleHealth::start().await;
         let misfit = FakeMisfit::start().await;
         let oura = FakeOura::start().await;
         let withings = FakeWithings::start().await;
         let polar = FakePolar::start().await;
+        let garmin = FakeGarmin::start().await;
         // One clock for the app and the fake SNS, whose messages the app's verifier dates by it.
         let clock: Arc<dyn stepsync::clock::Clock> = Arc::new(stepsync::clock::SystemClock);
         let mut sns = FakeSns::start_with_clock(clock.clone()).await;
@@ -216,6 +219,8 @@ impl LocalStack {
         let app_url = format!("http://{}", app_listener.local_addr().map_err(failed)?);
         // The operator's step for Polar: its one webhook, made once, its key then configured.
         let polar_webhook_secret = polar.create_webhook_unverified(&format!("{base_url}/webhooks/polar"));
+        // And for Garmin: our endpoint, with its secret, in Garmin's endpoint configuration.
+        garmin.set_ping_url(&format!("{base_url}/webhooks/garmin?token=local-garmin-notify-token"));
         let token_key = base64::engine::general_purpose::STANDARD.encode(key(options.data_dir.as_ref(), "token.key")?);
         let vars: HashMap<String, String> = [
             ("STEPSYNC_TABLE", options.table.clone()),
@@ -259,6 +264,12 @@ impl LocalStack {
             ("STEPSYNC_POLAR_AUTH_URL", polar.authorize_url()),
             ("STEPSYNC_POLAR_TOKEN_URL", polar.token_url()),
             ("STEPSYNC_POLAR_API_BASE", polar.base_url().to_owned()),
+            ("STEPSYNC_GARMIN_CLIENT_ID", garmin.client_id()),
+            ("STEPSYNC_GARMIN_CLIENT_SECRET", garmin.client_secret()),
+            ("STEPSYNC_GARMIN_NOTIFY_TOKEN", "local-garmin-notify-token".to_owned()),
+            ("STEPSYNC_GARMIN_AUTH_URL", garmin.authorize_url()),
+            ("STEPSYNC_GARMIN_TOKEN_URL", garmin.token_url()),
+            ("STEPSYNC_GARMIN_API_BASE", garmin.base_url().to_owned()),
             // The console's feed shows them, as a company's app subscribed to them would.
             ("STEPSYNC_STEPS_UPDATED", "true".to_owned()),
         ]
@@ -355,9 +366,15 @@ impl LocalStack {
 
         progress("starting the API router");
         let auth = Arc::new(LocalAuth::new(key(options.data_dir.as_ref(), "jwt.key")?));
-        let connectable =
-            [Provider::GoogleHealth, Provider::Misfit, Provider::Oura, Provider::Withings, Provider::Polar]
-                .map(|p| json!({"provider": p.as_str(), "name": p.display_name()}));
+        let connectable = [
+            Provider::GoogleHealth,
+            Provider::Misfit,
+            Provider::Oura,
+            Provider::Withings,
+            Provider::Polar,
+            Provider::Garmin,
+        ]
+        .map(|p| json!({"provider": p.as_str(), "name": p.display_name()}));
         let info = Arc::new(json!({
             "api": base_url,
             "app": app_url,
@@ -367,6 +384,7 @@ impl LocalStack {
             "oura": oura.base_url(),
             "withings": withings.base_url(),
             "polar": polar.base_url(),
+            "garmin": garmin.base_url(),
             "sns": sns.base_url(),
             "webhooks": {
                 "google_health": format!("{base_url}/webhooks/google_health"),
@@ -374,6 +392,7 @@ impl LocalStack {
                 "oura": format!("{base_url}/webhooks/oura"),
                 "withings": format!("{base_url}/webhooks/withings"),
                 "polar": format!("{base_url}/webhooks/polar"),
+                "garmin": format!("{base_url}/webhooks/garmin"),
             },
             // The providers a person connects through an OAuth consent page (the console's buttons).
             "connectable": connectable,
@@ -408,6 +427,7 @@ impl LocalStack {
             oura,
             withings,
             polar,
+            garmin,
             sns,
             auth,
             feed,

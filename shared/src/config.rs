@@ -3,6 +3,7 @@
 use crate::domain::StepLimits;
 use crate::engine::Schedule;
 use crate::providers::Parts;
+use crate::providers::garmin::GarminSettings;
 use crate::providers::google_health::GoogleHealthSettings;
 use crate::providers::misfit::MisfitSettings;
 use crate::providers::oura::OuraSettings;
@@ -62,10 +63,16 @@ impl Loads {
                 "STEPSYNC_MISFIT_CLIENT_SECRET",
                 "STEPSYNC_WITHINGS_CLIENT_SECRET",
                 "STEPSYNC_POLAR_CLIENT_SECRET",
+                "STEPSYNC_GARMIN_CLIENT_SECRET",
             ]);
         }
         if self.providers.verifiers {
-            settings.extend(["STEPSYNC_GOOGLE_WEBHOOK_SECRET", "STEPSYNC_POLAR_WEBHOOK_SECRET"]);
+            // Garmin signs nothing either: only its webhook checks the token our callback carries.
+            settings.extend([
+                "STEPSYNC_GOOGLE_WEBHOOK_SECRET",
+                "STEPSYNC_POLAR_WEBHOOK_SECRET",
+                "STEPSYNC_GARMIN_NOTIFY_TOKEN",
+            ]);
         }
         if self.providers.clients || self.providers.verifiers {
             // Oura signs notifications with the client secret; the verification token is
@@ -140,6 +147,12 @@ pub struct Config {
     /// `..._AUTH_URL`, `..._TOKEN_URL` and `..._API_BASE` point it elsewhere;
     /// `..._REQUESTS_PER_QUARTER_HOUR` (500) and `..._REQUESTS_PER_DAY` (5000) are the budget.
     pub polar: Option<PolarSettings>,
+    /// `STEPSYNC_GARMIN_CLIENT_ID` turns Garmin on (`..._CLIENT_SECRET` is required where the
+    /// API client is loaded); `..._NOTIFY_TOKEN` is the secret our ping callback
+    /// (`{STEPSYNC_PUBLIC_URL}/webhooks/garmin?token=...`, given to Garmin by an operator)
+    /// carries; `..._AUTH_URL`, `..._TOKEN_URL` and `..._API_BASE` point it elsewhere;
+    /// `..._BACKFILLS_PER_MINUTE` (100) is the budget of backfill requests.
+    pub garmin: Option<GarminSettings>,
     /// `STEPSYNC_RECONCILE_MINUTES` (360), `STEPSYNC_PULL_MINUTES` (30), and the sweep shards
     /// from `STEPSYNC_EXPECTED_PEOPLE` (10,000; `engine::shards_for`).
     pub schedule: Schedule,
@@ -358,6 +371,28 @@ impl Config {
                 }
                 _ => None,
             },
+            garmin: match get("STEPSYNC_GARMIN_CLIENT_ID") {
+                Some(id) if loads.providers.clients || loads.providers.verifiers => {
+                    let defaults = GarminSettings {
+                        client_secret: client_secret("STEPSYNC_GARMIN_CLIENT_ID", "STEPSYNC_GARMIN_CLIENT_SECRET")?,
+                        ..GarminSettings::new(id, SecretString::from(""))
+                    };
+                    let url = |name: &'static str, default: &str| get(name).unwrap_or(default).to_owned();
+                    Some(GarminSettings {
+                        auth_url: url("STEPSYNC_GARMIN_AUTH_URL", &defaults.auth_url),
+                        token_url: url("STEPSYNC_GARMIN_TOKEN_URL", &defaults.token_url),
+                        api_base: url("STEPSYNC_GARMIN_API_BASE", &defaults.api_base),
+                        notify_token: get("STEPSYNC_GARMIN_NOTIFY_TOKEN")
+                            .filter(|_| loads.providers.verifiers)
+                            .map(|t| SecretString::from(t.to_owned())),
+                        quota: vec![QuotaWindow::per_minute(
+                            number("STEPSYNC_GARMIN_BACKFILLS_PER_MINUTE", 100)?.max(1),
+                        )],
+                        ..defaults
+                    })
+                }
+                _ => None,
+            },
             schedule: Schedule {
                 webhook_interval: Duration::from_secs(
                     60 * u64::from(number("STEPSYNC_RECONCILE_MINUTES", 360)?.max(1)),
@@ -409,6 +444,7 @@ impl Config {
             oura: self.oura.as_ref(),
             withings: self.withings.as_ref(),
             polar: self.polar.as_ref(),
+            garmin: self.garmin.as_ref(),
             parts: self.loads.providers,
         }
     }
@@ -530,6 +566,7 @@ mod tests {
             [
                 "STEPSYNC_GOOGLE_WEBHOOK_SECRET",
                 "STEPSYNC_POLAR_WEBHOOK_SECRET",
+                "STEPSYNC_GARMIN_NOTIFY_TOKEN",
                 "STEPSYNC_OURA_CLIENT_SECRET",
                 "STEPSYNC_OURA_VERIFICATION_TOKEN",
                 "STEPSYNC_WITHINGS_NOTIFY_TOKEN"

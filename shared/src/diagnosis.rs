@@ -84,6 +84,13 @@ pub fn diagnose(connection: &Connection, now: Timestamp) -> Diagnosis {
                 "The old Fitbit connection stopped working when Fitbit moved to Google. Reconnect Fitbit through Google."
                     .to_owned(),
             ),
+            // Garmin's consent page lists what is shared by type: the steps are in the daily
+            // health data, not in the activities.
+            Some(FailureCode::MissingPermission) if connection.provider == Provider::Garmin => diagnosis(
+                "missing_permission",
+                Action::GrantPermission,
+                format!("{name} does not share your daily health data with us. Reconnect and allow it."),
+            ),
             Some(FailureCode::MissingPermission) => diagnosis(
                 "missing_permission",
                 Action::GrantPermission,
@@ -179,6 +186,10 @@ mod tests {
             action(&connection(g, ReconnectRequired, Some(FailureCode::MissingPermission)), NOW),
             ("missing_permission", Action::GrantPermission)
         );
+        let garmin = connection(Provider::Garmin, ReconnectRequired, Some(FailureCode::MissingPermission));
+        let told = diagnose(&garmin, NOW.parse().unwrap());
+        assert_eq!((told.code, told.action), ("missing_permission", Action::GrantPermission));
+        assert!(told.message.contains("daily health data"), "Garmin's word for what holds the steps: {}", told.message);
         assert_eq!(
             action(&connection(Provider::Fitbit, ReconnectRequired, Some(FailureCode::LegacyRetired)), NOW),
             ("legacy_retired", Action::Reconnect)

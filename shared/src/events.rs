@@ -1,6 +1,6 @@
 //! StepSync's EventBridge events (source `stepsync`): one type per detail-type.
 
-use crate::domain::{ConnectionStatus, LocalDate, Provider, UserId};
+use crate::domain::{ConnectionStatus, LocalDate, Provider, UploadWindow, UserId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -33,12 +33,16 @@ pub struct SyncRequested {
     /// carries it again, and its fence goes ahead again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice_id: Option<String>,
+    /// What a source that is read by upload time (Garmin) said was uploaded: this sync reads
+    /// that window instead of dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<UploadWindow>,
 }
 
 impl SyncRequested {
     /// A sync of the connection's default window for `reason`, with no notice behind it.
     pub fn whole(user: UserId, provider: Provider, reason: SyncReason) -> Self {
-        Self { user, provider, reason, start: None, end: None, noticed_at: None, notice_id: None }
+        Self { user, provider, reason, start: None, end: None, noticed_at: None, notice_id: None, upload: None }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::domain::{
     Challenge, ChallengeId, Connection, ConnectionStatus, DailyValue, DayRecord, DueSlot, EncryptedTokens, LastError,
-    LocalDate, OAuthState, Participant, Provider, Snapshot, TokenSet, UserId, UserProfile,
+    LocalDate, OAuthState, Participant, Provider, Snapshot, TokenSet, UploadWindow, UserId, UserProfile,
 };
 use crate::events::Event;
 use async_trait::async_trait;
@@ -507,6 +507,15 @@ pub struct DataNotice {
     pub deleted: bool,
 }
 
+/// A notice from a source read by upload time (Garmin), after verification: whose data, and
+/// the upload window to read; no window when the notice is about the grant (deregistered,
+/// permissions changed), which a sync of the default window finds out about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadNotice {
+    pub account_id: String,
+    pub window: Option<UploadWindow>,
+}
+
 /// What a verified webhook request says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookMessage {
@@ -516,6 +525,7 @@ pub enum WebhookMessage {
         body: String,
     },
     Notices(Vec<DataNotice>),
+    Uploads(Vec<UploadNotice>),
 }
 
 /// Daily totals from one source: every source the server pulls has this.
@@ -531,6 +541,18 @@ pub trait StepSource: Send + Sync {
         start: LocalDate,
         end: LocalDate,
     ) -> Result<Vec<DailyValue>, ProviderError>;
+
+    /// The daily totals uploaded in `window` (a source read by upload time), each observed at
+    /// its upload, whatever their dates; sources read by date have no such thing.
+    async fn uploaded_steps(
+        &self,
+        connection: &Connection,
+        tokens: Option<&TokenSet>,
+        window: &UploadWindow,
+    ) -> Result<Vec<DailyValue>, ProviderError> {
+        let _ = (connection, tokens, window);
+        Err(ProviderError::BadRequest(format!("{} is not read by upload time", self.provider())))
+    }
 }
 
 /// OAuth 2 at a source: the consent page, the code exchange, refreshing and who the person is.

@@ -224,6 +224,7 @@ impl World {
             end: Some(date("2026-11-25")),
             noticed_at: None,
             notice_id: None,
+            upload: None,
         });
         serde_json::to_value(&event).unwrap()
     }

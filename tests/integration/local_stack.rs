@@ -202,7 +202,7 @@ async fn the_demo_walks_syncs_and_shows_who_must_act() {
     // People on rings and watches too: their days arrived, and their sources' notices reached
     // the app through its own callbacks (Oura's app-level subscriptions, made by the daily run
     // at start; Withings' per-person one).
-    for user in ["walker-28", "walker-31", "walker-34"] {
+    for user in ["walker-28", "walker-31", "walker-34", "walker-37"] {
         let mut steps = None;
         for _ in 0..100 {
             steps = steps_of(user).await;
@@ -213,19 +213,21 @@ async fn the_demo_walks_syncs_and_shows_who_must_act() {
         }
         assert!(steps.is_some_and(|s| s > 0), "{user}'s yesterday arrived");
     }
-    let mut notified = (false, false, false);
+    let mut notified = (false, false, false, false);
     for _ in 0..100 {
         notified = (
             stack.oura.deliveries().iter().any(|d| d.outcome.status() == Some(204)),
             stack.withings.deliveries().iter().any(|d| d.outcome.status() == Some(204)),
             stack.polar.deliveries().iter().any(|d| d.outcome.status() == Some(204)),
+            // Garmin wants a 200 for its pings.
+            stack.garmin.deliveries().iter().any(|d| d.status == 200),
         );
-        if notified == (true, true, true) {
+        if notified == (true, true, true, true) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(notified, (true, true, true), "Oura's, Withings' and Polar's notices were taken (204)");
+    assert_eq!(notified, (true, true, true, true), "Oura's, Withings', Polar's and Garmin's notices were taken");
 
     // walker-27, the traveller: the challenge counts one source over the window, never the
     // largest per day (which would count the Chicago walk on two dates).
@@ -268,7 +270,7 @@ async fn the_console_is_served_at_the_root_and_signs_in_with_its_cookie() {
     let info: Value = http.get(format!("{base}/dev/info")).send().await.unwrap().json().await.unwrap();
     let connectable: Vec<&str> =
         info["connectable"].as_array().unwrap().iter().map(|c| c["provider"].as_str().unwrap()).collect();
-    assert_eq!(connectable, ["google_health", "misfit", "oura", "withings", "polar"]);
+    assert_eq!(connectable, ["google_health", "misfit", "oura", "withings", "polar", "garmin"]);
 
     stack.stop().await;
 }

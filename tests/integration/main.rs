@@ -15,6 +15,7 @@ mod device_upload;
 mod engine;
 mod events;
 mod faults;
+mod garmin;
 mod google_health;
 mod handlers;
 mod local_stack;

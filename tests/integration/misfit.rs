@@ -130,6 +130,7 @@ impl World {
             end: None,
             noticed_at: None,
             notice_id: None,
+            upload: None,
         });
         functions::sync_worker::handle(&self.app, serde_json::to_value(&event).unwrap()).await.unwrap()
     }

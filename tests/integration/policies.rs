@@ -35,6 +35,8 @@ fn parameter_of(setting: &str) -> &'static str {
         "STEPSYNC_WITHINGS_NOTIFY_TOKEN" => "WithingsNotifyTokenParameter",
         "STEPSYNC_POLAR_CLIENT_SECRET" => "PolarClientSecretParameter",
         "STEPSYNC_POLAR_WEBHOOK_SECRET" => "PolarWebhookSecretParameter",
+        "STEPSYNC_GARMIN_CLIENT_SECRET" => "GarminClientSecretParameter",
+        "STEPSYNC_GARMIN_NOTIFY_TOKEN" => "GarminNotifyTokenParameter",
         other => panic!("no template parameter for {other}"),
     }
 }
@@ -75,6 +77,8 @@ fn each_function_may_read_exactly_the_secrets_it_loads() {
                     "WithingsNotifyTokenParameter",
                     "PolarClientSecretParameter",
                     "PolarWebhookSecretParameter",
+                    "GarminClientSecretParameter",
+                    "GarminNotifyTokenParameter",
                 ];
                 parameters.into_iter().filter(move |p| g.resource.contains(&format!("${{{p}}}"))).map(str::to_owned)
             })
@@ -136,7 +140,8 @@ const SHORT_NAMES: &[(&str, &str)] = &[
          !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue], \
          !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsClientSecretParameter}, !Ref AWS::NoValue], \
          !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsNotifyTokenParameter}, !Ref AWS::NoValue], \
-         !If [PolarEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PolarClientSecretParameter}, !Ref AWS::NoValue]]",
+         !If [PolarEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PolarClientSecretParameter}, !Ref AWS::NoValue], \
+         !If [GarminEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GarminClientSecretParameter}, !Ref AWS::NoValue]]",
     ),
     (
         "on the webhook secrets",
@@ -144,7 +149,8 @@ const SHORT_NAMES: &[(&str, &str)] = &[
          !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraClientSecretParameter}, !Ref AWS::NoValue], \
          !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue], \
          !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsNotifyTokenParameter}, !Ref AWS::NoValue], \
-         !If [PolarWebhookSecretSet, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PolarWebhookSecretParameter}, !Ref AWS::NoValue]]",
+         !If [PolarWebhookSecretSet, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PolarWebhookSecretParameter}, !Ref AWS::NoValue], \
+         !If [GarminEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GarminNotifyTokenParameter}, !Ref AWS::NoValue]]",
     ),
     (
         "on the client secrets",
@@ -154,7 +160,8 @@ const SHORT_NAMES: &[(&str, &str)] = &[
          !If [OuraEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OuraVerificationTokenParameter}, !Ref AWS::NoValue], \
          !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsClientSecretParameter}, !Ref AWS::NoValue], \
          !If [WithingsEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WithingsNotifyTokenParameter}, !Ref AWS::NoValue], \
-         !If [PolarEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PolarClientSecretParameter}, !Ref AWS::NoValue]]",
+         !If [PolarEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PolarClientSecretParameter}, !Ref AWS::NoValue], \
+         !If [GarminEnabled, !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GarminClientSecretParameter}, !Ref AWS::NoValue]]",
     ),
 ];
 
@@ -273,7 +280,8 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
     (
         // public: reads account owners only and writes nothing; the webhook secrets only (Oura signs its notices with its client secret;
         // Withings signs nothing, so its notify token, which our callback URL carries, is the webhook secret;
-        // Polar's is its one webhook's signature_secret_key, granted only once set)
+        // Polar's is its one webhook's signature_secret_key, granted only once set; Garmin signs nothing either:
+        // its notify token, which our endpoint URL carries)
         "ProviderWebhook",
         &[
             "dynamodb:GetItem on table keys like [PACCT#*]",

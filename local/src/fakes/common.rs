@@ -12,6 +12,12 @@ use rand::Rng;
 use reqwest::Url;
 
 /// `prefix` and 24 random bytes in URL-safe base64: codes and tokens no client can guess.
+/// PKCE's S256: base64url (no padding) of SHA-256 of the verifier, as a consent page checks it.
+pub(crate) fn pkce_s256(verifier: &str) -> String {
+    use sha2::{Digest, Sha256};
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
 pub(crate) fn random_token(prefix: &str) -> String {
     let bytes: [u8; 24] = rand::rng().random();
     format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))

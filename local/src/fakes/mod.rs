@@ -2,6 +2,7 @@
 //! behaviour, for tests and the local stack.
 
 mod common;
+pub mod garmin;
 pub mod google_health;
 pub mod misfit;
 pub mod oura;

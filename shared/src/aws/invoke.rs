@@ -120,6 +120,7 @@ mod tests {
             end: None,
             noticed_at: None,
             notice_id: Some(format!("notice-{user}")),
+            upload: None,
         })
     }
 

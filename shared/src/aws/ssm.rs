@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 /// Settings that hold secrets. Deployed, each comes from the SSM SecureString parameter named
 /// by `{SETTING}_PARAMETER` (decrypted with the stack's KMS key), never from a plain
 /// environment value; locally the setting itself may be set.
-pub const SECRET_SETTINGS: [&str; 11] = [
+pub const SECRET_SETTINGS: [&str; 13] = [
     "STEPSYNC_TOKEN_KEY",
     "STEPSYNC_TOKEN_KEY_PREVIOUS",
     "STEPSYNC_GOOGLE_CLIENT_SECRET",
@@ -28,6 +28,8 @@ pub const SECRET_SETTINGS: [&str; 11] = [
     "STEPSYNC_WITHINGS_NOTIFY_TOKEN",
     "STEPSYNC_POLAR_CLIENT_SECRET",
     "STEPSYNC_POLAR_WEBHOOK_SECRET",
+    "STEPSYNC_GARMIN_CLIENT_SECRET",
+    "STEPSYNC_GARMIN_NOTIFY_TOKEN",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -79,10 +79,12 @@ pub enum Provider {
     Withings,
     /// Polar watches and trackers, through Polar's AccessLink API v3.
     Polar,
+    /// Garmin watches and trackers, through Garmin's Health API (daily summaries).
+    Garmin,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 8] = [
+    pub const ALL: [Provider; 9] = [
         Provider::GoogleHealth,
         Provider::Fitbit,
         Provider::Misfit,
@@ -91,6 +93,7 @@ impl Provider {
         Provider::Oura,
         Provider::Withings,
         Provider::Polar,
+        Provider::Garmin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +106,7 @@ impl Provider {
             Provider::Oura => "oura",
             Provider::Withings => "withings",
             Provider::Polar => "polar",
+            Provider::Garmin => "garmin",
         }
     }
 
@@ -117,6 +121,7 @@ impl Provider {
             Provider::Oura => "Oura",
             Provider::Withings => "Withings",
             Provider::Polar => "Polar",
+            Provider::Garmin => "Garmin",
         }
     }
 
@@ -125,6 +130,12 @@ impl Provider {
     /// Polar switches its one webhook off after a week of failed deliveries.
     pub fn has_app_subscriptions(self) -> bool {
         matches!(self, Provider::Oura | Provider::Polar)
+    }
+
+    /// Sources read by upload time, not by date (Garmin): a sync by dates asks the source to
+    /// deliver those days again and reads nothing itself, so it never finds a day gone.
+    pub fn is_read_by_upload(self) -> bool {
+        matches!(self, Provider::Garmin)
     }
 
     /// Phone sources upload their own totals; nothing is pulled from a server.

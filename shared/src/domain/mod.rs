@@ -22,7 +22,7 @@ pub use day::{DayRecord, SourceValue, resolve_total, resolved_source};
 pub use failure::FailureCode;
 pub use ids::{ChallengeId, LocalDate, Provider, UserId};
 pub use oauth::{CONNECT_TICKET_TTL, OAUTH_STATE_TTL, OAuthStage, OAuthState};
-pub use steps::{DailyValue, StepCount, StepLimits, ValueError};
+pub use steps::{DailyValue, StepCount, StepLimits, UploadWindow, ValueError};
 
 /// A value that failed to parse at the edge, with a message a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

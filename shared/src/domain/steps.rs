@@ -56,6 +56,32 @@ impl ValueError {
     }
 }
 
+/// A span of upload time at a source that is read by when the data reached it, not by the day
+/// the data is for (Garmin's Health API: "what this person uploaded between these instants",
+/// at most 24 hours), named by the source's own notice. Reading it returns whichever days were
+/// uploaded then, and says nothing of the others.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadWindow {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// The source's time-bound pull token from the notice, sent back with the read (Garmin's
+    /// `token`): time-bound and worthless without the person's access token, which never
+    /// leaves the encrypted store. Never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_token: Option<String>,
+}
+
+impl std::fmt::Debug for UploadWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = self.pull_token.as_ref().map(|_| "[redacted]");
+        f.debug_struct("UploadWindow")
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("pull_token", &token)
+            .finish()
+    }
+}
+
 /// One source's total for one civil day, as a provider or the phone reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DailyValue {

@@ -15,12 +15,12 @@ use tokens::Tokens;
 use crate::clock::Clock;
 use crate::domain::{
     Connection, ConnectionStatus, DailyValue, DayRecord, FailureCode, LastError, LocalDate, Provider, SourceValue,
-    StepLimits, UserId, ValueError, local_today,
+    StepLimits, TokenSet, UploadWindow, UserId, ValueError, local_today,
 };
 use crate::events::{ConnectionStatusChanged, Event};
 use crate::ports::{
-    ConnectionStore, DayChange as CommittedChange, DayWrite, EventPublisher, ProviderError, Providers, StepStore,
-    StoreError, SyncRecord, TokenCipher, UserDays,
+    ConnectionStore, DayChange as CommittedChange, DayWrite, EventPublisher, ProviderError, Providers, StepSource,
+    StepStore, StoreError, SyncRecord, TokenCipher, UserDays,
 };
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -83,6 +83,29 @@ pub struct ApplyReport {
     pub changed: Vec<DayChange>,
     pub unchanged: usize,
     pub rejected: Vec<RejectedValue>,
+}
+
+/// What one sync reads from its source.
+#[derive(Debug, Clone, Copy)]
+pub enum Fetch<'a> {
+    /// The civil dates `start..=end`: a day the source no longer returns has lost its value.
+    Days { start: LocalDate, end: LocalDate },
+    /// What was uploaded in a window of a source read by upload time (Garmin).
+    Uploaded(&'a UploadWindow),
+}
+
+impl Fetch<'_> {
+    async fn from(
+        self,
+        source: &dyn StepSource,
+        connection: &Connection,
+        tokens: Option<&TokenSet>,
+    ) -> Result<Vec<DailyValue>, ProviderError> {
+        match self {
+            Fetch::Days { start, end } => source.daily_steps(connection, tokens, start, end).await,
+            Fetch::Uploaded(window) => source.uploaded_steps(connection, tokens, window).await,
+        }
+    }
 }
 
 /// How a connection's sync ended.
@@ -318,37 +341,65 @@ impl SyncEngine {
         start: LocalDate,
         end: LocalDate,
     ) -> Result<SyncOutcome, SyncError> {
+        self.sync_fetch(connection, tz, Fetch::Days { start, end }).await
+    }
+
+    /// As `sync_connection`, for what `fetch` names: the civil dates of a window, or an upload
+    /// window of a source read by upload time. An upload window's values keep the source's
+    /// upload time as their observation (a replayed or late notice never replaces a later
+    /// upload) and say nothing of the days they do not name.
+    pub async fn sync_fetch(
+        &self,
+        connection: &Connection,
+        tz: &TimeZone,
+        fetch: Fetch<'_>,
+    ) -> Result<SyncOutcome, SyncError> {
         let Some(provider) = self.providers.source(connection.provider) else {
             return Ok(SyncOutcome::Skipped(connection.status));
         };
         if connection.status != ConnectionStatus::Active {
             return Ok(SyncOutcome::Skipped(connection.status));
         }
-        let start = connection.counts_from.map_or(start, |first| start.max(first));
-        if start > end {
-            return Ok(SyncOutcome::Synced(ApplyReport::default()));
-        }
+        let fetch = match fetch {
+            Fetch::Days { start, end } => {
+                let start = connection.counts_from.map_or(start, |first| start.max(first));
+                if start > end {
+                    return Ok(SyncOutcome::Synced(ApplyReport::default()));
+                }
+                Fetch::Days { start, end }
+            }
+            uploaded => uploaded,
+        };
         let oauth = self.providers.oauth(connection.provider);
         let now = self.clock.now();
         let (mut connection, mut tokens) = match self.usable_tokens(connection, oauth, false).await? {
             Tokens::Ready(c, t) => (*c, t),
             Tokens::Stop(outcome) => return Ok(outcome),
         };
-        let mut fetched = provider.daily_steps(&connection, tokens.as_ref(), start, end).await;
+        let mut fetched = fetch.from(provider, &connection, tokens.as_ref()).await;
         if matches!(fetched, Err(ProviderError::Unauthorized)) && tokens.is_some() {
             (connection, tokens) = match self.usable_tokens(&connection, oauth, true).await? {
                 Tokens::Ready(c, t) => (*c, t),
                 Tokens::Stop(outcome) => return Ok(outcome),
             };
-            fetched = provider.daily_steps(&connection, tokens.as_ref(), start, end).await;
+            fetched = fetch.from(provider, &connection, tokens.as_ref()).await;
         }
         match fetched {
             Ok(mut values) => {
-                // A pulled value was observed when the fetch started: an older fetch that
-                // commits later never replaces what a newer one stored.
-                values.iter_mut().for_each(|v| v.observed_at = Some(now));
+                let pulled = match fetch {
+                    Fetch::Days { start, end } => {
+                        // A pulled value was observed when the fetch started: an older fetch
+                        // that commits later never replaces what a newer one stored.
+                        values.iter_mut().for_each(|v| v.observed_at = Some(now));
+                        (!connection.provider.is_read_by_upload()).then_some((start, end, now))
+                    }
+                    Fetch::Uploaded(_) => {
+                        // Days that fed the account's previous holder stay theirs.
+                        values.retain(|v| connection.counts_from.is_none_or(|first| v.date >= first));
+                        None
+                    }
+                };
                 let (user, source) = (&connection.user, connection.provider);
-                let pulled = Some((start, end, now));
                 let report = match self.apply_window(user, source, tz, &values, pulled).await {
                     Ok(report) => report,
                     // Turned off while this sync ran: the person's choice wins; nothing more

@@ -50,6 +50,7 @@ impl Default for Schedule {
                 Provider::Oura,
                 Provider::Withings,
                 Provider::Polar,
+                Provider::Garmin,
             ],
             webhook_interval: Duration::from_secs(6 * 3600),
             pull_interval: Duration::from_secs(30 * 60),

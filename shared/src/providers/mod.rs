@@ -7,6 +7,7 @@ mod day_ranges;
 mod exchanged;
 mod fetch_limits;
 mod fitbit_legacy;
+pub mod garmin;
 pub mod google_health;
 mod http;
 pub mod misfit;
@@ -23,6 +24,7 @@ pub use fitbit_legacy::FitbitLegacy;
 use crate::clock::Clock;
 use crate::domain::Provider;
 use crate::ports::{EphemeralStore, Providers};
+use garmin::{GarminClient, GarminSettings, GarminWebhooks};
 use google_health::{GoogleHealthClient, GoogleHealthSettings, GoogleHealthWebhooks};
 use misfit::{MisfitClient, MisfitSettings, MisfitWebhooks};
 use oura::{OuraClient, OuraSettings, OuraSubscriptions, OuraWebhooks};
@@ -44,6 +46,8 @@ pub enum SetupError {
     Withings(#[from] withings::SetupError),
     #[error(transparent)]
     Polar(#[from] polar::SetupError),
+    #[error(transparent)]
+    Garmin(#[from] garmin::SetupError),
 }
 
 /// Which halves of each source a function builds: the API clients (fetching, OAuth, revoke;
@@ -62,6 +66,7 @@ pub struct SourceSettings<'a> {
     pub oura: Option<&'a OuraSettings>,
     pub withings: Option<&'a WithingsSettings>,
     pub polar: Option<&'a PolarSettings>,
+    pub garmin: Option<&'a GarminSettings>,
     pub parts: Parts,
 }
 
@@ -74,7 +79,7 @@ pub fn registry(
     quota_store: Arc<dyn EphemeralStore>,
     clock: Arc<dyn Clock>,
 ) -> Result<Providers, SetupError> {
-    let SourceSettings { google, misfit, oura, withings, polar, parts } = sources;
+    let SourceSettings { google, misfit, oura, withings, polar, garmin, parts } = sources;
     let fitbit = Arc::new(FitbitLegacy::default());
     let mut providers = Providers::default();
     if parts.clients {
@@ -134,6 +139,20 @@ pub fn registry(
         if parts.verifiers {
             providers =
                 providers.with_webhooks(Provider::Polar, Arc::new(PolarWebhooks::new(settings, clock.clone())?));
+        }
+    }
+    if let Some(settings) = garmin {
+        if parts.clients {
+            // Garmin limits backfill requests per app; the pulls its pings ask for it paces itself.
+            let quota = AppQuota::new("quota#garmin", settings.quota.clone(), quota_store.clone(), clock.clone());
+            let client = Arc::new(GarminClient::new(settings.clone(), quota, clock.clone())?);
+            providers = providers
+                .with_source(client.clone())
+                .with_oauth(Provider::Garmin, client.clone())
+                .with_revoker(Provider::Garmin, client);
+        }
+        if parts.verifiers {
+            providers = providers.with_webhooks(Provider::Garmin, Arc::new(GarminWebhooks::new(settings)?));
         }
     }
     if let Some(settings) = withings {

@@ -3,7 +3,10 @@
 //! notifications, and merging the notices for one account.
 
 use crate::ports::{DataNotice, WebhookError};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// Refuses a body over `max_body_bytes` first (before anything reads it), then any method
 /// but POST, with the provider's own reason.
@@ -20,6 +23,29 @@ pub(super) fn refuse_unless_small_post(
         return Err(WebhookError::Malformed(not_a_post()));
     }
     Ok(())
+}
+
+/// For a source that signs nothing (Withings, Garmin): a body over `max_body_bytes` refused,
+/// then one whose query does not carry our secret as `token`, compared in constant time
+/// (hashed first: the comparison leaks no length). No secret configured refuses everything.
+pub(super) fn refuse_unless_small_with_token(
+    secret: Option<&SecretString>,
+    query: &str,
+    body: &[u8],
+    max_body_bytes: usize,
+) -> Result<(), WebhookError> {
+    if body.len() > max_body_bytes {
+        return Err(WebhookError::TooLarge);
+    }
+    check_query_token(secret, query)
+}
+
+fn check_query_token(secret: Option<&SecretString>, query: &str) -> Result<(), WebhookError> {
+    let given = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v);
+    let Some(given) = given else { return Err(WebhookError::MissingSignature) };
+    let Some(secret) = secret else { return Err(WebhookError::BadSignature) };
+    let expected = Sha256::digest(secret.expose_secret().as_bytes());
+    if bool::from(expected.ct_eq(&Sha256::digest(given.as_bytes()))) { Ok(()) } else { Err(WebhookError::BadSignature) }
 }
 
 /// The first header named one of `names` (lower case), whatever the case it arrived in.
@@ -78,6 +104,22 @@ mod tests {
     fn notice(account: &str, dates: &[&str], deleted: bool) -> DataNotice {
         let dates = dates.iter().map(|d| LocalDate::parse(d).unwrap()).collect();
         DataNotice { account_id: account.into(), dates, deleted }
+    }
+
+    #[test]
+    fn a_query_token_must_be_ours_and_without_a_secret_nothing_passes() {
+        let ours = SecretString::from("our-secret");
+        assert_eq!(
+            refuse_unless_small_with_token(Some(&ours), "token=our-secret", b"1234", 3),
+            Err(WebhookError::TooLarge)
+        );
+        assert_eq!(refuse_unless_small_with_token(Some(&ours), "token=our-secret", b"123", 3), Ok(()));
+        assert_eq!(check_query_token(Some(&ours), "token=our-secret&x=1"), Ok(()));
+        assert_eq!(check_query_token(Some(&ours), "x=1&token=our-secret"), Ok(()));
+        assert_eq!(check_query_token(Some(&ours), "token=our-secreT"), Err(WebhookError::BadSignature));
+        assert_eq!(check_query_token(Some(&ours), "token="), Err(WebhookError::BadSignature));
+        assert_eq!(check_query_token(Some(&ours), ""), Err(WebhookError::MissingSignature));
+        assert_eq!(check_query_token(None, "token=our-secret"), Err(WebhookError::BadSignature));
     }
 
     #[test]

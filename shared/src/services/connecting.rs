@@ -318,6 +318,7 @@ impl Connecting {
             end: Some(end),
             noticed_at: None,
             notice_id: None,
+            upload: None,
         }));
         // What the source needs once connected (Withings: the person's notifications);
         // without it the scheduled pulls still bring the steps.

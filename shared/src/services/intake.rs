@@ -6,7 +6,7 @@
 use super::{Ports, ServiceError};
 use crate::domain::{LocalDate, Provider, UserId};
 use crate::events::{Event, SyncReason, SyncRequested};
-use crate::ports::{DataNotice, Providers, WebhookError, WebhookMessage};
+use crate::ports::{DataNotice, Providers, UploadNotice, WebhookError, WebhookMessage};
 use std::collections::BTreeMap;
 
 /// Hard cap before any provider-specific check: nothing legitimate comes near it.
@@ -87,6 +87,12 @@ impl WebhookIntake {
                 tracing::info!(provider = %provider, notices = count, syncs, "webhook accepted");
                 Ok(IntakeAnswer::Accepted { notices: count, syncs })
             }
+            Ok(WebhookMessage::Uploads(notices)) => {
+                let count = notices.len();
+                let syncs = self.request_upload_syncs(provider, notices).await?;
+                tracing::info!(provider = %provider, notices = count, syncs, "webhook accepted");
+                Ok(IntakeAnswer::Accepted { notices: count, syncs })
+            }
             Err(error) => {
                 // Never log the signature or the body: only what kind of refusal it was.
                 tracing::warn!(provider = %provider, %error, "webhook refused");
@@ -121,9 +127,40 @@ impl WebhookIntake {
                     end: dates.iter().max().copied(),
                     noticed_at: Some(now),
                     notice_id: Some(notice_id()),
+                    upload: None,
                 })
             })
             .collect();
+        self.publish(events).await
+    }
+
+    /// One `SyncRequested` per upload notice of a known account, reading its window (or the
+    /// default window, for a notice about the grant). No fence: each upload window is read on
+    /// its own, and reading one twice (a duplicate or a replay) finds the same uploads, whose
+    /// values are dated by their upload, so it changes nothing.
+    async fn request_upload_syncs(
+        &self,
+        provider: Provider,
+        notices: Vec<UploadNotice>,
+    ) -> Result<usize, ServiceError> {
+        let now = self.ports.clock.now();
+        let mut events = Vec::new();
+        for notice in notices {
+            let Some(user) = self.ports.connections.provider_account_owner(provider, &notice.account_id).await? else {
+                tracing::info!(provider = %provider, "notice for an account nobody connected: ignored");
+                continue;
+            };
+            events.push(Event::SyncRequested(SyncRequested {
+                noticed_at: Some(now),
+                notice_id: Some(notice_id()),
+                upload: notice.window,
+                ..SyncRequested::whole(user, provider, SyncReason::Webhook)
+            }));
+        }
+        self.publish(events).await
+    }
+
+    async fn publish(&self, events: Vec<Event>) -> Result<usize, ServiceError> {
         if let Err(error) = self.ports.publisher.publish(&events).await {
             // The provider retries a refused notice; nothing was claimed, so nothing swallows it.
             tracing::error!(%error, "webhook: sync requests not published");

@@ -6,10 +6,10 @@ use super::standings::{Standing, Standings};
 use super::{Ports, ServiceError};
 use crate::domain::{
     ChallengeId, Connection, ConnectionStatus, DUE_SHARDS, DueSlot, FailureCode, LastError, LocalDate, Provider,
-    UserId, local_today,
+    UploadWindow, UserId, local_today,
 };
 use crate::engine::phase_index;
-use crate::engine::{SyncEngine, SyncError, SyncOutcome};
+use crate::engine::{Fetch, SyncEngine, SyncError, SyncOutcome};
 use crate::events::{Event, SyncReason, SyncRequested, SyncShard};
 use crate::ports::StoreError;
 use crate::ports::{Fenced, FetchFence, PartialPhase, SweepCursor};
@@ -138,6 +138,12 @@ impl Syncing {
         self.engine.sync_connection(connection, &tz, start, end).await
     }
 
+    /// Reads what the connection's source says was uploaded in `window` (Garmin's notices).
+    pub async fn sync_upload(&self, connection: &Connection, window: &UploadWindow) -> Result<SyncOutcome, SyncError> {
+        let tz = self.person_zone(connection).await?;
+        self.engine.sync_fetch(connection, &tz, Fetch::Uploaded(window)).await
+    }
+
     /// The zone of a connection's days: the provider's own where it says it (Google Health's
     /// settings), else the person's (their phone's), else UTC. Only a connection without its
     /// own zone costs the profile read.
@@ -200,7 +206,10 @@ impl Syncing {
         let Some(connection) = found else {
             return Ok(WorkerResult::Skipped { why: "no such connection".into() });
         };
-        let outcome = self.sync_connection(&connection, request.start, request.end).await;
+        let outcome = match &request.upload {
+            Some(window) => self.sync_upload(&connection, window).await,
+            None => self.sync_connection(&connection, request.start, request.end).await,
+        };
         let result = match outcome {
             Ok(SyncOutcome::Synced(report)) => WorkerResult::Synced {
                 changed: report.changed.len(),
@@ -209,6 +218,15 @@ impl Syncing {
             },
             Ok(SyncOutcome::Skipped(status)) => {
                 WorkerResult::Skipped { why: format!("connection is {}", status.as_str()) }
+            }
+            // An upload window is named by one notice only: a failure that may pass is handed
+            // back as the event's (Lambda retries it, then its dead-letter queue keeps it), so
+            // the window is read again rather than lost.
+            Ok(SyncOutcome::Failed { error, .. })
+                if request.upload.is_some()
+                    && matches!(error.code, FailureCode::RateLimited | FailureCode::ProviderUnavailable) =>
+            {
+                return Err(WorkerError::Retryable(format!("the upload window was not read: {}", error.code.as_str())));
             }
             Ok(SyncOutcome::Failed { error, .. }) => WorkerResult::Failed { code: error.code },
             Err(SyncError::Tokens) => {

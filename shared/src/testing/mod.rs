@@ -11,7 +11,7 @@ pub use providers::{
 };
 
 use crate::clock::Clock;
-use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
+use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet, UploadWindow};
 use crate::events::Event;
 use crate::ports::{EventPublisher, ProviderError, PublishError, StepSource};
 use async_trait::async_trait;
@@ -96,6 +96,10 @@ pub struct ScriptedProvider {
     next: Mutex<std::collections::VecDeque<Result<Vec<DailyValue>, ProviderError>>>,
     /// A person's own answer, instead of `answer` (a shard where some accounts fail).
     per_user: Mutex<std::collections::HashMap<crate::domain::UserId, Result<Vec<DailyValue>, ProviderError>>>,
+    /// For a source read by upload time: what each read of an upload window answers, in order
+    /// (none left: nothing uploaded), and the windows read.
+    uploads: Mutex<std::collections::VecDeque<Result<Vec<DailyValue>, ProviderError>>>,
+    pub upload_windows: Mutex<Vec<UploadWindow>>,
 }
 
 impl ScriptedProvider {
@@ -108,7 +112,14 @@ impl ScriptedProvider {
             gate: Mutex::default(),
             next: Mutex::default(),
             per_user: Mutex::default(),
+            uploads: Mutex::default(),
+            upload_windows: Mutex::default(),
         }
+    }
+
+    /// The next reads of upload windows answer these, in order.
+    pub fn answer_uploads(&self, answers: impl IntoIterator<Item = Result<Vec<DailyValue>, ProviderError>>) {
+        self.uploads.lock().unwrap().extend(answers);
     }
 
     /// The next pulls answer these, in order; later ones answer `answer` again.
@@ -156,6 +167,16 @@ impl StepSource for ScriptedProvider {
             gate.pass().await;
         }
         answer.map(|values| values.into_iter().filter(|v| start <= v.date && v.date <= end).collect())
+    }
+
+    async fn uploaded_steps(
+        &self,
+        _connection: &Connection,
+        _tokens: Option<&TokenSet>,
+        window: &UploadWindow,
+    ) -> Result<Vec<DailyValue>, ProviderError> {
+        self.upload_windows.lock().unwrap().push(window.clone());
+        self.uploads.lock().unwrap().pop_front().unwrap_or(Ok(Vec::new()))
     }
 }
 

@@ -15,12 +15,12 @@ use p256::ecdsa::{Signature, SigningKey};
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::super::common::{bearer_token, first, random_token};
+use super::super::common::{bearer_token, first, pkce_s256, random_token};
 use super::super::server::Fake;
 use super::faults::{Fault, FaultTarget};
 use super::wire::{
     Refusal, TINK_ECDSA_PUBLIC_KEY, basic_credentials, invalid_grant, invalid_request, is_valid_code_verifier,
-    oauth_error, pkce_s256, tink_ecdsa_public_key, token_response, unauthenticated,
+    oauth_error, tink_ecdsa_public_key, token_response, unauthenticated,
 };
 
 const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3599);

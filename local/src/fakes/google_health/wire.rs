@@ -6,12 +6,11 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use jiff::civil::{Date, DateTime};
 use p256::ecdsa::VerifyingKey;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 /// The scope that reads steps; `dailyRollUp` answers 403 `MISSING_OAUTH_SCOPE` without it.
 pub const ACTIVITY_SCOPE: &str = "https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly";
@@ -166,10 +165,6 @@ pub(super) fn tink_ecdsa_public_key(key: &VerifyingKey) -> Vec<u8> {
         out.extend_from_slice(coordinate);
     }
     out
-}
-
-pub(super) fn pkce_s256(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 /// RFC 7636: 43 to 128 unreserved characters.

@@ -12,13 +12,13 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
-use super::super::common::{bearer_token, first, random_token};
+use super::super::common::{bearer_token, first, pkce_s256, random_token};
 use super::super::server::Fake;
 use super::faults::{Fault, FaultTarget};
 use super::notifications::{Delivery, WebhookSender};
 use super::wire::{
     EventType, Refusal, TokenJson, basic_credentials, invalid_client, invalid_grant, invalid_request, oauth_error,
-    pkce_s256, unauthorized,
+    unauthorized,
 };
 
 const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);

@@ -13,10 +13,9 @@ use axum::routing;
 use reqwest::Url;
 use serde_json::{Value, json};
 
-use super::super::common::random_token;
+use super::super::common::{pkce_s256, random_token};
 use super::super::server::{Fake, FakeServer};
 use super::super::test_support::{self, http, query_param, sorted_keys};
-use super::wire::pkce_s256;
 use super::*;
 
 const REDIRECT: &str = "http://127.0.0.1:9/oura/callback";

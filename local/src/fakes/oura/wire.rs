@@ -130,10 +130,6 @@ pub(super) struct TokenJson {
     pub(super) scope: String,
 }
 
-pub(super) fn pkce_s256(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
 /// The client of an `Authorization: Basic` header: (id, secret).
 pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;

@@ -7,13 +7,11 @@
 use super::{ACTIVITY_APPLI, SetupError, WithingsSettings};
 use crate::domain::LocalDate;
 use crate::ports::{DataNotice, WebhookError, WebhookMessage, WebhookVerifier};
-use crate::providers::webhook::short;
+use crate::providers::webhook::{refuse_unless_small_with_token, short};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use secrecy::SecretString;
 
 /// The longest interval one notice is read for: a week back from its end.
 const MAX_NOTICE_DAYS: i32 = 7;
@@ -26,15 +24,6 @@ pub struct WithingsWebhooks {
 impl WithingsWebhooks {
     pub fn new(settings: &WithingsSettings) -> Result<Self, SetupError> {
         Ok(Self { token: settings.notify_token.clone(), max_body_bytes: settings.max_body_bytes })
-    }
-
-    /// Whether the query carries our token (hashed first: the comparison leaks no length).
-    fn carries_token(&self, query: &str) -> bool {
-        let Some(token) = self.token.as_ref() else { return false };
-        let given = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v);
-        let Some(given) = given else { return false };
-        let expected = Sha256::digest(token.expose_secret().as_bytes());
-        expected.ct_eq(&Sha256::digest(given.as_bytes())).into()
     }
 }
 
@@ -57,16 +46,7 @@ impl WebhookVerifier for WithingsWebhooks {
         _headers: &[(String, String)],
         body: &[u8],
     ) -> Result<WebhookMessage, WebhookError> {
-        if body.len() > self.max_body_bytes {
-            return Err(WebhookError::TooLarge);
-        }
-        if !self.carries_token(query) {
-            return Err(if query.contains("token=") {
-                WebhookError::BadSignature
-            } else {
-                WebhookError::MissingSignature
-            });
-        }
+        refuse_unless_small_with_token(self.token.as_ref(), query, body, self.max_body_bytes)?;
         match method.to_ascii_uppercase().as_str() {
             // Withings checks the callback answers before it subscribes it.
             "HEAD" | "GET" => Ok(WebhookMessage::Handshake { status: 200, body: String::new() }),

@@ -202,6 +202,7 @@ async fn a_callback_connects_with_encrypted_tokens_claims_the_account_and_asks_f
                 end: Some(date("2026-11-26")),
                 noticed_at: None,
                 notice_id: None,
+                upload: None,
             }),
         ]
     );
@@ -501,6 +502,7 @@ async fn an_account_passed_on_never_counts_the_previous_holders_days_again() {
             end: None,
             noticed_at: None,
             notice_id: None,
+            upload: None,
         });
         w.syncing.handle_event(event, None)
     };

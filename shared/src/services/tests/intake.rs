@@ -21,6 +21,7 @@ fn webhook_sync(who: &str, start: &str, end: &str, noticed_at: Timestamp) -> Syn
         end: Some(date(end)),
         noticed_at: Some(noticed_at),
         notice_id: None,
+        upload: None,
     }
 }
 

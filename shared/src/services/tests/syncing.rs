@@ -19,6 +19,7 @@ fn requested(who: &str, provider: Provider, reason: SyncReason) -> Event {
         end: None,
         noticed_at: None,
         notice_id: None,
+        upload: None,
     })
 }
 

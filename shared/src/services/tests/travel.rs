@@ -29,6 +29,7 @@ async fn a_walk_two_sources_put_on_different_dates_counts_once() {
                 end: None,
                 noticed_at: None,
                 notice_id: None,
+                upload: None,
             }),
             None,
         )

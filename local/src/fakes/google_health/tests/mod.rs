@@ -16,7 +16,7 @@ use p256::ecdsa::signature::Verifier;
 use reqwest::Url;
 use serde_json::json;
 
-use super::super::common::random_token;
+use super::super::common::{pkce_s256, random_token};
 use super::super::test_support::{self, http, query_param, receiver, sorted_keys};
 use super::wire::*;
 use super::*;
