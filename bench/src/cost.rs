@@ -261,10 +261,15 @@ fn ticks_per_day(i: &Inputs<'_>) -> Usage {
     tick.times(24.0 * 60.0 / i.tick_minutes)
 }
 
+/// An unchanged pull's minimum: the floor's read alone (its `Query` and its share of the shard
+/// pages); with nothing to write there is no status to check and nothing to put or count.
+fn read_alone(floor_ops: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    floor_ops.iter().filter(|(op, _)| op.as_str() == "Query").map(|(op, n)| (op.clone(), *n)).collect()
+}
+
 pub fn populations(i: &Inputs<'_>) -> Vec<Population> {
     let (sizes, prices, gb) = (i.sizes, i.prices, i.memory_gb);
-    let mut unchanged_floor = i.floor_ops.clone();
-    unchanged_floor.remove("TransactWriteItems");
+    let unchanged_floor = read_alone(i.floor_ops);
     // (measured, at the design's minimum)
     let webhook = (
         scenario_usage(i.webhook, &i.webhook.operations, sizes, prices, gb, i.stream_batch),
@@ -346,5 +351,13 @@ mod tests {
         ]);
         // 2 + 6, 5 + 4, 1 + (3 + 1 + 1 + 1)
         assert_eq!(item_size(&item), 8 + 9 + 7);
+    }
+
+    #[test]
+    fn an_unchanged_pull_is_billed_at_the_floors_read_alone() {
+        let floor: BTreeMap<String, f64> = [("GetItem", 1.0), ("PutItem", 1.0), ("Query", 1.1), ("UpdateItem", 1.0)]
+            .map(|(k, v)| (k.to_owned(), v))
+            .into();
+        assert_eq!(read_alone(&floor), BTreeMap::from([("Query".to_owned(), 1.1)]));
     }
 }
