@@ -25,6 +25,16 @@ fn lease_holder_id() -> String {
 }
 
 impl SyncEngine {
+    /// Fresh tokens for a call outside a sync (the daily subscription check), refreshed as a
+    /// sync would; `None` when the connection is no longer active or holds none.
+    pub async fn tokens_for(&self, connection: &Connection) -> Result<Option<TokenSet>, SyncError> {
+        let oauth = self.providers.oauth(connection.provider);
+        match self.usable_tokens(connection, oauth, false).await? {
+            Tokens::Ready(_, tokens) => Ok(tokens),
+            Tokens::Stop(_) => Ok(None),
+        }
+    }
+
     /// The tokens to call the provider with: the stored ones while they are fresh, else new
     /// ones from a refresh that is single-flight across every Lambda (the connection's lease).
     pub(super) async fn usable_tokens(
