@@ -557,6 +557,22 @@ mod tests {
         assert_eq!(server.requests()[0].header("authorization"), Some("Bearer a"));
     }
 
+    #[tokio::test]
+    async fn withings_list_answer_is_read_as_published() {
+        let server = TestServer::replying(Reply::json(200, fixture("notify_list.json"))).await;
+        let mut settings = WithingsSettings::new(
+            "client-1",
+            SecretString::from("secret-1"),
+            "https://stepsync.example/webhooks/withings",
+        );
+        settings.api_base = server.base.clone();
+        settings.notify_token = Some(SecretString::from("fixture-webhook-token"));
+        let clock = Arc::new(FixedClock::at(NOW));
+        let quota = AppQuota::new("q", DEFAULT_QUOTA.to_vec(), Arc::new(InMemoryStore::default()), clock.clone());
+        let client = WithingsClient::new(settings, quota, clock).unwrap();
+        assert!(client.subscribed(&tokens("a")).await.unwrap());
+    }
+
     #[test]
     fn signatures_match_the_known_answers() {
         for name in ["signature_getnonce.json", "signature_revoke.json"] {
