@@ -327,14 +327,10 @@ pub trait ConnectionStore: Send + Sync {
     async fn subscriptions(&self, provider: Provider) -> Result<Option<StoredSubscriptions>, StoreError>;
     /// Replaces what is stored for `provider`'s subscriptions.
     async fn save_subscriptions(&self, provider: Provider, stored: &StoredSubscriptions) -> Result<(), StoreError>;
-    /// Sets (`Some`: since when it is missing) or clears the person's own notification
-    /// subscription state on the connection, touching nothing else; `NotFound` without one.
-    async fn record_subscription(
-        &self,
-        user: &UserId,
-        provider: Provider,
-        lapsed_at: Option<Timestamp>,
-    ) -> Result<(), StoreError>;
+    /// Sets (`Some`: since when it is missing) or clears the connection's
+    /// `subscription_lapsed_at` (the person's own notification subscription, Withings),
+    /// touching nothing else; `NotFound` without a connection.
+    async fn set_lapsed(&self, user: &UserId, provider: Provider, since: Option<Timestamp>) -> Result<(), StoreError>;
 }
 
 /// A source's subscriptions as one run of the keeper left them.

@@ -417,14 +417,14 @@ async fn a_missing_subscription_is_stored_on_the_connection_and_nothing_else_mov
     env.store.record_sync(&who, provider, &settled).await.unwrap();
 
     let since = env.now();
-    env.store.record_subscription(&who, provider, Some(since)).await.unwrap();
+    env.store.set_lapsed(&who, provider, Some(since)).await.unwrap();
     let stored = env.store.get_connection(&who, provider).await.unwrap().unwrap();
     assert_eq!((stored.subscription_lapsed_at, stored.token_version, stored.slot), (Some(since), 4, Some(slot)));
     let paged = env.store.slot_connections(slot, None, 10).await.unwrap();
     assert_eq!(paged.iter().map(|c| c.subscription_lapsed_at).collect::<Vec<_>>(), [Some(since)], "{:?}", env.backend);
 
-    env.store.record_subscription(&who, provider, None).await.unwrap();
+    env.store.set_lapsed(&who, provider, None).await.unwrap();
     assert_eq!(env.store.get_connection(&who, provider).await.unwrap().unwrap().subscription_lapsed_at, None);
-    let nobody = env.store.record_subscription(&user("nobody"), provider, Some(since)).await;
+    let nobody = env.store.set_lapsed(&user("nobody"), provider, Some(since)).await;
     assert!(matches!(nobody, Err(StoreError::NotFound(_))), "{nobody:?}");
 }

@@ -327,7 +327,7 @@ impl Connecting {
             // A person's own subscription not made: their status says so until the daily
             // check makes it.
             if self.providers.subscribes_people(provider)
-                && let Err(error) = self.ports.connections.record_subscription(user, provider, Some(now)).await
+                && let Err(error) = self.ports.connections.set_lapsed(user, provider, Some(now)).await
             {
                 tracing::warn!(user = %user, provider = %provider, %error, "callback: the missing subscription was not recorded");
             }

@@ -243,7 +243,7 @@ impl Subscriptions<'_> {
         if lapsed_at == c.subscription_lapsed_at {
             return Ok(());
         }
-        match self.connections.record_subscription(&c.user, c.provider, lapsed_at).await {
+        match self.connections.set_lapsed(&c.user, c.provider, lapsed_at).await {
             Ok(()) | Err(crate::ports::StoreError::NotFound(_)) => Ok(()),
             Err(error) => Err(error.into()),
         }

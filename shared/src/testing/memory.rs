@@ -599,16 +599,11 @@ impl ConnectionStore for InMemoryStore {
         Ok(())
     }
 
-    async fn record_subscription(
-        &self,
-        user: &UserId,
-        provider: Provider,
-        lapsed_at: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
+    async fn set_lapsed(&self, user: &UserId, provider: Provider, since: Option<Timestamp>) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
         let (conn, _) =
             state.connections.get_mut(&(user.clone(), provider)).ok_or(StoreError::NotFound("connection"))?;
-        conn.subscription_lapsed_at = lapsed_at;
+        conn.subscription_lapsed_at = since;
         state.writes += 1;
         Ok(())
     }

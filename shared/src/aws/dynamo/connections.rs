@@ -375,19 +375,14 @@ impl ConnectionStore for DynamoStore {
         Ok(())
     }
 
-    async fn record_subscription(
-        &self,
-        user: &UserId,
-        provider: Provider,
-        lapsed_at: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
+    async fn set_lapsed(&self, user: &UserId, provider: Provider, since: Option<Timestamp>) -> Result<(), StoreError> {
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), conn_sk(provider))))
             .condition_expression("attribute_exists(pk)");
-        let update = match lapsed_at {
+        let update = match since {
             Some(at) => update
                 .update_expression("SET subscription_lapsed_at = :at")
                 .expression_attribute_values(":at", s(at.to_string())),
