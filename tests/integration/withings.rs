@@ -338,7 +338,8 @@ async fn the_daily_check_stays_within_the_app_budget_and_goes_on_where_it_stoppe
         let tokens = TokenSet {
             access_token: pair.access_token.into(),
             refresh_token: Some(pair.refresh_token.into()),
-            expires_at: now + jiff::SignedDuration::from_hours(2),
+            // Every fourth one's access token has expired: the check refreshes it first.
+            expires_at: now + jiff::SignedDuration::from_hours(if i % 4 == 0 { -1 } else { 2 }),
             scope: Some("user.activity".into()),
         };
         // A healthy connection in its sweep slot; every third one's subscription is gone.
@@ -379,4 +380,11 @@ async fn the_daily_check_stays_within_the_app_budget_and_goes_on_where_it_stoppe
     let listed = w.fake.calls("list") as usize;
     assert!((PEOPLE..PEOPLE + runs).contains(&listed), "{listed} lists in {runs} runs");
     assert_eq!(w.fake.all_subscriptions().len(), PEOPLE);
+    assert!(w.fake.calls("refresh") >= PEOPLE.div_ceil(4) as u64, "the expired tokens were refreshed");
+    // A refresh the budget refused is not a failed sync: everyone is still in their slot.
+    for i in 0..PEOPLE {
+        let user = UserId::parse(&format!("checked-{i:03}")).unwrap();
+        let c = w.env.store.get_connection(&user, Provider::Withings).await.unwrap().unwrap();
+        assert!(c.last_error.is_none() && c.next_sync_at.is_none() && c.slot.is_some(), "{c:?}");
+    }
 }

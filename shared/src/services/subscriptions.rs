@@ -13,7 +13,7 @@ use crate::ports::{ConnectionStore, PersonSubscriptions, ProviderError, StoredSu
 use jiff::Timestamp;
 use serde::Serialize;
 
-/// People whose subscription one run checks, per source. Each check is a token refresh (the
+/// People one run takes, per source (asked about or skipped). Each check is a token refresh (the
 /// daily run finds most tokens expired), a list and, when missing, a subscribe: at most 90
 /// requests, inside one minute of Withings' 120 and leaving the sweeps the rest. The app's
 /// budget still counts every one: the run stops at its first refusal.
@@ -146,16 +146,19 @@ impl Subscriptions<'_> {
         let first = start.as_ref().and_then(|p| slots.iter().position(|s| *s == p.slot)).unwrap_or(0);
         let mut after: Option<(UserId, Provider)> = start.and_then(|p| p.after).map(|user| (user, provider));
         let mut report = PeopleChecked { provider, checked: 0, renewed: 0, lapsed: 0, finished: false };
+        // People taken, asked about or not: the share holds even when none can be asked.
+        let mut taken = 0;
         let mut stopped: Option<Position> = None;
         'walk: for slot in &slots[first..] {
             loop {
                 let page = self.connections.slot_connections(*slot, after.as_ref(), PAGE).await?;
                 for c in &page {
                     if c.provider == provider && c.status == ConnectionStatus::Active {
-                        if report.checked == PEOPLE_PER_RUN {
+                        if taken == PEOPLE_PER_RUN {
                             stopped = Some(Position { slot: *slot, after: after.map(|(user, _)| user) });
                             break 'walk;
                         }
+                        taken += 1;
                         match self.check_person(people, c, now).await? {
                             Checked::Budget => {
                                 tracing::warn!(provider = %provider, "subscriptions: the request budget is spent; the next run goes on from here");

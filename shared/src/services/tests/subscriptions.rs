@@ -6,6 +6,7 @@ use super::*;
 use crate::diagnosis::Action;
 use crate::ports::{PersonSubscriptions, ProviderError};
 use crate::services::{PEOPLE_PER_RUN, Subscriptions, SubscriptionsReport};
+use crate::testing::ScriptedOAuth;
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use std::collections::BTreeSet;
@@ -62,6 +63,7 @@ struct Check {
     cipher: Arc<dyn TokenCipher>,
     engine: Arc<SyncEngine>,
     people: Arc<People>,
+    oauth: Arc<ScriptedOAuth>,
 }
 
 impl Check {
@@ -70,16 +72,22 @@ impl Check {
         let clock = Arc::new(FixedClock::at(NOW));
         let cipher: Arc<dyn TokenCipher> = Arc::new(AesGcmTokenCipher::new(&[7; 32]));
         let people = Arc::new(People::default());
-        let providers = Providers::default().with_person_subscriptions(Provider::Withings, people.clone());
+        let oauth = Arc::new(ScriptedOAuth::granting("user.activity", "w-1"));
+        let providers = Providers::default()
+            .with_person_subscriptions(Provider::Withings, people.clone())
+            .with_oauth(Provider::Withings, oauth.clone());
         let ports = Ports::over(store.clone(), Arc::new(RecordingPublisher::default()), clock.clone());
         let Services { engine, .. } = Services::new(ports, cipher.clone(), providers, crate::testing::settings());
-        Self { store, clock, cipher, engine, people }
+        Self { store, clock, cipher, engine, people, oauth }
     }
 
     /// A healthy Withings connection in its sweep slot, its tokens `access-{name}`.
     async fn connected(&self, name: &str) -> UserId {
+        self.connected_with(name, issued_tokens(&format!("access-{name}"), "user.activity")).await
+    }
+
+    async fn connected_with(&self, name: &str, tokens: TokenSet) -> UserId {
         let (who, now) = (user(name), self.clock.now());
-        let tokens = issued_tokens(&format!("access-{name}"), "user.activity");
         let connection = Connection {
             tokens: Some(self.cipher.encrypt(&who, Provider::Withings, 1, &tokens).unwrap()),
             token_version: 1,
@@ -157,4 +165,27 @@ async fn a_run_checks_a_share_within_the_budget_and_the_next_goes_on_where_it_st
     assert_eq!(listed.into_iter().collect::<BTreeSet<_>>(), everyone);
     // The walk starts over after it reached the end.
     assert_eq!(c.run().await.people[0].checked, PEOPLE_PER_RUN);
+}
+
+#[tokio::test]
+async fn a_refresh_the_budget_refuses_stops_the_run_and_leaves_the_connection_in_its_slot() {
+    let c = Check::new();
+    let expired = TokenSet {
+        expires_at: c.clock.now() - jiff::SignedDuration::from_mins(1),
+        ..issued_tokens("old", "user.activity")
+    };
+    let who = c.connected_with("expired", expired).await;
+    c.oauth.answer_refresh(Err(ProviderError::RateLimited { retry_after: None }));
+
+    let run = c.run().await.people.remove(0);
+    assert_eq!((run.checked, run.finished), (0, false), "stopped before asking");
+    assert!(c.people.calls.lock().unwrap().is_empty());
+    let stored = c.store.get_connection(&who, Provider::Withings).await.unwrap().unwrap();
+    assert!(stored.last_error.is_none() && stored.next_sync_at.is_none() && stored.slot.is_some(), "{stored:?}");
+
+    // The next run's refresh goes through: the same person is asked about then.
+    c.oauth.answer_refresh(Ok(issued_tokens("new", "user.activity")));
+    let next = c.run().await.people.remove(0);
+    assert_eq!((next.checked, next.finished), (1, true));
+    assert_eq!(c.people.listed(), ["new"]);
 }
