@@ -1,6 +1,7 @@
 //! `reconcile`: once a day (EventBridge Scheduler, explicit `Input`), seals the challenges that
 //! closed and repairs drift in the open ones (`stepsync::services::Reconcile`), then keeps the
-//! sources' app-level subscriptions alive (`stepsync::services::Subscriptions`: Oura's expire).
+//! sources' subscriptions alive (`stepsync::services::Subscriptions`: Oura's and Polar's app-level
+//! ones; a share of Withings' people checked, theirs made again where missing).
 
 use crate::app::App;
 use serde::Serialize;

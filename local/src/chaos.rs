@@ -352,6 +352,9 @@ impl ConnectionStore for ChaosStore {
     async fn save_subscriptions(&self, provider: Provider, stored: &StoredSubscriptions) -> Result<(), StoreError> {
         self.write(self.inner.save_subscriptions(provider, stored)).await
     }
+    async fn set_lapsed(&self, user: &UserId, provider: Provider, since: Option<Timestamp>) -> Result<(), StoreError> {
+        self.write(self.inner.set_lapsed(user, provider, since)).await
+    }
 }
 
 #[async_trait]

@@ -293,6 +293,23 @@ pub async fn start_connecting(
     (header("location"), cookie.split(';').next().unwrap().to_owned())
 }
 
+/// `user`'s connection to `provider` as the status answer (`GET /v1/sync/status`) shows it.
+pub async fn connection_status(
+    app: &functions::app::App,
+    user: &stepsync::domain::UserId,
+    provider: stepsync::domain::Provider,
+) -> serde_json::Value {
+    let req = request_from_sample("sync_status.json", Some(user), |_| {});
+    let res = functions::manual_sync::handle(app, req).await;
+    assert_eq!(res.status(), 200, "{}", body_json(&res));
+    let body = body_json(&res);
+    let connections = body["connections"].as_array().cloned().unwrap_or_default();
+    connections
+        .into_iter()
+        .find(|c| c["provider"] == provider.as_str())
+        .unwrap_or_else(|| panic!("no {provider} connection in {body}"))
+}
+
 /// A response body as JSON (`null` when empty). A body that is not JSON fails loudly, with the
 /// body: an answer the API documents as JSON must be JSON, never quietly `null`.
 pub fn body_json(res: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {

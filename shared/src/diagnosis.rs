@@ -59,14 +59,16 @@ fn uploads_only_zeros(connection: &Connection, now: Timestamp) -> bool {
 /// only later.
 pub fn subscription_lapsed(connection: &Connection) -> Diagnosis {
     let name = connection.provider.display_name();
-    Diagnosis {
-        code: "subscription_lapsed",
-        action: Action::Wait,
-        message: format!(
+    let message = match connection.subscription_lapsed_at {
+        // A person's own subscription (Withings): only theirs is off.
+        Some(_) => format!(
+            "{name} is not telling us about your new data right now; we ask {name} to again every day. Nothing to do: your steps still arrive every few hours meanwhile."
+        ),
+        None => format!(
             "{name} stopped telling us about new data; we are renewing that. Nothing to do: your steps still arrive every few hours until it is fixed."
         ),
-        retry_at: connection.next_sync_at,
-    }
+    };
+    Diagnosis { code: "subscription_lapsed", action: Action::Wait, message, retry_at: connection.next_sync_at }
 }
 
 /// The diagnosis for one connection at `now`.

@@ -327,6 +327,10 @@ pub trait ConnectionStore: Send + Sync {
     async fn subscriptions(&self, provider: Provider) -> Result<Option<StoredSubscriptions>, StoreError>;
     /// Replaces what is stored for `provider`'s subscriptions.
     async fn save_subscriptions(&self, provider: Provider, stored: &StoredSubscriptions) -> Result<(), StoreError>;
+    /// Sets (`Some`: since when it is missing) or clears the connection's
+    /// `subscription_lapsed_at` (the person's own notification subscription, Withings),
+    /// touching nothing else; `NotFound` without a connection.
+    async fn set_lapsed(&self, user: &UserId, provider: Provider, since: Option<Timestamp>) -> Result<(), StoreError>;
 }
 
 /// A source's subscriptions as one run of the keeper left them.
@@ -664,6 +668,15 @@ pub trait SubscriptionKeeper: Send + Sync {
     async fn keep(&self, now: Timestamp) -> Result<Vec<SubscriptionState>, ProviderError>;
 }
 
+/// A source that subscribes each person to its notifications (Withings): the daily run asks
+/// whether a person's subscription still points at us and makes it again where it does not.
+#[async_trait]
+pub trait PersonSubscriptions: Send + Sync {
+    /// Whether the person's subscription to our callback exists at the source.
+    async fn subscribed(&self, tokens: &TokenSet) -> Result<bool, ProviderError>;
+    async fn subscribe(&self, tokens: &TokenSet) -> Result<(), ProviderError>;
+}
+
 /// The sources this deployment has, by capability: each use case asks for the one it needs.
 #[derive(Default, Clone)]
 pub struct Providers {
@@ -672,6 +685,7 @@ pub struct Providers {
     revokers: HashMap<Provider, Arc<dyn Revoker>>,
     webhooks: HashMap<Provider, Arc<dyn WebhookVerifier>>,
     keepers: HashMap<Provider, Arc<dyn SubscriptionKeeper>>,
+    people: HashMap<Provider, Arc<dyn PersonSubscriptions>>,
 }
 
 impl Providers {
@@ -698,6 +712,20 @@ impl Providers {
     pub fn with_keeper(mut self, provider: Provider, keeper: Arc<dyn SubscriptionKeeper>) -> Self {
         self.keepers.insert(provider, keeper);
         self
+    }
+
+    pub fn with_person_subscriptions(mut self, provider: Provider, people: Arc<dyn PersonSubscriptions>) -> Self {
+        self.people.insert(provider, people);
+        self
+    }
+
+    /// The sources whose per-person subscriptions the daily run checks.
+    pub fn person_subscriptions(&self) -> impl Iterator<Item = (Provider, &dyn PersonSubscriptions)> {
+        self.people.iter().map(|(p, k)| (*p, k.as_ref()))
+    }
+
+    pub fn subscribes_people(&self, provider: Provider) -> bool {
+        self.people.contains_key(&provider)
     }
 
     /// The sources whose subscriptions the daily run keeps.

@@ -93,17 +93,7 @@ impl World {
     }
 
     async fn status(&self) -> serde_json::Value {
-        let req = request_from_sample("sync_status.json", Some(&self.user), |_| {});
-        let res = functions::manual_sync::handle(&self.app, req).await;
-        assert_eq!(res.status(), 200, "{}", body_json(&res));
-        let body = body_json(&res);
-        body["connections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["provider"] == "oura")
-            .cloned()
-            .unwrap_or_else(|| panic!("no oura connection in {body}"))
+        harness::connection_status(&self.app, &self.user, Provider::Oura).await
     }
 
     /// The daily run (`reconcile`): its subscription keeping is what these tests look at.

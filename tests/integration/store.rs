@@ -25,6 +25,7 @@ on_both_backends!(
     a_sweep_cursor_round_trips,
     the_fetch_fence_covers_later_notices_only,
     storing_refreshed_tokens_frees_the_refresh_lease,
+    a_missing_subscription_is_stored_on_the_connection_and_nothing_else_moves,
 );
 
 fn user(name: &str) -> UserId {
@@ -402,4 +403,28 @@ async fn storing_refreshed_tokens_frees_the_refresh_lease(env: TestEnv) {
     let sealed = cipher.encrypt(&alice, provider, 1, &tokens("fresh")).unwrap();
     env.store.store_tokens(&alice, provider, &sealed, 0).await.unwrap();
     assert!(env.store.acquire_lease(&alice, provider, "peer", env.now(), ttl).await.unwrap(), "freed by the store");
+}
+
+/// The daily check's finding lands on the connection alone: the tokens' version, the slot (and
+/// so the sweep's index) stay, the slot's page carries it, and clearing it removes it.
+async fn a_missing_subscription_is_stored_on_the_connection_and_nothing_else_moves(env: TestEnv) {
+    use stepsync::domain::DueSlot;
+    let (provider, who) = (Provider::Withings, user("unsubscribed"));
+    let slot = DueSlot { shard: 2, cycle: 24, phase: 3 };
+    let connection = Connection { token_version: 4, ..Connection::new(who.clone(), provider, env.now()) };
+    env.store.create_connection(&connection).await.unwrap();
+    let settled = SyncRecord { succeeded_at: Some(env.now()), slot: Some(slot), ..SyncRecord::default() };
+    env.store.record_sync(&who, provider, &settled).await.unwrap();
+
+    let since = env.now();
+    env.store.set_lapsed(&who, provider, Some(since)).await.unwrap();
+    let stored = env.store.get_connection(&who, provider).await.unwrap().unwrap();
+    assert_eq!((stored.subscription_lapsed_at, stored.token_version, stored.slot), (Some(since), 4, Some(slot)));
+    let paged = env.store.slot_connections(slot, None, 10).await.unwrap();
+    assert_eq!(paged.iter().map(|c| c.subscription_lapsed_at).collect::<Vec<_>>(), [Some(since)], "{:?}", env.backend);
+
+    env.store.set_lapsed(&who, provider, None).await.unwrap();
+    assert_eq!(env.store.get_connection(&who, provider).await.unwrap().unwrap().subscription_lapsed_at, None);
+    let nobody = env.store.set_lapsed(&user("nobody"), provider, Some(since)).await;
+    assert!(matches!(nobody, Err(StoreError::NotFound(_))), "{nobody:?}");
 }

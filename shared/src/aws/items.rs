@@ -405,6 +405,8 @@ pub struct ConnectionItem {
     pub installs: BTreeMap<String, Option<LocalDate>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<DueSlot>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_lapsed_at: Option<Timestamp>,
     /// GSI1: present only while the connection is active and scheduled (a sparse index):
     /// `DUE#{shard}` / due time while it has one, else `SLOT#...` / `{user}#{provider}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -442,6 +444,7 @@ impl ConnectionItem {
             counts_from: c.counts_from,
             installs: c.installs.clone(),
             slot: c.slot,
+            subscription_lapsed_at: c.subscription_lapsed_at,
             gsi1pk,
             gsi1sk,
         }
@@ -467,6 +470,7 @@ impl ConnectionItem {
             counts_from: self.counts_from,
             installs: self.installs,
             slot: self.slot,
+            subscription_lapsed_at: self.subscription_lapsed_at,
         }
     }
 }

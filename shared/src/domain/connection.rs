@@ -92,6 +92,10 @@ pub struct Connection {
     /// cycle with no write of its own. `next_sync_at`, while set, takes precedence (a backoff,
     /// a new connection due now).
     pub slot: Option<DueSlot>,
+    /// Since when this person's own notification subscription (Withings subscribes each
+    /// person) is known to be missing: its subscribe failed on connect, or the daily check
+    /// found it gone and could not make it again. Cleared once it is made again.
+    pub subscription_lapsed_at: Option<Timestamp>,
 }
 
 /// A fixed place in the scheduler's cycle: shard, phases per cycle (the cadence in
@@ -133,6 +137,7 @@ impl Connection {
             counts_from: None,
             installs: std::collections::BTreeMap::new(),
             slot: None,
+            subscription_lapsed_at: None,
         }
     }
 

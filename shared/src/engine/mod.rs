@@ -372,13 +372,13 @@ impl SyncEngine {
         };
         let oauth = self.providers.oauth(connection.provider);
         let now = self.clock.now();
-        let (mut connection, mut tokens) = match self.usable_tokens(connection, oauth, false).await? {
+        let (mut connection, mut tokens) = match self.usable_tokens(connection, oauth, false, true).await? {
             Tokens::Ready(c, t) => (*c, t),
             Tokens::Stop(outcome) => return Ok(outcome),
         };
         let mut fetched = fetch.from(provider, &connection, tokens.as_ref()).await;
         if matches!(fetched, Err(ProviderError::Unauthorized)) && tokens.is_some() {
-            (connection, tokens) = match self.usable_tokens(&connection, oauth, true).await? {
+            (connection, tokens) = match self.usable_tokens(&connection, oauth, true, true).await? {
                 Tokens::Ready(c, t) => (*c, t),
                 Tokens::Stop(outcome) => return Ok(outcome),
             };

@@ -88,6 +88,11 @@ impl Schedule {
         cycles
     }
 
+    /// Phases per cycle of `provider`'s sweep: its slots are `0..cycle_for` in each shard.
+    pub fn cycle_for(&self, provider: Provider) -> u32 {
+        Self::cycle_of(self.interval(provider))
+    }
+
     /// The slot a healthy connection of `provider` sits in; phone sources are never pulled.
     pub fn slot(&self, user: &UserId, provider: Provider) -> Option<DueSlot> {
         if provider.is_phone_upload() {

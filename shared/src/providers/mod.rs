@@ -162,7 +162,8 @@ pub fn registry(
             providers = providers
                 .with_source(client.clone())
                 .with_oauth(Provider::Withings, client.clone())
-                .with_revoker(Provider::Withings, client);
+                .with_revoker(Provider::Withings, client.clone())
+                .with_person_subscriptions(Provider::Withings, client);
         }
         if parts.verifiers {
             providers = providers.with_webhooks(Provider::Withings, Arc::new(WithingsWebhooks::new(settings)?));

@@ -324,6 +324,13 @@ impl Connecting {
         // without it the scheduled pulls still bring the steps.
         if let Err(error) = client.connected(&tokens, &identity).await {
             tracing::warn!(user = %user, provider = %provider, %error, "callback: the source's follow-up failed; pulls continue");
+            // A person's own subscription not made: their status says so until the daily
+            // check makes it.
+            if self.providers.subscribes_people(provider)
+                && let Err(error) = self.ports.connections.set_lapsed(user, provider, Some(now)).await
+            {
+                tracing::warn!(user = %user, provider = %provider, %error, "callback: the missing subscription was not recorded");
+            }
         }
         // The connection is stored; if the events are lost, the scheduled sweep backfills it.
         self.ports.publish_quietly(&events, "callback").await;

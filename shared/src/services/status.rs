@@ -118,7 +118,10 @@ impl Status<'_> {
             let mut diagnosis = diagnose(&c, now);
             // A lapsed subscription explains a quiet connection better than its device does.
             let quiet = diagnosis.action == Action::None || diagnosis.code == "no_new_data";
-            if quiet && c.provider.has_app_subscriptions() {
+            if quiet && c.subscription_lapsed_at.is_some() {
+                diagnosis = subscription_lapsed(&c);
+                diagnosis.retry_at = next_sync_at;
+            } else if quiet && c.provider.has_app_subscriptions() {
                 let provider_lapsed = match lapsed.get(&c.provider) {
                     Some(known) => *known,
                     None => {

@@ -599,6 +599,15 @@ impl ConnectionStore for InMemoryStore {
         Ok(())
     }
 
+    async fn set_lapsed(&self, user: &UserId, provider: Provider, since: Option<Timestamp>) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let (conn, _) =
+            state.connections.get_mut(&(user.clone(), provider)).ok_or(StoreError::NotFound("connection"))?;
+        conn.subscription_lapsed_at = since;
+        state.writes += 1;
+        Ok(())
+    }
+
     async fn disconnect(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError> {
         let mut state = self.state.lock().unwrap();
         let Some((conn, lease)) = state.connections.get_mut(&(user.clone(), provider)) else {

@@ -269,8 +269,16 @@ async fn notify(State(fake): State<Shared>, headers: HeaderMap, query: QueryPair
 /// Subscribes after the callback URL answers Withings' HEAD with a 2xx; status 293 otherwise.
 async fn subscribe(fake: &Shared, userid: &str, url: String, appli: i64, comment: &str) -> Response {
     fake.count("head_check");
-    let sender = fake.lock().sender.clone();
-    let check = sender.head_check(&url).await;
+    let (sender, scripted_failure) = {
+        let mut shared = fake.lock();
+        let failing = shared.failing_head_checks > 0;
+        shared.failing_head_checks = shared.failing_head_checks.saturating_sub(1);
+        (shared.sender.clone(), failing)
+    };
+    let check = match scripted_failure {
+        true => super::notifications::Attempt::Failed("the callback URL did not answer".into()),
+        false => sender.head_check(&url).await,
+    };
     if !check.succeeded() {
         let why = match check {
             super::notifications::Attempt::Status(status) => format!("it answered HTTP {status}"),

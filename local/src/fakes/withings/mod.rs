@@ -386,6 +386,12 @@ impl FakeWithings {
         self.server.lock().subscriptions.retain(|s| s.userid != userid);
     }
 
+    /// The next `times` subscribes find our callback URL unreachable in Withings' HEAD check
+    /// (as while our endpoint is down) and are refused with status 293.
+    pub fn fail_callback_checks(&self, times: u32) {
+        self.server.lock().failing_head_checks = times;
+    }
+
     /// The form body of the activity notice for the person's day, as it would be sent now
     /// (for forgery tests): nothing is sent.
     pub fn notice_body(&self, userid: &str, day: impl IntoCivilDate) -> String {

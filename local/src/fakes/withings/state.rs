@@ -108,6 +108,8 @@ pub(super) struct WithingsState {
     /// Nonces handed out by `getnonce` and not used yet.
     nonces: HashMap<String, Timestamp>,
     pub(super) subscriptions: Vec<Subscription>,
+    /// Subscribes whose HEAD check of the callback URL fails before the real one is made.
+    pub(super) failing_head_checks: u32,
     pub(super) sender: Arc<Sender>,
     pub(super) deliveries: Vec<Delivery>,
 }
@@ -133,6 +135,7 @@ impl WithingsState {
             access_tokens: HashMap::new(),
             nonces: HashMap::new(),
             subscriptions: Vec::new(),
+            failing_head_checks: 0,
             sender,
             deliveries: Vec::new(),
         }

@@ -541,4 +541,12 @@ async fn dropped_subscriptions_deliver_nothing_and_four_failures_in_a_row_drop_o
     let fourth = fake.set_steps(PERSON, "2026-11-23", 5).await;
     assert!(fourth[0].dropped);
     assert!(fake.subscriptions(PERSON).is_empty());
+    // While our callback does not answer Withings' HEAD check, subscribing again is refused.
+    let token = fake.grant_tokens(PERSON, &[SCOPE_ACTIVITY]).access_token;
+    fake.fail_callback_checks(1);
+    let subscribe = [("action", "subscribe"), ("callbackurl", url.as_str()), ("appli", "16")];
+    assert_eq!(notify(&fake, &token, &subscribe).await["status"], STATUS_CALLBACK_UNREACHABLE);
+    assert!(fake.subscriptions(PERSON).is_empty());
+    assert_eq!(notify(&fake, &token, &subscribe).await["status"], 0, "only the scripted check failed");
+    assert_eq!(fake.subscriptions(PERSON).len(), 1);
 }

@@ -375,6 +375,25 @@ impl ConnectionStore for DynamoStore {
         Ok(())
     }
 
+    async fn set_lapsed(&self, user: &UserId, provider: Provider, since: Option<Timestamp>) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), conn_sk(provider))))
+            .condition_expression("attribute_exists(pk)");
+        let update = match since {
+            Some(at) => update
+                .update_expression("SET subscription_lapsed_at = :at")
+                .expression_attribute_values(":at", s(at.to_string())),
+            None => update.update_expression("REMOVE subscription_lapsed_at"),
+        };
+        match update.send().await.map_err(store_error) {
+            Err(StoreError::Conflict) => Err(StoreError::NotFound("connection")),
+            other => other.map(|_| ()),
+        }
+    }
+
     async fn disconnect(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError> {
         let result = self
             .client

@@ -10,7 +10,9 @@
 use super::{ACTIVITY_APPLI, ACTIVITY_SCOPE, SetupError, WithingsSettings, http_client, parse_url};
 use crate::clock::Clock;
 use crate::domain::{Connection, DailyValue, LocalDate, Provider, TokenSet};
-use crate::ports::{AuthorizeRequest, OAuthClient, ProviderError, ProviderIdentity, Revoker, StepSource};
+use crate::ports::{
+    AuthorizeRequest, OAuthClient, PersonSubscriptions, ProviderError, ProviderIdentity, Revoker, StepSource,
+};
 use crate::providers::day_ranges;
 use crate::providers::exchanged::ExchangedAccounts;
 use crate::providers::http::{answered, retry_after, send, unavailable, unreadable};
@@ -152,10 +154,14 @@ impl WithingsClient {
         Some(url.into())
     }
 
-    async fn notify(&self, action: &str, tokens: &TokenSet) -> Result<(), ProviderError> {
-        let callback = self.callback_url().ok_or_else(|| ProviderError::AppRefused {
+    fn our_callback(&self) -> Result<String, ProviderError> {
+        self.callback_url().ok_or_else(|| ProviderError::AppRefused {
             reason: "no notification token is configured for Withings".into(),
-        })?;
+        })
+    }
+
+    async fn notify(&self, action: &str, tokens: &TokenSet) -> Result<(), ProviderError> {
+        let callback = self.our_callback()?;
         let mut form = vec![("action", action), ("callbackurl", callback.as_str()), ("appli", ACTIVITY_APPLI)];
         if action == "subscribe" {
             form.push(("comment", "StepSync"));
@@ -297,6 +303,26 @@ impl Revoker for WithingsClient {
     }
 }
 
+/// The daily check: `notify?action=list` for the activity category names every callback the
+/// person is subscribed with; ours (with our current secret) must be among them. Withings
+/// drops a subscription whose callback kept failing, and a subscribe can fail on connect.
+#[async_trait]
+impl PersonSubscriptions for WithingsClient {
+    async fn subscribed(&self, tokens: &TokenSet) -> Result<bool, ProviderError> {
+        let callback = self.our_callback()?;
+        let form = [("action", "list"), ("appli", ACTIVITY_APPLI)];
+        let request =
+            self.http.post(self.endpoints.notify.clone()).bearer_auth(tokens.access_token.expose_secret()).form(&form);
+        let body = self.call(Call::Api, "notify list", request).await?;
+        let listed: NotifyList = serde_json::from_value(body).map_err(|_| unreadable("notify list"))?;
+        Ok(listed.profiles.iter().any(|p| p.callbackurl == callback && p.appli.to_string() == ACTIVITY_APPLI))
+    }
+
+    async fn subscribe(&self, tokens: &TokenSet) -> Result<(), ProviderError> {
+        self.notify("subscribe", tokens).await
+    }
+}
+
 #[async_trait]
 impl StepSource for WithingsClient {
     fn provider(&self) -> Provider {
@@ -338,6 +364,20 @@ struct TokenAnswer {
     expires_in: Option<i64>,
     #[serde(default)]
     scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NotifyList {
+    #[serde(default)]
+    profiles: Vec<NotifyProfile>,
+}
+
+#[derive(Deserialize)]
+struct NotifyProfile {
+    #[serde(default)]
+    appli: i64,
+    #[serde(default)]
+    callbackurl: String,
 }
 
 #[derive(Deserialize)]
@@ -488,6 +528,49 @@ mod tests {
         assert_eq!(requests[3].path, "/v2/oauth2");
         assert_eq!(forms[3]["userid"], "123");
         assert_eq!(forms[3]["signature"], client.hmac_hex(&["revoke", "client-1", "nonce-1"]));
+    }
+
+    #[tokio::test]
+    async fn the_check_finds_our_callback_among_the_listed_subscriptions() {
+        let ours = client("http://unused").callback_url().unwrap();
+        let listing = |callbacks: &[&str]| {
+            let profiles: Vec<Value> = callbacks
+                .iter()
+                .map(|url| serde_json::json!({"appli": 16, "callbackurl": url, "comment": "StepSync"}))
+                .collect();
+            Reply::json(200, serde_json::json!({"status": 0, "body": {"profiles": profiles}}).to_string())
+        };
+        let server = TestServer::sequence(vec![
+            listing(&[&ours]),
+            listing(&["https://api.example/webhooks/withings?token=an-old-secret"]),
+            listing(&[]),
+            Reply::json(200, fixture("error_401.json")),
+        ])
+        .await;
+        let client = client(&server.base);
+        assert!(client.subscribed(&tokens("a")).await.unwrap());
+        assert!(!client.subscribed(&tokens("a")).await.unwrap(), "a callback with another secret is not ours");
+        assert!(!client.subscribed(&tokens("a")).await.unwrap());
+        assert!(matches!(client.subscribed(&tokens("a")).await, Err(ProviderError::Unauthorized)));
+        let form = server.requests()[0].form();
+        assert_eq!((form["action"].as_str(), form["appli"].as_str()), ("list", "16"));
+        assert_eq!(server.requests()[0].header("authorization"), Some("Bearer a"));
+    }
+
+    #[tokio::test]
+    async fn withings_list_answer_is_read_as_published() {
+        let server = TestServer::replying(Reply::json(200, fixture("notify_list.json"))).await;
+        let mut settings = WithingsSettings::new(
+            "client-1",
+            SecretString::from("secret-1"),
+            "https://stepsync.example/webhooks/withings",
+        );
+        settings.api_base = server.base.clone();
+        settings.notify_token = Some(SecretString::from("fixture-webhook-token"));
+        let clock = Arc::new(FixedClock::at(NOW));
+        let quota = AppQuota::new("q", DEFAULT_QUOTA.to_vec(), Arc::new(InMemoryStore::default()), clock.clone());
+        let client = WithingsClient::new(settings, quota, clock).unwrap();
+        assert!(client.subscribed(&tokens("a")).await.unwrap());
     }
 
     #[test]

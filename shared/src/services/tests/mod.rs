@@ -12,6 +12,7 @@ mod read_by_upload;
 mod reconcile;
 mod standings;
 mod status;
+mod subscriptions;
 mod syncing;
 mod travel;
 mod uploads;
