@@ -1,7 +1,6 @@
 //! `reconcile`: once a day (EventBridge Scheduler, explicit `Input`), seals the challenges that
 //! closed and repairs drift in the open ones (`stepsync::services::Reconcile`), then keeps the
-//! sources' subscriptions alive (`stepsync::services::Subscriptions`: Oura's and Polar's app-level
-//! ones; a share of Withings' people checked, theirs made again where missing).
+//! sources' app-level subscriptions alive (`stepsync::services::Subscriptions`: Oura's expire).
 
 use crate::app::App;
 use serde::Serialize;

@@ -34,7 +34,8 @@ use stepsync::events::{Event, SyncReason, SyncRequested};
 use stepsync::ports::{
     AccountClaim, ChallengeStore, ConnectionStore, DataNotice, DayCount, DayWrite, EphemeralStore, EventPublisher,
     JoinWrite, LeaveWrite, ProviderError, Providers, PublishError, SealWrite, StepSource, StepStore, StoreError,
-    StoredSubscriptions, SyncRecord, TokenCipher, UserDays, WebhookError, WebhookMessage, WebhookVerifier,
+    StoredSubscriptions, SubscriptionCheck, SyncRecord, TokenCipher, UserDays, WebhookError, WebhookMessage,
+    WebhookVerifier,
 };
 use stepsync::services::{ConnectSettings, DayEvents, Ports, Services, Settings, SyncSettings, WorkerError};
 use stepsync::testing::{FixedClock, InMemoryStore, RecordingPublisher, ScriptedOAuth, issued_tokens};
@@ -352,8 +353,13 @@ impl ConnectionStore for ChaosStore {
     async fn save_subscriptions(&self, provider: Provider, stored: &StoredSubscriptions) -> Result<(), StoreError> {
         self.write(self.inner.save_subscriptions(provider, stored)).await
     }
-    async fn set_lapsed(&self, user: &UserId, provider: Provider, since: Option<Timestamp>) -> Result<(), StoreError> {
-        self.write(self.inner.set_lapsed(user, provider, since)).await
+    async fn record_subscription_check(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        check: &SubscriptionCheck,
+    ) -> Result<(), StoreError> {
+        self.write(self.inner.record_subscription_check(user, provider, check)).await
     }
 }
 

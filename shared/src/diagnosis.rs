@@ -55,14 +55,15 @@ fn uploads_only_zeros(connection: &Connection, now: Timestamp) -> bool {
 }
 
 /// A healthy connection whose source stopped notifying the app (an expired Oura
-/// subscription): the daily run renews it; meanwhile the scheduled pull still brings steps,
+/// subscription, a person's Withings one): the daily run (the syncs, for a person's own)
+/// renews it; meanwhile the scheduled pull still brings steps,
 /// only later.
 pub fn subscription_lapsed(connection: &Connection) -> Diagnosis {
     let name = connection.provider.display_name();
     let message = match connection.subscription_lapsed_at {
         // A person's own subscription (Withings): only theirs is off.
         Some(_) => format!(
-            "{name} is not telling us about your new data right now; we ask {name} to again every day. Nothing to do: your steps still arrive every few hours meanwhile."
+            "{name} is not telling us about your new data right now; we ask {name} again with your next sync after an hour. Nothing to do: your steps still arrive every few hours meanwhile."
         ),
         None => format!(
             "{name} stopped telling us about new data; we are renewing that. Nothing to do: your steps still arrive every few hours until it is fixed."

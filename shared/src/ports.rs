@@ -327,10 +327,24 @@ pub trait ConnectionStore: Send + Sync {
     async fn subscriptions(&self, provider: Provider) -> Result<Option<StoredSubscriptions>, StoreError>;
     /// Replaces what is stored for `provider`'s subscriptions.
     async fn save_subscriptions(&self, provider: Provider, stored: &StoredSubscriptions) -> Result<(), StoreError>;
-    /// Sets (`Some`: since when it is missing) or clears the connection's
-    /// `subscription_lapsed_at` (the person's own notification subscription, Withings),
-    /// touching nothing else; `NotFound` without a connection.
-    async fn set_lapsed(&self, user: &UserId, provider: Provider, since: Option<Timestamp>) -> Result<(), StoreError>;
+    /// Stores what asking about the person's own notification subscription (Withings) found:
+    /// the connection's `subscription_checked_at`, and its `subscription_lapsed_at` set or
+    /// cleared, touching nothing else; `NotFound` without a connection.
+    async fn record_subscription_check(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        check: &SubscriptionCheck,
+    ) -> Result<(), StoreError>;
+}
+
+/// What asking a source about a person's own subscription found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionCheck {
+    /// When the source was asked (or the person subscribed).
+    pub checked_at: Timestamp,
+    /// `Some`: missing, since then; `None`: in place.
+    pub lapsed_since: Option<Timestamp>,
 }
 
 /// A source's subscriptions as one run of the keeper left them.
@@ -668,8 +682,8 @@ pub trait SubscriptionKeeper: Send + Sync {
     async fn keep(&self, now: Timestamp) -> Result<Vec<SubscriptionState>, ProviderError>;
 }
 
-/// A source that subscribes each person to its notifications (Withings): the daily run asks
-/// whether a person's subscription still points at us and makes it again where it does not.
+/// A source that subscribes each person to its notifications (Withings): a sync now and then
+/// asks whether the person's subscription still points at us and makes it again if not.
 #[async_trait]
 pub trait PersonSubscriptions: Send + Sync {
     /// Whether the person's subscription to our callback exists at the source.
@@ -719,9 +733,9 @@ impl Providers {
         self
     }
 
-    /// The sources whose per-person subscriptions the daily run checks.
-    pub fn person_subscriptions(&self) -> impl Iterator<Item = (Provider, &dyn PersonSubscriptions)> {
-        self.people.iter().map(|(p, k)| (*p, k.as_ref()))
+    /// How `provider` subscribes each person, if it does (the syncs check it now and then).
+    pub fn person_subscriptions(&self, provider: Provider) -> Option<&dyn PersonSubscriptions> {
+        self.people.get(&provider).map(AsRef::as_ref)
     }
 
     pub fn subscribes_people(&self, provider: Provider) -> bool {

@@ -405,10 +405,11 @@ async fn storing_refreshed_tokens_frees_the_refresh_lease(env: TestEnv) {
     assert!(env.store.acquire_lease(&alice, provider, "peer", env.now(), ttl).await.unwrap(), "freed by the store");
 }
 
-/// The daily check's finding lands on the connection alone: the tokens' version, the slot (and
-/// so the sweep's index) stay, the slot's page carries it, and clearing it removes it.
+/// A subscription check's finding lands on the connection alone: the tokens' version, the slot
+/// (and so the sweep's index) stay, the slot's page carries it, and a later check clears it.
 async fn a_missing_subscription_is_stored_on_the_connection_and_nothing_else_moves(env: TestEnv) {
     use stepsync::domain::DueSlot;
+    use stepsync::ports::SubscriptionCheck;
     let (provider, who) = (Provider::Withings, user("unsubscribed"));
     let slot = DueSlot { shard: 2, cycle: 24, phase: 3 };
     let connection = Connection { token_version: 4, ..Connection::new(who.clone(), provider, env.now()) };
@@ -417,14 +418,21 @@ async fn a_missing_subscription_is_stored_on_the_connection_and_nothing_else_mov
     env.store.record_sync(&who, provider, &settled).await.unwrap();
 
     let since = env.now();
-    env.store.set_lapsed(&who, provider, Some(since)).await.unwrap();
+    let lapsed = SubscriptionCheck { checked_at: since, lapsed_since: Some(since) };
+    env.store.record_subscription_check(&who, provider, &lapsed).await.unwrap();
     let stored = env.store.get_connection(&who, provider).await.unwrap().unwrap();
-    assert_eq!((stored.subscription_lapsed_at, stored.token_version, stored.slot), (Some(since), 4, Some(slot)));
+    assert_eq!(
+        (stored.subscription_lapsed_at, stored.subscription_checked_at, stored.token_version, stored.slot),
+        (Some(since), Some(since), 4, Some(slot))
+    );
     let paged = env.store.slot_connections(slot, None, 10).await.unwrap();
     assert_eq!(paged.iter().map(|c| c.subscription_lapsed_at).collect::<Vec<_>>(), [Some(since)], "{:?}", env.backend);
 
-    env.store.set_lapsed(&who, provider, None).await.unwrap();
-    assert_eq!(env.store.get_connection(&who, provider).await.unwrap().unwrap().subscription_lapsed_at, None);
-    let nobody = env.store.set_lapsed(&user("nobody"), provider, Some(since)).await;
+    let later = since + jiff::SignedDuration::from_hours(1);
+    let live = SubscriptionCheck { checked_at: later, lapsed_since: None };
+    env.store.record_subscription_check(&who, provider, &live).await.unwrap();
+    let stored = env.store.get_connection(&who, provider).await.unwrap().unwrap();
+    assert_eq!((stored.subscription_lapsed_at, stored.subscription_checked_at), (None, Some(later)));
+    let nobody = env.store.record_subscription_check(&user("nobody"), provider, &lapsed).await;
     assert!(matches!(nobody, Err(StoreError::NotFound(_))), "{nobody:?}");
 }

@@ -4,16 +4,15 @@
 //! raising a day and moving the leaderboard, a correction and a deletion lowering it, the
 //! refresh token rotated under Withings' rule, a revoked grant diagnosed, forged notices
 //! refused, the app-wide budget held in a sweep of 2,000 connections, and disconnect giving
-//! back the subscription and the grant (a signed nonce). The daily run checks each person's
-//! subscription: one Withings dropped, or one whose subscribe failed on connect, is diagnosed
-//! `subscription_lapsed` until the run makes it again, within the app's budget.
+//! back the subscription and the grant (a signed nonce). The syncs check each person's
+//! subscription now and then: one Withings dropped, or one whose subscribe failed on connect,
+//! is diagnosed `subscription_lapsed` until a later sync makes it again, within the app's budget.
 
 use functions::app::App;
 use std::sync::Arc;
 use stepsync::domain::{ConnectionStatus, LocalDate, Provider, TokenSet, UserId, local_today};
 use stepsync::events::{Event, SyncReason, SyncRequested};
-use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore};
-use stepsync::services::PeopleChecked;
+use stepsync::ports::{ChallengeStore, ConnectionStore, StepStore, SubscriptionCheck};
 use stepsync_local::fakes::withings::FakeWithings;
 use stepsync_local::harness::{
     self, TestEnv, WebhookForwarder, body_json, request_from_sample, unique, webhook_request,
@@ -26,9 +25,9 @@ on_dynoxide!(
     notices_without_our_secret_are_refused_and_strangers_ignored,
     a_sweep_of_two_thousand_connections_never_exceeds_the_app_budget,
     disconnect_gives_back_the_subscription_and_the_grant,
-    a_dropped_subscription_is_diagnosed_and_made_again_by_the_daily_run,
-    a_subscribe_that_failed_on_connect_is_diagnosed_and_made_by_the_daily_run,
-    the_daily_check_stays_within_the_app_budget_and_goes_on_where_it_stopped,
+    a_dropped_subscription_is_diagnosed_and_made_again_by_a_later_sync,
+    a_subscribe_that_failed_on_connect_is_diagnosed_and_made_by_a_later_sync,
+    the_syncs_checks_stay_within_the_app_budget,
 );
 
 const NOTIFY_TOKEN: &str = "withings-notify-token-for-tests";
@@ -105,11 +104,10 @@ impl World {
         harness::connection_status(&self.app, &self.user, Provider::Withings).await
     }
 
-    /// The daily run (`reconcile`): what its check of Withings' people found.
-    async fn daily_check(app: &App) -> PeopleChecked {
-        let report = functions::reconcile::run(app).await.unwrap();
-        let found = report.subscriptions.people.iter().find(|p| p.provider == Provider::Withings);
-        found.cloned().unwrap_or_else(|| panic!("no Withings check in {report:?}"))
+    /// Makes the person's subscription look last checked `ago` before now: their next sync asks.
+    async fn checked_ago(&self, ago: jiff::SignedDuration) {
+        let check = SubscriptionCheck { checked_at: self.env.now() - ago, lapsed_since: None };
+        self.env.store.record_subscription_check(&self.user, Provider::Withings, &check).await.unwrap();
     }
 
     /// The callback URL connecting subscribes with.
@@ -270,14 +268,18 @@ async fn disconnect_gives_back_the_subscription_and_the_grant(env: TestEnv) {
     assert_eq!(connection.status, ConnectionStatus::Disconnected);
 }
 
-async fn a_dropped_subscription_is_diagnosed_and_made_again_by_the_daily_run(env: TestEnv) {
+async fn a_dropped_subscription_is_diagnosed_and_made_again_by_a_later_sync(env: TestEnv) {
     let w = World::new(env).await;
     w.connect().await;
     let mut seen = 0;
     assert_eq!(w.run_syncs(&mut seen).await, 1, "the backfill");
-    let first = World::daily_check(&w.app).await;
-    assert_eq!((first.checked, first.renewed, first.lapsed), (1, 0, 0), "{first:?}");
+    assert_eq!(w.fake.calls("list"), 0, "connect subscribed them: nothing to ask yet");
+    w.checked_ago(stepsync::engine::SUBSCRIPTION_CHECK_EVERY).await;
+    w.scheduled_sync().await;
+    assert_eq!(w.fake.calls("list"), 1, "a week on, a sync asks");
     assert_eq!(w.status().await["diagnosis"]["code"], "healthy");
+    w.scheduled_sync().await;
+    assert_eq!(w.fake.calls("list"), 1, "and not again that week");
 
     // Withings dropped the subscription (its deliveries kept failing): no notice arrives, and
     // while our callback does not answer Withings' HEAD check it cannot be made again.
@@ -285,27 +287,28 @@ async fn a_dropped_subscription_is_diagnosed_and_made_again_by_the_daily_run(env
     assert!(w.fake.set_steps(&w.withings_id, w.today().date(), 1_234).await.is_empty());
     w.fake.fail_callback_checks(1);
     let subscribes = w.fake.calls("subscribe");
-    let found = World::daily_check(&w.app).await;
-    assert_eq!((found.checked, found.renewed, found.lapsed), (1, 0, 1), "{found:?}");
+    w.checked_ago(stepsync::engine::SUBSCRIPTION_CHECK_EVERY).await;
+    w.scheduled_sync().await;
+    assert_eq!(w.total(w.today()).await, 1_234, "the sync itself brought the day");
     let status = w.status().await;
     assert_eq!(status["diagnosis"]["code"], "subscription_lapsed", "{status}");
     assert_eq!(status["diagnosis"]["action"], "wait");
-    assert!(status["diagnosis"]["message"].as_str().unwrap().contains("every day"), "{status}");
+    assert!(status["diagnosis"]["message"].as_str().unwrap().contains("next sync"), "{status}");
 
-    // The next run makes it again: healthy, and a notice reaches the app.
-    let renewed = World::daily_check(&w.app).await;
-    assert_eq!((renewed.checked, renewed.renewed, renewed.lapsed), (1, 1, 0), "{renewed:?}");
+    // A sync an hour on makes it again: healthy, and a notice reaches the app.
+    w.env.clock.set(w.env.now() + stepsync::engine::SUBSCRIPTION_RETRY_AFTER);
+    w.scheduled_sync().await;
     assert_eq!(w.fake.calls("subscribe") - subscribes, 2, "one refused, one made");
     let subscriptions = w.fake.subscriptions(&w.withings_id);
     assert!(subscriptions.len() == 1 && subscriptions[0].callbackurl == w.callback(), "{subscriptions:?}");
-    assert_eq!(w.status().await["diagnosis"]["code"], "healthy");
+    assert_ne!(w.status().await["diagnosis"]["code"], "subscription_lapsed");
     let deliveries = w.fake.set_steps(&w.withings_id, w.today().date(), 2_345).await;
     assert!(deliveries.len() == 1 && deliveries[0].delivered(), "{deliveries:?}");
     assert_eq!(w.run_syncs(&mut seen).await, 1);
     assert_eq!(w.total(w.today()).await, 2_345);
 }
 
-async fn a_subscribe_that_failed_on_connect_is_diagnosed_and_made_by_the_daily_run(env: TestEnv) {
+async fn a_subscribe_that_failed_on_connect_is_diagnosed_and_made_by_a_later_sync(env: TestEnv) {
     let w = World::new(env).await;
     w.fake.fail_callback_checks(1);
     w.connect().await;
@@ -314,16 +317,17 @@ async fn a_subscribe_that_failed_on_connect_is_diagnosed_and_made_by_the_daily_r
     assert_eq!(w.run_syncs(&mut seen).await, 1, "connected all the same: the backfill");
     let status = w.status().await;
     assert_eq!(status["diagnosis"]["code"], "subscription_lapsed", "{status}");
+    assert_eq!(w.fake.calls("subscribe"), 1, "the backfill, within the hour, does not ask again");
 
-    let run = World::daily_check(&w.app).await;
-    assert_eq!((run.checked, run.renewed, run.lapsed), (1, 1, 0), "{run:?}");
+    w.env.clock.set(w.env.now() + stepsync::engine::SUBSCRIPTION_RETRY_AFTER);
+    w.scheduled_sync().await;
     assert_eq!(w.fake.subscriptions(&w.withings_id).len(), 1);
     assert_eq!(w.status().await["diagnosis"]["code"], "healthy");
 }
 
-async fn the_daily_check_stays_within_the_app_budget_and_goes_on_where_it_stopped(env: TestEnv) {
+async fn the_syncs_checks_stay_within_the_app_budget(env: TestEnv) {
     // Withings allows 120 a minute; the fake and the app's budget are set lower so that the
-    // budget, not the run's share, is what stops a run.
+    // budget is what paces the syncs and their checks.
     const PER_MINUTE: u64 = 20;
     const PEOPLE: usize = 45;
     let w = World::new(env).await;
@@ -331,6 +335,7 @@ async fn the_daily_check_stays_within_the_app_budget_and_goes_on_where_it_stoppe
     let app = harness::app(&w.env, World::vars(&w.fake, &w.forwarder.base, Some(PER_MINUTE)));
     let (now, engine) = (w.env.now(), &app.services.engine);
     let mut missing = 0;
+    let mut people = Vec::new();
     for i in 0..PEOPLE {
         let (user, userid) = (UserId::parse(&format!("checked-{i:03}")).unwrap(), format!("{}", 30_000_000 + i));
         w.fake.add_person(&userid, "UTC");
@@ -338,53 +343,63 @@ async fn the_daily_check_stays_within_the_app_budget_and_goes_on_where_it_stoppe
         let tokens = TokenSet {
             access_token: pair.access_token.into(),
             refresh_token: Some(pair.refresh_token.into()),
-            // Every fourth one's access token has expired: the check refreshes it first.
+            // Every fourth one's access token has expired: the sync refreshes it first.
             expires_at: now + jiff::SignedDuration::from_hours(if i % 4 == 0 { -1 } else { 2 }),
             scope: Some("user.activity".into()),
         };
-        // A healthy connection in its sweep slot; every third one's subscription is gone.
+        // A healthy connection made over a week ago; every third one's subscription is gone.
         let connection = stepsync::domain::Connection {
             provider_user_id: Some(userid.clone()),
             tokens: Some(engine.cipher.encrypt(&user, Provider::Withings, 1, &tokens).unwrap()),
             token_version: 1,
             last_success_at: Some(now),
             slot: engine.schedule.slot(&user, Provider::Withings),
-            ..stepsync::domain::Connection::new(user, Provider::Withings, now)
+            ..stepsync::domain::Connection::new(
+                user.clone(),
+                Provider::Withings,
+                now - jiff::SignedDuration::from_hours(200),
+            )
         };
         w.env.store.create_connection(&connection).await.unwrap();
         match i % 3 {
             0 => missing += 1,
             _ => w.fake.subscribe_unchecked(&userid, &w.callback(), 16),
         }
+        people.push(user);
     }
 
-    let (mut checked, mut renewed, mut runs) = (0, 0, 0);
+    // Each minute, a sync of everyone not yet checked (as the sweep and its retries would).
+    let mut minutes = 0;
     loop {
-        let run = World::daily_check(&app).await;
-        runs += 1;
-        assert!(run.checked as u64 <= PER_MINUTE && run.lapsed == 0, "{run:?}");
-        (checked, renewed) = (checked + run.checked, renewed + run.renewed);
-        if run.finished {
+        let mut left = 0;
+        for user in &people {
+            let c = w.env.store.get_connection(user, Provider::Withings).await.unwrap().unwrap();
+            if c.subscription_checked_at.is_some() {
+                continue;
+            }
+            left += 1;
+            let event =
+                Event::SyncRequested(SyncRequested::whole(user.clone(), Provider::Withings, SyncReason::Schedule));
+            functions::sync_worker::handle(&app, serde_json::to_value(&event).unwrap()).await.unwrap();
+        }
+        if left == 0 {
             break;
         }
-        assert!(run.checked > 0 && runs < 10, "each run gets on: {run:?}");
-        // The next run (the next day; a minute on is enough for the budget).
+        minutes += 1;
+        assert!(minutes < 20, "the checks get on: {left} left after {minutes} minutes");
         w.env.clock.set(w.env.now() + jiff::SignedDuration::from_secs(61));
         w.fake.advance(std::time::Duration::from_secs(61));
     }
-    assert!(runs > 1, "one minute's budget does not cover everyone");
+    assert!(minutes > 1, "one minute's budget does not cover everyone");
     assert!(w.fake.max_requests_in_any_minute() <= PER_MINUTE, "{:?}", w.fake.requests_by_minute());
-    assert_eq!((checked, renewed), (PEOPLE, missing), "everyone once, the missing ones made again");
-    // A run whose budget ran out between finding one missing and making it again asks about
-    // that one again next time: at most once per run that stopped.
+    assert_eq!(w.fake.all_subscriptions().len(), PEOPLE, "the {missing} missing ones made again");
+    // A sync whose budget ran out between finding one missing and making it again asks about
+    // that one again next time: at most once per minute.
     let listed = w.fake.calls("list") as usize;
-    assert!((PEOPLE..PEOPLE + runs).contains(&listed), "{listed} lists in {runs} runs");
-    assert_eq!(w.fake.all_subscriptions().len(), PEOPLE);
+    assert!((PEOPLE..PEOPLE + minutes).contains(&listed), "{listed} lists in {minutes} minutes");
     assert!(w.fake.calls("refresh") >= PEOPLE.div_ceil(4) as u64, "the expired tokens were refreshed");
-    // A refresh the budget refused is not a failed sync: everyone is still in their slot.
-    for i in 0..PEOPLE {
-        let user = UserId::parse(&format!("checked-{i:03}")).unwrap();
-        let c = w.env.store.get_connection(&user, Provider::Withings).await.unwrap().unwrap();
-        assert!(c.last_error.is_none() && c.next_sync_at.is_none() && c.slot.is_some(), "{c:?}");
+    for user in &people {
+        let c = w.env.store.get_connection(user, Provider::Withings).await.unwrap().unwrap();
+        assert_eq!(c.subscription_lapsed_at, None, "{c:?}");
     }
 }

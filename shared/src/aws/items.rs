@@ -407,6 +407,8 @@ pub struct ConnectionItem {
     pub slot: Option<DueSlot>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription_lapsed_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_checked_at: Option<Timestamp>,
     /// GSI1: present only while the connection is active and scheduled (a sparse index):
     /// `DUE#{shard}` / due time while it has one, else `SLOT#...` / `{user}#{provider}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -445,6 +447,7 @@ impl ConnectionItem {
             installs: c.installs.clone(),
             slot: c.slot,
             subscription_lapsed_at: c.subscription_lapsed_at,
+            subscription_checked_at: c.subscription_checked_at,
             gsi1pk,
             gsi1sk,
         }
@@ -471,6 +474,7 @@ impl ConnectionItem {
             installs: self.installs,
             slot: self.slot,
             subscription_lapsed_at: self.subscription_lapsed_at,
+            subscription_checked_at: self.subscription_checked_at,
         }
     }
 }

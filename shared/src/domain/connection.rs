@@ -93,9 +93,12 @@ pub struct Connection {
     /// a new connection due now).
     pub slot: Option<DueSlot>,
     /// Since when this person's own notification subscription (Withings subscribes each
-    /// person) is known to be missing: its subscribe failed on connect, or the daily check
+    /// person) is known to be missing: its subscribe failed on connect, or a sync's check
     /// found it gone and could not make it again. Cleared once it is made again.
     pub subscription_lapsed_at: Option<Timestamp>,
+    /// When a sync last asked the source about this person's own subscription (Withings);
+    /// never asked: the connect that subscribed them (`created_at`) stands for it.
+    pub subscription_checked_at: Option<Timestamp>,
 }
 
 /// A fixed place in the scheduler's cycle: shard, phases per cycle (the cadence in
@@ -138,6 +141,7 @@ impl Connection {
             installs: std::collections::BTreeMap::new(),
             slot: None,
             subscription_lapsed_at: None,
+            subscription_checked_at: None,
         }
     }
 

@@ -5,11 +5,15 @@
 pub mod counting;
 mod schedule;
 mod seal;
+mod subscription;
 mod tokens;
 
 use schedule::jittered;
 pub use schedule::{PEOPLE_PER_SHARD, PHASE, Schedule, phase_index, phase_start, shards_for};
 pub use seal::{Sealed, seal_membership};
+pub use subscription::{
+    SUBSCRIPTION_CHECK_EVERY, SUBSCRIPTION_RETRY_AFTER, SubscriptionChecked, subscription_check_due,
+};
 use tokens::Tokens;
 
 use crate::clock::Clock;
@@ -372,13 +376,13 @@ impl SyncEngine {
         };
         let oauth = self.providers.oauth(connection.provider);
         let now = self.clock.now();
-        let (mut connection, mut tokens) = match self.usable_tokens(connection, oauth, false, true).await? {
+        let (mut connection, mut tokens) = match self.usable_tokens(connection, oauth, false).await? {
             Tokens::Ready(c, t) => (*c, t),
             Tokens::Stop(outcome) => return Ok(outcome),
         };
         let mut fetched = fetch.from(provider, &connection, tokens.as_ref()).await;
         if matches!(fetched, Err(ProviderError::Unauthorized)) && tokens.is_some() {
-            (connection, tokens) = match self.usable_tokens(&connection, oauth, true, true).await? {
+            (connection, tokens) = match self.usable_tokens(&connection, oauth, true).await? {
                 Tokens::Ready(c, t) => (*c, t),
                 Tokens::Stop(outcome) => return Ok(outcome),
             };
@@ -430,6 +434,9 @@ impl SyncEngine {
                     };
                     self.record(&connection, &record).await?;
                 }
+                // The source just answered with these tokens: the moment to ask, now and
+                // then, whether it still notifies us of this person (Withings).
+                self.keep_person_subscription(&connection, tokens.as_ref(), now).await;
                 Ok(SyncOutcome::Synced(report))
             }
             Err(error) => self.record_failure(&connection, error, now).await,

@@ -25,27 +25,13 @@ fn lease_holder_id() -> String {
 }
 
 impl SyncEngine {
-    /// Fresh tokens for a call outside a sync (the daily subscription check), refreshed as a
-    /// sync would; `None` when the connection is no longer active or holds none. A refresh the
-    /// provider refuses for the grant is recorded as a sync's is (the person must reconnect);
-    /// any other failed refresh is only answered, the connection left in its slot.
-    pub async fn tokens_for(&self, connection: &Connection) -> Result<Option<TokenSet>, SyncError> {
-        let oauth = self.providers.oauth(connection.provider);
-        match self.usable_tokens(connection, oauth, false, false).await? {
-            Tokens::Ready(_, tokens) => Ok(tokens),
-            Tokens::Stop(_) => Ok(None),
-        }
-    }
-
     /// The tokens to call the provider with: the stored ones while they are fresh, else new
     /// ones from a refresh that is single-flight across every Lambda (the connection's lease).
-    /// A failed refresh is recorded on the connection (its backoff) only when `record`.
     pub(super) async fn usable_tokens(
         &self,
         connection: &Connection,
         oauth: Option<&dyn OAuthClient>,
         force: bool,
-        record: bool,
     ) -> Result<Tokens, SyncError> {
         let Some(tokens) = self.open_tokens(connection)? else {
             return Ok(Tokens::Ready(Box::new(connection.clone()), None));
@@ -59,7 +45,7 @@ impl SyncEngine {
         for round in 0..LEASE_WAIT_ROUNDS {
             if self.connections.acquire_lease(user, source, &holder, now, REFRESH_LEASE).await? {
                 let mut freed = false;
-                let result = self.refresh_holding_lease(connection, oauth, force, record, &mut freed).await;
+                let result = self.refresh_holding_lease(connection, oauth, force, &mut freed).await;
                 // New tokens stored freed the lease in the same write; any other ending gives
                 // it back with a write of its own.
                 if !freed && let Err(error) = self.connections.release_lease(user, source, &holder).await {
@@ -89,7 +75,6 @@ impl SyncEngine {
         read: &Connection,
         oauth: Option<&dyn OAuthClient>,
         force: bool,
-        record: bool,
         freed: &mut bool,
     ) -> Result<Tokens, SyncError> {
         let Some(latest) = self.connections.get_connection(&read.user, read.provider).await? else {
@@ -141,7 +126,6 @@ impl SyncEngine {
                 }
                 stop @ Tokens::Stop(_) => Ok(stop),
             },
-            Err(error) if !record => Err(error.into()),
             Err(error) => Ok(Tokens::Stop(self.record_failure(&latest, error, now).await?)),
         }
     }

@@ -8,7 +8,7 @@ use crate::domain::{
     TokenSet, UserId, local_today,
 };
 use crate::events::{ConnectionStatusChanged, Event, SyncReason, SyncRequested};
-use crate::ports::{AuthorizeRequest, OAuthClient, Providers, Revoker, StoreError, TokenCipher};
+use crate::ports::{AuthorizeRequest, OAuthClient, Providers, Revoker, StoreError, SubscriptionCheck, TokenCipher};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
@@ -322,14 +322,16 @@ impl Connecting {
         }));
         // What the source needs once connected (Withings: the person's notifications);
         // without it the scheduled pulls still bring the steps.
-        if let Err(error) = client.connected(&tokens, &identity).await {
+        let followed_up = client.connected(&tokens, &identity).await;
+        if let Err(error) = &followed_up {
             tracing::warn!(user = %user, provider = %provider, %error, "callback: the source's follow-up failed; pulls continue");
-            // A person's own subscription not made: their status says so until the daily
-            // check makes it.
-            if self.providers.subscribes_people(provider)
-                && let Err(error) = self.ports.connections.set_lapsed(user, provider, Some(now)).await
-            {
-                tracing::warn!(user = %user, provider = %provider, %error, "callback: the missing subscription was not recorded");
+        }
+        // A person's own subscription, made or not: their status says it is off until a
+        // later sync makes it, and a reconnect that made it clears an earlier lapse.
+        if self.providers.subscribes_people(provider) {
+            let check = SubscriptionCheck { checked_at: now, lapsed_since: followed_up.is_err().then_some(now) };
+            if let Err(error) = self.ports.connections.record_subscription_check(user, provider, &check).await {
+                tracing::warn!(user = %user, provider = %provider, %error, "callback: the subscription's state was not recorded");
             }
         }
         // The connection is stored; if the events are lost, the scheduled sweep backfills it.

@@ -26,7 +26,7 @@ pub use intake::{IntakeAnswer, WebhookIntake};
 pub use reconcile::{Reconcile, ReconcileReport};
 pub use standings::{Leaderboard, Standing, Standings};
 pub use status::{ConnectionStatusView, DayView, Status};
-pub use subscriptions::{PEOPLE_PER_RUN, PeopleChecked, Subscriptions, SubscriptionsReport};
+pub use subscriptions::{Subscriptions, SubscriptionsReport};
 pub use syncing::{ManualSync, SyncSettings, Syncing, WorkerError, WorkerResult};
 pub use uploads::{AppliedDay, DeviceUpload, DeviceUploads, RejectedDay, UploadReport};
 
@@ -195,7 +195,7 @@ impl Services {
 
     /// The daily run's keeper of the sources' app-level subscriptions.
     pub fn subscriptions(&self) -> Subscriptions<'_> {
-        Subscriptions { connections: self.ports.connections.as_ref(), engine: &self.engine }
+        Subscriptions { connections: self.ports.connections.as_ref(), providers: &self.engine.providers }
     }
 
     pub fn challenges(&self) -> Challenges<'_> {

@@ -6,7 +6,8 @@ use crate::domain::{
 };
 use crate::ports::{
     AccountClaim, ChallengeStore, ConnectionStore, DayChange, DayCount, DayWrite, EphemeralStore, Fenced, FetchFence,
-    JoinWrite, LeaveWrite, SealWrite, StepStore, StoreError, StoredSubscriptions, SweepCursor, SyncRecord, UserDays,
+    JoinWrite, LeaveWrite, SealWrite, StepStore, StoreError, StoredSubscriptions, SubscriptionCheck, SweepCursor,
+    SyncRecord, UserDays,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -599,11 +600,17 @@ impl ConnectionStore for InMemoryStore {
         Ok(())
     }
 
-    async fn set_lapsed(&self, user: &UserId, provider: Provider, since: Option<Timestamp>) -> Result<(), StoreError> {
+    async fn record_subscription_check(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        check: &SubscriptionCheck,
+    ) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
         let (conn, _) =
             state.connections.get_mut(&(user.clone(), provider)).ok_or(StoreError::NotFound("connection"))?;
-        conn.subscription_lapsed_at = since;
+        conn.subscription_checked_at = Some(check.checked_at);
+        conn.subscription_lapsed_at = check.lapsed_since;
         state.writes += 1;
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::domain::DueSlot;
-use crate::ports::{Fenced, FetchFence, StoredSubscriptions, SweepCursor};
+use crate::ports::{Fenced, FetchFence, StoredSubscriptions, SubscriptionCheck, SweepCursor};
 
 #[async_trait]
 impl ConnectionStore for DynamoStore {
@@ -375,18 +375,24 @@ impl ConnectionStore for DynamoStore {
         Ok(())
     }
 
-    async fn set_lapsed(&self, user: &UserId, provider: Provider, since: Option<Timestamp>) -> Result<(), StoreError> {
+    async fn record_subscription_check(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        check: &SubscriptionCheck,
+    ) -> Result<(), StoreError> {
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), conn_sk(provider))))
-            .condition_expression("attribute_exists(pk)");
-        let update = match since {
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":checked", s(check.checked_at.to_string()));
+        let update = match check.lapsed_since {
             Some(at) => update
-                .update_expression("SET subscription_lapsed_at = :at")
+                .update_expression("SET subscription_checked_at = :checked, subscription_lapsed_at = :at")
                 .expression_attribute_values(":at", s(at.to_string())),
-            None => update.update_expression("REMOVE subscription_lapsed_at"),
+            None => update.update_expression("SET subscription_checked_at = :checked REMOVE subscription_lapsed_at"),
         };
         match update.send().await.map_err(store_error) {
             Err(StoreError::Conflict) => Err(StoreError::NotFound("connection")),

@@ -303,7 +303,7 @@ impl Revoker for WithingsClient {
     }
 }
 
-/// The daily check: `notify?action=list` for the activity category names every callback the
+/// The syncs' check (`engine::subscription`): `notify?action=list` for the activity category names every callback the
 /// person is subscribed with; ours (with our current secret) must be among them. Withings
 /// drops a subscription whose callback kept failing, and a subscribe can fail on connect.
 #[async_trait]

@@ -1,17 +1,15 @@
-//! The daily check of each person's own subscription (Withings): found missing, it is made
-//! again, or stored on the connection and diagnosed until a later run makes it; a run checks
-//! a share of the people and the next goes on where it stopped.
+//! Each person's own subscription (Withings), kept by their syncs: found missing, it is made
+//! again, or stored on the connection and diagnosed until a later sync makes it; found in
+//! place, it is not asked about again for a week.
 
 use super::*;
 use crate::diagnosis::Action;
+use crate::engine::{SUBSCRIPTION_CHECK_EVERY, SUBSCRIPTION_RETRY_AFTER, SyncOutcome};
 use crate::ports::{PersonSubscriptions, ProviderError};
-use crate::services::{PEOPLE_PER_RUN, Subscriptions, SubscriptionsReport};
-use crate::testing::ScriptedOAuth;
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
-
 /// A source's per-person subscriptions, by access token, behind a request budget.
 #[derive(Default)]
 struct People {
@@ -61,9 +59,9 @@ struct Check {
     store: Arc<InMemoryStore>,
     clock: Arc<FixedClock>,
     cipher: Arc<dyn TokenCipher>,
-    engine: Arc<SyncEngine>,
+    syncing: Syncing,
     people: Arc<People>,
-    oauth: Arc<ScriptedOAuth>,
+    source: Arc<ScriptedProvider>,
 }
 
 impl Check {
@@ -72,37 +70,39 @@ impl Check {
         let clock = Arc::new(FixedClock::at(NOW));
         let cipher: Arc<dyn TokenCipher> = Arc::new(AesGcmTokenCipher::new(&[7; 32]));
         let people = Arc::new(People::default());
-        let oauth = Arc::new(ScriptedOAuth::granting("user.activity", "w-1"));
+        let source = Arc::new(ScriptedProvider::new(Provider::Withings, Ok(Vec::new())));
         let providers = Providers::default()
+            .with_source(source.clone())
             .with_person_subscriptions(Provider::Withings, people.clone())
-            .with_oauth(Provider::Withings, oauth.clone());
+            .with_oauth(Provider::Withings, Arc::new(ScriptedOAuth::granting("user.activity", "w-1")));
         let ports = Ports::over(store.clone(), Arc::new(RecordingPublisher::default()), clock.clone());
-        let Services { engine, .. } = Services::new(ports, cipher.clone(), providers, crate::testing::settings());
-        Self { store, clock, cipher, engine, people, oauth }
+        let Services { syncing, .. } = Services::new(ports, cipher.clone(), providers, crate::testing::settings());
+        Self { store, clock, cipher, syncing, people, source }
     }
 
-    /// A healthy Withings connection in its sweep slot, its tokens `access-{name}`.
-    async fn connected(&self, name: &str) -> UserId {
-        self.connected_with(name, issued_tokens(&format!("access-{name}"), "user.activity")).await
-    }
-
-    async fn connected_with(&self, name: &str, tokens: TokenSet) -> UserId {
+    /// A healthy Withings connection made (and subscribed) `ago` before now, its tokens
+    /// `access-{name}`.
+    async fn connected(&self, name: &str, ago: jiff::SignedDuration) -> UserId {
         let (who, now) = (user(name), self.clock.now());
+        let tokens = issued_tokens(&format!("access-{name}"), "user.activity");
         let connection = Connection {
             tokens: Some(self.cipher.encrypt(&who, Provider::Withings, 1, &tokens).unwrap()),
             token_version: 1,
             last_success_at: Some(now),
             last_new_data_at: Some(now),
-            slot: self.engine.schedule.slot(&who, Provider::Withings),
-            ..Connection::new(who.clone(), Provider::Withings, now)
+            ..Connection::new(who.clone(), Provider::Withings, now - ago)
         };
         self.store.create_connection(&connection).await.unwrap();
         who
     }
 
-    async fn run(&self) -> SubscriptionsReport {
-        let service = Subscriptions { connections: self.store.as_ref(), engine: &self.engine };
-        service.keep(self.clock.now()).await.unwrap()
+    async fn sync(&self, who: &UserId) -> SyncOutcome {
+        let connection = self.connection(who).await;
+        self.syncing.sync_connection(&connection, None, None).await.unwrap()
+    }
+
+    async fn connection(&self, who: &UserId) -> Connection {
+        self.store.get_connection(who, Provider::Withings).await.unwrap().unwrap()
     }
 
     async fn diagnosis(&self, who: &UserId) -> crate::diagnosis::Diagnosis {
@@ -110,82 +110,100 @@ impl Check {
             Status { connections: self.store.as_ref(), steps: self.store.as_ref(), clock: self.clock.as_ref() };
         status.connections(who).await.unwrap().remove(0).diagnosis
     }
+
+    fn advance(&self, by: jiff::SignedDuration) {
+        self.clock.advance(by.unsigned_abs());
+    }
 }
 
+const DAY: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
 #[tokio::test]
-async fn a_missing_subscription_is_diagnosed_until_a_daily_run_makes_it_again() {
+async fn a_missing_subscription_is_diagnosed_until_a_later_sync_makes_it_again() {
     let c = Check::new();
-    let (alice, bob) = (c.connected("alice").await, c.connected("bob").await);
+    let week = SUBSCRIPTION_CHECK_EVERY;
+    let (alice, bob) = (c.connected("alice", week).await, c.connected("bob", week).await);
     c.people.missing.lock().unwrap().insert("access-bob".into());
     *c.people.refuse_subscribe.lock().unwrap() = true;
 
-    let first = c.run().await.people.remove(0);
-    assert_eq!((first.checked, first.renewed, first.lapsed, first.finished), (2, 0, 1, true));
+    assert!(matches!(c.sync(&alice).await, SyncOutcome::Synced(_)));
+    assert!(matches!(c.sync(&bob).await, SyncOutcome::Synced(_)), "a failed subscribe never fails the sync");
     let lapsed = c.diagnosis(&bob).await;
     assert_eq!((lapsed.code, lapsed.action), ("subscription_lapsed", Action::Wait));
-    assert!(lapsed.message.contains("Withings") && lapsed.message.contains("every day"), "{}", lapsed.message);
+    assert!(lapsed.message.contains("Withings"), "{}", lapsed.message);
     assert_eq!(c.diagnosis(&alice).await.code, "healthy");
-    let since = c.store.get_connection(&bob, Provider::Withings).await.unwrap().unwrap().subscription_lapsed_at;
-    assert_eq!(since, Some(c.clock.now()));
+    let stored = c.connection(&bob).await;
+    assert_eq!(
+        (stored.subscription_lapsed_at, stored.subscription_checked_at),
+        (Some(c.clock.now()), Some(c.clock.now()))
+    );
 
-    // The next day Withings takes the subscribe: bob's notices are on again.
+    // Within the hour a sync leaves it be; after it, Withings takes the subscribe.
     *c.people.refuse_subscribe.lock().unwrap() = false;
-    c.clock.advance(Duration::from_secs(86_400));
-    let second = c.run().await.people.remove(0);
-    assert_eq!((second.checked, second.renewed, second.lapsed), (2, 1, 0));
+    c.advance(SUBSCRIPTION_RETRY_AFTER - jiff::SignedDuration::from_secs(1));
+    c.sync(&bob).await;
+    assert_eq!(c.people.calls.lock().unwrap().len(), 3, "alice's list, bob's list and subscribe, nothing more");
+    c.advance(jiff::SignedDuration::from_secs(1));
+    c.sync(&bob).await;
     assert!(c.people.missing.lock().unwrap().is_empty());
-    // A day on, neither walked: bob is diagnosed as alice is, no longer as lapsed.
-    assert_eq!(c.diagnosis(&bob).await.code, c.diagnosis(&alice).await.code);
     assert_ne!(c.diagnosis(&bob).await.code, "subscription_lapsed");
+    let stored = c.connection(&bob).await;
+    assert_eq!((stored.subscription_lapsed_at, stored.subscription_checked_at), (None, Some(c.clock.now())));
     let subscribes = c.people.calls.lock().unwrap().iter().filter(|(a, _)| *a == "subscribe").count();
     assert_eq!(subscribes, 2, "one refused, one made");
 }
 
 #[tokio::test]
-async fn a_run_checks_a_share_within_the_budget_and_the_next_goes_on_where_it_stopped() {
+async fn a_subscription_in_place_is_asked_about_once_a_week_and_never_without_a_read() {
     let c = Check::new();
-    let mut everyone = BTreeSet::new();
-    for i in 0..(PEOPLE_PER_RUN + 20) {
-        c.connected(&format!("walker-{i:03}")).await;
-        everyone.insert(format!("access-walker-{i:03}"));
+    let fresh = c.connected("fresh", DAY).await;
+    let old = c.connected("old", SUBSCRIPTION_CHECK_EVERY + DAY).await;
+    for _ in 0..3 {
+        c.sync(&fresh).await;
+        c.sync(&old).await;
     }
+    assert_eq!(c.people.listed(), ["access-old"], "connect subscribed the fresh one; the old one asked once");
 
-    let first = c.run().await.people.remove(0);
-    assert_eq!((first.checked, first.finished), (PEOPLE_PER_RUN, false), "a share, not everyone");
-    // A budget spent after 7 requests: the run stops there, asking nothing more.
-    *c.people.budget.lock().unwrap() = Some(7);
-    let second = c.run().await.people.remove(0);
-    assert_eq!((second.checked, second.finished), (7, false));
-    *c.people.budget.lock().unwrap() = None;
-    let third = c.run().await.people.remove(0);
-    assert_eq!((third.checked, third.finished), (13, true));
-
-    let listed = c.people.listed();
-    assert_eq!(listed.len(), everyone.len(), "nobody twice before everyone once");
-    assert_eq!(listed.into_iter().collect::<BTreeSet<_>>(), everyone);
-    // The walk starts over after it reached the end.
-    assert_eq!(c.run().await.people[0].checked, PEOPLE_PER_RUN);
+    // A read that fails asks nothing: the sync's own failure is what the person is told.
+    c.advance(SUBSCRIPTION_CHECK_EVERY);
+    c.source.answer_next([Err(ProviderError::Unavailable("down".into()))]);
+    assert!(matches!(c.sync(&fresh).await, SyncOutcome::Failed { .. }));
+    assert_eq!(c.people.listed().len(), 1);
+    c.sync(&fresh).await;
+    c.sync(&old).await;
+    assert_eq!(c.people.listed(), ["access-old", "access-fresh", "access-old"]);
 }
 
 #[tokio::test]
-async fn a_refresh_the_budget_refuses_stops_the_run_and_leaves_the_connection_in_its_slot() {
+async fn a_budget_that_refuses_the_check_records_nothing_and_a_later_sync_asks() {
     let c = Check::new();
-    let expired = TokenSet {
-        expires_at: c.clock.now() - jiff::SignedDuration::from_mins(1),
-        ..issued_tokens("old", "user.activity")
-    };
-    let who = c.connected_with("expired", expired).await;
-    c.oauth.answer_refresh(Err(ProviderError::RateLimited { retry_after: None }));
+    let who = c.connected("walker", SUBSCRIPTION_CHECK_EVERY).await;
+    *c.people.budget.lock().unwrap() = Some(0);
+    assert!(matches!(c.sync(&who).await, SyncOutcome::Synced(_)));
+    let stored = c.connection(&who).await;
+    assert_eq!((stored.subscription_checked_at, stored.subscription_lapsed_at), (None, None));
 
-    let run = c.run().await.people.remove(0);
-    assert_eq!((run.checked, run.finished), (0, false), "stopped before asking");
-    assert!(c.people.calls.lock().unwrap().is_empty());
-    let stored = c.store.get_connection(&who, Provider::Withings).await.unwrap().unwrap();
-    assert!(stored.last_error.is_none() && stored.next_sync_at.is_none() && stored.slot.is_some(), "{stored:?}");
+    *c.people.budget.lock().unwrap() = None;
+    c.sync(&who).await;
+    assert_eq!(c.people.listed(), ["access-walker"]);
+    assert_eq!(c.connection(&who).await.subscription_checked_at, Some(c.clock.now()));
+}
 
-    // The next run's refresh goes through: the same person is asked about then.
-    c.oauth.answer_refresh(Ok(issued_tokens("new", "user.activity")));
-    let next = c.run().await.people.remove(0);
-    assert_eq!((next.checked, next.finished), (1, true));
-    assert_eq!(c.people.listed(), ["new"]);
+#[tokio::test]
+async fn many_people_are_checked_by_their_own_syncs_each_once() {
+    let c = Check::new();
+    let mut everyone = BTreeSet::new();
+    let mut people = Vec::new();
+    for i in 0..50 {
+        people.push(c.connected(&format!("walker-{i:03}"), SUBSCRIPTION_CHECK_EVERY).await);
+        everyone.insert(format!("access-walker-{i:03}"));
+    }
+    for _ in 0..2 {
+        for who in &people {
+            c.sync(who).await;
+        }
+    }
+    let listed = c.people.listed();
+    assert_eq!(listed.len(), everyone.len(), "nobody twice within the week");
+    assert_eq!(listed.into_iter().collect::<BTreeSet<_>>(), everyone);
 }
