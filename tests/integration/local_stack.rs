@@ -79,7 +79,7 @@ async fn an_empty_stack_answers_health_tokens_and_every_route() {
 async fn connect_google(stack: &LocalStack, http: &reqwest::Client, token: &str, account: &str) {
     let base = &stack.base_url;
     let authorize =
-        http.post(format!("{base}/v1/connections/google_health/authorize")).bearer_auth(&token).send().await.unwrap();
+        http.post(format!("{base}/v1/connections/google_health/authorize")).bearer_auth(token).send().await.unwrap();
     assert_eq!(authorize.status(), StatusCode::OK);
     let link: Value = authorize.json().await.unwrap();
     let start_url = link["authorize_url"].as_str().unwrap();
