@@ -10,7 +10,7 @@ use stepsync::config::{Config, ConfigError, Loads};
 use stepsync::crypto::{AesGcmTokenCipher, NoTokenKey};
 use stepsync::ports::{EventPublisher, Providers, Store, TokenCipher};
 use stepsync::providers::SetupError;
-use stepsync::services::{ConnectSettings, Ports, Services, Settings, SyncSettings};
+use stepsync::services::{ConnectSettings, NudgeSettings, Ports, Services, Settings, SyncSettings};
 
 /// The configuration and the services, built once over the adapters.
 pub struct App {
@@ -141,6 +141,10 @@ impl App {
             },
             uploads_per_minute: config.uploads_per_minute,
             steps_updated: config.steps_updated,
+            nudges: NudgeSettings {
+                enabled: config.nudges,
+                period: Duration::from_secs(3600 * u64::from(config.nudge_period_hours)),
+            },
         };
         Self { services: Services::new(ports, cipher, providers, settings), config }
     }

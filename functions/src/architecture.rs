@@ -4,7 +4,8 @@
 use std::path::Path;
 
 /// The handler modules: one per function, each its own edge.
-const HANDLERS: [&str; 6] = ["challenges", "manual_sync", "oauth", "scheduled_sync", "sync_worker", "webhook"];
+const HANDLERS: [&str; 7] =
+    ["challenges", "manual_sync", "nudges", "oauth", "scheduled_sync", "sync_worker", "webhook"];
 
 /// What a handler must not name: adapters and the store ports (reach them through a service).
 const FORBIDDEN: [&str; 10] = [

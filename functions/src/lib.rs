@@ -7,6 +7,7 @@ pub mod challenges;
 pub mod day_events;
 pub mod http;
 pub mod manual_sync;
+pub mod nudges;
 pub mod oauth;
 pub mod reconcile;
 pub mod runtime;

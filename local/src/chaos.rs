@@ -33,9 +33,9 @@ use stepsync::domain::{
 use stepsync::events::{Event, SyncReason, SyncRequested};
 use stepsync::ports::{
     AccountClaim, ChallengeStore, ConnectionStore, DataNotice, DayCount, DayWrite, EphemeralStore, EventPublisher,
-    JoinWrite, LeaveWrite, ProviderError, Providers, PublishError, SealWrite, StepSource, StepStore, StoreError,
-    StoredSubscriptions, SubscriptionCheck, SyncRecord, TokenCipher, UserDays, WebhookError, WebhookMessage,
-    WebhookVerifier,
+    JoinWrite, LeaveWrite, ProviderError, Providers, PublishError, ReminderClaim, ReminderStore, ReminderSubject,
+    SealWrite, StepSource, StepStore, StoreError, StoredSubscriptions, SubscriptionCheck, SyncRecord, TokenCipher,
+    UserDays, WebhookError, WebhookMessage, WebhookVerifier,
 };
 use stepsync::services::{ConnectSettings, DayEvents, Ports, Services, Settings, SyncSettings, WorkerError};
 use stepsync::testing::{FixedClock, InMemoryStore, RecordingPublisher, ScriptedOAuth, issued_tokens};
@@ -388,6 +388,22 @@ impl EphemeralStore for ChaosStore {
     }
     async fn take_in_window(&self, key: &str, window_end: Timestamp, limit: u32) -> Result<bool, StoreError> {
         self.write(self.inner.take_in_window(key, window_end, limit)).await
+    }
+}
+
+#[async_trait]
+impl ReminderStore for ChaosStore {
+    async fn claim_reminder(
+        &self,
+        subject: &ReminderSubject,
+        holder: &str,
+        now: Timestamp,
+        period: Duration,
+    ) -> Result<ReminderClaim, StoreError> {
+        self.write(self.inner.claim_reminder(subject, holder, now, period)).await
+    }
+    async fn release_reminder(&self, subject: &ReminderSubject, holder: &str) -> Result<(), StoreError> {
+        self.write(self.inner.release_reminder(subject, holder)).await
     }
 }
 

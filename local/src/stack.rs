@@ -1,6 +1,7 @@
 //! The local stack: the real handlers behind a router with exactly the HttpApi's routes, the
-//! embedded DynamoDB, an in-process bus that hands the same EventBridge JSON to `sync-worker`,
-//! the scheduler ticking, and the provider sandboxes (fake Google Health, Misfit, SNS, Oura, Withings, Polar and Garmin).
+//! embedded DynamoDB, an in-process bus that hands the same EventBridge JSON to `sync-worker`
+//! and `nudges`, a receiver standing in for the reminder target (`/dev/receiver`), the
+//! scheduler ticking, and the provider sandboxes (fake Google Health, Misfit, SNS, Oura, Withings, Polar and Garmin).
 
 use crate::auth::LocalAuth;
 use crate::dynoxide::EmbeddedDynamo;
@@ -103,7 +104,8 @@ fn failed(e: impl std::fmt::Display) -> StackError {
 }
 
 /// The in-process bus: events go to a queue that a task drains, handing sync work to the
-/// real `sync-worker` handler and keeping the rest for the console.
+/// real `sync-worker` handler, status changes to the real `nudges` handler, reminders to the
+/// local receiver (as the template's rules do), and keeping the rest for the console.
 struct LocalBus {
     sender: mpsc::UnboundedSender<Event>,
 }
@@ -138,6 +140,8 @@ pub struct LocalStack {
     auth: Arc<LocalAuth>,
     /// Events the bus delivered that are for the company's app (StepsUpdated, ...), newest last.
     pub feed: Arc<Mutex<Vec<Event>>>,
+    /// What reached the local reminder target (`POST /dev/receiver`), newest first.
+    pub received: Received,
     dynamo: Option<EmbeddedDynamo>,
     shutdown: Option<(oneshot::Sender<()>, oneshot::Sender<()>)>,
     tasks: Vec<JoinHandle<()>>,
@@ -148,6 +152,38 @@ struct Shared {
     app: Arc<App>,
     auth: Arc<LocalAuth>,
     info: Arc<Value>,
+    received: Received,
+}
+
+/// The bodies the local reminder target received, newest first, each with when it came.
+pub type Received = Arc<Mutex<std::collections::VecDeque<Value>>>;
+
+/// How many bodies the receiver keeps.
+const RECEIVED_KEPT: usize = 500;
+
+/// The reminder rule's own transformer (`template.yaml`, `NudgeTargetRule`) applied to
+/// `event`, posted to the local receiver as the API destination would post it.
+async fn deliver_reminder(http: &reqwest::Client, receiver: &str, event: &Event) {
+    let Some(transformer) = crate::template::template().ok().and_then(|t| t.reminder_transformer.as_ref()) else {
+        tracing::warn!("local bus: template.yaml has no reminder rule; the reminder stays on the bus");
+        return;
+    };
+    let mut envelope = serde_json::to_value(event).unwrap_or(Value::Null);
+    envelope["source"] = json!(stepsync::events::EVENT_SOURCE);
+    envelope["time"] = json!(jiff::Timestamp::now().to_string());
+    let body = match transformer.apply(&envelope) {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::warn!(%error, "local bus: the reminder could not be transformed");
+            return;
+        }
+    };
+    let sent = http.post(receiver).header(header::CONTENT_TYPE, "application/json").body(body).send().await;
+    match sent.map(|r| r.status()) {
+        Ok(status) if status.is_success() => {}
+        Ok(status) => tracing::warn!(%status, "local bus: the receiver refused a reminder"),
+        Err(error) => tracing::warn!(%error, "local bus: the receiver could not be reached"),
+    }
 }
 
 /// A 32-byte key kept in the data folder (so stored tokens stay readable across restarts),
@@ -272,6 +308,8 @@ impl LocalStack {
             ("STEPSYNC_GARMIN_API_BASE", garmin.base_url().to_owned()),
             // The console's feed shows them, as a company's app subscribed to them would.
             ("STEPSYNC_STEPS_UPDATED", "true".to_owned()),
+            // Reminders go to the local receiver (/dev/receiver), the stand-in for NudgeTargetUrl.
+            ("STEPSYNC_NUDGES", "true".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -284,10 +322,38 @@ impl LocalStack {
 
         progress("starting the bus and the scheduler");
         let feed: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let received: Received = Arc::default();
         let mut tasks = Vec::new();
         let (bus_app, bus_feed) = (app.clone(), feed.clone());
+        let receiver_url = format!("{base_url}/dev/receiver");
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(failed)?;
         tasks.push(tokio::spawn(async move {
             while let Some(event) = receiver.recv().await {
+                match &event {
+                    // The nudges rule: deployed, it passes moves to reconnect_required only;
+                    // the handler drops the rest before reading anything.
+                    Event::ConnectionStatusChanged(_) => {
+                        let app = bus_app.clone();
+                        let mut payload = serde_json::to_value(&event).unwrap_or(Value::Null);
+                        payload["source"] = json!(stepsync::events::EVENT_SOURCE);
+                        payload["time"] = json!(jiff::Timestamp::now().to_string());
+                        tokio::spawn(async move {
+                            if let Err(error) = functions::nudges::handle(&app, payload).await {
+                                tracing::warn!(%error, "local bus: nudges failed");
+                            }
+                        });
+                    }
+                    // The reminder rule, to the API destination's stand-in.
+                    Event::ReminderDue(_) | Event::DigestDue(_) => {
+                        let (http, url, event) = (http.clone(), receiver_url.clone(), event.clone());
+                        tokio::spawn(async move { deliver_reminder(&http, &url, &event).await });
+                    }
+                    _ => {}
+                }
                 match event {
                     Event::SyncRequested(_) | Event::SyncShard(_) => {
                         let app = bus_app.clone();
@@ -386,6 +452,8 @@ impl LocalStack {
             "polar": polar.base_url(),
             "garmin": garmin.base_url(),
             "sns": sns.base_url(),
+            // The stand-in for the reminder target: what the reminder rule delivered, newest first.
+            "receiver": format!("{base_url}/dev/receiver"),
             "webhooks": {
                 "google_health": format!("{base_url}/webhooks/google_health"),
                 "misfit": format!("{base_url}/webhooks/misfit"),
@@ -399,7 +467,7 @@ impl LocalStack {
             // The demo's people with a story (the console lists those on the board).
             "stories": crate::demo::STORIES.map(|(user, what)| json!({"user": user, "what": what})),
         }));
-        let shared = Shared { app: app.clone(), auth: auth.clone(), info };
+        let shared = Shared { app: app.clone(), auth: auth.clone(), info, received: received.clone() };
         let router = router(shared).layer(cors(&[app_url.as_str()])?);
         let app_page = CONSOLE_APP_HTML.replace("{{API}}", &base_url);
         let app_router = Router::new().route("/", get(move || async move { Html(app_page) }));
@@ -431,6 +499,7 @@ impl LocalStack {
             sns,
             auth,
             feed,
+            received,
             dynamo,
             shutdown,
             tasks,
@@ -518,7 +587,8 @@ fn router(shared: Shared) -> Router {
         )
         .route("/healthz", get(|| async { (StatusCode::OK, "ok") }))
         .route("/dev/token", post(dev_token))
-        .route("/dev/info", get(|State(s): State<Shared>| async move { Json((*s.info).clone()) }));
+        .route("/dev/info", get(|State(s): State<Shared>| async move { Json((*s.info).clone()) }))
+        .route("/dev/receiver", post(receive_reminder).get(list_received));
     for (path, methods) in by_path {
         let mut method_router = axum::routing::MethodRouter::new();
         for (method, target) in methods {
@@ -545,6 +615,25 @@ fn router(shared: Shared) -> Router {
         router = router.route(path, method_router);
     }
     router.with_state(shared)
+}
+
+/// The local reminder target: takes the body the reminder rule's API destination would send
+/// (JSON with a `text`), as a chat webhook would.
+async fn receive_reminder(State(s): State<Shared>, body: Bytes) -> Response {
+    let Some(body) = serde_json::from_slice::<Value>(&body).ok().filter(|b| b["text"].is_string()) else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "a JSON body with a \"text\" is expected"})))
+            .into_response();
+    };
+    let mut received = s.received.lock().unwrap_or_else(|e| e.into_inner());
+    received.push_front(json!({"received_at": jiff::Timestamp::now().to_string(), "body": body}));
+    received.truncate(RECEIVED_KEPT);
+    StatusCode::OK.into_response()
+}
+
+/// What the local reminder target received, newest first.
+async fn list_received(State(s): State<Shared>) -> Json<Value> {
+    let received = s.received.lock().unwrap_or_else(|e| e.into_inner());
+    Json(json!({"received": received.iter().cloned().collect::<Vec<_>>()}))
 }
 
 async fn dev_token(State(s): State<Shared>, body: Bytes) -> Response {

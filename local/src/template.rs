@@ -35,6 +35,64 @@ pub struct Template {
     pub parameter_defaults: BTreeMap<String, String>,
     /// The names of `Globals.Function.Environment.Variables` (every function has them).
     pub global_environment: Vec<String>,
+    /// What the reminder rule (`NudgeTargetRule`) sends the reminder target: its target's
+    /// input transformer, which the local stack's receiver gets the same way.
+    pub reminder_transformer: Option<InputTransformer>,
+}
+
+/// The logical id of the rule that hands reminders to the reminder target.
+pub const REMINDER_RULE: &str = "NudgeTargetRule";
+
+/// An EventBridge target's input transformer: values picked from the event by JSON path
+/// (`InputPathsMap`), put into `InputTemplate` at their `<name>` placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputTransformer {
+    pub paths: BTreeMap<String, String>,
+    pub template: String,
+}
+
+impl InputTransformer {
+    /// What EventBridge sends the target for `event` (the whole envelope). Placeholders stand
+    /// where a JSON value goes, as in the template's own: each becomes its value as JSON. A
+    /// path the event lacks is an error (the reminders' events always carry theirs).
+    pub fn apply(&self, event: &serde_json::Value) -> Result<String, TemplateError> {
+        let mut values = BTreeMap::new();
+        for (name, path) in &self.paths {
+            let steps = path.strip_prefix("$.").ok_or_else(|| bad(format!("{path}: not a $. path")))?;
+            let value = steps
+                .split('.')
+                .try_fold(event, |node, step| node.get(step))
+                .ok_or_else(|| bad(format!("the event has no {path}")))?;
+            values.insert(format!("<{name}>"), value.to_string());
+        }
+        // One pass over the template: a value that happens to hold `<name>` stays as it is.
+        let (mut out, mut rest) = (String::new(), self.template.as_str());
+        while let Some(start) = rest.find('<') {
+            out.push_str(&rest[..start]);
+            rest = &rest[start..];
+            match values.iter().find(|(placeholder, _)| rest.starts_with(placeholder.as_str())) {
+                Some((placeholder, value)) => {
+                    out.push_str(value);
+                    rest = &rest[placeholder.len()..];
+                }
+                None => {
+                    out.push('<');
+                    rest = &rest[1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn read(node: &Value) -> Option<Self> {
+        let paths = node["InputPathsMap"]
+            .as_mapping()?
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned())))
+            .collect();
+        Some(Self { paths, template: node["InputTemplate"].as_str()?.to_owned() })
+    }
 }
 
 /// One Lambda function.
@@ -263,6 +321,8 @@ impl Template {
             .flatten()
             .filter_map(|(name, _)| name.as_str().map(str::to_owned))
             .collect();
+        let reminder_transformer =
+            InputTransformer::read(&doc["Resources"][REMINDER_RULE]["Properties"]["Targets"][0]["InputTransformer"]);
         Ok(Self {
             table,
             functions,
@@ -271,6 +331,7 @@ impl Template {
             default_authorizer,
             parameter_defaults,
             global_environment,
+            reminder_transformer,
         })
     }
 
@@ -365,6 +426,25 @@ mod tests {
         assert!(t.memory_mb > 0);
         assert_eq!(t.number_parameter("SyncIntervalMinutes").unwrap(), 15);
         assert!(t.number_parameter("EventBusName").is_err());
+    }
+
+    /// The reminder rule's transformer, applied to a `ReminderDue` as EventBridge would: a
+    /// JSON body whose `text` a chat webhook shows, the kind and the whole detail beside it.
+    #[test]
+    fn the_reminder_rule_sends_a_json_body_with_the_text() {
+        let transformer = template().unwrap().reminder_transformer.as_ref().expect("the reminder rule's transformer");
+        let event = serde_json::json!({
+            "version": "0", "id": "1", "source": "stepsync", "detail-type": "ReminderDue",
+            "time": "2026-11-25T18:00:03Z", "region": "us-east-1", "account": "123456789012", "resources": [],
+            "detail": {"user": "walker-1", "provider": "google_health", "code": "token_revoked",
+                       "action": "reconnect", "message": "Reconnect \"Fitbit\".", "text": "Reminder for walker-1: Reconnect \"Fitbit\"."}
+        });
+        let body: serde_json::Value = serde_json::from_str(&transformer.apply(&event).unwrap()).unwrap();
+        assert_eq!(body["text"], "Reminder for walker-1: Reconnect \"Fitbit\".");
+        assert_eq!(body["kind"], "ReminderDue");
+        assert_eq!(body["detail"], event["detail"]);
+        let without = serde_json::json!({"detail-type": "ReminderDue", "detail": {}});
+        assert!(transformer.apply(&without).is_err(), "no text, no body");
     }
 
     #[test]

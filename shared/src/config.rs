@@ -168,6 +168,12 @@ pub struct Config {
     /// `STEPSYNC_STEPS_UPDATED` (default off): publish one `StepsUpdated` per changed day for a
     /// company's app that subscribes. Off, no event is paid for that nobody reads.
     pub steps_updated: bool,
+    /// `STEPSYNC_NUDGES` (default off): a delivery target for reminders is configured
+    /// (deployed: the template's `NudgeTargetUrl`). Off, no reminder is recorded or sent.
+    pub nudges: bool,
+    /// `STEPSYNC_NUDGE_PERIOD_HOURS` (default 24, kept within 1–720): at most one reminder per
+    /// person, source and diagnosis, and one digest per challenge, in this many hours.
+    pub nudge_period_hours: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -406,6 +412,8 @@ impl Config {
             worker_concurrency: number("STEPSYNC_WORKER_CONCURRENCY", 8)?.clamp(1, 64),
             uploads_per_minute: number("STEPSYNC_UPLOADS_PER_MINUTE", 12)?.max(1),
             steps_updated: get("STEPSYNC_STEPS_UPDATED").is_some_and(|v| matches!(v, "1" | "true" | "yes" | "on")),
+            nudges: get("STEPSYNC_NUDGES").is_some_and(|v| matches!(v, "1" | "true" | "yes" | "on")),
+            nudge_period_hours: number("STEPSYNC_NUDGE_PERIOD_HOURS", 24)?.clamp(1, 720),
             google: match get("STEPSYNC_GOOGLE_CLIENT_ID") {
                 Some(id) => {
                     let defaults = GoogleHealthSettings {
@@ -527,6 +535,19 @@ mod tests {
             Config::from_vars(&vars(&good)).unwrap().return_to_allowlist,
             ["https://a.example/x", "stepsync://"]
         );
+    }
+
+    #[test]
+    fn reminders_are_off_unless_asked_and_their_period_is_kept_in_range() {
+        let off = Config::loading(&vars(&[("STEPSYNC_TABLE", "t")]), Loads::STORE_ONLY).unwrap();
+        assert!(!off.nudges);
+        assert_eq!(off.nudge_period_hours, 24);
+        let on = [("STEPSYNC_TABLE", "t"), ("STEPSYNC_NUDGES", "true"), ("STEPSYNC_NUDGE_PERIOD_HOURS", "0")];
+        let on = Config::loading(&vars(&on), Loads::STORE_ONLY).unwrap();
+        assert!(on.nudges);
+        assert_eq!(on.nudge_period_hours, 1, "at least an hour");
+        let bad = [("STEPSYNC_TABLE", "t"), ("STEPSYNC_NUDGE_PERIOD_HOURS", "a day")];
+        assert_eq!(Config::loading(&vars(&bad), Loads::STORE_ONLY).unwrap_err().name, "STEPSYNC_NUDGE_PERIOD_HOURS");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::domain::{Connection, ConnectionStatus, FailureCode, Provider, local_today};
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// A phone source silent this long probably lost its Health permission (HealthKit never
@@ -13,7 +13,7 @@ pub const PHONE_SILENCE: Duration = Duration::from_secs(48 * 3600);
 pub const NO_NEW_DATA: Duration = Duration::from_secs(24 * 3600);
 
 /// The fixed catalogue of things a person can be asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Reconnect,
@@ -21,6 +21,23 @@ pub enum Action {
     SyncDevice,
     Wait,
     None,
+}
+
+impl Action {
+    /// Whether only the person can fix it (a reminder helps); `wait` and `none` ask nothing.
+    pub fn asks_the_person(self) -> bool {
+        matches!(self, Action::Reconnect | Action::GrantPermission | Action::SyncDevice)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Reconnect => "reconnect",
+            Action::GrantPermission => "grant_permission",
+            Action::SyncDevice => "sync_device",
+            Action::Wait => "wait",
+            Action::None => "none",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

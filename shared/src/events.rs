@@ -1,6 +1,7 @@
 //! StepSync's EventBridge events (source `stepsync`): one type per detail-type.
 
-use crate::domain::{ConnectionStatus, LocalDate, Provider, UploadWindow, UserId};
+use crate::diagnosis::Action;
+use crate::domain::{ChallengeId, ConnectionStatus, DiagnosisCode, LocalDate, Provider, UploadWindow, UserId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,57 @@ pub struct ConnectionStatusChanged {
     pub action: String,
 }
 
+/// A challenge a reminder is about, as organizers and people know it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeRef {
+    pub id: ChallengeId,
+    pub name: String,
+}
+
+/// A reminder for one person to act on one source (`nudges`): at most one per person,
+/// source and diagnosis per period. The delivery target (docs/OPERATIONS.md, "Reminders")
+/// gets `text`; the rest is for a service that routes it to the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReminderDue {
+    pub user: UserId,
+    pub provider: Provider,
+    /// The diagnosis's stable code (`token_revoked`, `missing_permission`, ...).
+    pub code: DiagnosisCode,
+    /// What the person is asked to do, from the diagnosis's catalogue.
+    pub action: Action,
+    /// The diagnosis's sentence for the person.
+    pub message: String,
+    /// Since when the person has been asked to act, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// The challenge the reminder was sent for, where one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<ChallengeRef>,
+    /// The whole reminder in one line of plain text (Slack-escaped), for a chat webhook.
+    pub text: String,
+}
+
+/// One person who still needs to act, in an organizer's digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestLine {
+    pub user: UserId,
+    pub provider: Provider,
+    pub code: DiagnosisCode,
+    pub action: Action,
+}
+
+/// A challenge's organizer digest: who still needs to act. At most one per challenge per period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestDue {
+    pub challenge: ChallengeRef,
+    /// Everyone who still needs to act, or the first `DIGEST_MAX_PEOPLE` of them.
+    pub people: Vec<DigestLine>,
+    /// How many still need to act (more than `people` holds when it was cut).
+    pub total: usize,
+    /// The digest as plain text (Slack-escaped), for a chat webhook.
+    pub text: String,
+}
+
 /// An event as it travels: the variant is the EventBridge `detail-type`, the payload its
 /// `detail`. Deserialising an EventBridge envelope (which has more fields) gives the same value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +137,8 @@ pub enum Event {
     SyncShard(SyncShard),
     StepsUpdated(StepsUpdated),
     ConnectionStatusChanged(ConnectionStatusChanged),
+    ReminderDue(ReminderDue),
+    DigestDue(DigestDue),
 }
 
 impl Event {
@@ -94,6 +148,8 @@ impl Event {
             Event::SyncShard(_) => "SyncShard",
             Event::StepsUpdated(_) => "StepsUpdated",
             Event::ConnectionStatusChanged(_) => "ConnectionStatusChanged",
+            Event::ReminderDue(_) => "ReminderDue",
+            Event::DigestDue(_) => "DigestDue",
         }
     }
 
@@ -103,6 +159,8 @@ impl Event {
             Event::SyncShard(d) => serde_json::to_string(d),
             Event::StepsUpdated(d) => serde_json::to_string(d),
             Event::ConnectionStatusChanged(d) => serde_json::to_string(d),
+            Event::ReminderDue(d) => serde_json::to_string(d),
+            Event::DigestDue(d) => serde_json::to_string(d),
         };
         // Plain structs of strings and numbers always serialise.
         detail.unwrap_or_else(|_| "{}".to_owned())

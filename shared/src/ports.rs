@@ -2,8 +2,9 @@
 //! (`aws::DynamoStore`, `aws::EventBridgePublisher`); in-memory fakes live in `testing`.
 
 use crate::domain::{
-    Challenge, ChallengeId, Connection, ConnectionStatus, DailyValue, DayRecord, DueSlot, EncryptedTokens, LastError,
-    LocalDate, OAuthState, Participant, Provider, Snapshot, TokenSet, UploadWindow, UserId, UserProfile,
+    Challenge, ChallengeId, Connection, ConnectionStatus, DailyValue, DayRecord, DiagnosisCode, DueSlot,
+    EncryptedTokens, LastError, LocalDate, OAuthState, Participant, Provider, Snapshot, TokenSet, UploadWindow, UserId,
+    UserProfile,
 };
 use crate::events::Event;
 use async_trait::async_trait;
@@ -376,11 +377,48 @@ pub trait EphemeralStore: Send + Sync {
     async fn take_in_window(&self, key: &str, window_end: Timestamp, limit: u32) -> Result<bool, StoreError>;
 }
 
+/// What one reminder is about: the key of its once-per-period record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ReminderSubject {
+    /// One diagnosis of one person's connection to one source.
+    Person { user: UserId, provider: Provider, code: DiagnosisCode },
+    /// A challenge's digest for its organizers (who still needs to act).
+    Digest { challenge: ChallengeId },
+}
+
+/// What `claim_reminder` decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReminderClaim {
+    /// Ours to send: recorded as sent at the claim's `now`.
+    Claimed,
+    /// One was sent at this time, within the period: nothing is to be sent.
+    SentAt(Timestamp),
+}
+
+/// The once-per-period records of the reminders sent to people and organizers.
+#[async_trait]
+pub trait ReminderStore: Send + Sync {
+    /// One conditional write decides: records that `holder` sent the reminder about `subject`
+    /// at `now`, unless one was recorded later than `now - period` (then `SentAt` that time, and
+    /// nothing is written). Of any number of callers within a period exactly one is answered
+    /// `Claimed`. The record expires (TTL) a period after `now`; expiry is checked here too.
+    async fn claim_reminder(
+        &self,
+        subject: &ReminderSubject,
+        holder: &str,
+        now: Timestamp,
+        period: Duration,
+    ) -> Result<ReminderClaim, StoreError>;
+    /// Gives back `holder`'s claim (its reminder could not be handed on), so a retry sends it;
+    /// a record anyone else made is left alone.
+    async fn release_reminder(&self, subject: &ReminderSubject, holder: &str) -> Result<(), StoreError>;
+}
+
 /// Every store port at once: what one table (DynamoDB, or memory in tests) offers. Services
 /// take the narrow ports; wiring hands them one `Arc<dyn Store>`.
-pub trait Store: StepStore + ChallengeStore + ConnectionStore + EphemeralStore {}
+pub trait Store: StepStore + ChallengeStore + ConnectionStore + EphemeralStore + ReminderStore {}
 
-impl<T: StepStore + ChallengeStore + ConnectionStore + EphemeralStore> Store for T {}
+impl<T: StepStore + ChallengeStore + ConnectionStore + EphemeralStore + ReminderStore> Store for T {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {

@@ -187,5 +187,9 @@ fn every_documented_event_is_what_the_code_reads_and_writes() {
         assert_eq!(envelope["detail-type"], event.detail_type());
         kinds.insert(event.detail_type());
     }
-    assert_eq!(kinds, BTreeSet::from(["ConnectionStatusChanged", "StepsUpdated"]), "both public events are documented");
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["ConnectionStatusChanged", "DigestDue", "ReminderDue", "StepsUpdated"]),
+        "every public event is documented"
+    );
 }

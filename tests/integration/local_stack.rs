@@ -1,6 +1,6 @@
 //! The local stack over real HTTP: health, local tokens, every API route behind the local
-//! authorizer answering exactly as the handler does, and a person connected through the sandbox consent page whose steps then sync
-//! through the in-process bus.
+//! authorizer answering exactly as the handler does, a person connected through the sandbox consent page whose steps then sync
+//! through the in-process bus, and their revoked grant reaching the local reminder target.
 
 use crate::template::ROUTE_ANSWERS;
 use reqwest::StatusCode;
@@ -74,18 +74,12 @@ async fn an_empty_stack_answers_health_tokens_and_every_route() {
     stack.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_person_connects_through_the_sandbox_and_their_steps_arrive() {
-    let stack = stack().await;
-    let http = client();
+/// What a person's browser does to connect Google Health on the stack as the holder of `token`:
+/// the start link (once only), the sandbox consent page as `account`, the callback.
+async fn connect_google(stack: &LocalStack, http: &reqwest::Client, token: &str, account: &str) {
     let base = &stack.base_url;
-    stack.google.add_person("sandbox-walker", None);
-    let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
-    stack.google.set_steps("sandbox-walker", today, 4321);
-    let token = stack.token("walker", false);
-
     let authorize =
-        http.post(format!("{base}/v1/connections/google_health/authorize")).bearer_auth(&token).send().await.unwrap();
+        http.post(format!("{base}/v1/connections/google_health/authorize")).bearer_auth(token).send().await.unwrap();
     assert_eq!(authorize.status(), StatusCode::OK);
     let link: Value = authorize.json().await.unwrap();
     let start_url = link["authorize_url"].as_str().unwrap();
@@ -96,11 +90,24 @@ async fn a_person_connects_through_the_sandbox_and_their_steps_arrive() {
     let consent = start.headers()["location"].to_str().unwrap().to_owned();
     let cookie = start.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
     assert_eq!(http.get(start_url).send().await.unwrap().status(), StatusCode::BAD_REQUEST, "single use");
-    let back = stack.google.approve(&consent, "sandbox-walker");
+    let back = stack.google.approve(&consent, account);
     assert!(back.starts_with(&format!("{base}/oauth/google_health/callback")), "{back}");
     let callback = http.get(&back).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(callback.status(), StatusCode::FOUND);
     assert!(callback.headers()["location"].to_str().unwrap().contains("connected=google_health"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_person_connects_through_the_sandbox_and_their_steps_arrive() {
+    let stack = stack().await;
+    let http = client();
+    let base = &stack.base_url;
+    stack.google.add_person("sandbox-walker", None);
+    let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    stack.google.set_steps("sandbox-walker", today, 4321);
+    let token = stack.token("walker", false);
+
+    connect_google(&stack, &http, &token, "sandbox-walker").await;
 
     // The backfill runs through the in-process bus and the real sync-worker.
     let url = format!("{base}/v1/steps?from={}&to={}", today.yesterday().unwrap(), today);
@@ -161,6 +168,17 @@ async fn the_demo_walks_syncs_and_shows_who_must_act() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(revoked, "reconnect", "the revoked Google grant");
+    // ... and its reminder reached the local reminder target, once.
+    let mut reminded = 0;
+    for _ in 0..50 {
+        let received = stack.received.lock().unwrap().clone();
+        reminded = received.iter().filter(|r| r["body"]["detail"]["user"] == "walker-24").count();
+        if reminded > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(reminded, 1, "walker-24's reminder at /dev/receiver");
 
     // walker-26's deleted walk: counted by the first sweep, then the deletion notice brings
     // yesterday back to what was walked.
@@ -354,4 +372,63 @@ async fn the_stack_keeps_its_table_in_another_dynamodb_endpoint_when_told() {
         "{items:?}"
     );
     other.stop().await;
+}
+
+/// A person's Google grant is revoked; their "Sync steps" finds it, the status change goes
+/// through the in-process bus to the real nudges handler, and its reminder reaches the local
+/// receiver as the reminder rule's API destination would send it: a JSON body with the text a
+/// chat webhook shows, the kind and the event's detail. The receiver lists newest first and
+/// refuses a body without a text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_grant_reaches_the_local_reminder_target() {
+    let stack = stack().await;
+    let http = client();
+    let base = &stack.base_url;
+    let receiver = format!("{base}/dev/receiver");
+    let refused = http.post(&receiver).json(&json!({"no": "text"})).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let hello = http.post(&receiver).json(&json!({"text": "hello"})).send().await.unwrap();
+    assert_eq!(hello.status(), StatusCode::OK);
+    stack.google.add_person("sandbox-lapsed", None);
+    let token = stack.token("lapsed-walker", false);
+    connect_google(&stack, &http, &token, "sandbox-lapsed").await;
+    // The backfill's sync runs first, through the bus; then the person revokes the grant.
+    let status_url = format!("{base}/v1/sync/status");
+    for _ in 0..100 {
+        let status: Value = http.get(&status_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        if status["connections"][0]["last_success_at"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack.google.revoke_grant("sandbox-lapsed");
+
+    let sync = http.post(format!("{base}/v1/sync")).bearer_auth(&token).send().await.unwrap();
+    assert!(sync.status().is_success(), "Sync steps: {}", sync.status());
+
+    let mut received = Value::Null;
+    for _ in 0..100 {
+        received = http.get(&receiver).send().await.unwrap().json().await.unwrap();
+        if received["received"].as_array().is_some_and(|r| r.len() >= 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let list = received["received"].as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 2, "the reminder and the hello: {received}");
+    let reminder = &list[0]["body"];
+    assert_eq!(reminder["kind"], "ReminderDue", "newest first: {received}");
+    assert_eq!(
+        reminder["text"],
+        "Reminder for lapsed-walker (Fitbit / Google Health): Fitbit / Google Health access was revoked or expired. \
+         Reconnect Fitbit / Google Health to keep your steps syncing."
+    );
+    let detail = &reminder["detail"];
+    assert_eq!((&detail["user"], &detail["provider"]), (&json!("lapsed-walker"), &json!("google_health")));
+    assert_eq!((&detail["code"], &detail["action"]), (&json!("token_revoked"), &json!("reconnect")));
+    assert!(list[0]["received_at"].is_string());
+    assert_eq!(list[1]["body"]["text"], "hello");
+    let info: Value = http.get(format!("{base}/dev/info")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["receiver"], receiver);
+    stack.stop().await;
 }

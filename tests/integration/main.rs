@@ -22,6 +22,7 @@ mod local_stack;
 mod log_capture;
 mod misfit;
 mod model;
+mod nudges;
 mod openapi;
 mod oura;
 mod polar;

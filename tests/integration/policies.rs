@@ -278,6 +278,17 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        // reminders (only deployed with a target): the connection read again, the
+        // once-per-period claim and its release, all in people's own partitions; ReminderDue
+        "Nudges",
+        &[
+            "dynamodb:GetItem on table keys like [USER#*]",
+            "dynamodb:PutItem on table keys like [USER#*]",
+            "dynamodb:DeleteItem on table keys like [USER#*]",
+            "events:PutEvents on bus",
+        ],
+    ),
+    (
         // public: reads account owners only and writes nothing; the webhook secrets only (Oura signs its notices with its client secret;
         // Withings signs nothing, so its notify token, which our callback URL carries, is the webhook secret;
         // Polar's is its one webhook's signature_secret_key, granted only once set; Garmin signs nothing either:
@@ -324,4 +335,33 @@ fn routes_are_throttled_the_webhook_capped_and_cors_limited_to_the_app_origins()
     for parameter in ["ApiRateLimit", "ApiBurstLimit", "WebhookReservedConcurrency", "AppOrigins"] {
         assert!(!doc["Parameters"][parameter].is_null(), "{parameter} is a template parameter");
     }
+}
+
+/// The role EventBridge sends reminders with may invoke the one API destination and nothing
+/// else, and only EventBridge in this account may take it on; the target's secret is a
+/// Secrets Manager dynamic reference, never a parameter's plain value.
+#[test]
+fn the_reminder_target_role_invokes_only_its_destination() {
+    let doc: serde_norway::Value = serde_norway::from_str(stepsync_local::template::TEMPLATE).unwrap();
+    let written = |v: &serde_norway::Value| format!("{v:?}");
+    let role = &doc["Resources"]["NudgeTargetRole"]["Properties"];
+    let trust = written(&role["AssumeRolePolicyDocument"]);
+    assert!(trust.contains("events.amazonaws.com") && trust.contains("aws:SourceAccount"), "{trust}");
+    let policies = role["Policies"].as_sequence().unwrap();
+    assert_eq!(policies.len(), 1);
+    let statements = policies[0]["PolicyDocument"]["Statement"].as_sequence().unwrap();
+    assert_eq!(statements.len(), 1, "one statement");
+    assert_eq!(statements[0]["Action"].as_str(), Some("events:InvokeApiDestination"));
+    assert!(statements[0]["Sid"].as_str().is_some());
+    assert_eq!(
+        written(&statements[0]["Resource"]),
+        written(&serde_norway::from_str("!GetAtt NudgeTarget.Arn").unwrap())
+    );
+    let key = written(&doc["Resources"]["NudgeTargetConnection"]["Properties"]["AuthParameters"]);
+    assert!(key.contains("resolve:secretsmanager:${NudgeTargetSecret}"), "{key}");
+    assert_eq!(
+        doc["Parameters"]["NudgeTargetUrl"]["NoEcho"].as_bool(),
+        Some(true),
+        "a chat webhook URL is its credential"
+    );
 }

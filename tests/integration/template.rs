@@ -101,8 +101,10 @@ pub(crate) const ROUTE_ANSWERS: &[(&str, &str, u16)] = &[
 /// The app the route and sample checks call: the test's table, Google Health at a fake.
 async fn app_with_google(env: &TestEnv) -> (functions::app::App, FakeGoogleHealth) {
     let google = FakeGoogleHealth::start().await;
-    // The sample stream batch's `StepsUpdated` is published, as for a company app that subscribes.
-    let vars = [harness::google_vars(&google), vec![("STEPSYNC_STEPS_UPDATED", "true".to_owned())]].concat();
+    // The sample stream batch's `StepsUpdated` is published, as for a company app that subscribes;
+    // reminders are on, so the status change sample reaches the use case.
+    let on = vec![("STEPSYNC_STEPS_UPDATED", "true".to_owned()), ("STEPSYNC_NUDGES", "true".to_owned())];
+    let vars = [harness::google_vars(&google), on].concat();
     (harness::app(env, vars), google)
 }
 
@@ -148,11 +150,15 @@ enum Answer {
     Reconcile,
     /// A stream batch for day-events: every record published, this `StepsUpdated` among them.
     DayEvents(u32, u32, u64),
+    /// A status change for nudges: this outcome.
+    Nudge(functions::nudges::NudgeOutcome),
 }
 
 fn sample_answers() -> Vec<(&'static str, Answer)> {
-    use Answer::{DayEvents, Reconcile, Status, Tick, Worker};
+    use Answer::{DayEvents, Nudge, Reconcile, Status, Tick, Worker};
+    use functions::nudges::NudgeOutcome;
     vec![
+        ("connection_status_changed.json", Nudge(NudgeOutcome::NotNeeded { why: "no such connection".into() })),
         ("reconcile_tick.json", Reconcile),
         ("day_changed.json", DayEvents(8000, 8421, 2)),
         ("challenges_create.json", Status(201)), // the sample's user is an admin
@@ -232,6 +238,10 @@ async fn every_sample_event_gets_its_exact_answer_from_its_handler() {
                 let expected = (*old_total, *new_total, *version, stepsync::domain::Provider::GoogleHealth);
                 assert_eq!(update, Some(expected), "{name}: {published:?}");
             }
+            Answer::Nudge(outcome) => {
+                let got = functions::nudges::handle(&app, event.clone()).await;
+                assert_eq!(got.as_ref().ok(), Some(outcome), "{name}: {got:?}");
+            }
             Answer::Reconcile => {
                 let report = functions::reconcile::run(&app).await.unwrap();
                 assert_eq!(report.challenges, stepsync::services::ReconcileReport::default(), "{name}");
@@ -275,5 +285,68 @@ async fn every_route_with_a_body_refuses_an_oversized_one_before_parsing() {
         let res = dispatch(&app, &binary, req).await;
         assert_eq!(res.status(), 413, "{name}: {}", body_json(&res));
         assert_eq!(body_json(&res)["error"]["code"], "too_large", "{name}");
+    }
+}
+
+/// Reminders are off by default and then not deployed at all: every resource of theirs (the
+/// function and its rule, the API destination, its connection, role and rule, both dead-letter
+/// queues, the log group, the alarms, the outputs) carries `NudgesEnabled`, which is
+/// "NudgeTargetUrl is not empty", and that parameter is empty by default. Deployed, each
+/// rule retries and dead-letters, and each dead-letter queue has its alarm.
+#[test]
+fn reminders_are_deployed_only_with_a_target_and_every_rule_retries_and_dead_letters() {
+    let doc: serde_norway::Value = serde_norway::from_str(stepsync_local::template::TEMPLATE).unwrap();
+    let written = |v: &serde_norway::Value| format!("{v:?}");
+    assert_eq!(template().parameter_defaults.get("NudgeTargetUrl").map(String::as_str), Some(""));
+    let enabled = written(&doc["Conditions"]["NudgesEnabled"]);
+    assert!(enabled.contains("Not") && enabled.contains("Equals") && enabled.contains("NudgeTargetUrl"), "{enabled}");
+    let resources = doc["Resources"].as_mapping().unwrap();
+    let ours: Vec<&str> = resources.keys().filter_map(|k| k.as_str()).filter(|id| id.starts_with("Nudge")).collect();
+    for expected in [
+        "Nudges",
+        "NudgesDeadLetterQueue",
+        "NudgesDeadLetterQueuePolicy",
+        "NudgeTargetConnection",
+        "NudgeTarget",
+        "NudgeTargetRole",
+        "NudgeTargetRule",
+        "NudgeTargetDeadLetterQueue",
+        "NudgeTargetDeadLetterQueuePolicy",
+        "NudgesLogGroup",
+        "NudgesErrorsAlarm",
+        "NudgesDeadLetterAlarm",
+        "NudgeTargetDeadLetterAlarm",
+    ] {
+        assert!(ours.contains(&expected), "{expected} is in the template");
+    }
+    for id in &ours {
+        assert_eq!(doc["Resources"][*id]["Condition"].as_str(), Some("NudgesEnabled"), "{id}");
+    }
+    for (id, output) in doc["Outputs"].as_mapping().unwrap() {
+        if id.as_str().is_some_and(|id| id.starts_with("Nudge")) {
+            assert_eq!(output["Condition"].as_str(), Some("NudgesEnabled"), "{id:?}");
+        }
+    }
+    // The function's rule: only moves to reconnect_required, retried, dead-lettered.
+    let rule = &doc["Resources"]["Nudges"]["Properties"]["Events"]["StatusChanged"]["Properties"];
+    assert_eq!(
+        written(&rule["Pattern"]["detail"]["new_status"]),
+        written(&serde_norway::from_str("[reconnect_required]").unwrap())
+    );
+    assert!(written(&rule["DeadLetterConfig"]).contains("NudgesDeadLetterQueue"));
+    assert!(rule["RetryPolicy"]["MaximumRetryAttempts"].as_u64().is_some());
+    // The reminder rule: both kinds, to the destination, retried, dead-lettered.
+    let target = &doc["Resources"]["NudgeTargetRule"]["Properties"]["Targets"][0];
+    assert!(written(&target["Arn"]).contains("NudgeTarget"));
+    assert!(written(&target["DeadLetterConfig"]).contains("NudgeTargetDeadLetterQueue"));
+    assert!(target["RetryPolicy"]["MaximumEventAgeInSeconds"].as_u64().is_some());
+    let kinds = written(&doc["Resources"]["NudgeTargetRule"]["Properties"]["EventPattern"]["detail-type"]);
+    assert!(kinds.contains("ReminderDue") && kinds.contains("DigestDue"), "{kinds}");
+    for queue in ["NudgesDeadLetterQueue", "NudgeTargetDeadLetterQueue"] {
+        let alarmed = resources.values().any(|r| {
+            r["Type"].as_str() == Some("AWS::CloudWatch::Alarm")
+                && written(&r["Properties"]["Dimensions"]).contains(&format!("{queue}.QueueName"))
+        });
+        assert!(alarmed, "{queue} has an alarm");
     }
 }

@@ -7,7 +7,7 @@ use crate::domain::{
     LocalDate, Membership, OAuthStage, OAuthState, Participant, ParticipantTotals, Provider, Snapshot, SourceTotals,
     SourceValue, StepCount, UserId, UserProfile, shard_of,
 };
-use crate::ports::StoreError;
+use crate::ports::{ReminderSubject, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -608,6 +608,17 @@ pub fn dedupe_pk(key: &str) -> String {
     format!("DEDUPE#{key}")
 }
 pub const DEDUPE_SK: &str = "DEDUPE";
+
+/// A reminder's once-per-period record: a person's in their own partition (so erasing them
+/// erases it), a digest in its challenge's. `REMINDER#` sorts after `PROFILE`, `PART#` and
+/// before `SNAP#`, outside every range the other reads query (a person's days through their
+/// profile, a challenge's participants).
+pub fn reminder_key(subject: &ReminderSubject) -> (String, String) {
+    match subject {
+        ReminderSubject::Person { user, provider, code } => (user_pk(user), format!("REMINDER#{provider}#{code}")),
+        ReminderSubject::Digest { challenge } => (challenge_pk(challenge), "REMINDER#digest".to_owned()),
+    }
+}
 
 /// A fixed-window counter (uploads per person per minute): one item per key and window.
 pub fn rate_pk(key: &str, window_end: Timestamp) -> String {

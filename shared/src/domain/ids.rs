@@ -61,6 +61,9 @@ macro_rules! string_id {
 
 string_id!(UserId, "user", 128);
 string_id!(ChallengeId, "challenge", 64);
+// A diagnosis's stable code (`token_revoked`, `missing_permission`, ...): part of the key of
+// the once-per-period reminder record, so never a `#`.
+string_id!(DiagnosisCode, "code", 64);
 
 /// A step source. The same ids appear in routes, items, events and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -20,7 +20,7 @@ pub use connection::{
 };
 pub use day::{DayRecord, SourceValue, resolve_total, resolved_source};
 pub use failure::FailureCode;
-pub use ids::{ChallengeId, LocalDate, Provider, UserId};
+pub use ids::{ChallengeId, DiagnosisCode, LocalDate, Provider, UserId};
 pub use oauth::{CONNECT_TICKET_TTL, OAUTH_STATE_TTL, OAuthStage, OAuthState};
 pub use steps::{DailyValue, StepCount, StepLimits, UploadWindow, ValueError};
 

@@ -1,6 +1,6 @@
 //! The use cases: connecting a source, taking in provider webhooks, syncing (one connection,
 //! a shard, "Sync steps"), phone uploads, the person's status and days, challenges and
-//! standings. Each fetches through ports, calls the domain and the engine, and commits; none
+//! standings, reminders. Each fetches through ports, calls the domain and the engine, and commits; none
 //! names a concrete adapter, so every rule here is tested on the in-memory store first.
 
 pub mod challenges;
@@ -8,6 +8,7 @@ pub mod connecting;
 pub mod day_events;
 pub mod erasure;
 pub mod intake;
+pub mod nudges;
 pub mod reconcile;
 pub mod standings;
 pub mod status;
@@ -23,6 +24,7 @@ pub use connecting::{Callback, CallbackQuery, ConnectLink, ConnectSettings, Conn
 pub use day_events::{DayChange, DayEvents};
 pub use erasure::{Erasure, ErasureReport};
 pub use intake::{IntakeAnswer, WebhookIntake};
+pub use nudges::{DigestOutcome, NudgeError, NudgeOutcome, NudgeSettings, Nudges, ReminderEntry, RemindersReport};
 pub use reconcile::{Reconcile, ReconcileReport};
 pub use standings::{Leaderboard, Standing, Standings};
 pub use status::{ConnectionStatusView, DayView, Status};
@@ -34,8 +36,8 @@ use crate::clock::Clock;
 use crate::domain::{ParseError, StepLimits};
 use crate::engine::{Schedule, SyncEngine};
 use crate::ports::{
-    ChallengeStore, ConnectionStore, EphemeralStore, EventPublisher, Providers, StepStore, Store, StoreError,
-    TokenCipher,
+    ChallengeStore, ConnectionStore, EphemeralStore, EventPublisher, Providers, ReminderStore, StepStore, Store,
+    StoreError, TokenCipher,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,6 +102,7 @@ pub struct Ports {
     pub challenges: Arc<dyn ChallengeStore>,
     pub connections: Arc<dyn ConnectionStore>,
     pub ephemeral: Arc<dyn EphemeralStore>,
+    pub reminders: Arc<dyn ReminderStore>,
     pub publisher: Arc<dyn EventPublisher>,
     pub clock: Arc<dyn Clock>,
 }
@@ -111,7 +114,8 @@ impl Ports {
             steps: store.clone(),
             challenges: store.clone(),
             connections: store.clone(),
-            ephemeral: store,
+            ephemeral: store.clone(),
+            reminders: store,
             publisher,
             clock,
         }
@@ -135,6 +139,8 @@ pub struct Settings {
     pub uploads_per_minute: u32,
     /// Publish `StepsUpdated` from the change stream (a company's app subscribes).
     pub steps_updated: bool,
+    /// Reminders: whether a delivery target is configured, and their period.
+    pub nudges: NudgeSettings,
 }
 
 /// Every use case, wired once over the same ports: what a function (or a test) serves from.
@@ -146,6 +152,7 @@ pub struct Services {
     pub syncing: Syncing,
     pub uploads: DeviceUploads,
     steps_updated: bool,
+    nudges: NudgeSettings,
 }
 
 impl Services {
@@ -177,6 +184,7 @@ impl Services {
             engine,
             ports,
             steps_updated: settings.steps_updated,
+            nudges: settings.nudges,
         }
     }
 
@@ -186,6 +194,17 @@ impl Services {
             steps: self.ports.steps.clone(),
             challenges: self.ports.challenges.clone(),
             publisher: self.steps_updated.then(|| self.ports.publisher.clone()),
+        }
+    }
+
+    /// Reminders to people who need to act, and organizer digests, to the delivery target.
+    pub fn nudges(&self) -> Nudges<'_> {
+        Nudges {
+            connections: self.ports.connections.as_ref(),
+            reminders: self.ports.reminders.as_ref(),
+            publisher: self.ports.publisher.as_ref(),
+            clock: self.ports.clock.as_ref(),
+            settings: self.nudges,
         }
     }
 

@@ -6,8 +6,8 @@ use crate::domain::{
 };
 use crate::ports::{
     AccountClaim, ChallengeStore, ConnectionStore, DayChange, DayCount, DayWrite, EphemeralStore, Fenced, FetchFence,
-    JoinWrite, LeaveWrite, SealWrite, StepStore, StoreError, StoredSubscriptions, SubscriptionCheck, SweepCursor,
-    SyncRecord, UserDays,
+    JoinWrite, LeaveWrite, ReminderClaim, ReminderStore, ReminderSubject, SealWrite, StepStore, StoreError,
+    StoredSubscriptions, SubscriptionCheck, SweepCursor, SyncRecord, UserDays,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -37,6 +37,8 @@ struct State {
     sweeps: HashMap<(u16, u32), SweepCursor>,
     /// Each connection's last webhook fetch fence.
     fences: HashMap<(UserId, Provider), FetchFence>,
+    /// Reminders sent: who claimed each, and when.
+    reminders: HashMap<ReminderSubject, (String, Timestamp)>,
     writes: u64,
     /// The change stream: every committed day write, in commit order, not yet taken.
     stream: Vec<DayChange>,
@@ -57,6 +59,7 @@ pub enum Refusable {
     /// The count of a committed day into a participant (`DayCount`).
     CountDay,
     ClaimOnce,
+    ClaimReminder,
 }
 
 impl State {
@@ -133,6 +136,12 @@ impl InMemoryStore {
     pub fn day(&self, user: &UserId, date: LocalDate) -> Option<DayRecord> {
         self.state.lock().unwrap().days.get(&(user.clone(), date)).cloned()
     }
+
+    /// The reminder records kept: each subject and when its reminder was sent.
+    pub fn reminders(&self) -> Vec<(ReminderSubject, Timestamp)> {
+        let state = self.state.lock().unwrap();
+        state.reminders.iter().map(|(subject, (_, at))| (subject.clone(), *at)).collect()
+    }
 }
 
 fn check_rev(state: &State, user: &UserId, expected: u64) -> Result<(), StoreError> {
@@ -144,11 +153,13 @@ fn check_rev(state: &State, user: &UserId, expected: u64) -> Result<(), StoreErr
 impl StepStore for InMemoryStore {
     async fn erase_user(&self, user: &UserId) -> Result<usize, StoreError> {
         let mut state = self.state.lock().unwrap();
-        let before = state.days.len() + state.profiles.len() + state.connections.len();
+        let held = |s: &State| s.days.len() + s.profiles.len() + s.connections.len() + s.reminders.len();
+        let before = held(&state);
         state.days.retain(|(u, _), _| u != user);
         state.profiles.remove(user);
         state.connections.retain(|(u, _), _| u != user);
-        let erased = before - (state.days.len() + state.profiles.len() + state.connections.len());
+        state.reminders.retain(|subject, _| !matches!(subject, ReminderSubject::Person { user: u, .. } if u == user));
+        let erased = before - held(&state);
         state.writes += erased as u64;
         Ok(erased)
     }
@@ -686,5 +697,37 @@ impl EphemeralStore for InMemoryStore {
         *count += 1;
         state.writes += 1;
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl ReminderStore for InMemoryStore {
+    async fn claim_reminder(
+        &self,
+        subject: &ReminderSubject,
+        holder: &str,
+        now: Timestamp,
+        period: Duration,
+    ) -> Result<ReminderClaim, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        state.refusal(Refusable::ClaimReminder)?;
+        let cutoff = now.checked_sub(period).unwrap_or(Timestamp::MIN);
+        if let Some((_, sent_at)) = state.reminders.get(subject)
+            && *sent_at > cutoff
+        {
+            return Ok(ReminderClaim::SentAt(*sent_at));
+        }
+        state.reminders.insert(subject.clone(), (holder.to_owned(), now));
+        state.writes += 1;
+        Ok(ReminderClaim::Claimed)
+    }
+
+    async fn release_reminder(&self, subject: &ReminderSubject, holder: &str) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        if state.reminders.get(subject).is_some_and(|(h, _)| h == holder) {
+            state.reminders.remove(subject);
+            state.writes += 1;
+        }
+        Ok(())
     }
 }

@@ -200,5 +200,6 @@ pub fn settings() -> crate::services::Settings {
         },
         uploads_per_minute: 12,
         steps_updated: true,
+        nudges: crate::services::NudgeSettings::default(),
     }
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 mod challenges;
 mod connections;
 mod ephemeral;
+mod reminders;
 mod steps;
 
 /// The one global secondary index (scheduler shards, the challenge directory).
