@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use stepsync::domain::{
     Challenge, ChallengeId, ChallengeState, LeaderboardEntry, LocalDate, ParseError, Participant, UserId,
 };
-use stepsync::services::challenges::{NewChallenge, require_admin};
+use stepsync::services::challenges::{CREATE, NewChallenge, require_admin};
 
 const DEFAULT_GRACE_DAYS: u32 = 3;
 const DEFAULT_TIME_ZONE: &str = "UTC";
@@ -176,7 +176,7 @@ fn body_date(field: &'static str, raw: &str) -> Result<LocalDate, ApiError> {
 async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = caller_with_role(req)?;
     // Refused before the body is read: a non-administrator learns nothing from the 400s.
-    require_admin(who.admin)?;
+    require_admin(who.admin, CREATE)?;
     let body: NewChallenge = json_body::<NewChallengeBody>(req)?.parse()?;
     let challenge = app.services.challenges().create(who.admin, body).await.map_err(|e| match e {
         stepsync::services::ServiceError::Invalid { field, message } => {
