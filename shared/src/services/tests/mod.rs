@@ -8,6 +8,7 @@ mod counting;
 mod day_events;
 mod erasure;
 mod intake;
+mod organizer;
 mod read_by_upload;
 mod reconcile;
 mod standings;
