@@ -23,6 +23,7 @@ mod log_capture;
 mod misfit;
 mod model;
 mod openapi;
+mod organizer_api;
 mod oura;
 mod polar;
 mod policies;
