@@ -38,6 +38,9 @@ STATED_IN_WORDS = {
     },
     # `page_token` must be one this leaderboard issued: it encodes a place in it.
     "getLeaderboard": {"page_token": ()},
+    # `cursor` must be one this list (or this export) gave: it encodes a place in it.
+    "getSyncHealth": {"cursor": ()},
+    "exportResults": {"cursor": ()},
     # Routed only so that providers' probes reach the handler: every one is refused.
     "probeWebhookGet": {None: ()},
     "probeWebhookHead": {None: ()},

@@ -7,6 +7,10 @@
 //!   (counting the days already in the window) or leaves; a final challenge refuses both.
 //! - `GET /v1/challenges/{id}/leaderboard?page_token=&limit=`: one page of competition ranks
 //!   and the caller's own entry.
+//! - `GET /v1/challenges/{id}/sync-health?cursor=&limit=` (admin claim): who is not syncing
+//!   and why, counted, with one page of the participants who need an action.
+//! - `GET /v1/challenges/{id}/export?cursor=&limit=` (admin claim): the results as CSV, a page
+//!   of at most `MAX_EXPORT_ROWS` rows, the next page named in a `Link` header.
 //!
 //! Every route acts as the caller the JWT authorizer verified, never a user named in the path
 //! or the body.
@@ -15,16 +19,24 @@ use crate::app::App;
 use crate::http::{self, ApiError, Params, Route, caller, caller_with_role, empty, json, json_body, query};
 use jiff::Timestamp;
 use lambda_http::{Body, Request, Response};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use stepsync::domain::{
     Challenge, ChallengeId, ChallengeState, LeaderboardEntry, LocalDate, ParseError, Participant, UserId,
 };
-use stepsync::services::challenges::{NewChallenge, require_admin};
+use stepsync::services::ExportPage;
+use stepsync::services::challenges::{CREATE, NewChallenge, require_admin};
+use stepsync::services::organizer::{EXPORT, MAX_EXPORT_ROWS, SYNC_HEALTH};
 
 const DEFAULT_GRACE_DAYS: u32 = 3;
 const DEFAULT_TIME_ZONE: &str = "UTC";
 const DEFAULT_PAGE_LIMIT: usize = 50;
 const MAX_PAGE_LIMIT: usize = 200;
+/// People needing an action on one page of the sync health (each page computes it all anew).
+const DEFAULT_NEEDING_LIMIT: usize = 100;
+const MAX_NEEDING_LIMIT: usize = 1000;
+/// What a challenge id keeps unescaped in the export's next link (generated ids are base64url).
+const PATH_SAFE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
@@ -34,15 +46,19 @@ enum Op {
     Join,
     Leave,
     Leaderboard,
+    SyncHealth,
+    Export,
 }
 
-const TABLE: [Route<Op>; 6] = [
+const TABLE: [Route<Op>; 8] = [
     Route { method: "POST", path: "/v1/challenges", op: Op::Create },
     Route { method: "GET", path: "/v1/challenges", op: Op::List },
     Route { method: "GET", path: "/v1/challenges/{id}", op: Op::Details },
     Route { method: "POST", path: "/v1/challenges/{id}/join", op: Op::Join },
     Route { method: "DELETE", path: "/v1/challenges/{id}/join", op: Op::Leave },
     Route { method: "GET", path: "/v1/challenges/{id}/leaderboard", op: Op::Leaderboard },
+    Route { method: "GET", path: "/v1/challenges/{id}/sync-health", op: Op::SyncHealth },
+    Route { method: "GET", path: "/v1/challenges/{id}/export", op: Op::Export },
 ];
 
 /// The routes this handler serves (method, HttpApi path); `template.yaml` must list the same.
@@ -56,6 +72,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         Ok((Op::Join, params)) => join(app, &req, &params).await,
         Ok((Op::Leave, params)) => leave(app, &req, &params).await,
         Ok((Op::Leaderboard, params)) => leaderboard(app, &req, &params).await,
+        Ok((Op::SyncHealth, params)) => sync_health(app, &req, &params).await,
+        Ok((Op::Export, params)) => export(app, &req, &params).await,
         Err(e) => Err(e),
     };
     result.unwrap_or_else(ApiError::into_response)
@@ -176,7 +194,7 @@ fn body_date(field: &'static str, raw: &str) -> Result<LocalDate, ApiError> {
 async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = caller_with_role(req)?;
     // Refused before the body is read: a non-administrator learns nothing from the 400s.
-    require_admin(who.admin)?;
+    require_admin(who.admin, CREATE)?;
     let body: NewChallenge = json_body::<NewChallengeBody>(req)?.parse()?;
     let challenge = app.services.challenges().create(who.admin, body).await.map_err(|e| match e {
         stepsync::services::ServiceError::Invalid { field, message } => {
@@ -225,21 +243,69 @@ async fn leave(app: &App, req: &Request, params: &Params) -> Result<Response<Bod
     Ok(empty(204))
 }
 
-fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else { return Ok(DEFAULT_PAGE_LIMIT) };
-    raw.parse::<usize>().ok().filter(|n| (1..=MAX_PAGE_LIMIT).contains(n)).ok_or_else(|| ApiError::Invalid {
-        field: "limit",
-        message: format!("must be a whole number from 1 to {MAX_PAGE_LIMIT}"),
-    })
+/// The `limit` parameter: `default` when absent or empty, else a whole number from 1 to `max`.
+fn page_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else { return Ok(default) };
+    raw.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| ApiError::Invalid { field: "limit", message: format!("must be a whole number from 1 to {max}") })
 }
 
 async fn leaderboard(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
     let user = caller(req)?;
     let id = challenge_id(params)?;
-    let limit = page_limit(query(req, "limit"))?;
+    let limit = page_limit(query(req, "limit"), DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)?;
     let cursor = query(req, "page_token").filter(|t| !t.is_empty());
     let board = app.services.standings().leaderboard(&id, &user, limit, cursor).await?;
     let entries: Vec<EntryView> = board.page.entries.iter().map(EntryView::from).collect();
     let me = board.me.as_ref().map(EntryView::from);
     Ok(json(200, &serde_json::json!({ "entries": entries, "me": me, "next_page_token": board.page.next })))
+}
+
+async fn sync_health(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
+    let who = caller_with_role(req)?;
+    // Refused before the id is read: a non-administrator learns nothing, not even whether
+    // the challenge exists.
+    require_admin(who.admin, SYNC_HEALTH)?;
+    let id = challenge_id(params)?;
+    let limit = page_limit(query(req, "limit"), DEFAULT_NEEDING_LIMIT, MAX_NEEDING_LIMIT)?;
+    let cursor = query(req, "cursor").filter(|c| !c.is_empty());
+    let now = app.services.ports.clock.now();
+    let health = app.services.organizer().sync_health(who.admin, &id, now, limit, cursor).await?;
+    tracing::info!(
+        admin = %who.user,
+        challenge = %id,
+        participants = health.participants,
+        needing_action = health.needing_action_total,
+        "sync health read"
+    );
+    Ok(json(200, &health))
+}
+
+async fn export(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
+    let who = caller_with_role(req)?;
+    require_admin(who.admin, EXPORT)?;
+    let id = challenge_id(params)?;
+    let limit = page_limit(query(req, "limit"), MAX_EXPORT_ROWS, MAX_EXPORT_ROWS)?;
+    let cursor = query(req, "cursor").filter(|c| !c.is_empty());
+    let now = app.services.ports.clock.now();
+    let page = app.services.organizer().export(who.admin, &id, now, limit, cursor).await?;
+    tracing::info!(admin = %who.user, challenge = %id, rows = page.rows.len(), "results exported");
+    Ok(csv_answer(&page, limit))
+}
+
+/// The page as a CSV download; the next page, if any, in a `Link` header (RFC 8288).
+fn csv_answer(page: &ExportPage, limit: usize) -> Response<Body> {
+    let mut answer = Response::builder()
+        .status(200)
+        .header("content-type", "text/csv; charset=utf-8")
+        .header("content-disposition", format!("attachment; filename=\"{}\"", page.file_name()))
+        .header("cache-control", http::NO_STORE.clone());
+    if let Some(next) = &page.next {
+        let id = utf8_percent_encode(page.challenge.as_str(), PATH_SAFE);
+        answer =
+            answer.header("link", format!("</v1/challenges/{id}/export?limit={limit}&cursor={next}>; rel=\"next\""));
+    }
+    answer.body(Body::Text(page.csv())).unwrap_or_default()
 }

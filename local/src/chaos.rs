@@ -186,6 +186,13 @@ impl StepStore for ChaosStore {
     async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError> {
         self.read(self.inner.load_user_window(user, start, end)).await
     }
+    async fn load_people_days(
+        &self,
+        users: &[UserId],
+        dates: &[LocalDate],
+    ) -> Result<BTreeMap<UserId, UserDays>, StoreError> {
+        self.read(self.inner.load_people_days(users, dates)).await
+    }
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError> {
         self.write(self.inner.commit_day(write)).await
     }
@@ -256,6 +263,9 @@ impl ConnectionStore for ChaosStore {
     }
     async fn list_connections(&self, user: &UserId) -> Result<Vec<Connection>, StoreError> {
         self.read(self.inner.list_connections(user)).await
+    }
+    async fn connections_of(&self, users: &[UserId]) -> Result<Vec<Connection>, StoreError> {
+        self.read(self.inner.connections_of(users)).await
     }
     async fn due_connections(
         &self,

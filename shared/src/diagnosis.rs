@@ -13,7 +13,7 @@ pub const PHONE_SILENCE: Duration = Duration::from_secs(48 * 3600);
 pub const NO_NEW_DATA: Duration = Duration::from_secs(24 * 3600);
 
 /// The fixed catalogue of things a person can be asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Reconnect,
@@ -21,12 +21,15 @@ pub enum Action {
     SyncDevice,
     Wait,
     None,
+    /// Connect a step source: a person with none at all ([`no_source`]). A connection's own
+    /// diagnosis never asks it.
+    Connect,
 }
 
 impl Action {
     /// Whether only the person can fix it (a reminder helps); `wait` and `none` ask nothing.
     pub fn asks_the_person(self) -> bool {
-        matches!(self, Action::Reconnect | Action::GrantPermission | Action::SyncDevice)
+        matches!(self, Action::Reconnect | Action::GrantPermission | Action::SyncDevice | Action::Connect)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +39,7 @@ impl Action {
             Action::SyncDevice => "sync_device",
             Action::Wait => "wait",
             Action::None => "none",
+            Action::Connect => "connect",
         }
     }
 }
@@ -49,10 +53,26 @@ pub struct Diagnosis {
     /// For `wait`: when the next try is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<Timestamp>,
+    /// Since when the condition is known, from what the connection stores (`None` when
+    /// healthy). No field dates a change of status, so each condition is dated by the stored
+    /// time nearest its start: the organizer's view sorts by it (`services::organizer`).
+    #[serde(skip)]
+    pub since: Option<Timestamp>,
 }
 
-fn diagnosis(code: &'static str, action: Action, message: String) -> Diagnosis {
-    Diagnosis { code, action, message, retry_at: None }
+fn diagnosis(code: &'static str, action: Action, message: String, since: Option<Timestamp>) -> Diagnosis {
+    Diagnosis { code, action, message, retry_at: None, since }
+}
+
+/// A person with no step source at all (joined a challenge, never connected one), known since
+/// `since`.
+pub fn no_source(since: Timestamp) -> Diagnosis {
+    diagnosis(
+        "no_source",
+        Action::Connect,
+        "No step source is connected, so no steps count yet. Connect the app or tracker you use.".to_owned(),
+        Some(since),
+    )
 }
 
 fn older_than(at: Option<Timestamp>, age: Duration, now: Timestamp) -> bool {
@@ -86,23 +106,43 @@ pub fn subscription_lapsed(connection: &Connection) -> Diagnosis {
             "{name} stopped telling us about new data; we are renewing that. Nothing to do: your steps still arrive every few hours until it is fixed."
         ),
     };
-    Diagnosis { code: "subscription_lapsed", action: Action::Wait, message, retry_at: connection.next_sync_at }
+    Diagnosis {
+        code: "subscription_lapsed",
+        action: Action::Wait,
+        message,
+        retry_at: connection.next_sync_at,
+        // An app-level lapse is dated by its caller, from the source's stored subscriptions.
+        since: connection.subscription_lapsed_at,
+    }
 }
 
 /// The diagnosis for one connection at `now`.
 pub fn diagnose(connection: &Connection, now: Timestamp) -> Diagnosis {
     let name = connection.provider.display_name();
     let error_code = connection.last_error.as_ref().map(|e| e.code);
+    let created = connection.created_at;
+    // The sync that recorded the failure: a connection waiting for its person is not synced
+    // again, and one backing off is at most one retry later than when its trouble began.
+    let failed_at = Some(connection.last_attempt_at.unwrap_or(created));
     match connection.status {
-        ConnectionStatus::Disconnected => {
-            diagnosis("disconnected", Action::Reconnect, format!("{name} is disconnected. Connect it again to sync its steps."))
-        }
+        // The disconnect itself is not dated: it came after the last time the connection was
+        // known on (a sync, or new steps from it).
+        ConnectionStatus::Disconnected => diagnosis(
+            "disconnected",
+            Action::Reconnect,
+            format!("{name} is disconnected. Connect it again to sync its steps."),
+            [connection.last_attempt_at, connection.last_success_at, connection.last_new_data_at, Some(created)]
+                .into_iter()
+                .flatten()
+                .max(),
+        ),
         ConnectionStatus::ReconnectRequired => match error_code {
             Some(FailureCode::LegacyRetired) => diagnosis(
                 "legacy_retired",
                 Action::Reconnect,
                 "The old Fitbit connection stopped working when Fitbit moved to Google. Reconnect Fitbit through Google."
                     .to_owned(),
+                failed_at,
             ),
             // Garmin's consent page lists what is shared by type: the steps are in the daily
             // health data, not in the activities.
@@ -110,19 +150,25 @@ pub fn diagnose(connection: &Connection, now: Timestamp) -> Diagnosis {
                 "missing_permission",
                 Action::GrantPermission,
                 format!("{name} does not share your daily health data with us. Reconnect and allow it."),
+                failed_at,
             ),
             Some(FailureCode::MissingPermission) => diagnosis(
                 "missing_permission",
                 Action::GrantPermission,
                 format!("{name} did not give us access to your activity. Reconnect and allow activity data."),
+                failed_at,
             ),
-            Some(FailureCode::ProviderRetired) => {
-                diagnosis("provider_retired", Action::Reconnect, format!("{name} no longer answers. Connect another step source."))
-            }
+            Some(FailureCode::ProviderRetired) => diagnosis(
+                "provider_retired",
+                Action::Reconnect,
+                format!("{name} no longer answers. Connect another step source."),
+                failed_at,
+            ),
             _ => diagnosis(
                 "token_revoked",
                 Action::Reconnect,
                 format!("{name} access was revoked or expired. Reconnect {name} to keep your steps syncing."),
+                failed_at,
             ),
         },
         ConnectionStatus::Active => match error_code {
@@ -133,39 +179,50 @@ pub fn diagnose(connection: &Connection, now: Timestamp) -> Diagnosis {
                     "{name} is refusing StepSync itself, not your account. Nothing to do: we are fixing it, and your steps sync once it is fixed."
                 ),
                 retry_at: connection.next_sync_at,
+                since: failed_at,
             },
             Some(code) if code.is_transient() => Diagnosis {
                 code: if code == FailureCode::RateLimited { "rate_limited" } else { "provider_unavailable" },
                 action: Action::Wait,
                 message: format!("{name} is not answering right now. Nothing to do: we will try again automatically."),
                 retry_at: connection.next_sync_at,
+                since: failed_at,
             },
             _ if connection.provider.is_phone_upload() => {
                 let store = if connection.provider == Provider::AppleHealth { "Health" } else { "Health Connect" };
-                if older_than(connection.last_success_at.or(Some(connection.created_at)), PHONE_SILENCE, now) {
+                let heard = connection.last_success_at.unwrap_or(created);
+                if older_than(Some(heard), PHONE_SILENCE, now) {
                     diagnosis(
                         "phone_silent",
                         Action::GrantPermission,
                         format!("We have not heard from {name} for 2 days. Open the app and allow {store} access to your steps."),
+                        Some(heard),
                     )
                 } else if uploads_only_zeros(connection, now) {
+                    // Zeros since the day after its last day with steps began, in its zone.
+                    let zeros_from = connection
+                        .last_data_date
+                        .and_then(|d| d.add_days(1).date().to_zoned_datetime(connection.tz()).ok())
+                        .map(|z| z.timestamp());
                     diagnosis(
                         "phone_zero_steps",
                         Action::GrantPermission,
                         format!(
                             "{name} has sent no steps above zero for 2 days; that is what it answers when it may not read them. Open the app and allow {store} access to your steps."
                         ),
+                        Some(zeros_from.map_or(created, |at| at.max(created))),
                     )
                 } else {
-                    diagnosis("healthy", Action::None, format!("{name} is syncing."))
+                    diagnosis("healthy", Action::None, format!("{name} is syncing."), None)
                 }
             }
-            _ if older_than(connection.last_new_data_at.or(Some(connection.created_at)), NO_NEW_DATA, now) => diagnosis(
+            _ if older_than(connection.last_new_data_at.or(Some(created)), NO_NEW_DATA, now) => diagnosis(
                 "no_new_data",
                 Action::SyncDevice,
                 format!("{name} has sent no new steps for a day. Open its app so your tracker syncs."),
+                Some(connection.last_new_data_at.unwrap_or(created)),
             ),
-            _ => diagnosis("healthy", Action::None, format!("{name} is syncing.")),
+            _ => diagnosis("healthy", Action::None, format!("{name} is syncing."), None),
         },
     }
 }

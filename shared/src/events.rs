@@ -111,7 +111,8 @@ pub struct ReminderDue {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DigestLine {
     pub user: UserId,
-    pub provider: Provider,
+    /// The connection that needs it; `None` for someone with no source at all (`no_source`).
+    pub provider: Option<Provider>,
     pub code: DiagnosisCode,
     pub action: Action,
 }

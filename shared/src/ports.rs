@@ -130,6 +130,14 @@ pub trait StepStore: Send + Sync {
     async fn load_user_days(&self, user: &UserId, dates: &[LocalDate]) -> Result<UserDays, StoreError>;
     /// The profile and every stored day from `start` to `end`, read consistently.
     async fn load_user_window(&self, user: &UserId, start: LocalDate, end: LocalDate) -> Result<UserDays, StoreError>;
+    /// Each of `users`' profile and stored days among `dates`, read in batches of keys and
+    /// eventually consistent (an overview, which a write a second old may not be in yet): the
+    /// organizer's view of a challenge. Every user asked for is in the answer.
+    async fn load_people_days(
+        &self,
+        users: &[UserId],
+        dates: &[LocalDate],
+    ) -> Result<BTreeMap<UserId, UserDays>, StoreError>;
     /// `StoreError::Conflict` when the day's version moved.
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError>;
     /// Counts one committed day change into one participant; `StoreError::Conflict` when its
@@ -247,6 +255,10 @@ pub trait ConnectionStore: Send + Sync {
     async fn get_connection(&self, user: &UserId, provider: Provider) -> Result<Option<Connection>, StoreError>;
     /// Every connection of one person, in any status.
     async fn list_connections(&self, user: &UserId) -> Result<Vec<Connection>, StoreError>;
+    /// Every connection (any status) of each of `users`, read in batches of keys and
+    /// eventually consistent: the organizer's view of a challenge. A person with none adds
+    /// nothing.
+    async fn connections_of(&self, users: &[UserId]) -> Result<Vec<Connection>, StoreError>;
     /// Up to `limit` active connections of `shard` whose `next_sync_at` is at or before `now`,
     /// most overdue first, after `after` (a connection of the previous page, as it was read).
     async fn due_connections(

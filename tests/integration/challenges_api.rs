@@ -25,36 +25,39 @@ on_dynoxide!(
 const TOKEN_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 /// The challenge id the samples carry in their paths.
 const SAMPLE_ID: &str = "Qm9yZWFsLVdhbGsx";
-const SAMPLES: [&str; 6] = [
+const SAMPLES: [&str; 8] = [
     "challenges_create.json",
     "challenges_list.json",
     "challenges_get.json",
     "challenges_join.json",
     "challenges_leave.json",
     "challenges_leaderboard.json",
+    "challenges_sync_health.json",
+    "challenges_export.json",
 ];
 
 /// Who the verified claims say is calling.
 #[derive(Clone, Copy)]
-enum As<'a> {
+pub(crate) enum As<'a> {
     User(&'a UserId),
     Admin(&'a UserId),
     Nobody,
 }
 
-struct Reply {
-    status: u16,
-    body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
 }
 
-struct Api {
-    env: TestEnv,
-    app: App,
-    admin: UserId,
+/// The `challenges` handler over a test's table, and an administrator to call it as.
+pub(crate) struct Api {
+    pub(crate) env: TestEnv,
+    pub(crate) app: App,
+    pub(crate) admin: UserId,
 }
 
 impl Api {
-    fn new(env: TestEnv) -> Self {
+    pub(crate) fn new(env: TestEnv) -> Self {
         let vars: HashMap<String, String> = [("STEPSYNC_TABLE", env.table.as_str()), ("STEPSYNC_TOKEN_KEY", TOKEN_KEY)]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -65,12 +68,17 @@ impl Api {
         Self { env, app, admin }
     }
 
-    fn person(name: &str) -> UserId {
+    pub(crate) fn person(name: &str) -> UserId {
         UserId::parse(&unique(name)).unwrap()
     }
 
-    /// Sends `sample` as `who`, after `edit`, through the handler.
-    async fn send(&self, sample: &str, who: As<'_>, edit: impl FnOnce(&mut Value)) -> Reply {
+    /// Sends `sample` as `who`, after `edit`, through the handler; the answer as it is.
+    pub(crate) async fn answer(
+        &self,
+        sample: &str,
+        who: As<'_>,
+        edit: impl FnOnce(&mut Value),
+    ) -> lambda_http::Response<Body> {
         let path = stepsync_local::workspace_root().join("events").join(sample);
         let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let context = event["requestContext"].as_object_mut().unwrap();
@@ -89,7 +97,12 @@ impl Api {
         }
         edit(&mut event);
         let req = lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event");
-        let res = functions::challenges::handle(&self.app, req).await;
+        functions::challenges::handle(&self.app, req).await
+    }
+
+    /// Sends `sample` as `who`, after `edit`, through the handler; the status and JSON body.
+    pub(crate) async fn send(&self, sample: &str, who: As<'_>, edit: impl FnOnce(&mut Value)) -> Reply {
+        let res = self.answer(sample, who, edit).await;
         let body = match res.body() {
             Body::Empty => Value::Null,
             Body::Text(text) => serde_json::from_str(text).expect("a JSON body"),
@@ -103,7 +116,7 @@ impl Api {
     }
 
     /// Creates a challenge as the admin and returns its id.
-    async fn create_ok(&self, body: Value) -> String {
+    pub(crate) async fn create_ok(&self, body: Value) -> String {
         let reply = self.create(As::Admin(&self.admin), body).await;
         assert_eq!(reply.status, 201, "{}", reply.body);
         reply.body["id"].as_str().unwrap().to_owned()
@@ -117,7 +130,7 @@ impl Api {
         self.send("challenges_get.json", who, at(id)).await
     }
 
-    async fn join(&self, who: As<'_>, id: &str) -> Reply {
+    pub(crate) async fn join(&self, who: As<'_>, id: &str) -> Reply {
         self.send("challenges_join.json", who, at(id)).await
     }
 
@@ -125,23 +138,12 @@ impl Api {
         self.send("challenges_leave.json", who, at(id)).await
     }
 
-    async fn leaderboard(&self, who: As<'_>, id: &str, query: &str) -> Reply {
-        let parameters: serde_json::Map<String, Value> = reqwest::Url::parse(&format!("https://x/?{query}"))
-            .unwrap()
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned().into()))
-            .collect();
-        let query = query.to_owned();
-        self.send("challenges_leaderboard.json", who, |e| {
-            at(id)(e);
-            e["rawQueryString"] = query.into();
-            e["queryStringParameters"] = parameters.into();
-        })
-        .await
+    pub(crate) async fn leaderboard(&self, who: As<'_>, id: &str, query: &str) -> Reply {
+        self.send("challenges_leaderboard.json", who, at_with_query(id, query)).await
     }
 
     /// Records `steps` for `user` on `day` from the phone, the way an upload does.
-    async fn walk(&self, user: &UserId, day: &str, steps: i64) {
+    pub(crate) async fn walk(&self, user: &UserId, day: &str, steps: i64) {
         let value = DailyValue { date: date(day), steps, observed_at: None };
         let report = self.env.engine.apply(user, Provider::AppleHealth, &TimeZone::UTC, &[value]).await.unwrap();
         assert!(report.rejected.is_empty(), "{:?}", report.rejected);
@@ -152,8 +154,24 @@ impl Api {
     }
 }
 
+/// Points a sample's path at challenge `id`, with the raw `query` (`a=1&b=2`) as API Gateway
+/// passes it on.
+pub(crate) fn at_with_query<'a>(id: &'a str, query: &str) -> impl FnOnce(&mut Value) + 'a {
+    let parameters: serde_json::Map<String, Value> = reqwest::Url::parse(&format!("https://x/?{query}"))
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned().into()))
+        .collect();
+    let query = query.to_owned();
+    move |e| {
+        at(id)(e);
+        e["rawQueryString"] = query.into();
+        e["queryStringParameters"] = parameters.into();
+    }
+}
+
 /// Points a sample's path at challenge `id`.
-fn at(id: &str) -> impl FnOnce(&mut Value) + '_ {
+pub(crate) fn at(id: &str) -> impl FnOnce(&mut Value) + '_ {
     move |e| {
         let path = e["rawPath"].as_str().unwrap().replace(SAMPLE_ID, id);
         e["rawPath"] = path.clone().into();
@@ -173,14 +191,14 @@ fn route(method: &str, path: &str) -> impl FnOnce(&mut Value) {
 }
 
 #[track_caller]
-fn assert_error(reply: &Reply, status: u16, code: &str) {
+pub(crate) fn assert_error(reply: &Reply, status: u16, code: &str) {
     assert_eq!(reply.status, status, "{}", reply.body);
     assert_eq!(reply.body["error"]["code"], code, "{}", reply.body);
     assert!(reply.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", reply.body);
 }
 
 #[track_caller]
-fn assert_invalid(reply: &Reply, field: &str) {
+pub(crate) fn assert_invalid(reply: &Reply, field: &str) {
     assert_error(reply, 400, "invalid");
     assert_eq!(reply.body["error"]["field"], field, "{}", reply.body);
 }

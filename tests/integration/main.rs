@@ -24,6 +24,7 @@ mod misfit;
 mod model;
 mod nudges;
 mod openapi;
+mod organizer_api;
 mod oura;
 mod polar;
 mod policies;

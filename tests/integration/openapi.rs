@@ -51,6 +51,8 @@ const OBSERVED: &[(&str, &str, &[u16], &str)] = &[
     ("POST", "/v1/challenges/{id}/join", &[200, 401, 404, 409], "challenges_api.rs"),
     ("DELETE", "/v1/challenges/{id}/join", &[204, 401, 404, 409], "challenges_api.rs"),
     ("GET", "/v1/challenges/{id}/leaderboard", &[200, 400, 401, 404], "challenges_api.rs"),
+    ("GET", "/v1/challenges/{id}/sync-health", &[200, 400, 401, 403, 404], "organizer_api.rs, challenges_api.rs"),
+    ("GET", "/v1/challenges/{id}/export", &[200, 400, 401, 403, 404], "organizer_api.rs, challenges_api.rs"),
 ];
 
 fn spec() -> Value {
@@ -490,6 +492,10 @@ fn object_keys(value: &serde_json::Value) -> BTreeSet<String> {
     value.as_object().unwrap().keys().cloned().collect()
 }
 
+fn now_of_spec() -> jiff::Timestamp {
+    harness::NOW.parse().unwrap()
+}
+
 /// The shared schemas say what the code says: the error body's shape and codes, the enums,
 /// the names and limits the handlers check.
 #[test]
@@ -525,10 +531,16 @@ fn the_shared_schemas_match_the_code() {
             ConnectionStatus::Active | ConnectionStatus::ReconnectRequired | ConnectionStatus::Disconnected => {}
         }
     }
-    let actions = [Action::Reconnect, Action::GrantPermission, Action::SyncDevice, Action::Wait, Action::None];
+    let actions =
+        [Action::Reconnect, Action::GrantPermission, Action::SyncDevice, Action::Wait, Action::None, Action::Connect];
     for action in actions {
         match action {
-            Action::Reconnect | Action::GrantPermission | Action::SyncDevice | Action::Wait | Action::None => {}
+            Action::Reconnect
+            | Action::GrantPermission
+            | Action::SyncDevice
+            | Action::Wait
+            | Action::None
+            | Action::Connect => {}
         }
     }
     assert_eq!(enum_of(&doc, "Provider"), names(Provider::ALL.map(|p| serde_json::to_value(p).unwrap())), "Provider");
@@ -548,7 +560,51 @@ fn the_shared_schemas_match_the_code() {
         .iter()
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(spec_actions, names(actions.map(|a| serde_json::to_value(a).unwrap())), "Diagnosis.action");
+    // A connection's diagnosis never asks to connect a source: only a person with none is.
+    let connection_actions = actions.into_iter().filter(|a| *a != Action::Connect);
+    assert_eq!(spec_actions, names(connection_actions.map(|a| serde_json::to_value(a).unwrap())), "Diagnosis.action");
+    assert_eq!(enum_of(&doc, "Action"), names(actions.map(|a| serde_json::to_value(a).unwrap())), "Action");
+    let mut codes = enum_of(&doc, "DiagnosisCode");
+    assert!(codes.remove(stepsync::diagnosis::no_source(now_of_spec()).code), "DiagnosisCode has no_source");
+    let connection_codes: BTreeSet<String> = schemas["Diagnosis"]["properties"]["code"]["enum"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes, connection_codes, "DiagnosisCode is Diagnosis.code and no_source");
+
+    // The organizer's answer, as the service serialises it.
+    let needing = stepsync::services::NeedsAction {
+        user: UserId::parse("spec-reader").unwrap(),
+        provider: None,
+        code: "no_source",
+        action: Action::Connect,
+        since: now_of_spec(),
+    };
+    let share = stepsync::services::organizer::Share { participants: 1, share: 1.0 };
+    let health = stepsync::services::SyncHealth {
+        challenge_id: stepsync::domain::ChallengeId::parse("c").unwrap(),
+        as_of: now_of_spec(),
+        participants: 1,
+        by_code: [("no_source", 1)].into(),
+        by_action: [(Action::Connect, 1)].into(),
+        with_data: stepsync::services::organizer::DataShares { yesterday: share, today: share },
+        needing_action_total: 1,
+        needing_action: vec![needing],
+        next_cursor: None,
+    };
+    let body = serde_json::to_value(&health).unwrap();
+    assert_eq!(object_keys(&body), property_names(&schemas["SyncHealth"]), "SyncHealth fields");
+    assert_eq!(object_keys(&body["needing_action"][0]), property_names(&schemas["NeedsAction"]), "NeedsAction fields");
+    assert_eq!(object_keys(&body["with_data"]["today"]), property_names(&schemas["Share"]), "Share fields");
+    let export = &doc["paths"]["/v1/challenges/{id}/export"]["get"]["parameters"];
+    let limit = export.as_sequence().unwrap().iter().find(|p| p["name"].as_str() == Some("limit")).unwrap();
+    assert_eq!(
+        limit["schema"]["maximum"].as_u64(),
+        Some(stepsync::services::organizer::MAX_EXPORT_ROWS as u64),
+        "the export's page"
+    );
 
     // A diagnosis as the status route serialises it, with and without `retry_at`.
     let now: jiff::Timestamp = harness::NOW.parse().unwrap();

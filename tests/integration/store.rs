@@ -1,6 +1,7 @@
 //! The DynamoDB adapter's store guarantees, on both local implementations: atomic conditional
 //! writes (checked first, since every other concurrency test stands on them), encrypted
-//! tokens, provider-account ownership and the refresh lease.
+//! tokens, provider-account ownership, the refresh lease, and the batched reads of many
+//! people's items.
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use futures::future::join_all;
@@ -26,6 +27,7 @@ on_both_backends!(
     the_fetch_fence_covers_later_notices_only,
     storing_refreshed_tokens_frees_the_refresh_lease,
     a_missing_subscription_is_stored_on_the_connection_and_nothing_else_moves,
+    many_peoples_items_are_read_by_key_a_hundred_keys_to_a_request,
 );
 
 fn user(name: &str) -> UserId {
@@ -435,4 +437,62 @@ async fn a_missing_subscription_is_stored_on_the_connection_and_nothing_else_mov
     assert_eq!((stored.subscription_lapsed_at, stored.subscription_checked_at), (None, Some(later)));
     let nobody = env.store.record_subscription_check(&user("nobody"), provider, &lapsed).await;
     assert!(matches!(nobody, Err(StoreError::NotFound(_))), "{nobody:?}");
+}
+
+/// The organizer's reads: each person's connections (any status) and their profile and days
+/// among the dates asked, for many people, by key, 100 keys to a `BatchGetItem`; someone with
+/// nothing stored is answered empty, and nobody else's items come back.
+async fn many_peoples_items_are_read_by_key_a_hundred_keys_to_a_request(env: TestEnv) {
+    use stepsync::domain::{ConnectionStatus, DailyValue};
+    use stepsync::ports::StepStore;
+    let people: Vec<UserId> = (0..12).map(|i| user(&format!("reader{i}"))).collect();
+    let (stranger, nobody) = (user("stranger"), user("nobody"));
+    for (i, who) in people.iter().chain([&stranger]).enumerate() {
+        let providers = [Provider::GoogleHealth, Provider::AppleHealth, Provider::Garmin];
+        for provider in providers.into_iter().take(i % 3 + 1) {
+            let mut connection = Connection::new(who.clone(), provider, env.now());
+            if provider == Provider::Garmin {
+                connection.status = ConnectionStatus::Disconnected;
+            }
+            env.store.create_connection(&connection).await.unwrap();
+        }
+        let days = [("2026-11-23", 100), ("2026-11-24", 200 + i as i64), ("2026-11-25", 300)]
+            .map(|(day, steps)| DailyValue { date: date(day), steps, observed_at: None });
+        env.engine.apply(who, Provider::AppleHealth, &jiff::tz::TimeZone::UTC, &days).await.unwrap();
+    }
+    env.store.set_time_zone(&people[0], "Asia/Tokyo", 0).await.unwrap();
+    let asked: Vec<UserId> = people.iter().cloned().chain([nobody.clone()]).collect();
+    env.counter.reset();
+
+    let connections = env.store.connections_of(&asked).await.unwrap();
+    // 13 people, 9 keys each: 117 keys, two requests.
+    assert_eq!(env.counter.count("BatchGetItem"), 2, "{:?}", env.backend);
+    let mut expected: Vec<(UserId, Provider, ConnectionStatus)> = Vec::new();
+    for (i, who) in people.iter().enumerate() {
+        let providers = [Provider::GoogleHealth, Provider::AppleHealth, Provider::Garmin];
+        for provider in providers.into_iter().take(i % 3 + 1) {
+            let status =
+                if provider == Provider::Garmin { ConnectionStatus::Disconnected } else { ConnectionStatus::Active };
+            expected.push((who.clone(), provider, status));
+        }
+    }
+    expected.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let got: Vec<_> = connections.iter().map(|c| (c.user.clone(), c.provider, c.status)).collect();
+    assert_eq!(got, expected, "{:?}: every one of theirs, no one else's", env.backend);
+
+    env.counter.reset();
+    let dates = [date("2026-11-24"), date("2026-11-25"), date("2026-11-26")];
+    let read = env.store.load_people_days(&asked, &dates).await.unwrap();
+    // 13 people, the profile and 3 dates each: 52 keys, one request.
+    assert_eq!(env.counter.count("BatchGetItem"), 1, "{:?}", env.backend);
+    let answered: std::collections::BTreeSet<&UserId> = read.keys().collect();
+    assert_eq!(answered, asked.iter().collect(), "everyone asked for, the stranger not");
+    for (i, who) in people.iter().enumerate() {
+        let days = &read[who].days;
+        let totals: Vec<_> = days.iter().map(|(d, r)| (d.to_string(), r.total.get())).collect();
+        assert_eq!(totals, [("2026-11-24".to_owned(), 200 + i as u32), ("2026-11-25".to_owned(), 300)], "{who}");
+        assert_eq!(read[who].days[&date("2026-11-24")].user, *who);
+    }
+    assert_eq!(read[&people[0]].profile.time_zone.as_deref(), Some("Asia/Tokyo"), "the profile");
+    assert!(read[&nobody].days.is_empty() && read[&nobody].profile == Default::default(), "nothing stored");
 }

@@ -96,6 +96,8 @@ pub(crate) const ROUTE_ANSWERS: &[(&str, &str, u16)] = &[
     ("POST", "/v1/challenges/{id}/join", 404),
     ("DELETE", "/v1/challenges/{id}/join", 404),
     ("GET", "/v1/challenges/{id}/leaderboard", 404),
+    ("GET", "/v1/challenges/{id}/sync-health", 403), // not an admin
+    ("GET", "/v1/challenges/{id}/export", 403),
 ];
 
 /// The app the route and sample checks call: the test's table, Google Health at a fake.
@@ -167,6 +169,8 @@ fn sample_answers() -> Vec<(&'static str, Answer)> {
         ("challenges_leaderboard.json", Status(404)),
         ("challenges_leave.json", Status(404)),
         ("challenges_list.json", Status(200)),
+        ("challenges_sync_health.json", Status(404)), // an admin; the sample's challenge was never created
+        ("challenges_export.json", Status(404)),
         ("device_upload.json", Status(200)),
         ("oauth_authorize.json", Status(200)),
         ("oauth_start.json", Status(400)),    // a ticket nobody issued

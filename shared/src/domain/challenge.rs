@@ -191,6 +191,14 @@ pub struct UserProfile {
     pub rev: u64,
 }
 
+impl UserProfile {
+    /// The person's zone (their phone's last), UTC when unknown or no longer in the database:
+    /// the zone of the days of a connection whose source does not say its own.
+    pub fn zone(&self) -> TimeZone {
+        self.time_zone.as_deref().and_then(|z| TimeZone::get(z).ok()).unwrap_or(TimeZone::UTC)
+    }
+}
+
 /// A participant's numbers from one source, or the numbers a challenge counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantTotals {

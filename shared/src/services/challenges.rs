@@ -51,10 +51,14 @@ impl From<ChallengeError> for ServiceError {
 /// for up to `MAX_GRACE_DAYS` after its last day, and its zone may be a day off UTC.
 const LIST_LOOKBACK_DAYS: i32 = MAX_GRACE_DAYS as i32 + 2;
 
-/// Only company administrators create challenges.
-pub fn require_admin(admin: bool) -> Result<(), ServiceError> {
-    if admin { Ok(()) } else { Err(ServiceError::Forbidden("only administrators create challenges".into())) }
+/// Only company administrators create challenges, and read a challenge's sync health and
+/// results (`what` they do, for the message).
+pub fn require_admin(admin: bool, what: &str) -> Result<(), ServiceError> {
+    if admin { Ok(()) } else { Err(ServiceError::Forbidden(format!("only administrators {what}"))) }
 }
+
+/// What `require_admin` says to someone else who tries to create one.
+pub const CREATE: &str = "create challenges";
 
 /// What an administrator asks for; the id is made here.
 #[derive(Debug, Clone)]
@@ -101,7 +105,7 @@ impl Challenges<'_> {
     /// Creates a challenge under a fresh random id; only administrators may. A collision of
     /// ids is refused by the store, never overwritten.
     pub async fn create(&self, admin: bool, new: NewChallenge) -> Result<Challenge, ServiceError> {
-        require_admin(admin)?;
+        require_admin(admin, CREATE)?;
         let mut raw = [0u8; 12];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
         let id = ChallengeId::parse(&URL_SAFE_NO_PAD.encode(raw)).map_err(ServiceError::internal)?;

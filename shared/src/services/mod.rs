@@ -1,6 +1,6 @@
 //! The use cases: connecting a source, taking in provider webhooks, syncing (one connection,
 //! a shard, "Sync steps"), phone uploads, the person's status and days, challenges and
-//! standings, reminders. Each fetches through ports, calls the domain and the engine, and commits; none
+//! standings, the organizer's view of a challenge (sync health, export), reminders. Each fetches through ports, calls the domain and the engine, and commits; none
 //! names a concrete adapter, so every rule here is tested on the in-memory store first.
 
 pub mod challenges;
@@ -9,6 +9,7 @@ pub mod day_events;
 pub mod erasure;
 pub mod intake;
 pub mod nudges;
+pub mod organizer;
 pub mod reconcile;
 pub mod standings;
 pub mod status;
@@ -25,6 +26,7 @@ pub use day_events::{DayChange, DayEvents};
 pub use erasure::{Erasure, ErasureReport};
 pub use intake::{IntakeAnswer, WebhookIntake};
 pub use nudges::{DigestOutcome, NudgeError, NudgeOutcome, NudgeSettings, Nudges, ReminderEntry, RemindersReport};
+pub use organizer::{ExportPage, ExportRow, NeedsAction, Organizer, SyncHealth};
 pub use reconcile::{Reconcile, ReconcileReport};
 pub use standings::{Leaderboard, Standing, Standings};
 pub use status::{ConnectionStatusView, DayView, Status};
@@ -219,6 +221,15 @@ impl Services {
 
     pub fn challenges(&self) -> Challenges<'_> {
         Challenges { steps: self.ports.steps.as_ref(), store: self.ports.challenges.as_ref() }
+    }
+
+    /// The organizer's view of a challenge: sync health, who needs an action, the export.
+    pub fn organizer(&self) -> Organizer<'_> {
+        Organizer {
+            steps: self.ports.steps.as_ref(),
+            challenges: self.ports.challenges.as_ref(),
+            connections: self.ports.connections.as_ref(),
+        }
     }
 
     pub fn standings(&self) -> Standings<'_> {

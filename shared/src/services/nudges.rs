@@ -391,13 +391,11 @@ fn digest_text(challenge: &ChallengeRef, people: &[DigestLine]) -> String {
     let noun = if count == 1 { "person still needs" } else { "people still need" };
     let mut text = format!("{}: {count} {noun} to act so their steps count.", challenge.name);
     for line in people.iter().take(DIGEST_TEXT_LINES) {
-        text.push_str(&format!(
-            "\n• {}: {} {} ({})",
-            line.user,
-            action_words(line.action),
-            line.provider.display_name(),
-            line.code
-        ));
+        let what = match line.provider {
+            Some(provider) => format!("{} {}", action_words(line.action), provider.display_name()),
+            None => "connect a step source".to_owned(),
+        };
+        text.push_str(&format!("\n• {}: {what} ({})", line.user, line.code));
     }
     if count > DIGEST_TEXT_LINES {
         text.push_str(&format!("\n… and {} more", count - DIGEST_TEXT_LINES));
@@ -417,7 +415,7 @@ mod tests {
         };
         let line = |user: &str| DigestLine {
             user: UserId::parse(user).unwrap(),
-            provider: Provider::GoogleHealth,
+            provider: Some(Provider::GoogleHealth),
             code: DiagnosisCode::parse("token_revoked").unwrap(),
             action: Action::Reconnect,
         };

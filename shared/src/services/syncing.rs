@@ -151,8 +151,7 @@ impl Syncing {
         if connection.time_zone.is_some() || self.engine.providers.source(connection.provider).is_none() {
             return Ok(connection.tz());
         }
-        let profile = self.ports.steps.load_user_days(&connection.user, &[]).await?.profile;
-        Ok(profile.time_zone.as_deref().and_then(|z| TimeZone::get(z).ok()).unwrap_or(TimeZone::UTC))
+        Ok(self.ports.steps.load_user_days(&connection.user, &[]).await?.profile.zone())
     }
 
     /// The worker's event: one `SyncRequested` or one `SyncShard`. `stop_at` is the Lambda's

@@ -184,6 +184,22 @@ impl StepStore for InMemoryStore {
         })
     }
 
+    async fn load_people_days(
+        &self,
+        users: &[UserId],
+        dates: &[LocalDate],
+    ) -> Result<BTreeMap<UserId, UserDays>, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(users
+            .iter()
+            .map(|user| {
+                let days =
+                    dates.iter().filter_map(|d| state.days.get(&(user.clone(), *d)).map(|r| (*d, r.clone()))).collect();
+                (user.clone(), UserDays { profile: state.profiles.get(user).cloned().unwrap_or_default(), days })
+            })
+            .collect())
+    }
+
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError> {
         // As DynamoDB: the day alone, conditioned on its version.
         let mut state = self.state.lock().unwrap();
@@ -368,6 +384,15 @@ impl ConnectionStore for InMemoryStore {
         let mut all: Vec<Connection> =
             state.connections.values().filter(|(c, _)| &c.user == user).map(|(c, _)| c.clone()).collect();
         all.sort_by_key(|c| c.provider);
+        Ok(all)
+    }
+
+    async fn connections_of(&self, users: &[UserId]) -> Result<Vec<Connection>, StoreError> {
+        let state = self.state.lock().unwrap();
+        let wanted: std::collections::HashSet<&UserId> = users.iter().collect();
+        let mut all: Vec<Connection> =
+            state.connections.values().filter(|(c, _)| wanted.contains(&c.user)).map(|(c, _)| c.clone()).collect();
+        all.sort_by(|a, b| (&a.user, a.provider).cmp(&(&b.user, b.provider)));
         Ok(all)
     }
 

@@ -21,6 +21,22 @@ impl ConnectionStore for DynamoStore {
             .collect()
     }
 
+    async fn connections_of(&self, users: &[UserId]) -> Result<Vec<Connection>, StoreError> {
+        // A person's connections are not listed anywhere but their partition, so each
+        // source's key is asked for (a missing one costs the least a read costs); many people
+        // to a request, where a Query per person would be a request each.
+        let keys =
+            users.iter().flat_map(|u| Provider::ALL.into_iter().map(move |p| key(user_pk(u), conn_sk(p)))).collect();
+        let mut connections = self
+            .batch_get(keys)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<ConnectionItem>(item).map(ConnectionItem::into_connection))
+            .collect::<Result<Vec<_>, _>>()?;
+        connections.sort_by(|a, b| (&a.user, a.provider).cmp(&(&b.user, b.provider)));
+        Ok(connections)
+    }
+
     async fn due_connections(
         &self,
         shard: u16,

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 use jiff::Timestamp;
 use std::collections::HashMap;
@@ -30,6 +30,8 @@ mod steps;
 
 /// The one global secondary index (scheduler shards, the challenge directory).
 const GSI1: &str = "GSI1";
+/// The most keys one `BatchGetItem` may ask for.
+const BATCH_GET_KEYS: usize = 100;
 
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
@@ -82,7 +84,37 @@ impl DynamoStore {
         }
     }
 
-    /// Consistent BatchGetItem of `keys`, following `UnprocessedKeys`.
+    /// Every item among `keys` that exists, eventually consistent (what an overview reads):
+    /// 100 keys to a `BatchGetItem`, asking again for what DynamoDB left unprocessed (with a
+    /// short backoff) until none is left. Items come back in no particular order.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        for chunk in keys.chunks(BATCH_GET_KEYS) {
+            let mut pending =
+                Some(KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).build().map_err(build_error)?);
+            let mut attempt = 0u32;
+            while let Some(wanted) = pending.take() {
+                if attempt == 8 {
+                    return Err(StoreError::Unavailable(format!("{} reads left unprocessed", wanted.keys().len())));
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(50 << (attempt - 1))).await;
+                }
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, wanted)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                items.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+                pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
+                attempt += 1;
+            }
+        }
+        Ok(items)
+    }
+
     /// Every item a key condition matches, on the table (consistent) or on GSI1, following
     /// pages, up to `limit` items.
     async fn query(

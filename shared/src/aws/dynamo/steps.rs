@@ -50,6 +50,37 @@ impl StepStore for DynamoStore {
         Ok(UserDays { profile, days: days.into_iter().map(|d| (d.date, d)).collect() })
     }
 
+    async fn load_people_days(
+        &self,
+        users: &[UserId],
+        dates: &[LocalDate],
+    ) -> Result<std::collections::BTreeMap<UserId, UserDays>, StoreError> {
+        // Known keys, many people to a request: a Query per person would be a request each.
+        let keys = users
+            .iter()
+            .flat_map(|u| {
+                std::iter::once(key(user_pk(u), PROFILE_SK)).chain(dates.iter().map(|d| key(user_pk(u), day_sk(*d))))
+            })
+            .collect();
+        let owners: HashMap<String, &UserId> = users.iter().map(|u| (user_pk(u), u)).collect();
+        let mut people: std::collections::BTreeMap<UserId, UserDays> =
+            users.iter().map(|u| (u.clone(), UserDays::default())).collect();
+        for item in self.batch_get(keys).await? {
+            let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let Some(person) = owners.get(&pk).and_then(|u| people.get_mut(*u)) else {
+                return Err(StoreError::Corrupt(format!("an item of {pk} that was not asked for")));
+            };
+            if sk == PROFILE_SK {
+                person.profile = from_item::<ProfileItem>(item)?.into_profile()?;
+            } else {
+                let day = from_item::<DayItem>(item)?.into_record()?;
+                person.days.insert(day.date, day);
+            }
+        }
+        Ok(people)
+    }
+
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError> {
         let mut put = self
             .client

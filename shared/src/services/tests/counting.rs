@@ -137,6 +137,13 @@ impl StepStore for DayWrittenDuringJoin {
         }
         Ok(window)
     }
+    async fn load_people_days(
+        &self,
+        users: &[UserId],
+        dates: &[LocalDate],
+    ) -> Result<std::collections::BTreeMap<UserId, UserDays>, StoreError> {
+        self.inner.load_people_days(users, dates).await
+    }
     async fn commit_day(&self, write: &DayWrite) -> Result<(), StoreError> {
         self.inner.commit_day(write).await
     }

@@ -9,6 +9,7 @@ mod day_events;
 mod erasure;
 mod intake;
 mod nudges;
+mod organizer;
 mod read_by_upload;
 mod reconcile;
 mod standings;

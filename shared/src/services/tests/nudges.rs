@@ -331,7 +331,7 @@ async fn a_disabled_target_sends_nothing_and_writes_nothing() {
     let challenge = ChallengeRef { id: ChallengeId::parse("winter").unwrap(), name: "Winter walk".into() };
     let line = DigestLine {
         user: alice,
-        provider: Provider::GoogleHealth,
+        provider: Some(Provider::GoogleHealth),
         code: code("token_revoked"),
         action: Action::Reconnect,
     };
@@ -430,7 +430,7 @@ async fn one_organizer_digest_per_challenge_per_period() {
     let challenge = ChallengeRef { id: ChallengeId::parse("winter").unwrap(), name: "Winter walk".into() };
     let line = |who: &str, raw: &str, action: Action| DigestLine {
         user: user(who),
-        provider: Provider::GoogleHealth,
+        provider: Some(Provider::GoogleHealth),
         code: code(raw),
         action,
     };
