@@ -3,8 +3,9 @@
 //! challenge, connects Fitbit / Google Health through the sandbox's consent page, clicks
 //! "Sync steps" once the provider has new steps, and the leaderboard shows them; then a person
 //! connects from the example company app on another origin (CORS, the one-time start link),
-//! with the local authorizer reading only the Authorization header as API Gateway's does. The
-//! screenshot lands in `tests/out/console.png`.
+//! with the local authorizer reading only the Authorization header as API Gateway's does; and
+//! the organizer's view shows the demo's revoked grant and silent phone, and "Send reminders"
+//! delivers them to the local receiver. The screenshots land in `tests/out/`.
 
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -117,6 +118,12 @@ async fn a_person_connects_syncs_and_climbs_the_leaderboard_in_the_console() {
     assert!(done["message"].as_str().is_some_and(|m| m.contains("1 day(s) changed")), "{done}");
     assert_eq!(steps_of(&leaderboard(&stack).await, PERSON), Some(9_876));
     assert_eq!(done["app"], "google_health: active", "connected from the other origin: {done}");
+    // The organizer's view: the demo's revoked grant and silent phone, and "Send reminders".
+    let organizer = &done["organizer"];
+    assert_eq!(organizer["codes"], json!({"walker-24": "token_revoked", "walker-25": "phone_silent"}), "{done}");
+    assert!(organizer["sent"].as_str().is_some_and(|m| m.contains("sent") && m.contains("digest")), "{done}");
+    let digest = organizer["digest"].as_str().unwrap_or_default();
+    assert!(digest.contains("walker-24") && digest.contains("walker-25"), "the digest names both: {done}");
     let url = format!("{}/v1/sync/status", stack.base_url);
     let answer = reqwest::Client::new().get(url).bearer_auth(stack.token(APP_PERSON, false)).send().await.unwrap();
     let status: Value = answer.json().await.unwrap();

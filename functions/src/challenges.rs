@@ -11,6 +11,9 @@
 //!   and why, counted, with one page of the participants who need an action.
 //! - `GET /v1/challenges/{id}/export?cursor=&limit=` (admin claim): the results as CSV, a page
 //!   of at most `MAX_EXPORT_ROWS` rows, the next page named in a `Link` header.
+//! - `POST /v1/challenges/{id}/reminders` (admin claim): "send reminders now": each
+//!   participant who must act is reminded (at most once per person, source and diagnosis per
+//!   period) and the organizers get a digest, through the configured delivery target.
 //!
 //! Every route acts as the caller the JWT authorizer verified, never a user named in the path
 //! or the body.
@@ -27,6 +30,7 @@ use stepsync::domain::{
 use stepsync::services::ExportPage;
 use stepsync::services::challenges::{CREATE, NewChallenge, require_admin};
 use stepsync::services::organizer::{EXPORT, MAX_EXPORT_ROWS, SYNC_HEALTH};
+use stepsync::services::reminding::REMIND;
 
 const DEFAULT_GRACE_DAYS: u32 = 3;
 const DEFAULT_TIME_ZONE: &str = "UTC";
@@ -48,9 +52,10 @@ enum Op {
     Leaderboard,
     SyncHealth,
     Export,
+    Reminders,
 }
 
-const TABLE: [Route<Op>; 8] = [
+const TABLE: [Route<Op>; 9] = [
     Route { method: "POST", path: "/v1/challenges", op: Op::Create },
     Route { method: "GET", path: "/v1/challenges", op: Op::List },
     Route { method: "GET", path: "/v1/challenges/{id}", op: Op::Details },
@@ -59,6 +64,7 @@ const TABLE: [Route<Op>; 8] = [
     Route { method: "GET", path: "/v1/challenges/{id}/leaderboard", op: Op::Leaderboard },
     Route { method: "GET", path: "/v1/challenges/{id}/sync-health", op: Op::SyncHealth },
     Route { method: "GET", path: "/v1/challenges/{id}/export", op: Op::Export },
+    Route { method: "POST", path: "/v1/challenges/{id}/reminders", op: Op::Reminders },
 ];
 
 /// The routes this handler serves (method, HttpApi path); `template.yaml` must list the same.
@@ -74,6 +80,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         Ok((Op::Leaderboard, params)) => leaderboard(app, &req, &params).await,
         Ok((Op::SyncHealth, params)) => sync_health(app, &req, &params).await,
         Ok((Op::Export, params)) => export(app, &req, &params).await,
+        Ok((Op::Reminders, params)) => reminders(app, &req, &params).await,
         Err(e) => Err(e),
     };
     result.unwrap_or_else(ApiError::into_response)
@@ -281,6 +288,17 @@ async fn sync_health(app: &App, req: &Request, params: &Params) -> Result<Respon
         "sync health read"
     );
     Ok(json(200, &health))
+}
+
+/// 200 with what was sent (`off: true` when no delivery target is configured: nothing sent).
+async fn reminders(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {
+    let who = caller_with_role(req)?;
+    require_admin(who.admin, REMIND)?;
+    let id = challenge_id(params)?;
+    let now = app.services.ports.clock.now();
+    let done = app.services.reminding().remind(&id, now).await?;
+    tracing::info!(admin = %who.user, challenge = %id, sent = done.people.sent, off = done.people.off, "reminders asked for");
+    Ok(json(200, &done))
 }
 
 async fn export(app: &App, req: &Request, params: &Params) -> Result<Response<Body>, ApiError> {

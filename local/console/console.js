@@ -1,10 +1,12 @@
 // The local stack's web console: watch a challenge's leaderboard live, act as one person,
 // connect / reconnect / disconnect their providers through the sandbox consent pages, sync
-// their steps and see their last 14 days. Plain JS against the real API; no build step.
+// their steps and see their last 14 days; as the organizer, see who is not syncing and why,
+// send them reminders (delivered to the local receiver) and export the results. Plain JS against the real API; no build step.
 "use strict";
 
 const BOARD_EVERY_MS = 2000;
 const PERSON_EVERY_MS = 5000;
+const ORGANIZER_EVERY_MS = 10000;
 
 const state = {
   user: null,
@@ -263,6 +265,78 @@ function drawChart(from, days) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The organizer: the challenge's sync health, who needs to act, reminders, the CSV export
+
+const ORGANIZER = "console-organizer";
+
+async function organizerToken() {
+  state.organizer ??= await devToken(ORGANIZER, true);
+  return state.organizer;
+}
+
+async function refreshOrganizer() {
+  if (!state.challenge) return;
+  const id = encodeURIComponent(state.challenge);
+  const token = await organizerToken();
+  const [health, received] = await Promise.all([
+    api("GET", `/v1/challenges/${id}/sync-health?limit=200`, { token }),
+    api("GET", "/dev/receiver", { token: null }),
+  ]);
+  const share = (s) => `${Math.round(s.share * 100)}%`;
+  $("#health-summary").textContent =
+    `${health.participants} participants · with steps yesterday ${share(health.with_data.yesterday)}, today ${share(health.with_data.today)}` +
+    ` · ${health.needing_action_total} need an action · as of ${new Date(health.as_of).toLocaleTimeString()}`;
+  $("#health-counts").replaceChildren(
+    ...Object.entries(health.by_code)
+      .sort(([, a], [, b]) => b - a)
+      .map(([code, count]) => el("li", { "data-code": code, class: code === "healthy" ? "" : "act", text: `${code.replaceAll("_", " ")}: ${count}` })),
+  );
+  $("#needing-action tbody").replaceChildren(
+    ...health.needing_action.map((n) =>
+      el(
+        "tr",
+        { "data-user": n.user_id, "data-code": n.code },
+        el("td", {}, el("a", { href: "#", onclick: (event) => { event.preventDefault(); becomePerson(n.user_id).catch(report); }, text: n.user_id })),
+        el("td", { text: n.provider ? providerName(n.provider) : "none" }),
+        el("td", { text: n.code.replaceAll("_", " ") }),
+        el("td", { text: n.action.replaceAll("_", " ") }),
+        el("td", { class: "muted", text: new Date(n.since).toLocaleString() }),
+      ),
+    ),
+  );
+  $("#received").replaceChildren(
+    ...received.received.map((r) =>
+      el("li", { "data-kind": r.body?.kind ?? "", "data-user": r.body?.detail?.user ?? "", text: r.body?.text ?? JSON.stringify(r.body) }),
+    ),
+  );
+}
+
+async function sendReminders() {
+  const id = encodeURIComponent(state.challenge);
+  const answer = await api("POST", `/v1/challenges/${id}/reminders`, { token: await organizerToken() });
+  if (answer.off) {
+    say("Reminders are off: no delivery target is configured (NudgeTargetUrl).", true);
+  } else {
+    const digest = answer.digest.result === "sent" ? "the organizer's digest sent" : `digest ${answer.digest.result.replaceAll("_", " ")}`;
+    say(`Reminders: ${answer.sent} sent, ${answer.already_sent} already sent this period, ${answer.not_needed} only waiting; ${digest}.`);
+  }
+  // The bus hands them to the receiver a moment later.
+  setTimeout(() => refreshOrganizer().catch(report), 500);
+  await refreshOrganizer();
+}
+
+async function exportResults() {
+  const id = encodeURIComponent(state.challenge);
+  const response = await fetch(`/v1/challenges/${id}/export`, { headers: { authorization: `Bearer ${await organizerToken()}` } });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") ?? "")?.[1] ?? "results.csv";
+  const link = el("a", { href: URL.createObjectURL(await response.blob()), download: name });
+  link.click();
+  URL.revokeObjectURL(link.href);
+  say(`Exported ${name}.`);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Actions
 
 async function syncNow() {
@@ -318,12 +392,15 @@ async function start() {
   $("#challenge").addEventListener("change", (event) => {
     state.challenge = event.target.value;
     state.board.clear();
-    Promise.all([refreshBoard(), refreshPerson()]).catch(report);
+    Promise.all([refreshBoard(), refreshPerson(), refreshOrganizer()]).catch(report);
   });
   $("#new-challenge").addEventListener("click", () => createChallenge().catch(report));
   $("#sync").addEventListener("click", () => syncNow().catch(report));
   $("#join").addEventListener("click", () => setMembership(true).catch(report));
   $("#leave").addEventListener("click", () => setMembership(false).catch(report));
+  $("#health-refresh").addEventListener("click", () => refreshOrganizer().catch(report));
+  $("#send-reminders").addEventListener("click", () => sendReminders().catch(report));
+  $("#export").addEventListener("click", () => exportResults().catch(report));
 
   const user = localStorage.getItem("stepsync.user") ?? "walker-01";
   state.token = await devToken(user);
@@ -331,6 +408,8 @@ async function start() {
   await becomePerson(user);
   setInterval(() => refreshBoard().catch(report), BOARD_EVERY_MS);
   setInterval(() => refreshPerson().catch(report), PERSON_EVERY_MS);
+  await refreshOrganizer();
+  setInterval(() => refreshOrganizer().catch(report), ORGANIZER_EVERY_MS);
   document.body.dataset.ready = "true";
 }
 

@@ -15,7 +15,9 @@
 // and the leaderboard shows the backfill's BACKFILL_STEPS (the backfill runs after the
 // redirect, through the stack's bus: its completion is the board showing them), the harness
 // answers {"expect": steps} after setting new steps at the provider; we print {"done": steps}
-// after the leaderboard shows them.
+// after the leaderboard shows them, with what the organizer's view showed (the demo's revoked
+// grant and silent phone needing an action) and the reminders that reached the local receiver
+// once "Send reminders" was pressed.
 import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
 
@@ -107,6 +109,7 @@ try {
   await waitForSteps(PERSON, expect);
   await page.waitForSelector(`#chart rect[data-steps="${expect}"]`);
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  const message = await page.locator("#message").textContent();
 
   log("the demo's stories: walker-26's deleted walk, walker-27 the traveller");
   await page.click('#stories a[data-user="walker-26"]');
@@ -114,6 +117,27 @@ try {
   // Yesterday's mistaken 25,000 was deleted at Google: the day shows what was walked.
   await page.waitForSelector('#chart rect[data-steps="6000"]');
   await page.waitForSelector('#stories a[data-user="walker-27"]');
+
+  log("the organizer's view: walker-24's revoked grant and walker-25's silent phone need an action");
+  const needing = (user) => page.locator(`#needing-action tr[data-user="${user}"]`);
+  await needing("walker-24").waitFor();
+  await needing("walker-25").waitFor();
+  const codes = {
+    "walker-24": await needing("walker-24").getAttribute("data-code"),
+    "walker-25": await needing("walker-25").getAttribute("data-code"),
+  };
+  log("sending the reminders; they arrive at the local receiver");
+  await page.click("#send-reminders");
+  await page.waitForFunction(() => document.querySelector("#message").textContent.startsWith("Reminders:"));
+  const reminders = page.locator("#message");
+  const sentMessage = await reminders.textContent();
+  await page.waitForSelector('#received li[data-kind="ReminderDue"][data-user="walker-25"]');
+  // walker-24 was reminded once already, when the sweep found the grant revoked.
+  await page.waitForSelector('#received li[data-kind="ReminderDue"][data-user="walker-24"]');
+  const digest = page.locator('#received li[data-kind="DigestDue"]').first();
+  await digest.waitFor();
+  const organizer = { codes, sent: sentMessage, digest: await digest.textContent() };
+  await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, "-organizer.png"), fullPage: true });
 
   log(`the example app on ${APP_URL}: ${APP_PERSON} connects through CORS and the start link`);
   const app = await browser.newPage();
@@ -132,7 +156,7 @@ try {
   const appStatus = await app.locator("#result").textContent();
 
   if (pageErrors.length) throw new Error(`the page threw: ${pageErrors.join("; ")}`);
-  send({ done: await stepsOf(PERSON), message: await page.locator("#message").textContent(), app: appStatus });
+  send({ done: await stepsOf(PERSON), message, app: appStatus, organizer });
 } catch (error) {
   log(`failed at ${page.url()}: ${error.message}`);
   log(`page said: ${await page.locator("#message").textContent().catch(() => "(no message)")}`);

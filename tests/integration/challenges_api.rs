@@ -25,7 +25,7 @@ on_dynoxide!(
 const TOKEN_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 /// The challenge id the samples carry in their paths.
 const SAMPLE_ID: &str = "Qm9yZWFsLVdhbGsx";
-const SAMPLES: [&str; 8] = [
+const SAMPLES: [&str; 9] = [
     "challenges_create.json",
     "challenges_list.json",
     "challenges_get.json",
@@ -34,6 +34,7 @@ const SAMPLES: [&str; 8] = [
     "challenges_leaderboard.json",
     "challenges_sync_health.json",
     "challenges_export.json",
+    "challenges_reminders.json",
 ];
 
 /// Who the verified claims say is calling.
@@ -58,8 +59,14 @@ pub(crate) struct Api {
 
 impl Api {
     pub(crate) fn new(env: TestEnv) -> Self {
+        Self::with_vars(env, &[])
+    }
+
+    /// With more settings (`STEPSYNC_NUDGES`, ...).
+    pub(crate) fn with_vars(env: TestEnv, more: &[(&str, &str)]) -> Self {
         let vars: HashMap<String, String> = [("STEPSYNC_TABLE", env.table.as_str()), ("STEPSYNC_TOKEN_KEY", TOKEN_KEY)]
             .into_iter()
+            .chain(more.iter().copied())
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         let config = Config::from_vars(&vars).unwrap();

@@ -53,6 +53,7 @@ const OBSERVED: &[(&str, &str, &[u16], &str)] = &[
     ("GET", "/v1/challenges/{id}/leaderboard", &[200, 400, 401, 404], "challenges_api.rs"),
     ("GET", "/v1/challenges/{id}/sync-health", &[200, 400, 401, 403, 404], "organizer_api.rs, challenges_api.rs"),
     ("GET", "/v1/challenges/{id}/export", &[200, 400, 401, 403, 404], "organizer_api.rs, challenges_api.rs"),
+    ("POST", "/v1/challenges/{id}/reminders", &[200, 401, 403, 404], "organizer_api.rs, challenges_api.rs"),
 ];
 
 fn spec() -> Value {
@@ -581,6 +582,7 @@ fn the_shared_schemas_match_the_code() {
         code: "no_source",
         action: Action::Connect,
         since: now_of_spec(),
+        message: String::new(),
     };
     let share = stepsync::services::organizer::Share { participants: 1, share: 1.0 };
     let health = stepsync::services::SyncHealth {

@@ -1,4 +1,5 @@
-//! The organizer's routes end to end (`GET /v1/challenges/{id}/sync-health` and `/export`):
+//! The organizer's routes end to end (`GET /v1/challenges/{id}/sync-health`, `/export` and
+//! `POST .../reminders`):
 //! the real `challenges` handler fed the `events/challenges_*.json` samples, on dynoxide. Who
 //! may ask, what is refused, what a challenge's people add up to, an export of 2,000 that is
 //! the leaderboard exactly, and how many DynamoDB requests a sync health costs.
@@ -17,7 +18,12 @@ use stepsync_local::harness::{Backend, TestEnv, date, unique};
 use stepsync_local::on_dynoxide;
 use stepsync_local::table::Stream;
 
-on_dynoxide!(only_an_admin_reads_sync_health_or_exports, sync_health_sees_each_participant_as_their_own_status_does);
+on_dynoxide!(
+    only_an_admin_reads_sync_health_or_exports,
+    sync_health_sees_each_participant_as_their_own_status_does,
+    send_reminders_now_reminds_who_must_act_once_a_period_and_digests_them_for_the_organizer,
+    send_reminders_now_without_a_target_sends_nothing,
+);
 
 const WINTER: &str = r#"{"name": "Winter walk", "start_date": "2026-11-01", "end_date": "2026-11-30"}"#;
 
@@ -28,6 +34,10 @@ impl Api {
 
     async fn export(&self, who: As<'_>, id: &str, query: &str) -> Response<Body> {
         self.answer("challenges_export.json", who, at_with_query(id, query)).await
+    }
+
+    async fn reminders(&self, who: As<'_>, id: &str) -> Reply {
+        self.send("challenges_reminders.json", who, at_with_query(id, "")).await
     }
 
     /// The export's error answer, as JSON.
@@ -393,4 +403,116 @@ async fn sync_health_reads_grow_with_the_challenge_only() {
     assert_eq!(env.counter.writes(), 0, "reading writes nothing");
     let known: u64 = ["BatchGetItem", "GetItem", "Query"].iter().map(|op| env.counter.count(op)).sum();
     assert_eq!(env.counter.total(), known, "nothing else: {counts:?}");
+}
+
+/// A challenge with a revoked grant, a silent phone, a source that is only rate limited, a
+/// person with no source and a healthy one; `api`'s reminders on or off.
+async fn a_challenge_with_people_to_remind(api: &Api) -> (String, [UserId; 5]) {
+    let id = api.create_ok(serde_json::from_str(WINTER).unwrap()).await;
+    let people = ["fine", "revoked", "limited", "silent", "nobody"].map(Api::person);
+    let [fine, revoked, limited, silent, _nobody] = &people;
+    let store = api.env.store.clone();
+    store.create_connection(&on(fine, Provider::GoogleHealth)).await.unwrap();
+    let failed = |code| Some(LastError { code, message: String::new() });
+    let revoked_connection = Connection {
+        status: ConnectionStatus::ReconnectRequired,
+        last_error: failed(FailureCode::ReconnectRequired),
+        last_attempt_at: Some(at("2026-11-20T08:00:00Z")),
+        ..on(revoked, Provider::Misfit)
+    };
+    store.create_connection(&revoked_connection).await.unwrap();
+    let limited_connection = Connection {
+        last_error: failed(FailureCode::RateLimited),
+        last_attempt_at: Some(at("2026-11-25T17:00:00Z")),
+        next_sync_at: Some(at("2026-11-25T19:00:00Z")),
+        ..on(limited, Provider::Oura)
+    };
+    store.create_connection(&limited_connection).await.unwrap();
+    let silent_connection = Connection {
+        time_zone: Some("UTC".into()),
+        last_success_at: Some(at("2026-11-21T09:00:00Z")),
+        ..on(silent, Provider::AppleHealth)
+    };
+    store.create_connection(&silent_connection).await.unwrap();
+    for person in &people {
+        assert_eq!(api.join(As::User(person), &id).await.status, 200);
+    }
+    (id, people)
+}
+
+fn reminders_and_digests(api: &Api) -> (Vec<stepsync::events::ReminderDue>, Vec<stepsync::events::DigestDue>) {
+    let (mut reminders, mut digests) = (Vec::new(), Vec::new());
+    for event in api.env.publisher.events() {
+        match event {
+            stepsync::events::Event::ReminderDue(r) => reminders.push(r),
+            stepsync::events::Event::DigestDue(d) => digests.push(d),
+            _ => {}
+        }
+    }
+    (reminders, digests)
+}
+
+async fn send_reminders_now_reminds_who_must_act_once_a_period_and_digests_them_for_the_organizer(env: TestEnv) {
+    let api = Api::with_vars(env, &[("STEPSYNC_NUDGES", "true"), ("STEPSYNC_NUDGE_PERIOD_HOURS", "24")]);
+    let (id, [_fine, revoked, _limited, silent, nobody]) = a_challenge_with_people_to_remind(&api).await;
+
+    // Only an administrator, and only of a challenge that exists.
+    assert_error(&api.reminders(As::User(&revoked), &id).await, 403, "forbidden");
+    assert_error(&api.reminders(As::Nobody, &id).await, 401, "unauthenticated");
+    assert_error(&api.reminders(As::Admin(&api.admin), "no-such-challenge").await, 404, "not_found");
+    assert!(reminders_and_digests(&api).0.is_empty(), "nothing sent for a refused call");
+
+    let first = api.reminders(As::Admin(&api.admin), &id).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(
+        first.body,
+        json!({
+            "challenge_id": id, "needing_action": 4, "without_source": 1,
+            "sent": 2, "already_sent": 0, "not_needed": 1, "off": false,
+            "digest": {"result": "sent", "people": 3, "total": 3},
+        })
+    );
+    let (reminders, digests) = reminders_and_digests(&api);
+    let mut reminded: Vec<(String, Provider, String)> =
+        reminders.iter().map(|r| (r.user.to_string(), r.provider, r.code.to_string())).collect();
+    reminded.sort();
+    let mut expected = vec![
+        (revoked.to_string(), Provider::Misfit, "token_revoked".to_owned()),
+        (silent.to_string(), Provider::AppleHealth, "phone_silent".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(reminded, expected);
+    assert!(reminders.iter().all(|r| r.challenge.as_ref().is_some_and(|c| c.name == "Winter walk")));
+    let [digest] = digests.as_slice() else { panic!("one digest: {digests:?}") };
+    let named: BTreeSet<String> = digest.people.iter().map(|l| l.user.to_string()).collect();
+    assert_eq!(named, [revoked.to_string(), silent.to_string(), nobody.to_string()].into());
+    assert!(digest.text.contains("3 people still need to act"), "{}", digest.text);
+
+    // Pressed again within the period: nothing more goes out.
+    let again = api.reminders(As::Admin(&api.admin), &id).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!((again.body["sent"].as_u64(), again.body["already_sent"].as_u64()), (Some(0), Some(2)));
+    assert_eq!(again.body["digest"]["result"], "already_sent");
+    assert_eq!(reminders_and_digests(&api).0.len(), 2);
+
+    // A day on, once more (and the rate-limited source, a day without a sync, now asks its
+    // person to act too).
+    api.env.clock.advance(std::time::Duration::from_secs(24 * 3600));
+    let next = api.reminders(As::Admin(&api.admin), &id).await;
+    assert_eq!(next.body["digest"]["result"], "sent", "{}", next.body);
+    let (reminders, _) = reminders_and_digests(&api);
+    let again: BTreeSet<String> = reminders[2..].iter().map(|r| r.user.to_string()).collect();
+    assert!(again.contains(revoked.as_str()) && again.contains(silent.as_str()), "{again:?}");
+    assert_eq!(next.body["sent"].as_u64(), Some(again.len() as u64));
+}
+
+async fn send_reminders_now_without_a_target_sends_nothing(env: TestEnv) {
+    let api = Api::new(env);
+    let (id, _) = a_challenge_with_people_to_remind(&api).await;
+    let answer = api.reminders(As::Admin(&api.admin), &id).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["off"], true);
+    assert_eq!((answer.body["sent"].as_u64(), answer.body["digest"]["result"].as_str()), (Some(0), Some("off")));
+    assert!(api.env.publisher.events().is_empty(), "{:?}", api.env.publisher.events());
+    assert_error(&api.reminders(As::User(&Api::person("someone")), &id).await, 403, "forbidden");
 }

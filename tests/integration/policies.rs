@@ -229,6 +229,8 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
             "dynamodb:ConditionCheckItem on table",
             "(if ProviderClientsEnabled) ssm:GetParameters on the client secrets",
             "(if ProviderClientsEnabled) kms:Decrypt on key via ssm",
+            "(if NudgesEnabled) dynamodb:DeleteItem on table keys like [USER#*, CHAL#*]",
+            "(if NudgesEnabled) events:PutEvents on bus",
         ],
     ),
     (
@@ -260,6 +262,7 @@ const POLICY_TABLE: &[(&str, &[&str])] = &[
             "dynamodb:DeleteItem on table",
             "dynamodb:Query on table",
             "dynamodb:Query on gsi1",
+            "(if NudgesEnabled) events:PutEvents on bus",
         ],
     ),
     (

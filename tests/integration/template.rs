@@ -98,6 +98,7 @@ pub(crate) const ROUTE_ANSWERS: &[(&str, &str, u16)] = &[
     ("GET", "/v1/challenges/{id}/leaderboard", 404),
     ("GET", "/v1/challenges/{id}/sync-health", 403), // not an admin
     ("GET", "/v1/challenges/{id}/export", 403),
+    ("POST", "/v1/challenges/{id}/reminders", 403),
 ];
 
 /// The app the route and sample checks call: the test's table, Google Health at a fake.
@@ -171,6 +172,7 @@ fn sample_answers() -> Vec<(&'static str, Answer)> {
         ("challenges_list.json", Status(200)),
         ("challenges_sync_health.json", Status(404)), // an admin; the sample's challenge was never created
         ("challenges_export.json", Status(404)),
+        ("challenges_reminders.json", Status(404)),
         ("device_upload.json", Status(200)),
         ("oauth_authorize.json", Status(200)),
         ("oauth_start.json", Status(400)),    // a ticket nobody issued

@@ -11,6 +11,7 @@ pub mod intake;
 pub mod nudges;
 pub mod organizer;
 pub mod reconcile;
+pub mod reminding;
 pub mod standings;
 pub mod status;
 pub mod subscriptions;
@@ -28,6 +29,7 @@ pub use intake::{IntakeAnswer, WebhookIntake};
 pub use nudges::{DigestOutcome, NudgeError, NudgeOutcome, NudgeSettings, Nudges, ReminderEntry, RemindersReport};
 pub use organizer::{ExportPage, ExportRow, NeedsAction, Organizer, SyncHealth};
 pub use reconcile::{Reconcile, ReconcileReport};
+pub use reminding::{ChallengeReminders, Reminding};
 pub use standings::{Leaderboard, Standing, Standings};
 pub use status::{ConnectionStatusView, DayView, Status};
 pub use subscriptions::{Subscriptions, SubscriptionsReport};
@@ -230,6 +232,11 @@ impl Services {
             challenges: self.ports.challenges.as_ref(),
             connections: self.ports.connections.as_ref(),
         }
+    }
+
+    /// Reminding a challenge's people who need to act, and its organizers (a digest).
+    pub fn reminding(&self) -> Reminding<'_> {
+        Reminding { organizer: self.organizer(), nudges: self.nudges() }
     }
 
     pub fn standings(&self) -> Standings<'_> {

@@ -245,17 +245,20 @@ impl Nudges<'_> {
         let (first, repeated): (Vec<&ReminderEntry>, Vec<&ReminderEntry>) =
             wanted.into_iter().partition(|e| seen.insert(e.subject()));
         report.already_sent = repeated.len();
-        let claims: Vec<(&ReminderEntry, Result<ReminderClaim, StoreError>)> = futures::stream::iter(first)
-            .map(|entry| {
-                let holder = holder.as_str();
-                async move { (entry, self.reminders.claim_reminder(&entry.subject(), holder, now, self.period()).await) }
-            })
-            .buffer_unordered(CLAIMS_AT_ONCE)
-            .collect()
-            .await;
+        // Each claim's future owns what it claims (no borrowed entry in a closure's argument:
+        // the compiler cannot then prove the batch `Send` for every caller's lifetime).
+        let (reminders, period) = (self.reminders, self.period());
+        let subjects: Vec<ReminderSubject> = first.iter().map(|e| e.subject()).collect();
+        let claiming = subjects.into_iter().enumerate().map(|(i, subject)| {
+            let holder = holder.clone();
+            async move { (i, reminders.claim_reminder(&subject, &holder, now, period).await) }
+        });
+        let claims: Vec<(usize, Result<ReminderClaim, StoreError>)> =
+            futures::stream::iter(claiming).buffer_unordered(CLAIMS_AT_ONCE).collect().await;
         let mut to_send = Vec::new();
         let mut failed = None;
-        for (entry, claim) in claims {
+        for (i, claim) in claims {
+            let entry = first[i];
             match claim {
                 Ok(ReminderClaim::Claimed) => to_send.push((entry.subject(), entry.event(challenge))),
                 Ok(ReminderClaim::SentAt(_)) => report.already_sent += 1,

@@ -73,6 +73,10 @@ pub struct NeedsAction {
     pub action: Action,
     /// Since when the condition is known (`Diagnosis::since`; `no_source`: since joining).
     pub since: Timestamp,
+    /// The diagnosis's sentence for the person (what a reminder tells them); the organizer's
+    /// answer carries the code and action instead.
+    #[serde(skip)]
+    pub message: String,
 }
 
 /// How many participants have steps stored for a day, and their share of everyone.
@@ -228,6 +232,7 @@ impl Survey {
                 code: diagnosis.code,
                 action: diagnosis.action,
                 since: diagnosis.since.unwrap_or(known_from),
+                message: diagnosis.message.clone(),
             });
         }
     }
@@ -501,6 +506,7 @@ mod tests {
             code: "no_source",
             action: Action::Connect,
             since: since.parse().unwrap(),
+            message: String::new(),
         }
     }
 

@@ -488,3 +488,46 @@ async fn erasing_a_person_erases_their_reminder_records() {
 
     assert!(w.store.reminders().is_empty());
 }
+
+/// The daily run reminds the people of a challenge whose grace period ends within two days,
+/// and digests them for its organizers; a challenge still running, or already final, is left
+/// alone, and a second run inside the window sends nothing more.
+#[tokio::test]
+async fn the_daily_run_reminds_only_the_challenges_about_to_close() {
+    use crate::services::Reminding;
+    let w = World::new();
+    let closing = w.challenge_with_grace("closing", "2026-11-01", "2026-11-24", 2).await;
+    let running = w.challenge("running", "2026-11-20", "2026-12-20").await;
+    let revoked = user("revoked");
+    let connection = Connection {
+        status: ConnectionStatus::ReconnectRequired,
+        last_error: Some(LastError { code: FailureCode::ReconnectRequired, message: String::new() }),
+        ..Connection::new(revoked.clone(), Provider::Misfit, w.now())
+    };
+    w.store.create_connection(&connection).await.unwrap();
+    for id in [&closing, &running] {
+        w.challenges().join(id, &revoked, w.now()).await.unwrap();
+    }
+    let reminding = |enabled| Reminding { organizer: w.organizer(), nudges: w.nudges(enabled) };
+
+    assert!(reminding(false).before_close(w.now()).await.unwrap().is_empty(), "no target: nothing");
+    assert!(w.publisher.events().is_empty());
+
+    let done = reminding(true).before_close(w.now()).await.unwrap();
+    assert_eq!(done.iter().map(|d| d.challenge_id.clone()).collect::<Vec<_>>(), [closing.clone()]);
+    assert_eq!((done[0].people.sent, done[0].digest.clone()), (1, DigestOutcome::Sent { people: 1, total: 1 }));
+    let reminders = w.reminders_due();
+    assert_eq!(reminders.len(), 1);
+    assert_eq!((&reminders[0].user, reminders[0].provider), (&revoked, Provider::Misfit));
+    assert_eq!(reminders[0].challenge.as_ref().map(|c| &c.id), Some(&closing));
+    assert_eq!(w.digests_due().len(), 1);
+
+    // The next day's run, still before the close: nothing more within the period.
+    w.clock.advance(Duration::from_secs(20 * 3600));
+    let again = reminding(true).before_close(w.now()).await.unwrap();
+    assert_eq!((again[0].people.already_sent, again[0].people.sent), (1, 0));
+    assert_eq!((w.reminders_due().len(), w.digests_due().len()), (1, 1));
+    // Once it is final, never again.
+    w.clock.advance(Duration::from_secs(3 * 24 * 3600));
+    assert!(reminding(true).before_close(w.now()).await.unwrap().iter().all(|d| d.challenge_id != closing));
+}

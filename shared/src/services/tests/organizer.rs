@@ -17,7 +17,7 @@ fn failed(code: FailureCode) -> Option<LastError> {
 }
 
 impl World {
-    fn organizer(&self) -> Organizer<'_> {
+    pub(super) fn organizer(&self) -> Organizer<'_> {
         Organizer {
             steps: self.ports.steps.as_ref(),
             challenges: self.ports.challenges.as_ref(),
