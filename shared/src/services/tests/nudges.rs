@@ -514,7 +514,7 @@ async fn the_daily_run_reminds_only_the_challenges_about_to_close() {
     assert!(w.publisher.events().is_empty());
 
     let done = reminding(true).before_close(w.now()).await.unwrap();
-    assert_eq!(done.iter().map(|d| d.challenge_id.clone()).collect::<Vec<_>>(), [closing.clone()]);
+    assert_eq!(done.iter().map(|d| &d.challenge_id).collect::<Vec<_>>(), [&closing]);
     assert_eq!((done[0].people.sent, done[0].digest.clone()), (1, DigestOutcome::Sent { people: 1, total: 1 }));
     let reminders = w.reminders_due();
     assert_eq!(reminders.len(), 1);
