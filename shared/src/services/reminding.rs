@@ -6,7 +6,7 @@
 
 use super::organizer::{NeedsAction, Organizer};
 use super::{DigestOutcome, Nudges, ReminderEntry, RemindersReport, ServiceError};
-use crate::domain::{Challenge, ChallengeId, ChallengeState, DiagnosisCode, local_today};
+use crate::domain::{Challenge, ChallengeId, ChallengeState, DiagnosisCode, MAX_GRACE_DAYS, local_today};
 use crate::events::{ChallengeRef, DigestLine};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -16,9 +16,9 @@ pub const REMIND: &str = "send a challenge's reminders";
 /// How long before a challenge's grace period ends the daily run reminds its people: a day's
 /// run falls in it at least once, and each person has a day left to act.
 pub const BEFORE_CLOSE: SignedDuration = SignedDuration::from_hours(48);
-/// How far back the daily run looks for challenges (their window's end): a grace period is
-/// at most this long.
-const GRACE_LOOKBACK_DAYS: i32 = 31;
+/// How far back the daily run looks for challenges (their window's end): past the longest
+/// grace period, with a day each side for the zones.
+const GRACE_LOOKBACK_DAYS: i32 = MAX_GRACE_DAYS as i32 + 2;
 
 /// What reminding one challenge did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
