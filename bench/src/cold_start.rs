@@ -26,7 +26,7 @@ use stepsync_local::harness;
 use tokio::task::JoinHandle;
 
 /// Each function and the sample from `events/` it is fed (events/README.md).
-pub const FUNCTIONS: [(&str, &str); 8] = [
+pub const FUNCTIONS: [(&str, &str); 9] = [
     ("sync-worker", "sync_requested.json"),
     ("scheduled-sync", "scheduled_tick.json"),
     ("manual-sync", "sync_now.json"),
@@ -35,6 +35,7 @@ pub const FUNCTIONS: [(&str, &str); 8] = [
     ("challenges", "challenges_leaderboard.json"),
     ("day-events", "day_changed.json"),
     ("reconcile", "reconcile_tick.json"),
+    ("nudges", "connection_status_changed.json"),
 ];
 const TABLE: &str = "stepsync";
 /// walker-1's Google Health account in the fake, as the samples' person.
@@ -212,6 +213,8 @@ fn app_vars(google: &FakeGoogleHealth, dynamodb: &str, stub: &str) -> HashMap<St
         ("STEPSYNC_PUBLIC_URL", "https://api.stepsync.example".to_owned()),
         // The samples return to the local app.
         ("STEPSYNC_RETURN_TO_ALLOWLIST", "http://127.0.0.1:3000/".to_owned()),
+        // A reminder target configured, as `nudges` is only ever deployed with one.
+        ("STEPSYNC_NUDGES", "true".to_owned()),
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
         ("AWS_ACCESS_KEY_ID", "test".to_owned()),
