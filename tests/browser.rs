@@ -124,6 +124,15 @@ async fn a_person_connects_syncs_and_climbs_the_leaderboard_in_the_console() {
     assert!(organizer["sent"].as_str().is_some_and(|m| m.contains("sent") && m.contains("digest")), "{done}");
     let digest = organizer["digest"].as_str().unwrap_or_default();
     assert!(digest.contains("walker-24") && digest.contains("walker-25"), "the digest names both: {done}");
+    let export = &organizer["export"];
+    assert_eq!(export["header"], "rank,user,total_steps,days_with_data,sources", "{done}");
+    assert!(export["file"].as_str().is_some_and(|f| f.starts_with("stepsync-") && f.ends_with(".csv")), "{done}");
+    let board = leaderboard(&stack).await;
+    assert_eq!(
+        export["rows"].as_u64(),
+        board["entries"].as_array().map(|e| e.len() as u64),
+        "a row per participant: {done}"
+    );
     let url = format!("{}/v1/sync/status", stack.base_url);
     let answer = reqwest::Client::new().get(url).bearer_auth(stack.token(APP_PERSON, false)).send().await.unwrap();
     let status: Value = answer.json().await.unwrap();

@@ -332,7 +332,8 @@ async function exportResults() {
   const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") ?? "")?.[1] ?? "results.csv";
   const link = el("a", { href: URL.createObjectURL(await response.blob()), download: name });
   link.click();
-  URL.revokeObjectURL(link.href);
+  // Given back once the download has taken the blob.
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
   say(`Exported ${name}.`);
 }
 

@@ -136,7 +136,22 @@ try {
   await page.waitForSelector('#received li[data-kind="ReminderDue"][data-user="walker-24"]');
   const digest = page.locator('#received li[data-kind="DigestDue"]').first();
   await digest.waitFor();
-  const organizer = { codes, sent: sentMessage, digest: await digest.textContent() };
+  log("exporting the results as CSV");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export")]);
+  const csv = await new Promise((resolve, reject) => {
+    download.createReadStream().then((stream) => {
+      const chunks = [];
+      stream.on("data", (chunk) => chunks.push(chunk));
+      stream.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+      stream.on("error", reject);
+    }, reject);
+  });
+  const organizer = {
+    codes,
+    sent: sentMessage,
+    digest: await digest.textContent(),
+    export: { file: download.suggestedFilename(), header: csv.split("\r\n")[0], rows: csv.trim().split("\r\n").length - 1 },
+  };
   await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, "-organizer.png"), fullPage: true });
 
   log(`the example app on ${APP_URL}: ${APP_PERSON} connects through CORS and the start link`);
