@@ -333,7 +333,16 @@ impl Organizer<'_> {
     /// included; a reminder should skip those). `NotFound` for an unknown challenge.
     pub async fn needing_action(&self, id: &ChallengeId, now: Timestamp) -> Result<Vec<NeedsAction>, ServiceError> {
         let challenge = self.challenge(id).await?;
-        Ok(self.survey(&challenge, now).await?.needing)
+        self.needing_action_in(&challenge, now).await
+    }
+
+    /// `needing_action` for a challenge already read.
+    pub async fn needing_action_in(
+        &self,
+        challenge: &Challenge,
+        now: Timestamp,
+    ) -> Result<Vec<NeedsAction>, ServiceError> {
+        Ok(self.survey(challenge, now).await?.needing)
     }
 
     /// Sees every participant as their own status answer would, `PEOPLE_PER_READ` people to a

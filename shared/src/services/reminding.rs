@@ -90,7 +90,8 @@ impl Reminding<'_> {
                 digest: DigestOutcome::Off,
             });
         }
-        let needing = self.organizer.needing_action(&challenge.id, now).await?;
+        // The challenge is read already: the survey reads its participants, not it again.
+        let needing = self.organizer.needing_action_in(challenge, now).await?;
         let entries: Vec<ReminderEntry> = needing.iter().filter_map(entry).collect();
         let about = ChallengeRef { id: id.clone(), name: challenge.name.clone() };
         let people = self.nudges.remind(&entries, Some(&about)).await?;
